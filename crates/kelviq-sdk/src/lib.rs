@@ -1,0 +1,128 @@
+//! Rust client for the Kelviq API, mirroring the official Python SDK.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), kelviq_sdk::Error> {
+//! let client = kelviq_sdk::Kelviq::builder()
+//!     .access_token("sk_test_…")
+//!     .base_url("http://127.0.0.1:8080")
+//!     .build()?;
+//! let customer = client.customers().retrieve("user-123").await?;
+//! println!("{}", customer.customer_id);
+//! # Ok(()) }
+//! ```
+//!
+//! [`blocking::Kelviq`] offers the same modules without async.
+
+pub mod blocking;
+pub mod customers;
+mod environment;
+mod error;
+mod http;
+pub mod models;
+
+pub use environment::{environment_from_env, hosts_for};
+pub use error::{Error, ErrorKind};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Configures a client. `access_token` is required; everything else has the
+/// Python SDK's defaults (production hosts, API v1, 10 s timeout).
+#[derive(Debug, Clone, Default)]
+pub struct KelviqBuilder {
+    access_token: Option<String>,
+    environment: Option<String>,
+    base_url: Option<String>,
+    edge_api_url: Option<String>,
+    api_version: Option<String>,
+    timeout: Option<Duration>,
+}
+
+impl KelviqBuilder {
+    pub fn access_token(mut self, token: impl Into<String>) -> Self {
+        self.access_token = Some(token.into());
+        self
+    }
+
+    /// `prod`/`production`, `sandbox` or `staging`; picks the Kelviq hosts
+    /// unless both URLs are given. See [`environment_from_env`] for `KELVIQ_ENV`.
+    pub fn environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Core API host, e.g. `http://127.0.0.1:8080` for a self-hosted server.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Host for entitlement checks (the edge API).
+    pub fn edge_api_url(mut self, url: impl Into<String>) -> Self {
+        self.edge_api_url = Some(url.into());
+        self
+    }
+
+    pub fn api_version(mut self, version: impl Into<String>) -> Self {
+        self.api_version = Some(version.into());
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    fn http(&self) -> Result<http::Http, Error> {
+        let token = self.access_token.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            Error::invalid_request("access_token is required", None)
+        })?;
+        let environment = self.environment.as_deref().unwrap_or("prod");
+        let (default_base, default_edge) = match hosts_for(environment) {
+            Some(hosts) => hosts,
+            None => {
+                if self.base_url.is_none() || self.edge_api_url.is_none() {
+                    tracing::warn!(environment, "unknown Kelviq environment; using the production hosts");
+                }
+                hosts_for("prod").expect("prod is known")
+            }
+        };
+        let base = self.base_url.clone().unwrap_or_else(|| default_base.to_string());
+        let edge = self.edge_api_url.clone().unwrap_or_else(|| default_edge.to_string());
+        http::Http::new(
+            &token,
+            base.trim_end_matches('/'),
+            edge.trim_end_matches('/'),
+            self.api_version.as_deref().unwrap_or("v1"),
+            self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        )
+    }
+
+    /// The async client.
+    pub fn build(self) -> Result<Kelviq, Error> {
+        Ok(Kelviq { http: Arc::new(self.http()?) })
+    }
+
+    /// The blocking client. Do not call its methods from inside an async runtime.
+    pub fn build_blocking(self) -> Result<blocking::Kelviq, Error> {
+        blocking::Kelviq::new(self.build()?)
+    }
+}
+
+/// The async client. Cheap to clone; clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Kelviq {
+    http: Arc<http::Http>,
+}
+
+impl Kelviq {
+    pub fn builder() -> KelviqBuilder {
+        KelviqBuilder::default()
+    }
+
+    pub fn customers(&self) -> customers::Customers<'_> {
+        customers::Customers::new(&self.http)
+    }
+}

@@ -1,0 +1,62 @@
+//! Response models. Field names follow the API's camelCase; the snake_case
+//! spellings are accepted too, as the Python SDK does.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A DRF page: `count`, absolute `next`/`previous` URLs, and `results`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub count: u64,
+    #[serde(default)]
+    pub next: Option<String>,
+    #[serde(default)]
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingAddress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line1: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line2: Option<String>,
+    #[serde(default, alias = "postal_code", skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Customer {
+    /// Server id (UUID).
+    pub id: String,
+    #[serde(alias = "customer_id")]
+    pub customer_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub details: Option<Value>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    #[serde(default, alias = "billing_address")]
+    pub billing_address: Option<BillingAddress>,
+    #[serde(alias = "created_on")]
+    pub created_on: DateTime<Utc>,
+    #[serde(alias = "modified_on")]
+    pub modified_on: DateTime<Utc>,
+}
+
+/// What archiving answers (the server sends 204; the SDK fills in the message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveResponse {
+    pub message: String,
+}

@@ -1,0 +1,149 @@
+//! The application: state, router, and serving with graceful shutdown.
+
+use crate::auth::KeyCache;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::{metrics, routes};
+use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
+use axum::http::Uri;
+use axum::response::IntoResponse;
+use axum::Router;
+use kelviq_core::keys::{generate, KeyKind};
+use kelviq_core::{Clock, Environment, SystemClock};
+use kelviq_store::{Organization, Store, StoreError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tower_http::trace::TraceLayer;
+
+/// Everything a request handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<Config>,
+    pub keys: Arc<KeyCache>,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let keys = Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_seconds)));
+        Self { store, clock, config: Arc::new(config), keys }
+    }
+}
+
+/// Connects to the configured database and runs the migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let url = config.effective_database_url();
+    let store = Store::connect(&url, config.db_max_connections)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", kelviq_store::redact_url(&url)))?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The router, without the trailing-slash handling of [`serve`].
+pub fn router(state: AppState) -> Router {
+    metrics::handle();
+    let body_limit = state.config.body_limit_bytes;
+    Router::new()
+        .merge(routes::health::router())
+        .nest("/api/v1", routes::api_router())
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+                tracing::info_span!("request", method = %req.method(), route = route.as_deref().unwrap_or("-"), org = tracing::field::Empty)
+            }),
+        )
+        .with_state(state)
+}
+
+/// Every route answers with or without its trailing slash: the path is
+/// trimmed before routing, and the original URI kept for absolute links.
+fn trim_trailing_slash(mut req: Request) -> Request {
+    let uri = req.uri().clone();
+    req.extensions_mut().insert(OriginalUri(uri.clone()));
+    let path = uri.path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let pq = match uri.query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        let mut parts = uri.into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(new) = Uri::from_parts(parts) {
+                *req.uri_mut() = new;
+            }
+        }
+    }
+    req
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish (up to the configured grace period).
+pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
+    let app = router(state.clone());
+    let service = tower::service_fn(move |req: Request| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(app.oneshot(trim_trailing_slash(req)).await.into_response()) }
+    });
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stopping_tx.send(());
+    };
+    let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(signal);
+    let server = tokio::spawn(async move { server.await });
+    tokio::pin!(server);
+    tokio::select! {
+        done = &mut server => done??,
+        _ = async { let _ = stopping_rx.await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(seconds = grace.as_secs(), "grace period over; dropping remaining connections");
+        }
+    }
+    state.store.close().await;
+    Ok(())
+}
+
+/// Opens the store and serves the API: what `kelviq serve` runs.
+pub async fn launch(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    serve(AppState::new(store, Arc::new(SystemClock), config), listener, shutdown).await
+}
+
+/// The demo organisation and the sandbox keys made for it on first start.
+pub struct Bootstrap {
+    pub org: Organization,
+    pub server_key: String,
+    pub client_key: String,
+}
+
+/// On an empty database, creates the demo organisation with a sandbox server
+/// key and client key. Several processes may race here: exactly one wins.
+pub async fn bootstrap_demo(store: &Store, clock: &dyn Clock) -> anyhow::Result<Option<Bootstrap>> {
+    if store.count_organizations().await? > 0 {
+        return Ok(None);
+    }
+    let now = clock.now();
+    let org = match store.create_organization("Demo organisation", "demo", now).await {
+        Ok(org) => org,
+        Err(StoreError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let server = generate(KeyKind::Server, Environment::Sandbox);
+    let client = generate(KeyKind::Client, Environment::Sandbox);
+    store.insert_api_key(org.id, Environment::Sandbox, KeyKind::Server, Some("demo server key"), &server, now).await?;
+    store.insert_api_key(org.id, Environment::Sandbox, KeyKind::Client, Some("demo client key"), &client, now).await?;
+    Ok(Some(Bootstrap { org, server_key: server.secret, client_key: client.secret }))
+}

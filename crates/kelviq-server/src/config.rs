@@ -1,0 +1,200 @@
+//! Configuration: defaults, then an optional TOML file, then `KELVIQ_*`
+//! environment variables, then command-line flags; the later wins.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the API listens on.
+    pub listen: String,
+    /// `sqlite:///abs/path.db` or `postgres://user@host/db`. Unset: a SQLite
+    /// file `kelviq.db` inside `data_dir`.
+    pub database_url: Option<String>,
+    /// Where the default database and other data live.
+    pub data_dir: PathBuf,
+    /// The externally visible base URL (for links the server hands out).
+    /// Unset: taken from each request's Host header.
+    pub public_url: Option<String>,
+    pub log_format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `kelviq_server=debug,info`.
+    pub log_level: String,
+    /// Largest accepted request body; larger ones get 413.
+    pub body_limit_bytes: usize,
+    pub db_max_connections: u32,
+    /// How long a SIGTERM waits for in-flight requests.
+    pub shutdown_grace_seconds: u64,
+    /// How long a resolved API key is trusted before it is looked up again
+    /// (bounds how long a revoked key keeps working on a running server).
+    pub key_cache_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: None,
+            data_dir: PathBuf::from("kelviq-data"),
+            public_url: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            body_limit_bytes: 1024 * 1024,
+            db_max_connections: 8,
+            shutdown_grace_seconds: 30,
+            key_cache_seconds: 2,
+        }
+    }
+}
+
+/// Environment variables this program reads (besides `DATABASE_URL`).
+const KNOWN_ENV: &[&str] = &[
+    "KELVIQ_CONFIG",
+    "KELVIQ_LISTEN",
+    "KELVIQ_DATABASE_URL",
+    "KELVIQ_DATABASE_URL_FILE",
+    "KELVIQ_DATA_DIR",
+    "KELVIQ_PUBLIC_URL",
+    "KELVIQ_LOG_FORMAT",
+    "KELVIQ_LOG",
+    "KELVIQ_BODY_LIMIT_BYTES",
+    "KELVIQ_DB_MAX_CONNECTIONS",
+    "KELVIQ_SHUTDOWN_GRACE_SECONDS",
+    "KELVIQ_KEY_CACHE_SECONDS",
+    // Read by the SDKs, not by the server; not a typo.
+    "KELVIQ_ENV",
+];
+
+impl Config {
+    /// Reads `file` (if any) and then the environment on top of the defaults.
+    /// Returns the config and warnings (unknown `KELVIQ_*` variables), to be
+    /// logged once logging is set up.
+    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>, env_names: &[String]) -> anyhow::Result<(Config, Vec<String>)> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        let mut warnings = Vec::new();
+        for name in env_names {
+            if name.starts_with("KELVIQ_") && !name.starts_with("KELVIQ_TEST_") && !KNOWN_ENV.contains(&name.as_str()) {
+                warnings.push(format!("ignoring unknown environment variable {name}"));
+            }
+        }
+        if let Some(v) = env("KELVIQ_LISTEN") {
+            cfg.listen = v;
+        }
+        if let Some(path) = env("KELVIQ_DATABASE_URL_FILE") {
+            let url = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("KELVIQ_DATABASE_URL_FILE {path}: {e}"))?;
+            cfg.database_url = Some(url.trim().to_string());
+        }
+        if let Some(v) = env("KELVIQ_DATABASE_URL").or_else(|| env("DATABASE_URL")) {
+            cfg.database_url = Some(v);
+        }
+        if let Some(v) = env("KELVIQ_DATA_DIR") {
+            cfg.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("KELVIQ_PUBLIC_URL") {
+            cfg.public_url = Some(v);
+        }
+        if let Some(v) = env("KELVIQ_LOG_FORMAT") {
+            cfg.log_format = match v.to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                other => anyhow::bail!("KELVIQ_LOG_FORMAT={other}: use text or json"),
+            };
+        }
+        if let Some(v) = env("KELVIQ_LOG") {
+            cfg.log_level = v;
+        }
+        parse_env(env, "KELVIQ_BODY_LIMIT_BYTES", &mut cfg.body_limit_bytes)?;
+        parse_env(env, "KELVIQ_DB_MAX_CONNECTIONS", &mut cfg.db_max_connections)?;
+        parse_env(env, "KELVIQ_SHUTDOWN_GRACE_SECONDS", &mut cfg.shutdown_grace_seconds)?;
+        parse_env(env, "KELVIQ_KEY_CACHE_SECONDS", &mut cfg.key_cache_seconds)?;
+        Ok((cfg, warnings))
+    }
+
+    /// The database URL in force: the configured one, or the default SQLite
+    /// file inside the data directory (as an absolute path).
+    pub fn effective_database_url(&self) -> String {
+        if let Some(url) = &self.database_url {
+            return url.clone();
+        }
+        let dir = if self.data_dir.is_absolute() {
+            self.data_dir.clone()
+        } else {
+            std::env::current_dir().map(|d| d.join(&self.data_dir)).unwrap_or_else(|_| self.data_dir.clone())
+        };
+        format!("sqlite://{}", dir.join("kelviq.db").display())
+    }
+
+    /// The config as TOML, with secrets (database password) redacted.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database_url = Some(kelviq_store::redact_url(&self.effective_database_url()));
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}"))
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(env: &dyn Fn(&str) -> Option<String>, name: &str, into: &mut T) -> anyhow::Result<()>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Some(v) = env(name) {
+        *into = v.trim().parse().map_err(|e| anyhow::anyhow!("{name}={v}: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn file_then_env_with_warnings_and_redaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("kelviq.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nbody_limit_bytes = 10\n").unwrap();
+        let vars: HashMap<&str, &str> = [
+            ("KELVIQ_BODY_LIMIT_BYTES", "2048"),
+            ("DATABASE_URL", "postgres://app:hunter2@db/kelviq"),
+            ("KELVIQ_LSITEN", "typo"),
+        ]
+        .into();
+        let names: Vec<String> = vars.keys().map(|k| k.to_string()).collect();
+        let (cfg, warnings) = Config::load(Some(&file), &|k| vars.get(k).map(|v| v.to_string()), &names).unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:9000");
+        assert_eq!(cfg.body_limit_bytes, 2048);
+        assert_eq!(warnings, ["ignoring unknown environment variable KELVIQ_LSITEN"]);
+        let shown = cfg.redacted_toml();
+        assert!(shown.contains("postgres://app:***@db/kelviq"), "{shown}");
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let bad = |k: &str| (k == "KELVIQ_DB_MAX_CONNECTIONS").then(|| "many".to_string());
+        assert!(Config::load(None, &bad, &[]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "lisen = \"x\"").unwrap();
+        assert!(Config::load(Some(&file), &|_| None, &[]).is_err(), "unknown keys in the file are errors");
+    }
+
+    #[test]
+    fn default_database_is_sqlite_in_the_data_dir() {
+        let cfg = Config { data_dir: "/var/lib/kelviq".into(), ..Config::default() };
+        assert_eq!(cfg.effective_database_url(), "sqlite:///var/lib/kelviq/kelviq.db");
+    }
+}

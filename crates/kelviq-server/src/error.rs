@@ -1,0 +1,110 @@
+//! The API error: knows its status and renders the Kelviq body shapes
+//! (spec §2.2): `{"field": ["message"]}` for validation, `{"detail": "…"}` otherwise.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kelviq_core::FieldErrors;
+use kelviq_store::StoreError;
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid fields: {0}")]
+    Fields(FieldErrors),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(&'static str),
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("method {0} not allowed")]
+    MethodNotAllowed(String),
+    #[error("request body over {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("unsupported media type {0}")]
+    UnsupportedMediaType(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Fields(FieldErrors::single(field, message))
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::NotFound("Not found.".into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Fields(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> Value {
+        let detail = |s: &str| json!({ "detail": s });
+        match self {
+            ApiError::Fields(errors) => {
+                let map: Map<String, Value> = errors.fields().iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                Value::Object(map)
+            }
+            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Conflict(m) | ApiError::Unavailable(m) => detail(m),
+            ApiError::Unauthenticated(m) => detail(m),
+            ApiError::Forbidden => detail("You do not have permission to perform this action."),
+            ApiError::MethodNotAllowed(m) => detail(&format!("Method \"{m}\" not allowed.")),
+            ApiError::PayloadTooLarge(limit) => detail(&format!("Request body is too large (limit is {limit} bytes).")),
+            ApiError::UnsupportedMediaType(t) => detail(&format!("Unsupported media type \"{t}\" in request.")),
+            ApiError::Internal(_) => detail("A server error occurred."),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::not_found(),
+            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists.")),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<FieldErrors> for ApiError {
+    fn from(e: FieldErrors) -> Self {
+        ApiError::Fields(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(cause) = &self {
+            // Logged inside the request span with its whole cause chain; the
+            // client sees only a generic message.
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
+        }
+        response
+    }
+}

@@ -1,0 +1,285 @@
+//! Request extractors: the JSON body (either casing, Kelviq error shapes),
+//! API-key authentication, and page-number pagination.
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, OriginalUri, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use axum::http::request::Parts;
+use kelviq_core::casing::{snake_to_camel, underscoreize};
+use kelviq_core::keys::KeyKind;
+use kelviq_core::{FieldErrors, Tenant};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A JSON request body. Keys may be camelCase or snake_case (normalised to
+/// snake_case, except inside `metadata`); type errors name the field.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = AppState::from_ref(state).config.body_limit_bytes;
+        if let Some(ct) = req.headers().get(CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+            let essence = ct.split(';').next().unwrap_or("").trim().to_string();
+            if !(essence == "application/json" || essence.ends_with("+json") || essence.is_empty()) {
+                return Err(ApiError::UnsupportedMediaType(essence));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::BadRequest(format!("Could not read the request body: {rejection}"))
+            }
+        })?;
+        Ok(Body(parse_body(&bytes)?))
+    }
+}
+
+/// Parses a request body the way the Kelviq API does. An empty body is `{}`.
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?
+    };
+    if !value.is_object() {
+        let got = match value {
+            Value::Array(_) => "list",
+            Value::String(_) => "str",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            _ => "null",
+        };
+        return Err(ApiError::field("non_field_errors", format!("Invalid data. Expected a dictionary, but got {got}.")));
+    }
+    serde_path_to_error::deserialize(underscoreize(value)).map_err(|e| ApiError::Fields(field_error(&e)))
+}
+
+fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldErrors {
+    let message = e.inner().to_string();
+    // serde reports "missing field `x`" at the path of the enclosing object.
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or("");
+        let parent = e.path().to_string();
+        let field = if parent == "." { name.to_string() } else { format!("{parent}.{name}") };
+        return field_named(&field, "This field is required.");
+    }
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    let message = if message.starts_with("invalid type: null") {
+        "This field may not be null.".to_string()
+    } else {
+        let mut m = message;
+        if let Some(first) = m.get(0..1) {
+            m.replace_range(0..1, &first.to_uppercase());
+        }
+        format!("{m}.")
+    };
+    field_named(&e.path().to_string(), &message)
+}
+
+/// Errors are keyed by the top-level field; a nested location is named in the message.
+fn field_named(path: &str, message: &str) -> FieldErrors {
+    let mut segments = path.split('.').filter(|s| !s.is_empty() && *s != "?");
+    let top = segments.next().unwrap_or("non_field_errors");
+    let top = top.split('[').next().unwrap_or(top);
+    let rest: Vec<String> = path
+        .split('.')
+        .skip(1)
+        .filter(|s| !s.is_empty())
+        .map(|s| snake_to_camel(s))
+        .collect();
+    let message = if rest.is_empty() { message.to_string() } else { format!("{}: {message}", rest.join(".")) };
+    FieldErrors::single(top, message)
+}
+
+/// The caller, authenticated by `Authorization: Bearer <key>`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Tenant,
+    pub kind: KeyKind,
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(ApiError::Unauthenticated("Authentication credentials were not provided."))?;
+        let header = header.to_str().map_err(|_| ApiError::Unauthenticated("Invalid token header."))?;
+        let (scheme, secret) = header.trim().split_once(' ').ok_or(ApiError::Unauthenticated("Invalid token header. No credentials provided."))?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::Unauthenticated("Authentication credentials were not provided."));
+        }
+        let identity = state.keys.resolve(&state.store, secret.trim()).await?;
+        let identity = identity.ok_or(ApiError::Unauthenticated("Invalid API key."))?;
+        tracing::Span::current().record("org", tracing::field::display(identity.tenant.org_seq));
+        Ok(Caller { tenant: identity.tenant, kind: identity.kind })
+    }
+}
+
+/// A caller holding a server key: everything but what client keys may do.
+#[derive(Debug, Clone)]
+pub struct ServerCaller(pub Tenant);
+
+impl<S> FromRequestParts<S> for ServerCaller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.kind {
+            KeyKind::Server => Ok(ServerCaller(caller.tenant)),
+            KeyKind::Client => Err(ApiError::Forbidden),
+        }
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: u64 = 10;
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+/// Page-number pagination as DRF does it: `page` (1-based) and `page_size`
+/// (clamped to 100; missing or unusable ⇒ the default).
+#[derive(Debug, Clone)]
+pub struct Paging {
+    pub page: u64,
+    pub size: u64,
+    /// Absolute URL of this request, for `next`/`previous`.
+    url: url::Url,
+}
+
+impl Paging {
+    pub fn from_parts(parts: &Parts, default_size: u64) -> Result<Self, ApiError> {
+        let uri = parts.extensions.get::<OriginalUri>().map(|o| o.0.clone()).unwrap_or_else(|| parts.uri.clone());
+        let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let scheme = parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .filter(|p| *p == "https" || *p == "http")
+            .unwrap_or("http");
+        let url = url::Url::parse(&format!("{scheme}://{host}{uri}"))
+            .map_err(|_| ApiError::BadRequest("Malformed request URL.".into()))?;
+        let mut page = 1;
+        let mut size = default_size;
+        for (k, v) in url.query_pairs() {
+            match k.as_ref() {
+                "page" => {
+                    page = match v.as_ref() {
+                        "last" => u64::MAX,
+                        v => v.parse().ok().filter(|p| *p >= 1).ok_or_else(|| ApiError::NotFound("Invalid page.".into()))?,
+                    }
+                }
+                "page_size" => {
+                    if let Ok(s) = v.parse::<u64>() {
+                        if s >= 1 {
+                            size = s.min(MAX_PAGE_SIZE);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Paging { page, size, url })
+    }
+
+    /// Resolves `page=last` against the total and refuses pages past the end.
+    pub fn window(&mut self, total: u64) -> Result<(i64, i64), ApiError> {
+        let pages = total.div_ceil(self.size).max(1);
+        if self.page == u64::MAX {
+            self.page = pages;
+        }
+        if self.page > pages {
+            return Err(ApiError::NotFound("Invalid page.".into()));
+        }
+        Ok((self.size as i64, ((self.page - 1) * self.size) as i64))
+    }
+
+    fn link(&self, page: u64) -> String {
+        let mut url = self.url.clone();
+        let kept: Vec<(String, String)> = self.url.query_pairs().filter(|(k, _)| k != "page").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        {
+            let mut q = url.query_pairs_mut();
+            q.clear();
+            if page > 1 {
+                q.append_pair("page", &page.to_string());
+            }
+            for (k, v) in &kept {
+                q.append_pair(k, v);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        url.to_string()
+    }
+
+    /// The DRF page envelope.
+    pub fn envelope<T: Serialize>(&self, total: u64, results: Vec<T>) -> Value {
+        let pages = total.div_ceil(self.size).max(1);
+        let next = (self.page < pages).then(|| self.link(self.page + 1));
+        let previous = (self.page > 1).then(|| self.link(self.page - 1));
+        serde_json::json!({ "count": total, "next": next, "previous": previous, "results": results })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct In {
+        customer_id: String,
+        email: Option<String>,
+        billing_address: Option<Addr>,
+    }
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Addr {
+        postal_code: Option<String>,
+    }
+
+    fn errors(body: &str) -> Value {
+        match parse_body::<In>(body.as_bytes()) {
+            Err(ApiError::Fields(f)) => serde_json::to_value(f.fields()).unwrap(),
+            Err(other) => panic!("{other:?}"),
+            Ok(v) => panic!("accepted {v:?}"),
+        }
+    }
+
+    #[test]
+    fn body_errors_name_the_field() {
+        assert_eq!(errors("{}"), serde_json::json!({"customerId": ["This field is required."]}));
+        assert_eq!(errors(r#"{"customerId": null}"#), serde_json::json!({"customerId": ["This field may not be null."]}));
+        let e = errors(r#"{"customerId": "a", "email": 5}"#);
+        assert!(e["email"][0].as_str().unwrap().starts_with("Invalid type: integer `5`"), "{e}");
+        let e = errors(r#"{"customerId": "a", "billingAddress": {"postalCode": 1}}"#);
+        assert!(e["billingAddress"][0].as_str().unwrap().starts_with("postalCode: Invalid type"), "{e}");
+        assert_eq!(errors("[]"), serde_json::json!({"nonFieldErrors": ["Invalid data. Expected a dictionary, but got list."]}));
+        assert!(matches!(parse_body::<In>(b"{nope"), Err(ApiError::BadRequest(m)) if m.starts_with("JSON parse error")));
+        let ok: In = parse_body(br#"{"customer_id": "a", "billingAddress": {"postal_code": "1"}}"#).unwrap();
+        assert_eq!(ok.billing_address.unwrap().postal_code.as_deref(), Some("1"));
+    }
+}

@@ -1,0 +1,15 @@
+//! The kelviq server: the REST API under `/api/v1`, operations endpoints, and
+//! the pieces the `kelviq` command is built from.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod routes;
+pub mod wire;
+
+pub use app::{bootstrap_demo, launch, open_store, router, serve, AppState};
+pub use config::Config;

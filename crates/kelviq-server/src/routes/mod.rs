@@ -1,0 +1,13 @@
+//! One module per resource, each with its own `router()`.
+
+pub mod customers;
+pub mod health;
+pub mod openapi;
+
+use crate::app::AppState;
+use axum::Router;
+
+/// Everything under `/api/v1`.
+pub fn api_router() -> Router<AppState> {
+    Router::new().merge(customers::router()).merge(openapi::router())
+}

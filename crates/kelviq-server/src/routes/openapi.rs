@@ -1,0 +1,48 @@
+//! The OpenAPI document of this server, generated from the handlers and wire
+//! types, served at `/api/v1/openapi.json` and committed as `openapi.json`.
+
+use crate::app::AppState;
+use crate::routes::{customers, health};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "kelviq", description = "Self-hostable monetization API, wire-compatible with Kelviq's REST API v1."),
+    paths(
+        health::healthz, health::readyz, health::metrics,
+        customers::list_customers, customers::create_customer, customers::retrieve_customer,
+        customers::update_customer, customers::archive_customer,
+    ),
+    components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire)),
+    modifiers(&BearerAuth),
+    tags((name = "customers"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A server key (sk_…) or, for entitlement reads, a client key (ck_…)")).build()),
+        );
+    }
+}
+
+/// The document as pretty JSON with a trailing newline, as committed.
+pub fn document() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let mut text = serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises");
+    text.push('\n');
+    text
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(serde_json::from_str::<serde_json::Value>(&document()).unwrap_or_default()) }))
+}

@@ -1,0 +1,200 @@
+use crate::events::insert_event;
+use crate::{json_col, tenant_binds, uuid_col, Result, Store, StoreError};
+use chrono::{DateTime, Utc};
+use kelviq_core::customer::{BillingAddress, Customer, CustomerChanges, NewCustomer};
+use kelviq_core::events;
+use kelviq_core::timefmt::{from_micros, to_micros};
+use kelviq_core::Tenant;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// Live customers of the tenant ($1, $2) matching a search ($3, pattern $4).
+const LIST_FILTER: &str = "org_id = $1 AND environment = $2 AND archived_at IS NULL \
+     AND ($3 = '' OR LOWER(COALESCE(name, '')) LIKE $4 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $4 ESCAPE '\\' \
+          OR LOWER(customer_id) LIKE $4 ESCAPE '\\')";
+
+const COLUMNS: &str =
+    "id, customer_id, name, email, metadata, billing_address, details, created_at, modified_at, archived_at";
+
+fn customer_from_row(row: &AnyRow) -> Result<Customer> {
+    let address: Option<String> = row.try_get("billing_address")?;
+    let billing_address = address
+        .map(|a| serde_json::from_str::<BillingAddress>(&a))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("billing_address: {e}")))?;
+    Ok(Customer {
+        id: uuid_col(row, "id")?,
+        customer_id: row.try_get("customer_id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        metadata: json_col(row, "metadata")?,
+        billing_address,
+        details: json_col(row, "details")?,
+        created_at: from_micros(row.try_get("created_at")?),
+        modified_at: from_micros(row.try_get("modified_at")?),
+        archived_at: row.try_get::<Option<i64>, _>("archived_at")?.map(from_micros),
+    })
+}
+
+fn address_json(a: &Option<BillingAddress>) -> Option<String> {
+    a.as_ref().map(|a| serde_json::to_string(a).expect("an address always serialises"))
+}
+
+/// The search text (empty: no filter) and its LIKE pattern, in which `%`
+/// and `_` typed by the user match themselves.
+fn search_binds(search: Option<&str>) -> (&str, String) {
+    let search = search.map(str::trim).unwrap_or("");
+    let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    (search, format!("%{escaped}%"))
+}
+
+impl Store {
+    /// Inserts a customer and its `customer.created` event in one transaction.
+    /// A customer id already used in this tenant, even by an archived
+    /// customer, is `Conflict("customer id")`.
+    pub async fn insert_customer(&self, tenant: &Tenant, new: &NewCustomer, now: DateTime<Utc>) -> Result<Customer> {
+        let customer = Customer {
+            id: uuid::Uuid::new_v4(),
+            customer_id: new.customer_id.clone(),
+            name: new.name.clone(),
+            email: new.email.clone(),
+            metadata: new.metadata.clone(),
+            billing_address: new.billing_address.clone(),
+            details: serde_json::json!({}),
+            created_at: now,
+            modified_at: now,
+            archived_at: None,
+        };
+        let (org, env) = tenant_binds(tenant);
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO customers (id, org_id, environment, customer_id, name, email, metadata, billing_address, details, created_at, modified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(customer.id.to_string())
+        .bind(&org)
+        .bind(env)
+        .bind(&customer.customer_id)
+        .bind(&customer.name)
+        .bind(&customer.email)
+        .bind(customer.metadata.to_string())
+        .bind(address_json(&customer.billing_address))
+        .bind(customer.details.to_string())
+        .bind(to_micros(now))
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict("customer id") } else { e.into() })?;
+        insert_event(&mut tx, tenant, &events::customer_created(&customer, tenant, now)).await?;
+        tx.commit().await?;
+        Ok(customer)
+    }
+
+    /// A live (not archived) customer by its merchant-chosen id.
+    pub async fn find_customer(&self, tenant: &Tenant, customer_id: &str) -> Result<Option<Customer>> {
+        let (org, env) = tenant_binds(tenant);
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM customers WHERE org_id = $1 AND environment = $2 AND customer_id = $3 AND archived_at IS NULL"
+        ))
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    /// How many live customers match `search` (see [`Store::list_customers`]).
+    pub async fn count_customers(&self, tenant: &Tenant, search: Option<&str>) -> Result<i64> {
+        let (org, env) = tenant_binds(tenant);
+        let (search, pattern) = search_binds(search);
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM customers WHERE {LIST_FILTER}"))
+            .bind(&org)
+            .bind(env)
+            .bind(search)
+            .bind(&pattern)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Live customers, newest first, optionally filtered by a case-insensitive
+    /// substring of name, email or customer id.
+    pub async fn list_customers(&self, tenant: &Tenant, search: Option<&str>, limit: i64, offset: i64) -> Result<Vec<Customer>> {
+        let (org, env) = tenant_binds(tenant);
+        let (search, pattern) = search_binds(search);
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM customers WHERE {LIST_FILTER} ORDER BY created_at DESC, pk DESC LIMIT $5 OFFSET $6"
+        ))
+        .bind(&org)
+        .bind(env)
+        .bind(search)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
+    /// Applies `changes` to a live customer and writes `customer.updated` (with
+    /// the old values) when anything actually changed, in one transaction.
+    pub async fn update_customer(
+        &self,
+        tenant: &Tenant,
+        customer_id: &str,
+        changes: &CustomerChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Customer> {
+        let (org, env) = tenant_binds(tenant);
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM customers WHERE org_id = $1 AND environment = $2 AND customer_id = $3 AND archived_at IS NULL{}",
+            self.backend.for_update()
+        ))
+        .bind(&org)
+        .bind(env)
+        .bind(customer_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let current = customer_from_row(&row.ok_or(StoreError::NotFound)?)?;
+        let (mut next, previous) = changes.apply(&current);
+        if previous.is_empty() {
+            return Ok(current);
+        }
+        next.modified_at = now;
+        sqlx::query(
+            "UPDATE customers SET name = $1, email = $2, metadata = $3, billing_address = $4, modified_at = $5 WHERE id = $6",
+        )
+        .bind(&next.name)
+        .bind(&next.email)
+        .bind(next.metadata.to_string())
+        .bind(address_json(&next.billing_address))
+        .bind(to_micros(now))
+        .bind(next.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, tenant, &events::customer_updated(&next, tenant, previous, now)).await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    /// Archives a live customer. Its id stays taken.
+    pub async fn archive_customer(&self, tenant: &Tenant, customer_id: &str, now: DateTime<Utc>) -> Result<()> {
+        let (org, env) = tenant_binds(tenant);
+        let done = sqlx::query(
+            "UPDATE customers SET archived_at = $1, modified_at = $1 \
+             WHERE org_id = $2 AND environment = $3 AND customer_id = $4 AND archived_at IS NULL",
+        )
+        .bind(to_micros(now))
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .execute(&self.write)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
