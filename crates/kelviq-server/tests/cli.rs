@@ -1,0 +1,215 @@
+//! The `kelviq` binary as a user runs it: first start on an empty database,
+//! keys made and revoked by the CLI while the server runs, PostgreSQL chosen by
+//! URL, two server processes on one PostgreSQL, and SIGTERM.
+
+mod common;
+
+use common::{http, Backend, TestDatabase};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kelviq");
+
+struct Served {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    url: String,
+    server_key: Option<String>,
+    client_key: Option<String>,
+}
+
+fn kelviq(env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("DATABASE_URL").env_remove("KELVIQ_DATABASE_URL").env("KELVIQ_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Starts `kelviq serve` on a free port and reads what it prints until it listens.
+fn serve(env: &[(&str, &str)]) -> Served {
+    let mut child = kelviq(env).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().expect("spawn kelviq");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut server_key, mut client_key) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("kelviq serve printed its address");
+        if let Some(k) = line.strip_prefix("sandbox server key: ") {
+            server_key = Some(k.to_string());
+        } else if let Some(k) = line.strip_prefix("sandbox client key: ") {
+            client_key = Some(k.to_string());
+        } else if let Some(rest) = line.strip_prefix("kelviq listening on ") {
+            let url = rest.split_whitespace().next().unwrap().to_string();
+            return Served { child, lines, url, server_key, client_key };
+        }
+    }
+}
+
+fn run(env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+    let out = kelviq(env).args(args).output().expect("run kelviq");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+async fn status_of(url: &str, key: &str) -> u16 {
+    http().get(format!("{url}/api/v1/customers/")).bearer_auth(key).send().await.unwrap().status().as_u16()
+}
+
+fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "kelviq did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn keys_lifecycle_against_a_running_server(env: &[(&str, &str)]) {
+    let mut server = serve(env);
+    let demo_key = server.server_key.clone().expect("first start prints a server key");
+    assert!(demo_key.starts_with("sk_test_"));
+    assert!(server.client_key.as_deref().unwrap().starts_with("ck_test_"));
+    assert_eq!(status_of(&server.url, &demo_key).await, 200);
+
+    // A key made by the CLI works at once, without a restart.
+    let (ok, stdout, stderr) = run(env, &["keys", "create", "--kind", "server", "--env", "sandbox"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "the secret alone on stdout: {stdout:?}");
+    let new_key = lines[0].to_string();
+    assert!(new_key.starts_with("sk_test_") && new_key.len() > 40);
+    assert_eq!(status_of(&server.url, &new_key).await, 200);
+
+    let (ok, client, _) = run(env, &["keys", "create", "--kind", "client"]);
+    assert!(ok);
+    assert_eq!(status_of(&server.url, client.trim()).await, 403, "client keys cannot use the customers API");
+    let (ok, prod, _) = run(env, &["keys", "create", "--kind", "server", "--env", "production"]);
+    assert!(ok && prod.starts_with("sk_live_"));
+
+    let (ok, listing, _) = run(env, &["keys", "list"]);
+    assert!(ok);
+    assert!(listing.contains(&new_key[..12]), "{listing}");
+    for secret in [&demo_key, &new_key, &prod.trim().to_string()] {
+        assert!(!listing.contains(secret.as_str()), "keys list never shows a secret");
+    }
+    assert_eq!(listing.lines().count(), 1 + 5, "{listing}");
+
+    let (ok, _, stderr) = run(env, &["keys", "revoke", &new_key[..12]]);
+    assert!(ok, "{stderr}");
+    // The running server trusts a resolved key for at most 2 s (key_cache_seconds).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(&server.url, &new_key).await != 401 {
+        assert!(Instant::now() < deadline, "revoked key still accepted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status_of(&server.url, &demo_key).await, 200);
+    let (ok, listing, _) = run(env, &["keys", "list"]);
+    assert!(ok && listing.contains("revoked"), "{listing}");
+    let (ok, _, stderr) = run(env, &["keys", "revoke", "sk_nothing"]);
+    assert!(!ok && stderr.contains("no key"), "{stderr}");
+
+    let status = sigterm(&mut server.child);
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    drop(server.lines);
+
+    // A second start on the same database creates nothing and prints no keys.
+    let mut again = serve(env);
+    assert!(again.server_key.is_none());
+    assert_eq!(status_of(&again.url, &demo_key).await, 200);
+    sigterm(&mut again.child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_data_dir_first_start_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    keys_lifecycle_against_a_running_server(&[("KELVIQ_DATA_DIR", data)]).await;
+    assert!(dir.path().join("data/kelviq.db").is_file(), "the default database lives in KELVIQ_DATA_DIR");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_url_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nested/dir/custom.db");
+    let url = format!("sqlite://{}", file.display());
+    let (ok, _, stderr) = run(&[("DATABASE_URL", &url)], &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("sqlite"));
+    assert!(file.is_file(), "a missing SQLite file and its directories are created");
+    let (ok, config, _) = run(&[("DATABASE_URL", &url)], &["config"]);
+    assert!(ok && config.contains(&url), "{config}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_by_url_first_start_and_keys() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    keys_lifecycle_against_a_running_server(&[("DATABASE_URL", &db.url)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_one_postgres() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    // Both start at once on an empty database: migrations and the demo
+    // organisation happen exactly once.
+    let url = db.url.clone();
+    let url2 = db.url.clone();
+    let first = std::thread::spawn(move || serve(&[("DATABASE_URL", &url)]));
+    let second = std::thread::spawn(move || serve(&[("DATABASE_URL", &url2)]));
+    let (mut one, mut two) = (first.join().unwrap(), second.join().unwrap());
+    let keys: Vec<String> = [&one, &two].iter().filter_map(|s| s.server_key.clone()).collect();
+    assert_eq!(keys.len(), 1, "exactly one process bootstraps the demo organisation");
+    let key = &keys[0];
+    let (ok, orgs, _) = run(&env, &["orgs", "list"]);
+    assert!(ok);
+    assert_eq!(orgs.lines().count(), 1, "{orgs}");
+
+    let created = http()
+        .post(format!("{}/api/v1/customers/", one.url))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"customerId": "shared", "email": "s@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let read = http().get(format!("{}/api/v1/customers/shared/", two.url)).bearer_auth(key).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    let dup = http().post(format!("{}/api/v1/customers/", two.url)).bearer_auth(key).json(&serde_json::json!({"customerId": "shared"})).send().await.unwrap();
+    assert_eq!(dup.status(), 400, "uniqueness holds across processes");
+    sigterm(&mut one.child);
+    sigterm(&mut two.child);
+}
+
+#[test]
+fn config_reports_redacted_effective_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kelviq.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nlog_format = \"json\"\n").unwrap();
+    let (ok, out, _) = run(
+        &[("KELVIQ_CONFIG", file.to_str().unwrap()), ("DATABASE_URL", "postgres://app:s3cret@db.internal/kelviq"), ("KELVIQ_BODY_LIMIT_BYTES", "1234")],
+        &["config"],
+    );
+    assert!(ok);
+    assert!(out.contains("listen = \"127.0.0.1:9999\""), "{out}");
+    assert!(out.contains("log_format = \"json\""), "{out}");
+    assert!(out.contains("body_limit_bytes = 1234"), "{out}");
+    assert!(out.contains("postgres://app:***@db.internal/kelviq"), "{out}");
+    assert!(!out.contains("s3cret"));
+    let (ok, _, err) = run(&[("DATABASE_URL", "mysql://x")], &["migrate"]);
+    assert!(!ok && err.contains("unsupported scheme"), "{err}");
+}
