@@ -133,7 +133,13 @@ fn normalise_address(address: Option<BillingAddress>, errors: &mut FieldErrors) 
         }
         a.country = Some(country);
     }
-    for (field, value) in [("line1", &a.line1), ("line2", &a.line2), ("postal_code", &a.postal_code), ("city", &a.city), ("state", &a.state)] {
+    for (field, value) in [
+        ("line1", &a.line1),
+        ("line2", &a.line2),
+        ("postal_code", &a.postal_code),
+        ("city", &a.city),
+        ("state", &a.state),
+    ] {
         if value.as_ref().is_some_and(|v| v.chars().count() > MAX_TEXT) {
             errors.add("billing_address", format!("{field} has more than {MAX_TEXT} characters."));
         }
@@ -198,7 +204,8 @@ mod tests {
 
     #[test]
     fn new_customer_rules() {
-        let c = NewCustomer::parse("u1".into(), Some("Ann".into()), Some(" ann@example.com ".into()), None, None).unwrap();
+        let c =
+            NewCustomer::parse("u1".into(), Some("Ann".into()), Some(" ann@example.com ".into()), None, None).unwrap();
         assert_eq!(c.email.as_deref(), Some("ann@example.com"));
         assert_eq!(c.metadata, json!({}));
 

@@ -58,6 +58,11 @@ pub fn customer_created(c: &Customer, tenant: &Tenant, now: DateTime<Utc>) -> Ou
     OutboxEvent::new("customer.created", customer_object(c, tenant, 0), None, now)
 }
 
-pub fn customer_updated(c: &Customer, tenant: &Tenant, previous: Map<String, Value>, now: DateTime<Utc>) -> OutboxEvent {
+pub fn customer_updated(
+    c: &Customer,
+    tenant: &Tenant,
+    previous: Map<String, Value>,
+    now: DateTime<Utc>,
+) -> OutboxEvent {
     OutboxEvent::new("customer.updated", customer_object(c, tenant, 0), Some(previous), now)
 }

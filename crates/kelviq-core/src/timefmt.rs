@@ -34,9 +34,7 @@ pub fn parse_report_timestamp(s: &str) -> Option<DateTime<Utc>> {
     if fraction.is_empty() || fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.6f")
-        .ok()
-        .map(|n| Utc.from_utc_datetime(&n))
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.6f").ok().map(|n| Utc.from_utc_datetime(&n))
 }
 
 /// `2025-05-22 08:27:45`: entitlement `resetAt`.

@@ -21,7 +21,10 @@ pub fn environment_from_env(value: Option<&str>) -> Result<&'static str, Error> 
     match raw.trim().to_lowercase().as_str() {
         "" | "sandbox" => Ok("sandbox"),
         "production" | "prod" => Ok("production"),
-        _ => Err(Error::invalid_request(format!("Invalid KELVIQ_ENV value \"{raw}\". Use \"production\" or \"sandbox\"."), None)),
+        _ => Err(Error::invalid_request(
+            format!("Invalid KELVIQ_ENV value \"{raw}\". Use \"production\" or \"sandbox\"."),
+            None,
+        )),
     }
 }
 

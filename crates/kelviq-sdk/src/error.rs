@@ -27,7 +27,12 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, status: Option<u16>, message: impl Into<String>, details: Option<Value>) -> Self {
+    pub(crate) fn new(
+        kind: ErrorKind,
+        status: Option<u16>,
+        message: impl Into<String>,
+        details: Option<Value>,
+    ) -> Self {
         Self { kind, status, message: message.into(), details }
     }
 
@@ -40,7 +45,9 @@ impl Error {
         let (kind, message) = match status {
             400 => (ErrorKind::InvalidRequest, "Bad Request".to_string()),
             401 => (ErrorKind::Authentication, "Unauthorized: Access token is invalid, missing, or expired.".into()),
-            403 => (ErrorKind::Authentication, "Forbidden: Access token does not grant permission for this action.".into()),
+            403 => {
+                (ErrorKind::Authentication, "Forbidden: Access token does not grant permission for this action.".into())
+            }
             404 => (ErrorKind::NotFound, format!("Not Found: The resource at {url} was not found.")),
             s if s >= 500 => (ErrorKind::Server, "Server Error".into()),
             s => (ErrorKind::Api, format!("HTTP Error {s}")),

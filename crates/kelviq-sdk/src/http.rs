@@ -61,7 +61,13 @@ impl Http {
         url
     }
 
-    pub(crate) async fn request(&self, method: Method, url: url::Url, query: &[(&str, String)], body: Option<&Value>) -> Result<Value, Error> {
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        url: url::Url,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, Error> {
         let shown = url.to_string();
         let mut req = self.client.request(method.clone(), url);
         if !query.is_empty() {
@@ -81,7 +87,10 @@ impl Http {
             Error::new(ErrorKind::Api, None, message, None)
         })?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| Error::new(ErrorKind::Api, None, format!("reading response: {e}"), None))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Error::new(ErrorKind::Api, None, format!("reading response: {e}"), None))?;
         let parsed: Option<Value> = if bytes.is_empty() {
             None
         } else {

@@ -76,9 +76,11 @@ impl KelviqBuilder {
     }
 
     fn http(&self) -> Result<http::Http, Error> {
-        let token = self.access_token.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-            Error::invalid_request("access_token is required", None)
-        })?;
+        let token = self
+            .access_token
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| Error::invalid_request("access_token is required", None))?;
         let environment = self.environment.as_deref().unwrap_or("prod");
         let (default_base, default_edge) = match hosts_for(environment) {
             Some(hosts) => hosts,

@@ -90,7 +90,11 @@ fn trim_trailing_slash(mut req: Request) -> Request {
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (up to the configured grace period).
-pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.shutdown_grace_seconds);
     let app = router(state.clone());
     let service = tower::service_fn(move |req: Request| {
@@ -117,7 +121,11 @@ pub async fn serve(state: AppState, listener: TcpListener, shutdown: impl Future
 }
 
 /// Opens the store and serves the API: what `kelviq serve` runs.
-pub async fn launch(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn launch(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     serve(AppState::new(store, Arc::new(SystemClock), config), listener, shutdown).await
 }

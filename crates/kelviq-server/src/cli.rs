@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
-#[command(name = "kelviq", version, about = "Self-hostable monetization platform: billing, entitlements, usage, licenses")]
+#[command(
+    name = "kelviq",
+    version,
+    about = "Self-hostable monetization platform: billing, entitlements, usage, licenses"
+)]
 pub struct Cli {
     /// TOML configuration file (also KELVIQ_CONFIG).
     #[arg(long, global = true)]
@@ -106,7 +110,8 @@ pub fn main() -> ExitCode {
 fn load_config(cli: &Cli) -> anyhow::Result<(Config, Vec<String>)> {
     let file = cli.config.clone().or_else(|| std::env::var_os("KELVIQ_CONFIG").map(PathBuf::from));
     let names: Vec<String> = std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect();
-    let (mut cfg, warnings) = Config::load(file.as_deref(), &|k| std::env::var(k).ok().filter(|v| !v.is_empty()), &names)?;
+    let (mut cfg, warnings) =
+        Config::load(file.as_deref(), &|k| std::env::var(k).ok().filter(|v| !v.is_empty()), &names)?;
     if let Some(url) = &cli.database_url {
         cfg.database_url = Some(url.clone());
     }
@@ -210,7 +215,10 @@ async fn shutdown_signal() {
 
 async fn pick_org(store: &Store, slug: Option<&str>) -> anyhow::Result<kelviq_store::Organization> {
     match slug {
-        Some(slug) => store.find_organization_by_slug(slug).await?.ok_or_else(|| anyhow::anyhow!("no organisation with slug {slug:?}")),
+        Some(slug) => store
+            .find_organization_by_slug(slug)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no organisation with slug {slug:?}")),
         None => {
             let mut orgs = store.list_organizations().await?;
             match orgs.len() {
@@ -218,7 +226,10 @@ async fn pick_org(store: &Store, slug: Option<&str>) -> anyhow::Result<kelviq_st
                     // A fresh database: make the demo organisation (its keys are not
                     // shown; the key asked for is).
                     bootstrap_demo(store, &SystemClock).await?;
-                    Ok(store.find_organization_by_slug("demo").await?.ok_or_else(|| anyhow::anyhow!("demo organisation missing"))?)
+                    Ok(store
+                        .find_organization_by_slug("demo")
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("demo organisation missing"))?)
                 }
                 1 => Ok(orgs.remove(0)),
                 _ => anyhow::bail!(
@@ -245,7 +256,10 @@ async fn run_keys(store: &Store, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 Some(slug) => Some(pick_org(store, Some(&slug)).await?.id),
                 None => None,
             };
-            println!("{:<36}  {:<12}  {:<14}  {:<6}  {:<10}  {:<20}  STATUS", "ID", "PREFIX", "ORG", "KIND", "ENV", "CREATED");
+            println!(
+                "{:<36}  {:<12}  {:<14}  {:<6}  {:<10}  {:<20}  STATUS",
+                "ID", "PREFIX", "ORG", "KIND", "ENV", "CREATED"
+            );
             for k in store.list_api_keys(org_id).await? {
                 let status = match k.revoked_at {
                     Some(at) => format!("revoked {}", iso_seconds(at)),

@@ -76,7 +76,11 @@ impl Config {
     /// Reads `file` (if any) and then the environment on top of the defaults.
     /// Returns the config and warnings (unknown `KELVIQ_*` variables), to be
     /// logged once logging is set up.
-    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>, env_names: &[String]) -> anyhow::Result<(Config, Vec<String>)> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+        env_names: &[String],
+    ) -> anyhow::Result<(Config, Vec<String>)> {
         let mut cfg = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -95,7 +99,8 @@ impl Config {
             cfg.listen = v;
         }
         if let Some(path) = env("KELVIQ_DATABASE_URL_FILE") {
-            let url = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("KELVIQ_DATABASE_URL_FILE {path}: {e}"))?;
+            let url =
+                std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("KELVIQ_DATABASE_URL_FILE {path}: {e}"))?;
             cfg.database_url = Some(url.trim().to_string());
         }
         if let Some(v) = env("KELVIQ_DATABASE_URL").or_else(|| env("DATABASE_URL")) {

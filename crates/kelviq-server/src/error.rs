@@ -66,7 +66,9 @@ impl ApiError {
                 let map: Map<String, Value> = errors.fields().iter().map(|(k, v)| (k.clone(), json!(v))).collect();
                 Value::Object(map)
             }
-            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Conflict(m) | ApiError::Unavailable(m) => detail(m),
+            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Conflict(m) | ApiError::Unavailable(m) => {
+                detail(m)
+            }
             ApiError::Unauthenticated(m) => detail(m),
             ApiError::Forbidden => detail("You do not have permission to perform this action."),
             ApiError::MethodNotAllowed(m) => detail(&format!("Method \"{m}\" not allowed.")),

@@ -61,7 +61,10 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Value::Bool(_) => "bool",
             _ => "null",
         };
-        return Err(ApiError::field("non_field_errors", format!("Invalid data. Expected a dictionary, but got {got}.")));
+        return Err(ApiError::field(
+            "non_field_errors",
+            format!("Invalid data. Expected a dictionary, but got {got}."),
+        ));
     }
     serde_path_to_error::deserialize(underscoreize(value)).map_err(|e| ApiError::Fields(field_error(&e)))
 }
@@ -93,12 +96,7 @@ fn field_named(path: &str, message: &str) -> FieldErrors {
     let mut segments = path.split('.').filter(|s| !s.is_empty() && *s != "?");
     let top = segments.next().unwrap_or("non_field_errors");
     let top = top.split('[').next().unwrap_or(top);
-    let rest: Vec<String> = path
-        .split('.')
-        .skip(1)
-        .filter(|s| !s.is_empty())
-        .map(|s| snake_to_camel(s))
-        .collect();
+    let rest: Vec<String> = path.split('.').skip(1).filter(|s| !s.is_empty()).map(snake_to_camel).collect();
     let message = if rest.is_empty() { message.to_string() } else { format!("{}: {message}", rest.join(".")) };
     FieldErrors::single(top, message)
 }
@@ -124,7 +122,10 @@ where
             .get(AUTHORIZATION)
             .ok_or(ApiError::Unauthenticated("Authentication credentials were not provided."))?;
         let header = header.to_str().map_err(|_| ApiError::Unauthenticated("Invalid token header."))?;
-        let (scheme, secret) = header.trim().split_once(' ').ok_or(ApiError::Unauthenticated("Invalid token header. No credentials provided."))?;
+        let (scheme, secret) = header
+            .trim()
+            .split_once(' ')
+            .ok_or(ApiError::Unauthenticated("Invalid token header. No credentials provided."))?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(ApiError::Unauthenticated("Authentication credentials were not provided."));
         }
@@ -187,7 +188,11 @@ impl Paging {
                 "page" => {
                     page = match v.as_ref() {
                         "last" => u64::MAX,
-                        v => v.parse().ok().filter(|p| *p >= 1).ok_or_else(|| ApiError::NotFound("Invalid page.".into()))?,
+                        v => v
+                            .parse()
+                            .ok()
+                            .filter(|p| *p >= 1)
+                            .ok_or_else(|| ApiError::NotFound("Invalid page.".into()))?,
                     }
                 }
                 "page_size" => {
@@ -217,7 +222,12 @@ impl Paging {
 
     fn link(&self, page: u64) -> String {
         let mut url = self.url.clone();
-        let kept: Vec<(String, String)> = self.url.query_pairs().filter(|(k, _)| k != "page").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let kept: Vec<(String, String)> = self
+            .url
+            .query_pairs()
+            .filter(|(k, _)| k != "page")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         {
             let mut q = url.query_pairs_mut();
             q.clear();
@@ -272,13 +282,21 @@ mod tests {
     #[test]
     fn body_errors_name_the_field() {
         assert_eq!(errors("{}"), serde_json::json!({"customerId": ["This field is required."]}));
-        assert_eq!(errors(r#"{"customerId": null}"#), serde_json::json!({"customerId": ["This field may not be null."]}));
+        assert_eq!(
+            errors(r#"{"customerId": null}"#),
+            serde_json::json!({"customerId": ["This field may not be null."]})
+        );
         let e = errors(r#"{"customerId": "a", "email": 5}"#);
         assert!(e["email"][0].as_str().unwrap().starts_with("Invalid type: integer `5`"), "{e}");
         let e = errors(r#"{"customerId": "a", "billingAddress": {"postalCode": 1}}"#);
         assert!(e["billingAddress"][0].as_str().unwrap().starts_with("postalCode: Invalid type"), "{e}");
-        assert_eq!(errors("[]"), serde_json::json!({"nonFieldErrors": ["Invalid data. Expected a dictionary, but got list."]}));
-        assert!(matches!(parse_body::<In>(b"{nope"), Err(ApiError::BadRequest(m)) if m.starts_with("JSON parse error")));
+        assert_eq!(
+            errors("[]"),
+            serde_json::json!({"nonFieldErrors": ["Invalid data. Expected a dictionary, but got list."]})
+        );
+        assert!(
+            matches!(parse_body::<In>(b"{nope"), Err(ApiError::BadRequest(m)) if m.starts_with("JSON parse error"))
+        );
         let ok: In = parse_body(br#"{"customer_id": "a", "billingAddress": {"postal_code": "1"}}"#).unwrap();
         assert_eq!(ok.billing_address.unwrap().postal_code.as_deref(), Some("1"));
     }

@@ -10,7 +10,13 @@ use kelviq_core::Environment;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-async fn send(srv: &TestServer, method: reqwest::Method, path: &str, key: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
+async fn send(
+    srv: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
     let mut req = http().request(method, srv.url(path));
     if let Some(key) = key {
         req = req.bearer_auth(key);
@@ -21,7 +27,11 @@ async fn send(srv: &TestServer, method: reqwest::Method, path: &str, key: Option
     let resp = req.send().await.unwrap();
     let status = resp.status();
     let text = resp.text().await.unwrap();
-    let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")) };
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    };
     (status, value)
 }
 
@@ -38,8 +48,13 @@ async fn authentication(backend: Backend) {
 
     // Client keys may read entitlements only.
     let (s, b) = send(&srv, get.clone(), "/api/v1/customers/", Some(&srv.client_key), None).await;
-    assert_eq!((s, b), (StatusCode::FORBIDDEN, json!({"detail": "You do not have permission to perform this action."})));
-    let (s, _) = send(&srv, reqwest::Method::POST, "/api/v1/customers/", Some(&srv.client_key), Some(r#"{"customerId":"x"}"#)).await;
+    assert_eq!(
+        (s, b),
+        (StatusCode::FORBIDDEN, json!({"detail": "You do not have permission to perform this action."}))
+    );
+    let (s, _) =
+        send(&srv, reqwest::Method::POST, "/api/v1/customers/", Some(&srv.client_key), Some(r#"{"customerId":"x"}"#))
+            .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(srv.store.count_customers(&srv.tenant, None).await.unwrap(), 0);
 
@@ -49,7 +64,11 @@ async fn authentication(backend: Backend) {
     let prefix = &key[..kelviq_core::keys::DISPLAY_PREFIX_LEN];
     srv.store.revoke_api_key(prefix, common::start_time()).await.unwrap();
     assert_eq!(send(&srv, get.clone(), "/api/v1/customers/", Some(&key), None).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(send(&srv, get, "/api/v1/customers/", Some(&srv.server_key), None).await.0, StatusCode::OK, "other keys unaffected");
+    assert_eq!(
+        send(&srv, get, "/api/v1/customers/", Some(&srv.server_key), None).await.0,
+        StatusCode::OK,
+        "other keys unaffected"
+    );
     srv.stop().await;
 }
 
@@ -71,17 +90,30 @@ async fn bad_input_is_a_clear_400_and_writes_nothing(backend: Backend) {
         (r#"{"customerId": "a", "metadata": [1]}"#.into(), StatusCode::BAD_REQUEST, "metadata"),
         (r#"{"customerId": "a", "metadata": "x"}"#.into(), StatusCode::BAD_REQUEST, "metadata"),
         (r#"{"customerId": "a", "billingAddress": "x"}"#.into(), StatusCode::BAD_REQUEST, "billingAddress"),
-        (r#"{"customerId": "a", "billingAddress": {"country": "USA"}}"#.into(), StatusCode::BAD_REQUEST, "billingAddress"),
-        (r#"{"customer_id": "a", "billing_address": {"postal_code": 12}}"#.into(), StatusCode::BAD_REQUEST, "billingAddress"),
+        (
+            r#"{"customerId": "a", "billingAddress": {"country": "USA"}}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "billingAddress",
+        ),
+        (
+            r#"{"customer_id": "a", "billing_address": {"postal_code": 12}}"#.into(),
+            StatusCode::BAD_REQUEST,
+            "billingAddress",
+        ),
         (format!(r#"{{"customerId": "a", "name": "{long}"}}"#), StatusCode::BAD_REQUEST, "name"),
-        (format!(r#"{{"customerId": "a", "metadata": {{"pad": "{}"}}}}"#, "y".repeat(5000)), StatusCode::PAYLOAD_TOO_LARGE, "detail"),
+        (
+            format!(r#"{{"customerId": "a", "metadata": {{"pad": "{}"}}}}"#, "y".repeat(5000)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "detail",
+        ),
     ];
     for (body, status, field) in &cases {
         let (s, b) = send(&srv, reqwest::Method::POST, "/api/v1/customers/", key, Some(body)).await;
         assert_eq!(s, *status, "{body} → {b}");
         let messages = &b[*field];
         assert!(
-            messages.is_string() || messages.as_array().is_some_and(|m| !m.is_empty() && m.iter().all(Value::is_string)),
+            messages.is_string()
+                || messages.as_array().is_some_and(|m| !m.is_empty() && m.iter().all(Value::is_string)),
             "{body} → {b}: expected an error under {field}"
         );
     }
@@ -89,20 +121,45 @@ async fn bad_input_is_a_clear_400_and_writes_nothing(backend: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(b["detail"].as_str().unwrap().starts_with("JSON parse error"), "{b}");
 
-    let form = http().post(srv.url("/api/v1/customers/")).bearer_auth(&srv.server_key).header("content-type", "text/plain").body("customerId=a").send().await.unwrap();
+    let form = http()
+        .post(srv.url("/api/v1/customers/"))
+        .bearer_auth(&srv.server_key)
+        .header("content-type", "text/plain")
+        .body("customerId=a")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     // Several problems at once are all named.
-    let (_, b) = send(&srv, reqwest::Method::POST, "/api/v1/customers/", key, Some(r#"{"customerId": "", "email": "x", "metadata": 1}"#)).await;
+    let (_, b) = send(
+        &srv,
+        reqwest::Method::POST,
+        "/api/v1/customers/",
+        key,
+        Some(r#"{"customerId": "", "email": "x", "metadata": 1}"#),
+    )
+    .await;
     assert_eq!(b.as_object().unwrap().keys().collect::<Vec<_>>(), ["customerId", "email", "metadata"]);
 
     assert_eq!(srv.store.count_customers(&srv.tenant, None).await.unwrap(), 0, "no bad request wrote anything");
     assert!(srv.store.list_events(&srv.tenant, 0, 10).await.unwrap().is_empty());
 
     // PATCH: bad values are named and change nothing.
-    let (s, _) = send(&srv, reqwest::Method::POST, "/api/v1/customers/", key, Some(r#"{"customerId": "p", "email": "p@example.com"}"#)).await;
+    let (s, _) = send(
+        &srv,
+        reqwest::Method::POST,
+        "/api/v1/customers/",
+        key,
+        Some(r#"{"customerId": "p", "email": "p@example.com"}"#),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
-    for (body, field) in [(r#"{"email": 5}"#, "email"), (r#"{"metadata": "x"}"#, "metadata"), (r#"{"name": "ok", "email": "bad"}"#, "email")] {
+    for (body, field) in [
+        (r#"{"email": 5}"#, "email"),
+        (r#"{"metadata": "x"}"#, "metadata"),
+        (r#"{"name": "ok", "email": "bad"}"#, "email"),
+    ] {
         let (s, b) = send(&srv, reqwest::Method::PATCH, "/api/v1/customers/p/", key, Some(body)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
         assert!(b.get(field).is_some(), "{body} → {b}");
@@ -117,11 +174,20 @@ async fn casing_slashes_and_verbs(backend: Backend) {
     let key = Some(srv.server_key.as_str());
     let (s, camel) = send(&srv, reqwest::Method::POST, "/api/v1/customers", key, Some(r#"{"customerId": "camel", "billingAddress": {"postalCode": "1"}, "metadata": {"snake_key": 1, "camelKey": 2}}"#)).await;
     assert_eq!(s, StatusCode::CREATED, "{camel}");
-    let (s, snake) = send(&srv, reqwest::Method::POST, "/api/v1/customers/", key, Some(r#"{"customer_id": "snake", "billing_address": {"postal_code": "1"}}"#)).await;
+    let (s, snake) = send(
+        &srv,
+        reqwest::Method::POST,
+        "/api/v1/customers/",
+        key,
+        Some(r#"{"customer_id": "snake", "billing_address": {"postal_code": "1"}}"#),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{snake}");
     for body in [&camel, &snake] {
         assert_eq!(body["billingAddress"]["postalCode"], "1");
-        for k in ["id", "customerId", "name", "email", "details", "metadata", "billingAddress", "createdOn", "modifiedOn"] {
+        for k in
+            ["id", "customerId", "name", "email", "details", "metadata", "billingAddress", "createdOn", "modifiedOn"]
+        {
             assert!(body.get(k).is_some(), "response lacks {k}: {body}");
         }
         let created = body["createdOn"].as_str().unwrap();
@@ -149,10 +215,17 @@ async fn health_readiness_and_metrics(backend: Backend) {
     }
     let (_, ready) = send(&srv, reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(ready["database"], if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
-    send(&srv, reqwest::Method::POST, "/api/v1/customers/", Some(&srv.server_key), Some(r#"{"customerId": "m"}"#)).await;
+    send(&srv, reqwest::Method::POST, "/api/v1/customers/", Some(&srv.server_key), Some(r#"{"customerId": "m"}"#))
+        .await;
     let metrics = http().get(srv.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"http_requests_total{method="POST",route="/api/v1/customers",status="201"}"#), "{metrics}");
-    assert!(metrics.contains(r#"http_request_duration_seconds_bucket{method="POST",route="/api/v1/customers""#), "{metrics}");
+    assert!(
+        metrics.contains(r#"http_requests_total{method="POST",route="/api/v1/customers",status="201"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"http_request_duration_seconds_bucket{method="POST",route="/api/v1/customers""#),
+        "{metrics}"
+    );
     assert!(!metrics.contains(&srv.server_key));
 
     // Readiness reports a database that stopped answering.
@@ -163,12 +236,18 @@ async fn health_readiness_and_metrics(backend: Backend) {
     srv.stop().await;
 }
 
-on_both_backends!(authentication, bad_input_is_a_clear_400_and_writes_nothing, casing_slashes_and_verbs, health_readiness_and_metrics);
+on_both_backends!(
+    authentication,
+    bad_input_is_a_clear_400_and_writes_nothing,
+    casing_slashes_and_verbs,
+    health_readiness_and_metrics
+);
 
 /// The committed `openapi.json` is what the code generates, and what the server serves.
 #[tokio::test]
 async fn openapi_document_matches_the_committed_copy() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json")).expect("openapi.json at the repo root");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json"))
+        .expect("openapi.json at the repo root");
     let generated = kelviq_server::routes::openapi::document();
     assert!(
         committed == generated,

@@ -14,7 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_kelviq");
 
 struct Served {
     child: Child,
-    lines: mpsc::Receiver<String>,
+    /// Kept so the reader thread keeps draining stdout.
+    _lines: mpsc::Receiver<String>,
     url: String,
     server_key: Option<String>,
     client_key: Option<String>,
@@ -29,9 +30,19 @@ fn kelviq(env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// A server process is killed and reaped when its test ends, even on panic.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `kelviq serve` on a free port and reads what it prints until it listens.
+#[allow(clippy::zombie_processes)] // reaped by `Drop for Served`
 fn serve(env: &[(&str, &str)]) -> Served {
-    let mut child = kelviq(env).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().expect("spawn kelviq");
+    let mut child =
+        kelviq(env).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().expect("spawn kelviq");
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -44,21 +55,27 @@ fn serve(env: &[(&str, &str)]) -> Served {
     let (mut server_key, mut client_key) = (None, None);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("kelviq serve printed its address");
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("kelviq serve printed its address");
         if let Some(k) = line.strip_prefix("sandbox server key: ") {
             server_key = Some(k.to_string());
         } else if let Some(k) = line.strip_prefix("sandbox client key: ") {
             client_key = Some(k.to_string());
         } else if let Some(rest) = line.strip_prefix("kelviq listening on ") {
             let url = rest.split_whitespace().next().unwrap().to_string();
-            return Served { child, lines, url, server_key, client_key };
+            return Served { child, _lines: lines, url, server_key, client_key };
         }
     }
 }
 
 fn run(env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
     let out = kelviq(env).args(args).output().expect("run kelviq");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 async fn status_of(url: &str, key: &str) -> u16 {
@@ -124,7 +141,7 @@ async fn keys_lifecycle_against_a_running_server(env: &[(&str, &str)]) {
 
     let status = sigterm(&mut server.child);
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
-    drop(server.lines);
+    drop(server);
 
     // A second start on the same database creates nothing and prints no keys.
     let mut again = serve(env);
@@ -189,7 +206,13 @@ async fn two_processes_share_one_postgres() {
     assert_eq!(created.status(), 201);
     let read = http().get(format!("{}/api/v1/customers/shared/", two.url)).bearer_auth(key).send().await.unwrap();
     assert_eq!(read.status(), 200);
-    let dup = http().post(format!("{}/api/v1/customers/", two.url)).bearer_auth(key).json(&serde_json::json!({"customerId": "shared"})).send().await.unwrap();
+    let dup = http()
+        .post(format!("{}/api/v1/customers/", two.url))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"customerId": "shared"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(dup.status(), 400, "uniqueness holds across processes");
     sigterm(&mut one.child);
     sigterm(&mut two.child);
@@ -201,7 +224,11 @@ fn config_reports_redacted_effective_settings() {
     let file = dir.path().join("kelviq.toml");
     std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nlog_format = \"json\"\n").unwrap();
     let (ok, out, _) = run(
-        &[("KELVIQ_CONFIG", file.to_str().unwrap()), ("DATABASE_URL", "postgres://app:s3cret@db.internal/kelviq"), ("KELVIQ_BODY_LIMIT_BYTES", "1234")],
+        &[
+            ("KELVIQ_CONFIG", file.to_str().unwrap()),
+            ("DATABASE_URL", "postgres://app:s3cret@db.internal/kelviq"),
+            ("KELVIQ_BODY_LIMIT_BYTES", "1234"),
+        ],
         &["config"],
     );
     assert!(ok);

@@ -23,13 +23,21 @@ async fn create_retrieve_update_archive(backend: Backend) {
                 .email("john@example.com")
                 .name("John Doe")
                 .metadata(meta(json!({"planTier": "gold", "nested_key": {"innerKey": 1}})))
-                .billing_address(BillingAddress { country: Some("gb".into()), postal_code: Some("N1 9GU".into()), ..Default::default() }),
+                .billing_address(BillingAddress {
+                    country: Some("gb".into()),
+                    postal_code: Some("N1 9GU".into()),
+                    ..Default::default()
+                }),
         )
         .await
         .unwrap();
     assert_eq!(created.customer_id, "user-123");
     assert_eq!(created.email.as_deref(), Some("john@example.com"));
-    assert_eq!(created.metadata, Some(json!({"planTier": "gold", "nested_key": {"innerKey": 1}})), "metadata keys kept verbatim");
+    assert_eq!(
+        created.metadata,
+        Some(json!({"planTier": "gold", "nested_key": {"innerKey": 1}})),
+        "metadata keys kept verbatim"
+    );
     let address = created.billing_address.clone().unwrap();
     assert_eq!(address.country.as_deref(), Some("GB"));
     assert_eq!(address.postal_code.as_deref(), Some("N1 9GU"));
@@ -42,7 +50,10 @@ async fn create_retrieve_update_archive(backend: Backend) {
     srv.clock.advance(chrono::Duration::minutes(5));
     let updated = sdk
         .customers()
-        .update("user-123", UpdateCustomer { name: Some("Johnny".into()), metadata: Some(meta(json!({"b": 2}))), ..Default::default() })
+        .update(
+            "user-123",
+            UpdateCustomer { name: Some("Johnny".into()), metadata: Some(meta(json!({"b": 2}))), ..Default::default() },
+        )
         .await
         .unwrap();
     assert_eq!(updated.name.as_deref(), Some("Johnny"));
@@ -57,7 +68,11 @@ async fn create_retrieve_update_archive(backend: Backend) {
     let gone = sdk.customers().retrieve("user-123").await.unwrap_err();
     assert_eq!((gone.kind(), gone.status()), (ErrorKind::NotFound, Some(404)));
     assert_eq!(gone.details(), Some(&json!({"detail": "Not found."})));
-    assert_eq!(sdk.customers().list(ListCustomers::default()).await.unwrap().count, 0, "archived customers are not listed");
+    assert_eq!(
+        sdk.customers().list(ListCustomers::default()).await.unwrap().count,
+        0,
+        "archived customers are not listed"
+    );
     let again = sdk.customers().archive("user-123").await.unwrap_err();
     assert_eq!(again.status(), Some(404));
 
@@ -85,11 +100,23 @@ async fn duplicates_and_validation(backend: Backend) {
     let e = sdk.customers().update("dup", UpdateCustomer::default()).await.unwrap_err();
     assert_eq!((e.kind(), e.status()), (ErrorKind::InvalidRequest, None));
 
-    let e = sdk.customers().update("nobody", UpdateCustomer { name: Some("x".into()), ..Default::default() }).await.unwrap_err();
+    let e = sdk
+        .customers()
+        .update("nobody", UpdateCustomer { name: Some("x".into()), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(404));
-    let e = sdk.customers().update("dup", UpdateCustomer { email: Some("nope".into()), ..Default::default() }).await.unwrap_err();
+    let e = sdk
+        .customers()
+        .update("dup", UpdateCustomer { email: Some("nope".into()), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(e.details(), Some(&json!({"email": ["Enter a valid email address."]})));
-    assert_eq!(sdk.customers().retrieve("dup").await.unwrap().email.as_deref(), Some("a@example.com"), "a refused update changes nothing");
+    assert_eq!(
+        sdk.customers().retrieve("dup").await.unwrap().email.as_deref(),
+        Some("a@example.com"),
+        "a refused update changes nothing"
+    );
     srv.stop().await;
 }
 
@@ -98,7 +125,10 @@ async fn list_search_and_pagination(backend: Backend) {
     let sdk = srv.sdk();
     for i in 0..25 {
         let name = if i % 5 == 0 { format!("Alice {i}") } else { format!("Bob {i}") };
-        sdk.customers().create(CreateCustomer::new(format!("c-{i:02}")).email(format!("u{i}@example.com")).name(name)).await.unwrap();
+        sdk.customers()
+            .create(CreateCustomer::new(format!("c-{i:02}")).email(format!("u{i}@example.com")).name(name))
+            .await
+            .unwrap();
         srv.clock.advance(chrono::Duration::seconds(1));
     }
     let first = sdk.customers().list(ListCustomers::default()).await.unwrap();
@@ -109,7 +139,10 @@ async fn list_search_and_pagination(backend: Backend) {
     assert_eq!(first.next.as_deref(), Some(format!("{}/api/v1/customers/?page=2", srv.base_url).as_str()));
 
     let third = sdk.customers().list(ListCustomers { page: Some(3), ..Default::default() }).await.unwrap();
-    assert_eq!(third.results.iter().map(|c| c.customer_id.as_str()).collect::<Vec<_>>(), ["c-04", "c-03", "c-02", "c-01", "c-00"]);
+    assert_eq!(
+        third.results.iter().map(|c| c.customer_id.as_str()).collect::<Vec<_>>(),
+        ["c-04", "c-03", "c-02", "c-01", "c-00"]
+    );
     assert_eq!(third.next, None);
     assert_eq!(third.previous.as_deref(), Some(format!("{}/api/v1/customers/?page=2", srv.base_url).as_str()));
 
@@ -119,12 +152,17 @@ async fn list_search_and_pagination(backend: Backend) {
     let past = sdk.customers().list(ListCustomers { page: Some(4), ..Default::default() }).await.unwrap_err();
     assert_eq!((past.status(), past.details().cloned()), (Some(404), Some(json!({"detail": "Invalid page."}))));
 
-    let alices = sdk.customers().list(ListCustomers { search: Some("ALICE".into()), page_size: Some(2), ..Default::default() }).await.unwrap();
+    let alices = sdk
+        .customers()
+        .list(ListCustomers { search: Some("ALICE".into()), page_size: Some(2), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(alices.count, 5);
     assert_eq!(alices.results[0].name.as_deref(), Some("Alice 20"));
     let next = alices.next.unwrap();
     assert!(next.contains("page=2") && next.contains("search=ALICE") && next.contains("page_size=2"), "{next}");
-    let by_email = sdk.customers().list(ListCustomers { search: Some("u13@".into()), ..Default::default() }).await.unwrap();
+    let by_email =
+        sdk.customers().list(ListCustomers { search: Some("u13@".into()), ..Default::default() }).await.unwrap();
     assert_eq!(by_email.results.iter().map(|c| c.customer_id.as_str()).collect::<Vec<_>>(), ["c-13"]);
     let by_id = sdk.customers().list(ListCustomers { search: Some("c-1".into()), ..Default::default() }).await.unwrap();
     assert_eq!(by_id.count, 10);
@@ -136,7 +174,10 @@ async fn list_search_and_pagination(backend: Backend) {
 async fn events_are_written_with_the_change(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let sdk = srv.sdk();
-    sdk.customers().create(CreateCustomer::new("ev").email("ev@example.com").metadata(meta(json!({"KeepCase": 1})))).await.unwrap();
+    sdk.customers()
+        .create(CreateCustomer::new("ev").email("ev@example.com").metadata(meta(json!({"KeepCase": 1}))))
+        .await
+        .unwrap();
     sdk.customers().update("ev", UpdateCustomer { name: Some("Eve".into()), ..Default::default() }).await.unwrap();
     // An update that changes nothing writes no event.
     sdk.customers().update("ev", UpdateCustomer { name: Some("Eve".into()), ..Default::default() }).await.unwrap();
@@ -184,7 +225,11 @@ async fn tenants_are_isolated(backend: Backend) {
         assert_eq!(other_client.customers().update("only-mine", patch).await.unwrap_err().status(), Some(404));
         assert_eq!(other_client.customers().archive("only-mine").await.unwrap_err().status(), Some(404));
         assert_eq!(other_client.customers().list(ListCustomers::default()).await.unwrap().count, 1);
-        let search = other_client.customers().list(ListCustomers { search: Some("only".into()), ..Default::default() }).await.unwrap();
+        let search = other_client
+            .customers()
+            .list(ListCustomers { search: Some("only".into()), ..Default::default() })
+            .await
+            .unwrap();
         assert_eq!(search.count, 0);
     }
     let untouched = mine.customers().retrieve("only-mine").await.unwrap();
@@ -199,9 +244,15 @@ async fn blocking_client_works(backend: Backend) {
     let (base, key) = (srv.base_url.clone(), srv.server_key.clone());
     let listed = tokio::task::spawn_blocking(move || {
         let client = kelviq_sdk::Kelviq::builder().access_token(key).base_url(&base).build_blocking().unwrap();
-        let c = client.customers().create(CreateCustomer::new("blocking/1".replace('/', "-")).email("b@example.com")).unwrap();
+        let c = client
+            .customers()
+            .create(CreateCustomer::new("blocking/1".replace('/', "-")).email("b@example.com"))
+            .unwrap();
         assert_eq!(c.customer_id, "blocking-1");
-        let c = client.customers().update("blocking-1", UpdateCustomer { name: Some("B".into()), ..Default::default() }).unwrap();
+        let c = client
+            .customers()
+            .update("blocking-1", UpdateCustomer { name: Some("B".into()), ..Default::default() })
+            .unwrap();
         assert_eq!(c.name.as_deref(), Some("B"));
         assert_eq!(client.customers().retrieve("blocking-1").unwrap().name.as_deref(), Some("B"));
         let listed = client.customers().list(ListCustomers::default()).unwrap();

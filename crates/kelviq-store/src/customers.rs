@@ -120,7 +120,13 @@ impl Store {
 
     /// Live customers, newest first, optionally filtered by a case-insensitive
     /// substring of name, email or customer id.
-    pub async fn list_customers(&self, tenant: &Tenant, search: Option<&str>, limit: i64, offset: i64) -> Result<Vec<Customer>> {
+    pub async fn list_customers(
+        &self,
+        tenant: &Tenant,
+        search: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Customer>> {
         let (org, env) = tenant_binds(tenant);
         let (search, pattern) = search_binds(search);
         let rows = sqlx::query(&format!(

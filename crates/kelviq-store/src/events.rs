@@ -8,15 +8,17 @@ use sqlx::{Any, Row, Transaction};
 /// with the change that caused it.
 pub(crate) async fn insert_event(tx: &mut Transaction<'_, Any>, tenant: &Tenant, event: &OutboxEvent) -> Result<()> {
     let (org, env) = tenant_binds(tenant);
-    sqlx::query("INSERT INTO events (id, org_id, environment, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(event.id.to_string())
-        .bind(org)
-        .bind(env)
-        .bind(&event.event_type)
-        .bind(event.payload.to_string())
-        .bind(to_micros(event.created_at))
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO events (id, org_id, environment, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event.id.to_string())
+    .bind(org)
+    .bind(env)
+    .bind(&event.event_type)
+    .bind(event.payload.to_string())
+    .bind(to_micros(event.created_at))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -50,7 +50,8 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
     })
 }
 
-const KEY_SELECT: &str = "SELECT k.id, k.org_id, o.slug, k.environment, k.kind, k.prefix, k.name, k.created_at, k.revoked_at \
+const KEY_SELECT: &str =
+    "SELECT k.id, k.org_id, o.slug, k.environment, k.kind, k.prefix, k.name, k.created_at, k.revoked_at \
      FROM api_keys k JOIN organizations o ON o.id = k.org_id";
 
 impl Store {
@@ -82,7 +83,10 @@ impl Store {
     }
 
     pub async fn find_api_key(&self, id: uuid::Uuid) -> Result<Option<ApiKey>> {
-        let row = sqlx::query(&format!("{KEY_SELECT} WHERE k.id = $1")).bind(id.to_string()).fetch_optional(&self.read).await?;
+        let row = sqlx::query(&format!("{KEY_SELECT} WHERE k.id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -99,7 +103,11 @@ impl Store {
         Ok(Some(KeyIdentity {
             key_id: uuid_col(&row, "id")?,
             secret_hash: row.try_get("secret_hash")?,
-            tenant: Tenant { org_id: uuid_col(&row, "org_id")?, org_seq: row.try_get("seq")?, env: parse(&row, "environment")? },
+            tenant: Tenant {
+                org_id: uuid_col(&row, "org_id")?,
+                org_seq: row.try_get("seq")?,
+                env: parse(&row, "environment")?,
+            },
             kind: parse(&row, "kind")?,
             revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
         }))
@@ -114,7 +122,9 @@ impl Store {
                     .fetch_all(&self.read)
                     .await?
             }
-            None => sqlx::query(&format!("{KEY_SELECT} ORDER BY o.seq, k.created_at, k.id")).fetch_all(&self.read).await?,
+            None => {
+                sqlx::query(&format!("{KEY_SELECT} ORDER BY o.seq, k.created_at, k.id")).fetch_all(&self.read).await?
+            }
         };
         rows.iter().map(key_from_row).collect()
     }

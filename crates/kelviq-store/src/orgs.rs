@@ -39,7 +39,13 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let seq: i64 = row.try_get("next")?;
-        let org = Organization { id: uuid::Uuid::new_v4(), seq, slug: slug.to_string(), name: name.to_string(), created_at: now };
+        let org = Organization {
+            id: uuid::Uuid::new_v4(),
+            seq,
+            slug: slug.to_string(),
+            name: name.to_string(),
+            created_at: now,
+        };
         sqlx::query("INSERT INTO organizations (id, seq, slug, name, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(org.id.to_string())
             .bind(org.seq)
@@ -48,15 +54,20 @@ impl Store {
             .bind(to_micros(now))
             .execute(&mut *tx)
             .await
-            .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict("organization slug") } else { e.into() })?;
+            .map_err(|e| {
+                if StoreError::is_unique_violation(&e) {
+                    StoreError::Conflict("organization slug")
+                } else {
+                    e.into()
+                }
+            })?;
         tx.commit().await?;
         Ok(org)
     }
 
     pub async fn list_organizations(&self) -> Result<Vec<Organization>> {
-        let rows = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations ORDER BY seq"))
-            .fetch_all(&self.read)
-            .await?;
+        let rows =
+            sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations ORDER BY seq")).fetch_all(&self.read).await?;
         rows.iter().map(org_from_row).collect()
     }
 

@@ -38,13 +38,27 @@ pub struct BillingAddressWire {
 
 impl From<BillingAddressWire> for BillingAddress {
     fn from(a: BillingAddressWire) -> Self {
-        BillingAddress { country: a.country, line1: a.line1, line2: a.line2, postal_code: a.postal_code, city: a.city, state: a.state }
+        BillingAddress {
+            country: a.country,
+            line1: a.line1,
+            line2: a.line2,
+            postal_code: a.postal_code,
+            city: a.city,
+            state: a.state,
+        }
     }
 }
 
 impl From<BillingAddress> for BillingAddressWire {
     fn from(a: BillingAddress) -> Self {
-        BillingAddressWire { country: a.country, line1: a.line1, line2: a.line2, postal_code: a.postal_code, city: a.city, state: a.state }
+        BillingAddressWire {
+            country: a.country,
+            line1: a.line1,
+            line2: a.line2,
+            postal_code: a.postal_code,
+            city: a.city,
+            state: a.state,
+        }
     }
 }
 
@@ -163,7 +177,13 @@ pub async fn create_customer(
     ServerCaller(tenant): ServerCaller,
     Body(input): Body<CustomerIn>,
 ) -> ApiResult<(StatusCode, Json<CustomerOut>)> {
-    let new = NewCustomer::parse(input.customer_id, input.name, input.email, input.metadata, input.billing_address.map(Into::into))?;
+    let new = NewCustomer::parse(
+        input.customer_id,
+        input.name,
+        input.email,
+        input.metadata,
+        input.billing_address.map(Into::into),
+    )?;
     let customer = state.store.insert_customer(&tenant, &new, state.clock.now()).await.map_err(|e| match e {
         StoreError::Conflict(_) => ApiError::field("customer_id", "customer with this customerId already exists."),
         other => other.into(),
@@ -197,7 +217,12 @@ pub async fn update_customer(
     Path(customer_id): Path<String>,
     Body(patch): Body<CustomerPatch>,
 ) -> ApiResult<Json<CustomerOut>> {
-    let changes = CustomerChanges::parse(patch.name, patch.email, patch.metadata, patch.billing_address.map(|a| a.map(Into::into)))?;
+    let changes = CustomerChanges::parse(
+        patch.name,
+        patch.email,
+        patch.metadata,
+        patch.billing_address.map(|a| a.map(Into::into)),
+    )?;
     let customer = state.store.update_customer(&tenant, &customer_id, &changes, state.clock.now()).await?;
     Ok(Json(customer.into()))
 }

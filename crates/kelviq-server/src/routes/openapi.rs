@@ -29,7 +29,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A server key (sk_…) or, for entitlement reads, a client key (ck_…)")).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A server key (sk_…) or, for entitlement reads, a client key (ck_…)"))
+                    .build(),
+            ),
         );
     }
 }
@@ -44,5 +49,8 @@ pub fn document() -> String {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(serde_json::from_str::<serde_json::Value>(&document()).unwrap_or_default()) }))
+    Router::new().route(
+        "/openapi.json",
+        get(|| async { Json(serde_json::from_str::<serde_json::Value>(&document()).unwrap_or_default()) }),
+    )
 }

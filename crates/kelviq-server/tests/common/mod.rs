@@ -54,7 +54,11 @@ impl TestDatabase {
     pub async fn new(backend: Backend) -> TestDatabase {
         let dir = tempfile::tempdir().expect("temp dir");
         match backend {
-            Backend::Sqlite => TestDatabase { url: format!("sqlite://{}", dir.path().join("kelviq.db").display()), pg_name: None, _dir: dir },
+            Backend::Sqlite => TestDatabase {
+                url: format!("sqlite://{}", dir.path().join("kelviq.db").display()),
+                pg_name: None,
+                _dir: dir,
+            },
             Backend::Postgres => {
                 sqlx::any::install_default_drivers();
                 let admin = postgres_admin_url();
@@ -117,7 +121,8 @@ impl TestServer {
         tweak(&mut config);
         let store = kelviq_server::open_store(&config).await.expect("open store");
         let clock = Arc::new(ManualClock::new(start_time()));
-        let boot = kelviq_server::bootstrap_demo(&store, clock.as_ref()).await.expect("bootstrap").expect("empty database");
+        let boot =
+            kelviq_server::bootstrap_demo(&store, clock.as_ref()).await.expect("bootstrap").expect("empty database");
         let tenant = Tenant { org_id: boot.org.id, org_seq: boot.org.seq, env: Environment::Sandbox };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
@@ -142,7 +147,12 @@ impl TestServer {
 
     /// An SDK client with the given key.
     pub fn sdk_with(&self, key: &str) -> kelviq_sdk::Kelviq {
-        kelviq_sdk::Kelviq::builder().access_token(key).base_url(&self.base_url).edge_api_url(&self.base_url).build().expect("client")
+        kelviq_sdk::Kelviq::builder()
+            .access_token(key)
+            .base_url(&self.base_url)
+            .edge_api_url(&self.base_url)
+            .build()
+            .expect("client")
     }
 
     /// An SDK client with the sandbox server key.
@@ -172,10 +182,20 @@ impl TestServer {
         key.secret
     }
 
-    pub async fn stop(mut self) {
+    /// Asks the server to shut down, without waiting for it.
+    pub fn begin_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
+        self.wait_stopped().await;
+    }
+
+    /// Waits for the server to finish (after [`TestServer::begin_shutdown`]).
+    pub async fn wait_stopped(&mut self) {
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server ran cleanly");
         }

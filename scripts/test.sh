@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README and CI run it:
+#   formatting, clippy (warnings denied), the Rust tests on SQLite and
+#   PostgreSQL, and the official Python SDK run unchanged against the server.
+# Needs PostgreSQL at $KELVIQ_TEST_POSTGRES_URL (default: the local server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export KELVIQ_TEST_POSTGRES_URL="${KELVIQ_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "rust tests (SQLite and PostgreSQL)"
+cargo test --workspace --locked
+
+step "official Python SDK against the server (SQLite and PostgreSQL)"
+cargo build --locked -p kelviq-server --bin kelviq
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r compat/python/requirements.txt
+KELVIQ_BIN="$PWD/target/debug/kelviq" .venv/bin/python -m pytest -q -p no:cacheprovider compat/python
