@@ -20,7 +20,9 @@ step "rust tests (SQLite and PostgreSQL)"
 cargo test --workspace --locked
 
 step "official Python SDK against the server (SQLite and PostgreSQL)"
-cargo build --locked -p kelviq-server --bin kelviq
+# `cargo test` above built target/debug/kelviq with the workspace's features;
+# building it again with `-p` would recompile dependencies for nothing.
+test -x target/debug/kelviq
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
