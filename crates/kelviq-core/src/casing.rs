@@ -55,6 +55,23 @@ pub fn underscoreize(value: Value) -> Value {
     }
 }
 
+/// The inverse of [`underscoreize`], for stored documents going out in
+/// responses: every key to camelCase, except inside `metadata`.
+pub fn camelize(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut out = Map::with_capacity(map.len());
+            for (k, v) in map {
+                let v = if k == "metadata" { v } else { camelize(v) };
+                out.insert(snake_to_camel(&k), v);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(camelize).collect()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +86,12 @@ mod tests {
         assert_eq!(snake_to_camel("customer_id"), "customerId");
         assert_eq!(snake_to_camel("email"), "email");
         assert_eq!(snake_to_camel("non_field_errors"), "nonFieldErrors");
+    }
+
+    #[test]
+    fn camelize_undoes_underscoreize() {
+        let wire = json!({"featureSubType": "RAW_EVENTS", "units": {"singular": "call"}, "metadata": {"a_b": 1}});
+        assert_eq!(camelize(underscoreize(wire.clone())), wire);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Everything here is unit-testable without a server or a database.
 
 pub mod casing;
+pub mod catalog;
 pub mod clock;
 pub mod customer;
 pub mod events;

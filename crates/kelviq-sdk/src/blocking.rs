@@ -1,8 +1,9 @@
 //! The blocking client: the same modules as the async one, each call run to
 //! completion on a private single-threaded runtime.
 
+use crate::catalog::{CreateFeature, CreateProduct, ListCatalog, UpdateFeature, UpdateProduct, UpdateProductSettings};
 use crate::customers::{CreateCustomer, ListCustomers, UpdateCustomer};
-use crate::models::{ArchiveResponse, Customer, Page};
+use crate::models::{ArchiveResponse, Customer, Feature, Page, Product, ProductSettings};
 use crate::Error;
 use std::sync::Arc;
 
@@ -24,6 +25,10 @@ impl Kelviq {
 
     pub fn customers(&self) -> Customers<'_> {
         Customers { client: self }
+    }
+
+    pub fn catalog(&self) -> Catalog<'_> {
+        Catalog { client: self }
     }
 
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -50,5 +55,68 @@ impl Customers<'_> {
     }
     pub fn archive(&self, customer_id: &str) -> Result<ArchiveResponse, Error> {
         self.client.block_on(self.client.inner.customers().archive(customer_id))
+    }
+}
+
+pub struct Catalog<'a> {
+    client: &'a Kelviq,
+}
+
+impl<'a> Catalog<'a> {
+    pub fn products(&self) -> Products<'a> {
+        Products { client: self.client }
+    }
+    pub fn features(&self) -> Features<'a> {
+        Features { client: self.client }
+    }
+}
+
+pub struct Products<'a> {
+    client: &'a Kelviq,
+}
+
+impl Products<'_> {
+    pub fn list(&self, params: ListCatalog) -> Result<Page<Product>, Error> {
+        self.client.block_on(self.client.inner.catalog().products().list(params))
+    }
+    pub fn create(&self, product: CreateProduct) -> Result<Product, Error> {
+        self.client.block_on(self.client.inner.catalog().products().create(product))
+    }
+    pub fn retrieve(&self, key: &str) -> Result<Product, Error> {
+        self.client.block_on(self.client.inner.catalog().products().retrieve(key))
+    }
+    pub fn update(&self, key: &str, changes: UpdateProduct) -> Result<Product, Error> {
+        self.client.block_on(self.client.inner.catalog().products().update(key, changes))
+    }
+    pub fn archive(&self, key: &str) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.catalog().products().archive(key))
+    }
+    pub fn settings(&self, key: &str) -> Result<ProductSettings, Error> {
+        self.client.block_on(self.client.inner.catalog().products().settings(key))
+    }
+    pub fn update_settings(&self, key: &str, changes: UpdateProductSettings) -> Result<ProductSettings, Error> {
+        self.client.block_on(self.client.inner.catalog().products().update_settings(key, changes))
+    }
+}
+
+pub struct Features<'a> {
+    client: &'a Kelviq,
+}
+
+impl Features<'_> {
+    pub fn list(&self, params: ListCatalog) -> Result<Page<Feature>, Error> {
+        self.client.block_on(self.client.inner.catalog().features().list(params))
+    }
+    pub fn create(&self, feature: CreateFeature) -> Result<Feature, Error> {
+        self.client.block_on(self.client.inner.catalog().features().create(feature))
+    }
+    pub fn retrieve(&self, key: &str) -> Result<Feature, Error> {
+        self.client.block_on(self.client.inner.catalog().features().retrieve(key))
+    }
+    pub fn update(&self, key: &str, changes: UpdateFeature) -> Result<Feature, Error> {
+        self.client.block_on(self.client.inner.catalog().features().update(key, changes))
+    }
+    pub fn archive(&self, key: &str) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.catalog().features().archive(key))
     }
 }

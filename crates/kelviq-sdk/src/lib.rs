@@ -14,6 +14,7 @@
 //! [`blocking::Kelviq`] offers the same modules without async.
 
 pub mod blocking;
+pub mod catalog;
 pub mod customers;
 mod environment;
 mod error;
@@ -126,5 +127,9 @@ impl Kelviq {
 
     pub fn customers(&self) -> customers::Customers<'_> {
         customers::Customers::new(&self.http)
+    }
+
+    pub fn catalog(&self) -> catalog::Catalog<'_> {
+        catalog::Catalog::new(&self.http)
     }
 }

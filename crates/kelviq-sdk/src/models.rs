@@ -60,3 +60,69 @@ pub struct Customer {
 pub struct ArchiveResponse {
     pub message: String,
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductImage {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub image: String,
+    #[serde(default)]
+    pub ordering: i64,
+    #[serde(default)]
+    pub thumbnail: bool,
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Product {
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub tax_code: String,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    pub modified_on: DateTime<Utc>,
+    #[serde(default)]
+    pub images: Vec<ProductImage>,
+    /// Identifiers of published plans; only on retrieve.
+    #[serde(default)]
+    pub plans: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductSettings {
+    pub vpn: bool,
+    pub tor: bool,
+    pub proxy: bool,
+    pub currency: String,
+    #[serde(default)]
+    pub product_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Feature {
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// `BOOLEAN`, `CUSTOMIZABLE` or `METER`.
+    pub feature_type: String,
+    #[serde(default)]
+    pub feature_details: Value,
+    #[serde(default)]
+    pub meter: Value,
+    #[serde(default)]
+    pub metadata: Value,
+    #[serde(default)]
+    pub is_archived: bool,
+    pub modified_on: DateTime<Utc>,
+}

@@ -8,6 +8,7 @@
 //! SQLite runs in WAL mode with `synchronous=FULL` behind a single writer
 //! connection, so a committed write is on disk before the caller answers.
 
+mod catalog;
 mod customers;
 mod events;
 mod keys;

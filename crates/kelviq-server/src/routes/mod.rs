@@ -1,5 +1,6 @@
 //! One module per resource, each with its own `router()`.
 
+pub mod catalog;
 pub mod customers;
 pub mod health;
 pub mod openapi;
@@ -9,5 +10,5 @@ use axum::Router;
 
 /// Everything under `/api/v1`.
 pub fn api_router() -> Router<AppState> {
-    Router::new().merge(customers::router()).merge(openapi::router())
+    Router::new().merge(customers::router()).merge(catalog::router()).merge(openapi::router())
 }

@@ -2,7 +2,7 @@
 //! types, served at `/api/v1/openapi.json` and committed as `openapi.json`.
 
 use crate::app::AppState;
-use crate::routes::{customers, health};
+use crate::routes::{catalog, customers, health};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -15,10 +15,16 @@ use utoipa::{Modify, OpenApi};
         health::healthz, health::readyz, health::metrics,
         customers::list_customers, customers::create_customer, customers::retrieve_customer,
         customers::update_customer, customers::archive_customer,
+        catalog::list_products, catalog::create_product, catalog::retrieve_product, catalog::update_product,
+        catalog::archive_product, catalog::get_settings, catalog::update_settings,
+        catalog::list_features, catalog::create_feature, catalog::retrieve_feature, catalog::update_feature,
+        catalog::archive_feature,
     ),
-    components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire)),
+    components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire,
+        catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
+        catalog::FeatureIn, catalog::FeaturePatch, catalog::FeatureOut)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
