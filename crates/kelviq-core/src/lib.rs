@@ -9,6 +9,8 @@ pub mod customer;
 pub mod events;
 pub mod ids;
 pub mod keys;
+pub mod money;
+pub mod plans;
 pub mod timefmt;
 pub mod validation;
 

@@ -3,8 +3,10 @@
 
 use crate::catalog::{CreateFeature, CreateProduct, ListCatalog, UpdateFeature, UpdateProduct, UpdateProductSettings};
 use crate::customers::{CreateCustomer, ListCustomers, UpdateCustomer};
-use crate::models::{ArchiveResponse, Customer, Feature, Page, Product, ProductSettings};
+use crate::models::{ArchiveResponse, Customer, Feature, Page, Plan, PlanFeature, PlanPrice, Product, ProductSettings};
+use crate::plans::{CreatePlan, UpdatePlan};
 use crate::Error;
+use serde_json::Value;
 use std::sync::Arc;
 
 /// A blocking Kelviq client. Do not use it from inside an async runtime.
@@ -69,6 +71,9 @@ impl<'a> Catalog<'a> {
     pub fn features(&self) -> Features<'a> {
         Features { client: self.client }
     }
+    pub fn plans(&self) -> Plans<'a> {
+        Plans { client: self.client }
+    }
 }
 
 pub struct Products<'a> {
@@ -118,5 +123,51 @@ impl Features<'_> {
     }
     pub fn archive(&self, key: &str) -> Result<(), Error> {
         self.client.block_on(self.client.inner.catalog().features().archive(key))
+    }
+}
+
+pub struct Plans<'a> {
+    client: &'a Kelviq,
+}
+
+impl Plans<'_> {
+    pub fn list(&self, params: ListCatalog) -> Result<Page<Plan>, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().list(params))
+    }
+    pub fn create(&self, plan: CreatePlan) -> Result<Plan, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().create(plan))
+    }
+    pub fn retrieve(&self, identifier: &str, version: Option<i64>) -> Result<Plan, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().retrieve(identifier, version))
+    }
+    pub fn update(&self, identifier: &str, changes: UpdatePlan) -> Result<Plan, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().update(identifier, changes))
+    }
+    pub fn archive(&self, identifier: &str) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.catalog().plans().archive(identifier))
+    }
+    pub fn publish(&self, identifier: &str, update_features: bool, update_pricing: bool) -> Result<i64, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().publish(identifier, update_features, update_pricing))
+    }
+    pub fn discard(&self, identifier: &str) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.catalog().plans().discard(identifier))
+    }
+    pub fn prices(&self, identifier: &str, version: Option<i64>) -> Result<Page<PlanPrice>, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().prices(identifier, version))
+    }
+    pub fn replace_prices(&self, identifier: &str, prices: Vec<Value>) -> Result<Vec<PlanPrice>, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().replace_prices(identifier, prices))
+    }
+    pub fn features(&self, identifier: &str, version: Option<i64>) -> Result<Page<PlanFeature>, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().features(identifier, version))
+    }
+    pub fn add_features(&self, identifier: &str, features: Vec<(String, Value)>) -> Result<Plan, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().add_features(identifier, features))
+    }
+    pub fn update_feature(&self, identifier: &str, feature: &str, details: Value) -> Result<PlanFeature, Error> {
+        self.client.block_on(self.client.inner.catalog().plans().update_feature(identifier, feature, details))
+    }
+    pub fn remove_feature(&self, identifier: &str, feature: &str) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.catalog().plans().remove_feature(identifier, feature))
     }
 }

@@ -114,6 +114,9 @@ impl<'a> Catalog<'a> {
     pub fn features(&self) -> Features<'a> {
         Features { http: self.http }
     }
+    pub fn plans(&self) -> crate::plans::Plans<'a> {
+        crate::plans::Plans::new(self.http)
+    }
 }
 
 fn body<T: Serialize>(value: &T) -> Value {

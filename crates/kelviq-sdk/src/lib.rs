@@ -20,6 +20,7 @@ mod environment;
 mod error;
 mod http;
 pub mod models;
+pub mod plans;
 
 pub use environment::{environment_from_env, hosts_for};
 pub use error::{Error, ErrorKind};

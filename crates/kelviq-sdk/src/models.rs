@@ -126,3 +126,59 @@ pub struct Feature {
     pub is_archived: bool,
     pub modified_on: DateTime<Utc>,
 }
+
+/// One version of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub identifier: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// UUID of the product.
+    pub product: String,
+    #[serde(default)]
+    pub metadata: Value,
+    pub version: i64,
+    /// True only for the published version.
+    pub is_latest: bool,
+    /// `draft`, `published` or `superseded`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub is_visible: bool,
+    #[serde(default)]
+    pub license: Option<Value>,
+    #[serde(default)]
+    pub links: Vec<Value>,
+    #[serde(default)]
+    pub ordering: Option<i64>,
+    pub created_on: DateTime<Utc>,
+    pub modified_on: DateTime<Utc>,
+}
+
+/// A plan price in one currency, with its charges (amounts in major units, as the API shows them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanPrice {
+    pub id: String,
+    pub price_type: String,
+    pub currency: String,
+    #[serde(default)]
+    pub free_trial: bool,
+    #[serde(default)]
+    pub trial_period: i64,
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub tax_behavior: Option<String>,
+    #[serde(default)]
+    pub charge_catalog_price: Vec<Value>,
+}
+
+/// A feature granted by a plan, with its configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanFeature {
+    pub feature: Feature,
+    pub details: Value,
+}

@@ -84,6 +84,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found(),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists.")),
+            StoreError::Invalid(errors) => ApiError::Fields(errors),
             other => ApiError::Internal(other.into()),
         }
     }

@@ -220,6 +220,15 @@ impl Paging {
         Ok((self.size as i64, ((self.page - 1) * self.size) as i64))
     }
 
+    /// This page of a list held in memory, and the list's length.
+    pub fn slice<'a, T>(&mut self, items: &'a [T]) -> Result<(&'a [T], u64), ApiError> {
+        let total = items.len() as u64;
+        let (limit, offset) = self.window(total)?;
+        let start = (offset as usize).min(items.len());
+        let end = (start + limit as usize).min(items.len());
+        Ok((&items[start..end], total))
+    }
+
     fn link(&self, page: u64) -> String {
         let mut url = self.url.clone();
         let kept: Vec<(String, String)> = self

@@ -96,18 +96,18 @@ impl Store {
     /// generated one made free with a numeric suffix.
     async fn identifier_for(&self, table: Table, tenant: &Tenant, identifier: &str, generated: bool) -> Result<String> {
         if generated {
-            self.free_identifier(table, tenant, identifier).await
+            self.free_identifier(table.name(), tenant, identifier).await
         } else {
             Ok(identifier.to_string())
         }
     }
 
     /// A free identifier in `table`: `base` itself, else `base-2`, `base-3`, …
-    async fn free_identifier(&self, table: Table, tenant: &Tenant, base: &str) -> Result<String> {
+    pub(crate) async fn free_identifier(&self, table: &str, tenant: &Tenant, base: &str) -> Result<String> {
         let (org, env) = tenant_binds(tenant);
         let rows = sqlx::query(&format!(
-            "SELECT identifier FROM {} WHERE org_id = $1 AND environment = $2 AND (identifier = $3 OR identifier LIKE $4)",
-            table.name()
+            "SELECT DISTINCT identifier FROM {table} WHERE org_id = $1 AND environment = $2 \
+             AND (identifier = $3 OR identifier LIKE $4)"
         ))
         .bind(org)
         .bind(env)

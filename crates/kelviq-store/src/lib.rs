@@ -13,6 +13,7 @@ mod customers;
 mod events;
 mod keys;
 mod orgs;
+mod plans;
 
 pub use keys::{ApiKey, KeyIdentity};
 pub use orgs::Organization;
@@ -33,6 +34,9 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("invalid database url: {0}")]
     BadUrl(String),
+    /// A rule checked inside a transaction was broken; nothing was written.
+    #[error("invalid: {0}")]
+    Invalid(kelviq_core::FieldErrors),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error(transparent)]

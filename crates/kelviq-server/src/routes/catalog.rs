@@ -191,8 +191,8 @@ pub async fn retrieve_product(
     Path(pk): Path<String>,
 ) -> ApiResult<Json<ProductOut>> {
     let product = state.store.find_product(&tenant, &pk).await?.ok_or_else(ApiError::not_found)?;
-    // Plans arrive with the plan catalogue; a product has none before that.
-    Ok(Json(ProductOut::from_product(product, Some(Vec::new()))))
+    let plans = state.store.published_plan_identifiers(&tenant, product.id).await?;
+    Ok(Json(ProductOut::from_product(product, Some(plans))))
 }
 
 /// Update a product's name, description or tax code.

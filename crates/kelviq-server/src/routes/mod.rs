@@ -4,11 +4,12 @@ pub mod catalog;
 pub mod customers;
 pub mod health;
 pub mod openapi;
+pub mod plans;
 
 use crate::app::AppState;
 use axum::Router;
 
 /// Everything under `/api/v1`.
 pub fn api_router() -> Router<AppState> {
-    Router::new().merge(customers::router()).merge(catalog::router()).merge(openapi::router())
+    Router::new().merge(customers::router()).merge(catalog::router()).merge(plans::router()).merge(openapi::router())
 }

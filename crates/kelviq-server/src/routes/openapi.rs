@@ -2,7 +2,7 @@
 //! types, served at `/api/v1/openapi.json` and committed as `openapi.json`.
 
 use crate::app::AppState;
-use crate::routes::{catalog, customers, health};
+use crate::routes::{catalog, customers, health, plans};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -19,12 +19,16 @@ use utoipa::{Modify, OpenApi};
         catalog::archive_product, catalog::get_settings, catalog::update_settings,
         catalog::list_features, catalog::create_feature, catalog::retrieve_feature, catalog::update_feature,
         catalog::archive_feature,
+        plans::list_plans, plans::create_plan, plans::retrieve_plan, plans::update_plan, plans::archive_plan,
+        plans::publish_plan, plans::discard_plan, plans::list_prices, plans::replace_prices,
+        plans::list_plan_features, plans::add_plan_features, plans::update_plan_feature, plans::remove_plan_feature,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
-        catalog::FeatureIn, catalog::FeaturePatch, catalog::FeatureOut)),
+        catalog::FeatureIn, catalog::FeaturePatch, catalog::FeatureOut,
+        plans::PlanIn, plans::PlanOut, plans::PublishIn, plans::PricesIn, plans::PlanFeaturesIn, plans::PlanFeatureIn)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

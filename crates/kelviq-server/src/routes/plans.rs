@@ -1,0 +1,567 @@
+//! Plans (spec §1.9): versions with a draft/publish lifecycle, prices per
+//! currency, and per-feature entitlements. Every change to a plan whose
+//! newest version is published lands in a new draft version.
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Paging, ServerCaller};
+use crate::routes::catalog::FeatureOut;
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, patch, post};
+use axum::{Json, Router};
+use kelviq_core::casing::camelize;
+use kelviq_core::catalog::Feature;
+use kelviq_core::plans::{
+    check_price_currencies, parse_entitlement_details, parse_price, price_to_wire, EntitlementDetails, FeatureRef,
+    NewPlan, PlanChanges, PlanEntitlement, PlanInput, PlanStatus, PlanVersion,
+};
+use kelviq_core::timefmt::iso_micros;
+use kelviq_core::{FieldErrors, Tenant};
+use kelviq_store::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use utoipa::{IntoParams, ToSchema};
+
+const CATALOG_PAGE_SIZE: u64 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/catalog/plans", get(list_plans).post(create_plan))
+        .route("/catalog/plans/{identifier}", get(retrieve_plan).patch(update_plan).delete(archive_plan))
+        .route("/catalog/plans/{identifier}/publish", post(publish_plan))
+        .route("/catalog/plans/{identifier}/discard", delete(discard_plan))
+        .route("/catalog/plans/{identifier}/prices", get(list_prices))
+        .route("/catalog/plans/{identifier}/prices/bulk", post(replace_prices))
+        .route("/catalog/plans/{identifier}/features", get(list_plan_features).post(add_plan_features))
+        .route(
+            "/catalog/plans/{identifier}/features/{feature_id}",
+            patch(update_plan_feature).delete(remove_plan_feature),
+        )
+}
+
+/// Body of `POST /catalog/plans/` and `PATCH /catalog/plans/{identifier}/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PlanIn {
+    /// Required on create.
+    pub name: Option<String>,
+    /// Slug, stable across versions; generated from `name` when left out. Create only.
+    pub identifier: Option<String>,
+    /// UUID (or identifier) of the product. Required on create; cannot change.
+    pub product: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    pub is_visible: Option<bool>,
+    /// `{enabled, activationLimit, activationLimitEnabled, durationUnit, durationValue, hasExpiry}`.
+    #[schema(value_type = Option<Object>)]
+    pub license: Option<Value>,
+    /// `[{name, url}]`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub links: Option<Value>,
+    pub file_keys: Option<Vec<String>>,
+    #[schema(value_type = Option<i64>)]
+    pub ordering: Option<Value>,
+}
+
+impl PlanIn {
+    fn into_input(self) -> ApiResult<PlanInput> {
+        if let Some([first, ..]) = self.file_keys.as_deref() {
+            return Err(ApiError::field(
+                "file_keys",
+                format!("Unknown upload key \"{first}\": upload it through /media/ first."),
+            ));
+        }
+        Ok(PlanInput {
+            name: self.name,
+            identifier: self.identifier,
+            product: self.product,
+            description: self.description,
+            metadata: self.metadata,
+            is_visible: self.is_visible,
+            license: self.license,
+            links: self.links,
+            ordering: self.ordering,
+        })
+    }
+}
+
+/// A plan version as the API returns it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanOut {
+    pub identifier: String,
+    pub name: String,
+    pub description: String,
+    /// UUID of the product.
+    pub product: String,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub version: i64,
+    /// True only for the published version.
+    pub is_latest: bool,
+    /// `draft`, `published` or `superseded`.
+    pub status: String,
+    pub modified_on: String,
+    pub created_on: String,
+    #[schema(value_type = Object)]
+    pub details: Value,
+    pub is_visible: bool,
+    pub is_imported: bool,
+    pub countries: Vec<String>,
+    #[schema(value_type = Option<Object>)]
+    pub license: Option<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub links: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub files: Vec<Value>,
+    pub ordering: Option<i64>,
+}
+
+impl From<PlanVersion> for PlanOut {
+    fn from(p: PlanVersion) -> Self {
+        PlanOut {
+            identifier: p.identifier,
+            name: p.name,
+            description: p.fields.description,
+            product: p.product_id.to_string(),
+            metadata: p.fields.metadata,
+            version: p.version,
+            is_latest: p.status == PlanStatus::Published,
+            status: p.status.as_str().to_string(),
+            modified_on: iso_micros(p.modified_at),
+            created_on: iso_micros(p.created_at),
+            details: json!({}),
+            is_visible: p.fields.is_visible,
+            is_imported: false,
+            countries: Vec::new(),
+            license: p.fields.license.map(camelize),
+            links: p.fields.links,
+            files: Vec::new(),
+            ordering: p.fields.ordering,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// A specific version; the newest when left out.
+    pub version: Option<String>,
+}
+
+fn parse_version(q: &VersionQuery) -> ApiResult<Option<i64>> {
+    match q.version.as_deref() {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .map(Some)
+            .ok_or_else(|| ApiError::field("version", "A valid integer is required.")),
+    }
+}
+
+fn plan_errors(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict("identifier") => {
+            ApiError::field("identifier", "plan with this identifier already exists.")
+        }
+        StoreError::Conflict("already published") => ApiError::BadRequest("Plan is already published.".into()),
+        StoreError::Conflict("already archived") => ApiError::BadRequest("Already archived.".into()),
+        StoreError::Conflict("plan version") => {
+            ApiError::Conflict("The plan was changed by another request at the same time; retry.".into())
+        }
+        other => other.into(),
+    }
+}
+
+async fn live_plan(
+    state: &AppState,
+    tenant: &Tenant,
+    identifier: &str,
+    version: Option<i64>,
+) -> ApiResult<PlanVersion> {
+    state.store.find_plan(tenant, identifier, version).await?.ok_or_else(ApiError::not_found)
+}
+
+/// List plans: the newest version of each.
+#[utoipa::path(get, path = "/api/v1/catalog/plans/", tag = "plans", security(("bearer" = [])),
+    params(("page" = Option<String>, Query), ("page_size" = Option<String>, Query)),
+    responses((status = 200, description = "A page of plans"), (status = 401)))]
+pub async fn list_plans(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
+    let total = state.store.count_plans(&tenant).await? as u64;
+    let (limit, offset) = paging.window(total)?;
+    let plans = state.store.list_plans(&tenant, limit, offset).await?;
+    let results: Vec<PlanOut> = plans.into_iter().map(Into::into).collect();
+    Ok(Json(paging.envelope(total, results)))
+}
+
+/// Create a plan: version 1, an unpublished draft.
+#[utoipa::path(post, path = "/api/v1/catalog/plans/", tag = "plans", request_body = PlanIn, security(("bearer" = [])),
+    responses((status = 201, body = PlanOut), (status = 400), (status = 401)))]
+pub async fn create_plan(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<PlanIn>,
+) -> ApiResult<(StatusCode, Json<PlanOut>)> {
+    let new = NewPlan::parse(input.into_input()?)?;
+    let product = state.store.find_product(&tenant, &new.product).await?;
+    let product =
+        product.ok_or_else(|| ApiError::field("product", format!("Product \"{}\" does not exist.", new.product)))?;
+    let plan = state.store.insert_plan(&tenant, &new, product.id, state.clock.now()).await.map_err(plan_errors)?;
+    Ok((StatusCode::CREATED, Json(plan.into())))
+}
+
+/// Retrieve a plan: `?version=N`, or the newest version.
+#[utoipa::path(get, path = "/api/v1/catalog/plans/{identifier}/", tag = "plans", security(("bearer" = [])),
+    params(("identifier" = String, Path), VersionQuery),
+    responses((status = 200, body = PlanOut), (status = 401), (status = 404)))]
+pub async fn retrieve_plan(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(identifier): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Json<PlanOut>> {
+    Ok(Json(live_plan(&state, &tenant, &identifier, parse_version(&q)?).await?.into()))
+}
+
+/// Update a plan. On a published plan this creates a new draft version.
+#[utoipa::path(patch, path = "/api/v1/catalog/plans/{identifier}/", tag = "plans", request_body = PlanIn, security(("bearer" = [])),
+    params(("identifier" = String, Path)),
+    responses((status = 200, body = PlanOut), (status = 400), (status = 401), (status = 404)))]
+pub async fn update_plan(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(identifier): Path<String>,
+    Body(input): Body<PlanIn>,
+) -> ApiResult<Json<PlanOut>> {
+    let changes = PlanChanges::parse(input.into_input()?)?;
+    if changes.is_empty() {
+        return Ok(Json(live_plan(&state, &tenant, &identifier, None).await?.into()));
+    }
+    let plan = state
+        .store
+        .edit_plan(&tenant, &identifier, state.clock.now(), |draft| {
+            changes.apply(&mut draft.name, &mut draft.fields);
+            Ok(())
+        })
+        .await
+        .map_err(plan_errors)?;
+    Ok(Json(plan.into()))
+}
+
+/// Archive every version of a plan.
+#[utoipa::path(delete, path = "/api/v1/catalog/plans/{identifier}/", tag = "plans", security(("bearer" = [])),
+    params(("identifier" = String, Path)),
+    responses((status = 204, description = "Archived"), (status = 400, description = "Already archived"), (status = 401), (status = 404)))]
+pub async fn archive_plan(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(identifier): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.archive_plan(&tenant, &identifier, state.clock.now()).await.map_err(plan_errors)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /catalog/plans/{identifier}/publish/`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PublishIn {
+    /// Move existing subscribers to the new version's features.
+    pub update_features: Option<bool>,
+    /// Move existing subscribers to the new version's pricing.
+    pub update_pricing: Option<bool>,
+}
+
+/// Publish the newest draft; the previously published version is superseded.
+#[utoipa::path(post, path = "/api/v1/catalog/plans/{identifier}/publish/", tag = "plans", request_body = PublishIn, security(("bearer" = [])),
+    params(("identifier" = String, Path)),
+    responses((status = 200, description = "`{\"status\": \"published\"}`"), (status = 400, description = "No price, a currency missing, or already published"), (status = 401), (status = 404)))]
+pub async fn publish_plan(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(identifier): Path<String>,
+    Body(input): Body<PublishIn>,
+) -> ApiResult<Json<Value>> {
+    let plan = state.store.publish_plan(&tenant, &identifier, state.clock.now()).await.map_err(plan_errors)?;
+    tracing::info!(
+        plan = %plan.identifier,
+        version = plan.version,
+        update_features = input.update_features.unwrap_or(false),
+        update_pricing = input.update_pricing.unwrap_or(false),
+        "plan published"
+    );
+    Ok(Json(json!({"status": "published", "version": plan.version})))
+}
+
+/// Delete the newest version if it is an unpublished draft.
+#[utoipa::path(delete, path = "/api/v1/catalog/plans/{identifier}/discard/", tag = "plans", security(("bearer" = [])),
+    params(("identifier" = String, Path)),
+    responses((status = 204, description = "Draft discarded"), (status = 400, description = "Already published"), (status = 401), (status = 404)))]
+pub async fn discard_plan(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(identifier): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.discard_plan_draft(&tenant, &identifier).await.map_err(|e| match e {
+        StoreError::Conflict("already published") => {
+            ApiError::BadRequest("Plan is already published; cannot be discarded.".into())
+        }
+        other => plan_errors(other),
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A plan version's prices.
+#[utoipa::path(get, path = "/api/v1/catalog/plans/{identifier}/prices/", tag = "plans", security(("bearer" = [])),
+    params(("identifier" = String, Path), VersionQuery),
+    responses((status = 200, description = "A page of prices"), (status = 401), (status = 404)))]
+pub async fn list_prices(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(identifier): Path<String>,
+    Query(q): Query<VersionQuery>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let plan = live_plan(&state, &tenant, &identifier, parse_version(&q)?).await?;
+    let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
+    let (page, total) = paging.slice(&plan.prices)?;
+    let page: Vec<Value> = page.iter().map(price_to_wire).collect();
+    Ok(Json(paging.envelope(total, page)))
+}
+
+/// Body of `POST /catalog/plans/{identifier}/prices/bulk/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PricesIn {
+    /// The plan's complete new set of prices.
+    #[schema(value_type = Vec<Object>)]
+    pub prices: Option<Vec<Value>>,
+}
+
+/// Features named by `feature` in the charge groups of `prices`, looked up live.
+async fn referenced_features(
+    state: &AppState,
+    tenant: &Tenant,
+    prices: &[Value],
+) -> ApiResult<HashMap<String, FeatureRef>> {
+    let mut found = HashMap::new();
+    for p in prices {
+        for group in p.get("charge_catalog_price").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(key) = group.get("feature").and_then(Value::as_str) {
+                if found.contains_key(key) {
+                    continue;
+                }
+                if let Some(f) = state.store.find_feature(tenant, key).await?.filter(|f| f.archived_at.is_none()) {
+                    found.insert(key.to_string(), FeatureRef { id: f.id, feature_type: f.feature_type });
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Replace all of a plan's prices in one step.
+#[utoipa::path(post, path = "/api/v1/catalog/plans/{identifier}/prices/bulk/", tag = "plans", request_body = PricesIn, security(("bearer" = [])),
+    params(("identifier" = String, Path)),
+    responses((status = 200, description = "`{\"prices\": [...]}`"), (status = 400), (status = 401), (status = 404)))]
+pub async fn replace_prices(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(identifier): Path<String>,
+    Body(input): Body<PricesIn>,
+) -> ApiResult<Json<Value>> {
+    let raw = input.prices.ok_or_else(|| ApiError::field("prices", "This field is required."))?;
+    live_plan(&state, &tenant, &identifier, None).await?;
+    let features = referenced_features(&state, &tenant, &raw).await?;
+    let lookup = |key: &str| features.get(key).cloned();
+    let mut errors = FieldErrors::new();
+    let prices: Vec<Value> = raw
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| parse_price(p, &format!("prices[{i}]: "), &lookup, &mut errors))
+        .collect();
+    errors.into_result()?;
+    check_price_currencies(&prices)?;
+    let plan = state
+        .store
+        .edit_plan(&tenant, &identifier, state.clock.now(), |draft| {
+            draft.prices = prices;
+            Ok(())
+        })
+        .await
+        .map_err(plan_errors)?;
+    Ok(Json(json!({ "prices": plan.prices.iter().map(price_to_wire).collect::<Vec<_>>() })))
+}
+
+/// An entitlement row: the feature and its configuration on the plan.
+fn entitlement_out(feature: Feature, details: &EntitlementDetails) -> Value {
+    let mut d = camelize(serde_json::to_value(details).expect("details serialise"));
+    d["isInherited"] = json!(false);
+    d["isValueOverridden"] = json!(false);
+    json!({ "feature": FeatureOut::from(feature), "details": d })
+}
+
+/// The features a plan version grants.
+#[utoipa::path(get, path = "/api/v1/catalog/plans/{identifier}/features/", tag = "plans", security(("bearer" = [])),
+    params(("identifier" = String, Path), VersionQuery),
+    responses((status = 200, description = "A page of `{feature, details}`"), (status = 401), (status = 404)))]
+pub async fn list_plan_features(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(identifier): Path<String>,
+    Query(q): Query<VersionQuery>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let plan = live_plan(&state, &tenant, &identifier, parse_version(&q)?).await?;
+    let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
+    let (page, total) = paging.slice(&plan.entitlements)?;
+    let mut rows = Vec::new();
+    for e in page {
+        let feature = state.store.find_feature(&tenant, &e.feature_id.to_string()).await?;
+        let feature = feature
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan grants missing feature {}", e.feature_id)))?;
+        rows.push(entitlement_out(feature, &e.details));
+    }
+    Ok(Json(paging.envelope(total, rows)))
+}
+
+/// Body of `POST /catalog/plans/{identifier}/features/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PlanFeaturesIn {
+    /// `[{feature: UUID or identifier, details: {...}}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub plan_entitlements: Option<Vec<Value>>,
+}
+
+/// Grant features on the plan (in its draft).
+#[utoipa::path(post, path = "/api/v1/catalog/plans/{identifier}/features/", tag = "plans", request_body = PlanFeaturesIn, security(("bearer" = [])),
+    params(("identifier" = String, Path)),
+    responses((status = 201, body = PlanOut), (status = 400), (status = 401), (status = 404)))]
+pub async fn add_plan_features(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(identifier): Path<String>,
+    Body(input): Body<PlanFeaturesIn>,
+) -> ApiResult<(StatusCode, Json<PlanOut>)> {
+    let items = input.plan_entitlements.filter(|i| !i.is_empty());
+    let items = items.ok_or_else(|| ApiError::field("plan_entitlements", "A non-empty list is required."))?;
+    live_plan(&state, &tenant, &identifier, None).await?;
+    let mut errors = FieldErrors::new();
+    let mut additions: Vec<PlanEntitlement> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("planEntitlements[{i}]: ");
+        let Some(key) = item.get("feature").and_then(Value::as_str) else {
+            errors.add("plan_entitlements", format!("{at}feature (a UUID or identifier) is required."));
+            continue;
+        };
+        let feature = state.store.find_feature(&tenant, key).await?.filter(|f| f.archived_at.is_none());
+        let Some(feature) = feature else {
+            errors.add("plan_entitlements", format!("{at}feature \"{key}\" does not exist."));
+            continue;
+        };
+        if additions.iter().any(|a| a.feature_id == feature.id) {
+            errors.add("plan_entitlements", format!("{at}feature \"{key}\" is listed twice."));
+            continue;
+        }
+        let details = item.get("details").cloned().unwrap_or_else(|| json!({}));
+        if let Some(details) = parse_entitlement_details(feature.feature_type, &details, &at, &mut errors) {
+            additions.push(PlanEntitlement { feature_id: feature.id, details });
+        }
+    }
+    errors.into_result()?;
+    let plan = state
+        .store
+        .edit_plan(&tenant, &identifier, state.clock.now(), |draft| {
+            if let Some(dup) =
+                additions.iter().find(|a| draft.entitlements.iter().any(|e| e.feature_id == a.feature_id))
+            {
+                return Err(FieldErrors::single(
+                    "plan_entitlements",
+                    format!("feature {} is already on this plan.", dup.feature_id),
+                ));
+            }
+            draft.entitlements.extend(additions);
+            Ok(())
+        })
+        .await
+        .map_err(plan_errors)?;
+    Ok((StatusCode::CREATED, Json(plan.into())))
+}
+
+/// Body of `PATCH /catalog/plans/{identifier}/features/{feature_id}/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PlanFeatureIn {
+    #[schema(value_type = Object)]
+    pub details: Option<Value>,
+}
+
+async fn plan_feature(state: &AppState, tenant: &Tenant, key: &str) -> ApiResult<Feature> {
+    state.store.find_feature(tenant, key).await?.ok_or_else(ApiError::not_found)
+}
+
+/// Change a feature's configuration on the plan (in its draft).
+#[utoipa::path(patch, path = "/api/v1/catalog/plans/{identifier}/features/{feature_id}/", tag = "plans", request_body = PlanFeatureIn,
+    security(("bearer" = [])), params(("identifier" = String, Path), ("feature_id" = String, Path, description = "Feature identifier or UUID")),
+    responses((status = 200, description = "`{feature, details}`"), (status = 400), (status = 401), (status = 404)))]
+pub async fn update_plan_feature(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((identifier, feature_key)): Path<(String, String)>,
+    Body(input): Body<PlanFeatureIn>,
+) -> ApiResult<Json<Value>> {
+    let raw = input.details.ok_or_else(|| ApiError::field("details", "This field is required."))?;
+    let feature = plan_feature(&state, &tenant, &feature_key).await?;
+    let mut errors = FieldErrors::new();
+    let details = parse_entitlement_details(feature.feature_type, &raw, "", &mut errors);
+    errors.into_result()?;
+    let details = details.expect("no errors means details");
+    let feature_id = feature.id;
+    let stored = details.clone();
+    state
+        .store
+        .edit_plan(&tenant, &identifier, state.clock.now(), |draft| {
+            let row = draft.entitlements.iter_mut().find(|e| e.feature_id == feature_id);
+            let row = row.ok_or_else(|| FieldErrors::single("feature", "This feature is not on the plan."))?;
+            row.details = stored;
+            Ok(())
+        })
+        .await
+        .map_err(plan_errors)?;
+    Ok(Json(entitlement_out(feature, &details)))
+}
+
+/// Remove a feature from the plan (in its draft).
+#[utoipa::path(delete, path = "/api/v1/catalog/plans/{identifier}/features/{feature_id}/", tag = "plans", security(("bearer" = [])),
+    params(("identifier" = String, Path), ("feature_id" = String, Path, description = "Feature identifier or UUID")),
+    responses((status = 204, description = "Removed"), (status = 401), (status = 404)))]
+pub async fn remove_plan_feature(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((identifier, feature_key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let feature = plan_feature(&state, &tenant, &feature_key).await?;
+    let plan = live_plan(&state, &tenant, &identifier, None).await?;
+    if !plan.entitlements.iter().any(|e| e.feature_id == feature.id) {
+        return Err(ApiError::not_found());
+    }
+    state
+        .store
+        .edit_plan(&tenant, &identifier, state.clock.now(), |draft| {
+            let before = draft.entitlements.len();
+            draft.entitlements.retain(|e| e.feature_id != feature.id);
+            if draft.entitlements.len() == before {
+                return Err(FieldErrors::single("feature", "This feature is not on the plan."));
+            }
+            Ok(())
+        })
+        .await
+        .map_err(plan_errors)?;
+    Ok(StatusCode::NO_CONTENT)
+}
