@@ -84,6 +84,9 @@ pub struct NewPlan {
 /// What a plan version says about itself (everything but prices and entitlements).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanFields {
+    /// The identifier of the plan this one inherits features from.
+    #[serde(default)]
+    pub parent: Option<String>,
     pub description: String,
     pub metadata: Value,
     pub is_visible: bool,
@@ -95,6 +98,7 @@ pub struct PlanFields {
 /// A validated plan patch; `None` leaves a field alone.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlanChanges {
+    pub parent: Option<Option<String>>,
     pub name: Option<String>,
     pub description: Option<String>,
     pub metadata: Option<Value>,
@@ -110,6 +114,9 @@ impl PlanChanges {
     }
 
     pub fn apply(&self, name: &mut String, f: &mut PlanFields) {
+        if let Some(p) = &self.parent {
+            f.parent = p.clone();
+        }
         if let Some(n) = &self.name {
             *name = n.clone();
         }
@@ -137,6 +144,8 @@ impl PlanChanges {
 /// The raw plan body fields, snake_case, as the wire type hands them over.
 #[derive(Debug, Clone, Default)]
 pub struct PlanInput {
+    /// `None`: not given; `Some(None)`: cleared.
+    pub parent: Option<Option<String>>,
     pub name: Option<String>,
     pub identifier: Option<String>,
     pub product: Option<String>,
@@ -285,6 +294,7 @@ impl NewPlan {
             name,
             product,
             fields: PlanFields {
+                parent: input.parent.flatten().filter(|p| !p.is_empty()),
                 description: input.description.unwrap_or_default(),
                 metadata,
                 is_visible: input.is_visible.unwrap_or(true),
@@ -310,6 +320,7 @@ impl PlanChanges {
             check_name(n, &mut errors);
         }
         let changes = PlanChanges {
+            parent: input.parent.map(|p| p.filter(|p| !p.is_empty())),
             name: input.name,
             description: input.description,
             metadata: parse_metadata(input.metadata, &mut errors),
@@ -949,6 +960,40 @@ mod tests {
     }
 
     #[test]
+    fn inheritance_resolution() {
+        let f = |n: u128| uuid::Uuid::from_u128(n);
+        let details = |v: i64| EntitlementDetails {
+            value: json!(v),
+            has_unlimited_usage: false,
+            reset: None,
+            reset_time: None,
+            hard_limit: false,
+            rollover: None,
+            usage_alerts: None,
+        };
+        let starter = [
+            PlanEntitlement { feature_id: f(1), details: details(1000) },
+            PlanEntitlement { feature_id: f(2), details: details(1) },
+        ];
+        let starter = resolve_entitlements(&starter, &[]);
+        assert!(starter.iter().all(|e| !e.inherited && !e.overridden));
+        let pro_own = [
+            PlanEntitlement { feature_id: f(1), details: details(100_000) },
+            PlanEntitlement { feature_id: f(3), details: details(1) },
+        ];
+        let pro = resolve_entitlements(&pro_own, &starter);
+        let summary: Vec<(u128, i64, bool, bool)> = pro
+            .iter()
+            .map(|e| (e.feature_id.as_u128(), e.details.value.as_i64().unwrap(), e.inherited, e.overridden))
+            .collect();
+        assert_eq!(summary, [(1, 100_000, false, true), (2, 1, true, false), (3, 1, false, false)]);
+        // A grandchild inherits the child's override as an inherited value.
+        let enterprise = resolve_entitlements(&[], &pro);
+        assert!(enterprise.iter().all(|e| e.inherited));
+        assert_eq!(enterprise[0].details.value, json!(100_000));
+    }
+
+    #[test]
     fn plans() {
         let p = NewPlan::parse(PlanInput {
             name: Some("Pro Monthly".into()),
@@ -1056,6 +1101,46 @@ impl PlanVersion {
         }
         Ok(())
     }
+}
+
+/// A feature as a plan grants it once inheritance is resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectiveEntitlement {
+    pub feature_id: uuid::Uuid,
+    pub details: EntitlementDetails,
+    /// The value comes from an ancestor plan and follows it.
+    pub inherited: bool,
+    /// The plan sets its own value for a feature an ancestor also grants.
+    pub overridden: bool,
+}
+
+/// A plan's own entitlements laid over its parent's resolved ones: the
+/// parent's features first (in its order), each inherited unless the plan
+/// has its own row for it, then the plan's own additions.
+pub fn resolve_entitlements(own: &[PlanEntitlement], parent: &[EffectiveEntitlement]) -> Vec<EffectiveEntitlement> {
+    let mut out: Vec<EffectiveEntitlement> = parent
+        .iter()
+        .map(|p| match own.iter().find(|o| o.feature_id == p.feature_id) {
+            Some(o) => EffectiveEntitlement {
+                feature_id: o.feature_id,
+                details: o.details.clone(),
+                inherited: false,
+                overridden: true,
+            },
+            None => EffectiveEntitlement { inherited: true, overridden: false, ..p.clone() },
+        })
+        .collect();
+    for o in own {
+        if !parent.iter().any(|p| p.feature_id == o.feature_id) {
+            out.push(EffectiveEntitlement {
+                feature_id: o.feature_id,
+                details: o.details.clone(),
+                inherited: false,
+                overridden: false,
+            });
+        }
+    }
+    out
 }
 
 /// Rejects two PAID prices in one currency (a bulk replace is all or nothing).

@@ -137,6 +137,9 @@ pub struct Plan {
     pub description: String,
     /// UUID of the product.
     pub product: String,
+    /// The plan this one inherits features from.
+    #[serde(default)]
+    pub parent: Option<String>,
     #[serde(default)]
     pub metadata: Value,
     pub version: i64,

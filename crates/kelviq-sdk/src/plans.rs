@@ -14,6 +14,9 @@ use serde_json::{json, Map, Value};
 pub struct CreatePlan {
     pub name: String,
     pub product: String,
+    /// Identifier of a plan to inherit features from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identifier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,6 +36,9 @@ pub struct CreatePlan {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdatePlan {
+    /// `Some(None)` stops inheriting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

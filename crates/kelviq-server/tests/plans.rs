@@ -329,4 +329,115 @@ async fn concurrent_edits_make_one_draft(backend: Backend) {
     srv.stop().await;
 }
 
-on_both_backends!(version_lifecycle, plan_validation, plans_are_tenant_scoped, concurrent_edits_make_one_draft);
+/// Seed 004's tiers: Starter → Pro (overrides API calls, adds analytics) →
+/// Enterprise (unlimited API calls, adds SSO).
+async fn inheritance(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let sdk = srv.sdk();
+    let product_id = seed(&sdk).await;
+    sdk.catalog()
+        .features()
+        .create(CreateFeature { name: "Analytics".into(), feature_type: "BOOLEAN".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let plans = sdk.catalog().plans();
+    let create = |name: &str, parent: Option<&str>| CreatePlan {
+        name: name.into(),
+        product: product_id.clone(),
+        parent: parent.map(str::to_string),
+        ..Default::default()
+    };
+    plans.create(create("Starter", None)).await.unwrap();
+    plans
+        .add_features(
+            "starter",
+            vec![("api-calls".into(), json!({"value": 1000})), ("seats".into(), json!({"value": 3}))],
+        )
+        .await
+        .unwrap();
+    plans.replace_prices("starter", vec![usd_price()]).await.unwrap();
+    plans.publish("starter", false, false).await.unwrap();
+
+    let pro = plans.create(create("Pro", Some("starter"))).await.unwrap();
+    assert_eq!(pro.parent.as_deref(), Some("starter"));
+    plans
+        .add_features("pro", vec![("api-calls".into(), json!({"value": 100000})), ("analytics".into(), json!({}))])
+        .await
+        .unwrap();
+    plans.create(create("Enterprise", Some("pro"))).await.unwrap();
+    plans.update_feature("enterprise", "api-calls", json!({"hasUnlimitedUsage": true})).await.unwrap();
+    plans.add_features("enterprise", vec![("sso".into(), json!({"value": true}))]).await.unwrap();
+
+    type Row = (String, Value, bool, bool);
+    let rows = |page: kelviq_sdk::models::Page<kelviq_sdk::models::PlanFeature>| -> Vec<Row> {
+        page.results
+            .into_iter()
+            .map(|r| {
+                let d = r.details;
+                (
+                    r.feature.identifier,
+                    d["value"].clone(),
+                    d["isInherited"].as_bool().unwrap(),
+                    d["isValueOverridden"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let row = |id: &str, v: Value, inherited: bool, overridden: bool| (id.to_string(), v, inherited, overridden);
+    assert_eq!(
+        rows(plans.features("pro", None).await.unwrap()),
+        [
+            row("api-calls", json!(100000), false, true),
+            row("seats", json!(3), true, false),
+            row("analytics", json!(true), false, false)
+        ]
+    );
+    assert_eq!(
+        rows(plans.features("enterprise", None).await.unwrap()),
+        [
+            row("api-calls", Value::Null, false, true),
+            row("seats", json!(3), true, false),
+            row("analytics", json!(true), true, false),
+            row("sso", json!(true), false, false),
+        ]
+    );
+
+    // A change to the parent flows to the children, except where they override it.
+    plans.update_feature("starter", "seats", json!({"value": 5})).await.unwrap();
+    plans.update_feature("starter", "api-calls", json!({"value": 2000})).await.unwrap();
+    plans.publish("starter", false, false).await.unwrap();
+    let enterprise = rows(plans.features("enterprise", None).await.unwrap());
+    assert_eq!(enterprise[1], row("seats", json!(5), true, false));
+    assert_eq!(enterprise[0], row("api-calls", Value::Null, false, true));
+    assert_eq!(rows(plans.features("pro", None).await.unwrap())[0], row("api-calls", json!(100000), false, true));
+
+    // Removing an override brings the inherited value back; inherited rows cannot be removed.
+    plans.remove_feature("pro", "api-calls").await.unwrap();
+    assert_eq!(rows(plans.features("pro", None).await.unwrap())[0], row("api-calls", json!(2000), true, false));
+    let e = plans.remove_feature("pro", "seats").await.unwrap_err();
+    assert_eq!(e.status(), Some(400));
+
+    // No cycles, no self-parenting, no unknown parents.
+    for (plan, parent) in [("starter", "enterprise"), ("pro", "pro"), ("pro", "nope")] {
+        let e = plans
+            .update(plan, UpdatePlan { parent: Some(Some(parent.into())), ..Default::default() })
+            .await
+            .unwrap_err();
+        assert!(e.details().unwrap().get("parent").is_some(), "{plan} ← {parent}: {:?}", e.details());
+    }
+    // Detaching keeps only the plan's own rows.
+    plans.update("enterprise", UpdatePlan { parent: Some(None), ..Default::default() }).await.unwrap();
+    assert_eq!(
+        rows(plans.features("enterprise", None).await.unwrap()),
+        [row("api-calls", Value::Null, false, false), row("sso", json!(true), false, false)]
+    );
+    srv.stop().await;
+}
+
+on_both_backends!(
+    version_lifecycle,
+    plan_validation,
+    plans_are_tenant_scoped,
+    concurrent_edits_make_one_draft,
+    inheritance
+);

@@ -375,3 +375,70 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("identifier")?)).collect()
     }
 }
+
+/// How deep a chain of parent plans may go.
+pub const MAX_PLAN_DEPTH: usize = 8;
+
+impl Store {
+    /// The version a child inherits from: the published one, else the newest.
+    pub async fn inheritable_plan(&self, tenant: &Tenant, identifier: &str) -> Result<Option<PlanVersion>> {
+        match self.find_published_plan(tenant, identifier).await? {
+            Some(p) => Ok(Some(p)),
+            None => self.find_plan(tenant, identifier, None).await,
+        }
+    }
+
+    /// The plan's entitlements with inheritance resolved, up its parent chain.
+    pub async fn effective_entitlements(
+        &self,
+        tenant: &Tenant,
+        plan: &PlanVersion,
+    ) -> Result<Vec<kelviq_core::plans::EffectiveEntitlement>> {
+        let mut chain = vec![plan.entitlements.clone()];
+        let mut seen = vec![plan.identifier.clone()];
+        let mut next = plan.fields.parent.clone();
+        while let Some(parent) = next {
+            if seen.contains(&parent) || seen.len() > MAX_PLAN_DEPTH {
+                break;
+            }
+            let Some(p) = self.inheritable_plan(tenant, &parent).await? else { break };
+            chain.push(p.entitlements.clone());
+            seen.push(parent);
+            next = p.fields.parent.clone();
+        }
+        let mut resolved = Vec::new();
+        for own in chain.iter().rev() {
+            resolved = kelviq_core::plans::resolve_entitlements(own, &resolved);
+        }
+        Ok(resolved)
+    }
+
+    /// Why `child` may not inherit from `parent` (missing, itself, a cycle,
+    /// too deep), or `Ok`.
+    pub async fn check_plan_parent(
+        &self,
+        tenant: &Tenant,
+        child: &str,
+        parent: &str,
+    ) -> Result<std::result::Result<(), String>> {
+        if parent == child {
+            return Ok(Err("A plan cannot inherit from itself.".into()));
+        }
+        let mut next = Some(parent.to_string());
+        let mut depth = 0;
+        while let Some(id) = next {
+            let Some(p) = self.inheritable_plan(tenant, &id).await? else {
+                return Ok(Err(format!("Plan \"{id}\" does not exist.")));
+            };
+            depth += 1;
+            if depth >= MAX_PLAN_DEPTH {
+                return Ok(Err(format!("Plans inherit at most {MAX_PLAN_DEPTH} levels deep.")));
+            }
+            next = p.fields.parent.clone();
+            if next.as_deref() == Some(child) {
+                return Ok(Err(format!("\"{parent}\" already inherits from \"{child}\"; that would be a cycle.")));
+            }
+        }
+        Ok(Ok(()))
+    }
+}

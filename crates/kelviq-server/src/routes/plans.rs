@@ -45,6 +45,10 @@ pub fn router() -> Router<AppState> {
 /// Body of `POST /catalog/plans/` and `PATCH /catalog/plans/{identifier}/`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PlanIn {
+    /// Identifier of a plan to inherit features from; `null` stops inheriting.
+    #[serde(default, deserialize_with = "crate::wire::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub parent: Option<Option<String>>,
     /// Required on create.
     pub name: Option<String>,
     /// Slug, stable across versions; generated from `name` when left out. Create only.
@@ -75,6 +79,7 @@ impl PlanIn {
             ));
         }
         Ok(PlanInput {
+            parent: self.parent,
             name: self.name,
             identifier: self.identifier,
             product: self.product,
@@ -93,6 +98,8 @@ impl PlanIn {
 #[serde(rename_all = "camelCase")]
 pub struct PlanOut {
     pub identifier: String,
+    /// The plan this one inherits features from.
+    pub parent: Option<String>,
     pub name: String,
     pub description: String,
     /// UUID of the product.
@@ -124,6 +131,7 @@ impl From<PlanVersion> for PlanOut {
     fn from(p: PlanVersion) -> Self {
         PlanOut {
             identifier: p.identifier,
+            parent: p.fields.parent,
             name: p.name,
             description: p.fields.description,
             product: p.product_id.to_string(),
@@ -244,6 +252,9 @@ pub async fn update_plan(
     Body(input): Body<PlanIn>,
 ) -> ApiResult<Json<PlanOut>> {
     let changes = PlanChanges::parse(input.into_input()?)?;
+    if let Some(Some(parent)) = &changes.parent {
+        state.store.check_plan_parent(&tenant, &identifier, parent).await?.map_err(|m| ApiError::field("parent", m))?;
+    }
     if changes.is_empty() {
         return Ok(Json(live_plan(&state, &tenant, &identifier, None).await?.into()));
     }
@@ -401,10 +412,10 @@ pub async fn replace_prices(
 }
 
 /// An entitlement row: the feature and its configuration on the plan.
-fn entitlement_out(feature: Feature, details: &EntitlementDetails) -> Value {
+fn entitlement_out(feature: Feature, details: &EntitlementDetails, inherited: bool, overridden: bool) -> Value {
     let mut d = camelize(serde_json::to_value(details).expect("details serialise"));
-    d["isInherited"] = json!(false);
-    d["isValueOverridden"] = json!(false);
+    d["isInherited"] = json!(inherited);
+    d["isValueOverridden"] = json!(overridden);
     json!({ "feature": FeatureOut::from(feature), "details": d })
 }
 
@@ -421,13 +432,14 @@ pub async fn list_plan_features(
 ) -> ApiResult<Json<Value>> {
     let plan = live_plan(&state, &tenant, &identifier, parse_version(&q)?).await?;
     let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
-    let (page, total) = paging.slice(&plan.entitlements)?;
+    let effective = state.store.effective_entitlements(&tenant, &plan).await?;
+    let (page, total) = paging.slice(&effective)?;
     let mut rows = Vec::new();
     for e in page {
         let feature = state.store.find_feature(&tenant, &e.feature_id.to_string()).await?;
         let feature = feature
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan grants missing feature {}", e.feature_id)))?;
-        rows.push(entitlement_out(feature, &e.details));
+        rows.push(entitlement_out(feature, &e.details, e.inherited, e.overridden));
     }
     Ok(Json(paging.envelope(total, rows)))
 }
@@ -523,18 +535,24 @@ pub async fn update_plan_feature(
     errors.into_result()?;
     let details = details.expect("no errors means details");
     let feature_id = feature.id;
+    let plan = live_plan(&state, &tenant, &identifier, None).await?;
+    let effective = state.store.effective_entitlements(&tenant, &plan).await?;
+    let row = effective.iter().find(|e| e.feature_id == feature_id).ok_or_else(ApiError::not_found)?;
+    // Changing an inherited value makes it the plan's own: an override.
+    let overrides = row.inherited || row.overridden;
     let stored = details.clone();
     state
         .store
         .edit_plan(&tenant, &identifier, state.clock.now(), |draft| {
-            let row = draft.entitlements.iter_mut().find(|e| e.feature_id == feature_id);
-            let row = row.ok_or_else(|| FieldErrors::single("feature", "This feature is not on the plan."))?;
-            row.details = stored;
+            match draft.entitlements.iter_mut().find(|e| e.feature_id == feature_id) {
+                Some(own) => own.details = stored,
+                None => draft.entitlements.push(PlanEntitlement { feature_id, details: stored }),
+            }
             Ok(())
         })
         .await
         .map_err(plan_errors)?;
-    Ok(Json(entitlement_out(feature, &details)))
+    Ok(Json(entitlement_out(feature, &details, false, overrides)))
 }
 
 /// Remove a feature from the plan (in its draft).
@@ -549,6 +567,13 @@ pub async fn remove_plan_feature(
     let feature = plan_feature(&state, &tenant, &feature_key).await?;
     let plan = live_plan(&state, &tenant, &identifier, None).await?;
     if !plan.entitlements.iter().any(|e| e.feature_id == feature.id) {
+        let effective = state.store.effective_entitlements(&tenant, &plan).await?;
+        if effective.iter().any(|e| e.feature_id == feature.id) {
+            return Err(ApiError::BadRequest(format!(
+                "\"{}\" is inherited from the parent plan; override its value instead of removing it.",
+                feature.identifier
+            )));
+        }
         return Err(ApiError::not_found());
     }
     state
