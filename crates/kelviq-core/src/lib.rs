@@ -11,6 +11,7 @@ pub mod ids;
 pub mod keys;
 pub mod money;
 pub mod plans;
+pub mod signing;
 pub mod timefmt;
 pub mod validation;
 

@@ -32,6 +32,8 @@ pub struct Config {
     pub db_max_connections: u32,
     /// How long a SIGTERM waits for in-flight requests.
     pub shutdown_grace_seconds: u64,
+    /// Largest file accepted by the media upload endpoint.
+    pub media_max_bytes: u64,
     /// How long a resolved API key is trusted before it is looked up again
     /// (bounds how long a revoked key keeps working on a running server).
     pub key_cache_seconds: u64,
@@ -50,6 +52,7 @@ impl Default for Config {
             db_max_connections: 8,
             shutdown_grace_seconds: 30,
             key_cache_seconds: 2,
+            media_max_bytes: 50 * 1024 * 1024,
         }
     }
 }
@@ -68,6 +71,7 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_DB_MAX_CONNECTIONS",
     "KELVIQ_SHUTDOWN_GRACE_SECONDS",
     "KELVIQ_KEY_CACHE_SECONDS",
+    "KELVIQ_MEDIA_MAX_BYTES",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -126,6 +130,7 @@ impl Config {
         parse_env(env, "KELVIQ_DB_MAX_CONNECTIONS", &mut cfg.db_max_connections)?;
         parse_env(env, "KELVIQ_SHUTDOWN_GRACE_SECONDS", &mut cfg.shutdown_grace_seconds)?;
         parse_env(env, "KELVIQ_KEY_CACHE_SECONDS", &mut cfg.key_cache_seconds)?;
+        parse_env(env, "KELVIQ_MEDIA_MAX_BYTES", &mut cfg.media_max_bytes)?;
         Ok((cfg, warnings))
     }
 
@@ -144,6 +149,11 @@ impl Config {
     }
 
     /// The config as TOML, with secrets (database password) redacted.
+    /// Where uploaded files live.
+    pub fn media_dir(&self) -> PathBuf {
+        self.data_dir.join("media")
+    }
+
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database_url = Some(kelviq_store::redact_url(&self.effective_database_url()));

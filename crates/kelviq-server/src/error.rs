@@ -40,6 +40,11 @@ impl ApiError {
         ApiError::Fields(FieldErrors::single(field, message))
     }
 
+    /// A filesystem failure: a server-side problem, logged with its cause.
+    pub fn from_io(e: std::io::Error) -> Self {
+        ApiError::Internal(anyhow::anyhow!("file storage: {e}"))
+    }
+
     pub fn not_found() -> Self {
         ApiError::NotFound("Not found.".into())
     }

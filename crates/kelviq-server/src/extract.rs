@@ -156,6 +156,34 @@ where
     }
 }
 
+/// The server's externally visible base URL (`public_url`, else the
+/// request's scheme and Host), for absolute links in responses.
+#[derive(Debug, Clone)]
+pub struct BaseUrl(pub String);
+
+impl<S> FromRequestParts<S> for BaseUrl
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        if let Some(url) = &state.config.public_url {
+            return Ok(BaseUrl(url.trim_end_matches('/').to_string()));
+        }
+        let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let scheme = parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .filter(|p| *p == "https" || *p == "http")
+            .unwrap_or("http");
+        Ok(BaseUrl(format!("{scheme}://{host}")))
+    }
+}
+
 pub const DEFAULT_PAGE_SIZE: u64 = 10;
 pub const MAX_PAGE_SIZE: u64 = 100;
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod media;
 pub mod metrics;
 pub mod routes;
 pub mod wire;

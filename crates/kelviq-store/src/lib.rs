@@ -12,10 +12,12 @@ mod catalog;
 mod customers;
 mod events;
 mod keys;
+mod media;
 mod orgs;
 mod plans;
 
 pub use keys::{ApiKey, KeyIdentity};
+pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
 
 use kelviq_core::Tenant;

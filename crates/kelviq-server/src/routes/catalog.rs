@@ -3,7 +3,8 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Paging, ServerCaller};
+use crate::extract::{BaseUrl, Body, Paging, ServerCaller};
+use crate::media;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -12,7 +13,7 @@ use axum::{Json, Router};
 use kelviq_core::casing::camelize;
 use kelviq_core::catalog::{Feature, FeatureChanges, NewFeature, NewProduct, Product, ProductChanges, ProductSettings};
 use kelviq_core::timefmt::iso_micros;
-use kelviq_store::StoreError;
+use kelviq_store::{MediaChanges, MediaFile, MediaOwner, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/catalog/products", get(list_products).post(create_product))
         .route("/catalog/products/{pk}", get(retrieve_product).patch(update_product).delete(archive_product))
         .route("/catalog/products/{pk}/settings", get(get_settings).patch(update_settings))
+        .route("/catalog/products/{product_pk}/image/{pk}", axum::routing::patch(update_image).delete(delete_image))
         .route("/catalog/features", get(list_features).post(create_feature))
         .route("/catalog/features/{pk}", get(retrieve_feature).patch(update_feature).delete(archive_feature))
 }
@@ -92,6 +94,34 @@ pub struct ProductOut {
     pub plans: Option<Vec<String>>,
 }
 
+impl ProductImageOut {
+    fn new(base: &str, f: MediaFile) -> Self {
+        ProductImageOut {
+            image: media::image_url(base, &f),
+            id: f.id.to_string(),
+            name: Some(f.name),
+            ordering: f.ordering,
+            thumbnail: f.thumbnail,
+            enabled: f.enabled,
+        }
+    }
+}
+
+/// A product with its images (and, for the detail view, its published plans).
+async fn product_out(
+    state: &AppState,
+    tenant: &kelviq_core::Tenant,
+    base: &str,
+    p: Product,
+    with_plans: bool,
+) -> ApiResult<ProductOut> {
+    let images = state.store.list_media(tenant, MediaOwner::ProductImage, &p.id.to_string()).await?;
+    let plans = if with_plans { Some(state.store.published_plan_identifiers(tenant, p.id).await?) } else { None };
+    let mut out = ProductOut::from_product(p, plans);
+    out.images = images.into_iter().map(|f| ProductImageOut::new(base, f)).collect();
+    Ok(out)
+}
+
 impl ProductOut {
     fn from_product(p: Product, plans: Option<Vec<String>>) -> Self {
         ProductOut {
@@ -124,17 +154,6 @@ impl From<ProductSettings> for ProductSettingsOut {
     }
 }
 
-/// Media keys are accepted once uploads exist; until a key names an upload of
-/// this tenant, it is refused rather than silently dropped.
-fn refuse_unknown_keys(field: &str, keys: &Option<Vec<String>>) -> ApiResult<()> {
-    match keys.as_deref() {
-        Some([first, ..]) => {
-            Err(ApiError::field(field, format!("Unknown upload key \"{first}\": upload it through /media/ first.")))
-        }
-        _ => Ok(()),
-    }
-}
-
 fn conflict_on_identifier(e: StoreError, what: &str) -> ApiError {
     match e {
         StoreError::Conflict("identifier") => {
@@ -151,6 +170,7 @@ fn conflict_on_identifier(e: StoreError, what: &str) -> ApiError {
 pub async fn list_products(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Query(query): Query<CatalogListQuery>,
     parts: Parts,
 ) -> ApiResult<Json<Value>> {
@@ -159,7 +179,10 @@ pub async fn list_products(
     let total = state.store.count_products(&tenant, search).await? as u64;
     let (limit, offset) = paging.window(total)?;
     let products = state.store.list_products(&tenant, search, limit, offset).await?;
-    let results: Vec<ProductOut> = products.into_iter().map(|p| ProductOut::from_product(p, None)).collect();
+    let mut results = Vec::with_capacity(products.len());
+    for p in products {
+        results.push(product_out(&state, &tenant, &base, p, false).await?);
+    }
     Ok(Json(paging.envelope(total, results)))
 }
 
@@ -169,16 +192,19 @@ pub async fn list_products(
 pub async fn create_product(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Body(input): Body<ProductIn>,
 ) -> ApiResult<(StatusCode, Json<ProductOut>)> {
     let new = NewProduct::parse(input.name, input.identifier, input.description, input.tax_code)?;
-    refuse_unknown_keys("image_keys", &input.image_keys)?;
+    let images =
+        media::check_uploads(&state, &tenant, "image_keys", input.image_keys.as_deref().unwrap_or_default()).await?;
     let product = state
         .store
         .insert_product(&tenant, &new, "API", state.clock.now())
         .await
         .map_err(|e| conflict_on_identifier(e, "product"))?;
-    Ok((StatusCode::CREATED, Json(ProductOut::from_product(product, None))))
+    media::attach(&state, &tenant, MediaOwner::ProductImage, &product.id.to_string(), images).await?;
+    Ok((StatusCode::CREATED, Json(product_out(&state, &tenant, &base, product, false).await?)))
 }
 
 /// Retrieve a product by UUID or identifier, with its published plans.
@@ -188,11 +214,11 @@ pub async fn create_product(
 pub async fn retrieve_product(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Path(pk): Path<String>,
 ) -> ApiResult<Json<ProductOut>> {
     let product = state.store.find_product(&tenant, &pk).await?.ok_or_else(ApiError::not_found)?;
-    let plans = state.store.published_plan_identifiers(&tenant, product.id).await?;
-    Ok(Json(ProductOut::from_product(product, Some(plans))))
+    Ok(Json(product_out(&state, &tenant, &base, product, true).await?))
 }
 
 /// Update a product's name, description or tax code.
@@ -202,14 +228,23 @@ pub async fn retrieve_product(
 pub async fn update_product(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Path(pk): Path<String>,
     Body(patch): Body<ProductPatch>,
 ) -> ApiResult<Json<ProductOut>> {
     let changes = ProductChanges::parse(patch.name, patch.description, patch.tax_code)?;
-    refuse_unknown_keys("image_keys", &patch.image_keys)?;
-    refuse_unknown_keys("file_keys", &patch.file_keys)?;
+    if patch.file_keys.as_ref().is_some_and(|k| !k.is_empty()) {
+        return Err(ApiError::field(
+            "file_keys",
+            "Products take images (imageKeys); downloadable files belong to plans (fileKeys on a plan).",
+        ));
+    }
+    state.store.find_product(&tenant, &pk).await?.ok_or_else(ApiError::not_found)?;
+    let images =
+        media::check_uploads(&state, &tenant, "image_keys", patch.image_keys.as_deref().unwrap_or_default()).await?;
     let product = state.store.update_product(&tenant, &pk, &changes, state.clock.now()).await?;
-    Ok(Json(ProductOut::from_product(product, None)))
+    media::attach(&state, &tenant, MediaOwner::ProductImage, &product.id.to_string(), images).await?;
+    Ok(Json(product_out(&state, &tenant, &base, product, false).await?))
 }
 
 /// Archive a product.
@@ -428,5 +463,61 @@ pub async fn archive_feature(
         .archive_feature(&tenant, &pk, state.clock.now())
         .await
         .map_err(|e| conflict_on_identifier(e, "feature"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `PATCH /catalog/products/{product_pk}/image/{pk}/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MediaPatch {
+    pub name: Option<String>,
+    pub ordering: Option<i64>,
+    /// Product images only: make this the thumbnail (clears the others).
+    pub thumbnail: Option<bool>,
+    pub enabled: Option<bool>,
+}
+
+impl MediaPatch {
+    pub fn into_changes(self) -> ApiResult<MediaChanges> {
+        if let Some(n) = &self.name {
+            if n.trim().is_empty() || n.chars().count() > 255 {
+                return Err(ApiError::field("name", "Give a name of 1 to 255 characters."));
+            }
+        }
+        Ok(MediaChanges { name: self.name, ordering: self.ordering, thumbnail: self.thumbnail, enabled: self.enabled })
+    }
+}
+
+/// Change a product image's name, order, thumbnail flag or visibility.
+#[utoipa::path(patch, path = "/api/v1/catalog/products/{product_pk}/image/{pk}/", tag = "catalog", request_body = MediaPatch,
+    params(("product_pk" = String, Path), ("pk" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = ProductImageOut), (status = 400), (status = 401), (status = 404)))]
+pub async fn update_image(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
+    Path((product_pk, pk)): Path<(String, String)>,
+    Body(patch): Body<MediaPatch>,
+) -> ApiResult<Json<ProductImageOut>> {
+    let product = state.store.find_product(&tenant, &product_pk).await?.ok_or_else(ApiError::not_found)?;
+    let changes = patch.into_changes()?;
+    let file = state
+        .store
+        .update_media(&tenant, MediaOwner::ProductImage, &product.id.to_string(), &pk, &changes, state.clock.now())
+        .await?;
+    Ok(Json(ProductImageOut::new(&base, file)))
+}
+
+/// Delete a product image.
+#[utoipa::path(delete, path = "/api/v1/catalog/products/{product_pk}/image/{pk}/", tag = "catalog",
+    params(("product_pk" = String, Path), ("pk" = String, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401), (status = 404)))]
+pub async fn delete_image(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((product_pk, pk)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let product = state.store.find_product(&tenant, &product_pk).await?.ok_or_else(ApiError::not_found)?;
+    let file = state.store.delete_media(&tenant, MediaOwner::ProductImage, &product.id.to_string(), &pk).await?;
+    media::remove_files(&state.config.media_dir(), std::iter::once(file.storage_path.as_str())).await;
     Ok(StatusCode::NO_CONTENT)
 }

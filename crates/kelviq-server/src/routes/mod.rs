@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod customers;
 pub mod health;
+pub mod media;
 pub mod openapi;
 pub mod plans;
 
@@ -11,5 +12,10 @@ use axum::Router;
 
 /// Everything under `/api/v1`.
 pub fn api_router() -> Router<AppState> {
-    Router::new().merge(customers::router()).merge(catalog::router()).merge(plans::router()).merge(openapi::router())
+    Router::new()
+        .merge(customers::router())
+        .merge(catalog::router())
+        .merge(plans::router())
+        .merge(media::router())
+        .merge(openapi::router())
 }

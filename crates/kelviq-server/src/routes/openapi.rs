@@ -2,7 +2,7 @@
 //! types, served at `/api/v1/openapi.json` and committed as `openapi.json`.
 
 use crate::app::AppState;
-use crate::routes::{catalog, customers, health, plans};
+use crate::routes::{catalog, customers, health, media, plans};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -22,13 +22,17 @@ use utoipa::{Modify, OpenApi};
         plans::list_plans, plans::create_plan, plans::retrieve_plan, plans::update_plan, plans::archive_plan,
         plans::publish_plan, plans::discard_plan, plans::list_prices, plans::replace_prices,
         plans::list_plan_features, plans::add_plan_features, plans::update_plan_feature, plans::remove_plan_feature,
+        plans::update_plan_file, plans::delete_plan_file, plans::download_plan_file,
+        catalog::update_image, catalog::delete_image,
+        media::presign, media::upload, media::download, media::public_image,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
         catalog::FeatureIn, catalog::FeaturePatch, catalog::FeatureOut,
-        plans::PlanIn, plans::PlanOut, plans::PublishIn, plans::PricesIn, plans::PlanFeaturesIn, plans::PlanFeatureIn)),
+        plans::PlanIn, plans::PlanOut, plans::PublishIn, plans::PricesIn, plans::PlanFeaturesIn, plans::PlanFeatureIn,
+        catalog::MediaPatch, media::PresignIn)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -4,8 +4,9 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Paging, ServerCaller};
-use crate::routes::catalog::FeatureOut;
+use crate::extract::{BaseUrl, Body, Paging, ServerCaller};
+use crate::media;
+use crate::routes::catalog::{FeatureOut, MediaPatch};
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -19,6 +20,7 @@ use kelviq_core::plans::{
 };
 use kelviq_core::timefmt::iso_micros;
 use kelviq_core::{FieldErrors, Tenant};
+use kelviq_store::MediaOwner;
 use kelviq_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -36,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/catalog/plans/{identifier}/prices", get(list_prices))
         .route("/catalog/plans/{identifier}/prices/bulk", post(replace_prices))
         .route("/catalog/plans/{identifier}/features", get(list_plan_features).post(add_plan_features))
+        .route("/catalog/plans/{identifier}/file/{pk}", patch(update_plan_file).delete(delete_plan_file))
+        .route("/catalog/plans/{identifier}/file/{pk}/download", get(download_plan_file))
         .route(
             "/catalog/plans/{identifier}/features/{feature_id}",
             patch(update_plan_feature).delete(remove_plan_feature),
@@ -71,14 +75,9 @@ pub struct PlanIn {
 }
 
 impl PlanIn {
-    fn into_input(self) -> ApiResult<PlanInput> {
-        if let Some([first, ..]) = self.file_keys.as_deref() {
-            return Err(ApiError::field(
-                "file_keys",
-                format!("Unknown upload key \"{first}\": upload it through /media/ first."),
-            ));
-        }
-        Ok(PlanInput {
+    /// The plan fields, and the upload keys of files to attach.
+    fn into_input(self) -> (PlanInput, Vec<String>) {
+        let input = PlanInput {
             parent: self.parent,
             name: self.name,
             identifier: self.identifier,
@@ -89,7 +88,8 @@ impl PlanIn {
             license: self.license,
             links: self.links,
             ordering: self.ordering,
-        })
+        };
+        (input, self.file_keys.unwrap_or_default())
     }
 }
 
@@ -125,6 +125,21 @@ pub struct PlanOut {
     #[schema(value_type = Vec<Object>)]
     pub files: Vec<Value>,
     pub ordering: Option<i64>,
+}
+
+/// A plan file as plans show it.
+fn file_out(base: &str, identifier: &str, f: kelviq_store::MediaFile) -> Value {
+    let download = format!("{base}/api/v1/catalog/plans/{identifier}/file/{}/download/", f.id);
+    json!({"id": f.id.to_string(), "name": f.name, "file": download, "ordering": f.ordering, "enabled": f.enabled, "downloadUrl": download})
+}
+
+/// A plan version with its files.
+async fn plan_out(state: &AppState, tenant: &Tenant, base: &str, plan: PlanVersion) -> ApiResult<PlanOut> {
+    let files = state.store.list_media(tenant, MediaOwner::PlanFile, &plan.identifier).await?;
+    let identifier = plan.identifier.clone();
+    let mut out = PlanOut::from(plan);
+    out.files = files.into_iter().map(|f| file_out(base, &identifier, f)).collect();
+    Ok(out)
 }
 
 impl From<PlanVersion> for PlanOut {
@@ -202,13 +217,17 @@ async fn live_plan(
 pub async fn list_plans(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     parts: Parts,
 ) -> ApiResult<Json<Value>> {
     let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
     let total = state.store.count_plans(&tenant).await? as u64;
     let (limit, offset) = paging.window(total)?;
     let plans = state.store.list_plans(&tenant, limit, offset).await?;
-    let results: Vec<PlanOut> = plans.into_iter().map(Into::into).collect();
+    let mut results = Vec::with_capacity(plans.len());
+    for p in plans {
+        results.push(plan_out(&state, &tenant, &base, p).await?);
+    }
     Ok(Json(paging.envelope(total, results)))
 }
 
@@ -218,14 +237,25 @@ pub async fn list_plans(
 pub async fn create_plan(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Body(input): Body<PlanIn>,
 ) -> ApiResult<(StatusCode, Json<PlanOut>)> {
-    let new = NewPlan::parse(input.into_input()?)?;
+    let (input, file_keys) = input.into_input();
+    let new = NewPlan::parse(input)?;
     let product = state.store.find_product(&tenant, &new.product).await?;
     let product =
         product.ok_or_else(|| ApiError::field("product", format!("Product \"{}\" does not exist.", new.product)))?;
+    if let Some(parent) = &new.fields.parent {
+        state
+            .store
+            .check_plan_parent(&tenant, &new.identifier, parent)
+            .await?
+            .map_err(|m| ApiError::field("parent", m))?;
+    }
+    let files = media::check_uploads(&state, &tenant, "file_keys", &file_keys).await?;
     let plan = state.store.insert_plan(&tenant, &new, product.id, state.clock.now()).await.map_err(plan_errors)?;
-    Ok((StatusCode::CREATED, Json(plan.into())))
+    media::attach(&state, &tenant, MediaOwner::PlanFile, &plan.identifier, files).await?;
+    Ok((StatusCode::CREATED, Json(plan_out(&state, &tenant, &base, plan).await?)))
 }
 
 /// Retrieve a plan: `?version=N`, or the newest version.
@@ -235,38 +265,47 @@ pub async fn create_plan(
 pub async fn retrieve_plan(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Path(identifier): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> ApiResult<Json<PlanOut>> {
-    Ok(Json(live_plan(&state, &tenant, &identifier, parse_version(&q)?).await?.into()))
+    let plan = live_plan(&state, &tenant, &identifier, parse_version(&q)?).await?;
+    Ok(Json(plan_out(&state, &tenant, &base, plan).await?))
 }
 
-/// Update a plan. On a published plan this creates a new draft version.
+/// Update a plan. On a published plan this creates a new draft version;
+/// `fileKeys` add files to the plan (files are shared by all its versions).
 #[utoipa::path(patch, path = "/api/v1/catalog/plans/{identifier}/", tag = "plans", request_body = PlanIn, security(("bearer" = [])),
     params(("identifier" = String, Path)),
     responses((status = 200, body = PlanOut), (status = 400), (status = 401), (status = 404)))]
 pub async fn update_plan(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Path(identifier): Path<String>,
     Body(input): Body<PlanIn>,
 ) -> ApiResult<Json<PlanOut>> {
-    let changes = PlanChanges::parse(input.into_input()?)?;
+    let (input, file_keys) = input.into_input();
+    let changes = PlanChanges::parse(input)?;
+    let current = live_plan(&state, &tenant, &identifier, None).await?;
     if let Some(Some(parent)) = &changes.parent {
         state.store.check_plan_parent(&tenant, &identifier, parent).await?.map_err(|m| ApiError::field("parent", m))?;
     }
-    if changes.is_empty() {
-        return Ok(Json(live_plan(&state, &tenant, &identifier, None).await?.into()));
-    }
-    let plan = state
-        .store
-        .edit_plan(&tenant, &identifier, state.clock.now(), |draft| {
-            changes.apply(&mut draft.name, &mut draft.fields);
-            Ok(())
-        })
-        .await
-        .map_err(plan_errors)?;
-    Ok(Json(plan.into()))
+    let files = media::check_uploads(&state, &tenant, "file_keys", &file_keys).await?;
+    let plan = if changes.is_empty() {
+        current
+    } else {
+        state
+            .store
+            .edit_plan(&tenant, &identifier, state.clock.now(), |draft| {
+                changes.apply(&mut draft.name, &mut draft.fields);
+                Ok(())
+            })
+            .await
+            .map_err(plan_errors)?
+    };
+    media::attach(&state, &tenant, MediaOwner::PlanFile, &plan.identifier, files).await?;
+    Ok(Json(plan_out(&state, &tenant, &base, plan).await?))
 }
 
 /// Archive every version of a plan.
@@ -459,6 +498,7 @@ pub struct PlanFeaturesIn {
 pub async fn add_plan_features(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Path(identifier): Path<String>,
     Body(input): Body<PlanFeaturesIn>,
 ) -> ApiResult<(StatusCode, Json<PlanOut>)> {
@@ -504,7 +544,7 @@ pub async fn add_plan_features(
         })
         .await
         .map_err(plan_errors)?;
-    Ok((StatusCode::CREATED, Json(plan.into())))
+    Ok((StatusCode::CREATED, Json(plan_out(&state, &tenant, &base, plan).await?)))
 }
 
 /// Body of `PATCH /catalog/plans/{identifier}/features/{feature_id}/`.
@@ -589,4 +629,65 @@ pub async fn remove_plan_feature(
         .await
         .map_err(plan_errors)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn plan_file(
+    state: &AppState,
+    tenant: &Tenant,
+    identifier: &str,
+    pk: &str,
+) -> ApiResult<kelviq_store::MediaFile> {
+    live_plan(state, tenant, identifier, None).await?;
+    state.store.find_media(tenant, MediaOwner::PlanFile, identifier, pk).await?.ok_or_else(ApiError::not_found)
+}
+
+/// Change a plan file's name, order or visibility.
+#[utoipa::path(patch, path = "/api/v1/catalog/plans/{identifier}/file/{pk}/", tag = "plans", request_body = MediaPatch,
+    params(("identifier" = String, Path), ("pk" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, description = "The file"), (status = 400), (status = 401), (status = 404)))]
+pub async fn update_plan_file(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
+    Path((identifier, pk)): Path<(String, String)>,
+    Body(patch): Body<MediaPatch>,
+) -> ApiResult<Json<Value>> {
+    plan_file(&state, &tenant, &identifier, &pk).await?;
+    let mut changes = patch.into_changes()?;
+    if changes.thumbnail.take().is_some() {
+        return Err(ApiError::field("thumbnail", "Plan files have no thumbnail."));
+    }
+    let file =
+        state.store.update_media(&tenant, MediaOwner::PlanFile, &identifier, &pk, &changes, state.clock.now()).await?;
+    Ok(Json(file_out(&base, &identifier, file)))
+}
+
+/// Delete a plan file.
+#[utoipa::path(delete, path = "/api/v1/catalog/plans/{identifier}/file/{pk}/", tag = "plans",
+    params(("identifier" = String, Path), ("pk" = String, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401), (status = 404)))]
+pub async fn delete_plan_file(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((identifier, pk)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    plan_file(&state, &tenant, &identifier, &pk).await?;
+    let file = state.store.delete_media(&tenant, MediaOwner::PlanFile, &identifier, &pk).await?;
+    media::remove_files(&state.config.media_dir(), std::iter::once(file.storage_path.as_str())).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Download a plan file: no key needed; redirects to a link valid for five minutes.
+#[utoipa::path(get, path = "/api/v1/catalog/plans/{identifier}/file/{pk}/download/", tag = "plans",
+    params(("identifier" = String, Path), ("pk" = String, Path)),
+    responses((status = 302, description = "To a short-lived signed URL"), (status = 404)))]
+pub async fn download_plan_file(
+    State(state): State<AppState>,
+    BaseUrl(base): BaseUrl,
+    Path((identifier, pk)): Path<(String, String)>,
+) -> ApiResult<axum::response::Redirect> {
+    // The file id is unguessable and unique across tenants; it must also belong to this plan.
+    let file = state.store.find_media_by_id(&pk, MediaOwner::PlanFile).await?;
+    let file = file.filter(|f| f.owner_id == identifier && f.enabled).ok_or_else(ApiError::not_found)?;
+    Ok(axum::response::Redirect::to(&media::signed_file_url(&state, &base, &file).await?))
 }

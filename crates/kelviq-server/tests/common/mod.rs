@@ -76,6 +76,13 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A temporary directory living as long as the database.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let Some(name) = self.pg_name.take() else { return };
@@ -117,7 +124,12 @@ impl TestServer {
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let db = TestDatabase::new(backend).await;
-        let mut config = Config { database_url: Some(db.url.clone()), key_cache_seconds: 0, ..Config::default() };
+        let mut config = Config {
+            database_url: Some(db.url.clone()),
+            data_dir: db.dir().join("data"),
+            key_cache_seconds: 0,
+            ..Config::default()
+        };
         tweak(&mut config);
         let store = kelviq_server::open_store(&config).await.expect("open store");
         let clock = Arc::new(ManualClock::new(start_time()));

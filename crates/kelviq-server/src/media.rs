@@ -1,0 +1,129 @@
+//! Files on disk: presigned uploads land under `<data_dir>/media/tmp/…`;
+//! attaching one to a product or plan copies it under `media/org/<org>/…`
+//! and records it. Links to files are signed with a secret shared by every
+//! server process on the database.
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use kelviq_core::signing::sign;
+use kelviq_core::Tenant;
+use kelviq_store::{MediaFile, MediaOwner, StoreError, Upload};
+use std::path::{Path, PathBuf};
+
+/// Name of the shared secret that signs upload policies and download links.
+pub const MEDIA_SECRET: &str = "media_signing_key";
+/// How long a download link works.
+pub const DOWNLOAD_LINK_SECONDS: i64 = 300;
+
+pub fn tmp_path(root: &Path, file_key: &str) -> PathBuf {
+    root.join(file_key)
+}
+
+/// Checks that every key names an upload of this tenant, finished and not yet
+/// attached. Nothing is written; a bad key is a field error on `field`.
+pub async fn check_uploads(state: &AppState, tenant: &Tenant, field: &str, keys: &[String]) -> ApiResult<Vec<Upload>> {
+    let mut uploads: Vec<Upload> = Vec::new();
+    for key in keys {
+        if uploads.iter().any(|u| &u.file_key == key) {
+            continue;
+        }
+        match state.store.find_attachable_upload(tenant, key).await? {
+            Some(u) => uploads.push(u),
+            None => {
+                return Err(ApiError::field(
+                    field,
+                    format!("Unknown upload key \"{key}\": upload it through /media/ first (keys are used once)."),
+                ))
+            }
+        }
+    }
+    Ok(uploads)
+}
+
+/// Attaches checked uploads to an owner: copies the bytes into permanent
+/// storage, records the files, then drops the temporary copies.
+pub async fn attach(
+    state: &AppState,
+    tenant: &Tenant,
+    owner: MediaOwner,
+    owner_id: &str,
+    uploads: Vec<Upload>,
+) -> ApiResult<()> {
+    if uploads.is_empty() {
+        return Ok(());
+    }
+    let root = state.config.media_dir();
+    let existing = state.store.list_media(tenant, owner, owner_id).await?;
+    let first_ordering = existing.iter().map(|m| m.ordering + 1).max().unwrap_or(0);
+    let mut needs_thumbnail = owner == MediaOwner::ProductImage && !existing.iter().any(|m| m.thumbnail);
+    let mut files = Vec::new();
+    for (ordering, upload) in (first_ordering..).zip(uploads) {
+        let id = uuid::Uuid::new_v4();
+        let name = upload.file_key.rsplit('/').next().unwrap_or("file").to_string();
+        let storage_path = format!("org/{}/{}/{}", tenant.org_id, id, name);
+        let target = root.join(&storage_path);
+        let copied = async {
+            tokio::fs::create_dir_all(target.parent().expect("has a parent")).await?;
+            tokio::fs::copy(tmp_path(&root, &upload.file_key), &target).await?;
+            tokio::fs::File::open(&target).await?.sync_all().await
+        }
+        .await;
+        if let Err(e) = copied {
+            remove_files(&root, files.iter().map(|(_, f): &(Upload, MediaFile)| f.storage_path.as_str())).await;
+            return Err(ApiError::Internal(anyhow::anyhow!("storing {}: {e}", upload.file_key)));
+        }
+        let file = MediaFile {
+            id,
+            owner_id: owner_id.to_string(),
+            name,
+            content_type: upload.content_type.clone(),
+            storage_path,
+            size: upload.size.unwrap_or(0),
+            ordering,
+            thumbnail: std::mem::take(&mut needs_thumbnail),
+            enabled: true,
+            created_at: state.clock.now(),
+        };
+        files.push((upload, file));
+    }
+    if let Err(e) = state.store.attach_media(tenant, owner, owner_id, &files, state.clock.now()).await {
+        remove_files(&root, files.iter().map(|(_, f)| f.storage_path.as_str())).await;
+        return Err(match e {
+            StoreError::Conflict(_) => {
+                ApiError::Conflict("An upload was attached by another request at the same time.".into())
+            }
+            other => other.into(),
+        });
+    }
+    for (upload, _) in &files {
+        let tmp = tmp_path(&root, &upload.file_key);
+        let _ = tokio::fs::remove_file(&tmp).await;
+        if let Some(dir) = tmp.parent() {
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+    }
+    Ok(())
+}
+
+pub async fn remove_files<'a>(root: &Path, paths: impl Iterator<Item = &'a str>) {
+    for p in paths {
+        let path = root.join(p);
+        let _ = tokio::fs::remove_file(&path).await;
+        if let Some(dir) = path.parent() {
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+    }
+}
+
+/// A download link for a plan file, valid for [`DOWNLOAD_LINK_SECONDS`].
+pub async fn signed_file_url(state: &AppState, base: &str, file: &MediaFile) -> ApiResult<String> {
+    let expires = state.clock.now().timestamp() + DOWNLOAD_LINK_SECONDS;
+    let secret = state.store.server_secret(MEDIA_SECRET).await?;
+    let signature = sign(&secret, format!("{}:{expires}", file.id).as_bytes());
+    Ok(format!("{base}/api/v1/media/files/{}/{}?expires={expires}&signature={signature}", file.id, file.name))
+}
+
+/// The public URL of an enabled product image.
+pub fn image_url(base: &str, file: &MediaFile) -> String {
+    format!("{base}/api/v1/media/public/{}/{}", file.id, file.name)
+}

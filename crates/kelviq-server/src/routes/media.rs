@@ -1,0 +1,237 @@
+//! `POST /media/` hands out a presigned upload form (like S3's POST policy)
+//! that `POST /media/upload/` accepts; files are then served through signed
+//! links (plan files) or public URLs (product images).
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{BaseUrl, Body, ServerCaller};
+use crate::media::{tmp_path, MEDIA_SECRET};
+use axum::body::Body as HttpBody;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kelviq_core::signing::{safe_file_name, sign, verify};
+use kelviq_store::{MediaFile, MediaOwner, Upload};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/media", post(presign))
+        // The upload checks its own size limit (from the signed policy) while streaming.
+        .route("/media/upload", post(upload).layer(DefaultBodyLimit::disable()))
+        .route("/media/files/{id}/{name}", get(download))
+        .route("/media/public/{id}/{name}", get(public_image))
+}
+
+/// Body of `POST /media/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PresignIn {
+    /// Name of the file to upload.
+    pub file_name: Option<String>,
+    /// Its MIME type, e.g. `application/pdf`.
+    pub file_type: Option<String>,
+}
+
+/// Get a form to upload one file: POST `fields` plus a `file` part to `url`
+/// (multipart/form-data) within an hour, then pass `fileKey` as an
+/// `imageKeys`/`fileKeys` entry.
+#[utoipa::path(post, path = "/api/v1/media/", tag = "media", request_body = PresignIn, security(("bearer" = [])),
+    responses((status = 200, description = "`{url, fields, fileKey}`"), (status = 400), (status = 401)))]
+pub async fn presign(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
+    Body(input): Body<PresignIn>,
+) -> ApiResult<Json<Value>> {
+    let mut errors = kelviq_core::FieldErrors::new();
+    let name = match input.file_name.as_deref().map(safe_file_name) {
+        None => {
+            errors.add("file_name", "This field is required.");
+            None
+        }
+        Some(None) => {
+            errors.add("file_name", "Give a file name, e.g. \"terms.pdf\".");
+            None
+        }
+        Some(Some(n)) => Some(n),
+    };
+    let content_type = input.file_type.unwrap_or_default();
+    let looks_like_mime = content_type.split_once('/').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && content_type.chars().all(|c| c.is_ascii_graphic())
+            && content_type.len() <= 100
+    });
+    if !looks_like_mime {
+        errors.add("file_type", "A MIME type such as \"application/pdf\" is required.");
+    }
+    errors.into_result()?;
+    let now = state.clock.now();
+    let file_key = format!("tmp/{}/{}", uuid::Uuid::new_v4(), name.expect("checked"));
+    let expires_at = now + chrono::Duration::hours(1);
+    let upload = Upload {
+        file_key: file_key.clone(),
+        org_id: tenant.org_id,
+        environment: tenant.env,
+        file_name: file_key.rsplit('/').next().unwrap_or_default().to_string(),
+        content_type: content_type.clone(),
+        expires_at,
+        uploaded_at: None,
+        size: None,
+        consumed_at: None,
+    };
+    state.store.insert_upload(&tenant, &upload, now).await?;
+    let policy = json!({
+        "key": file_key,
+        "expires": expires_at.timestamp(),
+        "max_bytes": state.config.media_max_bytes,
+        "content_type": content_type,
+    });
+    let policy = hex::encode(policy.to_string());
+    let secret = state.store.server_secret(MEDIA_SECRET).await?;
+    let signature = sign(&secret, policy.as_bytes());
+    Ok(Json(json!({
+        "url": format!("{base}/api/v1/media/upload/"),
+        "fields": {"key": file_key, "policy": policy, "signature": signature, "Content-Type": content_type},
+        "fileKey": file_key,
+    })))
+}
+
+fn refused(message: &str) -> ApiError {
+    ApiError::BadRequest(message.to_string())
+}
+
+/// Receives a presigned upload: the form fields, then the `file` part.
+#[utoipa::path(post, path = "/api/v1/media/upload/", tag = "media",
+    responses((status = 204, description = "Stored"), (status = 400, description = "Bad form, signature or policy"), (status = 413)))]
+pub async fn upload(State(state): State<AppState>, mut form: Multipart) -> ApiResult<StatusCode> {
+    let (mut key, mut policy, mut signature) = (None, None, None);
+    while let Some(mut field) = form.next_field().await.map_err(|e| refused(&format!("Malformed upload form: {e}")))? {
+        let name = field.name().unwrap_or("").to_string();
+        if name != "file" {
+            let text = field.text().await.map_err(|e| refused(&format!("Malformed upload form: {e}")))?;
+            match name.as_str() {
+                "key" => key = Some(text),
+                "policy" => policy = Some(text),
+                "signature" => signature = Some(text),
+                _ => {}
+            }
+            continue;
+        }
+        // The file part: everything it needs must have come before it.
+        let (key, policy, signature) = match (&key, &policy, &signature) {
+            (Some(k), Some(p), Some(s)) => (k.clone(), p.clone(), s.clone()),
+            _ => return Err(refused("The key, policy and signature fields must come before the file.")),
+        };
+        let secret = state.store.server_secret(MEDIA_SECRET).await?;
+        if !verify(&secret, policy.as_bytes(), &signature) {
+            return Err(ApiError::BadRequest("The upload signature does not match its policy.".into()));
+        }
+        let terms: Value = hex::decode(&policy)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| refused("The upload policy is malformed."))?;
+        if terms["key"] != key {
+            return Err(refused("The key does not match the upload policy."));
+        }
+        if terms["expires"].as_i64().unwrap_or(0) < state.clock.now().timestamp() {
+            return Err(refused("The upload policy has expired; ask /media/ for a new one."));
+        }
+        let max = terms["max_bytes"].as_u64().unwrap_or(0);
+        let upload = state.store.find_upload(&key).await?.ok_or_else(|| refused("Unknown upload key."))?;
+        if upload.consumed_at.is_some() {
+            return Err(refused("This upload was already attached."));
+        }
+        let root = state.config.media_dir();
+        let target = tmp_path(&root, &key);
+        let partial = target.with_extension("partial");
+        let written = async {
+            tokio::fs::create_dir_all(target.parent().expect("has a parent")).await.map_err(ApiError::from_io)?;
+            let mut out = tokio::fs::File::create(&partial).await.map_err(ApiError::from_io)?;
+            let mut size: u64 = 0;
+            while let Some(chunk) = field.chunk().await.map_err(|e| refused(&format!("Upload interrupted: {e}")))? {
+                size += chunk.len() as u64;
+                if size > max {
+                    return Err(ApiError::PayloadTooLarge(max as usize));
+                }
+                out.write_all(&chunk).await.map_err(ApiError::from_io)?;
+            }
+            // Durable before it is acknowledged.
+            out.sync_all().await.map_err(ApiError::from_io)?;
+            tokio::fs::rename(&partial, &target).await.map_err(ApiError::from_io)?;
+            Ok(size)
+        }
+        .await;
+        let size = match written {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(e);
+            }
+        };
+        state.store.mark_uploaded(&key, size as i64, state.clock.now()).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    Err(refused("The upload form has no file part."))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignedQuery {
+    pub expires: Option<i64>,
+    pub signature: Option<String>,
+}
+
+async fn serve_file(state: &AppState, file: &MediaFile, disposition: &str) -> ApiResult<Response> {
+    let path = state.config.media_dir().join(&file.storage_path);
+    let handle = tokio::fs::File::open(&path).await.map_err(|_| ApiError::not_found())?;
+    let len = handle.metadata().await.map_err(ApiError::from_io)?.len();
+    let body = HttpBody::from_stream(tokio_util::io::ReaderStream::new(handle));
+    let name = file.name.replace('"', "");
+    Ok((
+        [
+            (CONTENT_TYPE, file.content_type.clone()),
+            (CONTENT_LENGTH, len.to_string()),
+            (CONTENT_DISPOSITION, format!("{disposition}; filename=\"{name}\"")),
+            (CACHE_CONTROL, "private, max-age=60".into()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A plan file, through a link `…/download/` signed a moment ago.
+#[utoipa::path(get, path = "/api/v1/media/files/{id}/{name}", tag = "media",
+    params(("id" = String, Path), ("name" = String, Path), ("expires" = i64, Query), ("signature" = String, Query)),
+    responses((status = 200, description = "The file"), (status = 403, description = "Bad or expired link"), (status = 404)))]
+pub async fn download(
+    State(state): State<AppState>,
+    Path((id, _name)): Path<(String, String)>,
+    Query(q): Query<SignedQuery>,
+) -> ApiResult<Response> {
+    let (Some(expires), Some(signature)) = (q.expires, q.signature) else { return Err(ApiError::Forbidden) };
+    let secret = state.store.server_secret(MEDIA_SECRET).await?;
+    if expires < state.clock.now().timestamp() || !verify(&secret, format!("{id}:{expires}").as_bytes(), &signature) {
+        return Err(ApiError::Forbidden);
+    }
+    let file = state.store.find_media_by_id(&id, MediaOwner::PlanFile).await?.ok_or_else(ApiError::not_found)?;
+    serve_file(&state, &file, "attachment").await
+}
+
+/// A product image (public, like a CDN asset) while it is enabled.
+#[utoipa::path(get, path = "/api/v1/media/public/{id}/{name}", tag = "media",
+    params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "The image"), (status = 404)))]
+pub async fn public_image(
+    State(state): State<AppState>,
+    Path((id, _name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let file = state.store.find_media_by_id(&id, MediaOwner::ProductImage).await?;
+    let file = file.filter(|f| f.enabled).ok_or_else(ApiError::not_found)?;
+    serve_file(&state, &file, "inline").await
+}
