@@ -750,7 +750,7 @@ fn parse_charge(c: &Value, model: &str, exp: u32) -> Result<(ChargePeriod, Value
             out.insert("tiers".into(), Value::Array(stored));
         }
     }
-    if let Some(adv) = o.get("advanced").filter(|a| !a.is_null()) {
+    if let Some(adv) = o.get("advanced").filter(|a| !a.is_null() && a.as_object().is_none_or(|m| !m.is_empty())) {
         let a = adv.as_object().ok_or("advanced must be an object")?;
         let min = a.get("min_quantity").and_then(Value::as_u64);
         let max = a.get("max_quantity").and_then(Value::as_u64);

@@ -53,6 +53,9 @@ enum Command {
     /// Manage organisations.
     #[command(subcommand)]
     Orgs(OrgsCommand),
+    /// Export or apply an environment's catalog as a TOML file.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Print the effective configuration (secrets redacted).
     Config,
     /// Print this server's OpenAPI document.
@@ -81,6 +84,28 @@ enum KeysCommand {
     },
     /// Revoke a key by its id or its prefix.
     Revoke { key: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Write the catalog (products, features, plans with prices and entitlements) as TOML to stdout.
+    Export {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value = "sandbox")]
+        env: Environment,
+    },
+    /// Make the environment's catalog match FILE, printing each change. Idempotent.
+    Apply {
+        file: PathBuf,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value = "sandbox")]
+        env: Environment,
+        /// Print the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Command::Keys(cmd) => run_keys(&open_store(&cfg).await?, cmd).await,
             Command::Orgs(cmd) => run_orgs(&open_store(&cfg).await?, cmd).await,
+            Command::Catalog(cmd) => run_catalog(&open_store(&cfg).await?, cmd).await,
             Command::Config | Command::Openapi => unreachable!("handled above"),
         }
     })
@@ -282,6 +308,31 @@ async fn run_keys(store: &Store, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             Err(StoreError::Conflict(_)) => anyhow::bail!("{key:?} matches several keys; give the key id"),
             Err(e) => return Err(e.into()),
         },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_catalog(store: &Store, cmd: CatalogCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CatalogCommand::Export { org, env } => {
+            let org = pick_org(store, org.as_deref()).await?;
+            let tenant = kelviq_core::Tenant { org_id: org.id, org_seq: org.seq, env };
+            print!("{}", crate::catalog_io::export(store, &tenant).await?);
+        }
+        CatalogCommand::Apply { file, org, env, dry_run } => {
+            let org = pick_org(store, org.as_deref()).await?;
+            let tenant = kelviq_core::Tenant { org_id: org.id, org_seq: org.seq, env };
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let changes = crate::catalog_io::apply(store, &tenant, &text, dry_run, SystemClock.now()).await?;
+            let verb = if dry_run { "would" } else { "did" };
+            for change in &changes {
+                println!("{verb} {change}");
+            }
+            if changes.is_empty() {
+                println!("no changes: {} {env} already matches {}", org.slug, file.display());
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

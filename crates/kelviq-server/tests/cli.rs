@@ -240,3 +240,64 @@ fn config_reports_redacted_effective_settings() {
     let (ok, _, err) = run(&[("DATABASE_URL", "mysql://x")], &["migrate"]);
     assert!(!ok && err.contains("unsupported scheme"), "{err}");
 }
+
+#[test]
+fn catalog_apply_and_export_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [("KELVIQ_DATA_DIR", data.to_str().unwrap())];
+    let file = dir.path().join("catalog.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[products]]
+identifier = "suite"
+name = "Suite"
+tax_code = "saas"
+
+[[features]]
+identifier = "seats"
+name = "Seats"
+type = "CUSTOMIZABLE"
+
+[[plans]]
+identifier = "team"
+name = "Team"
+product = "suite"
+published = true
+
+[[plans.prices]]
+price_type = "PAID"
+currency = "EUR"
+
+[[plans.prices.charge_catalog_price]]
+[[plans.prices.charge_catalog_price.charges]]
+charge_period = "MONTHLY"
+price_data = { amount = 12.5 }
+
+[[plans.features]]
+feature = "seats"
+value = 10
+"#,
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (ok, out, err) = run(&env, &["catalog", "apply", path, "--env", "production", "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("would create product suite") && out.contains("would publish plan team"), "{out}");
+    let (ok, out, _) = run(&env, &["catalog", "export", "--env", "production"]);
+    assert!(ok && !out.contains("suite"), "a dry run writes nothing: {out}");
+    let (ok, out, err) = run(&env, &["catalog", "apply", path, "--env", "production"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("did create plan team") && out.contains("did publish plan team"), "{out}");
+    let (ok, out, _) = run(&env, &["catalog", "apply", path, "--env", "production"]);
+    assert!(ok && out.starts_with("no changes"), "{out}");
+    let (ok, exported, _) = run(&env, &["catalog", "export", "--env", "production"]);
+    assert!(ok);
+    assert!(exported.contains("amount = 12.5") && exported.contains("published = true"), "{exported}");
+    let (ok, sandbox, _) = run(&env, &["catalog", "export"]);
+    assert!(ok && !sandbox.contains("suite"), "environments are separate");
+    std::fs::write(&file, "[[products]]\nidentifier = \"x\"\nname = \"X\"\ntax_code = \"food\"\n").unwrap();
+    let (ok, _, err) = run(&env, &["catalog", "apply", path, "--env", "production"]);
+    assert!(!ok && err.contains("taxCode"), "{err}");
+}
