@@ -26,6 +26,8 @@ pub struct Upload {
 pub enum MediaOwner {
     /// An image of a product (owner id: the product UUID).
     ProductImage,
+    /// A downloadable file of a product (owner id: the product UUID).
+    ProductFile,
     /// A downloadable file of a plan (owner id: the plan identifier).
     PlanFile,
 }
@@ -34,6 +36,7 @@ impl MediaOwner {
     pub fn as_str(self) -> &'static str {
         match self {
             MediaOwner::ProductImage => "product_image",
+            MediaOwner::ProductFile => "product_file",
             MediaOwner::PlanFile => "plan_file",
         }
     }

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/catalog/products/{pk}", get(retrieve_product).patch(update_product).delete(archive_product))
         .route("/catalog/products/{pk}/settings", get(get_settings).patch(update_settings))
         .route("/catalog/products/{product_pk}/image/{pk}", axum::routing::patch(update_image).delete(delete_image))
+        .route("/catalog/products/{product_pk}/file/{pk}", axum::routing::patch(update_file).delete(delete_file))
         .route("/catalog/features", get(list_features).post(create_feature))
         .route("/catalog/features/{pk}", get(retrieve_feature).patch(update_feature).delete(archive_feature))
 }
@@ -80,6 +81,16 @@ pub struct ProductImageOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct ProductFileOut {
+    pub id: String,
+    pub name: String,
+    pub file: String,
+    pub ordering: i64,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ProductOut {
     pub id: String,
     pub identifier: String,
@@ -89,6 +100,8 @@ pub struct ProductOut {
     pub created_by: String,
     pub modified_on: String,
     pub images: Vec<ProductImageOut>,
+    /// Downloadable files; each `file` is a link valid for five minutes.
+    pub files: Vec<ProductFileOut>,
     /// Identifiers of the product's published plans (detail endpoint only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plans: Option<Vec<String>>,
@@ -117,8 +130,19 @@ async fn product_out(
 ) -> ApiResult<ProductOut> {
     let images = state.store.list_media(tenant, MediaOwner::ProductImage, &p.id.to_string()).await?;
     let plans = if with_plans { Some(state.store.published_plan_identifiers(tenant, p.id).await?) } else { None };
+    let files = state.store.list_media(tenant, MediaOwner::ProductFile, &p.id.to_string()).await?;
     let mut out = ProductOut::from_product(p, plans);
     out.images = images.into_iter().map(|f| ProductImageOut::new(base, f)).collect();
+    for f in files {
+        let file = media::signed_file_url(state, base, &f).await?;
+        out.files.push(ProductFileOut {
+            id: f.id.to_string(),
+            name: f.name,
+            file,
+            ordering: f.ordering,
+            enabled: f.enabled,
+        });
+    }
     Ok(out)
 }
 
@@ -133,6 +157,7 @@ impl ProductOut {
             created_by: p.created_by,
             modified_on: iso_micros(p.modified_at),
             images: Vec::new(),
+            files: Vec::new(),
             plans,
         }
     }
@@ -233,17 +258,14 @@ pub async fn update_product(
     Body(patch): Body<ProductPatch>,
 ) -> ApiResult<Json<ProductOut>> {
     let changes = ProductChanges::parse(patch.name, patch.description, patch.tax_code)?;
-    if patch.file_keys.as_ref().is_some_and(|k| !k.is_empty()) {
-        return Err(ApiError::field(
-            "file_keys",
-            "Products take images (imageKeys); downloadable files belong to plans (fileKeys on a plan).",
-        ));
-    }
     state.store.find_product(&tenant, &pk).await?.ok_or_else(ApiError::not_found)?;
     let images =
         media::check_uploads(&state, &tenant, "image_keys", patch.image_keys.as_deref().unwrap_or_default()).await?;
+    let files =
+        media::check_uploads(&state, &tenant, "file_keys", patch.file_keys.as_deref().unwrap_or_default()).await?;
     let product = state.store.update_product(&tenant, &pk, &changes, state.clock.now()).await?;
     media::attach(&state, &tenant, MediaOwner::ProductImage, &product.id.to_string(), images).await?;
+    media::attach(&state, &tenant, MediaOwner::ProductFile, &product.id.to_string(), files).await?;
     Ok(Json(product_out(&state, &tenant, &base, product, false).await?))
 }
 
@@ -518,6 +540,45 @@ pub async fn delete_image(
 ) -> ApiResult<StatusCode> {
     let product = state.store.find_product(&tenant, &product_pk).await?.ok_or_else(ApiError::not_found)?;
     let file = state.store.delete_media(&tenant, MediaOwner::ProductImage, &product.id.to_string(), &pk).await?;
+    media::remove_files(&state.config.media_dir(), std::iter::once(file.storage_path.as_str())).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change a product file's name, order or visibility.
+#[utoipa::path(patch, path = "/api/v1/catalog/products/{product_pk}/file/{pk}/", tag = "catalog", request_body = MediaPatch,
+    params(("product_pk" = String, Path), ("pk" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = ProductFileOut), (status = 400), (status = 401), (status = 404)))]
+pub async fn update_file(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
+    Path((product_pk, pk)): Path<(String, String)>,
+    Body(patch): Body<MediaPatch>,
+) -> ApiResult<Json<ProductFileOut>> {
+    let product = state.store.find_product(&tenant, &product_pk).await?.ok_or_else(ApiError::not_found)?;
+    let mut changes = patch.into_changes()?;
+    if changes.thumbnail.take().is_some() {
+        return Err(ApiError::field("thumbnail", "Product files have no thumbnail; images do."));
+    }
+    let f = state
+        .store
+        .update_media(&tenant, MediaOwner::ProductFile, &product.id.to_string(), &pk, &changes, state.clock.now())
+        .await?;
+    let file = media::signed_file_url(&state, &base, &f).await?;
+    Ok(Json(ProductFileOut { id: f.id.to_string(), name: f.name, file, ordering: f.ordering, enabled: f.enabled }))
+}
+
+/// Delete a product file.
+#[utoipa::path(delete, path = "/api/v1/catalog/products/{product_pk}/file/{pk}/", tag = "catalog",
+    params(("product_pk" = String, Path), ("pk" = String, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401), (status = 404)))]
+pub async fn delete_file(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((product_pk, pk)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let product = state.store.find_product(&tenant, &product_pk).await?.ok_or_else(ApiError::not_found)?;
+    let file = state.store.delete_media(&tenant, MediaOwner::ProductFile, &product.id.to_string(), &pk).await?;
     media::remove_files(&state.config.media_dir(), std::iter::once(file.storage_path.as_str())).await;
     Ok(StatusCode::NO_CONTENT)
 }

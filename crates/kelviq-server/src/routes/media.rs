@@ -205,7 +205,7 @@ async fn serve_file(state: &AppState, file: &MediaFile, disposition: &str) -> Ap
         .into_response())
 }
 
-/// A plan file, through a link `…/download/` signed a moment ago.
+/// A plan or product file, through a link signed a moment ago.
 #[utoipa::path(get, path = "/api/v1/media/files/{id}/{name}", tag = "media",
     params(("id" = String, Path), ("name" = String, Path), ("expires" = i64, Query), ("signature" = String, Query)),
     responses((status = 200, description = "The file"), (status = 403, description = "Bad or expired link"), (status = 404)))]
@@ -219,8 +219,11 @@ pub async fn download(
     if expires < state.clock.now().timestamp() || !verify(&secret, format!("{id}:{expires}").as_bytes(), &signature) {
         return Err(ApiError::Forbidden);
     }
-    let file = state.store.find_media_by_id(&id, MediaOwner::PlanFile).await?.ok_or_else(ApiError::not_found)?;
-    serve_file(&state, &file, "attachment").await
+    let file = match state.store.find_media_by_id(&id, MediaOwner::PlanFile).await? {
+        Some(f) => Some(f),
+        None => state.store.find_media_by_id(&id, MediaOwner::ProductFile).await?,
+    };
+    serve_file(&state, &file.ok_or_else(ApiError::not_found)?, "attachment").await
 }
 
 /// A product image (public, like a CDN asset) while it is enabled.

@@ -23,14 +23,14 @@ use utoipa::{Modify, OpenApi};
         plans::publish_plan, plans::discard_plan, plans::list_prices, plans::replace_prices,
         plans::list_plan_features, plans::add_plan_features, plans::update_plan_feature, plans::remove_plan_feature,
         plans::update_plan_file, plans::delete_plan_file, plans::download_plan_file,
-        catalog::update_image, catalog::delete_image,
+        catalog::update_image, catalog::delete_image, catalog::update_file, catalog::delete_file,
         media::presign, media::upload, media::download, media::public_image,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
         catalog::FeatureIn, catalog::FeaturePatch, catalog::FeatureOut,
         plans::PlanIn, plans::PlanOut, plans::PublishIn, plans::PricesIn, plans::PlanFeaturesIn, plans::PlanFeatureIn,
-        catalog::MediaPatch, media::PresignIn)),
+        catalog::MediaPatch, catalog::ProductFileOut, media::PresignIn)),
     modifiers(&BearerAuth),
     tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "operations"))
 )]

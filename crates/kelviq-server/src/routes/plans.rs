@@ -453,6 +453,14 @@ pub async fn replace_prices(
 /// An entitlement row: the feature and its configuration on the plan.
 fn entitlement_out(feature: Feature, details: &EntitlementDetails, inherited: bool, overridden: bool) -> Value {
     let mut d = camelize(serde_json::to_value(details).expect("details serialise"));
+    // Every documented key is present: absent settings show as null or {}.
+    for (key, empty) in
+        [("reset", Value::Null), ("resetTime", Value::Null), ("rollover", json!({})), ("usageAlerts", json!({}))]
+    {
+        if d.get(key).is_none() {
+            d[key] = empty;
+        }
+    }
     d["isInherited"] = json!(inherited);
     d["isValueOverridden"] = json!(overridden);
     json!({ "feature": FeatureOut::from(feature), "details": d })

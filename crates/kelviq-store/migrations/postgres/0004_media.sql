@@ -1,4 +1,4 @@
--- Media: presigned uploads, and the files attached to products (images) and
+-- Media: presigned uploads, and the files attached to products (images, files) and
 -- plans (downloads). File bytes live on disk; these rows say whose they are.
 
 -- Process-wide secrets shared by every server on this database.
@@ -25,7 +25,7 @@ CREATE TABLE media_files (
     id            TEXT NOT NULL UNIQUE,
     org_id        TEXT NOT NULL REFERENCES organizations (id),
     environment   TEXT NOT NULL,
-    owner_kind    TEXT NOT NULL CHECK (owner_kind IN ('product_image', 'plan_file')),
+    owner_kind    TEXT NOT NULL CHECK (owner_kind IN ('product_image', 'product_file', 'plan_file')),
     owner_id      TEXT NOT NULL,
     name          TEXT NOT NULL,
     content_type  TEXT NOT NULL,
