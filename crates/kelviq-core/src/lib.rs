@@ -10,6 +10,7 @@ pub mod events;
 pub mod ids;
 pub mod keys;
 pub mod money;
+pub mod periods;
 pub mod plans;
 pub mod signing;
 pub mod timefmt;
