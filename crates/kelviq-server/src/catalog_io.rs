@@ -21,7 +21,7 @@ use kelviq_store::Store;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
-/// Drops nulls and empty tables: TOML has no null, and absent means default.
+/// Drops nulls, empty tables and empty lists: TOML has no null, and absent means default.
 fn tidy(v: Value) -> Option<Value> {
     match v {
         Value::Null => None,
@@ -29,7 +29,10 @@ fn tidy(v: Value) -> Option<Value> {
             let m: Map<String, Value> = m.into_iter().filter_map(|(k, v)| tidy(v).map(|v| (k, v))).collect();
             (!m.is_empty()).then_some(Value::Object(m))
         }
-        Value::Array(a) => Some(Value::Array(a.into_iter().filter_map(tidy).collect())),
+        Value::Array(a) => {
+            let a: Vec<Value> = a.into_iter().filter_map(tidy).collect();
+            (!a.is_empty()).then_some(Value::Array(a))
+        }
         other => Some(other),
     }
 }
