@@ -107,6 +107,7 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stopping_tx.send(());
     };
+    let follower = tokio::spawn(crate::changes::follow(state.clone()));
     let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(signal);
     let server = tokio::spawn(async move { server.await });
     tokio::pin!(server);
@@ -116,6 +117,7 @@ pub async fn serve(
             tracing::warn!(seconds = grace.as_secs(), "grace period over; dropping remaining connections");
         }
     }
+    follower.abort();
     state.store.close().await;
     Ok(())
 }

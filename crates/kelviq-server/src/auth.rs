@@ -22,6 +22,11 @@ impl KeyCache {
         Self { ttl, entries: RwLock::new(HashMap::new()) }
     }
 
+    /// Forgets a key (by secret hash) so its next use is looked up again.
+    pub fn evict(&self, secret_hash: &str) {
+        self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(secret_hash);
+    }
+
     /// The identity behind `secret`, or `None` when it is unknown or revoked.
     pub async fn resolve(&self, store: &Store, secret: &str) -> Result<Option<KeyIdentity>, StoreError> {
         if secret.is_empty() || secret.len() > MAX_SECRET_LEN {

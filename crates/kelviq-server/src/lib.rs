@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod catalog_io;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -141,11 +141,21 @@ impl Store {
             [one] => key_from_row(one)?,
             _ => return Err(StoreError::Conflict("ambiguous key prefix")),
         };
-        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        let mut tx = self.write.begin().await?;
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(to_micros(now))
             .bind(key.id.to_string())
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
+        if done.rows_affected() > 0 {
+            let row = sqlx::query("SELECT secret_hash FROM api_keys WHERE id = $1")
+                .bind(key.id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            let hash: String = row.try_get("secret_hash")?;
+            crate::changes::record_change(&mut tx, self.backend, crate::changes::TOPIC_API_KEY, &hash, now).await?;
+        }
+        tx.commit().await?;
         self.find_api_key(key.id).await?.ok_or(StoreError::NotFound)
     }
 }

@@ -9,6 +9,7 @@
 //! connection, so a committed write is on disk before the caller answers.
 
 mod catalog;
+mod changes;
 mod customers;
 mod events;
 mod keys;
@@ -16,6 +17,7 @@ mod media;
 mod orgs;
 mod plans;
 
+pub use changes::{Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;

@@ -1,0 +1,107 @@
+//! Follows the store's change feed so that every server process learns of
+//! changes made by the others (or by the CLI) within a tick: woken by
+//! `LISTEN kelviq_changes` on PostgreSQL, polling every 100 ms on SQLite.
+
+use crate::app::AppState;
+use kelviq_store::{Change, ChangeListener, StoreError, TOPIC_API_KEY};
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+/// How far back each read looks again: PostgreSQL transactions may commit
+/// in another order than their sequence numbers were drawn.
+const LOOKBACK: i64 = 256;
+/// How often the feed is read without a wake-up.
+const TICK: Duration = Duration::from_millis(100);
+/// How long feed rows are kept.
+const RETENTION_MINUTES: i64 = 60;
+
+/// Acts on one change.
+fn dispatch(state: &AppState, change: &Change) {
+    if change.topic == TOPIC_API_KEY {
+        state.keys.evict(&change.subject);
+    }
+}
+
+/// Remembers which changes were already acted on (within the lookback).
+struct Seen {
+    order: VecDeque<i64>,
+    set: HashSet<i64>,
+}
+
+impl Seen {
+    fn insert(&mut self, seq: i64) -> bool {
+        if !self.set.insert(seq) {
+            return false;
+        }
+        self.order.push_back(seq);
+        if self.order.len() > 4 * LOOKBACK as usize {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+async fn read(state: &AppState, last: &mut i64, seen: &mut Seen) -> Result<(), StoreError> {
+    loop {
+        let batch = state.store.changes_after((*last - LOOKBACK).max(0), 1000).await?;
+        let full = batch.len() == 1000;
+        for change in &batch {
+            if seen.insert(change.seq) {
+                dispatch(state, change);
+            }
+            *last = (*last).max(change.seq);
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs until the task is aborted.
+pub async fn follow(state: AppState) {
+    let mut last = match state.store.latest_change_seq().await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the change feed; changes from other processes arrive only as caches expire");
+            return;
+        }
+    };
+    let mut seen = Seen { order: VecDeque::new(), set: HashSet::new() };
+    let url = state.config.effective_database_url();
+    let mut listener = if url.starts_with("postgres") {
+        match ChangeListener::connect(&url).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "no LISTEN connection; following the change feed by polling");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut prune_at = state.clock.now();
+    loop {
+        match listener.as_mut() {
+            // A notification, or a poll after a second as a backstop.
+            Some(l) => {
+                if let Err(e) = l.wait(Duration::from_secs(1)).await {
+                    tracing::warn!(error = %e, "LISTEN connection lost; it reconnects");
+                    tokio::time::sleep(TICK).await;
+                }
+            }
+            None => tokio::time::sleep(TICK).await,
+        }
+        if let Err(e) = read(&state, &mut last, &mut seen).await {
+            tracing::warn!(error = %e, "reading the change feed failed; retrying");
+        }
+        let now = state.clock.now();
+        if now >= prune_at {
+            prune_at = now + chrono::Duration::minutes(10);
+            if let Err(e) = state.store.prune_changes(now - chrono::Duration::minutes(RETENTION_MINUTES)).await {
+                tracing::warn!(error = %e, "pruning the change feed failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The change feed: what other server processes must learn about.
+
+use crate::{Backend, Result, Store};
+use chrono::{DateTime, Utc};
+use kelviq_core::timefmt::to_micros;
+use sqlx::{Any, Row, Transaction};
+
+/// Topic of API key changes; the subject is the key's secret hash.
+pub const TOPIC_API_KEY: &str = "api_key";
+
+/// The PostgreSQL channel that wakes followers of the feed.
+pub const CHANGES_CHANNEL: &str = "kelviq_changes";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub topic: String,
+    pub subject: String,
+}
+
+/// Records a change inside the caller's transaction (it is seen only if the
+/// transaction commits) and, on PostgreSQL, queues a wake-up for followers.
+pub(crate) async fn record_change(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    topic: &str,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO change_feed (topic, subject, created_at) VALUES ($1, $2, $3)")
+        .bind(topic)
+        .bind(subject)
+        .bind(to_micros(now))
+        .execute(&mut **tx)
+        .await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(topic).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The newest position in the feed (0 when empty).
+    pub async fn latest_change_seq(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) AS seq FROM change_feed")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get("seq")?)
+    }
+
+    /// Changes after `seq`, oldest first.
+    pub async fn changes_after(&self, seq: i64, limit: i64) -> Result<Vec<Change>> {
+        let rows = sqlx::query("SELECT seq, topic, subject FROM change_feed WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(seq)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| Ok(Change { seq: r.try_get("seq")?, topic: r.try_get("topic")?, subject: r.try_get("subject")? }))
+            .collect()
+    }
+
+    /// Drops feed rows older than `before`; followers only look back seconds.
+    pub async fn prune_changes(&self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM change_feed WHERE created_at < $1")
+            .bind(to_micros(before))
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// A PostgreSQL connection listening for change-feed wake-ups.
+pub struct ChangeListener(sqlx::postgres::PgListener);
+
+impl ChangeListener {
+    pub async fn connect(url: &str) -> Result<Self> {
+        let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
+        Ok(Self(listener))
+    }
+
+    /// Waits up to `timeout` for a wake-up: `Ok(true)` when one came. A lost
+    /// connection is re-established by the next wait.
+    pub async fn wait(&mut self, timeout: std::time::Duration) -> Result<bool> {
+        match tokio::time::timeout(timeout, self.0.recv()).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Ok(false),
+        }
+    }
+}
