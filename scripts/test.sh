@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README and CI run it:
 #   formatting, clippy (warnings denied), the Rust tests on SQLite and
-#   PostgreSQL, and the official Python SDK run unchanged against the server.
+#   PostgreSQL, and the official Node and Python SDKs run unchanged against
+#   the server.
 # Needs PostgreSQL at $KELVIQ_TEST_POSTGRES_URL (default: the local server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +20,15 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rust tests (SQLite and PostgreSQL)"
 cargo test --workspace --locked
 
-step "official Python SDK against the server (SQLite and PostgreSQL)"
 # `cargo test` above built target/debug/kelviq with the workspace's features;
 # building it again with `-p` would recompile dependencies for nothing.
 test -x target/debug/kelviq
+
+step "official Node SDK against the server (SQLite and PostgreSQL)"
+(cd compat/node && npm ci --silent --no-audit --no-fund)
+(cd compat/node && KELVIQ_BIN="$PWD/../../target/debug/kelviq" node --test)
+
+step "official Python SDK against the server (SQLite and PostgreSQL)"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
