@@ -9,6 +9,7 @@ pub mod customer;
 pub mod events;
 pub mod ids;
 pub mod keys;
+pub mod meters;
 pub mod money;
 pub mod periods;
 pub mod plans;

@@ -16,6 +16,7 @@
 pub mod blocking;
 pub mod catalog;
 pub mod customers;
+pub mod entitlements;
 mod environment;
 mod error;
 mod http;
