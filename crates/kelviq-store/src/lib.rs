@@ -14,6 +14,7 @@ mod customers;
 mod events;
 mod keys;
 mod media;
+mod migrations;
 mod orgs;
 mod plans;
 
@@ -102,9 +103,6 @@ pub struct Store {
     write: AnyPool,
 }
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
-
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`). A missing SQLite file
     /// and its directory are created.
@@ -136,10 +134,7 @@ impl Store {
     /// Runs the embedded migrations. Safe to call from several processes at
     /// once on PostgreSQL (the migrator holds an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
+        let migrator = sqlx::migrate::Migrator::new(migrations::Embedded(self.backend)).await?;
         migrator.run(&self.write).await?;
         Ok(())
     }

@@ -1,7 +1,8 @@
 -- Foundation: organisations, API keys, customers, the event outbox.
 -- Instants are BIGINT microseconds since the Unix epoch (UTC); ids are UUID text;
--- JSON documents are TEXT. The PostgreSQL migration of the same number is kept
--- identical but for the auto-increment syntax.
+-- JSON documents are TEXT. Migrations are written once, in this dialect; on
+-- PostgreSQL `INTEGER PRIMARY KEY AUTOINCREMENT` becomes `BIGSERIAL PRIMARY KEY`
+-- (see `migrations.rs`).
 
 CREATE TABLE organizations (
     id          TEXT PRIMARY KEY,
@@ -25,7 +26,7 @@ CREATE TABLE api_keys (
 CREATE INDEX api_keys_by_org ON api_keys (org_id, environment);
 
 CREATE TABLE customers (
-    pk               BIGSERIAL PRIMARY KEY,
+    pk               INTEGER PRIMARY KEY AUTOINCREMENT,
     id               TEXT NOT NULL UNIQUE,
     org_id           TEXT NOT NULL REFERENCES organizations (id),
     environment      TEXT NOT NULL,
@@ -45,7 +46,7 @@ CREATE INDEX customers_newest ON customers (org_id, environment, created_at DESC
 -- The transactional outbox: events are written in the same transaction as the
 -- change that causes them; delivery reads them in `seq` order.
 CREATE TABLE events (
-    seq          BIGSERIAL PRIMARY KEY,
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     id           TEXT NOT NULL UNIQUE,
     org_id       TEXT NOT NULL REFERENCES organizations (id),
     environment  TEXT NOT NULL,

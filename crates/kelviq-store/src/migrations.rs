@@ -1,0 +1,74 @@
+//! Migrations are embedded in the binary and written once, in SQLite's
+//! dialect; for PostgreSQL the one difference, the auto-increment key, is
+//! rewritten. Adding a migration: a new `NNNN_name.sql` here and a line below.
+
+use crate::Backend;
+use futures_core::future::BoxFuture;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType};
+use std::borrow::Cow;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("../migrations/0001_foundation.sql")),
+    (2, "catalog", include_str!("../migrations/0002_catalog.sql")),
+    (3, "plans", include_str!("../migrations/0003_plans.sql")),
+    (4, "media", include_str!("../migrations/0004_media.sql")),
+    (5, "change feed", include_str!("../migrations/0005_change_feed.sql")),
+];
+
+const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
+const POSTGRES_SERIAL: &str = "BIGSERIAL PRIMARY KEY";
+
+/// The migration text for a backend.
+pub fn sql_for(backend: Backend, sql: &str) -> String {
+    match backend {
+        Backend::Sqlite => sql.to_string(),
+        Backend::Postgres => sql.replace(SQLITE_SERIAL, POSTGRES_SERIAL),
+    }
+}
+
+/// The embedded migrations, as sqlx's migrator reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct Embedded(pub Backend);
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    Cow::Owned(sql_for(self.0, sql)),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_is_listed_once_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        files.sort();
+        assert_eq!(files.len(), MIGRATIONS.len(), "a migration file is not listed in MIGRATIONS");
+        for (file, (version, _, sql)) in files.iter().zip(MIGRATIONS) {
+            assert!(file.starts_with(&format!("{version:04}_")), "{file} out of order");
+            assert_eq!(
+                std::fs::read_to_string(format!("{dir}/{file}")).unwrap(),
+                *sql,
+                "{file} listed under another version"
+            );
+        }
+        assert!(sql_for(Backend::Postgres, MIGRATIONS[0].2).contains(POSTGRES_SERIAL));
+        assert!(!sql_for(Backend::Postgres, MIGRATIONS[0].2).contains("AUTOINCREMENT"));
+    }
+}
