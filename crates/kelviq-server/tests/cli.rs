@@ -41,8 +41,18 @@ impl Drop for Served {
 /// Starts `kelviq serve` on a free port and reads what it prints until it listens.
 #[allow(clippy::zombie_processes)] // reaped by `Drop for Served`
 fn serve(env: &[(&str, &str)]) -> Served {
-    let mut child =
-        kelviq(env).args(["serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()).spawn().expect("spawn kelviq");
+    serve_with(env, Stdio::inherit())
+}
+
+/// [`serve`] with the server's stderr (its logs) sent to `stderr`.
+#[allow(clippy::zombie_processes)] // reaped by `Drop for Served`
+fn serve_with(env: &[(&str, &str)], stderr: Stdio) -> Served {
+    let mut child = kelviq(env)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn kelviq");
     let stdout = child.stdout.take().unwrap();
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -318,4 +328,48 @@ value = 10
     std::fs::write(&file, "[[products]]\nidentifier = \"x\"\nname = \"X\"\ntax_code = \"food\"\n").unwrap();
     let (ok, _, err) = run(&env, &["catalog", "apply", path, "--env", "production"]);
     assert!(!ok && err.contains("taxCode"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_never_carry_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let data = dir.path().join("data");
+    // A database URL with a password in it (trust auth ignores it), to prove
+    // it is redacted in logs.
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_password(Some("hunter2")).unwrap();
+    let url = url.to_string();
+    let env = [
+        ("KELVIQ_DATA_DIR", data.to_str().unwrap()),
+        ("KELVIQ_LOG_FORMAT", "json"),
+        ("KELVIQ_LOG", "debug,sqlx=warn,hyper=warn,h2=warn"),
+        ("DATABASE_URL", url.as_str()),
+    ];
+    let mut server = serve_with(&env, Stdio::from(std::fs::File::create(&log).unwrap()));
+    let key = server.server_key.clone().unwrap();
+    let client_key = server.client_key.clone().unwrap();
+    assert_eq!(status_of(&server.url, &key).await, 200);
+    assert_eq!(status_of(&server.url, "sk_test_wrong_secret_in_a_header").await, 401);
+    let r = http()
+        .post(format!("{}/api/v1/customers/", server.url))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"customerId": "logged", "email": "l@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert!(sigterm(&mut server.child).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "{text}");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.get("level").is_some() && v.get("timestamp").is_some(), "{line}");
+    }
+    assert!(text.contains("customer created"), "request logs are there: {text}");
+    for secret in [key.as_str(), client_key.as_str(), "sk_test_wrong_secret_in_a_header", "hunter2"] {
+        assert!(!text.contains(secret), "a secret reached the logs: {secret}");
+    }
 }
