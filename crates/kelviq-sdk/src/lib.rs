@@ -22,9 +22,11 @@ mod error;
 mod http;
 pub mod models;
 pub mod plans;
+pub mod webhooks;
 
 pub use environment::{environment_from_env, hosts_for};
 pub use error::{Error, ErrorKind};
+pub use webhooks::{validate_event, WebhookVerificationError};
 
 use std::sync::Arc;
 use std::time::Duration;
