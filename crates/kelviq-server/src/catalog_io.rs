@@ -269,6 +269,8 @@ pub async fn apply(
             .filter_map(|(i, pr)| parse_price(pr, &format!("prices[{i}]: "), &lookup, &mut errors))
             .collect();
         errors.into_result().map_err(|e| fail(&format!("plan {ident}"), e))?;
+        // Parsed here only to refuse a bad file before anything is written; they are
+        // parsed again once the features they name exist (see `apply_plan`).
         check_price_currencies(&prices).map_err(|e| fail(&format!("plan {ident}"), e))?;
         let mut entitlements = Vec::new();
         for (i, row) in p.get("features").and_then(Value::as_array).cloned().unwrap_or_default().iter().enumerate() {
@@ -279,7 +281,6 @@ pub async fn apply(
             errors.into_result().map_err(|e| fail(&format!("plan {ident}"), e))?;
             entitlements.push((key, details.expect("validated")));
         }
-        drop(prices);
         plans.push((new, p.get("published").and_then(Value::as_bool).unwrap_or(false), raw_prices, entitlements));
     }
 

@@ -156,6 +156,19 @@ where
     }
 }
 
+/// `scheme://host` of the request as the client addressed it (`Host`, and
+/// `X-Forwarded-Proto` when a proxy says https), as DRF's absolute URIs.
+fn request_origin(parts: &Parts) -> String {
+    let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = parts
+        .headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
 /// The server's externally visible base URL (`public_url`, else the
 /// request's scheme and Host), for absolute links in responses.
 #[derive(Debug, Clone)]
@@ -173,14 +186,7 @@ where
         if let Some(url) = &state.config.public_url {
             return Ok(BaseUrl(url.trim_end_matches('/').to_string()));
         }
-        let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        let scheme = parts
-            .headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-            .filter(|p| *p == "https" || *p == "http")
-            .unwrap_or("http");
-        Ok(BaseUrl(format!("{scheme}://{host}")))
+        Ok(BaseUrl(request_origin(parts)))
     }
 }
 
@@ -200,14 +206,7 @@ pub struct Paging {
 impl Paging {
     pub fn from_parts(parts: &Parts, default_size: u64) -> Result<Self, ApiError> {
         let uri = parts.extensions.get::<OriginalUri>().map(|o| o.0.clone()).unwrap_or_else(|| parts.uri.clone());
-        let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        let scheme = parts
-            .headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-            .filter(|p| *p == "https" || *p == "http")
-            .unwrap_or("http");
-        let url = url::Url::parse(&format!("{scheme}://{host}{uri}"))
+        let url = url::Url::parse(&format!("{}{uri}", request_origin(parts)))
             .map_err(|_| ApiError::BadRequest("Malformed request URL.".into()))?;
         let mut page = 1;
         let mut size = default_size;

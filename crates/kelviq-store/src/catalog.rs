@@ -1,6 +1,6 @@
 //! Products and features.
 
-use crate::{json_col, tenant_binds, uuid_col, Result, Store, StoreError};
+use crate::{json_col, search_binds, search_filter, tenant_binds, uuid_col, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::{
     Feature, FeatureChanges, FeatureType, NewFeature, NewProduct, Product, ProductChanges, ProductSettings,
@@ -36,12 +36,6 @@ impl Table {
     fn searched(self) -> &'static [&'static str] {
         &["name", "identifier", "description"]
     }
-}
-
-/// Live rows of a tenant ($1, $2) matching a search ($3, pattern $4) over the given columns.
-fn search_filter(columns: &[&str]) -> String {
-    let likes: Vec<String> = columns.iter().map(|c| format!("LOWER({c}) LIKE $4 ESCAPE '\\'")).collect();
-    format!("org_id = $1 AND environment = $2 AND archived_at IS NULL AND ($3 = '' OR {})", likes.join(" OR "))
 }
 
 const PRODUCT_COLUMNS: &str =
@@ -83,12 +77,6 @@ fn feature_from_row(row: &AnyRow) -> Result<Feature> {
         modified_at: from_micros(row.try_get("modified_at")?),
         archived_at: row.try_get::<Option<i64>, _>("archived_at")?.map(from_micros),
     })
-}
-
-fn like(search: Option<&str>) -> (&str, String) {
-    let search = search.map(str::trim).unwrap_or("");
-    let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    (search, format!("%{escaped}%"))
 }
 
 impl Store {
@@ -172,7 +160,7 @@ impl Store {
 
     async fn count_catalog(&self, table: Table, tenant: &Tenant, search: Option<&str>) -> Result<i64> {
         let (org, env) = tenant_binds(tenant);
-        let (search, pattern) = like(search);
+        let (search, pattern) = search_binds(search);
         let row = sqlx::query(&format!(
             "SELECT COUNT(*) AS n FROM {} WHERE {}",
             table.name(),
@@ -196,7 +184,7 @@ impl Store {
         offset: i64,
     ) -> Result<Vec<AnyRow>> {
         let (org, env) = tenant_binds(tenant);
-        let (search, pattern) = like(search);
+        let (search, pattern) = search_binds(search);
         Ok(sqlx::query(&format!(
             "SELECT {} FROM {} WHERE {} ORDER BY created_at DESC, pk DESC LIMIT $5 OFFSET $6",
             table.columns(),

@@ -1,5 +1,5 @@
 use crate::events::insert_event;
-use crate::{json_col, tenant_binds, uuid_col, Result, Store, StoreError};
+use crate::{json_col, search_binds, search_filter, tenant_binds, uuid_col, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use kelviq_core::customer::{BillingAddress, Customer, CustomerChanges, NewCustomer};
 use kelviq_core::events;
@@ -8,10 +8,8 @@ use kelviq_core::Tenant;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-/// Live customers of the tenant ($1, $2) matching a search ($3, pattern $4).
-const LIST_FILTER: &str = "org_id = $1 AND environment = $2 AND archived_at IS NULL \
-     AND ($3 = '' OR LOWER(COALESCE(name, '')) LIKE $4 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $4 ESCAPE '\\' \
-          OR LOWER(customer_id) LIKE $4 ESCAPE '\\')";
+/// What a customer search matches.
+const SEARCHED: &[&str] = &["COALESCE(name, '')", "COALESCE(email, '')", "customer_id"];
 
 const COLUMNS: &str =
     "id, customer_id, name, email, metadata, billing_address, details, created_at, modified_at, archived_at";
@@ -38,14 +36,6 @@ fn customer_from_row(row: &AnyRow) -> Result<Customer> {
 
 fn address_json(a: &Option<BillingAddress>) -> Option<String> {
     a.as_ref().map(|a| serde_json::to_string(a).expect("an address always serialises"))
-}
-
-/// The search text (empty: no filter) and its LIKE pattern, in which `%`
-/// and `_` typed by the user match themselves.
-fn search_binds(search: Option<&str>) -> (&str, String) {
-    let search = search.map(str::trim).unwrap_or("");
-    let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    (search, format!("%{escaped}%"))
 }
 
 impl Store {
@@ -108,7 +98,7 @@ impl Store {
     pub async fn count_customers(&self, tenant: &Tenant, search: Option<&str>) -> Result<i64> {
         let (org, env) = tenant_binds(tenant);
         let (search, pattern) = search_binds(search);
-        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM customers WHERE {LIST_FILTER}"))
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM customers WHERE {}", search_filter(SEARCHED)))
             .bind(&org)
             .bind(env)
             .bind(search)
@@ -130,7 +120,8 @@ impl Store {
         let (org, env) = tenant_binds(tenant);
         let (search, pattern) = search_binds(search);
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM customers WHERE {LIST_FILTER} ORDER BY created_at DESC, pk DESC LIMIT $5 OFFSET $6"
+            "SELECT {COLUMNS} FROM customers WHERE {} ORDER BY created_at DESC, pk DESC LIMIT $5 OFFSET $6",
+            search_filter(SEARCHED)
         ))
         .bind(&org)
         .bind(env)

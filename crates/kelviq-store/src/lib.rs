@@ -206,6 +206,21 @@ pub(crate) fn json_col(row: &AnyRow, col: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
+/// The search text (empty: no filter) and its LIKE pattern, in which `%`
+/// and `_` typed by the user match themselves.
+pub(crate) fn search_binds(search: Option<&str>) -> (&str, String) {
+    let search = search.map(str::trim).unwrap_or("");
+    let escaped = search.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    (search, format!("%{escaped}%"))
+}
+
+/// Live rows of a tenant (`$1`, `$2`) matching a search (`$3`, pattern `$4`,
+/// from [`search_binds`]) over the given column expressions, case-insensitively.
+pub(crate) fn search_filter(columns: &[&str]) -> String {
+    let likes: Vec<String> = columns.iter().map(|c| format!("LOWER({c}) LIKE $4 ESCAPE '\\'")).collect();
+    format!("org_id = $1 AND environment = $2 AND archived_at IS NULL AND ($3 = '' OR {})", likes.join(" OR "))
+}
+
 pub(crate) fn tenant_binds(t: &Tenant) -> (String, &'static str) {
     (t.org_id.to_string(), t.env.as_str())
 }
