@@ -3,6 +3,7 @@
 //! Built here, from domain values, so the store can write them in the same
 //! transaction as the change that causes them.
 
+use crate::billing::{amount_text, CheckoutSession, Order, PaymentMethod, Refund, Subscription};
 use crate::customer::Customer;
 use crate::timefmt::{iso_micros, iso_seconds};
 use crate::Tenant;
@@ -65,4 +66,172 @@ pub fn customer_updated(
     now: DateTime<Utc>,
 ) -> OutboxEvent {
     OutboxEvent::new("customer.updated", customer_object(c, tenant, 0), Some(previous), now)
+}
+
+/// The customer summary embedded in selling events.
+pub fn customer_summary(c: &Customer) -> Value {
+    json!({
+        "id": c.id.to_string(),
+        "name": c.name,
+        "email": c.email,
+        "customer_id": c.customer_id,
+        "billing_address": c.billing_address,
+    })
+}
+
+/// The product and plan a selling record is about, for event objects.
+#[derive(Debug, Clone)]
+pub struct Sold<'a> {
+    pub customer: &'a Customer,
+    pub product_id: uuid::Uuid,
+    pub product_name: &'a str,
+}
+
+fn date_opt(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| json!(t.date_naive().format("%Y-%m-%d").to_string()))
+}
+
+fn time_opt(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| json!(iso_seconds(t)))
+}
+
+/// The snake_case subscription object of `subscription.*` events.
+pub fn subscription_object(s: &Subscription, sold: &Sold, tenant: &Tenant) -> Value {
+    json!({
+        "object": "subscription",
+        "organization": tenant.org_id.to_string(),
+        "id": s.id.to_string(),
+        "status": s.status.as_str(),
+        "plan": {"name": s.plan_name, "version": s.plan_version, "identifier": s.plan_identifier},
+        "product": {"id": sold.product_id.to_string(), "name": sold.product_name},
+        "amount": amount_text(s.amount_minor, &s.currency),
+        "amount_units": s.amount_minor,
+        "currency": s.currency.to_ascii_lowercase(),
+        "recurrence": s.charge_period.recurrence(),
+        "start_date": date_opt(Some(s.started_at)),
+        "end_date": date_opt(s.ended_at.or(s.cancel_at)),
+        "billing_period_start_time": time_opt(s.period_start),
+        "billing_period_end_time": time_opt(s.period_end),
+        "trial_start": time_opt(s.trial_start),
+        "trial_end": time_opt(s.trial_end),
+        "customer": customer_summary(sold.customer),
+        "features": s.features.iter().map(|f| json!({"identifier": f.identifier, "quantity": f.quantity})).collect::<Vec<_>>(),
+        "created_on": iso_seconds(s.created_at),
+        "modified_on": iso_seconds(s.modified_at),
+    })
+}
+
+/// The snake_case order object of `order.*` events.
+pub fn order_object(o: &Order, sold: &Sold, tenant: &Tenant) -> Value {
+    json!({
+        "object": "order",
+        "organization": tenant.org_id.to_string(),
+        "id": o.id,
+        "status": o.status,
+        "billing_type": o.billing_type,
+        "customer_id": sold.customer.id.to_string(),
+        "customer": customer_summary(sold.customer),
+        "is_renewal": o.is_renewal,
+        "paid_at": time_opt(o.paid_at),
+        "amount_total": amount_text(o.total_minor, &o.currency),
+        "amount_total_units": o.total_minor,
+        "currency": o.currency,
+        "subscription_id": o.subscription_id.map(|i| i.to_string()),
+        "product": {"id": sold.product_id.to_string(), "name": sold.product_name},
+        "plan": {"name": o.plan_name, "version": o.plan_version, "identifier": o.plan_identifier},
+        "features": o.features.iter().map(|f| json!({"identifier": f.identifier, "quantity": f.quantity})).collect::<Vec<_>>(),
+    })
+}
+
+/// The snake_case invoice object of `invoice.*` events.
+pub fn invoice_object(o: &Order, sold: &Sold, tenant: &Tenant, payment_link: Option<String>) -> Value {
+    json!({
+        "object": "invoice",
+        "organization": tenant.org_id.to_string(),
+        "id": o.invoice_id,
+        "status": o.invoice_status,
+        "paid_at": time_opt(o.paid_at),
+        "amount_total": amount_text(o.total_minor, &o.currency),
+        "amount_total_units": o.total_minor,
+        "currency": o.currency,
+        "due_date": date_opt(Some(o.due_at)),
+        "order_id": o.id,
+        "customer_id": sold.customer.id.to_string(),
+        "customer": customer_summary(sold.customer),
+        "subscription_id": o.subscription_id.map(|i| i.to_string()),
+        "product": {"id": sold.product_id.to_string(), "name": sold.product_name},
+        "payment_link": if o.invoice_status == "PAID" { Value::Null } else { json!(payment_link) },
+    })
+}
+
+/// The snake_case object of `checkout.completed`, with the session's metadata verbatim.
+pub fn checkout_object(cs: &CheckoutSession, sold: &Sold, tenant: &Tenant, amount_minor: i64) -> Value {
+    json!({
+        "object": "checkout_session",
+        "organization": tenant.org_id.to_string(),
+        "id": cs.id,
+        "status": "success",
+        "checkout_type": if cs.charge_period.is_recurring() { "SUBSCRIPTION" } else { "ONE_TIME" },
+        "customer_id": sold.customer.id.to_string(),
+        "customer": customer_summary(sold.customer),
+        "amount": amount_text(amount_minor, &cs.quote.currency),
+        "amount_units": amount_minor,
+        "currency": cs.quote.currency,
+        "discount_code": cs.discount_code,
+        "features": cs.features.iter().map(|f| json!({"identifier": f.identifier, "quantity": f.quantity})).collect::<Vec<_>>(),
+        "plan": {"name": cs.plan_name, "version": cs.plan_version, "identifier": cs.plan_identifier},
+        "product": {"id": sold.product_id.to_string(), "name": sold.product_name},
+        "billing_address": sold.customer.billing_address,
+        "metadata": cs.metadata,
+        "data": {
+            "name": sold.customer.name,
+            "email": sold.customer.email,
+            "referer": Value::Null,
+            "cancel_url": cs.cancel_url,
+            "success_url": cs.success_url,
+            "tax_behavior": cs.quote.tax_behavior,
+            "discounts_enabled": cs.discounts_enabled,
+        },
+        "created_on": iso_seconds(cs.created_at),
+        "modified_on": iso_seconds(cs.modified_at),
+    })
+}
+
+/// The snake_case object of `payment_method.*` events.
+pub fn payment_method_object(
+    id: i64,
+    pm: &PaymentMethod,
+    is_default: bool,
+    customer: &Customer,
+    tenant: &Tenant,
+) -> Value {
+    json!({
+        "object": "payment_method",
+        "organization": tenant.org_id.to_string(),
+        "id": id,
+        "customer_id": customer.customer_id,
+        "customer": customer_summary(customer),
+        "method_type": pm.method_type,
+        "method_data": {"brand": pm.brand, "last4": pm.last4, "exp_month": pm.exp_month, "exp_year": pm.exp_year,
+            "funding": pm.funding, "country": pm.country},
+        "is_default": is_default,
+        "status": pm.status,
+    })
+}
+
+/// The snake_case object of `refund.*` events.
+pub fn refund_object(r: &Refund, customer: &Customer, subscription_id: Option<uuid::Uuid>, tenant: &Tenant) -> Value {
+    json!({
+        "object": "refund",
+        "organization": tenant.org_id.to_string(),
+        "id": r.id.to_string(),
+        "status": r.status,
+        "amount": amount_text(r.amount_minor, &r.currency),
+        "amount_units": r.amount_minor,
+        "currency": r.currency,
+        "reason": r.reason,
+        "order_id": r.order_id,
+        "customer": customer_summary(customer),
+        "subscription_id": subscription_id.map(|i| i.to_string()),
+    })
 }

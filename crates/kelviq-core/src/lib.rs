@@ -2,6 +2,7 @@
 //!
 //! Everything here is unit-testable without a server or a database.
 
+pub mod billing;
 pub mod casing;
 pub mod catalog;
 pub mod clock;

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     Router::new()
         .merge(routes::health::router())
+        .merge(routes::hosted::router())
         .nest("/api/v1", routes::api_router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })
@@ -108,6 +109,8 @@ pub async fn serve(
         let _ = stopping_tx.send(());
     };
     let follower = tokio::spawn(crate::changes::follow(state.clone()));
+    let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
+    let scheduler = crate::selling::spawn_scheduler(state.clone(), scheduler_stop);
     let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(signal);
     let server = tokio::spawn(async move { server.await });
     tokio::pin!(server);
@@ -118,6 +121,8 @@ pub async fn serve(
         }
     }
     follower.abort();
+    let _ = stop_scheduler.send(true);
+    let _ = scheduler.await;
     state.store.close().await;
     Ok(())
 }

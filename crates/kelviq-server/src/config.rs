@@ -38,6 +38,19 @@ pub struct Config {
     /// Revocations reach every server through the change feed within ~100 ms;
     /// this is the backstop should the feed be unreadable.
     pub key_cache_seconds: u64,
+    /// After a failed renewal, how long the customer keeps access while the
+    /// charge is retried; then the subscription is cancelled.
+    pub grace_period_days: i64,
+    /// How many retries the grace period spreads evenly.
+    pub renewal_retries: u32,
+    /// Platform fee on each charge, in basis points (350 = 3.5 %).
+    pub fee_base_bp: i64,
+    /// Fixed platform fee per charge, in minor units of the charge's currency.
+    pub fee_fixed_minor: i64,
+    /// Extra platform fee on subscription charges, in basis points.
+    pub fee_subscription_bp: i64,
+    /// How often the scheduler looks for due renewals, trial ends and cancellations.
+    pub scheduler_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -54,6 +67,12 @@ impl Default for Config {
             shutdown_grace_seconds: 30,
             key_cache_seconds: 60,
             media_max_bytes: 50 * 1024 * 1024,
+            grace_period_days: 14,
+            renewal_retries: 8,
+            fee_base_bp: 350,
+            fee_fixed_minor: 30,
+            fee_subscription_bp: 50,
+            scheduler_interval_ms: 1000,
         }
     }
 }
@@ -73,6 +92,12 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_SHUTDOWN_GRACE_SECONDS",
     "KELVIQ_KEY_CACHE_SECONDS",
     "KELVIQ_MEDIA_MAX_BYTES",
+    "KELVIQ_GRACE_PERIOD_DAYS",
+    "KELVIQ_RENEWAL_RETRIES",
+    "KELVIQ_FEE_BASE_BP",
+    "KELVIQ_FEE_FIXED_MINOR",
+    "KELVIQ_FEE_SUBSCRIPTION_BP",
+    "KELVIQ_SCHEDULER_INTERVAL_MS",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -132,6 +157,12 @@ impl Config {
         parse_env(env, "KELVIQ_SHUTDOWN_GRACE_SECONDS", &mut cfg.shutdown_grace_seconds)?;
         parse_env(env, "KELVIQ_KEY_CACHE_SECONDS", &mut cfg.key_cache_seconds)?;
         parse_env(env, "KELVIQ_MEDIA_MAX_BYTES", &mut cfg.media_max_bytes)?;
+        parse_env(env, "KELVIQ_GRACE_PERIOD_DAYS", &mut cfg.grace_period_days)?;
+        parse_env(env, "KELVIQ_RENEWAL_RETRIES", &mut cfg.renewal_retries)?;
+        parse_env(env, "KELVIQ_FEE_BASE_BP", &mut cfg.fee_base_bp)?;
+        parse_env(env, "KELVIQ_FEE_FIXED_MINOR", &mut cfg.fee_fixed_minor)?;
+        parse_env(env, "KELVIQ_FEE_SUBSCRIPTION_BP", &mut cfg.fee_subscription_bp)?;
+        parse_env(env, "KELVIQ_SCHEDULER_INTERVAL_MS", &mut cfg.scheduler_interval_ms)?;
         Ok((cfg, warnings))
     }
 

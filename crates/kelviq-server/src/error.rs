@@ -13,6 +13,9 @@ pub enum ApiError {
     Fields(FieldErrors),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A 400 in the `{"error": "…"}` shape (refunds, licenses).
+    #[error("error: {0}")]
+    Error(String),
     #[error("unauthenticated: {0}")]
     Unauthenticated(&'static str),
     #[error("forbidden")]
@@ -51,7 +54,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Fields(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Fields(_) | ApiError::BadRequest(_) | ApiError::Error(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -75,6 +78,7 @@ impl ApiError {
                 detail(m)
             }
             ApiError::Unauthenticated(m) => detail(m),
+            ApiError::Error(m) => json!({ "error": m }),
             ApiError::Forbidden => detail("You do not have permission to perform this action."),
             ApiError::MethodNotAllowed(m) => detail(&format!("Method \"{m}\" not allowed.")),
             ApiError::PayloadTooLarge(limit) => detail(&format!("Request body is too large (limit is {limit} bytes).")),

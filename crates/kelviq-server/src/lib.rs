@@ -11,7 +11,9 @@ pub mod error;
 pub mod extract;
 pub mod media;
 pub mod metrics;
+pub mod payments;
 pub mod routes;
+pub mod selling;
 pub mod wire;
 
 pub use app::{bootstrap_demo, launch, open_store, router, serve, AppState};

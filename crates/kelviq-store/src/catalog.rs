@@ -413,3 +413,26 @@ impl Store {
         self.archive_catalog_row(Table::Features, tenant, key, now).await
     }
 }
+
+impl Store {
+    /// Every feature of the tenant, archived ones included (subscriptions
+    /// keep granting what they were sold), keyed by id.
+    pub async fn features_by_id(&self, tenant: &Tenant) -> Result<std::collections::HashMap<uuid::Uuid, Feature>> {
+        let (org, env) = crate::tenant_binds(tenant);
+        let rows =
+            sqlx::query(&format!("SELECT {FEATURE_COLUMNS} FROM features WHERE org_id = $1 AND environment = $2"))
+                .bind(org)
+                .bind(env)
+                .fetch_all(&self.read)
+                .await?;
+        rows.iter().map(|r| feature_from_row(r).map(|f| (f.id, f))).collect()
+    }
+}
+
+impl Store {
+    /// A product by UUID or identifier, archived or not (what was sold stays named).
+    pub async fn find_product_any(&self, tenant: &Tenant, key: &str) -> Result<Option<Product>> {
+        let row = self.find_catalog_row(Table::Products, PRODUCT_COLUMNS, tenant, key, true).await?;
+        row.as_ref().map(product_from_row).transpose()
+    }
+}

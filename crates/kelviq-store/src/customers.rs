@@ -1,12 +1,13 @@
 use crate::events::insert_event;
-use crate::{json_col, search_binds, search_filter, tenant_binds, uuid_col, Result, Store, StoreError};
+use crate::selling::Work;
+use crate::{json_col, search_binds, search_filter, tenant_binds, uuid_col, Backend, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use kelviq_core::customer::{BillingAddress, Customer, CustomerChanges, NewCustomer};
 use kelviq_core::events;
 use kelviq_core::timefmt::{from_micros, to_micros};
 use kelviq_core::Tenant;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 /// What a customer search matches.
 const SEARCHED: &[&str] = &["COALESCE(name, '')", "COALESCE(email, '')", "customer_id"];
@@ -43,39 +44,8 @@ impl Store {
     /// A customer id already used in this tenant, even by an archived
     /// customer, is `Conflict("customer id")`.
     pub async fn insert_customer(&self, tenant: &Tenant, new: &NewCustomer, now: DateTime<Utc>) -> Result<Customer> {
-        let customer = Customer {
-            id: uuid::Uuid::new_v4(),
-            customer_id: new.customer_id.clone(),
-            name: new.name.clone(),
-            email: new.email.clone(),
-            metadata: new.metadata.clone(),
-            billing_address: new.billing_address.clone(),
-            details: serde_json::json!({}),
-            created_at: now,
-            modified_at: now,
-            archived_at: None,
-        };
-        let (org, env) = tenant_binds(tenant);
         let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "INSERT INTO customers (id, org_id, environment, customer_id, name, email, metadata, billing_address, details, created_at, modified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(customer.id.to_string())
-        .bind(&org)
-        .bind(env)
-        .bind(&customer.customer_id)
-        .bind(&customer.name)
-        .bind(&customer.email)
-        .bind(customer.metadata.to_string())
-        .bind(address_json(&customer.billing_address))
-        .bind(customer.details.to_string())
-        .bind(to_micros(now))
-        .bind(to_micros(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict("customer id") } else { e.into() })?;
-        insert_event(&mut tx, tenant, &events::customer_created(&customer, tenant, now)).await?;
+        let customer = insert_customer_tx(&mut tx, tenant, new, now).await?;
         tx.commit().await?;
         Ok(customer)
     }
@@ -85,6 +55,20 @@ impl Store {
         let (org, env) = tenant_binds(tenant);
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM customers WHERE org_id = $1 AND environment = $2 AND customer_id = $3 AND archived_at IS NULL"
+        ))
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    /// A customer by id, archived or not.
+    pub async fn find_customer_any(&self, tenant: &Tenant, customer_id: &str) -> Result<Option<Customer>> {
+        let (org, env) = tenant_binds(tenant);
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM customers WHERE org_id = $1 AND environment = $2 AND customer_id = $3"
         ))
         .bind(org)
         .bind(env)
@@ -143,35 +127,9 @@ impl Store {
         changes: &CustomerChanges,
         now: DateTime<Utc>,
     ) -> Result<Customer> {
-        let (org, env) = tenant_binds(tenant);
         let mut tx = self.write.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM customers WHERE org_id = $1 AND environment = $2 AND customer_id = $3 AND archived_at IS NULL{}",
-            self.backend.for_update()
-        ))
-        .bind(&org)
-        .bind(env)
-        .bind(customer_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let current = customer_from_row(&row.ok_or(StoreError::NotFound)?)?;
-        let (mut next, previous) = changes.apply(&current);
-        if previous.is_empty() {
-            return Ok(current);
-        }
-        next.modified_at = now;
-        sqlx::query(
-            "UPDATE customers SET name = $1, email = $2, metadata = $3, billing_address = $4, modified_at = $5 WHERE id = $6",
-        )
-        .bind(&next.name)
-        .bind(&next.email)
-        .bind(next.metadata.to_string())
-        .bind(address_json(&next.billing_address))
-        .bind(to_micros(now))
-        .bind(next.id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        insert_event(&mut tx, tenant, &events::customer_updated(&next, tenant, previous, now)).await?;
+        let current = lock_customer(&mut tx, self.backend, tenant, customer_id).await?.ok_or(StoreError::NotFound)?;
+        let next = update_customer_tx(&mut tx, tenant, &current, changes, now).await?;
         tx.commit().await?;
         Ok(next)
     }
@@ -193,5 +151,117 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+}
+
+async fn insert_customer_tx(
+    tx: &mut Transaction<'_, Any>,
+    tenant: &Tenant,
+    new: &NewCustomer,
+    now: DateTime<Utc>,
+) -> Result<Customer> {
+    let customer = Customer {
+        id: uuid::Uuid::new_v4(),
+        customer_id: new.customer_id.clone(),
+        name: new.name.clone(),
+        email: new.email.clone(),
+        metadata: new.metadata.clone(),
+        billing_address: new.billing_address.clone(),
+        details: serde_json::json!({}),
+        created_at: now,
+        modified_at: now,
+        archived_at: None,
+    };
+    let (org, env) = tenant_binds(tenant);
+    sqlx::query(
+        "INSERT INTO customers (id, org_id, environment, customer_id, name, email, metadata, billing_address, details, created_at, modified_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(customer.id.to_string())
+    .bind(&org)
+    .bind(env)
+    .bind(&customer.customer_id)
+    .bind(&customer.name)
+    .bind(&customer.email)
+    .bind(customer.metadata.to_string())
+    .bind(address_json(&customer.billing_address))
+    .bind(customer.details.to_string())
+    .bind(to_micros(now))
+    .bind(to_micros(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict("customer id") } else { e.into() })?;
+    insert_event(tx, tenant, &events::customer_created(&customer, tenant, now)).await?;
+    Ok(customer)
+}
+
+async fn lock_customer(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    tenant: &Tenant,
+    customer_id: &str,
+) -> Result<Option<Customer>> {
+    let (org, env) = tenant_binds(tenant);
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM customers WHERE org_id = $1 AND environment = $2 AND customer_id = $3 AND archived_at IS NULL{}",
+        backend.for_update()
+    ))
+    .bind(&org)
+    .bind(env)
+    .bind(customer_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(customer_from_row).transpose()
+}
+
+async fn update_customer_tx(
+    tx: &mut Transaction<'_, Any>,
+    tenant: &Tenant,
+    current: &Customer,
+    changes: &CustomerChanges,
+    now: DateTime<Utc>,
+) -> Result<Customer> {
+    let (mut next, previous) = changes.apply(current);
+    if previous.is_empty() {
+        return Ok(current.clone());
+    }
+    next.modified_at = now;
+    sqlx::query(
+        "UPDATE customers SET name = $1, email = $2, metadata = $3, billing_address = $4, modified_at = $5 WHERE id = $6",
+    )
+    .bind(&next.name)
+    .bind(&next.email)
+    .bind(next.metadata.to_string())
+    .bind(address_json(&next.billing_address))
+    .bind(to_micros(now))
+    .bind(next.id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    insert_event(tx, tenant, &events::customer_updated(&next, tenant, previous, now)).await?;
+    Ok(next)
+}
+
+impl Work {
+    /// A live customer, locked until the work ends.
+    pub async fn lock_customer(&mut self, customer_id: &str) -> Result<Option<Customer>> {
+        let (backend, tenant) = (self.backend(), self.tenant().clone());
+        lock_customer(self.tx(), backend, &tenant, customer_id).await
+    }
+
+    /// Creates a customer (with its `customer.created` event).
+    pub async fn insert_customer(&mut self, new: &NewCustomer, now: DateTime<Utc>) -> Result<Customer> {
+        let tenant = self.tenant().clone();
+        insert_customer_tx(self.tx(), &tenant, new, now).await
+    }
+
+    /// Changes a customer (with `customer.updated` when something changed).
+    pub async fn update_customer(
+        &mut self,
+        current: &Customer,
+        changes: &CustomerChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Customer> {
+        let tenant = self.tenant().clone();
+        update_customer_tx(self.tx(), &tenant, current, changes, now).await
     }
 }

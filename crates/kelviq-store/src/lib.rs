@@ -17,11 +17,13 @@ mod media;
 mod migrations;
 mod orgs;
 mod plans;
+mod selling;
 
 pub use changes::{Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
+pub use selling::{DocColumns, DocTable, Filter, StoredPaymentMethod, Work, TOPIC_ENTITLEMENTS};
 
 use kelviq_core::Tenant;
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "plans", include_str!("../migrations/0003_plans.sql")),
     (4, "media", include_str!("../migrations/0004_media.sql")),
     (5, "change feed", include_str!("../migrations/0005_change_feed.sql")),
+    (6, "selling", include_str!("../migrations/0006_selling.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

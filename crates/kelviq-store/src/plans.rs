@@ -442,3 +442,19 @@ impl Store {
         Ok(Ok(()))
     }
 }
+
+impl Store {
+    /// One plan version by its id, archived or not (subscriptions point at versions).
+    pub async fn find_plan_version(&self, tenant: &Tenant, id: uuid::Uuid) -> Result<Option<PlanVersion>> {
+        let (org, env) = tenant_binds(tenant);
+        let row = sqlx::query(&format!(
+            "SELECT {PLAN_COLUMNS} FROM plans WHERE org_id = $1 AND environment = $2 AND id = $3"
+        ))
+        .bind(org)
+        .bind(env)
+        .bind(id.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(plan_from_row).transpose()
+    }
+}

@@ -231,12 +231,18 @@ pub async fn update_customer(
 #[utoipa::path(delete, path = "/api/v1/customers/{customer_id}/", tag = "customers",
     params(("customer_id" = String, Path, description = "Your customer id")),
     security(("bearer" = [])),
-    responses((status = 204, description = "Archived"), (status = 401), (status = 404)))]
+    responses((status = 204, description = "Archived"), (status = 400, description = "The customer has an active subscription"), (status = 401), (status = 404)))]
 pub async fn archive_customer(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(customer_id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    state.store.find_customer(&tenant, &customer_id).await?.ok_or_else(ApiError::not_found)?;
+    if !crate::selling::live_subscriptions(&state, &tenant, &customer_id).await?.is_empty() {
+        return Err(ApiError::BadRequest(
+            "This customer has an active subscription; cancel it before archiving the customer.".into(),
+        ));
+    }
     state.store.archive_customer(&tenant, &customer_id, state.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

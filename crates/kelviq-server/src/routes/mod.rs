@@ -1,11 +1,16 @@
 //! One module per resource, each with its own `router()`.
 
 pub mod catalog;
+pub mod checkout;
 pub mod customers;
 pub mod health;
+pub mod hosted;
 pub mod media;
+pub mod money;
 pub mod openapi;
 pub mod plans;
+pub mod selling_wire;
+pub mod subscriptions;
 
 use crate::app::AppState;
 use axum::Router;
@@ -17,5 +22,8 @@ pub fn api_router() -> Router<AppState> {
         .merge(catalog::router())
         .merge(plans::router())
         .merge(media::router())
+        .merge(checkout::router())
+        .merge(subscriptions::router())
+        .merge(money::router())
         .merge(openapi::router())
 }

@@ -2,7 +2,7 @@
 //! types, served at `/api/v1/openapi.json` and committed as `openapi.json`.
 
 use crate::app::AppState;
-use crate::routes::{catalog, customers, health, media, plans};
+use crate::routes::{catalog, checkout, customers, health, media, money, plans, subscriptions};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -25,14 +25,25 @@ use utoipa::{Modify, OpenApi};
         plans::update_plan_file, plans::delete_plan_file, plans::download_plan_file,
         catalog::update_image, catalog::delete_image, catalog::update_file, catalog::delete_file,
         media::presign, media::upload, media::download, media::public_image,
+        checkout::create_checkout, checkout::list_sessions, checkout::retrieve_session, checkout::session_events,
+        checkout::complete_session,
+        subscriptions::list_subscriptions, subscriptions::retrieve_subscription, subscriptions::create_subscription,
+        subscriptions::update_subscription, subscriptions::preview_update, subscriptions::cancel_subscription,
+        subscriptions::create_charge,
+        money::list_orders, money::retrieve_order, money::order_events, money::list_transactions, money::list_refunds,
+        money::create_refund, money::retrieve_refund, money::list_payment_methods, money::test_clock,
+        money::advance_test_clock,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
         catalog::FeatureIn, catalog::FeaturePatch, catalog::FeatureOut,
         plans::PlanIn, plans::PlanOut, plans::PublishIn, plans::PricesIn, plans::PlanFeaturesIn, plans::PlanFeatureIn,
-        catalog::MediaPatch, catalog::ProductFileOut, media::PresignIn)),
+        catalog::MediaPatch, catalog::ProductFileOut, media::PresignIn,
+        checkout::CheckoutIn, checkout::FeatureQuantityIn, checkout::CompleteIn,
+        subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, subscriptions::ChargeIn,
+        money::RefundIn, money::AdvanceIn)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "subscriptions"), (name = "money"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -123,6 +123,10 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        // `KELVIQ_TEST_LOG=debug cargo test …` shows the server's logs.
+        if let Ok(filter) = std::env::var("KELVIQ_TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
+        }
         let db = TestDatabase::new(backend).await;
         let mut config = Config {
             database_url: Some(db.url.clone()),

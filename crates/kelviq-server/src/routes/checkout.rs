@@ -1,0 +1,432 @@
+//! Checkout (spec §1.2): create a session, list and read sessions and their
+//! events, and the sandbox helper that completes a session without a browser.
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{BaseUrl, Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
+use crate::payments::CardInput;
+use crate::routes::selling_wire::{log_entries, Renderer};
+use crate::selling::{self, complete_checkout, tenant_now, CheckoutError, CheckoutForm};
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use kelviq_core::billing::{CheckoutSession, FeatureQuantity, Line, Quote};
+use kelviq_core::customer::validate_customer_id;
+use kelviq_core::ids::random_alphanumeric;
+use kelviq_core::money::{currency_exponent, to_minor};
+use kelviq_core::plans::ChargePeriod;
+use kelviq_core::validation::is_valid_email;
+use kelviq_core::{Environment, FieldErrors, Tenant};
+use kelviq_store::{DocColumns, DocTable, Filter};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/checkout", post(create_checkout))
+        .route("/checkout/sessions", get(list_sessions))
+        .route("/checkout/sessions/{id}", get(retrieve_session))
+        .route("/checkout/sessions/{id}/events", get(session_events))
+        .route("/checkout/sessions/{id}/complete", post(complete_session))
+}
+
+/// A feature quantity (seats and other purchased units).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct FeatureQuantityIn {
+    pub identifier: String,
+    pub quantity: i64,
+}
+
+/// Validates requested feature quantities.
+pub fn parse_quantities(features: Option<Vec<FeatureQuantityIn>>, errors: &mut FieldErrors) -> Vec<FeatureQuantity> {
+    let mut out: Vec<FeatureQuantity> = Vec::new();
+    for f in features.unwrap_or_default() {
+        if f.quantity < 0 {
+            errors.add("features", format!("The quantity of {} must not be negative.", f.identifier));
+        } else if out.iter().any(|o| o.identifier == f.identifier) {
+            errors.add("features", format!("{} appears twice.", f.identifier));
+        } else {
+            out.push(FeatureQuantity { identifier: f.identifier, quantity: f.quantity as u64 });
+        }
+    }
+    out
+}
+
+/// Reads a required charge period.
+pub fn parse_period(value: Option<&str>, errors: &mut FieldErrors) -> Option<ChargePeriod> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => {
+            errors.add("charge_period", "This field is required.");
+            None
+        }
+        Some(p) => match ChargePeriod::parse(p).filter(|_| p != "QUARTERLY") {
+            Some(p) => Some(p),
+            None => {
+                errors.add("charge_period", format!("\"{p}\" is not a valid choice."));
+                None
+            }
+        },
+    }
+}
+
+pub fn required<'a>(value: &'a Option<String>, field: &str, errors: &mut FieldErrors) -> Option<&'a str> {
+    match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => Some(v),
+        None => {
+            errors.add(field, "This field is required.");
+            None
+        }
+    }
+}
+
+fn valid_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+}
+
+/// Body of `POST /checkout/`. Keys may be camelCase or snake_case.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CheckoutIn {
+    pub plan_identifier: Option<String>,
+    /// ONE_TIME, DAILY, WEEKLY, TWENTY_EIGHT_DAYS, MONTHLY, THREE_MONTHS, SIX_MONTHS or YEARLY.
+    pub charge_period: Option<String>,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+    /// Your customer id; a new customer with this id is created at completion when it does not exist.
+    /// Omitted: a customer with a generated id is created.
+    pub customer_id: Option<String>,
+    /// Pre-fills the email field (and the new customer's email).
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub features: Option<Vec<FeatureQuantityIn>>,
+    pub offering_id: Option<String>,
+    pub pricing_table_id: Option<String>,
+    pub rule_id: Option<String>,
+    pub ip_address: Option<String>,
+    /// Trial days, overriding the plan's.
+    pub trial_period: Option<i64>,
+    /// Pay-what-you-want amount in major units; needs `currencyCode` and `taxBehavior`.
+    #[schema(value_type = Option<f64>)]
+    pub custom_amount: Option<Value>,
+    pub currency_code: Option<String>,
+    /// INCLUSIVE or EXCLUSIVE.
+    pub tax_behavior: Option<String>,
+    pub discounts_enabled: Option<bool>,
+    pub discount_code: Option<String>,
+    pub lock_email: Option<bool>,
+    /// ISO 3166-1 alpha-2.
+    pub default_billing_country: Option<String>,
+    pub plans_enabled: Option<String>,
+    /// Stored verbatim and returned in the `checkout.completed` event.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// How long a checkout session stays open.
+pub const SESSION_LIFETIME_HOURS: i64 = 24;
+
+/// Create a checkout session and get the hosted page's URL.
+#[utoipa::path(post, path = "/api/v1/checkout/", tag = "checkout", request_body = CheckoutIn, security(("bearer" = [])),
+    responses((status = 201, description = "`{checkoutUrl, checkoutSessionId}`"), (status = 400, description = "Field errors"), (status = 401)))]
+pub async fn create_checkout(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
+    Body(input): Body<CheckoutIn>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut errors = FieldErrors::new();
+    let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
+    let period = parse_period(input.charge_period.as_deref(), &mut errors);
+    match required(&input.success_url, "success_url", &mut errors) {
+        Some(u) if !valid_url(u) => errors.add("success_url", "Enter a valid URL."),
+        _ => {}
+    }
+    if let Some(u) = input.cancel_url.as_deref().filter(|u| !u.is_empty() && !valid_url(u)) {
+        errors.add("cancel_url", format!("\"{u}\" is not a valid URL."));
+    }
+    if let Some(id) = &input.customer_id {
+        validate_customer_id(id, &mut errors);
+    }
+    let email = input.email.clone().map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
+    if email.as_deref().is_some_and(|e| !is_valid_email(e)) {
+        errors.add("email", "Enter a valid email address.");
+    }
+    let features = parse_quantities(input.features, &mut errors);
+    if input.trial_period.is_some_and(|d| !(1..=365).contains(&d)) {
+        errors.add("trial_period", "Ensure this value is from 1 to 365.");
+    }
+    let tax = input.tax_behavior.clone();
+    if tax.as_deref().is_some_and(|t| t != "INCLUSIVE" && t != "EXCLUSIVE") {
+        errors.add("tax_behavior", format!("\"{}\" is not a valid choice.", tax.clone().unwrap_or_default()));
+    }
+    let currency = input.currency_code.clone().map(|c| c.trim().to_ascii_uppercase());
+    if let Some(c) = &currency {
+        if currency_exponent(c).is_none() {
+            errors.add("currency_code", format!("\"{c}\" is not a supported currency."));
+        }
+    }
+    let mut custom_minor = None;
+    if let Some(amount) = input.custom_amount.as_ref().filter(|v| !v.is_null()) {
+        match (&currency, &tax) {
+            (None, _) => errors.add("currency_code", "This field is required with customAmount."),
+            (_, None) => errors.add("tax_behavior", "This field is required with customAmount."),
+            (Some(c), Some(_)) => match to_minor(amount, currency_exponent(c).unwrap_or(2)) {
+                Ok(m) if m > 0 => custom_minor = Some(m),
+                Ok(_) => errors.add("custom_amount", "Ensure this value is greater than 0."),
+                Err(m) => errors.add("custom_amount", format!("customAmount {m}.")),
+            },
+        }
+    }
+    let country =
+        input.default_billing_country.clone().map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty());
+    if country.as_deref().is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase())) {
+        errors.add("default_billing_country", "Enter an ISO 3166-1 alpha-2 country code, e.g. US.");
+    }
+    let metadata = match input.metadata {
+        None | Some(Value::Null) => json!({}),
+        Some(m @ Value::Object(_)) => m,
+        Some(_) => {
+            errors.add("metadata", "Expected a dictionary of items.");
+            json!({})
+        }
+    };
+    if input.discount_code.as_deref().is_some_and(|c| !c.trim().is_empty()) {
+        // No discount is defined in this environment, so no code can apply.
+        errors.add("discount_code", "This discount code is invalid or has expired.");
+    }
+    errors.clone().into_result()?;
+    let (plan_identifier, period) = (plan_identifier.expect("checked"), period.expect("checked"));
+    let plan = selling::published_plan(&state, &tenant, &plan_identifier).await?;
+    let identifiers = selling::feature_identifiers(&state, &tenant).await?;
+    let mut quote = selling::quote_plan(&plan, period, currency.as_deref(), &features, &identifiers)?;
+    if let (Some(minor), Some(c)) = (custom_minor, &currency) {
+        quote = Quote {
+            currency: c.clone(),
+            lines: vec![Line::plain(plan.name.clone(), minor)],
+            total_minor: minor,
+            trial_days: 0,
+            tax_behavior: tax.clone().unwrap_or_default(),
+            free: false,
+        };
+    } else if let Some(t) = &tax {
+        quote.tax_behavior = t.clone();
+    }
+    let trial_days = match input.trial_period {
+        Some(_) if !period.is_recurring() => {
+            return Err(ApiError::field("trial_period", "A one-time purchase has no trial."));
+        }
+        Some(d) => d,
+        None => quote.trial_days,
+    };
+    let now = tenant_now(&state, &tenant).await?;
+    // A known customer pre-fills the page.
+    let known = match &input.customer_id {
+        Some(id) => state.store.find_customer(&tenant, id).await?,
+        None => None,
+    };
+    let session = CheckoutSession {
+        id: format!("cs_{}", random_alphanumeric(45)),
+        status: "open".into(),
+        plan_id: plan.id,
+        plan_identifier: plan.identifier.clone(),
+        plan_name: plan.name.clone(),
+        plan_version: plan.version,
+        product_id: plan.product_id,
+        charge_period: period,
+        quote,
+        trial_days,
+        customer_id: input.customer_id.clone(),
+        customer_name: input.name.clone().or(known.as_ref().and_then(|c| c.name.clone())),
+        customer_email: email.or(known.as_ref().and_then(|c| c.email.clone())),
+        success_url: input.success_url.clone().unwrap_or_default(),
+        cancel_url: input.cancel_url.clone().filter(|u| !u.is_empty()),
+        features,
+        metadata,
+        discounts_enabled: input.discounts_enabled.unwrap_or(true),
+        discount_code: None,
+        lock_email: input.lock_email.unwrap_or(false),
+        default_billing_country: country,
+        billing_country: None,
+        ip_address: input.ip_address.clone(),
+        offering_id: input.offering_id.clone(),
+        pricing_table_id: input.pricing_table_id.clone(),
+        rule_id: input.rule_id.clone(),
+        custom_amount: custom_minor.is_some(),
+        created_at: now,
+        expires_at: now + Duration::hours(SESSION_LIFETIME_HOURS),
+        modified_at: now,
+        order_id: None,
+        subscription_id: None,
+        payment_method_id: None,
+        log: Vec::new(),
+    };
+    let mut session = session;
+    session.log("checkout_session.created", "Checkout session created", "success", now);
+    let mut w = state.store.begin(&tenant).await?;
+    let cols = DocColumns {
+        status: Some("open".into()),
+        created_at: now,
+        modified_at: now,
+        expires_at: Some(session.expires_at),
+        ..Default::default()
+    };
+    w.put(DocTable::CheckoutSessions, &session.id, &session, &cols).await?;
+    w.commit().await?;
+    tracing::info!(session = %session.id, plan = %session.plan_identifier, "checkout session created");
+    let url = format!("{base}/checkout/{}/", session.id);
+    Ok((StatusCode::CREATED, Json(json!({ "checkoutUrl": url, "checkoutSessionId": session.id }))))
+}
+
+/// Query of the session list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SessionListQuery {
+    pub search: Option<String>,
+    /// open, processing, success or expired.
+    pub status: Option<String>,
+    /// Created on or after (YYYY-MM-DD).
+    pub start_date: Option<String>,
+    /// Created on or before (YYYY-MM-DD).
+    pub end_date: Option<String>,
+    pub page: Option<String>,
+    pub page_size: Option<String>,
+}
+
+/// `start_date`/`end_date` as an inclusive range of days.
+pub fn date_filters(
+    column: &'static str,
+    start: Option<&str>,
+    end: Option<&str>,
+    filters: &mut Vec<Filter>,
+) -> ApiResult<()> {
+    let parse = |field: &str, v: &str| -> ApiResult<NaiveDate> {
+        kelviq_core::timefmt::parse_date(v).ok_or_else(|| ApiError::field(field, "Enter a valid date (YYYY-MM-DD)."))
+    };
+    let midnight = |d: NaiveDate| -> DateTime<Utc> { d.and_hms_opt(0, 0, 0).expect("midnight").and_utc() };
+    if let Some(v) = start.filter(|v| !v.is_empty()) {
+        filters.push(Filter::AtLeast(column, midnight(parse("start_date", v)?)));
+    }
+    if let Some(v) = end.filter(|v| !v.is_empty()) {
+        filters.push(Filter::Before(column, midnight(parse("end_date", v)?) + Duration::days(1)));
+    }
+    Ok(())
+}
+
+/// List checkout sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/checkout/sessions/", tag = "checkout", params(SessionListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "A page of checkout sessions"), (status = 401)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Query(q): Query<SessionListQuery>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let now = tenant_now(&state, &tenant).await?;
+    let mut filters = Vec::new();
+    if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        filters.push(Filter::Search(s.to_string()));
+    }
+    match q.status.as_deref().filter(|s| !s.is_empty()) {
+        None => {}
+        Some("expired") => {
+            filters.push(Filter::Eq("status", "open".into()));
+            filters.push(Filter::Before("expires_at", now + Duration::microseconds(1)));
+        }
+        Some("open") => {
+            filters.push(Filter::Eq("status", "open".into()));
+            filters.push(Filter::AtLeast("expires_at", now + Duration::microseconds(1)));
+        }
+        Some(s @ ("processing" | "success")) => filters.push(Filter::Eq("status", s.into())),
+        Some(other) => return Err(ApiError::field("status", format!("\"{other}\" is not a valid choice."))),
+    }
+    date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
+    let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
+    let (total, _) = state.store.list_docs::<Value>(DocTable::CheckoutSessions, &tenant, &filters, 0, 0).await?;
+    let (limit, offset) = paging.window(total as u64)?;
+    let (_, sessions) =
+        state.store.list_docs::<CheckoutSession>(DocTable::CheckoutSessions, &tenant, &filters, limit, offset).await?;
+    let mut r = Renderer::new(&state, &tenant, now);
+    let mut results = Vec::new();
+    for s in &sessions {
+        results.push(r.session(s, false).await?);
+    }
+    Ok(Json(paging.envelope(total as u64, results)))
+}
+
+async fn find_session(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<CheckoutSession> {
+    state.store.find_doc(DocTable::CheckoutSessions, tenant, id).await?.ok_or_else(ApiError::not_found)
+}
+
+/// A checkout session with its order, subscription and payment method.
+#[utoipa::path(get, path = "/api/v1/checkout/sessions/{id}/", tag = "checkout", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, description = "The session"), (status = 401), (status = 404)))]
+pub async fn retrieve_session(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let cs = find_session(&state, &tenant, &id).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    Ok(Json(Renderer::new(&state, &tenant, now).session(&cs, true).await?))
+}
+
+/// A checkout session's events, newest first.
+#[utoipa::path(get, path = "/api/v1/checkout/sessions/{id}/events/", tag = "checkout", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, description = "A page of events"), (status = 401), (status = 404)))]
+pub async fn session_events(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let cs = find_session(&state, &tenant, &id).await?;
+    let entries = log_entries(&cs.log, None);
+    let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
+    let (page, total) = paging.slice(&entries)?;
+    Ok(Json(paging.envelope(total, page.to_vec())))
+}
+
+/// Body of the sandbox completion helper.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CompleteIn {
+    /// A sandbox test card number, e.g. `4242424242424242`.
+    pub card: Option<String>,
+    pub exp_month: Option<u32>,
+    pub exp_year: Option<i32>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub billing_country: Option<String>,
+}
+
+/// Sandbox only: complete a session as submitting its hosted page would.
+#[utoipa::path(post, path = "/api/v1/checkout/sessions/{id}/complete/", tag = "checkout", request_body = CompleteIn,
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "The completed session"), (status = 400, description = "Declined card, completed or expired session, production environment"), (status = 404)))]
+pub async fn complete_session(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+    Body(input): Body<CompleteIn>,
+) -> ApiResult<Json<Value>> {
+    if tenant.env == Environment::Production {
+        return Err(ApiError::BadRequest(
+            "Completing a checkout through the API is only possible in the sandbox; customers pay on the checkout page."
+                .into(),
+        ));
+    }
+    let form = CheckoutForm {
+        card: input.card.map(|number| CardInput { number, exp_month: input.exp_month, exp_year: input.exp_year }),
+        email: input.email,
+        name: input.name,
+        billing_country: input.billing_country,
+    };
+    let cs = complete_checkout(&state, &tenant, &id, form).await.map_err(|e| match e {
+        CheckoutError::Payer(field, m) => ApiError::field(field, m),
+        CheckoutError::Api(e) => e,
+    })?;
+    let now = tenant_now(&state, &tenant).await?;
+    Ok(Json(Renderer::new(&state, &tenant, now).session(&cs, true).await?))
+}

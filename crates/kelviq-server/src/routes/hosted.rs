@@ -1,0 +1,249 @@
+//! The hosted checkout page at `checkoutUrl`: server-rendered HTML with no
+//! scripts and no external assets. Submitting it completes the session
+//! exactly as the sandbox API helper does, then redirects to `successUrl`.
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::payments::CardInput;
+use crate::routes::selling_wire::session_status;
+use crate::selling::{complete_checkout, tenant_now, CheckoutError, CheckoutForm};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use kelviq_core::billing::{amount_text, CheckoutSession};
+use kelviq_core::money::currency_symbol;
+use kelviq_core::plans::ChargePeriod;
+use serde::Deserialize;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/checkout/{id}", get(page).post(submit))
+}
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn per(period: ChargePeriod) -> &'static str {
+    match period {
+        ChargePeriod::OneTime => "",
+        ChargePeriod::Daily => " per day",
+        ChargePeriod::Weekly => " per week",
+        ChargePeriod::TwentyEightDays => " every 28 days",
+        ChargePeriod::Monthly => " per month",
+        ChargePeriod::ThreeMonths => " every 3 months",
+        ChargePeriod::SixMonths => " every 6 months",
+        ChargePeriod::Yearly => " per year",
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;color:#1a1a1a}\
+h1{font-size:1.4rem}label{display:block;margin-top:1rem;font-weight:600}\
+input,select{width:100%;padding:.55rem;font-size:1rem;margin-top:.3rem;box-sizing:border-box;border:1px solid #888;border-radius:4px}\
+input[readonly]{background:#eee}.row{display:flex;gap:1rem}.row>div{flex:1}\
+button{margin-top:1.5rem;width:100%;padding:.8rem;font-size:1.05rem;background:#1f4fd8;color:#fff;border:0;border-radius:4px;cursor:pointer}\
+.error{background:#fde8e8;border:1px solid #c81e1e;color:#8a1010;padding:.75rem;border-radius:4px;margin:1rem 0}\
+.summary{border:1px solid #ccc;border-radius:4px;padding:1rem}.muted{color:#555;font-size:.9rem}\
+table{width:100%;border-collapse:collapse}td{padding:.2rem 0}td:last-child{text-align:right}";
+
+fn shell(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        esc(title)
+    )
+}
+
+/// The form's values as the payer typed them, to refill it after an error.
+#[derive(Debug, Default, Deserialize)]
+pub struct PayForm {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub country: String,
+    #[serde(default)]
+    pub card_number: String,
+    #[serde(default)]
+    pub expiry: String,
+    #[serde(default)]
+    pub cvc: String,
+    #[serde(default)]
+    pub discount_code: String,
+}
+
+fn render(cs: &CheckoutSession, status: &str, form: &PayForm, error: Option<&str>) -> String {
+    let title = format!("Checkout: {}", cs.plan_name);
+    if status == "success" {
+        let body = format!(
+            "<h1>Payment complete</h1><p>Thank you. Your purchase of {} is complete.</p><p><a href=\"{}\">Continue</a></p>",
+            esc(&cs.plan_name),
+            esc(&cs.success_url)
+        );
+        return shell(&title, &body);
+    }
+    if status == "expired" {
+        return shell(&title, "<h1>This checkout has expired</h1><p>Start again from the page that sent you here.</p>");
+    }
+    let q = &cs.quote;
+    let total = format!("{}{}", currency_symbol(&q.currency), amount_text(q.total_minor, &q.currency));
+    let mut lines = String::new();
+    for l in &q.lines {
+        lines.push_str(&format!(
+            "<tr><td>{}</td><td>{}{}</td></tr>",
+            esc(&l.description),
+            currency_symbol(&q.currency),
+            amount_text(l.amount_minor, &q.currency)
+        ));
+    }
+    let trial = if cs.trial_days > 0 {
+        format!(
+            "<p><strong>{} day free trial.</strong> You will not be charged today; {total}{} starts when the trial ends.</p>",
+            cs.trial_days,
+            per(cs.charge_period)
+        )
+    } else {
+        String::new()
+    };
+    let error =
+        error.map(|e| format!("<div class=\"error\" role=\"alert\" id=\"error\">{}</div>", esc(e))).unwrap_or_default();
+    let email = if form.email.is_empty() { cs.customer_email.clone().unwrap_or_default() } else { form.email.clone() };
+    let name = if form.name.is_empty() { cs.customer_name.clone().unwrap_or_default() } else { form.name.clone() };
+    let country = if form.country.is_empty() {
+        cs.billing_country.clone().or(cs.default_billing_country.clone()).unwrap_or_default()
+    } else {
+        form.country.clone()
+    };
+    let locked = if cs.lock_email && cs.customer_email.is_some() { " readonly aria-readonly=\"true\"" } else { "" };
+    let discount = if cs.discounts_enabled {
+        format!(
+            "<label for=\"discount_code\">Discount code (optional)</label><input id=\"discount_code\" name=\"discount_code\" value=\"{}\" autocomplete=\"off\">",
+            esc(&form.discount_code)
+        )
+    } else {
+        String::new()
+    };
+    let card = if q.free {
+        String::new()
+    } else {
+        format!(
+            "<fieldset style=\"border:0;padding:0;margin:0\"><legend style=\"font-weight:600;margin-top:1rem\">Card</legend>\
+             <label for=\"card_number\">Card number</label><input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required value=\"{}\" placeholder=\"4242 4242 4242 4242\">\
+             <div class=\"row\"><div><label for=\"expiry\">Expiry (MM/YY)</label><input id=\"expiry\" name=\"expiry\" autocomplete=\"cc-exp\" required value=\"{}\" placeholder=\"12/30\"></div>\
+             <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" required placeholder=\"123\"></div></div></fieldset>",
+            esc(&form.card_number),
+            esc(&form.expiry)
+        )
+    };
+    let button = if cs.trial_days > 0 {
+        "Start trial".to_string()
+    } else if q.free {
+        "Get it free".to_string()
+    } else {
+        format!("Pay {total}")
+    };
+    let body = format!(
+        "<h1>{plan}</h1>{error}<section class=\"summary\" aria-label=\"Order summary\"><table>{lines}</table>\
+         <p><strong>Total: <span id=\"total\">{total}</span>{per}</strong></p>{trial}</section>\
+         <form method=\"post\" action=\"/checkout/{id}/\">\
+         <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\"{locked}>\
+         <label for=\"name\">Name</label><input id=\"name\" name=\"name\" autocomplete=\"name\" value=\"{name}\">\
+         <label for=\"country\">Billing country</label><input id=\"country\" name=\"country\" autocomplete=\"country\" maxlength=\"2\" value=\"{country}\" placeholder=\"US\">\
+         {discount}{card}<button type=\"submit\">{button}</button></form>\
+         <p class=\"muted\">Sandbox: pay with 4242 4242 4242 4242; 4000 0000 0000 0002 is declined.</p>",
+        plan = esc(&cs.plan_name),
+        per = per(cs.charge_period),
+        id = esc(&cs.id),
+        email = esc(&email),
+        name = esc(&name),
+        country = esc(&country),
+    );
+    shell(&title, &body)
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+}
+
+fn not_found() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        shell("Not found", "<h1>Checkout not found</h1><p>This checkout link is not valid.</p>"),
+    )
+}
+
+async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state.store.find_checkout_session_anywhere::<CheckoutSession>(&id).await {
+        Ok(Some((tenant, cs))) => {
+            let now = match tenant_now(&state, &tenant).await {
+                Ok(n) => n,
+                Err(e) => return e.into_response(),
+            };
+            let status = session_status(&cs, now).to_string();
+            html(StatusCode::OK, render(&cs, &status, &PayForm::default(), None))
+        }
+        Ok(None) => not_found(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `MM/YY` or `MM/YYYY`.
+fn parse_expiry(s: &str) -> Option<(u32, i32)> {
+    let (m, y) = s.trim().split_once('/')?;
+    Some((m.trim().parse().ok()?, y.trim().parse().ok()?))
+}
+
+async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form): Form<PayForm>) -> Response {
+    let (tenant, cs) = match state.store.find_checkout_session_anywhere::<CheckoutSession>(&id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let fail = |message: &str| html(StatusCode::BAD_REQUEST, render(&cs, "open", &form, Some(message)));
+    if !form.discount_code.trim().is_empty() {
+        return fail("This discount code is invalid or has expired.");
+    }
+    let expiry = if cs.quote.free { None } else { parse_expiry(&form.expiry) };
+    if !cs.quote.free && expiry.is_none() {
+        return fail("Enter the card's expiry as MM/YY.");
+    }
+    if !cs.quote.free && !(3..=4).contains(&form.cvc.trim().len()) {
+        return fail("Enter the card's security code (CVC).");
+    }
+    let checkout = CheckoutForm {
+        card: (!cs.quote.free).then(|| CardInput {
+            number: form.card_number.clone(),
+            exp_month: expiry.map(|e| e.0),
+            exp_year: expiry.map(|e| e.1),
+        }),
+        email: Some(form.email.clone()),
+        name: Some(form.name.clone()).filter(|n| !n.trim().is_empty()),
+        billing_country: Some(form.country.trim().to_ascii_uppercase()).filter(|c| c.len() == 2),
+    };
+    match complete_checkout(&state, &tenant, &id, checkout).await {
+        Ok(done) => (StatusCode::SEE_OTHER, [(header::LOCATION, done.success_url)]).into_response(),
+        Err(CheckoutError::Payer(_, message)) => fail(&message),
+        Err(CheckoutError::Api(ApiError::BadRequest(message))) => {
+            let now = tenant_now(&state, &tenant).await.unwrap_or_else(|_| state.clock.now());
+            let status = session_status(&cs, now).to_string();
+            html(
+                StatusCode::BAD_REQUEST,
+                render(&cs, if status == "open" { "open" } else { &status }, &form, Some(&message)),
+            )
+        }
+        Err(CheckoutError::Api(e)) => e.into_response(),
+    }
+}

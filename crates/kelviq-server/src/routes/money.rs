@@ -1,0 +1,399 @@
+//! Money records (spec §1.6): orders with their invoices, transactions,
+//! refunds and payment methods; and the sandbox test clock.
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
+use crate::routes::checkout::{date_filters, required};
+use crate::routes::selling_wire::{log_entries, Renderer};
+use crate::selling::{self, tenant_now};
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use kelviq_core::billing::{Order, PaymentMethod, Refund, Transaction};
+use kelviq_core::money::{currency_exponent, to_minor};
+use kelviq_core::timefmt::iso_seconds;
+use kelviq_core::{Environment, FieldErrors, Tenant};
+use kelviq_store::{DocTable, Filter};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", get(list_orders))
+        .route("/orders/{id}", get(retrieve_order))
+        .route("/orders/{id}/events", get(order_events))
+        .route("/transaction", get(list_transactions))
+        .route("/refunds", get(list_refunds).post(create_refund))
+        .route("/refunds/{id}", get(retrieve_refund))
+        .route("/payment-methods", get(list_payment_methods))
+        .route("/test-clock", get(test_clock))
+        .route("/test-clock/advance", post(advance_test_clock))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MoneyListQuery {
+    pub search: Option<String>,
+    pub status: Option<String>,
+    /// Orders only: ONE_TIME or SUBSCRIPTION.
+    pub billing_type: Option<String>,
+    /// Orders only.
+    pub is_renewal: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub page: Option<String>,
+    pub page_size: Option<String>,
+}
+
+fn status_filter(value: Option<&str>, allowed: &[&str], filters: &mut Vec<Filter>) -> ApiResult<()> {
+    if let Some(s) = value.map(str::trim).filter(|s| !s.is_empty()) {
+        if !allowed.contains(&s) {
+            return Err(ApiError::field("status", format!("\"{s}\" is not a valid choice.")));
+        }
+        filters.push(Filter::Eq("status", s.to_string()));
+    }
+    Ok(())
+}
+
+fn search_filter(value: Option<&str>, filters: &mut Vec<Filter>) {
+    if let Some(s) = value.map(str::trim).filter(|s| !s.is_empty()) {
+        filters.push(Filter::Search(s.to_string()));
+    }
+}
+
+/// One page of a document table, rendered.
+async fn page_of<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    tenant: &Tenant,
+    table: DocTable,
+    filters: &[Filter],
+    parts: &Parts,
+) -> ApiResult<(Paging, u64, Vec<T>)> {
+    let mut paging = Paging::from_parts(parts, DEFAULT_PAGE_SIZE)?;
+    let (total, _) = state.store.list_docs::<Value>(table, tenant, filters, 0, 0).await?;
+    let (limit, offset) = paging.window(total as u64)?;
+    let (_, items) = state.store.list_docs::<T>(table, tenant, filters, limit, offset).await?;
+    Ok((paging, total as u64, items))
+}
+
+const ORDER_STATUSES: &[&str] =
+    &["PENDING", "COMPLETE", "FAILED", "REFUNDED", "PARTIAL_REFUND", "CANCELLED", "FRAUDULENT"];
+
+/// List orders, newest paid first.
+#[utoipa::path(get, path = "/api/v1/orders/", tag = "money", params(MoneyListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "A page of orders"), (status = 401)))]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Query(q): Query<MoneyListQuery>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let mut filters = Vec::new();
+    search_filter(q.search.as_deref(), &mut filters);
+    status_filter(q.status.as_deref(), ORDER_STATUSES, &mut filters)?;
+    if let Some(b) = q.billing_type.as_deref().filter(|b| !b.is_empty()) {
+        if b != "ONE_TIME" && b != "SUBSCRIPTION" {
+            return Err(ApiError::field("billing_type", format!("\"{b}\" is not a valid choice.")));
+        }
+        filters.push(Filter::Eq("billing_type", b.to_string()));
+    }
+    if let Some(r) = q.is_renewal.as_deref().filter(|r| !r.is_empty()) {
+        let v = match r.to_ascii_lowercase().as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            _ => return Err(ApiError::field("is_renewal", "Must be true or false.")),
+        };
+        filters.push(Filter::Bool("is_renewal", v));
+    }
+    date_filters("paid_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
+    let (paging, total, orders) = page_of::<Order>(&state, &tenant, DocTable::Orders, &filters, &parts).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    let mut r = Renderer::new(&state, &tenant, now);
+    let mut results = Vec::new();
+    for o in &orders {
+        results.push(r.order(o).await?);
+    }
+    Ok(Json(paging.envelope(total, results)))
+}
+
+async fn find_order(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<Order> {
+    state.store.find_doc(DocTable::Orders, tenant, id).await?.ok_or_else(ApiError::not_found)
+}
+
+/// Retrieve an order.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/", tag = "money", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "The order"), (status = 401), (status = 404)))]
+pub async fn retrieve_order(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let o = find_order(&state, &tenant, &id).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    Ok(Json(Renderer::new(&state, &tenant, now).order(&o).await?))
+}
+
+/// The events of an order and of every order of the same subscription, newest first.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/events/", tag = "money", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "A page of order events"), (status = 401), (status = 404)))]
+pub async fn order_events(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let o = find_order(&state, &tenant, &id).await?;
+    let related: Vec<Order> = match o.subscription_id {
+        Some(sub) => {
+            let filters = [Filter::Eq("subscription_id", sub.to_string())];
+            state.store.list_docs::<Order>(DocTable::Orders, &tenant, &filters, 10_000, 0).await?.1
+        }
+        None => vec![o],
+    };
+    // An order's story: created, then paid or failed, then refunded.
+    let mut entries: Vec<(DateTime<Utc>, Value)> = Vec::new();
+    for order in &related {
+        let mut push = |at: DateTime<Utc>, code: &str, title: &str, status: &str| {
+            entries.push((at, json!({"order": order.id, "title": title, "code": code, "status": status, "timestamp": iso_seconds(at), "metadata": {}})));
+        };
+        push(order.created_at, "order.created", "Order created", "success");
+        match order.status.as_str() {
+            "FAILED" => push(order.created_at, "order.payment_failed", "Payment failed", "failed"),
+            _ => {
+                if let Some(paid) = order.paid_at {
+                    push(paid, "order.completed", "Order completed", "success");
+                }
+            }
+        }
+        if order.refunded_minor > 0 {
+            push(order.created_at, "order.refunded", "Order refunded", "success");
+        }
+        entries.extend(
+            log_entries(&order.log, Some(("order", &json!(order.id)))).into_iter().map(|v| (order.created_at, v)),
+        );
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let items: Vec<Value> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, mut v))| {
+            v["id"] = json!(i as i64 + 1);
+            v
+        })
+        .collect();
+    let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
+    let (page, total) = paging.slice(&items)?;
+    Ok(Json(paging.envelope(total, page.to_vec())))
+}
+
+/// List transactions (charges and refunds with their fees), newest first.
+#[utoipa::path(get, path = "/api/v1/transaction/", tag = "money", params(MoneyListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "A page of transactions"), (status = 401)))]
+pub async fn list_transactions(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Query(q): Query<MoneyListQuery>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let mut filters = Vec::new();
+    search_filter(q.search.as_deref(), &mut filters);
+    status_filter(q.status.as_deref(), &["success", "failure", "pending"], &mut filters)?;
+    date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
+    let (paging, total, items) =
+        page_of::<Transaction>(&state, &tenant, DocTable::Transactions, &filters, &parts).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    let mut r = Renderer::new(&state, &tenant, now);
+    let mut results = Vec::new();
+    for t in &items {
+        results.push(r.transaction(t).await?);
+    }
+    Ok(Json(paging.envelope(total, results)))
+}
+
+/// List refunds, newest first.
+#[utoipa::path(get, path = "/api/v1/refunds/", tag = "money", params(MoneyListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "A page of refunds"), (status = 401)))]
+pub async fn list_refunds(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Query(q): Query<MoneyListQuery>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let mut filters = Vec::new();
+    search_filter(q.search.as_deref(), &mut filters);
+    status_filter(q.status.as_deref(), &["PENDING", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELED"], &mut filters)?;
+    date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
+    let (paging, total, items) = page_of::<Refund>(&state, &tenant, DocTable::Refunds, &filters, &parts).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    let mut r = Renderer::new(&state, &tenant, now);
+    let mut results = Vec::new();
+    for x in &items {
+        results.push(r.refund(x).await?);
+    }
+    Ok(Json(paging.envelope(total, results)))
+}
+
+/// Body of `POST /refunds/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefundIn {
+    pub order_id: Option<String>,
+    /// Minor units; wins over `amount`.
+    pub amount_units: Option<i64>,
+    /// Major units.
+    #[schema(value_type = Option<f64>)]
+    pub amount: Option<Value>,
+    /// DUPLICATE, FRAUDULENT, REQUESTED_BY_CUSTOMER (default) or OTHER.
+    pub reason: Option<String>,
+    pub internal_note: Option<String>,
+}
+
+/// Refund an order in full (no amount) or in part.
+#[utoipa::path(post, path = "/api/v1/refunds/", tag = "money", request_body = RefundIn, security(("bearer" = [])),
+    responses((status = 200, description = "The refund"), (status = 400, description = "`{\"error\": \"Amount exceeds order total.\"}`"), (status = 401), (status = 404)))]
+pub async fn create_refund(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<RefundIn>,
+) -> ApiResult<Json<Value>> {
+    let mut errors = FieldErrors::new();
+    let order_id = required(&input.order_id, "order_id", &mut errors).map(str::to_string);
+    if input.amount_units.is_some_and(|a| a < 1) {
+        errors.add("amount_units", "Ensure this value is greater than or equal to 1.");
+    }
+    if let Some(r) = input.reason.as_deref() {
+        if !["DUPLICATE", "FRAUDULENT", "REQUESTED_BY_CUSTOMER", "OTHER"].contains(&r) {
+            errors.add("reason", format!("\"{r}\" is not a valid choice."));
+        }
+    }
+    errors.into_result()?;
+    let order = find_order(&state, &tenant, order_id.as_deref().expect("checked")).await?;
+    let amount = match (input.amount_units, input.amount.as_ref().filter(|a| !a.is_null())) {
+        (Some(units), _) => Some(units),
+        (None, Some(a)) => match to_minor(a, currency_exponent(&order.currency).unwrap_or(2)) {
+            Ok(m) if m > 0 => Some(m),
+            Ok(_) => return Err(ApiError::field("amount", "Ensure this value is greater than 0.")),
+            Err(m) => return Err(ApiError::field("amount", format!("amount {m}."))),
+        },
+        (None, None) => None,
+    };
+    let refund = selling::refund_order(&state, &tenant, &order.id, amount, input.reason, input.internal_note).await?;
+    tracing::info!(order = %order.id, refund = %refund.id, amount = refund.amount_minor, "refund created");
+    let now = tenant_now(&state, &tenant).await?;
+    Ok(Json(Renderer::new(&state, &tenant, now).refund(&refund).await?))
+}
+
+/// Retrieve a refund.
+#[utoipa::path(get, path = "/api/v1/refunds/{id}/", tag = "money", security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "The refund"), (status = 401), (status = 404)))]
+pub async fn retrieve_refund(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let refund: Refund =
+        state.store.find_doc(DocTable::Refunds, &tenant, &id).await?.ok_or_else(ApiError::not_found)?;
+    let now = tenant_now(&state, &tenant).await?;
+    Ok(Json(Renderer::new(&state, &tenant, now).refund(&refund).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentMethodQuery {
+    pub customer_id: Option<String>,
+    pub customer_email: Option<String>,
+    pub page: Option<String>,
+    pub page_size: Option<String>,
+}
+
+/// List saved payment methods, newest first.
+#[utoipa::path(get, path = "/api/v1/payment-methods/", tag = "money", params(PaymentMethodQuery), security(("bearer" = [])),
+    responses((status = 200, description = "A page of payment methods"), (status = 401)))]
+pub async fn list_payment_methods(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Query(q): Query<PaymentMethodQuery>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let customer = q.customer_id.as_deref().filter(|c| !c.is_empty());
+    let mut methods = state.store.payment_methods::<PaymentMethod>(&tenant, customer).await?;
+    methods.retain(|m| m.doc.status == "succeeded");
+    let now = tenant_now(&state, &tenant).await?;
+    let mut r = Renderer::new(&state, &tenant, now);
+    if let Some(email) = q.customer_email.as_deref().filter(|e| !e.is_empty()) {
+        let mut kept = Vec::new();
+        for m in methods {
+            let c = r.customer(&m.doc.customer_id).await?;
+            if c.and_then(|c| c.email).is_some_and(|e| e.eq_ignore_ascii_case(email)) {
+                kept.push(m);
+            }
+        }
+        methods = kept;
+    }
+    let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
+    let (page, total) = paging.slice(&methods)?;
+    let mut results = Vec::new();
+    for m in page {
+        results.push(r.payment_method(m).await?);
+    }
+    Ok(Json(paging.envelope(total, results)))
+}
+
+fn sandbox_only(tenant: &Tenant) -> ApiResult<()> {
+    if tenant.env == Environment::Production {
+        return Err(ApiError::BadRequest("The test clock only exists in the sandbox environment.".into()));
+    }
+    Ok(())
+}
+
+/// The sandbox's current time.
+#[utoipa::path(get, path = "/api/v1/test-clock/", tag = "money", security(("bearer" = [])),
+    responses((status = 200, description = "`{now, offsetSeconds}`"), (status = 400, description = "Production"), (status = 401)))]
+pub async fn test_clock(State(state): State<AppState>, ServerCaller(tenant): ServerCaller) -> ApiResult<Json<Value>> {
+    sandbox_only(&tenant)?;
+    let offset = state.store.test_clock_offset(&tenant).await?;
+    Ok(Json(json!({ "now": iso_seconds(state.clock.now() + offset), "offsetSeconds": offset.num_seconds() })))
+}
+
+/// Body of `POST /test-clock/advance/`: `seconds` or `to`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AdvanceIn {
+    pub seconds: Option<i64>,
+    /// An ISO 8601 datetime in the future.
+    pub to: Option<String>,
+}
+
+/// Sandbox only: move the environment's clock forward, running everything that falls due, in order.
+#[utoipa::path(post, path = "/api/v1/test-clock/advance/", tag = "money", request_body = AdvanceIn, security(("bearer" = [])),
+    responses((status = 200, description = "`{now, ran}`"), (status = 400), (status = 401)))]
+pub async fn advance_test_clock(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<AdvanceIn>,
+) -> ApiResult<Json<Value>> {
+    sandbox_only(&tenant)?;
+    let now = tenant_now(&state, &tenant).await?;
+    let target = match (input.seconds, input.to.as_deref()) {
+        (Some(s), None) if s >= 0 => now + Duration::seconds(s),
+        (Some(_), None) => return Err(ApiError::field("seconds", "The test clock only moves forward.")),
+        (None, Some(to)) => {
+            let t = DateTime::parse_from_rfc3339(to)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::field("to", "Enter an ISO 8601 datetime, e.g. 2026-03-01T00:00:00Z."))?;
+            if t < now {
+                return Err(ApiError::field("to", "The test clock only moves forward."));
+            }
+            t
+        }
+        _ => return Err(ApiError::field("seconds", "Give either seconds or to.")),
+    };
+    let ran = selling::run_due(&state, &tenant, target).await?;
+    let mut w = state.store.begin(&tenant).await?;
+    w.set_test_clock(target - state.clock.now()).await?;
+    w.commit().await?;
+    tracing::info!(now = %iso_seconds(target), ran, "test clock advanced");
+    Ok(Json(json!({ "now": iso_seconds(target), "ran": ran })))
+}

@@ -1,0 +1,527 @@
+//! Subscriptions (spec §1.5): list, retrieve, create for a customer with a
+//! saved card, update (plan change, trial end) with a non-mutating preview,
+//! cancel; and one-time charges (`POST /charges/`), which are purchases of
+//! the same kind.
+
+use crate::app::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
+use crate::routes::checkout::{parse_period, parse_quantities, required, FeatureQuantityIn};
+use crate::routes::selling_wire::Renderer;
+use crate::selling::{self, tenant_now, Cancellation, ChangeRequest, Parties, Purchase};
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use kelviq_core::billing::{
+    amount_number, plan_change, Line, PaymentMethod, Proration, Quote, SubStatus, Subscription,
+};
+use kelviq_core::money::{currency_exponent, to_minor};
+use kelviq_core::plans::ChargePeriod;
+use kelviq_core::timefmt::iso_seconds;
+use kelviq_core::{FieldErrors, Tenant};
+use kelviq_store::{DocTable, Filter};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/subscriptions", get(list_subscriptions))
+        .route("/subscriptions/create", post(create_subscription))
+        .route("/subscriptions/{id}", get(retrieve_subscription))
+        .route("/subscriptions/{id}/update", post(update_subscription))
+        .route("/subscriptions/{id}/update/preview", post(preview_update))
+        .route("/subscriptions/{id}/cancel", post(cancel_subscription))
+        .route("/charges", post(create_charge))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubscriptionListQuery {
+    pub customer_id: Option<String>,
+    /// Comma-separated statuses, e.g. `active,trialing`. Without it, live subscriptions only.
+    pub status: Option<String>,
+    pub start_date_after: Option<String>,
+    pub start_date_before: Option<String>,
+    pub modified_on_after: Option<String>,
+    pub modified_on_before: Option<String>,
+    pub page: Option<String>,
+    pub page_size: Option<String>,
+}
+
+/// A date (`YYYY-MM-DD`, the day's start) or a datetime (ISO 8601; naive is UTC).
+fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Some(d) = kelviq_core::timefmt::parse_date(s) {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc());
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(&s.replace(' ', "T")) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(Utc.from_utc_datetime(&n));
+        }
+    }
+    None
+}
+
+/// List subscriptions, newest first.
+#[utoipa::path(get, path = "/api/v1/subscriptions/", tag = "subscriptions", params(SubscriptionListQuery), security(("bearer" = [])),
+    responses((status = 200, description = "A page of subscriptions"), (status = 401)))]
+pub async fn list_subscriptions(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Query(q): Query<SubscriptionListQuery>,
+    parts: Parts,
+) -> ApiResult<Json<Value>> {
+    let mut filters = Vec::new();
+    if let Some(c) = q.customer_id.as_deref().filter(|c| !c.is_empty()) {
+        filters.push(Filter::Eq("customer_id", c.to_string()));
+    }
+    let statuses: Vec<String> = match q.status.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(list) => {
+            let mut out = Vec::new();
+            for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let s = if s == "cancelled" { "canceled" } else { s };
+                if SubStatus::parse(s).is_none() {
+                    return Err(ApiError::field("status", format!("\"{s}\" is not a valid choice.")));
+                }
+                out.push(s.to_string());
+            }
+            out
+        }
+        None => SubStatus::ALL
+            .iter()
+            .filter(|s| s.grants() || **s == SubStatus::Incomplete)
+            .map(|s| s.as_str().to_string())
+            .collect(),
+    };
+    filters.push(Filter::In("status", statuses));
+    for (value, column, after) in [
+        (&q.start_date_after, "started_at", true),
+        (&q.start_date_before, "started_at", false),
+        (&q.modified_on_after, "modified_at", true),
+        (&q.modified_on_before, "modified_at", false),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            let field = match (column, after) {
+                ("started_at", true) => "start_date_after",
+                ("started_at", false) => "start_date_before",
+                (_, true) => "modified_on_after",
+                _ => "modified_on_before",
+            };
+            let t = parse_instant(v).ok_or_else(|| ApiError::field(field, "Enter a valid date or datetime."))?;
+            filters.push(if after { Filter::AtLeast(column, t) } else { Filter::Before(column, t) });
+        }
+    }
+    let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
+    let (total, _) = state.store.list_docs::<Value>(DocTable::Subscriptions, &tenant, &filters, 0, 0).await?;
+    let (limit, offset) = paging.window(total as u64)?;
+    let (_, subs) =
+        state.store.list_docs::<Subscription>(DocTable::Subscriptions, &tenant, &filters, limit, offset).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    let mut r = Renderer::new(&state, &tenant, now);
+    let mut results = Vec::new();
+    for s in &subs {
+        results.push(r.subscription(s).await?);
+    }
+    Ok(Json(paging.envelope(total as u64, results)))
+}
+
+async fn find_subscription(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<Subscription> {
+    state.store.find_doc(DocTable::Subscriptions, tenant, id).await?.ok_or_else(selling::sub_not_found)
+}
+
+/// Retrieve a subscription.
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, description = "The subscription"), (status = 401), (status = 404)))]
+pub async fn retrieve_subscription(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let s = find_subscription(&state, &tenant, &id).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    Ok(Json(Renderer::new(&state, &tenant, now).subscription(&s).await?))
+}
+
+/// Body of `POST /subscriptions/create/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateSubscriptionIn {
+    pub plan_identifier: Option<String>,
+    pub charge_period: Option<String>,
+    pub customer_id: Option<String>,
+    pub success_url: Option<String>,
+    pub features: Option<Vec<FeatureQuantityIn>>,
+    pub ip_address: Option<String>,
+}
+
+/// Buys with the customer's saved default method; shared by create and charges.
+async fn buy_with_saved_method(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+    purchase: Purchase,
+) -> ApiResult<Subscription> {
+    let now = tenant_now(state, tenant).await?;
+    let mut w = state.store.begin(tenant).await?;
+    let customer =
+        w.lock_customer(customer_id).await?.ok_or_else(|| ApiError::BadRequest("Customer does not exist.".into()))?;
+    let mut pm = w.default_payment_method::<PaymentMethod>(customer_id).await?;
+    if pm.is_none() && !purchase.quote.free {
+        return Err(ApiError::BadRequest("A payment method is required to complete this payment.".into()));
+    }
+    let product_name =
+        state.store.find_product_any(tenant, &purchase.plan.product_id.to_string()).await?.map(|p| p.name);
+    let parties = Parties { customer, product_name: product_name.unwrap_or_default() };
+    let (sub, _) =
+        selling::buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|m| (m.id, &mut m.doc)), now).await?;
+    w.commit().await?;
+    Ok(sub)
+}
+
+/// Start a subscription for a customer with a saved payment method.
+#[utoipa::path(post, path = "/api/v1/subscriptions/create/", tag = "subscriptions", request_body = CreateSubscriptionIn,
+    security(("bearer" = [])),
+    responses((status = 201, description = "The subscription"), (status = 400, description = "`{\"detail\": \"Customer does not exist.\"}`, no payment method, declined"), (status = 401)))]
+pub async fn create_subscription(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<CreateSubscriptionIn>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut errors = FieldErrors::new();
+    let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
+    let period = parse_period(input.charge_period.as_deref(), &mut errors);
+    let customer_id = required(&input.customer_id, "customer_id", &mut errors).map(str::to_string);
+    let features = parse_quantities(input.features, &mut errors);
+    errors.into_result()?;
+    let (plan_identifier, period, customer_id) =
+        (plan_identifier.expect("checked"), period.expect("checked"), customer_id.expect("checked"));
+    let plan = selling::published_plan(&state, &tenant, &plan_identifier).await?;
+    let identifiers = selling::feature_identifiers(&state, &tenant).await?;
+    let quote = selling::quote_plan(&plan, period, None, &features, &identifiers)?;
+    let trial_days = quote.trial_days;
+    let purchase = Purchase { plan, period, quote, features, trial_days, checkout_session: None };
+    let sub = buy_with_saved_method(&state, &tenant, &customer_id, purchase).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    Ok((StatusCode::CREATED, Json(Renderer::new(&state, &tenant, now).subscription(&sub).await?)))
+}
+
+/// Body of `POST /subscriptions/{id}/update/` and its preview.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UpdateSubscriptionIn {
+    pub plan_identifier: Option<String>,
+    pub charge_period: Option<String>,
+    pub features: Option<Vec<FeatureQuantityIn>>,
+    /// IMMEDIATE_CHARGE, PRORATE_NEXT_INVOICE or NO_PRORATION; omitted: upgrades now, downgrades at period end.
+    pub proration_behavior: Option<String>,
+    /// Deprecated spelling (old SDKs): IMMEDIATE_CHARGE, NEXT_BILLING_CYCLE, PRO_RATA.
+    pub probation_behaviour: Option<String>,
+    /// `"now"` or a future datetime.
+    pub trial_end: Option<String>,
+    /// `activate_on_payment`.
+    pub payment_behavior: Option<String>,
+    pub ip_address: Option<String>,
+    pub offering_id: Option<String>,
+    pub pricing_table_id: Option<String>,
+    pub rule_id: Option<String>,
+}
+
+async fn parse_change(
+    state: &AppState,
+    tenant: &Tenant,
+    s: &Subscription,
+    input: UpdateSubscriptionIn,
+) -> ApiResult<ChangeRequest> {
+    let mut errors = FieldErrors::new();
+    let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
+    let period = parse_period(input.charge_period.as_deref(), &mut errors);
+    let features = match input.features {
+        Some(f) => parse_quantities(Some(f), &mut errors),
+        None => s.features.clone(),
+    };
+    let proration = match (input.proration_behavior.as_deref(), input.probation_behaviour.as_deref()) {
+        (Some(p), _) if !p.is_empty() => {
+            match Proration::parse(p).filter(|_| !["PRO_RATA", "NEXT_BILLING_CYCLE"].contains(&p)) {
+                Some(p) => Some(p),
+                None => {
+                    errors.add("proration_behavior", format!("\"{p}\" is not a valid choice."));
+                    None
+                }
+            }
+        }
+        (_, Some(p)) if !p.is_empty() => match Proration::parse(p) {
+            Some(p) => Some(p),
+            None => {
+                errors.add("probation_behaviour", format!("\"{p}\" is not a valid choice."));
+                None
+            }
+        },
+        _ => None,
+    };
+    let now = tenant_now(state, tenant).await?;
+    let trial_end = match input.trial_end.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => None,
+        Some("now") => Some(None),
+        Some(t) => match parse_instant(t) {
+            Some(at) if at > now => Some(Some(at)),
+            Some(_) => {
+                errors.add("trial_end", "trialEnd must be in the future.");
+                None
+            }
+            None => {
+                errors.add(
+                    "trial_end",
+                    "trialEnd must be 'now' or an ISO 8601 datetime string like '2025-12-31 23:59:59'.",
+                );
+                None
+            }
+        },
+    };
+    let activate_on_payment = match input.payment_behavior.as_deref().filter(|p| !p.is_empty()) {
+        None => false,
+        Some("activate_on_payment") => true,
+        Some(other) => {
+            errors.add("payment_behavior", format!("\"{other}\" is not a valid choice."));
+            false
+        }
+    };
+    errors.into_result()?;
+    let (plan_identifier, period) = (plan_identifier.expect("checked"), period.expect("checked"));
+    if period == ChargePeriod::OneTime {
+        return Err(ApiError::field(
+            "charge_period",
+            "A subscription cannot change to ONE_TIME; sell it with a charge.",
+        ));
+    }
+    let plan = selling::published_plan(state, tenant, &plan_identifier).await?;
+    let identifiers = selling::feature_identifiers(state, tenant).await?;
+    let quote = selling::quote_plan(&plan, period, Some(&s.currency), &features, &identifiers)?;
+    Ok(ChangeRequest { plan, period, features, quote, proration, trial_end, activate_on_payment })
+}
+
+/// Change a subscription's plan, charge period, quantities or trial.
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/update/", tag = "subscriptions", request_body = UpdateSubscriptionIn,
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "`{subscriptionId}`"), (status = 400), (status = 401), (status = 404)))]
+pub async fn update_subscription(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+    Body(input): Body<UpdateSubscriptionIn>,
+) -> ApiResult<Json<Value>> {
+    let s = find_subscription(&state, &tenant, &id).await?;
+    selling::check_changeable(&s)?;
+    let req = parse_change(&state, &tenant, &s, input).await?;
+    let id = selling::change_subscription(&state, &tenant, &id, req).await?;
+    Ok(Json(json!({ "subscriptionId": id.to_string() })))
+}
+
+/// What an update would charge, without changing anything.
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/update/preview/", tag = "subscriptions", request_body = UpdateSubscriptionIn,
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "Amounts now and on the next invoice"), (status = 400), (status = 401), (status = 404)))]
+pub async fn preview_update(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+    Body(input): Body<UpdateSubscriptionIn>,
+) -> ApiResult<Json<Value>> {
+    let s = find_subscription(&state, &tenant, &id).await?;
+    selling::check_changeable(&s)?;
+    let req = parse_change(&state, &tenant, &s, input).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    let currency = s.currency.clone();
+    let n = |m: i64| amount_number(m, &currency);
+    let end_trial_now = matches!(req.trial_end, Some(None)) && s.status == SubStatus::Trialing;
+    let (charge_now, next_due, next_at, lines) = if end_trial_now {
+        let mut after = s.clone();
+        after.anchor_at = now;
+        after.charge_period = req.period;
+        let next_at = after.period_bounds(0).map(|b| b.1);
+        let credit = s.credit_minor.min(req.quote.total_minor);
+        (req.quote.total_minor - credit, req.quote.total_minor, next_at, req.quote.lines.clone())
+    } else {
+        let change = plan_change(&s, req.quote.total_minor, req.period, req.proration, now);
+        let next_at = if change.restart_cycle {
+            let mut after = s.clone();
+            after.anchor_at = now;
+            after.charge_period = req.period;
+            after.period_bounds(0).map(|b| b.1)
+        } else if s.status == SubStatus::Trialing {
+            s.trial_end
+        } else {
+            s.period_end
+        };
+        let lines = if change.lines.is_empty() {
+            next_invoice_lines(&req.quote, change.next_invoice_minor)
+        } else {
+            change.lines.clone()
+        };
+        (change.charge_now_minor, change.next_invoice_minor, next_at, lines)
+    };
+    Ok(Json(json!({
+        "currency": currency.to_ascii_lowercase(),
+        "recurringAmount": n(req.quote.total_minor),
+        "recurringAmountUnits": req.quote.total_minor,
+        "amountChargedImmediately": n(charge_now),
+        "amountChargedImmediatelyUnits": charge_now,
+        "nextInvoice": {
+            "amountDue": n(next_due),
+            "amountDueUnits": next_due,
+            "nextPaymentAttempt": next_at.map(iso_seconds),
+            "lineItems": lines.iter().map(|l| json!({"description": l.description, "amount": n(l.amount_minor), "amountUnits": l.amount_minor})).collect::<Vec<_>>(),
+        },
+    })))
+}
+
+fn next_invoice_lines(quote: &Quote, total: i64) -> Vec<Line> {
+    let mut lines = quote.lines.clone();
+    let diff = total - quote.total_minor;
+    if diff != 0 {
+        lines.push(Line::plain("Adjustments", diff));
+    }
+    lines
+}
+
+/// Body of `POST /subscriptions/{id}/cancel/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CancelIn {
+    /// IMMEDIATE, CURRENT_PERIOD_ENDS or SPECIFIC_DATE.
+    pub cancellation_type: Option<String>,
+    /// YYYY-MM-DD; required for SPECIFIC_DATE.
+    pub cancellation_date: Option<String>,
+    pub cancellation_feedback: Option<String>,
+    pub cancellation_comment: Option<String>,
+}
+
+const FEEDBACK: &[&str] = &[
+    "TOO_EXPENSIVE",
+    "MISSING_FEATURES",
+    "SWITCHED_SERVICE",
+    "UNUSED",
+    "CUSTOMER_SERVICE",
+    "LOW_QUALITY",
+    "TOO_COMPLEX",
+    "OTHER",
+];
+
+/// Cancel now, at the end of the period, or on a date.
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/cancel/", tag = "subscriptions", request_body = CancelIn,
+    security(("bearer" = [])), params(("id" = String, Path)),
+    responses((status = 200, description = "`{message}`"), (status = 400), (status = 401), (status = 404)))]
+pub async fn cancel_subscription(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+    Body(input): Body<CancelIn>,
+) -> ApiResult<Json<Value>> {
+    let mut errors = FieldErrors::new();
+    let kind = required(&input.cancellation_type, "cancellation_type", &mut errors).map(str::to_string);
+    if let Some(k) = &kind {
+        if !["IMMEDIATE", "CURRENT_PERIOD_ENDS", "SPECIFIC_DATE"].contains(&k.as_str()) {
+            errors.add("cancellation_type", format!("\"{k}\" is not a valid choice."));
+        }
+    }
+    let date = match input.cancellation_date.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => match kelviq_core::timefmt::parse_date(d) {
+            Some(d) => Some(d),
+            None => {
+                errors.add("cancellation_date", "Date has wrong format. Use YYYY-MM-DD.");
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(f) = input.cancellation_feedback.as_deref().filter(|f| !f.is_empty() && !FEEDBACK.contains(f)) {
+        errors.add("cancellation_feedback", format!("\"{f}\" is not a valid choice."));
+    }
+    errors.into_result()?;
+    find_subscription(&state, &tenant, &id).await?;
+    let c = Cancellation {
+        kind: kind.expect("checked"),
+        date,
+        feedback: input.cancellation_feedback.filter(|f| !f.is_empty()),
+        comment: input.cancellation_comment,
+    };
+    selling::cancel_subscription(&state, &tenant, &id, c).await?;
+    Ok(Json(json!({ "message": "Subscription cancellation processed successfully." })))
+}
+
+/// Body of `POST /charges/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChargeIn {
+    pub plan_identifier: Option<String>,
+    /// Must be ONE_TIME.
+    pub charge_period: Option<String>,
+    pub customer_id: Option<String>,
+    pub features: Option<Vec<FeatureQuantityIn>>,
+    pub currency_code: Option<String>,
+    #[schema(value_type = Option<f64>)]
+    pub custom_amount: Option<Value>,
+    pub tax_behavior: Option<String>,
+    pub ip_address: Option<String>,
+}
+
+/// Charge a customer's saved payment method once for a one-time plan.
+#[utoipa::path(post, path = "/api/v1/charges/", tag = "subscriptions", request_body = ChargeIn, security(("bearer" = [])),
+    responses((status = 201, description = "The charge record"), (status = 400, description = "`{\"detail\": \"A payment method is required to complete this payment.\"}`"), (status = 401)))]
+pub async fn create_charge(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<ChargeIn>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut errors = FieldErrors::new();
+    let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
+    let period = parse_period(input.charge_period.as_deref(), &mut errors);
+    if period.is_some_and(|p| p != ChargePeriod::OneTime) {
+        errors.add("charge_period", "A charge is ONE_TIME.");
+    }
+    let customer_id = required(&input.customer_id, "customer_id", &mut errors).map(str::to_string);
+    let features = parse_quantities(input.features, &mut errors);
+    let currency = input.currency_code.clone().map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty());
+    if currency.as_deref().is_some_and(|c| currency_exponent(c).is_none()) {
+        errors.add("currency_code", "This currency is not supported.");
+    }
+    if input.tax_behavior.as_deref().is_some_and(|t| t != "INCLUSIVE" && t != "EXCLUSIVE") {
+        errors.add("tax_behavior", "Must be INCLUSIVE or EXCLUSIVE.");
+    }
+    let mut custom = None;
+    if let Some(a) = input.custom_amount.as_ref().filter(|a| !a.is_null()) {
+        match &currency {
+            None => errors.add("currency_code", "This field is required with customAmount."),
+            Some(c) => match to_minor(a, currency_exponent(c).unwrap_or(2)) {
+                Ok(m) if m > 0 => custom = Some(m),
+                Ok(_) => errors.add("custom_amount", "Ensure this value is greater than 0."),
+                Err(m) => errors.add("custom_amount", format!("customAmount {m}.")),
+            },
+        }
+    }
+    errors.into_result()?;
+    let (plan_identifier, customer_id) = (plan_identifier.expect("checked"), customer_id.expect("checked"));
+    let plan = selling::published_plan(&state, &tenant, &plan_identifier).await?;
+    let identifiers = selling::feature_identifiers(&state, &tenant).await?;
+    let mut quote = match custom {
+        Some(minor) => Quote {
+            currency: currency.clone().unwrap_or_default(),
+            lines: vec![Line::plain(plan.name.clone(), minor)],
+            total_minor: minor,
+            trial_days: 0,
+            tax_behavior: input.tax_behavior.clone().unwrap_or_else(|| "UNSPECIFIED".into()),
+            free: false,
+        },
+        None => selling::quote_plan(&plan, ChargePeriod::OneTime, currency.as_deref(), &features, &identifiers)?,
+    };
+    if let Some(t) = &input.tax_behavior {
+        quote.tax_behavior = t.clone();
+    }
+    let purchase =
+        Purchase { plan, period: ChargePeriod::OneTime, quote, features, trial_days: 0, checkout_session: None };
+    let sub = buy_with_saved_method(&state, &tenant, &customer_id, purchase).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    Ok((StatusCode::CREATED, Json(Renderer::new(&state, &tenant, now).charge(&sub).await?)))
+}
