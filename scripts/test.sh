@@ -2,7 +2,8 @@
 # The whole test suite, as the README and CI run it:
 #   formatting, clippy (warnings denied), the Rust tests on SQLite and
 #   PostgreSQL, and the official Node and Python SDKs run unchanged against
-#   the server.
+#   the server, and the hosted checkout page in headless Chromium (installed
+#   from Debian when missing).
 # Needs PostgreSQL at $KELVIQ_TEST_POSTGRES_URL (default: the local server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,16 @@ test -x target/debug/kelviq
 step "official Node SDK against the server (SQLite and PostgreSQL)"
 (cd compat/node && npm ci --silent --no-audit --no-fund)
 (cd compat/node && KELVIQ_BIN="$PWD/../../target/debug/kelviq" node --test)
+
+step "hosted checkout page in headless Chromium"
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Chromium (Debian package chromium)"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >/dev/null
+fi
+(cd compat/browser && npm ci --silent --no-audit --no-fund)
+(cd compat/browser && KELVIQ_BIN="$PWD/../../target/debug/kelviq" KELVIQ_CHROMIUM="$(command -v chromium)" node --test)
 
 step "official Python SDK against the server (SQLite and PostgreSQL)"
 if [ ! -x .venv/bin/python ]; then

@@ -20,6 +20,8 @@ async function startServer(backend) {
   const env = { ...process.env, KELVIQ_LOG: 'warn' };
   delete env.DATABASE_URL;
   delete env.KELVIQ_DATABASE_URL;
+  delete env.KELVIQ_BIN;
+  delete env.KELVIQ_CHROMIUM;
   let cleanup = () => {};
   if (backend === 'sqlite') {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kelviq-node-'));

@@ -24,7 +24,7 @@ ADMIN_URL = os.environ.get("KELVIQ_TEST_POSTGRES_URL", "postgres://postgres@127.
 
 class Server:
     def __init__(self, env):
-        full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KELVIQ_DATABASE_URL")}
+        full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KELVIQ_DATABASE_URL", "KELVIQ_BIN")}
         full_env.update(env)
         full_env.setdefault("KELVIQ_LOG", "warn")
         self.proc = subprocess.Popen(

@@ -1,6 +1,9 @@
 //! The entitlement rules of spec §4.1: what one granting row says, rollover
 //! at a reset, and which usage alerts a change of usage crosses.
 
+use crate::periods::{calendar_anchor, period_containing, reset_interval, Interval};
+use chrono::{DateTime, Utc};
+
 /// How a feature's row answers `hasAccess` and its numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowState {
@@ -71,6 +74,26 @@ pub fn crossed_alerts(kind: &str, thresholds: &[i64], limit: Option<i64>, before
     thresholds.iter().copied().filter(|t| !reached(before, *t) && reached(after, *t)).collect()
 }
 
+/// The usage period `[start, end)` of a meter at `now`, or `None` when it never
+/// resets. `SUBSCRIPTION_START` counts periods from the subscription's anchor;
+/// `BEGINNING_OF_PERIOD` (the default) from calendar boundaries (midnight,
+/// Monday, the 1st, the quarter, 1 January). Every 28 days always counts from
+/// the subscription, as its billing does.
+pub fn meter_window(
+    reset: Option<&str>,
+    reset_time: Option<&str>,
+    subscription_anchor: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let interval = reset_interval(reset?)?;
+    let anchor = if reset_time == Some("SUBSCRIPTION_START") || interval == Interval::Days(28) {
+        subscription_anchor
+    } else {
+        calendar_anchor(interval, subscription_anchor)
+    };
+    Some(period_containing(anchor, interval, now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +159,38 @@ mod tests {
             let row = meter_row(Some(limit), carried, usage, true);
             prop_assert_eq!(row.has_access, usage < limit + carried);
         }
+    }
+
+    #[test]
+    fn meter_windows() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let start = at("2026-01-31T10:00:00Z");
+        let now = at("2026-03-15T08:00:00Z");
+        assert_eq!(meter_window(Some("NEVER"), None, start, now), None);
+        assert_eq!(meter_window(None, None, start, now), None);
+        assert_eq!(
+            meter_window(Some("EVERY_MONTH"), None, start, now),
+            Some((at("2026-03-01T00:00:00Z"), at("2026-04-01T00:00:00Z")))
+        );
+        assert_eq!(
+            meter_window(Some("EVERY_MONTH"), Some("SUBSCRIPTION_START"), start, now),
+            Some((at("2026-02-28T10:00:00Z"), at("2026-03-31T10:00:00Z")))
+        );
+        assert_eq!(
+            meter_window(Some("EVERY_DAY"), None, start, now),
+            Some((at("2026-03-15T00:00:00Z"), at("2026-03-16T00:00:00Z")))
+        );
+        assert_eq!(
+            meter_window(Some("EVERY_WEEK"), None, start, now),
+            Some((at("2026-03-09T00:00:00Z"), at("2026-03-16T00:00:00Z")))
+        );
+        assert_eq!(
+            meter_window(Some("EVERY_28_DAYS"), None, start, now),
+            Some((at("2026-02-28T10:00:00Z"), at("2026-03-28T10:00:00Z")))
+        );
+        assert_eq!(
+            meter_window(Some("EVERY_QUARTER"), None, start, now),
+            Some((at("2026-01-01T00:00:00Z"), at("2026-04-01T00:00:00Z")))
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod checkout;
 pub mod customers;
+pub mod entitlements;
 pub mod health;
 pub mod hosted;
 pub mod media;
@@ -23,6 +24,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(plans::router())
         .merge(media::router())
         .merge(checkout::router())
+        .merge(entitlements::router())
         .merge(subscriptions::router())
         .merge(money::router())
         .merge(openapi::router())

@@ -2,7 +2,7 @@
 //! types, served at `/api/v1/openapi.json` and committed as `openapi.json`.
 
 use crate::app::AppState;
-use crate::routes::{catalog, checkout, customers, health, media, money, plans, subscriptions};
+use crate::routes::{catalog, checkout, customers, entitlements, health, media, money, plans, subscriptions};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -32,7 +32,7 @@ use utoipa::{Modify, OpenApi};
         subscriptions::create_charge,
         money::list_orders, money::retrieve_order, money::order_events, money::list_transactions, money::list_refunds,
         money::create_refund, money::retrieve_refund, money::list_payment_methods, money::test_clock,
-        money::advance_test_clock,
+        money::advance_test_clock, entitlements::get_entitlements,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
@@ -43,7 +43,7 @@ use utoipa::{Modify, OpenApi};
         subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, subscriptions::ChargeIn,
         money::RefundIn, money::AdvanceIn)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "subscriptions"), (name = "money"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "subscriptions"), (name = "money"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -1,0 +1,94 @@
+// The hosted checkout page in real headless Chromium: fill it, see a declined
+// card's message, pay, land on successUrl; the subscription exists.
+'use strict';
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const { chromium } = require('playwright-core');
+const { startServer } = require('../node/server.js');
+
+const CHROMIUM = process.env.KELVIQ_CHROMIUM || '/usr/bin/chromium';
+let server;
+let browser;
+
+async function api(method, path, body) {
+  const res = await fetch(`${server.url}/api/v1${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${server.serverKey}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(CHROMIUM), `Chromium is needed at ${CHROMIUM} (apt-get install chromium)`);
+  server = await startServer('sqlite');
+  await api('POST', '/catalog/products/', { name: 'Suite', identifier: 'suite', taxCode: 'saas' });
+  await api('POST', '/catalog/features/', { name: 'SSO', featureType: 'BOOLEAN' });
+  await api('POST', '/catalog/plans/', { name: 'Pro Plan', identifier: 'pro', product: 'suite' });
+  await api('POST', '/catalog/plans/pro/prices/bulk/', {
+    prices: [{ priceType: 'PAID', currency: 'USD', chargeCatalogPrice: [{ charges: [{ chargePeriod: 'MONTHLY', priceData: { amount: 49 } }] }] }],
+  });
+  await api('POST', '/catalog/plans/pro/features/', { planEntitlements: [{ feature: 'sso', details: { value: true } }] });
+  await api('POST', '/catalog/plans/pro/publish/', {});
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) await server.stop();
+});
+
+test('pay on the hosted page and land on successUrl', async () => {
+  const successUrl = `${server.url}/healthz?landed=yes`;
+  const session = await api('POST', '/checkout/', {
+    planIdentifier: 'pro', chargePeriod: 'MONTHLY', customerId: 'browser-1', successUrl,
+    email: 'ann@example.com', lockEmail: true, defaultBillingCountry: 'NL', discountsEnabled: true,
+  });
+  const page = await browser.newPage();
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(session.checkoutUrl);
+  assert.equal(await page.locator('h1').innerText(), 'Pro Plan');
+  assert.match(await page.locator('#total').innerText(), /\$49\.00/);
+  assert.equal(await page.locator('#email').inputValue(), 'ann@example.com');
+  assert.equal(await page.locator('#email').getAttribute('readonly'), '', 'the email is locked');
+  assert.equal(await page.locator('#country').inputValue(), 'NL');
+  assert.equal(await page.locator('#discount_code').count(), 1, 'discount field shown when enabled');
+  // Every field has a label.
+  const unlabeled = await page.$$eval('input', (inputs) =>
+    inputs.filter((i) => !document.querySelector(`label[for="${i.id}"]`)).map((i) => i.name));
+  assert.deepEqual(unlabeled, []);
+  assert.ok(requests.every((u) => u.startsWith(server.url)), `no external assets: ${requests}`);
+
+  await page.fill('#name', 'Ann');
+  await page.fill('#card_number', '4000 0000 0000 0002');
+  await page.fill('#expiry', '12/30');
+  await page.fill('#cvc', '123');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#error');
+  assert.equal(await page.locator('#error').innerText(), 'Your card was declined.');
+  assert.equal(await page.locator('#name').inputValue(), 'Ann', 'the form keeps what was typed');
+
+  await page.fill('#card_number', '4242 4242 4242 4242');
+  await page.fill('#cvc', '123');
+  await Promise.all([page.waitForURL(successUrl), page.click('button[type=submit]')]);
+  assert.equal(page.url(), successUrl);
+
+  const subs = await api('GET', '/subscriptions/?customer_id=browser-1');
+  assert.equal(subs.count, 1);
+  assert.equal(subs.results[0].status, 'active');
+  const customer = await api('GET', '/customers/browser-1/');
+  assert.equal(customer.name, 'Ann');
+
+  // Back on the page: it says the payment is complete.
+  await page.goto(session.checkoutUrl);
+  assert.equal(await page.locator('h1').innerText(), 'Payment complete');
+  await page.close();
+});
