@@ -5,6 +5,11 @@ use crate::catalog::{CreateFeature, CreateProduct, ListCatalog, UpdateFeature, U
 use crate::customers::{CreateCustomer, ListCustomers, UpdateCustomer};
 use crate::models::{ArchiveResponse, Customer, Feature, Page, Plan, PlanFeature, PlanPrice, Product, ProductSettings};
 use crate::plans::{CreatePlan, UpdatePlan};
+use crate::selling::{
+    CancellationType, CheckoutSessionCreated, CreateCharge, CreateCheckoutSession, CreateRefund, CreateSubscription,
+    ListMoney, ListSubscriptions, MessageResponse, PaymentMethod, Refund, Subscription, Transaction, UpdatePreview,
+    UpdateSubscription, UpdateSubscriptionResponse,
+};
 use crate::Error;
 use serde_json::Value;
 use std::sync::Arc;
@@ -31,6 +36,30 @@ impl Kelviq {
 
     pub fn catalog(&self) -> Catalog<'_> {
         Catalog { client: self }
+    }
+
+    pub fn checkout(&self) -> Checkout<'_> {
+        Checkout { client: self }
+    }
+
+    pub fn subscriptions(&self) -> Subscriptions<'_> {
+        Subscriptions { client: self }
+    }
+
+    pub fn charges(&self) -> Charges<'_> {
+        Charges { client: self }
+    }
+
+    pub fn refunds(&self) -> Refunds<'_> {
+        Refunds { client: self }
+    }
+
+    pub fn transactions(&self) -> Transactions<'_> {
+        Transactions { client: self }
+    }
+
+    pub fn payment_methods(&self) -> PaymentMethods<'_> {
+        PaymentMethods { client: self }
     }
 
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -169,5 +198,92 @@ impl Plans<'_> {
     }
     pub fn remove_feature(&self, identifier: &str, feature: &str) -> Result<(), Error> {
         self.client.block_on(self.client.inner.catalog().plans().remove_feature(identifier, feature))
+    }
+}
+
+pub struct Checkout<'a> {
+    client: &'a Kelviq,
+}
+
+impl Checkout<'_> {
+    pub fn create_session(&self, params: CreateCheckoutSession) -> Result<CheckoutSessionCreated, Error> {
+        self.client.block_on(self.client.inner.checkout().create_session(params))
+    }
+}
+
+pub struct Subscriptions<'a> {
+    client: &'a Kelviq,
+}
+
+impl Subscriptions<'_> {
+    pub fn list(&self, params: ListSubscriptions) -> Result<Page<Subscription>, Error> {
+        self.client.block_on(self.client.inner.subscriptions().list(params))
+    }
+    pub fn retrieve(&self, id: &str) -> Result<Subscription, Error> {
+        self.client.block_on(self.client.inner.subscriptions().retrieve(id))
+    }
+    pub fn create(&self, params: CreateSubscription) -> Result<Subscription, Error> {
+        self.client.block_on(self.client.inner.subscriptions().create(params))
+    }
+    pub fn update(&self, id: &str, params: UpdateSubscription) -> Result<UpdateSubscriptionResponse, Error> {
+        self.client.block_on(self.client.inner.subscriptions().update(id, params))
+    }
+    pub fn preview_update(&self, id: &str, params: UpdateSubscription) -> Result<UpdatePreview, Error> {
+        self.client.block_on(self.client.inner.subscriptions().preview_update(id, params))
+    }
+    pub fn cancel(&self, id: &str, kind: CancellationType, date: Option<&str>) -> Result<MessageResponse, Error> {
+        self.client.block_on(self.client.inner.subscriptions().cancel(id, kind, date))
+    }
+}
+
+pub struct Charges<'a> {
+    client: &'a Kelviq,
+}
+
+impl Charges<'_> {
+    pub fn create(&self, params: CreateCharge) -> Result<Subscription, Error> {
+        self.client.block_on(self.client.inner.charges().create(params))
+    }
+}
+
+pub struct Refunds<'a> {
+    client: &'a Kelviq,
+}
+
+impl Refunds<'_> {
+    pub fn list(&self, params: ListMoney) -> Result<Page<Refund>, Error> {
+        self.client.block_on(self.client.inner.refunds().list(params))
+    }
+    pub fn create(&self, params: CreateRefund) -> Result<Refund, Error> {
+        self.client.block_on(self.client.inner.refunds().create(params))
+    }
+    pub fn retrieve(&self, id: &str) -> Result<Refund, Error> {
+        self.client.block_on(self.client.inner.refunds().retrieve(id))
+    }
+}
+
+pub struct Transactions<'a> {
+    client: &'a Kelviq,
+}
+
+impl Transactions<'_> {
+    pub fn list(&self, params: ListMoney) -> Result<Page<Transaction>, Error> {
+        self.client.block_on(self.client.inner.transactions().list(params))
+    }
+}
+
+pub struct PaymentMethods<'a> {
+    client: &'a Kelviq,
+}
+
+impl PaymentMethods<'_> {
+    pub fn list(
+        &self,
+        customer_id: Option<&str>,
+        customer_email: Option<&str>,
+        page_size: Option<u32>,
+        page: Option<u32>,
+    ) -> Result<Page<PaymentMethod>, Error> {
+        self.client.block_on(self.client.inner.payment_methods().list(customer_id, customer_email, page_size, page))
     }
 }

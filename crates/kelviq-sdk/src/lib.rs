@@ -22,6 +22,7 @@ mod error;
 mod http;
 pub mod models;
 pub mod plans;
+pub mod selling;
 pub mod webhooks;
 
 pub use environment::{environment_from_env, hosts_for};
@@ -135,5 +136,29 @@ impl Kelviq {
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {
         catalog::Catalog::new(&self.http)
+    }
+
+    pub fn checkout(&self) -> selling::Checkout<'_> {
+        selling::Checkout::new(&self.http)
+    }
+
+    pub fn subscriptions(&self) -> selling::Subscriptions<'_> {
+        selling::Subscriptions::new(&self.http)
+    }
+
+    pub fn charges(&self) -> selling::Charges<'_> {
+        selling::Charges::new(&self.http)
+    }
+
+    pub fn refunds(&self) -> selling::Refunds<'_> {
+        selling::Refunds::new(&self.http)
+    }
+
+    pub fn transactions(&self) -> selling::Transactions<'_> {
+        selling::Transactions::new(&self.http)
+    }
+
+    pub fn payment_methods(&self) -> selling::PaymentMethods<'_> {
+        selling::PaymentMethods::new(&self.http)
     }
 }

@@ -698,7 +698,32 @@ async fn hosted_page_over_http(backend: Backend) {
     assert_eq!(missing.status(), 404);
 }
 
+async fn the_scheduler_runs_due_work_after_a_restart(backend: Backend) {
+    let mut s = TestServer::start_with(backend, |c| c.scheduler_interval_ms = 20).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let id = api.buy("basic", "MONTHLY", "max", "4242424242424242", json!({})).await;
+    drop(api);
+    // The process stops; time passes beyond the renewal; a new process starts.
+    s.restart().await;
+    s.clock.set(chrono::DateTime::parse_from_rfc3339("2026-02-28T10:00:05Z").unwrap().with_timezone(&chrono::Utc));
+    let api = Api::new(&s);
+    let mut renewed = false;
+    for _ in 0..200 {
+        if api.sub(&id).await["billingPeriodEndTime"] == "2026-03-31T10:00:00Z" {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(renewed, "the background scheduler renewed the subscription from the database");
+    assert_eq!(api.orders("max").await.len(), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(api.orders("max").await.len(), 2, "renewed once");
+}
+
 on_both_backends!(
+    the_scheduler_runs_due_work_after_a_restart,
     checkout_completes_once,
     a_year_of_a_subscription,
     failed_renewals,

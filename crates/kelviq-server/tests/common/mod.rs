@@ -102,6 +102,7 @@ impl Drop for TestDatabase {
 
 pub struct TestServer {
     pub backend: Backend,
+    pub config: Config,
     pub base_url: String,
     pub store: Store,
     pub clock: Arc<ManualClock>,
@@ -143,11 +144,12 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store.clone(), clock.clone(), config);
+        let state = AppState::new(store.clone(), clock.clone(), config.clone());
         let task = tokio::spawn(kelviq_server::serve(state, listener, async move {
             let _ = rx.await;
         }));
         TestServer {
+            config,
             backend,
             base_url,
             store,
@@ -159,6 +161,23 @@ impl TestServer {
             task: Some(task),
             db,
         }
+    }
+
+    /// Stops the server and starts a new one on the same database, clock and
+    /// port-less listener (a new address): what a process restart looks like.
+    pub async fn restart(&mut self) {
+        self.begin_shutdown();
+        self.wait_stopped().await;
+        let store = kelviq_server::open_store(&self.config).await.expect("reopen store");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        self.base_url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = AppState::new(store.clone(), self.clock.clone(), self.config.clone());
+        self.task = Some(tokio::spawn(kelviq_server::serve(state, listener, async move {
+            let _ = rx.await;
+        })));
+        self.shutdown = Some(tx);
+        self.store = store;
     }
 
     /// An SDK client with the given key.
