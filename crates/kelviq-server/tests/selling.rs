@@ -722,7 +722,65 @@ async fn the_scheduler_runs_due_work_after_a_restart(backend: Backend) {
     assert_eq!(api.orders("max").await.len(), 2, "renewed once");
 }
 
+async fn publishing_moves_subscribers_when_asked(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let moved = api.buy("basic", "MONTHLY", "nia", "4242424242424242", json!({})).await;
+    let limit = |api_ent: Value| api_ent["entitlements"][0]["usageLimit"].clone();
+    let ents = || async { api.get("/api/v1/entitlements/?customer_id=nia").await.1 };
+    assert_eq!(limit(ents().await), 1000);
+
+    // v2: more calls, a new price; published without moving anyone.
+    let v2_price = json!({"prices": [{"priceType": "PAID", "currency": "USD", "chargeCatalogPrice": [{"charges": [
+        {"chargePeriod": "MONTHLY", "priceData": {"amount": 12}}]}]}]});
+    let (status, _) = api
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/catalog/plans/basic/features/api-calls/",
+            Some(json!({"details": {"value": 2000, "reset": "EVERY_MONTH", "hardLimit": true}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    api.ok("/api/v1/catalog/plans/basic/prices/bulk/", v2_price).await;
+    let published = api.ok("/api/v1/catalog/plans/basic/publish/", json!({})).await;
+    assert_eq!((published["version"].clone(), published["migratedSubscriptions"].clone()), (json!(2), json!(0)));
+    assert_eq!(limit(ents().await), 1000, "not moved: still version 1");
+    assert_eq!(api.sub(&moved).await["amount"], "10.00");
+
+    // v3 with features moved: the new limit applies at once, the price stays.
+    let (status, _) = api
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/catalog/plans/basic/features/api-calls/",
+            Some(json!({"details": {"value": 3000, "reset": "EVERY_MONTH", "hardLimit": true}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let published = api.ok("/api/v1/catalog/plans/basic/publish/", json!({"updateFeatures": true})).await;
+    assert_eq!((published["version"].clone(), published["migratedSubscriptions"].clone()), (json!(3), json!(1)));
+    assert_eq!(limit(ents().await), 3000);
+    let sub = api.sub(&moved).await;
+    assert_eq!((sub["plan"]["version"].clone(), sub["amount"].clone()), (json!(3), json!("10.00")));
+
+    // v4 with pricing moved: the next renewal charges the new price.
+    api.ok(
+        "/api/v1/catalog/plans/basic/prices/bulk/",
+        json!({"prices": [{"priceType": "PAID", "currency": "USD", "chargeCatalogPrice": [{"charges": [
+        {"chargePeriod": "MONTHLY", "priceData": {"amount": 15}}]}]}]}),
+    )
+    .await;
+    let published = api.ok("/api/v1/catalog/plans/basic/publish/", json!({"update_pricing": true})).await;
+    assert_eq!(published["migratedSubscriptions"], 1);
+    let sub = api.sub(&moved).await;
+    assert_eq!((sub["plan"]["version"].clone(), sub["amount"].clone()), (json!(3), json!("15.00")));
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    assert_eq!(api.orders("nia").await.last().unwrap()["amountTotal"], "15.00");
+    assert!(api.event_types().await.contains(&"subscription.updated".to_string()));
+}
+
 on_both_backends!(
+    publishing_moves_subscribers_when_asked,
     the_scheduler_runs_due_work_after_a_restart,
     checkout_completes_once,
     a_year_of_a_subscription,

@@ -284,32 +284,7 @@ impl Store {
     /// the previously published version is superseded.
     pub async fn publish_plan(&self, tenant: &Tenant, identifier: &str, now: DateTime<Utc>) -> Result<PlanVersion> {
         let mut tx = self.write.begin().await?;
-        let mut draft = self.lock_newest_plan(&mut tx, tenant, identifier).await?;
-        if draft.status != PlanStatus::Draft {
-            return Err(StoreError::Conflict("already published"));
-        }
-        let (org, env) = tenant_binds(tenant);
-        let row = sqlx::query(&format!(
-            "SELECT {PLAN_COLUMNS} FROM plans WHERE org_id = $1 AND environment = $2 AND identifier = $3 AND status = 'published'"
-        ))
-        .bind(&org)
-        .bind(env)
-        .bind(identifier)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let published = row.as_ref().map(plan_from_row).transpose()?;
-        draft
-            .check_publishable(published.as_ref())
-            .map_err(|m| StoreError::Invalid(FieldErrors::single("non_field_errors", m)))?;
-        if let Some(mut old) = published {
-            old.status = PlanStatus::Superseded;
-            old.modified_at = now;
-            save_version(&mut tx, &old).await?;
-        }
-        draft.status = PlanStatus::Published;
-        draft.published_at = Some(now);
-        draft.modified_at = now;
-        save_version(&mut tx, &draft).await?;
+        let draft = publish_in(&mut tx, self.backend, tenant, identifier, now).await?;
         tx.commit().await?;
         Ok(draft)
     }
@@ -456,5 +431,60 @@ impl Store {
         .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(plan_from_row).transpose()
+    }
+}
+
+async fn publish_in(
+    tx: &mut Transaction<'_, Any>,
+    backend: crate::Backend,
+    tenant: &Tenant,
+    identifier: &str,
+    now: DateTime<Utc>,
+) -> Result<PlanVersion> {
+    let (org, env) = tenant_binds(tenant);
+    let row = sqlx::query(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE org_id = $1 AND environment = $2 AND identifier = $3 \
+         AND archived_at IS NULL ORDER BY version DESC LIMIT 1{}",
+        backend.for_update()
+    ))
+    .bind(&org)
+    .bind(env)
+    .bind(identifier)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let mut draft = plan_from_row(&row.ok_or(StoreError::NotFound)?)?;
+    if draft.status != PlanStatus::Draft {
+        return Err(StoreError::Conflict("already published"));
+    }
+    let row = sqlx::query(&format!(
+        "SELECT {PLAN_COLUMNS} FROM plans WHERE org_id = $1 AND environment = $2 AND identifier = $3 AND status = 'published'"
+    ))
+    .bind(&org)
+    .bind(env)
+    .bind(identifier)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let published = row.as_ref().map(plan_from_row).transpose()?;
+    draft
+        .check_publishable(published.as_ref())
+        .map_err(|m| StoreError::Invalid(FieldErrors::single("non_field_errors", m)))?;
+    if let Some(mut old) = published {
+        old.status = PlanStatus::Superseded;
+        old.modified_at = now;
+        save_version(tx, &old).await?;
+    }
+    draft.status = PlanStatus::Published;
+    draft.published_at = Some(now);
+    draft.modified_at = now;
+    save_version(tx, &draft).await?;
+    Ok(draft)
+}
+
+impl crate::Work {
+    /// Publishes a plan's newest draft inside this work, so that moving its
+    /// subscribers to the new version commits with it.
+    pub async fn publish_plan(&mut self, identifier: &str, now: DateTime<Utc>) -> Result<PlanVersion> {
+        let (backend, tenant) = (self.backend(), self.tenant().clone());
+        publish_in(self.tx(), backend, &tenant, identifier, now).await
     }
 }

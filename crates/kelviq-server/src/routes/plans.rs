@@ -340,15 +340,13 @@ pub async fn publish_plan(
     Path(identifier): Path<String>,
     Body(input): Body<PublishIn>,
 ) -> ApiResult<Json<Value>> {
-    let plan = state.store.publish_plan(&tenant, &identifier, state.clock.now()).await.map_err(plan_errors)?;
-    tracing::info!(
-        plan = %plan.identifier,
-        version = plan.version,
-        update_features = input.update_features.unwrap_or(false),
-        update_pricing = input.update_pricing.unwrap_or(false),
-        "plan published"
-    );
-    Ok(Json(json!({"status": "published", "version": plan.version})))
+    let (features, pricing) = (input.update_features.unwrap_or(false), input.update_pricing.unwrap_or(false));
+    let (plan, moved) = crate::selling::publish_and_migrate(&state, &tenant, &identifier, features, pricing)
+        .await
+        .map_err(plan_errors)?;
+    tracing::info!(plan = %plan.identifier, version = plan.version, update_features = features, update_pricing = pricing,
+        migrated = moved, "plan published");
+    Ok(Json(json!({"status": "published", "version": plan.version, "migratedSubscriptions": moved})))
 }
 
 /// Delete the newest version if it is an unpublished draft.
