@@ -90,6 +90,41 @@ fn whole(v: &Value) -> Option<i64> {
     }
 }
 
+/// What one matching event does to a meter's stored counter, so that the
+/// aggregate can be kept incrementally in a database row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Add to the value (COUNT, SUM).
+    Add(i64),
+    /// Raise the value to at least this (MAX).
+    Max(i64),
+    /// Take this value if the event is not older than the stored one (LATEST).
+    Latest(i64),
+    /// Count this value once per period (UNIQUE_COUNT).
+    Unique(String),
+    /// The event does not count (its field is missing or not a whole number).
+    Skip,
+}
+
+/// The step one event makes for a meter of `function` over `field`; the
+/// same rules as [`Aggregate::add`].
+pub fn step(function: &str, field: Option<&str>, event: &RawEvent<'_>) -> Step {
+    let value = field.and_then(|f| event.property(f));
+    let number = || value.as_ref().and_then(whole);
+    match function {
+        "COUNT" => Step::Add(1),
+        "SUM" => number().map_or(Step::Skip, Step::Add),
+        "MAX" => number().map_or(Step::Skip, Step::Max),
+        "LATEST" => number().map_or(Step::Skip, Step::Latest),
+        "UNIQUE_COUNT" => match value {
+            Some(Value::String(s)) => Step::Unique(s),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => Step::Unique(v.to_string()),
+            _ => Step::Skip,
+        },
+        _ => Step::Skip,
+    }
+}
+
 /// A meter's running aggregate over one period.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Aggregate {
@@ -175,6 +210,30 @@ impl Aggregate {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// Stepping a stored counter event by event gives what the in-memory aggregate gives.
+        #[test]
+        fn steps_agree_with_aggregates(values in proptest::collection::vec((0i64..50, 0i64..1000), 0..40), f in 0usize..5) {
+            let function = ["COUNT", "SUM", "MAX", "UNIQUE_COUNT", "LATEST"][f];
+            let mut agg = Aggregate::new(function).unwrap();
+            let (mut value, mut at, mut seen) = (0i64, i64::MIN, HashSet::new());
+            for (v, secs) in &values {
+                let p = props(json!({"n": v}));
+                let e = ev("x", &p, *secs);
+                agg.add(Some("n"), &e);
+                match step(function, Some("n"), &e) {
+                    Step::Add(n) => value += n,
+                    Step::Max(n) => value = if at == i64::MIN { n } else { value.max(n) },
+                    Step::Latest(n) => if *secs >= at { value = n },
+                    Step::Unique(s) => if seen.insert(s) { value += 1 },
+                    Step::Skip => {}
+                }
+                at = at.max(*secs);
+            }
+            prop_assert_eq!(agg.value(), value);
+        }
+    }
     use serde_json::json;
 
     fn props(v: Value) -> Map<String, Value> {

@@ -25,12 +25,14 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
     pub keys: Arc<KeyCache>,
+    /// In-memory entitlement state (see `entitlements`).
+    pub entitlements: Arc<crate::entitlements::Engine>,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
         let keys = Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_seconds)));
-        Self { store, clock, config: Arc::new(config), keys }
+        Self { store, clock, config: Arc::new(config), keys, entitlements: Arc::default() }
     }
 }
 

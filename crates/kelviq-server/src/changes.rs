@@ -3,7 +3,9 @@
 //! `LISTEN kelviq_changes` on PostgreSQL, polling every 100 ms on SQLite.
 
 use crate::app::AppState;
-use kelviq_store::{Change, ChangeListener, StoreError, TOPIC_API_KEY};
+use kelviq_store::{
+    change_subject, Change, ChangeListener, StoreError, TOPIC_API_KEY, TOPIC_ENTITLEMENTS, TOPIC_USAGE,
+};
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
@@ -19,6 +21,13 @@ const RETENTION_MINUTES: i64 = 60;
 fn dispatch(state: &AppState, change: &Change) {
     if change.topic == TOPIC_API_KEY {
         state.keys.evict(&change.subject);
+    } else if change.topic == TOPIC_ENTITLEMENTS || change.topic == TOPIC_USAGE {
+        if let Some((org, env, customers)) = change_subject(&change.subject) {
+            let Ok(env) = env.parse() else { return };
+            for c in customers {
+                state.entitlements.evict(org, env, &c);
+            }
+        }
     }
 }
 

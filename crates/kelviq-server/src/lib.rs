@@ -7,6 +7,7 @@ pub mod catalog_io;
 pub mod changes;
 pub mod cli;
 pub mod config;
+pub mod entitlements;
 pub mod error;
 pub mod extract;
 pub mod media;

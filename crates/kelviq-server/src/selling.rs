@@ -20,6 +20,16 @@ use kelviq_store::{DocColumns, DocTable, Filter, StoreError, Work};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
+/// Commits a unit of work and forgets this process's cached entitlement
+/// state of every customer it changed (other processes learn through the
+/// change feed), so the very next check sees the change.
+pub async fn finish(state: &AppState, w: Work) -> Result<(), StoreError> {
+    for (tenant, customer) in w.commit().await? {
+        state.entitlements.evict(tenant.org_id, tenant.env, &customer);
+    }
+    Ok(())
+}
+
 /// The tenant's current time: the server clock plus the sandbox test clock.
 pub async fn tenant_now(state: &AppState, tenant: &Tenant) -> ApiResult<DateTime<Utc>> {
     let offset = match tenant.env {
@@ -523,7 +533,7 @@ pub async fn complete_checkout(
         ..Default::default()
     };
     w.put(DocTable::CheckoutSessions, &cs.id, &cs, &cols).await?;
-    w.commit().await?;
+    finish(state, w).await?;
     tracing::info!(session = %cs.id, order = %order.id, subscription = %sub.id, "checkout completed");
     Ok(cs)
 }
@@ -547,7 +557,7 @@ async fn record_failed_attempt(
         };
         w.put(DocTable::CheckoutSessions, session_id, &cs, &cols).await?;
     }
-    w.commit().await?;
+    finish(state, w).await?;
     Ok(())
 }
 
@@ -765,7 +775,7 @@ pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>) ->
             // The column was stale: correct it.
             _ => save_subscription(&mut w, &s).await?,
         }
-        w.commit().await?;
+        finish(state, w).await?;
         if ran > 1_000_000 {
             break;
         }
@@ -883,7 +893,7 @@ pub async fn change_subscription(
             save_subscription(&mut w, &next).await?;
         }
         w.entitlements_changed(&s.customer_id, now).await?;
-        w.commit().await?;
+        finish(state, w).await?;
         return Ok(next.id);
     }
     if let Some(Some(end)) = req.trial_end {
@@ -957,7 +967,7 @@ pub async fn change_subscription(
         subscription_event(&mut w, "subscription.updated", &s, &p2, Some(previous), now).await?;
     }
     w.entitlements_changed(&s.customer_id, now).await?;
-    w.commit().await?;
+    finish(state, w).await?;
     Ok(s.id)
 }
 
@@ -1050,7 +1060,7 @@ pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c:
         }
     }
     w.entitlements_changed(&s.customer_id, now).await?;
-    w.commit().await?;
+    finish(state, w).await?;
     Ok(())
 }
 
@@ -1146,7 +1156,7 @@ pub async fn refund_order(
             }
         }
     }
-    w.commit().await?;
+    finish(state, w).await?;
     Ok(refund)
 }
 
@@ -1223,6 +1233,6 @@ pub async fn publish_and_migrate(
             moved += 1;
         }
     }
-    w.commit().await?;
+    finish(state, w).await?;
     Ok((plan, moved))
 }

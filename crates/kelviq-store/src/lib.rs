@@ -18,12 +18,14 @@ mod migrations;
 mod orgs;
 mod plans;
 mod selling;
+mod usage;
 
 pub use changes::{Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
 pub use selling::{DocColumns, DocTable, Filter, StoredPaymentMethod, Work, TOPIC_ENTITLEMENTS};
+pub use usage::{change_subject, Counter, CounterChange, TOPIC_USAGE};
 
 use kelviq_core::Tenant;
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -272,7 +272,7 @@ impl Store {
 
     /// Starts a unit of work for a tenant.
     pub async fn begin(&self, tenant: &Tenant) -> Result<Work> {
-        Ok(Work { tx: self.write.begin().await?, backend: self.backend, tenant: tenant.clone() })
+        Ok(Work { tx: self.write.begin().await?, backend: self.backend, tenant: tenant.clone(), changed: Vec::new() })
     }
 }
 
@@ -304,6 +304,8 @@ pub struct Work {
     tx: Transaction<'static, Any>,
     backend: Backend,
     tenant: Tenant,
+    /// Customers whose entitlements this work changed.
+    changed: Vec<(Tenant, String)>,
 }
 
 impl Work {
@@ -311,13 +313,23 @@ impl Work {
         &self.tenant
     }
 
+    pub(crate) fn changed_customer(&mut self, customer_id: &str) {
+        self.changed.push((self.tenant.clone(), customer_id.to_string()));
+    }
+
+    pub(crate) fn set_tenant(&mut self, tenant: Tenant) {
+        self.tenant = tenant;
+    }
+
     pub(crate) fn backend(&self) -> Backend {
         self.backend
     }
 
-    pub async fn commit(self) -> Result<()> {
+    /// Commits; returns the customers whose entitlements changed, so that
+    /// this process can forget what it cached about them at once.
+    pub async fn commit(self) -> Result<Vec<(Tenant, String)>> {
         self.tx.commit().await?;
-        Ok(())
+        Ok(self.changed)
     }
 
     /// Reads a document and locks its row until the work ends.
@@ -496,6 +508,7 @@ impl Work {
 
     /// Tells every server process that a customer's entitlements changed.
     pub async fn entitlements_changed(&mut self, customer_id: &str, now: DateTime<Utc>) -> Result<()> {
+        self.changed.push((self.tenant.clone(), customer_id.to_string()));
         let subject = format!("{}:{}:{customer_id}", self.tenant.org_id, self.tenant.env.as_str());
         record_change(&mut self.tx, self.backend, TOPIC_ENTITLEMENTS, &subject, now).await
     }

@@ -180,7 +180,7 @@ async fn buy_with_saved_method(
     let parties = Parties { customer, product_name: product_name.unwrap_or_default() };
     let (sub, _) =
         selling::buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|m| (m.id, &mut m.doc)), now).await?;
-    w.commit().await?;
+    selling::finish(state, w).await?;
     Ok(sub)
 }
 

@@ -1,0 +1,330 @@
+//! The in-memory entitlement state behind the edge check.
+//!
+//! Per customer: what their live subscriptions and overrides grant (one
+//! [`Grant`] per granting row) and their usage counters. Built from the
+//! database on first use, changed in place by this process's usage writes,
+//! and dropped (to be rebuilt on the next check) when the change feed says a
+//! customer's subscriptions, overrides or usage changed, here or in another
+//! process. A check that finds its customer in memory touches no database.
+
+use crate::app::AppState;
+use crate::error::ApiResult;
+use crate::selling::live_subscriptions;
+use chrono::{DateTime, Utc};
+use kelviq_core::catalog::FeatureType;
+use kelviq_core::entitlements::{boolean_row, customizable_row, meter_row, meter_window, rollover_carry, RowState};
+use kelviq_core::plans::EntitlementDetails;
+use kelviq_core::timefmt::{from_micros, reset_at, to_micros};
+use kelviq_core::{Environment, Tenant};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// What one granting row gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub feature: String,
+    pub feature_type: FeatureType,
+    pub details: EntitlementDetails,
+    /// METER: the period limit before rollover (`None`: unlimited).
+    pub limit: Option<i64>,
+    /// Where the meter's periods are counted from.
+    pub anchor: DateTime<Utc>,
+    pub subscription_id: Option<uuid::Uuid>,
+    pub overridden: bool,
+}
+
+impl Grant {
+    /// The usage period at `now` as (start in microseconds, 0 for never; end).
+    pub fn window(&self, now: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
+        match meter_window(self.details.reset.as_deref(), self.details.reset_time.as_deref(), self.anchor, now) {
+            Some((start, end)) => (to_micros(start), Some(end)),
+            None => (0, None),
+        }
+    }
+
+    fn rollover(&self) -> Option<(i64, Option<i64>)> {
+        let r = self.details.rollover.as_ref()?;
+        Some((r["percentage"].as_i64()?, r["limit"].as_i64()))
+    }
+
+    /// Usage-alert thresholds: kind and values.
+    pub fn alerts(&self) -> Option<(String, Vec<i64>)> {
+        let a = self.details.usage_alerts.as_ref()?;
+        let kind = a["threshold_type"].as_str().unwrap_or("PERCENTAGE").to_string();
+        let values = a["thresholds"].as_array()?.iter().filter_map(Value::as_i64).collect();
+        Some((kind, values))
+    }
+}
+
+/// A customer's entitlement state.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerState {
+    pub grants: Vec<Grant>,
+    /// (feature, period start) → usage.
+    pub counters: HashMap<(String, i64), i64>,
+}
+
+/// One row of the check, as computed at an instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub feature_id: String,
+    pub feature_type: FeatureType,
+    pub state: RowState,
+    pub reset_at: Option<DateTime<Utc>>,
+    pub overridden: bool,
+}
+
+impl Row {
+    pub fn to_wire(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("featureId".into(), json!(self.feature_id));
+        out.insert("featureType".into(), json!(self.feature_type.as_str()));
+        out.insert("hasAccess".into(), json!(self.state.has_access));
+        if self.feature_type != FeatureType::Boolean {
+            out.insert("resetAt".into(), json!(self.reset_at.map(reset_at)));
+            out.insert("hardLimit".into(), json!(self.state.hard_limit));
+            out.insert("usageLimit".into(), json!(self.state.usage_limit));
+            out.insert("currentUsage".into(), json!(self.state.current_usage));
+            out.insert("remaining".into(), json!(self.state.remaining));
+        }
+        if self.overridden {
+            out.insert("isOverridden".into(), json!(true));
+        }
+        Value::Object(out)
+    }
+}
+
+impl CustomerState {
+    pub fn usage(&self, feature: &str, period_start: i64) -> i64 {
+        self.counters.get(&(feature.to_string(), period_start)).copied().unwrap_or(0)
+    }
+
+    /// The grants of one feature, in order.
+    pub fn grants_of<'a>(&'a self, feature: &'a str) -> impl Iterator<Item = &'a Grant> + 'a {
+        self.grants.iter().filter(move |g| g.feature == feature)
+    }
+
+    /// The feature's usage period: its first grant's (where usage is counted).
+    pub fn counting_window(&self, feature: &str, now: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
+        self.grants_of(feature).next().map_or((0, None), |g| g.window(now))
+    }
+
+    /// A grant's limit for the period at `now`, with what rolled over.
+    fn period_limit(&self, g: &Grant, now: DateTime<Utc>) -> Option<i64> {
+        let limit = g.limit?;
+        let carried = match (g.rollover(), g.window(now)) {
+            (Some((pct, cap)), (start, _)) if start > 0 => {
+                let previous = g.window(from_micros(start) - chrono::Duration::microseconds(1)).0;
+                rollover_carry(limit, self.usage(&g.feature, previous), pct, cap)
+            }
+            _ => 0,
+        };
+        Some(limit + carried)
+    }
+
+    /// The feature's combined limit at `now` (`None`: unlimited) and whether any grant is a hard limit.
+    pub fn feature_limit(&self, feature: &str, now: DateTime<Utc>) -> (Option<i64>, bool) {
+        let mut total = Some(0i64);
+        let mut hard = false;
+        for g in self.grants_of(feature) {
+            hard |= g.details.hard_limit;
+            total = match (total, self.period_limit(g, now)) {
+                (Some(t), Some(l)) => Some(t + l),
+                _ => None,
+            };
+        }
+        (total, hard)
+    }
+
+    /// The check's rows at `now`. A feature's usage is counted once, in its
+    /// first grant's period, and shown across its rows in order: each row up
+    /// to its limit, the last (or an unlimited) row takes the rest, so the
+    /// rows add up to the customer's usage.
+    pub fn rows(&self, now: DateTime<Utc>) -> Vec<Row> {
+        let mut left: HashMap<&str, i64> = HashMap::new();
+        let mut out = Vec::with_capacity(self.grants.len());
+        for (i, g) in self.grants.iter().enumerate() {
+            let (state, reset) = match g.feature_type {
+                FeatureType::Boolean => (boolean_row(g.details.value.as_bool().unwrap_or(false)), None),
+                FeatureType::Customizable => (customizable_row(g.details.value.as_i64()), None),
+                FeatureType::Meter => {
+                    let remaining_usage = *left.entry(g.feature.as_str()).or_insert_with(|| {
+                        let (start, _) = self.counting_window(&g.feature, now);
+                        self.usage(&g.feature, start)
+                    });
+                    let limit = self.period_limit(g, now);
+                    let last = !self.grants[i + 1..].iter().any(|o| o.feature == g.feature);
+                    let used = match limit {
+                        Some(l) if !last => remaining_usage.min(l).max(0),
+                        _ => remaining_usage,
+                    };
+                    left.insert(g.feature.as_str(), remaining_usage - used);
+                    // `meter_row` adds the carry to the limit itself; pass it apart.
+                    let row = match (g.limit, limit) {
+                        (Some(base), Some(l)) => meter_row(Some(base), l - base, used, g.details.hard_limit),
+                        _ => meter_row(None, 0, used, g.details.hard_limit),
+                    };
+                    (row, g.window(now).1)
+                }
+            };
+            out.push(Row {
+                feature_id: g.feature.clone(),
+                feature_type: g.feature_type,
+                state,
+                reset_at: reset,
+                overridden: g.overridden,
+            });
+        }
+        out
+    }
+}
+
+type Key = (uuid::Uuid, Environment, String);
+
+/// Every cached customer state of this process.
+#[derive(Default)]
+pub struct Engine {
+    customers: RwLock<HashMap<Key, Arc<CustomerState>>>,
+}
+
+fn key(tenant: &Tenant, customer_id: &str) -> Key {
+    (tenant.org_id, tenant.env, customer_id.to_string())
+}
+
+impl Engine {
+    pub fn get(&self, tenant: &Tenant, customer_id: &str) -> Option<Arc<CustomerState>> {
+        self.customers.read().unwrap_or_else(|e| e.into_inner()).get(&key(tenant, customer_id)).cloned()
+    }
+
+    pub fn evict(&self, org: uuid::Uuid, env: Environment, customer_id: &str) {
+        self.customers.write().unwrap_or_else(|e| e.into_inner()).remove(&(org, env, customer_id.to_string()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.customers.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(&self, tenant: &Tenant, customer_id: &str, state: Arc<CustomerState>) {
+        self.customers.write().unwrap_or_else(|e| e.into_inner()).insert(key(tenant, customer_id), state);
+    }
+
+    /// Records counters this process just committed into a cached state.
+    pub fn apply_counters(&self, tenant: &Tenant, customer_id: &str, values: &[(String, i64, i64)]) {
+        let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(state) = map.get_mut(&key(tenant, customer_id)) {
+            let s = Arc::make_mut(state);
+            for (feature, start, value) in values {
+                s.counters.insert((feature.clone(), *start), *value);
+            }
+        }
+    }
+}
+
+/// The customer's state, from memory or built from the database; `None` for
+/// an unknown customer.
+pub async fn load(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Option<Arc<CustomerState>>> {
+    if let Some(s) = state.entitlements.get(tenant, customer_id) {
+        return Ok(Some(s));
+    }
+    let Some(built) = build(state, tenant, customer_id).await? else { return Ok(None) };
+    let built = Arc::new(built);
+    state.entitlements.insert(tenant, customer_id, built.clone());
+    Ok(Some(built))
+}
+
+async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Option<CustomerState>> {
+    let Some(customer) = state.store.find_customer(tenant, customer_id).await? else { return Ok(None) };
+    let mut subs = live_subscriptions(state, tenant, customer_id).await?;
+    subs.reverse(); // oldest first: the base plan's rows before add-ons'
+    let features = state.store.features_by_id(tenant).await?;
+    let by_identifier: HashMap<&str, &kelviq_core::catalog::Feature> =
+        features.values().map(|f| (f.identifier.as_str(), f)).collect();
+    let mut plans: HashMap<uuid::Uuid, Vec<kelviq_core::plans::EffectiveEntitlement>> = HashMap::new();
+    let mut grants = Vec::new();
+    for sub in &subs {
+        if let std::collections::hash_map::Entry::Vacant(slot) = plans.entry(sub.plan_id) {
+            let resolved = match state.store.find_plan_version(tenant, sub.plan_id).await? {
+                Some(plan) => state.store.effective_entitlements(tenant, &plan).await?,
+                None => Vec::new(),
+            };
+            slot.insert(resolved);
+        }
+        for e in &plans[&sub.plan_id] {
+            let Some(feature) = features.get(&e.feature_id) else { continue };
+            let bought = sub.features.iter().find(|q| q.identifier == feature.identifier).map(|q| q.quantity as i64);
+            let limit = if e.details.has_unlimited_usage { None } else { bought.or(e.details.value.as_i64()) };
+            grants.push(Grant {
+                feature: feature.identifier.clone(),
+                feature_type: feature.feature_type,
+                details: e.details.clone(),
+                limit,
+                anchor: sub.started_at,
+                subscription_id: Some(sub.id),
+                overridden: false,
+            });
+        }
+    }
+    // Overrides replace what the plans grant for a feature (or grant it alone).
+    for (feature, doc) in state.store.overrides(tenant, customer_id).await? {
+        let Some(f) = by_identifier.get(feature.as_str()) else { continue };
+        let first = grants.iter().position(|g| g.feature == feature);
+        let base = first.map(|i| grants[i].clone());
+        grants.retain(|g| g.feature != feature);
+        let details = override_details(f.feature_type, &doc, base.as_ref().map(|b| &b.details));
+        let limit = match f.feature_type {
+            FeatureType::Meter if details.has_unlimited_usage => None,
+            FeatureType::Meter => details.value.as_i64(),
+            _ => None,
+        };
+        let grant = Grant {
+            feature: feature.clone(),
+            feature_type: f.feature_type,
+            details,
+            limit,
+            anchor: base.as_ref().map_or(customer.created_at, |b| b.anchor),
+            subscription_id: base.and_then(|b| b.subscription_id),
+            overridden: true,
+        };
+        grants.insert(first.unwrap_or(grants.len()).min(grants.len()), grant);
+    }
+    let counters = state
+        .store
+        .counters(tenant, customer_id)
+        .await?
+        .into_iter()
+        .map(|c| ((c.feature, c.period_start), c.value))
+        .collect();
+    Ok(Some(CustomerState { grants, counters }))
+}
+
+/// An override's details: the plan's settings with the overridden values.
+fn override_details(ty: FeatureType, doc: &Value, base: Option<&EntitlementDetails>) -> EntitlementDetails {
+    let mut d = base.cloned().unwrap_or(EntitlementDetails {
+        value: Value::Null,
+        has_unlimited_usage: false,
+        reset: (ty == FeatureType::Meter).then(|| "NEVER".to_string()),
+        reset_time: None,
+        hard_limit: false,
+        rollover: None,
+        usage_alerts: None,
+    });
+    if let Some(v) = doc.get("value").filter(|v| !v.is_null()) {
+        d.value = v.clone();
+        d.has_unlimited_usage = false;
+    }
+    if let Some(u) = doc.get("has_unlimited_usage").and_then(Value::as_bool) {
+        d.has_unlimited_usage = u;
+    }
+    if let Some(h) = doc.get("hard_limit").and_then(Value::as_bool) {
+        d.hard_limit = h;
+    }
+    if let Some(r) = doc.get("reset").and_then(Value::as_str) {
+        d.reset = Some(r.to_string());
+    }
+    d
+}

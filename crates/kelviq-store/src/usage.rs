@@ -1,0 +1,358 @@
+//! Usage metering storage: counters, raw events, idempotency keys and
+//! entitlement overrides. Writes go through a [`Work`], which the server's
+//! ingest loop commits for many requests at once (group commit).
+
+use crate::changes::record_change;
+use crate::{tenant_binds, Result, Store, Work};
+use chrono::{DateTime, Utc};
+use kelviq_core::timefmt::to_micros;
+use kelviq_core::Tenant;
+use sqlx::Row;
+
+/// Topic of usage changes; the subject is `{org}:{env}:` followed by the
+/// customer ids, one per line.
+pub const TOPIC_USAGE: &str = "usage";
+
+/// A stored counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub feature: String,
+    pub period_start: i64,
+    pub value: i64,
+    pub value_at: i64,
+    pub alerts: String,
+}
+
+/// What to do to a counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CounterChange {
+    Set(i64),
+    Add(i64),
+    Max(i64),
+    /// The value of an event at this instant (microseconds); older events lose.
+    Latest(i64, i64),
+    /// A distinct value for a UNIQUE_COUNT meter.
+    Unique(String),
+}
+
+impl Store {
+    /// Every counter of a customer for the given periods (feature, period start).
+    pub async fn counters(&self, tenant: &Tenant, customer_id: &str) -> Result<Vec<Counter>> {
+        let (org, env) = tenant_binds(tenant);
+        let rows = sqlx::query(
+            "SELECT feature, period_start, value, value_at, alerts FROM usage_counters \
+             WHERE org_id = $1 AND environment = $2 AND customer_id = $3",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Counter {
+                    feature: r.try_get("feature")?,
+                    period_start: r.try_get("period_start")?,
+                    value: r.try_get("value")?,
+                    value_at: r.try_get("value_at")?,
+                    alerts: r.try_get("alerts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// A customer's overrides: feature identifier → document.
+    pub async fn overrides(&self, tenant: &Tenant, customer_id: &str) -> Result<Vec<(String, serde_json::Value)>> {
+        let (org, env) = tenant_binds(tenant);
+        let rows = sqlx::query(
+            "SELECT feature, doc FROM entitlement_overrides WHERE org_id = $1 AND environment = $2 AND customer_id = $3 \
+             ORDER BY feature",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("feature")?, crate::json_col(r, "doc")?))).collect()
+    }
+
+    /// How many raw events the tenant has stored (for tests and operators).
+    pub async fn count_raw_events(&self, tenant: &Tenant, customer_id: Option<&str>) -> Result<i64> {
+        let (org, env) = tenant_binds(tenant);
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM raw_events WHERE org_id = $1 AND environment = $2 AND ($3 = '' OR customer_id = $3)",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(customer_id.unwrap_or(""))
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+impl Work {
+    /// Works for another tenant from here on (one group commit spans tenants).
+    pub fn switch_tenant(&mut self, tenant: &Tenant) {
+        self.set_tenant(tenant.clone());
+    }
+
+    /// Claims an idempotency key with the answer to give; if the key was
+    /// already used, returns the answer first given instead.
+    pub async fn claim_key(
+        &mut self,
+        kind: &str,
+        key: &str,
+        response: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        let (org, env) = tenant_binds(self.tenant());
+        let existing = sqlx::query(
+            "SELECT response FROM ingest_keys WHERE org_id = $1 AND environment = $2 AND kind = $3 AND idempotency_key = $4",
+        )
+        .bind(&org)
+        .bind(env)
+        .bind(kind)
+        .bind(key)
+        .fetch_optional(&mut **self.tx())
+        .await?;
+        if let Some(row) = existing {
+            return Ok(Some(row.try_get("response")?));
+        }
+        sqlx::query(
+            "INSERT INTO ingest_keys (org_id, environment, kind, idempotency_key, response, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&org)
+        .bind(env)
+        .bind(kind)
+        .bind(key)
+        .bind(response)
+        .bind(to_micros(now))
+        .execute(&mut **self.tx())
+        .await?;
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_raw_event(
+        &mut self,
+        customer_id: &str,
+        event_name: &str,
+        key: &str,
+        at: DateTime<Utc>,
+        resource_id: Option<&str>,
+        properties: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (org, env) = tenant_binds(self.tenant());
+        sqlx::query(
+            "INSERT INTO raw_events (org_id, environment, customer_id, event_name, idempotency_key, event_at, resource_id, \
+             properties, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .bind(event_name)
+        .bind(key)
+        .bind(to_micros(at))
+        .bind(resource_id)
+        .bind(properties.to_string())
+        .bind(to_micros(now))
+        .execute(&mut **self.tx())
+        .await?;
+        Ok(())
+    }
+
+    /// A counter, locked for the rest of the work (`None`: never written).
+    pub async fn lock_counter(
+        &mut self,
+        customer_id: &str,
+        feature: &str,
+        period_start: i64,
+    ) -> Result<Option<Counter>> {
+        let (org, env) = tenant_binds(self.tenant());
+        let row = sqlx::query(&format!(
+            "SELECT feature, period_start, value, value_at, alerts FROM usage_counters \
+             WHERE org_id = $1 AND environment = $2 AND customer_id = $3 AND feature = $4 AND period_start = $5{}",
+            self.backend().for_update()
+        ))
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .bind(feature)
+        .bind(period_start)
+        .fetch_optional(&mut **self.tx())
+        .await?;
+        row.map(|r| {
+            Ok(Counter {
+                feature: r.try_get("feature")?,
+                period_start: r.try_get("period_start")?,
+                value: r.try_get("value")?,
+                value_at: r.try_get("value_at")?,
+                alerts: r.try_get("alerts")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Applies a change to a counter; returns the value before and after.
+    pub async fn change_counter(
+        &mut self,
+        customer_id: &str,
+        feature: &str,
+        period_start: i64,
+        change: &CounterChange,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, i64)> {
+        let current = self.lock_counter(customer_id, feature, period_start).await?;
+        let before = current.as_ref().map_or(0, |c| c.value);
+        let value_at = current.as_ref().map_or(i64::MIN, |c| c.value_at);
+        let (after, at) = match change {
+            CounterChange::Set(v) => (*v, value_at),
+            CounterChange::Add(n) => (before.saturating_add(*n), value_at),
+            CounterChange::Max(n) => (if current.is_some() { before.max(*n) } else { *n }, value_at),
+            CounterChange::Latest(v, t) if *t >= value_at => (*v, *t),
+            CounterChange::Latest(..) => (before, value_at),
+            CounterChange::Unique(value) => {
+                let (org, env) = tenant_binds(self.tenant());
+                let inserted = sqlx::query(
+                    "INSERT INTO meter_uniques (org_id, environment, customer_id, feature, period_start, value) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(org)
+                .bind(env)
+                .bind(customer_id)
+                .bind(feature)
+                .bind(period_start)
+                .bind(value)
+                .execute(&mut **self.tx())
+                .await?;
+                (before + inserted.rows_affected() as i64, value_at)
+            }
+        };
+        if current.is_some() && after == before && at == value_at {
+            return Ok((before, after));
+        }
+        self.write_counter(customer_id, feature, period_start, after, at, current.map(|c| c.alerts), now).await?;
+        Ok((before, after))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_counter(
+        &mut self,
+        customer_id: &str,
+        feature: &str,
+        period_start: i64,
+        value: i64,
+        value_at: i64,
+        existing_alerts: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (org, env) = tenant_binds(self.tenant());
+        let q = if existing_alerts.is_some() {
+            sqlx::query(
+                "UPDATE usage_counters SET value = $1, value_at = $2, updated_at = $3 \
+                 WHERE org_id = $4 AND environment = $5 AND customer_id = $6 AND feature = $7 AND period_start = $8",
+            )
+        } else {
+            sqlx::query(
+                "INSERT INTO usage_counters (value, value_at, updated_at, org_id, environment, customer_id, feature, \
+                 period_start, alerts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '')",
+            )
+        };
+        q.bind(value)
+            .bind(value_at)
+            .bind(to_micros(now))
+            .bind(org)
+            .bind(env)
+            .bind(customer_id)
+            .bind(feature)
+            .bind(period_start)
+            .execute(&mut **self.tx())
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers which usage alerts were announced this period.
+    pub async fn set_counter_alerts(
+        &mut self,
+        customer_id: &str,
+        feature: &str,
+        period_start: i64,
+        alerts: &str,
+    ) -> Result<()> {
+        let (org, env) = tenant_binds(self.tenant());
+        sqlx::query(
+            "UPDATE usage_counters SET alerts = $1 \
+             WHERE org_id = $2 AND environment = $3 AND customer_id = $4 AND feature = $5 AND period_start = $6",
+        )
+        .bind(alerts)
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .bind(feature)
+        .bind(period_start)
+        .execute(&mut **self.tx())
+        .await?;
+        Ok(())
+    }
+
+    /// Tells every server process that these customers' usage changed.
+    pub async fn usage_changed(&mut self, customers: &[String], now: DateTime<Utc>) -> Result<()> {
+        if customers.is_empty() {
+            return Ok(());
+        }
+        for c in customers {
+            self.changed_customer(c);
+        }
+        let subject = format!("{}:{}:{}", self.tenant().org_id, self.tenant().env.as_str(), customers.join("\n"));
+        let backend = self.backend();
+        record_change(self.tx(), backend, TOPIC_USAGE, &subject, now).await
+    }
+
+    /// Sets (or, with `None`, removes) a customer's override of a feature.
+    pub async fn put_override(
+        &mut self,
+        customer_id: &str,
+        feature: &str,
+        doc: Option<&serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (org, env) = tenant_binds(self.tenant());
+        let deleted = sqlx::query(
+            "DELETE FROM entitlement_overrides WHERE org_id = $1 AND environment = $2 AND customer_id = $3 AND feature = $4",
+        )
+        .bind(&org)
+        .bind(env)
+        .bind(customer_id)
+        .bind(feature)
+        .execute(&mut **self.tx())
+        .await?;
+        if let Some(doc) = doc {
+            sqlx::query(
+                "INSERT INTO entitlement_overrides (org_id, environment, customer_id, feature, doc, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&org)
+            .bind(env)
+            .bind(customer_id)
+            .bind(feature)
+            .bind(doc.to_string())
+            .bind(to_micros(now))
+            .execute(&mut **self.tx())
+            .await?;
+        }
+        self.changed_customer(customer_id);
+        Ok(deleted.rows_affected() > 0)
+    }
+}
+
+/// Parses the subject of a [`TOPIC_USAGE`] or entitlements change.
+pub fn change_subject(subject: &str) -> Option<(uuid::Uuid, String, Vec<String>)> {
+    let mut parts = subject.splitn(3, ':');
+    let org = parts.next()?.parse().ok()?;
+    let env = parts.next()?.to_string();
+    let customers = parts.next()?.split('\n').map(str::to_string).collect();
+    Some((org, env, customers))
+}
