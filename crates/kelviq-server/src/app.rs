@@ -27,12 +27,24 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// In-memory entitlement state (see `entitlements`).
     pub entitlements: Arc<crate::entitlements::Engine>,
+    /// This process's name in the change feed.
+    pub origin: Arc<str>,
+    /// The usage writer (group commit), started by `serve`.
+    pub ingest: crate::ingest::Ingest,
 }
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
         let keys = Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_seconds)));
-        Self { store, clock, config: Arc::new(config), keys, entitlements: Arc::default() }
+        Self {
+            store,
+            clock,
+            config: Arc::new(config),
+            keys,
+            entitlements: Arc::default(),
+            origin: uuid::Uuid::new_v4().simple().to_string().into(),
+            ingest: crate::ingest::Ingest::default(),
+        }
     }
 }
 
@@ -111,6 +123,7 @@ pub async fn serve(
         let _ = stopping_tx.send(());
     };
     let follower = tokio::spawn(crate::changes::follow(state.clone()));
+    let writer = crate::ingest::spawn(state.clone());
     let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
     let scheduler = crate::selling::spawn_scheduler(state.clone(), scheduler_stop);
     let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(signal);
@@ -123,6 +136,8 @@ pub async fn serve(
         }
     }
     follower.abort();
+    // Every answered request's batch has committed; nothing is lost here.
+    writer.abort();
     let _ = stop_scheduler.send(true);
     let _ = scheduler.await;
     state.store.close().await;

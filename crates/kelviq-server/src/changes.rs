@@ -22,10 +22,14 @@ fn dispatch(state: &AppState, change: &Change) {
     if change.topic == TOPIC_API_KEY {
         state.keys.evict(&change.subject);
     } else if change.topic == TOPIC_ENTITLEMENTS || change.topic == TOPIC_USAGE {
-        if let Some((org, env, customers)) = change_subject(&change.subject) {
-            let Ok(env) = env.parse() else { return };
-            for c in customers {
-                state.entitlements.evict(org, env, &c);
+        if let Some(subject) = change_subject(&change.subject) {
+            // This process already applied its own usage writes in place.
+            if subject.origin.as_deref() == Some(&*state.origin) {
+                return;
+            }
+            let Ok(env) = subject.env.parse() else { return };
+            for c in &subject.customers {
+                state.entitlements.evict(subject.org, env, c);
             }
         }
     }

@@ -18,6 +18,8 @@ use kelviq_core::timefmt::{from_micros, reset_at, to_micros};
 use kelviq_core::{Environment, Tenant};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// What one granting row gives.
@@ -114,7 +116,8 @@ impl CustomerState {
     fn period_limit(&self, g: &Grant, now: DateTime<Utc>) -> Option<i64> {
         let limit = g.limit?;
         let carried = match (g.rollover(), g.window(now)) {
-            (Some((pct, cap)), (start, _)) if start > 0 => {
+            // Only periods the grant lived in carry anything over.
+            (Some((pct, cap)), (start, _)) if start > 0 && from_micros(start) > g.anchor => {
                 let previous = g.window(from_micros(start) - chrono::Duration::microseconds(1)).0;
                 rollover_carry(limit, self.usage(&g.feature, previous), pct, cap)
             }
@@ -182,10 +185,28 @@ impl CustomerState {
 
 type Key = (uuid::Uuid, Environment, String);
 
+/// How many write epochs customers are spread over.
+const EPOCHS: usize = 4096;
+
 /// Every cached customer state of this process.
-#[derive(Default)]
 pub struct Engine {
     customers: RwLock<HashMap<Key, Arc<CustomerState>>>,
+    /// Bumped whenever a customer's state is changed or dropped, so that a
+    /// state built from the database meanwhile is not cached (it may predate
+    /// the change).
+    epochs: Vec<AtomicU64>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine { customers: RwLock::default(), epochs: (0..EPOCHS).map(|_| AtomicU64::new(0)).collect() }
+    }
+}
+
+fn bucket(k: &Key) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    k.hash(&mut h);
+    (h.finish() % EPOCHS as u64) as usize
 }
 
 fn key(tenant: &Tenant, customer_id: &str) -> Key {
@@ -198,7 +219,14 @@ impl Engine {
     }
 
     pub fn evict(&self, org: uuid::Uuid, env: Environment, customer_id: &str) {
-        self.customers.write().unwrap_or_else(|e| e.into_inner()).remove(&(org, env, customer_id.to_string()));
+        let k = (org, env, customer_id.to_string());
+        let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
+        self.epochs[bucket(&k)].fetch_add(1, Ordering::SeqCst);
+        map.remove(&k);
+    }
+
+    fn epoch(&self, tenant: &Tenant, customer_id: &str) -> u64 {
+        self.epochs[bucket(&key(tenant, customer_id))].load(Ordering::SeqCst)
     }
 
     pub fn len(&self) -> usize {
@@ -209,14 +237,22 @@ impl Engine {
         self.len() == 0
     }
 
-    fn insert(&self, tenant: &Tenant, customer_id: &str, state: Arc<CustomerState>) {
-        self.customers.write().unwrap_or_else(|e| e.into_inner()).insert(key(tenant, customer_id), state);
+    /// Caches a state built from the database unless the customer changed
+    /// since `epoch` was read (checked under the lock writers take too).
+    fn insert_unless_changed(&self, tenant: &Tenant, customer_id: &str, state: Arc<CustomerState>, epoch: u64) {
+        let k = key(tenant, customer_id);
+        let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
+        if self.epochs[bucket(&k)].load(Ordering::SeqCst) == epoch {
+            map.insert(k, state);
+        }
     }
 
     /// Records counters this process just committed into a cached state.
     pub fn apply_counters(&self, tenant: &Tenant, customer_id: &str, values: &[(String, i64, i64)]) {
+        let k = key(tenant, customer_id);
         let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(state) = map.get_mut(&key(tenant, customer_id)) {
+        self.epochs[bucket(&k)].fetch_add(1, Ordering::SeqCst);
+        if let Some(state) = map.get_mut(&k) {
             let s = Arc::make_mut(state);
             for (feature, start, value) in values {
                 s.counters.insert((feature.clone(), *start), *value);
@@ -231,9 +267,10 @@ pub async fn load(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiRe
     if let Some(s) = state.entitlements.get(tenant, customer_id) {
         return Ok(Some(s));
     }
+    let epoch = state.entitlements.epoch(tenant, customer_id);
     let Some(built) = build(state, tenant, customer_id).await? else { return Ok(None) };
     let built = Arc::new(built);
-    state.entitlements.insert(tenant, customer_id, built.clone());
+    state.entitlements.insert_unless_changed(tenant, customer_id, built.clone(), epoch);
     Ok(Some(built))
 }
 

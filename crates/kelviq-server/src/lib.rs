@@ -10,6 +10,7 @@ pub mod config;
 pub mod entitlements;
 pub mod error;
 pub mod extract;
+pub mod ingest;
 pub mod media;
 pub mod metrics;
 pub mod payments;

@@ -25,7 +25,7 @@ pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
 pub use selling::{DocColumns, DocTable, Filter, StoredPaymentMethod, Work, TOPIC_ENTITLEMENTS};
-pub use usage::{change_subject, Counter, CounterChange, TOPIC_USAGE};
+pub use usage::{change_subject, ChangeSubject, Counter, CounterChange, TOPIC_USAGE};
 
 use kelviq_core::Tenant;
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -97,15 +97,8 @@ impl Work {
         self.set_tenant(tenant.clone());
     }
 
-    /// Claims an idempotency key with the answer to give; if the key was
-    /// already used, returns the answer first given instead.
-    pub async fn claim_key(
-        &mut self,
-        kind: &str,
-        key: &str,
-        response: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<String>> {
+    /// The answer first given for an idempotency key, if it was used.
+    pub async fn find_key(&mut self, kind: &str, key: &str) -> Result<Option<String>> {
         let (org, env) = tenant_binds(self.tenant());
         let existing = sqlx::query(
             "SELECT response FROM ingest_keys WHERE org_id = $1 AND environment = $2 AND kind = $3 AND idempotency_key = $4",
@@ -116,9 +109,12 @@ impl Work {
         .bind(key)
         .fetch_optional(&mut **self.tx())
         .await?;
-        if let Some(row) = existing {
-            return Ok(Some(row.try_get("response")?));
-        }
+        existing.map(|row| Ok(row.try_get("response")?)).transpose()
+    }
+
+    /// Records the answer given for an idempotency key.
+    pub async fn save_key(&mut self, kind: &str, key: &str, response: &str, now: DateTime<Utc>) -> Result<()> {
+        let (org, env) = tenant_binds(self.tenant());
         sqlx::query(
             "INSERT INTO ingest_keys (org_id, environment, kind, idempotency_key, response, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -131,7 +127,7 @@ impl Work {
         .bind(to_micros(now))
         .execute(&mut **self.tx())
         .await?;
-        Ok(None)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -196,7 +192,8 @@ impl Work {
         .transpose()
     }
 
-    /// Applies a change to a counter; returns the value before and after.
+    /// Applies a change to a counter; returns the value before and after and
+    /// the alerts already announced this period.
     pub async fn change_counter(
         &mut self,
         customer_id: &str,
@@ -204,8 +201,9 @@ impl Work {
         period_start: i64,
         change: &CounterChange,
         now: DateTime<Utc>,
-    ) -> Result<(i64, i64)> {
+    ) -> Result<(i64, i64, String)> {
         let current = self.lock_counter(customer_id, feature, period_start).await?;
+        let alerts = current.as_ref().map(|c| c.alerts.clone()).unwrap_or_default();
         let before = current.as_ref().map_or(0, |c| c.value);
         let value_at = current.as_ref().map_or(i64::MIN, |c| c.value_at);
         let (after, at) = match change {
@@ -232,10 +230,10 @@ impl Work {
             }
         };
         if current.is_some() && after == before && at == value_at {
-            return Ok((before, after));
+            return Ok((before, after, alerts));
         }
         self.write_counter(customer_id, feature, period_start, after, at, current.map(|c| c.alerts), now).await?;
-        Ok((before, after))
+        Ok((before, after, alerts))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -298,15 +296,14 @@ impl Work {
         Ok(())
     }
 
-    /// Tells every server process that these customers' usage changed.
-    pub async fn usage_changed(&mut self, customers: &[String], now: DateTime<Utc>) -> Result<()> {
+    /// Tells every other server process that these customers' usage changed
+    /// (`origin` names this process, which updates its own state in place).
+    pub async fn usage_changed(&mut self, customers: &[String], origin: &str, now: DateTime<Utc>) -> Result<()> {
         if customers.is_empty() {
             return Ok(());
         }
-        for c in customers {
-            self.changed_customer(c);
-        }
-        let subject = format!("{}:{}:{}", self.tenant().org_id, self.tenant().env.as_str(), customers.join("\n"));
+        let subject =
+            format!("{}:{}:@{origin}\n{}", self.tenant().org_id, self.tenant().env.as_str(), customers.join("\n"));
         let backend = self.backend();
         record_change(self.tx(), backend, TOPIC_USAGE, &subject, now).await
     }
@@ -348,11 +345,21 @@ impl Work {
     }
 }
 
-/// Parses the subject of a [`TOPIC_USAGE`] or entitlements change.
-pub fn change_subject(subject: &str) -> Option<(uuid::Uuid, String, Vec<String>)> {
+/// A parsed [`TOPIC_USAGE`] or entitlements change subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSubject {
+    pub org: uuid::Uuid,
+    pub env: String,
+    /// The process that made the change, when it says.
+    pub origin: Option<String>,
+    pub customers: Vec<String>,
+}
+
+pub fn change_subject(subject: &str) -> Option<ChangeSubject> {
     let mut parts = subject.splitn(3, ':');
     let org = parts.next()?.parse().ok()?;
     let env = parts.next()?.to_string();
-    let customers = parts.next()?.split('\n').map(str::to_string).collect();
-    Some((org, env, customers))
+    let mut lines = parts.next()?.split('\n').peekable();
+    let origin = lines.next_if(|l| l.starts_with('@')).map(|l| l[1..].to_string());
+    Some(ChangeSubject { org, env, origin, customers: lines.map(str::to_string).collect() })
 }

@@ -10,6 +10,7 @@ pub mod media;
 pub mod money;
 pub mod openapi;
 pub mod plans;
+pub mod reporting;
 pub mod selling_wire;
 pub mod subscriptions;
 
@@ -25,6 +26,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(media::router())
         .merge(checkout::router())
         .merge(entitlements::router())
+        .merge(reporting::router())
         .merge(subscriptions::router())
         .merge(money::router())
         .merge(openapi::router())

@@ -1,0 +1,575 @@
+//! Usage reporting (spec §1.4): pre-aggregated usage (`SET`/`DELTA`), raw
+//! events feeding RAW_EVENTS meters, a batch of events, the atomic consume,
+//! and the admin overrides of a customer's entitlements.
+
+use crate::app::AppState;
+use crate::entitlements::{self, CustomerState};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, ServerCaller};
+use crate::ingest::{AlertSpec, Op, RawEvent, Target};
+use crate::selling::tenant_now;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use kelviq_core::catalog::{Feature, FeatureType};
+use kelviq_core::ids::hex32;
+use kelviq_core::meters::{matches, step, Step};
+use kelviq_core::timefmt::{from_micros, parse_report_timestamp, report_timestamp};
+use kelviq_core::{FieldErrors, Tenant};
+use kelviq_store::CounterChange;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/report/usage", post(report_usage))
+        .route("/report/event", post(report_event))
+        .route("/report/events/batch", post(report_events_batch))
+        .route("/entitlements/consume", post(consume))
+        .route("/customers/{customer_id}/entitlements/{feature}/override", put(set_override).delete(revert_override))
+        .route("/customers/{customer_id}/entitlements/{feature}/reset", post(reset_usage))
+}
+
+/// How long a tenant's features are trusted before they are read again
+/// (catalog changes reach ingestion within this time).
+const CATALOG_TTL: Duration = Duration::from_secs(1);
+
+/// The tenant's features, by identifier.
+#[derive(Debug)]
+pub struct TenantCatalog {
+    pub features: HashMap<String, Feature>,
+}
+
+impl TenantCatalog {
+    /// RAW_EVENTS meters: identifier, aggregation function, field, filters.
+    fn meters(&self) -> impl Iterator<Item = (&Feature, &str, Option<&str>, Option<&Value>)> {
+        self.features.values().filter_map(|f| {
+            let meter = f.meter.as_ref()?;
+            let function = meter["aggregation"]["function"].as_str()?;
+            Some((f, function, meter["aggregation"]["field"].as_str(), meter.get("filters")))
+        })
+    }
+}
+
+type CatalogCache = Mutex<HashMap<(uuid::Uuid, &'static str), (Instant, Arc<TenantCatalog>)>>;
+
+fn catalog_cache() -> &'static CatalogCache {
+    static CACHE: std::sync::OnceLock<CatalogCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+pub async fn tenant_catalog(state: &AppState, tenant: &Tenant) -> ApiResult<Arc<TenantCatalog>> {
+    let k = (tenant.org_id, tenant.env.as_str());
+    if let Some((at, c)) = catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).get(&k) {
+        if at.elapsed() < CATALOG_TTL {
+            return Ok(c.clone());
+        }
+    }
+    let features = state
+        .store
+        .features_by_id(tenant)
+        .await?
+        .into_values()
+        .filter(|f| f.archived_at.is_none())
+        .map(|f| (f.identifier.clone(), f))
+        .collect();
+    let c = Arc::new(TenantCatalog { features });
+    catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).insert(k, (Instant::now(), c.clone()));
+    Ok(c)
+}
+
+fn feature_object(f: &Feature) -> Value {
+    json!({"id": f.id.to_string(), "name": f.name, "identifier": f.identifier, "feature_type": f.feature_type.as_str()})
+}
+
+/// The alert settings of a feature's first grant, with the feature's limit.
+fn alert_spec(customer: &CustomerState, f: &Feature, now: DateTime<Utc>) -> Option<AlertSpec> {
+    let g = customer.grants_of(&f.identifier).next()?;
+    let (kind, thresholds) = g.alerts()?;
+    let (limit, _) = customer.feature_limit(&f.identifier, now);
+    Some(AlertSpec {
+        kind,
+        thresholds,
+        limit,
+        feature: feature_object(f),
+        subscription_id: g.subscription_id,
+        period_end: g.window(now).1,
+    })
+}
+
+async fn customer(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Arc<CustomerState>> {
+    entitlements::load(state, tenant, customer_id)
+        .await?
+        .ok_or_else(|| ApiError::field("customer_id", format!("Customer \"{customer_id}\" does not exist.")))
+}
+
+fn org_id(tenant: &Tenant) -> String {
+    tenant.org_seq.to_string()
+}
+
+/// Body of `POST /report/usage/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UsageIn {
+    #[schema(value_type = i64)]
+    pub value: Option<Value>,
+    pub customer_id: Option<String>,
+    /// The feature's identifier.
+    pub feature_id: Option<String>,
+    /// SET (replace) or DELTA (add).
+    pub behaviour: Option<String>,
+    pub resource_id: Option<String>,
+    /// Optional (beyond Kelviq): a repeated key is not counted again.
+    pub idempotency_key: Option<String>,
+}
+
+fn required(v: &Option<String>, field: &str, errors: &mut FieldErrors) -> String {
+    match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => s.to_string(),
+        None => {
+            errors.add(field, "This field is required.");
+            String::new()
+        }
+    }
+}
+
+/// A meter feature of the tenant, or a 400 naming `featureId`.
+fn meter_feature<'a>(catalog: &'a TenantCatalog, identifier: &str) -> ApiResult<&'a Feature> {
+    let f = catalog
+        .features
+        .get(identifier)
+        .ok_or_else(|| ApiError::field("feature_id", format!("Feature \"{identifier}\" does not exist.")))?;
+    if f.feature_type != FeatureType::Meter {
+        return Err(ApiError::field("feature_id", format!("Feature \"{identifier}\" is not a METER feature.")));
+    }
+    Ok(f)
+}
+
+/// Report usage of a meter feature: `SET` replaces, `DELTA` adds.
+#[utoipa::path(post, path = "/api/v1/report/usage/", tag = "reporting", request_body = UsageIn, security(("bearer" = [])),
+    responses((status = 200, description = "The report, with `orgId`, `eventName`, `idempotencyKey`, `timestamp`"), (status = 400), (status = 401)))]
+pub async fn report_usage(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<UsageIn>,
+) -> ApiResult<Json<Value>> {
+    let mut errors = FieldErrors::new();
+    let customer_id = required(&input.customer_id, "customer_id", &mut errors);
+    let feature_id = required(&input.feature_id, "feature_id", &mut errors);
+    let behaviour = required(&input.behaviour, "behaviour", &mut errors).to_ascii_uppercase();
+    if !behaviour.is_empty() && behaviour != "SET" && behaviour != "DELTA" {
+        errors.add("behaviour", format!("\"{behaviour}\" is not a valid choice: SET or DELTA."));
+    }
+    let value = match input.value.as_ref() {
+        None | Some(Value::Null) => {
+            errors.add("value", "This field is required.");
+            0
+        }
+        Some(v) => match v.as_i64() {
+            Some(n) if behaviour == "SET" && n < 0 => {
+                errors.add("value", "A SET value cannot be negative.");
+                n
+            }
+            Some(n) => n,
+            None => {
+                errors.add("value", "A valid integer is required.");
+                0
+            }
+        },
+    };
+    errors.into_result()?;
+    let now = tenant_now(&state, &tenant).await?;
+    let catalog = tenant_catalog(&state, &tenant).await?;
+    let feature = meter_feature(&catalog, &feature_id)?;
+    let customer = customer(&state, &tenant, &customer_id).await?;
+    let (period_start, _) = customer.counting_window(&feature.identifier, now);
+    let change = if behaviour == "SET" { CounterChange::Set(value) } else { CounterChange::Add(value) };
+    let mut response = json!({
+        "value": value,
+        "customerId": customer_id,
+        "featureId": feature_id,
+        "behaviour": behaviour,
+        "orgId": org_id(&tenant),
+        "eventName": "aggregated.usage",
+        "idempotencyKey": input.idempotency_key.clone().unwrap_or_else(hex32),
+        "timestamp": report_timestamp(now),
+    });
+    if let Some(r) = &input.resource_id {
+        response["resourceId"] = json!(r);
+    }
+    let target = Target {
+        feature: feature.identifier.clone(),
+        period_start,
+        change,
+        alerts: alert_spec(&customer, feature, now),
+    };
+    let key = input.idempotency_key.filter(|k| !k.is_empty()).map(|k| ("usage", k));
+    let op = Op::Record { key, raw: None, targets: vec![target] };
+    let outcome = state.ingest.submit(tenant, customer_id, op, response, now).await?;
+    Ok(Json(outcome.response))
+}
+
+/// Body of `POST /report/event/`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct EventIn {
+    pub customer_id: Option<String>,
+    pub event_name: Option<String>,
+    /// Client-made; an event is processed at most once per key.
+    pub idempotency_key: Option<String>,
+    /// `YYYY-MM-DD HH:MM:SS.ffffff`, UTC.
+    pub timestamp: Option<String>,
+    pub resource_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<Value>,
+}
+
+/// A validated event, ready for the writer.
+struct ReadyEvent {
+    customer_id: String,
+    op: Op,
+    response: Value,
+}
+
+async fn prepare_event(state: &AppState, tenant: &Tenant, input: EventIn, now: DateTime<Utc>) -> ApiResult<ReadyEvent> {
+    let mut errors = FieldErrors::new();
+    let customer_id = required(&input.customer_id, "customer_id", &mut errors);
+    let event_name = required(&input.event_name, "event_name", &mut errors);
+    let key = required(&input.idempotency_key, "idempotency_key", &mut errors);
+    let ts = required(&input.timestamp, "timestamp", &mut errors);
+    let at = parse_report_timestamp(&ts);
+    if !ts.is_empty() && at.is_none() {
+        errors.add("timestamp", "Use the format YYYY-MM-DD HH:MM:SS.ffffff (UTC).");
+    }
+    let properties = match input.properties {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            errors.add("properties", "Expected a dictionary of items.");
+            Map::new()
+        }
+    };
+    errors.into_result()?;
+    let at = at.expect("checked");
+    let customer = customer(state, tenant, &customer_id).await?;
+    let catalog = tenant_catalog(state, tenant).await?;
+    let event = kelviq_core::meters::RawEvent { event_name: &event_name, properties: &properties, timestamp: at };
+    let mut targets = Vec::new();
+    for (feature, function, field, filters) in catalog.meters() {
+        if !matches(filters, &event) {
+            continue;
+        }
+        // Only the current period counts; an older event is stored, not counted.
+        let (start, _) = customer.counting_window(&feature.identifier, now);
+        if start > 0 && at < from_micros(start) {
+            continue;
+        }
+        let change = match step(function, field, &event) {
+            Step::Add(n) => CounterChange::Add(n),
+            Step::Max(n) => CounterChange::Max(n),
+            Step::Latest(n) => CounterChange::Latest(n, kelviq_core::timefmt::to_micros(at)),
+            Step::Unique(s) => CounterChange::Unique(s),
+            Step::Skip => continue,
+        };
+        targets.push(Target {
+            feature: feature.identifier.clone(),
+            period_start: start,
+            change,
+            alerts: alert_spec(&customer, feature, now),
+        });
+    }
+    targets.sort_by(|a, b| a.feature.cmp(&b.feature));
+    let mut response = json!({
+        "customerId": customer_id,
+        "eventName": event_name,
+        "idempotencyKey": key,
+        "timestamp": ts,
+        "properties": properties,
+        "orgId": org_id(tenant),
+    });
+    if let Some(r) = &input.resource_id {
+        response["resourceId"] = json!(r);
+    }
+    let raw = RawEvent {
+        event_name,
+        key: key.clone(),
+        at,
+        resource_id: input.resource_id,
+        properties: Value::Object(properties.clone()),
+    };
+    Ok(ReadyEvent { customer_id, op: Op::Record { key: Some(("event", key)), raw: Some(raw), targets }, response })
+}
+
+/// Report a raw event; a repeated `idempotencyKey` answers as the first time and counts nothing.
+#[utoipa::path(post, path = "/api/v1/report/event/", tag = "reporting", request_body = EventIn, security(("bearer" = [])),
+    responses((status = 200, description = "The event, with `orgId`"), (status = 400), (status = 401)))]
+pub async fn report_event(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<EventIn>,
+) -> ApiResult<Json<Value>> {
+    let now = tenant_now(&state, &tenant).await?;
+    let ready = prepare_event(&state, &tenant, input, now).await?;
+    let outcome = state.ingest.submit(tenant, ready.customer_id, ready.op, ready.response, now).await?;
+    Ok(Json(outcome.response))
+}
+
+/// Body of `POST /report/events/batch/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BatchIn {
+    pub events: Option<Vec<Value>>,
+}
+
+pub const MAX_EVENTS_PER_BATCH: usize = 1000;
+
+/// Up to 1000 events in one request; each gets its own result.
+#[utoipa::path(post, path = "/api/v1/report/events/batch/", tag = "reporting", request_body = BatchIn, security(("bearer" = [])),
+    responses((status = 200, description = "`{accepted, duplicates, rejected, results: [{idempotencyKey, status, errors?}]}`"), (status = 400), (status = 401)))]
+pub async fn report_events_batch(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<BatchIn>,
+) -> ApiResult<Json<Value>> {
+    let events = input.events.ok_or_else(|| ApiError::field("events", "This field is required."))?;
+    if events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(ApiError::field("events", format!("At most {MAX_EVENTS_PER_BATCH} events per batch.")));
+    }
+    let now = tenant_now(&state, &tenant).await?;
+    let mut pending = Vec::new();
+    let mut results: Vec<Value> = vec![Value::Null; events.len()];
+    for (i, raw) in events.into_iter().enumerate() {
+        let key = raw.get("idempotencyKey").or_else(|| raw.get("idempotency_key")).cloned().unwrap_or(Value::Null);
+        let parsed: Result<EventIn, ApiError> = crate::extract::parse_body(raw.to_string().as_bytes());
+        let ready = match parsed {
+            Ok(e) => prepare_event(&state, &tenant, e, now).await,
+            Err(e) => Err(e),
+        };
+        match ready {
+            Ok(r) => pending.push((i, key, r)),
+            Err(e) => results[i] = json!({"idempotencyKey": key, "status": "rejected", "errors": error_body(e)}),
+        }
+    }
+    // All of the batch goes to the writer at once, so it usually shares one commit.
+    let submits = pending.into_iter().map(|(i, key, r)| {
+        let (state, tenant) = (state.clone(), tenant.clone());
+        async move { (i, key, state.ingest.submit(tenant, r.customer_id, r.op, r.response, now).await) }
+    });
+    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
+    for (i, key, outcome) in futures::future::join_all(submits).await {
+        results[i] = match outcome {
+            Ok(o) if o.duplicate => {
+                duplicates += 1;
+                json!({"idempotencyKey": key, "status": "duplicate"})
+            }
+            Ok(_) => {
+                accepted += 1;
+                json!({"idempotencyKey": key, "status": "accepted"})
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    for r in &results {
+        if r["status"] == "rejected" {
+            rejected += 1;
+        }
+    }
+    Ok(Json(json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "results": results})))
+}
+
+fn error_body(e: ApiError) -> Value {
+    match e {
+        ApiError::Fields(f) => json!(f.fields()),
+        other => json!({"detail": other.to_string()}),
+    }
+}
+
+/// Body of `POST /entitlements/consume/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConsumeIn {
+    pub customer_id: Option<String>,
+    pub feature_id: Option<String>,
+    /// How much to use (at least 1).
+    #[schema(value_type = i64)]
+    pub value: Option<Value>,
+    /// A retried key answers as the first time and deducts nothing.
+    pub idempotency_key: Option<String>,
+}
+
+/// Check and deduct in one atomic step: a hard limit is never exceeded.
+#[utoipa::path(post, path = "/api/v1/entitlements/consume/", tag = "reporting", request_body = ConsumeIn, security(("bearer" = [])),
+    responses((status = 200, description = "`{allowed, currentUsage, usageLimit, remaining, …}`"), (status = 400), (status = 401)))]
+pub async fn consume(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<ConsumeIn>,
+) -> ApiResult<Json<Value>> {
+    let mut errors = FieldErrors::new();
+    let customer_id = required(&input.customer_id, "customer_id", &mut errors);
+    let feature_id = required(&input.feature_id, "feature_id", &mut errors);
+    let key = required(&input.idempotency_key, "idempotency_key", &mut errors);
+    let value = match input.value.as_ref().and_then(Value::as_i64) {
+        Some(v) if v >= 1 => v,
+        _ => {
+            errors.add("value", "A whole number, at least 1, is required.");
+            0
+        }
+    };
+    errors.into_result()?;
+    let now = tenant_now(&state, &tenant).await?;
+    let catalog = tenant_catalog(&state, &tenant).await?;
+    let feature = meter_feature(&catalog, &feature_id)?;
+    let customer = customer(&state, &tenant, &customer_id).await?;
+    let response = json!({"customerId": customer_id, "featureId": feature_id, "value": value, "idempotencyKey": key});
+    if customer.grants_of(&feature.identifier).next().is_none() {
+        let mut r = response;
+        r["allowed"] = json!(false);
+        r["reason"] = json!("The customer is not entitled to this feature.");
+        return Ok(Json(r));
+    }
+    let (period_start, _) = customer.counting_window(&feature.identifier, now);
+    let (limit, hard) = customer.feature_limit(&feature.identifier, now);
+    let op = Op::Consume {
+        key,
+        feature: feature.identifier.clone(),
+        period_start,
+        value,
+        limit,
+        hard,
+        alerts: alert_spec(&customer, feature, now),
+    };
+    let outcome = state.ingest.submit(tenant, customer_id, op, response, now).await?;
+    Ok(Json(outcome.response))
+}
+
+/// Body of the override endpoint: the values that replace the plan's.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OverrideIn {
+    /// BOOLEAN: true/false; CUSTOMIZABLE: a number; METER: the limit.
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+    pub has_unlimited_usage: Option<bool>,
+    pub hard_limit: Option<bool>,
+    /// A METER's reset period (NEVER, EVERY_MONTH, …).
+    pub reset: Option<String>,
+}
+
+async fn override_target(state: &AppState, tenant: &Tenant, customer_id: &str, feature: &str) -> ApiResult<Feature> {
+    state.store.find_customer(tenant, customer_id).await?.ok_or_else(ApiError::not_found)?;
+    let catalog = tenant_catalog(state, tenant).await?;
+    catalog
+        .features
+        .get(feature)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("Feature \"{feature}\" not found.")))
+}
+
+/// Admin: give a customer their own value of a feature (with or without a plan granting it).
+#[utoipa::path(put, path = "/api/v1/customers/{customer_id}/entitlements/{feature}/override/", tag = "reporting",
+    request_body = OverrideIn, security(("bearer" = [])), params(("customer_id" = String, Path), ("feature" = String, Path)),
+    responses((status = 200, description = "The customer's rows for the feature"), (status = 400), (status = 404)))]
+pub async fn set_override(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((customer_id, feature)): Path<(String, String)>,
+    Body(input): Body<OverrideIn>,
+) -> ApiResult<Json<Value>> {
+    let f = override_target(&state, &tenant, &customer_id, &feature).await?;
+    let mut doc = Map::new();
+    match (f.feature_type, input.value.as_ref().filter(|v| !v.is_null())) {
+        (FeatureType::Boolean, Some(Value::Bool(b))) => {
+            doc.insert("value".into(), json!(b));
+        }
+        (FeatureType::Customizable, Some(v @ Value::Number(_))) => {
+            doc.insert("value".into(), v.clone());
+        }
+        (FeatureType::Meter, Some(v)) if v.as_i64().is_some_and(|n| n >= 0) => {
+            doc.insert("value".into(), v.clone());
+        }
+        (FeatureType::Meter, None) if input.has_unlimited_usage == Some(true) => {}
+        (ty, _) => {
+            let want = match ty {
+                FeatureType::Boolean => "true or false",
+                FeatureType::Customizable => "a number",
+                FeatureType::Meter => "a whole number, at least 0 (or hasUnlimitedUsage: true)",
+            };
+            return Err(ApiError::field("value", format!("A {} feature's value is {want}.", ty.as_str())));
+        }
+    }
+    if let Some(u) = input.has_unlimited_usage {
+        doc.insert("has_unlimited_usage".into(), json!(u));
+    }
+    if let Some(h) = input.hard_limit {
+        doc.insert("hard_limit".into(), json!(h));
+    }
+    if let Some(r) = &input.reset {
+        if !kelviq_core::plans::RESET_PERIODS.contains(&r.as_str()) {
+            return Err(ApiError::field("reset", format!("\"{r}\" is not a valid choice.")));
+        }
+        doc.insert("reset".into(), json!(r));
+    }
+    let now = tenant_now(&state, &tenant).await?;
+    let mut w = state.store.begin(&tenant).await?;
+    w.put_override(&customer_id, &f.identifier, Some(&Value::Object(doc)), now).await?;
+    w.entitlements_changed(&customer_id, now).await?;
+    crate::selling::finish(&state, w).await?;
+    feature_rows(&state, &tenant, &customer_id, &f.identifier, now).await
+}
+
+async fn feature_rows(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+    feature: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Json<Value>> {
+    let c = customer(state, tenant, customer_id).await?;
+    let rows: Vec<Value> =
+        c.rows(now).iter().filter(|r| r.feature_id == feature).map(entitlements::Row::to_wire).collect();
+    Ok(Json(json!({"customerId": customer_id, "entitlements": rows})))
+}
+
+/// Admin: revert an override; the plans' values apply again.
+#[utoipa::path(delete, path = "/api/v1/customers/{customer_id}/entitlements/{feature}/override/", tag = "reporting",
+    security(("bearer" = [])), params(("customer_id" = String, Path), ("feature" = String, Path)),
+    responses((status = 204, description = "Reverted"), (status = 404, description = "No such override")))]
+pub async fn revert_override(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((customer_id, feature)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let f = override_target(&state, &tenant, &customer_id, &feature).await?;
+    let now = tenant_now(&state, &tenant).await?;
+    let mut w = state.store.begin(&tenant).await?;
+    if !w.put_override(&customer_id, &f.identifier, None, now).await? {
+        return Err(ApiError::NotFound("This customer has no override of this feature.".into()));
+    }
+    w.entitlements_changed(&customer_id, now).await?;
+    crate::selling::finish(&state, w).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Admin: reset a meter's usage in the current period to zero.
+#[utoipa::path(post, path = "/api/v1/customers/{customer_id}/entitlements/{feature}/reset/", tag = "reporting",
+    security(("bearer" = [])), params(("customer_id" = String, Path), ("feature" = String, Path)),
+    responses((status = 200, description = "The customer's rows for the feature"), (status = 400), (status = 404)))]
+pub async fn reset_usage(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((customer_id, feature)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let f = override_target(&state, &tenant, &customer_id, &feature).await?;
+    if f.feature_type != FeatureType::Meter {
+        return Err(ApiError::field("feature", "Only a METER feature has usage to reset."));
+    }
+    let now = tenant_now(&state, &tenant).await?;
+    let c = customer(&state, &tenant, &customer_id).await?;
+    let (period_start, _) = c.counting_window(&f.identifier, now);
+    let target = Target { feature: f.identifier.clone(), period_start, change: CounterChange::Set(0), alerts: None };
+    let op = Op::Record { key: None, raw: None, targets: vec![target] };
+    state.ingest.submit(tenant.clone(), customer_id.clone(), op, Value::Null, now).await?;
+    feature_rows(&state, &tenant, &customer_id, &f.identifier, now).await
+}

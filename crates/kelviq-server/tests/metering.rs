@@ -1,0 +1,425 @@
+//! Usage metering end to end, on both backends: SET/DELTA reports, raw
+//! events through every aggregation and filter, duplicates, resets and
+//! rollover under the test clock, several subscriptions granting one
+//! feature, overrides, usage alerts, and the atomic consume under
+//! concurrency.
+
+mod common;
+
+use common::{Backend, TestServer};
+use serde_json::{json, Value};
+
+struct Api<'a> {
+    s: &'a TestServer,
+}
+
+impl Api<'_> {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = common::http().request(method, self.s.url(path)).bearer_auth(&self.s.server_key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn ok(&self, path: &str, body: Value) -> Value {
+        let (status, v) = self.post(path, body).await;
+        assert!((200..300).contains(&status), "POST {path} → {status}: {v}");
+        v
+    }
+
+    /// The customer's rows for a feature.
+    async fn rows(&self, customer: &str, feature: &str) -> Vec<Value> {
+        let (status, v) = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/entitlements/?customer_id={customer}&feature_id={feature}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["entitlements"].as_array().unwrap().clone()
+    }
+
+    async fn usage(&self, customer: &str, feature: &str, value: i64, behaviour: &str) -> Value {
+        self.ok(
+            "/api/v1/report/usage/",
+            json!({"customerId": customer, "featureId": feature, "value": value, "behaviour": behaviour}),
+        )
+        .await
+    }
+
+    async fn event(&self, customer: &str, key: &str, name: &str, at: &str, properties: Value) -> (u16, Value) {
+        self.post("/api/v1/report/event/", json!({"customerId": customer, "eventName": name, "idempotencyKey": key, "timestamp": at, "properties": properties})).await
+    }
+
+    async fn subscribe(&self, plan: &str, customer: &str) -> String {
+        let session = self
+            .ok("/api/v1/checkout/", json!({"planIdentifier": plan, "chargePeriod": "MONTHLY", "customerId": customer, "successUrl": "https://x.example/"}))
+            .await;
+        let id = session["checkoutSessionId"].as_str().unwrap();
+        let done =
+            self.ok(&format!("/api/v1/checkout/sessions/{id}/complete/"), json!({"card": "4242424242424242"})).await;
+        done["subscription"]["id"].as_str().unwrap().to_string()
+    }
+}
+
+fn meter(function: &str, field: Option<&str>, filters: Value) -> Value {
+    json!({"aggregation": {"function": function, "field": field}, "filters": filters})
+}
+
+/// Features: `calls` (reported), `seats` (soft limit), raw-event meters
+/// `tokens` (SUM of llm.call tokens for models a/b), `requests` (COUNT),
+/// `peak` (MAX), `users` (UNIQUE_COUNT), `storage` (LATEST). Plans: `base`
+/// and `addon` both grant `calls`.
+async fn seed(api: &Api<'_>) {
+    api.ok("/api/v1/catalog/products/", json!({"name": "App", "identifier": "app", "taxCode": "saas"})).await;
+    let units = json!({"singular": "unit", "plural": "units"});
+    for (name, details, meter) in [
+        ("Calls", json!({"featureSubType": "PRE_AGGREGATED_USAGE", "units": units}), Value::Null),
+        ("Seats", json!({"featureSubType": "PRE_AGGREGATED_USAGE", "units": units}), Value::Null),
+        (
+            "Tokens",
+            json!({"featureSubType": "RAW_EVENTS", "units": units}),
+            meter(
+                "SUM",
+                Some("tokens"),
+                json!([[{"property": "event_name", "operator": "equals", "value": "llm.call"},
+                {"property": "model", "operator": "in", "value": ["a", "b"]}]]),
+            ),
+        ),
+        ("Requests", json!({"featureSubType": "RAW_EVENTS", "units": units}), meter("COUNT", None, json!([]))),
+        (
+            "Peak",
+            json!({"featureSubType": "RAW_EVENTS", "units": units}),
+            meter(
+                "MAX",
+                Some("concurrency"),
+                json!([[{"property": "concurrency", "operator": "exists", "value": true}]]),
+            ),
+        ),
+        (
+            "Users",
+            json!({"featureSubType": "RAW_EVENTS", "units": units}),
+            meter(
+                "UNIQUE_COUNT",
+                Some("user"),
+                json!([[{"property": "event_name", "operator": "equals", "value": "login"}]]),
+            ),
+        ),
+        (
+            "Storage",
+            json!({"featureSubType": "RAW_EVENTS", "units": units}),
+            meter(
+                "LATEST",
+                Some("gb"),
+                json!([[{"property": "event_name", "operator": "equals", "value": "storage"}]]),
+            ),
+        ),
+    ] {
+        let mut body = json!({"name": name, "featureType": "METER", "featureDetails": details});
+        if !meter.is_null() {
+            body["meter"] = meter;
+        }
+        api.ok("/api/v1/catalog/features/", body).await;
+    }
+    api.ok("/api/v1/catalog/features/", json!({"name": "SSO", "featureType": "BOOLEAN"})).await;
+    let month =
+        |v: i64| json!({"value": v, "reset": "EVERY_MONTH", "resetTime": "SUBSCRIPTION_START", "hardLimit": true});
+    let plans = [
+        (
+            "base",
+            json!([
+            {"feature": "calls", "details": {"value": 10000, "reset": "EVERY_MONTH", "resetTime": "SUBSCRIPTION_START", "hardLimit": true,
+                "rollover": {"enabled": true, "percentage": 50, "limit": 750},
+                "usageAlerts": {"enabled": true, "thresholdType": "PERCENTAGE", "thresholds": [50, 100]}}},
+            {"feature": "seats", "details": {"value": 5, "reset": "NEVER", "hardLimit": false}},
+            {"feature": "tokens", "details": month(1_000_000)},
+            {"feature": "requests", "details": month(100)},
+            {"feature": "peak", "details": month(100)},
+            {"feature": "users", "details": month(100)},
+            {"feature": "storage", "details": month(100)},
+            {"feature": "sso", "details": {"value": true}}]),
+        ),
+        ("addon", json!([{"feature": "calls", "details": {"value": 500, "reset": "NEVER", "hardLimit": true}}])),
+        ("tiny", json!([{"feature": "calls", "details": {"value": 50, "reset": "NEVER", "hardLimit": true}}])),
+    ];
+    for (id, features) in plans {
+        api.ok("/api/v1/catalog/plans/", json!({"name": id, "identifier": id, "product": "app"})).await;
+        api.ok(
+            &format!("/api/v1/catalog/plans/{id}/prices/bulk/"),
+            json!({"prices": [{"priceType": "PAID", "currency": "USD",
+            "chargeCatalogPrice": [{"charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 5}}]}]}]}),
+        )
+        .await;
+        api.ok(&format!("/api/v1/catalog/plans/{id}/features/"), json!({ "planEntitlements": features })).await;
+        api.ok(&format!("/api/v1/catalog/plans/{id}/publish/"), json!({})).await;
+    }
+}
+
+async fn usage_reports(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api { s: &s };
+    seed(&api).await;
+    api.subscribe("base", "ann").await;
+
+    let r = api.usage("ann", "calls", 300, "delta").await;
+    assert_eq!(
+        (r["value"].clone(), r["behaviour"].clone(), r["eventName"].clone()),
+        (json!(300), json!("DELTA"), json!("aggregated.usage"))
+    );
+    assert_eq!(r["orgId"], json!(s.tenant.org_seq.to_string()), "orgId is a string");
+    assert_eq!(r["idempotencyKey"].as_str().unwrap().len(), 32);
+    assert!(kelviq_core::timefmt::parse_report_timestamp(r["timestamp"].as_str().unwrap()).is_some());
+    api.usage("ann", "calls", 200, "DELTA").await;
+    let row = &api.rows("ann", "calls").await[0];
+    assert_eq!(
+        (row["currentUsage"].clone(), row["remaining"].clone(), row["usageLimit"].clone()),
+        (json!(500), json!(9500), json!(10000))
+    );
+    assert_eq!(row["resetAt"], "2026-02-28 10:00:00");
+    api.usage("ann", "calls", 10000, "SET").await;
+    let row = &api.rows("ann", "calls").await[0];
+    assert_eq!(
+        (row["hasAccess"].clone(), row["remaining"].clone()),
+        (json!(false), json!(0)),
+        "a hard limit at zero blocks"
+    );
+    // Soft limit: access with overage.
+    api.usage("ann", "seats", 7, "SET").await;
+    let row = &api.rows("ann", "seats").await[0];
+    assert_eq!(
+        (row["hasAccess"].clone(), row["remaining"].clone(), row["hardLimit"].clone()),
+        (json!(true), json!(-2), json!(false))
+    );
+
+    // Alerts at 50 % and 100 %, once each this period.
+    let alerts = |events: Vec<(i64, kelviq_core::events::OutboxEvent)>| -> Vec<i64> {
+        events
+            .into_iter()
+            .filter(|(_, e)| e.event_type == "feature.usage_alert")
+            .map(|(_, e)| e.payload["data"]["object"]["threshold_value"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(alerts(s.store.list_events(&s.tenant, 0, 10_000).await.unwrap()), [50, 100]);
+    api.usage("ann", "calls", 0, "SET").await;
+    api.usage("ann", "calls", 9000, "SET").await;
+    assert_eq!(
+        alerts(s.store.list_events(&s.tenant, 0, 10_000).await.unwrap()),
+        [50, 100],
+        "not again in the same period"
+    );
+
+    // Validation.
+    for (body, field) in [
+        (json!({"customerId": "nobody", "featureId": "calls", "value": 1, "behaviour": "SET"}), "customerId"),
+        (json!({"customerId": "ann", "featureId": "nope", "value": 1, "behaviour": "SET"}), "featureId"),
+        (json!({"customerId": "ann", "featureId": "sso", "value": 1, "behaviour": "SET"}), "featureId"),
+        (json!({"customerId": "ann", "featureId": "calls", "value": -1, "behaviour": "SET"}), "value"),
+        (json!({"customerId": "ann", "featureId": "calls", "value": 1.5, "behaviour": "SET"}), "value"),
+        (json!({"customerId": "ann", "featureId": "calls", "value": 1, "behaviour": "ADD"}), "behaviour"),
+        (json!({"featureId": "calls", "value": 1, "behaviour": "SET"}), "customerId"),
+    ] {
+        let (status, e) = api.post("/api/v1/report/usage/", body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(e[field].is_array(), "{body}: {field} in {e}");
+    }
+
+    // Resets and rollover: 9000 of 10000 used, 50 % of the 1000 unused is 500 (cap 750).
+    api.ok("/api/v1/test-clock/advance/", json!({"to": "2026-02-28T10:00:00Z"})).await;
+    let row = &api.rows("ann", "calls").await[0];
+    assert_eq!(
+        (row["currentUsage"].clone(), row["usageLimit"].clone(), row["resetAt"].clone()),
+        (json!(0), json!(10500), json!("2026-03-31 10:00:00"))
+    );
+    // The cap: 10500 limit, nothing used → 50 % of 10000 is 5000, capped at 750.
+    api.ok("/api/v1/test-clock/advance/", json!({"to": "2026-03-31T10:00:00Z"})).await;
+    assert_eq!(api.rows("ann", "calls").await[0]["usageLimit"], 10750);
+    // Seats never reset.
+    assert_eq!(api.rows("ann", "seats").await[0]["currentUsage"], 7);
+    // Alerts start again in a new period.
+    api.usage("ann", "calls", 6000, "SET").await;
+    assert_eq!(alerts(s.store.list_events(&s.tenant, 0, 10_000).await.unwrap()), [50, 100, 50]);
+
+    // A second subscription granting the same feature: two rows, usage shown across them in order.
+    api.subscribe("addon", "ann").await;
+    let rows = api.rows("ann", "calls").await;
+    assert_eq!(rows.len(), 2);
+    api.usage("ann", "calls", 10900, "SET").await;
+    let rows = api.rows("ann", "calls").await;
+    assert_eq!((rows[0]["currentUsage"].clone(), rows[0]["remaining"].clone()), (json!(10750), json!(0)));
+    assert_eq!(
+        (rows[1]["currentUsage"].clone(), rows[1]["remaining"].clone(), rows[1]["hasAccess"].clone()),
+        (json!(150), json!(350), json!(true))
+    );
+
+    // Overrides: a customer's own limit, marked; reverted; a reset.
+    let (status, v) = api
+        .send(reqwest::Method::PUT, "/api/v1/customers/ann/entitlements/seats/override/", Some(json!({"value": 20})))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["entitlements"][0]["usageLimit"].clone(), v["entitlements"][0]["isOverridden"].clone()),
+        (json!(20), json!(true))
+    );
+    assert_eq!(api.rows("ann", "seats").await[0]["remaining"], 13);
+    let (status, _) =
+        api.send(reqwest::Method::DELETE, "/api/v1/customers/ann/entitlements/seats/override/", None).await;
+    assert_eq!(status, 204);
+    assert_eq!(api.rows("ann", "seats").await[0]["usageLimit"], 5);
+    let (status, _) =
+        api.send(reqwest::Method::DELETE, "/api/v1/customers/ann/entitlements/seats/override/", None).await;
+    assert_eq!(status, 404);
+    let (status, v) = api.post("/api/v1/customers/ann/entitlements/seats/reset/", json!({})).await;
+    assert_eq!((status, v["entitlements"][0]["currentUsage"].clone()), (200, json!(0)));
+    // An override grants a feature no plan gives.
+    api.ok("/api/v1/customers/", json!({"customerId": "bob"})).await;
+    let (status, v) = api
+        .send(reqwest::Method::PUT, "/api/v1/customers/bob/entitlements/sso/override/", Some(json!({"value": true})))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["entitlements"],
+        json!([{"featureId": "sso", "featureType": "BOOLEAN", "hasAccess": true, "isOverridden": true}])
+    );
+    let (status, e) = api
+        .send(reqwest::Method::PUT, "/api/v1/customers/bob/entitlements/sso/override/", Some(json!({"value": 3})))
+        .await;
+    assert_eq!((status, e["value"].is_array()), (400, true));
+}
+
+async fn raw_events(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api { s: &s };
+    seed(&api).await;
+    api.subscribe("base", "cat").await;
+    let at = "2026-01-31 11:00:00.000001";
+    let (status, first) =
+        api.event("cat", "k1", "llm.call", at, json!({"model": "a", "tokens": 120, "concurrency": 3})).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (first["orgId"].clone(), first["idempotencyKey"].clone(), first["timestamp"].clone()),
+        (json!(s.tenant.org_seq.to_string()), json!("k1"), json!(at))
+    );
+    // The same key again: the first answer, nothing counted.
+    let (_, again) = api.event("cat", "k1", "llm.call", at, json!({"model": "a", "tokens": 999999})).await;
+    assert_eq!(again, first);
+    api.event("cat", "k2", "llm.call", at, json!({"model": "b", "tokens": 80, "concurrency": 7})).await;
+    api.event("cat", "k3", "llm.call", at, json!({"model": "c", "tokens": 500, "concurrency": 5})).await; // filtered out of tokens
+    api.event("cat", "k4", "login", at, json!({"user": "u1"})).await;
+    api.event("cat", "k5", "login", at, json!({"user": "u2"})).await;
+    api.event("cat", "k6", "login", at, json!({"user": "u1"})).await;
+    api.event("cat", "k7", "storage", "2026-01-31 12:00:00.000000", json!({"gb": 40})).await;
+    api.event("cat", "k8", "storage", "2026-01-31 11:30:00.000000", json!({"gb": 10})).await; // older: LATEST keeps 40
+    let usage = |rows: Vec<Value>| rows[0]["currentUsage"].clone();
+    assert_eq!(usage(api.rows("cat", "tokens").await), 200, "SUM over models a and b");
+    assert_eq!(usage(api.rows("cat", "requests").await), 8, "COUNT of every distinct event");
+    assert_eq!(usage(api.rows("cat", "peak").await), 7, "MAX");
+    assert_eq!(usage(api.rows("cat", "users").await), 2, "UNIQUE_COUNT");
+    assert_eq!(usage(api.rows("cat", "storage").await), 40, "LATEST by event time");
+    assert_eq!(s.store.count_raw_events(&s.tenant, Some("cat")).await.unwrap(), 8);
+
+    // An event older than the current period is stored, not counted.
+    api.ok("/api/v1/test-clock/advance/", json!({"to": "2026-03-01T00:00:00Z"})).await;
+    api.event("cat", "k9", "llm.call", at, json!({"model": "a", "tokens": 5})).await;
+    assert_eq!(usage(api.rows("cat", "tokens").await), 0);
+    assert_eq!(s.store.count_raw_events(&s.tenant, Some("cat")).await.unwrap(), 9);
+
+    // Validation.
+    for (body, field) in [
+        (
+            json!({"customerId": "cat", "eventName": "x", "idempotencyKey": "v1", "timestamp": "2026-03-01T00:00:00Z"}),
+            "timestamp",
+        ),
+        (json!({"customerId": "cat", "eventName": "x", "timestamp": "2026-03-01 00:00:00.000000"}), "idempotencyKey"),
+        (
+            json!({"customerId": "nobody", "eventName": "x", "idempotencyKey": "v2", "timestamp": "2026-03-01 00:00:00.000000"}),
+            "customerId",
+        ),
+        (
+            json!({"customerId": "cat", "eventName": "x", "idempotencyKey": "v3", "timestamp": "2026-03-01 00:00:00.000000", "properties": [1]}),
+            "properties",
+        ),
+    ] {
+        let (status, e) = api.post("/api/v1/report/event/", body.clone()).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(e[field].is_array(), "{body}: {field} in {e}");
+    }
+
+    // A batch: accepted, duplicates (within the batch and of earlier keys), rejected.
+    let now = "2026-03-01 00:00:01.000000";
+    let mut events: Vec<Value> = (0..10)
+        .map(|i| json!({"customerId": "cat", "eventName": "llm.call", "idempotencyKey": format!("b{i}"), "timestamp": now, "properties": {"model": "a", "tokens": 10}}))
+        .collect();
+    events.push(json!({"customerId": "cat", "eventName": "llm.call", "idempotencyKey": "b3", "timestamp": now, "properties": {"model": "a", "tokens": 10}}));
+    events.push(json!({"customerId": "cat", "eventName": "llm.call", "idempotencyKey": "k9", "timestamp": now}));
+    events
+        .push(json!({"customerId": "cat", "eventName": "llm.call", "idempotencyKey": "bad", "timestamp": "yesterday"}));
+    let batch = api.ok("/api/v1/report/events/batch/", json!({ "events": events })).await;
+    assert_eq!(
+        (batch["accepted"].clone(), batch["duplicates"].clone(), batch["rejected"].clone()),
+        (json!(10), json!(2), json!(1)),
+        "{batch}"
+    );
+    assert_eq!(batch["results"][12]["status"], "rejected");
+    assert!(batch["results"][12]["errors"]["timestamp"].is_array());
+    assert_eq!(usage(api.rows("cat", "tokens").await), 100);
+    let too_many: Vec<Value> = (0..1001).map(|i| json!({"idempotencyKey": format!("x{i}")})).collect();
+    let (status, e) = api.post("/api/v1/report/events/batch/", json!({ "events": too_many })).await;
+    assert_eq!((status, e["events"].is_array()), (400, true));
+}
+
+async fn consume_never_overspends(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api { s: &s };
+    seed(&api).await;
+    api.subscribe("tiny", "dan").await;
+    // 64 consumers at once on a hard limit of 50.
+    let api_ref = &api;
+    let attempts = (0..64).map(|i| {
+        let api = api_ref;
+        let body = json!({"customerId": "dan", "featureId": "calls", "value": 1, "idempotencyKey": format!("c{i}")});
+        async move { api.post("/api/v1/entitlements/consume/", body).await }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let allowed = results.iter().filter(|(st, v)| *st == 200 && v["allowed"] == true).count();
+    let refused = results.iter().filter(|(st, v)| *st == 200 && v["allowed"] == false).count();
+    assert_eq!((allowed, refused), (50, 14), "{results:?}");
+    let row = &api.rows("dan", "calls").await[0];
+    assert_eq!(
+        (row["currentUsage"].clone(), row["remaining"].clone(), row["hasAccess"].clone()),
+        (json!(50), json!(0), json!(false))
+    );
+    // A retried key answers as before and deducts nothing.
+    let (_, first) = api
+        .post(
+            "/api/v1/entitlements/consume/",
+            json!({"customerId": "dan", "featureId": "calls", "value": 1, "idempotencyKey": "c0"}),
+        )
+        .await;
+    assert_eq!(first, results[0].1);
+    assert_eq!(api.rows("dan", "calls").await[0]["currentUsage"], 50);
+    let (status, e) = api
+        .post(
+            "/api/v1/entitlements/consume/",
+            json!({"customerId": "dan", "featureId": "calls", "value": 0, "idempotencyKey": "z"}),
+        )
+        .await;
+    assert_eq!((status, e["value"].is_array()), (400, true));
+    let (_, none) = api
+        .post(
+            "/api/v1/entitlements/consume/",
+            json!({"customerId": "dan", "featureId": "seats", "value": 1, "idempotencyKey": "z"}),
+        )
+        .await;
+    assert_eq!(none["allowed"], false, "not entitled");
+}
+
+on_both_backends!(usage_reports, raw_events, consume_never_overspends);
