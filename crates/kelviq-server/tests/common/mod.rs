@@ -2,6 +2,8 @@
 //! file or a fresh PostgreSQL database, with a demo tenant and its keys.
 #![allow(dead_code)]
 
+pub mod process;
+
 use chrono::{DateTime, Utc};
 use kelviq_core::keys::{generate, KeyKind};
 use kelviq_core::{Environment, ManualClock, Tenant};
