@@ -27,6 +27,8 @@ pub struct AppState {
     pub keys: Arc<KeyCache>,
     /// In-memory entitlement state (see `entitlements`).
     pub entitlements: Arc<crate::entitlements::Engine>,
+    /// Sandbox test clock offsets per tenant, as last read or set.
+    pub test_clocks: Arc<std::sync::RwLock<std::collections::HashMap<(uuid::Uuid, Environment), chrono::Duration>>>,
     /// This process's name in the change feed.
     pub origin: Arc<str>,
     /// The usage writer (group commit), started by `serve`.
@@ -42,6 +44,7 @@ impl AppState {
             config: Arc::new(config),
             keys,
             entitlements: Arc::default(),
+            test_clocks: Arc::default(),
             origin: uuid::Uuid::new_v4().simple().to_string().into(),
             ingest: crate::ingest::Ingest::default(),
         }

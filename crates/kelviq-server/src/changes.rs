@@ -4,7 +4,8 @@
 
 use crate::app::AppState;
 use kelviq_store::{
-    change_subject, Change, ChangeListener, StoreError, TOPIC_API_KEY, TOPIC_ENTITLEMENTS, TOPIC_USAGE,
+    change_subject, Change, ChangeListener, StoreError, TOPIC_API_KEY, TOPIC_CATALOG, TOPIC_ENTITLEMENTS,
+    TOPIC_TEST_CLOCK, TOPIC_USAGE,
 };
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -21,6 +22,14 @@ const RETENTION_MINUTES: i64 = 60;
 fn dispatch(state: &AppState, change: &Change) {
     if change.topic == TOPIC_API_KEY {
         state.keys.evict(&change.subject);
+    } else if change.topic == TOPIC_CATALOG {
+        state.entitlements.clear();
+    } else if change.topic == TOPIC_TEST_CLOCK {
+        if let Some((org, env)) = change.subject.split_once(':') {
+            if let (Ok(org), Ok(env)) = (org.parse(), env.parse()) {
+                state.test_clocks.write().unwrap_or_else(|e| e.into_inner()).remove(&(org, env));
+            }
+        }
     } else if change.topic == TOPIC_ENTITLEMENTS || change.topic == TOPIC_USAGE {
         if let Some(subject) = change_subject(&change.subject) {
             // This process already applied its own usage writes in place.

@@ -22,18 +22,32 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// What one granting row gives.
+/// What a plan grants for one feature: shared by every subscriber of the
+/// plan version (one allocation, however many customers hold it).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Grant {
+pub struct GrantDef {
     pub feature: String,
     pub feature_type: FeatureType,
     pub details: EntitlementDetails,
+}
+
+/// What one granting row gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub def: Arc<GrantDef>,
     /// METER: the period limit before rollover (`None`: unlimited).
     pub limit: Option<i64>,
     /// Where the meter's periods are counted from.
     pub anchor: DateTime<Utc>,
     pub subscription_id: Option<uuid::Uuid>,
     pub overridden: bool,
+}
+
+impl std::ops::Deref for Grant {
+    type Target = GrantDef;
+    fn deref(&self) -> &GrantDef {
+        &self.def
+    }
 }
 
 impl Grant {
@@ -60,11 +74,21 @@ impl Grant {
 }
 
 /// A customer's entitlement state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct CustomerState {
     pub grants: Vec<Grant>,
     /// (feature, period start) → usage.
     pub counters: HashMap<(String, i64), i64>,
+    /// The rows as JSON, kept until the first meter period ends (rows are
+    /// the same until then); a change of counters makes a new state.
+    rendered: RwLock<Option<(Option<DateTime<Utc>>, Arc<str>)>>,
+}
+
+impl Clone for CustomerState {
+    /// A copy to change: without the kept rendering.
+    fn clone(&self) -> Self {
+        CustomerState { grants: self.grants.clone(), counters: self.counters.clone(), rendered: RwLock::default() }
+    }
 }
 
 /// One row of the check, as computed at an instant.
@@ -98,6 +122,25 @@ impl Row {
 }
 
 impl CustomerState {
+    /// The check's rows at `now` as a JSON array, from the kept rendering
+    /// while it is valid.
+    pub fn rows_json(&self, now: DateTime<Utc>) -> Arc<str> {
+        if let Some((until, text)) = self.rendered.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if until.is_none_or(|u| now < u) {
+                return text.clone();
+            }
+        }
+        let (until, text) = self.render(now);
+        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = Some((until, text.clone()));
+        text
+    }
+
+    fn render(&self, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Arc<str>) {
+        let rows: Vec<Value> = self.rows(now).iter().map(Row::to_wire).collect();
+        let until = self.grants.iter().filter_map(|g| g.window(now).1).min();
+        (until, serde_json::to_string(&rows).expect("rows serialise").into())
+    }
+
     pub fn usage(&self, feature: &str, period_start: i64) -> i64 {
         self.counters.get(&(feature.to_string(), period_start)).copied().unwrap_or(0)
     }
@@ -191,6 +234,8 @@ const EPOCHS: usize = 4096;
 /// Every cached customer state of this process.
 pub struct Engine {
     customers: RwLock<HashMap<Key, Arc<CustomerState>>>,
+    /// Grant definitions per plan version.
+    plans: RwLock<HashMap<uuid::Uuid, Arc<Vec<Arc<GrantDef>>>>>,
     /// Bumped whenever a customer's state is changed or dropped, so that a
     /// state built from the database meanwhile is not cached (it may predate
     /// the change).
@@ -199,7 +244,11 @@ pub struct Engine {
 
 impl Default for Engine {
     fn default() -> Self {
-        Engine { customers: RwLock::default(), epochs: (0..EPOCHS).map(|_| AtomicU64::new(0)).collect() }
+        Engine {
+            customers: RwLock::default(),
+            plans: RwLock::default(),
+            epochs: (0..EPOCHS).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 }
 
@@ -223,6 +272,16 @@ impl Engine {
         let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
         self.epochs[bucket(&k)].fetch_add(1, Ordering::SeqCst);
         map.remove(&k);
+    }
+
+    /// Forgets everything (a published plan can change what many customers hold).
+    pub fn clear(&self) {
+        let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
+        for e in &self.epochs {
+            e.fetch_add(1, Ordering::SeqCst);
+        }
+        map.clear();
+        self.plans.write().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn epoch(&self, tenant: &Tenant, customer_id: &str) -> u64 {
@@ -254,6 +313,7 @@ impl Engine {
         self.epochs[bucket(&k)].fetch_add(1, Ordering::SeqCst);
         if let Some(state) = map.get_mut(&k) {
             let s = Arc::make_mut(state);
+            *s.rendered.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
             for (feature, start, value) in values {
                 s.counters.insert((feature.clone(), *start), *value);
             }
@@ -281,24 +341,14 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
     let features = state.store.features_by_id(tenant).await?;
     let by_identifier: HashMap<&str, &kelviq_core::catalog::Feature> =
         features.values().map(|f| (f.identifier.as_str(), f)).collect();
-    let mut plans: HashMap<uuid::Uuid, Vec<kelviq_core::plans::EffectiveEntitlement>> = HashMap::new();
     let mut grants = Vec::new();
     for sub in &subs {
-        if let std::collections::hash_map::Entry::Vacant(slot) = plans.entry(sub.plan_id) {
-            let resolved = match state.store.find_plan_version(tenant, sub.plan_id).await? {
-                Some(plan) => state.store.effective_entitlements(tenant, &plan).await?,
-                None => Vec::new(),
-            };
-            slot.insert(resolved);
-        }
-        for e in &plans[&sub.plan_id] {
-            let Some(feature) = features.get(&e.feature_id) else { continue };
-            let bought = sub.features.iter().find(|q| q.identifier == feature.identifier).map(|q| q.quantity as i64);
-            let limit = if e.details.has_unlimited_usage { None } else { bought.or(e.details.value.as_i64()) };
+        let defs = plan_grants(state, tenant, sub.plan_id, &features).await?;
+        for def in defs.iter() {
+            let bought = sub.features.iter().find(|q| q.identifier == def.feature).map(|q| q.quantity as i64);
+            let limit = if def.details.has_unlimited_usage { None } else { bought.or(def.details.value.as_i64()) };
             grants.push(Grant {
-                feature: feature.identifier.clone(),
-                feature_type: feature.feature_type,
-                details: e.details.clone(),
+                def: def.clone(),
                 limit,
                 anchor: sub.started_at,
                 subscription_id: Some(sub.id),
@@ -319,9 +369,7 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
             _ => None,
         };
         let grant = Grant {
-            feature: feature.clone(),
-            feature_type: f.feature_type,
-            details,
+            def: Arc::new(GrantDef { feature: feature.clone(), feature_type: f.feature_type, details }),
             limit,
             anchor: base.as_ref().map_or(customer.created_at, |b| b.anchor),
             subscription_id: base.and_then(|b| b.subscription_id),
@@ -336,7 +384,38 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
         .into_iter()
         .map(|c| ((c.feature, c.period_start), c.value))
         .collect();
-    Ok(Some(CustomerState { grants, counters }))
+    Ok(Some(CustomerState { grants, counters, rendered: Default::default() }))
+}
+
+/// The grant definitions of a plan version, resolved (inheritance included)
+/// once per process and shared; cleared when a plan is published.
+async fn plan_grants(
+    state: &AppState,
+    tenant: &Tenant,
+    plan_id: uuid::Uuid,
+    features: &HashMap<uuid::Uuid, kelviq_core::catalog::Feature>,
+) -> ApiResult<Arc<Vec<Arc<GrantDef>>>> {
+    if let Some(defs) = state.entitlements.plans.read().unwrap_or_else(|e| e.into_inner()).get(&plan_id) {
+        return Ok(defs.clone());
+    }
+    let resolved = match state.store.find_plan_version(tenant, plan_id).await? {
+        Some(plan) => state.store.effective_entitlements(tenant, &plan).await?,
+        None => Vec::new(),
+    };
+    let defs: Vec<Arc<GrantDef>> = resolved
+        .iter()
+        .filter_map(|e| {
+            let f = features.get(&e.feature_id)?;
+            Some(Arc::new(GrantDef {
+                feature: f.identifier.clone(),
+                feature_type: f.feature_type,
+                details: e.details.clone(),
+            }))
+        })
+        .collect();
+    let defs = Arc::new(defs);
+    state.entitlements.plans.write().unwrap_or_else(|e| e.into_inner()).insert(plan_id, defs.clone());
+    Ok(defs)
 }
 
 /// An override's details: the plan's settings with the overridden values.

@@ -10,9 +10,9 @@ use kelviq_core::entitlements::crossed_alerts;
 use kelviq_core::events::{customer_summary, OutboxEvent};
 use kelviq_core::timefmt::{from_micros, iso_seconds};
 use kelviq_core::Tenant;
-use kelviq_store::{CounterChange, Work};
+use kelviq_store::{AddRow, CounterChange, KeyClaim, RawRow, Work};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
@@ -166,16 +166,163 @@ fn deliver(state: &AppState, batch: Vec<Job>, results: Vec<Result<Outcome, Strin
     }
 }
 
+/// A counter of one customer: (org, env, customer, feature, period start).
+type CounterKey = (uuid::Uuid, &'static str, String, String, i64);
+
+fn counter_key(job: &Job, t: &Target) -> CounterKey {
+    (job.tenant.org_id, job.tenant.env.as_str(), job.customer_id.clone(), t.feature.clone(), t.period_start)
+}
+
+/// Applies a batch in one transaction. Keys, raw events and plain increments
+/// are written with one statement per few hundred requests; anything whose
+/// order matters (SET, MAX, LATEST, UNIQUE_COUNT, alerts, consumes) runs
+/// request by request, in arrival order, for the counters it touches.
 async fn apply(state: &AppState, batch: &mut [Job]) -> Result<Vec<Outcome>, kelviq_store::StoreError> {
     let first = &batch[0].tenant;
     let mut w = state.store.begin(first).await?;
-    let mut outcomes = Vec::with_capacity(batch.len());
+    let now = batch.last().map_or_else(|| state.clock.now(), |j| j.now);
+
+    // Counters some request changes in an order-sensitive way.
+    let mut ordered: HashSet<CounterKey> = HashSet::new();
+    for job in batch.iter() {
+        match &job.op {
+            Op::Record { targets, .. } => {
+                for t in targets {
+                    if !matches!(t.change, CounterChange::Add(_)) || t.alerts.is_some() {
+                        ordered.insert(counter_key(job, t));
+                    }
+                }
+            }
+            Op::Consume { feature, period_start, .. } => {
+                ordered.insert((
+                    job.tenant.org_id,
+                    job.tenant.env.as_str(),
+                    job.customer_id.clone(),
+                    feature.clone(),
+                    *period_start,
+                ));
+            }
+        }
+    }
+
+    // Idempotency keys of records, claimed in bulk; a key repeated within
+    // the batch is a duplicate of its first occurrence.
+    let mut first_of: HashMap<(uuid::Uuid, &'static str, &'static str, String), usize> = HashMap::new();
+    let mut claims = Vec::new();
+    let mut claim_of = vec![None; batch.len()];
+    let mut dup_of = vec![None; batch.len()];
+    for (i, job) in batch.iter().enumerate() {
+        if let Op::Record { key: Some((kind, key)), .. } = &job.op {
+            match first_of.entry((job.tenant.org_id, job.tenant.env.as_str(), kind, key.clone())) {
+                std::collections::hash_map::Entry::Occupied(e) => dup_of[i] = Some(*e.get()),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                    claim_of[i] = Some(claims.len());
+                    claims.push(KeyClaim { tenant: &job.tenant, kind, key, response: job.response.to_string() });
+                }
+            }
+        }
+    }
+    let fresh = w.claim_keys(&claims, now).await?;
+    drop(claims);
+
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+    let mut raws = Vec::new();
+    let mut adds: HashMap<CounterKey, i64> = HashMap::new();
+    let mut touched: Vec<Vec<CounterKey>> = vec![Vec::new(); batch.len()];
+    for (i, job) in batch.iter().enumerate() {
+        if dup_of[i].is_some() {
+            continue;
+        }
+        if let Some(c) = claim_of[i] {
+            if !fresh[c] {
+                let (kind, key) = match &job.op {
+                    Op::Record { key: Some(k), .. } => k.clone(),
+                    _ => unreachable!("only keyed records are claimed"),
+                };
+                let first = w.find_key_for(&job.tenant, kind, &key).await?.unwrap_or_default();
+                let response = serde_json::from_str(&first).unwrap_or(Value::Null);
+                outcomes[i] = Some(Outcome { response, duplicate: true, counters: Vec::new() });
+                continue;
+            }
+        }
+        w.switch_tenant(&job.tenant);
+        match &job.op {
+            Op::Record { raw, targets, .. } => {
+                if let Some(e) = raw {
+                    raws.push(RawRow {
+                        tenant: &job.tenant,
+                        customer_id: &job.customer_id,
+                        event_name: &e.event_name,
+                        key: &e.key,
+                        at: e.at,
+                        resource_id: e.resource_id.as_deref(),
+                        properties: e.properties.to_string(),
+                    });
+                }
+                let mut counters = Vec::new();
+                for t in targets {
+                    let k = counter_key(job, t);
+                    match (&t.change, ordered.contains(&k)) {
+                        (CounterChange::Add(n), false) => {
+                            *adds.entry(k.clone()).or_insert(0) += n;
+                            touched[i].push(k);
+                        }
+                        _ => {
+                            let (before, after, announced) = w
+                                .change_counter(&job.customer_id, &t.feature, t.period_start, &t.change, job.now)
+                                .await?;
+                            if let Some(spec) = &t.alerts {
+                                alert(&mut w, job, &t.feature, t.period_start, spec, before, after, &announced).await?;
+                            }
+                            counters.push((t.feature.clone(), t.period_start, after));
+                        }
+                    }
+                }
+                outcomes[i] = Some(Outcome { response: job.response.clone(), duplicate: false, counters });
+            }
+            Op::Consume { .. } => outcomes[i] = Some(apply_one(&mut w, job).await?),
+        }
+    }
+    w.insert_raw_events(&raws, now).await?;
+    drop(raws);
+
+    // The increments, one statement per few hundred counters.
+    let keys: Vec<CounterKey> = adds.keys().cloned().collect();
+    let tenants: HashMap<(uuid::Uuid, &'static str), Tenant> =
+        batch.iter().map(|j| ((j.tenant.org_id, j.tenant.env.as_str()), j.tenant.clone())).collect();
+    let rows: Vec<AddRow> = keys
+        .iter()
+        .map(|k| AddRow {
+            tenant: &tenants[&(k.0, k.1)],
+            customer_id: &k.2,
+            feature: &k.3,
+            period_start: k.4,
+            delta: adds[k],
+        })
+        .collect();
+    let values: HashMap<&CounterKey, i64> = keys.iter().zip(w.add_counters(&rows, now).await?).collect();
+    drop(rows);
+    for (i, t) in touched.iter().enumerate() {
+        if let Some(o) = outcomes[i].as_mut() {
+            for k in t {
+                o.counters.push((k.3.clone(), k.4, values[k]));
+            }
+        }
+    }
+
+    // Duplicates within the batch answer as their first occurrence did.
+    for i in 0..batch.len() {
+        if let Some(first) = dup_of[i] {
+            let response = outcomes[first].as_ref().map_or(Value::Null, |o| o.response.clone());
+            outcomes[i] = Some(Outcome { response, duplicate: true, counters: Vec::new() });
+        }
+    }
+
     // Customers changed per tenant, announced once per tenant.
     let mut changed: BTreeMap<(uuid::Uuid, &'static str), (Tenant, Vec<String>)> = BTreeMap::new();
-    for job in batch.iter() {
-        w.switch_tenant(&job.tenant);
-        let outcome = apply_one(&mut w, job).await?;
-        if !outcome.counters.is_empty() {
+    for (job, o) in batch.iter().zip(&outcomes) {
+        if o.as_ref().is_some_and(|o| !o.counters.is_empty()) {
             let entry = changed
                 .entry((job.tenant.org_id, job.tenant.env.as_str()))
                 .or_insert_with(|| (job.tenant.clone(), Vec::new()));
@@ -183,15 +330,13 @@ async fn apply(state: &AppState, batch: &mut [Job]) -> Result<Vec<Outcome>, kelv
                 entry.1.push(job.customer_id.clone());
             }
         }
-        outcomes.push(outcome);
     }
-    let now = batch.last().map_or_else(|| state.clock.now(), |j| j.now);
     for (tenant, customers) in changed.values() {
         w.switch_tenant(tenant);
         w.usage_changed(customers, &state.origin, now).await?;
     }
     w.commit().await?;
-    Ok(outcomes)
+    Ok(outcomes.into_iter().map(|o| o.expect("every request has an outcome")).collect())
 }
 
 async fn apply_one(w: &mut Work, job: &Job) -> Result<Outcome, kelviq_store::StoreError> {

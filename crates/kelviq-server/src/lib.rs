@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod catalog_io;
 pub mod changes;
 pub mod cli;

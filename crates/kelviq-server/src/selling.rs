@@ -31,10 +31,21 @@ pub async fn finish(state: &AppState, w: Work) -> Result<(), StoreError> {
 }
 
 /// The tenant's current time: the server clock plus the sandbox test clock.
+/// The offset is read once per process and then kept in memory; moves of
+/// the clock reach the other processes through the change feed.
 pub async fn tenant_now(state: &AppState, tenant: &Tenant) -> ApiResult<DateTime<Utc>> {
-    let offset = match tenant.env {
-        Environment::Sandbox => state.store.test_clock_offset(tenant).await?,
-        Environment::Production => Duration::zero(),
+    if tenant.env == Environment::Production {
+        return Ok(state.clock.now());
+    }
+    let k = (tenant.org_id, tenant.env);
+    let cached = state.test_clocks.read().unwrap_or_else(|e| e.into_inner()).get(&k).copied();
+    let offset = match cached {
+        Some(o) => o,
+        None => {
+            let o = state.store.test_clock_offset(tenant).await?;
+            state.test_clocks.write().unwrap_or_else(|e| e.into_inner()).insert(k, o);
+            o
+        }
     };
     Ok(state.clock.now() + offset)
 }

@@ -24,8 +24,10 @@ pub use changes::{Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
-pub use selling::{DocColumns, DocTable, Filter, StoredPaymentMethod, Work, TOPIC_ENTITLEMENTS};
-pub use usage::{change_subject, ChangeSubject, Counter, CounterChange, TOPIC_USAGE};
+pub use selling::{
+    DocColumns, DocTable, Filter, StoredPaymentMethod, Work, TOPIC_CATALOG, TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK,
+};
+pub use usage::{change_subject, AddRow, ChangeSubject, Counter, CounterChange, KeyClaim, RawRow, TOPIC_USAGE};
 
 use kelviq_core::Tenant;
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -284,6 +284,7 @@ impl Store {
     /// the previously published version is superseded.
     pub async fn publish_plan(&self, tenant: &Tenant, identifier: &str, now: DateTime<Utc>) -> Result<PlanVersion> {
         let mut tx = self.write.begin().await?;
+        // (publish_in records the change-feed entry every server acts on.)
         let draft = publish_in(&mut tx, self.backend, tenant, identifier, now).await?;
         tx.commit().await?;
         Ok(draft)
@@ -477,6 +478,9 @@ async fn publish_in(
     draft.published_at = Some(now);
     draft.modified_at = now;
     save_version(tx, &draft).await?;
+    // What subscribers hold may change (new versions, children inheriting).
+    let subject = format!("{}:{}", tenant.org_id, tenant.env.as_str());
+    crate::changes::record_change(tx, backend, crate::TOPIC_CATALOG, &subject, now).await?;
     Ok(draft)
 }
 

@@ -18,6 +18,12 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+/// Topic of published plans (what subscribers hold may change); the subject is `{org_id}:{environment}`.
+pub const TOPIC_CATALOG: &str = "catalog";
+
+/// Topic of sandbox test clock moves; the subject is `{org_id}:{environment}`.
+pub const TOPIC_TEST_CLOCK: &str = "test_clock";
+
 /// Topic of changes to what a customer is entitled to; the subject is
 /// `{org_id}:{environment}:{customer_id}`.
 pub const TOPIC_ENTITLEMENTS: &str = "entitlements";
@@ -597,8 +603,10 @@ impl Work {
         Ok(())
     }
 
-    /// Sets the tenant's test clock offset.
-    pub async fn set_test_clock(&mut self, offset: Duration) -> Result<()> {
+    /// Sets the tenant's test clock offset (and tells the other processes).
+    pub async fn set_test_clock(&mut self, offset: Duration, now: DateTime<Utc>) -> Result<()> {
+        let subject = format!("{}:{}", self.tenant.org_id, self.tenant.env.as_str());
+        record_change(&mut self.tx, self.backend, TOPIC_TEST_CLOCK, &subject, now).await?;
         let (org, env) = tenant_binds(&self.tenant);
         let done = sqlx::query("UPDATE test_clocks SET offset_micros = $1 WHERE org_id = $2 AND environment = $3")
             .bind(offset.num_microseconds().unwrap_or(i64::MAX))

@@ -363,3 +363,157 @@ pub fn change_subject(subject: &str) -> Option<ChangeSubject> {
     let origin = lines.next_if(|l| l.starts_with('@')).map(|l| l[1..].to_string());
     Some(ChangeSubject { org, env, origin, customers: lines.map(str::to_string).collect() })
 }
+
+/// A key claimed in bulk: tenant, kind, key, the answer to keep.
+pub struct KeyClaim<'a> {
+    pub tenant: &'a Tenant,
+    pub kind: &'a str,
+    pub key: &'a str,
+    pub response: String,
+}
+
+/// A raw event stored in bulk.
+pub struct RawRow<'a> {
+    pub tenant: &'a Tenant,
+    pub customer_id: &'a str,
+    pub event_name: &'a str,
+    pub key: &'a str,
+    pub at: DateTime<Utc>,
+    pub resource_id: Option<&'a str>,
+    pub properties: String,
+}
+
+/// A counter increment applied in bulk.
+pub struct AddRow<'a> {
+    pub tenant: &'a Tenant,
+    pub customer_id: &'a str,
+    pub feature: &'a str,
+    pub period_start: i64,
+    pub delta: i64,
+}
+
+/// Rows per multi-row statement (well under both backends' bind limits).
+const CHUNK: usize = 400;
+
+fn placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Work {
+    /// Claims many idempotency keys in one statement per chunk; returns the
+    /// indexes of the claims that were new (the others were used before).
+    pub async fn claim_keys(&mut self, claims: &[KeyClaim<'_>], now: DateTime<Utc>) -> Result<Vec<bool>> {
+        let mut fresh = vec![false; claims.len()];
+        for (c, chunk) in claims.chunks(CHUNK).enumerate() {
+            let sql = format!(
+                "INSERT INTO ingest_keys (org_id, environment, kind, idempotency_key, response, created_at) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING org_id, environment, kind, idempotency_key",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for k in chunk {
+                let (org, env) = tenant_binds(k.tenant);
+                q = q.bind(org).bind(env).bind(k.kind).bind(k.key).bind(k.response.clone()).bind(to_micros(now));
+            }
+            let rows = q.fetch_all(&mut **self.tx()).await?;
+            let mut inserted = std::collections::HashSet::new();
+            for r in rows {
+                let (org, env, kind, key): (String, String, String, String) =
+                    (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+                inserted.insert((org, env, kind, key));
+            }
+            for (i, k) in chunk.iter().enumerate() {
+                let (org, env) = tenant_binds(k.tenant);
+                fresh[c * CHUNK + i] =
+                    inserted.contains(&(org, env.to_string(), k.kind.to_string(), k.key.to_string()));
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// The answer first given for a key of another tenant than the current one.
+    pub async fn find_key_for(&mut self, tenant: &Tenant, kind: &str, key: &str) -> Result<Option<String>> {
+        let previous = self.tenant().clone();
+        self.switch_tenant(tenant);
+        let found = self.find_key(kind, key).await;
+        self.switch_tenant(&previous);
+        found
+    }
+
+    pub async fn insert_raw_events(&mut self, rows: &[RawRow<'_>], now: DateTime<Utc>) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO raw_events (org_id, environment, customer_id, event_name, idempotency_key, event_at, resource_id, \
+                 properties, received_at) VALUES {}",
+                placeholders(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                let (org, env) = tenant_binds(r.tenant);
+                q = q
+                    .bind(org)
+                    .bind(env)
+                    .bind(r.customer_id)
+                    .bind(r.event_name)
+                    .bind(r.key)
+                    .bind(to_micros(r.at))
+                    .bind(r.resource_id)
+                    .bind(r.properties.clone())
+                    .bind(to_micros(now));
+            }
+            q.execute(&mut **self.tx()).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds to many counters (each at most once per call); returns each one's value after.
+    pub async fn add_counters(&mut self, rows: &[AddRow<'_>], now: DateTime<Utc>) -> Result<Vec<i64>> {
+        let mut after = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, value_at, alerts, \
+                 updated_at) VALUES {} ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
+                 DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at \
+                 RETURNING org_id, environment, customer_id, feature, period_start, value",
+                (0..chunk.len())
+                    .map(|r| {
+                        let b = r * 7;
+                        format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, '', ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for r in chunk {
+                let (org, env) = tenant_binds(r.tenant);
+                q = q
+                    .bind(org)
+                    .bind(env)
+                    .bind(r.customer_id)
+                    .bind(r.feature)
+                    .bind(r.period_start)
+                    .bind(r.delta)
+                    .bind(to_micros(now));
+            }
+            let returned = q.fetch_all(&mut **self.tx()).await?;
+            let mut values = std::collections::HashMap::new();
+            for r in returned {
+                let k: (String, String, String, String, i64) =
+                    (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+                values.insert(k, r.try_get::<i64, _>(5)?);
+            }
+            for r in chunk {
+                let (org, env) = tenant_binds(r.tenant);
+                let k = (org, env.to_string(), r.customer_id.to_string(), r.feature.to_string(), r.period_start);
+                after.push(values.get(&k).copied().unwrap_or(r.delta));
+            }
+        }
+        Ok(after)
+    }
+}

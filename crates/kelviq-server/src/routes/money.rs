@@ -392,8 +392,10 @@ pub async fn advance_test_clock(
     };
     let ran = selling::run_due(&state, &tenant, target).await?;
     let mut w = state.store.begin(&tenant).await?;
-    w.set_test_clock(target - state.clock.now()).await?;
+    let offset = target - state.clock.now();
+    w.set_test_clock(offset, state.clock.now()).await?;
     w.commit().await?;
+    state.test_clocks.write().unwrap_or_else(|e| e.into_inner()).insert((tenant.org_id, tenant.env), offset);
     tracing::info!(now = %iso_seconds(target), ran, "test clock advanced");
     Ok(Json(json!({ "now": iso_seconds(target), "ran": ran })))
 }

@@ -1,0 +1,423 @@
+//! `kelviq bench`: starts the server on a temporary database, loads customers
+//! with subscriptions, and measures the entitlement check (against the same
+//! server's `/healthz` as the HTTP floor), event ingestion (single events and
+//! 100-event batches, 1 % duplicate keys) and resident memory.
+
+use crate::app::{bootstrap_demo, open_store, serve, AppState};
+use crate::config::Config;
+use crate::selling::save_subscription;
+use chrono::{DateTime, Utc};
+use kelviq_core::billing::{FeatureQuantity, SubStatus, Subscription};
+use kelviq_core::customer::NewCustomer;
+use kelviq_core::plans::ChargePeriod;
+use kelviq_core::timefmt::report_timestamp;
+use kelviq_core::{Clock, Environment, SystemClock, Tenant};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub customers: u64,
+    pub seconds: u64,
+    pub connections: usize,
+    /// `None`: a temporary SQLite file.
+    pub database_url: Option<String>,
+}
+
+/// Latencies and throughput of one load run.
+struct Run {
+    requests: u64,
+    items: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+    errors: u64,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.items as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+}
+
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A fresh database for one run: a temporary SQLite file, or a new database
+/// on the given PostgreSQL server (dropped afterwards).
+struct BenchDb {
+    url: Option<String>,
+    drop: Option<(String, String)>,
+}
+
+async fn bench_db(url: Option<&str>) -> anyhow::Result<BenchDb> {
+    let Some(url) = url.filter(|u| u.starts_with("postgres")) else { return Ok(BenchDb { url: None, drop: None }) };
+    sqlx::any::install_default_drivers();
+    let name = format!("kq_bench_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::AnyPool::connect(url).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
+    admin.close().await;
+    let mut u = url::Url::parse(url)?;
+    u.set_path(&format!("/{name}"));
+    Ok(BenchDb { url: Some(u.to_string()), drop: Some((url.to_string(), name)) })
+}
+
+impl BenchDb {
+    async fn cleanup(&self) {
+        if let Some((admin, name)) = &self.drop {
+            if let Ok(pool) = sqlx::AnyPool::connect(admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                pool.close().await;
+            }
+        }
+    }
+}
+
+pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = bench_db(options.database_url.as_deref()).await?;
+    let result = run_on(&options, dir.path(), db.url.clone()).await;
+    db.cleanup().await;
+    result
+}
+
+async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Option<String>) -> anyhow::Result<()> {
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        database_url,
+        log_level: "warn".into(),
+        db_max_connections: 16,
+        ..Config::default()
+    };
+    config.key_cache_seconds = 3600;
+    let store = open_store(&config).await?;
+    let backend = store.backend().name();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let boot = bootstrap_demo(&store, clock.as_ref())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the bench needs an empty database"))?;
+    let tenant = Tenant { org_id: boot.org.id, org_seq: boot.org.seq, env: Environment::Sandbox };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let state = AppState::new(store.clone(), clock.clone(), config);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(state.clone(), listener, async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(options.connections * 2).build()?;
+    let key = boot.server_key.clone();
+
+    println!(
+        "kelviq bench on {backend}: {} customers, {} s per run, {} connections",
+        options.customers, options.seconds, options.connections
+    );
+    seed_catalog(&client, &base, &key).await?;
+    let plan = store.find_published_plan(&tenant, "bench").await?.ok_or_else(|| anyhow::anyhow!("bench plan"))?;
+    let loaded = Instant::now();
+    load_customers(&state, &tenant, &plan, options.customers).await?;
+    println!("loaded {} customers with subscriptions in {:.1} s", options.customers, loaded.elapsed().as_secs_f64());
+
+    // Resident memory of the engine: before and after every customer is in memory.
+    let before = rss_bytes();
+    let warm = Instant::now();
+    warm_up(&state, &tenant, options.customers).await?;
+    let after = rss_bytes();
+    if let (Some(b), Some(a)) = (before, after) {
+        let per_100k = (a.saturating_sub(b)) as f64 * 100_000.0 / options.customers.max(1) as f64 / 1_048_576.0;
+        println!(
+            "entitlement state: {} customers in memory in {:.1} s; resident memory {:.0} MB → {:.0} MB: {:.1} MB per 100,000 customers",
+            state.entitlements.len(),
+            warm.elapsed().as_secs_f64(),
+            b as f64 / 1_048_576.0,
+            a as f64 / 1_048_576.0,
+            per_100k
+        );
+    }
+
+    let n = options.customers;
+    let b = base.clone();
+    let floor =
+        load(&client, None, options.connections, options.seconds, move |_, _| (format!("{b}/healthz"), None, 1)).await;
+    let b = base.clone();
+    let checks = load(&client, Some(&key), options.connections, options.seconds, move |worker, i| {
+        let c = (worker as u64 * 7919 + i * 104_729) % n;
+        (format!("{b}/api/v1/entitlements?customer_id=c{c}"), None, 1)
+    })
+    .await;
+    report("healthz (HTTP floor)", &floor);
+    report("entitlement check", &checks);
+    println!("  check throughput = {:.0} % of the floor", 100.0 * checks.rate() / floor.rate().max(1.0));
+
+    fn dup(worker: usize, i: u64) -> String {
+        // 1 % of keys repeat an earlier one.
+        if i % 100 == 99 {
+            format!("w{worker}-{}", i - 1)
+        } else {
+            format!("w{worker}-{i}")
+        }
+    }
+    let ts = report_timestamp(Utc::now());
+    let (b, t) = (base.clone(), ts.clone());
+    let single = load(&client, Some(&key), options.connections, options.seconds, move |worker, i| {
+        let body = json!({"customerId": format!("c{}", (worker as u64 * 31 + i) % n), "eventName": "api.call",
+            "idempotencyKey": dup(worker, i), "timestamp": t, "properties": {"tokens": 10}});
+        (format!("{b}/api/v1/report/event/"), Some(body), 1)
+    })
+    .await;
+    report("raw events, one per request", &single);
+    let b = base.clone();
+    let batched = load(&client, Some(&key), options.connections.min(16), options.seconds, move |worker, i| {
+        let events: Vec<Value> = (0..100u64)
+            .map(|j| {
+                let k = i * 100 + j;
+                json!({"customerId": format!("c{}", (worker as u64 * 131 + k) % n), "eventName": "api.call",
+                    "idempotencyKey": format!("b{}", dup(worker, k)), "timestamp": ts, "properties": {"tokens": 10}})
+            })
+            .collect();
+        (format!("{b}/api/v1/report/events/batch/"), Some(json!({ "events": events })), 100)
+    })
+    .await;
+    report("raw events, 100 per request", &batched);
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(())
+}
+
+fn report(name: &str, r: &Run) {
+    println!(
+        "{name}: {:.0}/s ({} requests in {:.1} s, {} errors), latency p50 {:.2} ms, p99 {:.2} ms",
+        r.rate(),
+        r.requests,
+        r.elapsed.as_secs_f64(),
+        r.errors,
+        r.percentile(0.5),
+        r.percentile(0.99)
+    );
+}
+
+/// Runs `connections` workers for `seconds`, each sending the requests `make` describes.
+async fn load<F>(client: &reqwest::Client, key: Option<&str>, connections: usize, seconds: u64, make: F) -> Run
+where
+    F: Fn(usize, u64) -> (String, Option<Value>, u64) + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let done = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let key = key.map(str::to_string);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|w| {
+            let (client, make, done, errors, key) =
+                (client.clone(), make.clone(), done.clone(), errors.clone(), key.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut items = 0u64;
+                let mut i = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    let (url, body, n) = make(w, i);
+                    i += 1;
+                    let t = Instant::now();
+                    let mut req = match &body {
+                        Some(b) => client.post(&url).json(b),
+                        None => client.get(&url),
+                    };
+                    if let Some(k) = &key {
+                        req = req.bearer_auth(k);
+                    }
+                    match req.send().await {
+                        Ok(res) if res.status().is_success() => {
+                            let _ = res.bytes().await;
+                            items += n;
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                }
+                (lat, items)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    done.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut items = 0;
+    for w in workers {
+        if let Ok((l, n)) = w.await {
+            latencies.extend(l);
+            items += n;
+        }
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Run {
+        requests: latencies.len() as u64,
+        items,
+        elapsed,
+        latencies_us: latencies,
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+async fn seed_catalog(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
+    let post = |path: &str, body: Value| {
+        let req = client.post(format!("{base}/api/v1{path}")).bearer_auth(key).json(&body);
+        async move {
+            let res = req.send().await?;
+            let url = res.url().clone();
+            anyhow::ensure!(res.status().is_success(), "seeding {url}: {}", res.text().await.unwrap_or_default());
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    let units = json!({"singular": "call", "plural": "calls"});
+    post("/catalog/products/", json!({"name": "Bench", "identifier": "bench", "taxCode": "saas"})).await?;
+    post("/catalog/features/", json!({"name": "SSO", "identifier": "sso", "featureType": "BOOLEAN"})).await?;
+    post("/catalog/features/", json!({"name": "Calls", "identifier": "calls", "featureType": "METER",
+        "featureDetails": {"featureSubType": "RAW_EVENTS", "units": units},
+        "meter": {"aggregation": {"function": "SUM", "field": "tokens"}, "filters": [[{"property": "event_name", "operator": "equals", "value": "api.call"}]]}})).await?;
+    post("/catalog/features/", json!({"name": "Seats", "identifier": "seats", "featureType": "CUSTOMIZABLE"})).await?;
+    post("/catalog/plans/", json!({"name": "Bench", "identifier": "bench", "product": "bench"})).await?;
+    post(
+        "/catalog/plans/bench/prices/bulk/",
+        json!({"prices": [{"priceType": "PAID", "currency": "USD",
+        "chargeCatalogPrice": [{"charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 10}}]}]}]}),
+    )
+    .await?;
+    post(
+        "/catalog/plans/bench/features/",
+        json!({"planEntitlements": [
+        {"feature": "sso", "details": {"value": true}},
+        {"feature": "calls", "details": {"value": 1_000_000_000, "reset": "EVERY_MONTH", "hardLimit": true}},
+        {"feature": "seats", "details": {"value": 5}}]}),
+    )
+    .await?;
+    post("/catalog/plans/bench/publish/", json!({})).await?;
+    Ok(())
+}
+
+/// Customers `c0…` each with an active monthly subscription, written in large transactions.
+async fn load_customers(
+    state: &AppState,
+    tenant: &Tenant,
+    plan: &kelviq_core::plans::PlanVersion,
+    n: u64,
+) -> anyhow::Result<()> {
+    let now = state.clock.now();
+    let chunk = 5_000;
+    let mut done = 0;
+    while done < n {
+        let mut w = state.store.begin(tenant).await?;
+        for i in done..(done + chunk).min(n) {
+            let c = w
+                .insert_customer(
+                    &NewCustomer {
+                        customer_id: format!("c{i}"),
+                        name: None,
+                        email: None,
+                        metadata: json!({}),
+                        billing_address: None,
+                    },
+                    now,
+                )
+                .await?;
+            save_subscription(&mut w, &subscription(&c.customer_id, c.id, plan, now)).await?;
+        }
+        w.commit().await?;
+        done = (done + chunk).min(n);
+        eprint!("\r  loading customers: {done}/{n}");
+    }
+    eprintln!();
+    Ok(())
+}
+
+fn subscription(
+    customer_id: &str,
+    customer_uuid: uuid::Uuid,
+    plan: &kelviq_core::plans::PlanVersion,
+    now: DateTime<Utc>,
+) -> Subscription {
+    let end = kelviq_core::periods::boundary(now, kelviq_core::periods::Interval::Months(1), 1);
+    Subscription {
+        id: uuid::Uuid::new_v4(),
+        customer_uuid,
+        customer_id: customer_id.to_string(),
+        plan_id: plan.id,
+        plan_identifier: plan.identifier.clone(),
+        plan_name: plan.name.clone(),
+        plan_version: plan.version,
+        product_id: plan.product_id,
+        charge_period: ChargePeriod::Monthly,
+        currency: "USD".into(),
+        amount_minor: 1000,
+        features: Vec::<FeatureQuantity>::new(),
+        status: SubStatus::Active,
+        started_at: now,
+        anchor_at: now,
+        period_index: 0,
+        period_start: Some(now),
+        period_end: Some(end),
+        trial_start: None,
+        trial_end: None,
+        cancel_at: None,
+        canceled_at: None,
+        cancellation_reason: None,
+        cancellation_feedback: None,
+        cancellation_comment: None,
+        ended_at: None,
+        pending_change: None,
+        credit_minor: 0,
+        debit_minor: 0,
+        payment_method_id: None,
+        past_due_since: None,
+        retries: 0,
+        next_retry_at: None,
+        superseded_by: None,
+        checkout_session: None,
+        unpaid_order: None,
+        created_at: now,
+        modified_at: now,
+    }
+}
+
+/// Loads every customer's state into memory.
+async fn warm_up(state: &AppState, tenant: &Tenant, n: u64) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (state, tenant, next) = (state.clone(), tenant.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    crate::entitlements::load(&state, &tenant, &format!("c{i}"))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    if i % 10_000 == 0 {
+                        eprint!("\r  loading entitlement state: {i}/{n}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await??;
+    }
+    eprintln!("\r  loading entitlement state: {n}/{n}");
+    Ok(())
+}
