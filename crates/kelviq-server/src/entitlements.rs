@@ -81,8 +81,11 @@ pub struct CustomerState {
     pub counters: HashMap<(String, i64), i64>,
     /// The rows as JSON, kept until the first meter period ends (rows are
     /// the same until then); a change of counters makes a new state.
-    rendered: RwLock<Option<(Option<DateTime<Utc>>, Arc<str>)>>,
+    rendered: RwLock<Option<Rendered>>,
 }
+
+/// Rows as JSON, and until when they hold (`None`: no meter period ends).
+type Rendered = (Option<DateTime<Utc>>, Arc<str>);
 
 impl Clone for CustomerState {
     /// A copy to change: without the kept rendering.
