@@ -333,6 +333,8 @@ pub async fn load(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiRe
     let epoch = state.entitlements.epoch(tenant, customer_id);
     let Some(built) = build(state, tenant, customer_id).await? else { return Ok(None) };
     let built = Arc::new(built);
+    // Rendered now, while loading, so that checks find it ready.
+    built.rows_json(crate::selling::tenant_now(state, tenant).await?);
     state.entitlements.insert_unless_changed(tenant, customer_id, built.clone(), epoch);
     Ok(Some(built))
 }

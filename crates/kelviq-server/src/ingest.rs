@@ -133,7 +133,11 @@ async fn run(state: AppState, mut rx: mpsc::Receiver<Job>) {
         }
         let size = batch.len();
         metrics::histogram!("ingest_batch_size").record(size as f64);
-        match apply(&state, &mut batch).await {
+        let started = std::time::Instant::now();
+        let applied = apply(&state, &mut batch).await;
+        metrics::histogram!("ingest_batch_seconds").record(started.elapsed().as_secs_f64());
+        tracing::debug!(size, ms = started.elapsed().as_secs_f64() * 1000.0, "usage batch committed");
+        match applied {
             Ok(outcomes) => deliver(&state, batch, outcomes.into_iter().map(Ok).collect()),
             Err(e) if size > 1 => {
                 tracing::warn!(error = %e, size, "usage batch failed; retrying its requests one by one");

@@ -393,12 +393,29 @@ pub struct AddRow<'a> {
 }
 
 /// Rows per multi-row statement (well under both backends' bind limits).
-const CHUNK: usize = 400;
+const CHUNK: usize = 250;
 
-fn placeholders(rows: usize, cols: usize) -> String {
+/// `($1, $2, …), (…)` for PostgreSQL; anonymous `?` for SQLite, whose
+/// numbered parameters cost a name lookup per bind (quadratic in a large
+/// multi-row statement). `fixed` cells are written as they are.
+fn placeholders(backend: crate::Backend, rows: usize, cols: &[Option<&str>]) -> String {
+    let binds = cols.iter().filter(|c| c.is_none()).count();
     (0..rows)
         .map(|r| {
-            let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            let mut n = r * binds;
+            let cells: Vec<String> = cols
+                .iter()
+                .map(|c| match c {
+                    Some(fixed) => fixed.to_string(),
+                    None => {
+                        n += 1;
+                        match backend {
+                            crate::Backend::Sqlite => "?".to_string(),
+                            crate::Backend::Postgres => format!("${n}"),
+                        }
+                    }
+                })
+                .collect();
             format!("({})", cells.join(", "))
         })
         .collect::<Vec<_>>()
@@ -414,7 +431,7 @@ impl Work {
             let sql = format!(
                 "INSERT INTO ingest_keys (org_id, environment, kind, idempotency_key, response, created_at) VALUES {} \
                  ON CONFLICT DO NOTHING RETURNING org_id, environment, kind, idempotency_key",
-                placeholders(chunk.len(), 6)
+                placeholders(self.backend(), chunk.len(), &[None; 6])
             );
             let mut q = sqlx::query(&sql);
             for k in chunk {
@@ -451,7 +468,7 @@ impl Work {
             let sql = format!(
                 "INSERT INTO raw_events (org_id, environment, customer_id, event_name, idempotency_key, event_at, resource_id, \
                  properties, received_at) VALUES {}",
-                placeholders(chunk.len(), 9)
+                placeholders(self.backend(), chunk.len(), &[None; 9])
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -481,13 +498,7 @@ impl Work {
                  updated_at) VALUES {} ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
                  DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at \
                  RETURNING org_id, environment, customer_id, feature, period_start, value",
-                (0..chunk.len())
-                    .map(|r| {
-                        let b = r * 7;
-                        format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, '', ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                placeholders(self.backend(), chunk.len(), &[None, None, None, None, None, None, None, Some("''"), None])
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -499,6 +510,7 @@ impl Work {
                     .bind(r.feature)
                     .bind(r.period_start)
                     .bind(r.delta)
+                    .bind(to_micros(now))
                     .bind(to_micros(now));
             }
             let returned = q.fetch_all(&mut **self.tx()).await?;
