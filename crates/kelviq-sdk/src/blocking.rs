@@ -42,6 +42,14 @@ impl Kelviq {
         Checkout { client: self }
     }
 
+    pub fn entitlements(&self) -> Entitlements<'_> {
+        Entitlements { client: self }
+    }
+
+    pub fn reporting(&self) -> Reporting<'_> {
+        Reporting { client: self }
+    }
+
     pub fn subscriptions(&self) -> Subscriptions<'_> {
         Subscriptions { client: self }
     }
@@ -285,5 +293,66 @@ impl PaymentMethods<'_> {
         page: Option<u32>,
     ) -> Result<Page<PaymentMethod>, Error> {
         self.client.block_on(self.client.inner.payment_methods().list(customer_id, customer_email, page_size, page))
+    }
+}
+
+pub struct Entitlements<'a> {
+    client: &'a Kelviq,
+}
+
+impl Entitlements<'_> {
+    pub fn has_access(&self, customer_id: &str, feature_id: &str) -> Result<bool, Error> {
+        self.client.block_on(self.client.inner.entitlements().has_access(customer_id, feature_id))
+    }
+    pub fn get_entitlement(
+        &self,
+        customer_id: &str,
+        feature_id: &str,
+    ) -> Result<Option<crate::entitlements::Entitlement>, Error> {
+        self.client.block_on(self.client.inner.entitlements().get_entitlement(customer_id, feature_id))
+    }
+    pub fn get_entitlements(&self, customer_id: &str) -> Result<Vec<crate::entitlements::Entitlement>, Error> {
+        self.client.block_on(self.client.inner.entitlements().get_entitlements(customer_id))
+    }
+    pub fn get_raw_entitlements(&self, customer_id: &str) -> Result<crate::entitlements::RawEntitlements, Error> {
+        self.client.block_on(self.client.inner.entitlements().get_raw_entitlements(customer_id))
+    }
+    pub fn get_raw_entitlement(
+        &self,
+        customer_id: &str,
+        feature_id: &str,
+    ) -> Result<crate::entitlements::RawEntitlements, Error> {
+        self.client.block_on(self.client.inner.entitlements().get_raw_entitlement(customer_id, feature_id))
+    }
+    pub fn consume(
+        &self,
+        customer_id: &str,
+        feature_id: &str,
+        value: i64,
+        key: &str,
+    ) -> Result<crate::entitlements::ConsumeResponse, Error> {
+        self.client.block_on(self.client.inner.entitlements().consume(customer_id, feature_id, value, key))
+    }
+}
+
+pub struct Reporting<'a> {
+    client: &'a Kelviq,
+}
+
+impl Reporting<'_> {
+    pub fn report_usage(&self, report: crate::reporting::ReportUsage) -> Result<crate::reporting::UsageReport, Error> {
+        self.client.block_on(self.client.inner.reporting().report_usage(report))
+    }
+    pub fn report_event(&self, event: crate::reporting::ReportEvent) -> Result<crate::reporting::EventReport, Error> {
+        self.client.block_on(self.client.inner.reporting().report_event(event))
+    }
+    pub fn report_events_batch(
+        &self,
+        events: Vec<crate::reporting::ReportEvent>,
+    ) -> Result<crate::reporting::BatchResponse, Error> {
+        self.client.block_on(self.client.inner.reporting().report_events_batch(events))
+    }
+    pub fn flush(&self) -> usize {
+        self.client.block_on(self.client.inner.reporting().flush())
     }
 }

@@ -157,3 +157,121 @@ mod tests {
         assert!(aggregate(&[]).is_empty());
     }
 }
+
+/// `GET /entitlements` as the server answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawEntitlements {
+    pub customer_id: String,
+    pub entitlements: Vec<EntitlementDetail>,
+}
+
+/// What `POST /entitlements/consume/` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsumeResponse {
+    pub allowed: bool,
+    pub customer_id: String,
+    pub feature_id: String,
+    pub value: i64,
+    pub idempotency_key: String,
+    #[serde(default)]
+    pub current_usage: Option<i64>,
+    #[serde(default)]
+    pub usage_limit: Option<i64>,
+    #[serde(default)]
+    pub remaining: Option<i64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The entitlement check, through the client's two-tier cache (spec §5.2).
+pub struct Entitlements<'a> {
+    http: &'a crate::http::Http,
+    cache: &'a crate::cache::Cache,
+}
+
+impl<'a> Entitlements<'a> {
+    pub(crate) fn new(http: &'a crate::http::Http, cache: &'a crate::cache::Cache) -> Self {
+        Self { http, cache }
+    }
+
+    /// The raw answer: fresh cache, else the edge API (written through),
+    /// else, when the server cannot be reached or fails (5xx), any cached
+    /// answer however old. 4xx errors always propagate.
+    async fn fetch_raw(&self, customer_id: &str, feature_id: Option<&str>) -> Result<serde_json::Value, crate::Error> {
+        let slot = feature_id.unwrap_or("*");
+        if let Some(v) = self.cache.get_fresh(customer_id, slot).await {
+            return Ok(v);
+        }
+        let mut query = vec![("customer_id", customer_id.to_string())];
+        if let Some(f) = feature_id {
+            query.push(("feature_id", f.to_string()));
+        }
+        let url = self.http.url(crate::http::Host::Edge, &["entitlements"], false);
+        match self.http.request(reqwest::Method::GET, url, &query, None).await {
+            Ok(v) => {
+                self.cache.put(customer_id, slot, &v).await;
+                Ok(v)
+            }
+            Err(e) if e.status().is_none_or(|s| s >= 500) => match self.cache.get_any(customer_id, slot).await {
+                Some(stale) => {
+                    tracing::warn!(error = %e, customer_id, "entitlements unavailable; answering from the cache");
+                    Ok(stale)
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get_raw_entitlements(&self, customer_id: &str) -> Result<RawEntitlements, crate::Error> {
+        crate::http::decode(self.fetch_raw(customer_id, None).await?)
+    }
+
+    pub async fn get_raw_entitlement(
+        &self,
+        customer_id: &str,
+        feature_id: &str,
+    ) -> Result<RawEntitlements, crate::Error> {
+        crate::http::decode(self.fetch_raw(customer_id, Some(feature_id)).await?)
+    }
+
+    /// Every feature, aggregated (spec §5.1), in first-seen order.
+    pub async fn get_entitlements(&self, customer_id: &str) -> Result<Vec<Entitlement>, crate::Error> {
+        Ok(aggregate(&self.get_raw_entitlements(customer_id).await?.entitlements))
+    }
+
+    /// One feature, aggregated, or `None` when the customer does not have it.
+    pub async fn get_entitlement(
+        &self,
+        customer_id: &str,
+        feature_id: &str,
+    ) -> Result<Option<Entitlement>, crate::Error> {
+        let raw = self.get_raw_entitlement(customer_id, feature_id).await?;
+        Ok(aggregate(&raw.entitlements).into_iter().find(|e| e.feature_id == feature_id))
+    }
+
+    /// Whether the customer may use the feature (false when absent).
+    pub async fn has_access(&self, customer_id: &str, feature_id: &str) -> Result<bool, crate::Error> {
+        Ok(self.get_entitlement(customer_id, feature_id).await?.is_some_and(|e| e.has_access))
+    }
+
+    /// Beyond Kelviq: check and deduct in one atomic step on the server.
+    pub async fn consume(
+        &self,
+        customer_id: &str,
+        feature_id: &str,
+        value: i64,
+        idempotency_key: &str,
+    ) -> Result<ConsumeResponse, crate::Error> {
+        let body = serde_json::json!({"customerId": customer_id, "featureId": feature_id, "value": value, "idempotencyKey": idempotency_key});
+        let url = self.http.url(crate::http::Host::Core, &["entitlements", "consume"], true);
+        let answer: ConsumeResponse =
+            crate::http::decode(self.http.request(reqwest::Method::POST, url, &[], Some(&body)).await?)?;
+        if answer.allowed {
+            self.cache.apply_usage(customer_id, feature_id, value, "DELTA");
+        }
+        Ok(answer)
+    }
+}

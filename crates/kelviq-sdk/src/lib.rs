@@ -14,6 +14,7 @@
 //! [`blocking::Kelviq`] offers the same modules without async.
 
 pub mod blocking;
+pub mod cache;
 pub mod catalog;
 pub mod customers;
 pub mod entitlements;
@@ -22,6 +23,7 @@ mod error;
 mod http;
 pub mod models;
 pub mod plans;
+pub mod reporting;
 pub mod selling;
 pub mod webhooks;
 
@@ -33,10 +35,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// Configures a client. `access_token` is required; everything else has the
 /// Python SDK's defaults (production hosts, API v1, 10 s timeout).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct KelviqBuilder {
     access_token: Option<String>,
     environment: Option<String>,
@@ -44,6 +47,15 @@ pub struct KelviqBuilder {
     edge_api_url: Option<String>,
     api_version: Option<String>,
     timeout: Option<Duration>,
+    enable_cache: Option<bool>,
+    cache_ttl: Option<Duration>,
+    cache_store: Option<Arc<dyn cache::CacheStore>>,
+}
+
+impl std::fmt::Debug for dyn cache::CacheStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheStore")
+    }
 }
 
 impl KelviqBuilder {
@@ -81,6 +93,24 @@ impl KelviqBuilder {
         self
     }
 
+    /// Cache entitlement answers (default on).
+    pub fn enable_cache(mut self, enabled: bool) -> Self {
+        self.enable_cache = Some(enabled);
+        self
+    }
+
+    /// How long a cached answer is fresh (default 60 s).
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = Some(ttl);
+        self
+    }
+
+    /// A shared L2 cache (and offline queue) store, e.g. [`cache::RedisStore`].
+    pub fn cache_store(mut self, store: Arc<dyn cache::CacheStore>) -> Self {
+        self.cache_store = Some(store);
+        self
+    }
+
     fn http(&self) -> Result<http::Http, Error> {
         let token = self
             .access_token
@@ -110,7 +140,12 @@ impl KelviqBuilder {
 
     /// The async client.
     pub fn build(self) -> Result<Kelviq, Error> {
-        Ok(Kelviq { http: Arc::new(self.http()?) })
+        let cache = cache::Cache::new(
+            self.enable_cache.unwrap_or(true),
+            self.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL),
+            self.cache_store.clone(),
+        );
+        Ok(Kelviq { http: Arc::new(self.http()?), cache: Arc::new(cache) })
     }
 
     /// The blocking client. Do not call its methods from inside an async runtime.
@@ -119,10 +154,17 @@ impl KelviqBuilder {
     }
 }
 
-/// The async client. Cheap to clone; clones share one connection pool.
-#[derive(Debug, Clone)]
+/// The async client. Cheap to clone; clones share one connection pool, cache and queue.
+#[derive(Clone)]
 pub struct Kelviq {
     http: Arc<http::Http>,
+    cache: Arc<cache::Cache>,
+}
+
+impl std::fmt::Debug for Kelviq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kelviq").field("http", &self.http).finish_non_exhaustive()
+    }
 }
 
 impl Kelviq {
@@ -136,6 +178,16 @@ impl Kelviq {
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {
         catalog::Catalog::new(&self.http)
+    }
+
+    /// The entitlement check, cached (spec §5.1, §5.2).
+    pub fn entitlements(&self) -> entitlements::Entitlements<'_> {
+        entitlements::Entitlements::new(&self.http, &self.cache)
+    }
+
+    /// Usage and event reporting with the offline queue (spec §5.3).
+    pub fn reporting(&self) -> reporting::Reporting<'_> {
+        reporting::Reporting::new(&self.http, &self.cache)
     }
 
     pub fn checkout(&self) -> selling::Checkout<'_> {
