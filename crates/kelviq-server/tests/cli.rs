@@ -175,6 +175,72 @@ async fn two_processes_share_one_postgres() {
         }
     }
     eprintln!("revocation reached both processes in {:?}", revoked_at.elapsed());
+
+    // Entitlement state is kept in each process's memory; a subscription or a
+    // usage report written through one process reaches the other's checks
+    // within 100 ms (the change feed, woken by LISTEN/NOTIFY).
+    let call = |base: &str, path: &str, body: serde_json::Value| {
+        let req = http().post(format!("{base}{path}")).bearer_auth(key).json(&body);
+        let path = path.to_string();
+        async move {
+            let res = req.send().await.unwrap();
+            assert!(res.status().is_success(), "{path}: {}", res.status());
+            res.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let units = serde_json::json!({"singular": "u", "plural": "u"});
+    call(&one.url, "/api/v1/catalog/products/", serde_json::json!({"name": "P", "identifier": "p", "taxCode": "saas"}))
+        .await;
+    call(&one.url, "/api/v1/catalog/features/", serde_json::json!({"name": "Calls", "featureType": "METER", "featureDetails": {"featureSubType": "PRE_AGGREGATED_USAGE", "units": units}})).await;
+    call(&one.url, "/api/v1/catalog/plans/", serde_json::json!({"name": "P", "identifier": "p", "product": "p"})).await;
+    call(
+        &one.url,
+        "/api/v1/catalog/plans/p/prices/bulk/",
+        serde_json::json!({"prices": [{"priceType": "FREE", "currency": "USD"}]}),
+    )
+    .await;
+    call(&one.url, "/api/v1/catalog/plans/p/features/", serde_json::json!({"planEntitlements": [{"feature": "calls", "details": {"value": 100, "reset": "NEVER", "hardLimit": true}}]})).await;
+    call(&one.url, "/api/v1/catalog/plans/p/publish/", serde_json::json!({})).await;
+    let usage_on = |base: String| async move {
+        let v: serde_json::Value = http()
+            .get(format!("{base}/api/v1/entitlements/?customer_id=shared"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["entitlements"].as_array().and_then(|rows| rows.first()).map(|r| r["currentUsage"].as_i64().unwrap_or(-1))
+    };
+    assert_eq!(usage_on(two.url.clone()).await, None, "process two caches: no entitlements yet");
+    let session = call(&one.url, "/api/v1/checkout/", serde_json::json!({"planIdentifier": "p", "chargePeriod": "ONE_TIME", "customerId": "shared", "successUrl": "https://x.example/"})).await;
+    call(
+        &one.url,
+        &format!("/api/v1/checkout/sessions/{}/complete/", session["checkoutSessionId"].as_str().unwrap()),
+        serde_json::json!({}),
+    )
+    .await;
+    let bought = Instant::now();
+    while usage_on(two.url.clone()).await != Some(0) {
+        assert!(bought.elapsed() < Duration::from_millis(500), "process two does not see the purchase");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen_purchase = bought.elapsed();
+    call(
+        &one.url,
+        "/api/v1/report/usage/",
+        serde_json::json!({"customerId": "shared", "featureId": "calls", "value": 42, "behaviour": "SET"}),
+    )
+    .await;
+    let reported = Instant::now();
+    while usage_on(two.url.clone()).await != Some(42) {
+        assert!(reported.elapsed() < Duration::from_millis(500), "process two does not see the usage");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen_usage = reported.elapsed();
+    eprintln!("process two saw the purchase after {seen_purchase:?} and the usage after {seen_usage:?}");
+    assert!(seen_purchase < Duration::from_millis(100) && seen_usage < Duration::from_millis(100));
     sigterm(&mut one.child);
     sigterm(&mut two.child);
 }
