@@ -128,6 +128,7 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     let plan = store.find_published_plan(&tenant, "bench").await?.ok_or_else(|| anyhow::anyhow!("bench plan"))?;
     let loaded = Instant::now();
     load_customers(&state, &tenant, &plan, options.customers).await?;
+    store.analyze().await?;
     println!("loaded {} customers with subscriptions in {:.1} s", options.customers, loaded.elapsed().as_secs_f64());
 
     // Resident memory of the engine: before and after every customer is in memory.

@@ -343,12 +343,9 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
     let Some(customer) = state.store.find_customer(tenant, customer_id).await? else { return Ok(None) };
     let mut subs = live_subscriptions(state, tenant, customer_id).await?;
     subs.reverse(); // oldest first: the base plan's rows before add-ons'
-    let features = state.store.features_by_id(tenant).await?;
-    let by_identifier: HashMap<&str, &kelviq_core::catalog::Feature> =
-        features.values().map(|f| (f.identifier.as_str(), f)).collect();
     let mut grants = Vec::new();
     for sub in &subs {
-        let defs = plan_grants(state, tenant, sub.plan_id, &features).await?;
+        let defs = plan_grants(state, tenant, sub.plan_id).await?;
         for def in defs.iter() {
             let bought = sub.features.iter().find(|q| q.identifier == def.feature).map(|q| q.quantity as i64);
             let limit = if def.details.has_unlimited_usage { None } else { bought.or(def.details.value.as_i64()) };
@@ -362,7 +359,14 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
         }
     }
     // Overrides replace what the plans grant for a feature (or grant it alone).
-    for (feature, doc) in state.store.overrides(tenant, customer_id).await? {
+    let overrides = state.store.overrides(tenant, customer_id).await?;
+    let features = match overrides.is_empty() {
+        true => HashMap::new(),
+        false => state.store.features_by_id(tenant).await?,
+    };
+    let by_identifier: HashMap<&str, &kelviq_core::catalog::Feature> =
+        features.values().map(|f| (f.identifier.as_str(), f)).collect();
+    for (feature, doc) in overrides {
         let Some(f) = by_identifier.get(feature.as_str()) else { continue };
         let first = grants.iter().position(|g| g.feature == feature);
         let base = first.map(|i| grants[i].clone());
@@ -394,15 +398,11 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
 
 /// The grant definitions of a plan version, resolved (inheritance included)
 /// once per process and shared; cleared when a plan is published.
-async fn plan_grants(
-    state: &AppState,
-    tenant: &Tenant,
-    plan_id: uuid::Uuid,
-    features: &HashMap<uuid::Uuid, kelviq_core::catalog::Feature>,
-) -> ApiResult<Arc<Vec<Arc<GrantDef>>>> {
+async fn plan_grants(state: &AppState, tenant: &Tenant, plan_id: uuid::Uuid) -> ApiResult<Arc<Vec<Arc<GrantDef>>>> {
     if let Some(defs) = state.entitlements.plans.read().unwrap_or_else(|e| e.into_inner()).get(&plan_id) {
         return Ok(defs.clone());
     }
+    let features = state.store.features_by_id(tenant).await?;
     let resolved = match state.store.find_plan_version(tenant, plan_id).await? {
         Some(plan) => state.store.effective_entitlements(tenant, &plan).await?,
         None => Vec::new(),

@@ -145,6 +145,13 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes the query planner's statistics (after a bulk load the
+    /// planner would otherwise think the tables are empty and scan them).
+    pub async fn analyze(&self) -> Result<()> {
+        sqlx::query("ANALYZE").execute(&self.write).await?;
+        Ok(())
+    }
+
     /// A round trip to the database, for readiness checks.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
