@@ -327,6 +327,65 @@ impl Dunning {
 }
 
 impl Subscription {
+    /// A new, active subscription (or one-time purchase) of `plan` from
+    /// `at`, in its first period.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        customer_uuid: uuid::Uuid,
+        customer_id: &str,
+        plan: &PlanVersion,
+        charge_period: ChargePeriod,
+        currency: &str,
+        amount_minor: i64,
+        features: Vec<FeatureQuantity>,
+        at: DateTime<Utc>,
+    ) -> Subscription {
+        let mut s = Subscription {
+            id: uuid::Uuid::new_v4(),
+            customer_uuid,
+            customer_id: customer_id.to_string(),
+            plan_id: plan.id,
+            plan_identifier: plan.identifier.clone(),
+            plan_name: plan.name.clone(),
+            plan_version: plan.version,
+            product_id: plan.product_id,
+            charge_period,
+            currency: currency.to_string(),
+            amount_minor,
+            features,
+            status: SubStatus::Active,
+            started_at: at,
+            anchor_at: at,
+            period_index: 0,
+            period_start: None,
+            period_end: None,
+            trial_start: None,
+            trial_end: None,
+            cancel_at: None,
+            canceled_at: None,
+            cancellation_reason: None,
+            cancellation_feedback: None,
+            cancellation_comment: None,
+            ended_at: None,
+            pending_change: None,
+            credit_minor: 0,
+            debit_minor: 0,
+            payment_method_id: None,
+            past_due_since: None,
+            retries: 0,
+            next_retry_at: None,
+            superseded_by: None,
+            checkout_session: None,
+            unpaid_order: None,
+            created_at: at,
+            modified_at: at,
+        };
+        if let Some((start, end)) = s.period_bounds(0) {
+            (s.period_start, s.period_end) = (Some(start), Some(end));
+        }
+        s
+    }
+
     pub fn interval(&self) -> Option<Interval> {
         self.charge_period.interval()
     }
@@ -877,46 +936,18 @@ mod tests {
 
     fn monthly_sub(amount: i64) -> Subscription {
         let start = at("2026-04-01T00:00:00Z");
-        Subscription {
-            id: uuid::Uuid::new_v4(),
-            customer_uuid: uuid::Uuid::new_v4(),
-            customer_id: "c".into(),
-            plan_id: uuid::Uuid::new_v4(),
-            plan_identifier: "basic".into(),
-            plan_name: "Basic".into(),
-            plan_version: 1,
-            product_id: uuid::Uuid::new_v4(),
-            charge_period: ChargePeriod::Monthly,
-            currency: "USD".into(),
-            amount_minor: amount,
-            features: vec![],
-            status: SubStatus::Active,
-            started_at: start,
-            anchor_at: start,
-            period_index: 0,
-            period_start: Some(start),
-            period_end: Some(at("2026-05-01T00:00:00Z")),
-            trial_start: None,
-            trial_end: None,
-            cancel_at: None,
-            canceled_at: None,
-            cancellation_reason: None,
-            cancellation_feedback: None,
-            cancellation_comment: None,
-            ended_at: None,
-            pending_change: None,
-            credit_minor: 0,
-            debit_minor: 0,
-            payment_method_id: None,
-            past_due_since: None,
-            retries: 0,
-            next_retry_at: None,
-            superseded_by: None,
-            checkout_session: None,
-            unpaid_order: None,
-            created_at: start,
-            modified_at: start,
-        }
+        let s = Subscription::start(
+            uuid::Uuid::new_v4(),
+            "c",
+            &plan(vec![]),
+            ChargePeriod::Monthly,
+            "USD",
+            amount,
+            vec![],
+            start,
+        );
+        assert_eq!(s.period_end, Some(at("2026-05-01T00:00:00Z")));
+        s
     }
 
     #[test]

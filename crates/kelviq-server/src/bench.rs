@@ -6,8 +6,8 @@
 use crate::app::{bootstrap_demo, open_store, serve, AppState};
 use crate::config::Config;
 use crate::selling::save_subscription;
-use chrono::{DateTime, Utc};
-use kelviq_core::billing::{FeatureQuantity, SubStatus, Subscription};
+use chrono::Utc;
+use kelviq_core::billing::Subscription;
 use kelviq_core::customer::NewCustomer;
 use kelviq_core::plans::ChargePeriod;
 use kelviq_core::timefmt::report_timestamp;
@@ -335,7 +335,9 @@ async fn load_customers(
                     now,
                 )
                 .await?;
-            save_subscription(&mut w, &subscription(&c.customer_id, c.id, plan, now)).await?;
+            let sub =
+                Subscription::start(c.id, &c.customer_id, plan, ChargePeriod::Monthly, "USD", 1000, Vec::new(), now);
+            save_subscription(&mut w, &sub).await?;
         }
         w.commit().await?;
         done = (done + chunk).min(n);
@@ -343,55 +345,6 @@ async fn load_customers(
     }
     eprintln!();
     Ok(())
-}
-
-fn subscription(
-    customer_id: &str,
-    customer_uuid: uuid::Uuid,
-    plan: &kelviq_core::plans::PlanVersion,
-    now: DateTime<Utc>,
-) -> Subscription {
-    let end = kelviq_core::periods::boundary(now, kelviq_core::periods::Interval::Months(1), 1);
-    Subscription {
-        id: uuid::Uuid::new_v4(),
-        customer_uuid,
-        customer_id: customer_id.to_string(),
-        plan_id: plan.id,
-        plan_identifier: plan.identifier.clone(),
-        plan_name: plan.name.clone(),
-        plan_version: plan.version,
-        product_id: plan.product_id,
-        charge_period: ChargePeriod::Monthly,
-        currency: "USD".into(),
-        amount_minor: 1000,
-        features: Vec::<FeatureQuantity>::new(),
-        status: SubStatus::Active,
-        started_at: now,
-        anchor_at: now,
-        period_index: 0,
-        period_start: Some(now),
-        period_end: Some(end),
-        trial_start: None,
-        trial_end: None,
-        cancel_at: None,
-        canceled_at: None,
-        cancellation_reason: None,
-        cancellation_feedback: None,
-        cancellation_comment: None,
-        ended_at: None,
-        pending_change: None,
-        credit_minor: 0,
-        debit_minor: 0,
-        payment_method_id: None,
-        past_due_since: None,
-        retries: 0,
-        next_retry_at: None,
-        superseded_by: None,
-        checkout_session: None,
-        unpaid_order: None,
-        created_at: now,
-        modified_at: now,
-    }
 }
 
 /// Loads every customer's state into memory.

@@ -46,15 +46,18 @@ pub enum Op {
     /// optional raw event to store, counters to change.
     Record { key: Option<(&'static str, String)>, raw: Option<RawEvent>, targets: Vec<Target> },
     /// Deduct `value` if the limit allows it.
-    Consume {
-        key: String,
-        feature: String,
-        period_start: i64,
-        value: i64,
-        limit: Option<i64>,
-        hard: bool,
-        alerts: Option<AlertSpec>,
-    },
+    Consume(ConsumeOp),
+}
+
+#[derive(Debug)]
+pub struct ConsumeOp {
+    pub key: String,
+    pub feature: String,
+    pub period_start: i64,
+    pub value: i64,
+    pub limit: Option<i64>,
+    pub hard: bool,
+    pub alerts: Option<AlertSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,13 +200,13 @@ async fn apply(state: &AppState, batch: &mut [Job]) -> Result<Vec<Outcome>, kelv
                     }
                 }
             }
-            Op::Consume { feature, period_start, .. } => {
+            Op::Consume(c) => {
                 ordered.insert((
                     job.tenant.org_id,
                     job.tenant.env.as_str(),
                     job.customer_id.clone(),
-                    feature.clone(),
-                    *period_start,
+                    c.feature.clone(),
+                    c.period_start,
                 ));
             }
         }
@@ -285,7 +288,7 @@ async fn apply(state: &AppState, batch: &mut [Job]) -> Result<Vec<Outcome>, kelv
                 }
                 outcomes[i] = Some(Outcome { response: job.response.clone(), duplicate: false, counters });
             }
-            Op::Consume { .. } => outcomes[i] = Some(apply_one(&mut w, job).await?),
+            Op::Consume(c) => outcomes[i] = Some(consume(&mut w, job, c).await?),
         }
     }
     w.insert_raw_events(&raws, now).await?;
@@ -343,71 +346,38 @@ async fn apply(state: &AppState, batch: &mut [Job]) -> Result<Vec<Outcome>, kelv
     Ok(outcomes.into_iter().map(|o| o.expect("every request has an outcome")).collect())
 }
 
-async fn apply_one(w: &mut Work, job: &Job) -> Result<Outcome, kelviq_store::StoreError> {
-    match &job.op {
-        Op::Record { key, raw, targets } => {
-            if let Some((kind, key)) = key {
-                if let Some(first) = w.find_key(kind, key).await? {
-                    let response = serde_json::from_str(&first).unwrap_or(Value::Null);
-                    return Ok(Outcome { response, duplicate: true, counters: Vec::new() });
-                }
-                w.save_key(kind, key, &job.response.to_string(), job.now).await?;
-            }
-            if let Some(e) = raw {
-                w.insert_raw_event(
-                    &job.customer_id,
-                    &e.event_name,
-                    &e.key,
-                    e.at,
-                    e.resource_id.as_deref(),
-                    &e.properties,
-                    job.now,
-                )
-                .await?;
-            }
-            let mut counters = Vec::new();
-            for t in targets {
-                let (before, after, announced) =
-                    w.change_counter(&job.customer_id, &t.feature, t.period_start, &t.change, job.now).await?;
-                if let Some(spec) = &t.alerts {
-                    alert(w, job, &t.feature, t.period_start, spec, before, after, &announced).await?;
-                }
-                counters.push((t.feature.clone(), t.period_start, after));
-            }
-            Ok(Outcome { response: job.response.clone(), duplicate: false, counters })
-        }
-        Op::Consume { key, feature, period_start, value, limit, hard, alerts } => {
-            if let Some(first) = w.find_key("consume", key).await? {
-                let response = serde_json::from_str(&first).unwrap_or(Value::Null);
-                return Ok(Outcome { response, duplicate: true, counters: Vec::new() });
-            }
-            let current = w.lock_counter(&job.customer_id, feature, *period_start).await?.map_or(0, |c| c.value);
-            let allowed = match limit {
-                Some(l) if *hard => current + value <= *l,
-                _ => true,
-            };
-            let mut counters = Vec::new();
-            let usage = if allowed {
-                let (before, after, announced) = w
-                    .change_counter(&job.customer_id, feature, *period_start, &CounterChange::Add(*value), job.now)
-                    .await?;
-                if let Some(spec) = alerts {
-                    alert(w, job, feature, *period_start, spec, before, after, &announced).await?;
-                }
-                counters.push((feature.clone(), *period_start, after));
-                after
-            } else {
-                current
-            };
-            let mut response = job.response.clone();
-            response["allowed"] = json!(allowed);
-            response["currentUsage"] = json!(usage);
-            response["usageLimit"] = json!(limit);
-            response["remaining"] = json!(limit.map(|l| l - usage));
-            w.save_key("consume", key, &response.to_string(), job.now).await?;
-            Ok(Outcome { response, duplicate: false, counters })
-        }
+/// A consume: check the limit and deduct in the same transaction, under the
+/// counter's row lock, so concurrent consumes never overspend.
+async fn consume(w: &mut Work, job: &Job, c: &ConsumeOp) -> Result<Outcome, kelviq_store::StoreError> {
+    let ConsumeOp { key, feature, period_start, value, limit, hard, alerts } = c;
+    if let Some(first) = w.find_key("consume", key).await? {
+        let response = serde_json::from_str(&first).unwrap_or(Value::Null);
+        return Ok(Outcome { response, duplicate: true, counters: Vec::new() });
     }
+    let current = w.lock_counter(&job.customer_id, feature, *period_start).await?.map_or(0, |c| c.value);
+    let allowed = match limit {
+        Some(l) if *hard => current + value <= *l,
+        _ => true,
+    };
+    let mut counters = Vec::new();
+    let usage = if allowed {
+        let (before, after, announced) =
+            w.change_counter(&job.customer_id, feature, *period_start, &CounterChange::Add(*value), job.now).await?;
+        if let Some(spec) = alerts {
+            alert(w, job, feature, *period_start, spec, before, after, &announced).await?;
+        }
+        counters.push((feature.clone(), *period_start, after));
+        after
+    } else {
+        current
+    };
+    let mut response = job.response.clone();
+    response["allowed"] = json!(allowed);
+    response["currentUsage"] = json!(usage);
+    response["usageLimit"] = json!(limit);
+    response["remaining"] = json!(limit.map(|l| l - usage));
+    w.save_key("consume", key, &response.to_string(), job.now).await?;
+    Ok(Outcome { response, duplicate: false, counters })
 }
 
 /// Writes one `feature.usage_alert` per threshold first crossed this period.

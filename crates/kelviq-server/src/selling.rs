@@ -324,51 +324,23 @@ pub async fn buy(
         w.save_payment_method(*id, &**method).await?;
     }
     let trial_end = trial.then(|| now + Duration::days(purchase.trial_days));
-    let anchor = trial_end.unwrap_or(now);
-    let mut s = Subscription {
-        id: uuid::Uuid::new_v4(),
-        customer_uuid: parties.customer.id,
-        customer_id: parties.customer.customer_id.clone(),
-        plan_id: purchase.plan.id,
-        plan_identifier: purchase.plan.identifier.clone(),
-        plan_name: purchase.plan.name.clone(),
-        plan_version: purchase.plan.version,
-        product_id: purchase.plan.product_id,
-        charge_period: purchase.period,
-        currency: purchase.quote.currency.clone(),
-        amount_minor: purchase.quote.total_minor,
-        features: purchase.features.clone(),
-        status: if trial { SubStatus::Trialing } else { SubStatus::Active },
-        started_at: now,
-        anchor_at: anchor,
-        period_index: 0,
-        period_start: None,
-        period_end: None,
-        trial_start: trial.then_some(now),
-        trial_end,
-        cancel_at: None,
-        canceled_at: None,
-        cancellation_reason: None,
-        cancellation_feedback: None,
-        cancellation_comment: None,
-        ended_at: None,
-        pending_change: None,
-        credit_minor: 0,
-        debit_minor: 0,
-        payment_method_id: pm.as_ref().map(|p| p.0),
-        past_due_since: None,
-        retries: 0,
-        next_retry_at: None,
-        superseded_by: None,
-        checkout_session: purchase.checkout_session.clone(),
-        unpaid_order: None,
-        created_at: now,
-        modified_at: now,
-    };
-    if trial {
-        (s.period_start, s.period_end) = (Some(now), trial_end);
-    } else if let Some((start, end)) = s.period_bounds(0) {
-        (s.period_start, s.period_end) = (Some(start), Some(end));
+    let mut s = Subscription::start(
+        parties.customer.id,
+        &parties.customer.customer_id,
+        &purchase.plan,
+        purchase.period,
+        &purchase.quote.currency,
+        purchase.quote.total_minor,
+        purchase.features.clone(),
+        now,
+    );
+    s.payment_method_id = pm.as_ref().map(|p| p.0);
+    s.checkout_session = purchase.checkout_session.clone();
+    if let Some(end) = trial_end {
+        // During a trial the period is the trial; billing periods count from its end.
+        s.status = SubStatus::Trialing;
+        (s.trial_start, s.trial_end) = (Some(now), Some(end));
+        (s.anchor_at, s.period_start, s.period_end) = (end, Some(now), Some(end));
     }
     save_subscription(w, &s).await?;
     let pm_ref = pm.as_ref().map(|(id, m)| (*id, &**m));
@@ -1175,8 +1147,7 @@ pub async fn refund_order(
 pub async fn live_subscriptions(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Vec<Subscription>> {
     let statuses = SubStatus::ALL.iter().filter(|s| s.grants()).map(|s| s.as_str().to_string()).collect();
     let filters = [Filter::Eq("customer_id", customer_id.to_string()), Filter::In("status", statuses)];
-    let (_, subs) = state.store.list_docs(DocTable::Subscriptions, tenant, &filters, 1000, 0).await?;
-    Ok(subs)
+    Ok(state.store.list_docs(DocTable::Subscriptions, tenant, &filters, 1000, 0).await?)
 }
 
 /// Publishes a plan's newest draft and, when asked, moves the live

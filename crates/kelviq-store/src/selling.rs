@@ -199,7 +199,16 @@ impl Store {
         row.as_ref().map(doc_from_row).transpose()
     }
 
-    /// How many documents match, and one page of them, newest first.
+    /// How many documents match.
+    pub async fn count_docs(&self, table: DocTable, tenant: &Tenant, filters: &[Filter]) -> Result<i64> {
+        let (org, env) = tenant_binds(tenant);
+        let (clause, binds) = where_clause(filters, 3);
+        let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE {clause}", table.name());
+        let q = bind_all(sqlx::query(&sql).bind(org).bind(env), binds);
+        Ok(q.fetch_one(&self.read).await?.try_get("n")?)
+    }
+
+    /// One page of the matching documents, newest first.
     pub async fn list_docs<T: DeserializeOwned>(
         &self,
         table: DocTable,
@@ -207,12 +216,8 @@ impl Store {
         filters: &[Filter],
         limit: i64,
         offset: i64,
-    ) -> Result<(i64, Vec<T>)> {
+    ) -> Result<Vec<T>> {
         let (org, env) = tenant_binds(tenant);
-        let (clause, binds) = where_clause(filters, 3);
-        let count_sql = format!("SELECT COUNT(*) AS n FROM {} WHERE {clause}", table.name());
-        let q = bind_all(sqlx::query(&count_sql).bind(org.clone()).bind(env), binds);
-        let total: i64 = q.fetch_one(&self.read).await?.try_get("n")?;
         let (clause, binds) = where_clause(filters, 3);
         let n = 3 + binds.len();
         let sql = format!(
@@ -223,7 +228,7 @@ impl Store {
         );
         let q = bind_all(sqlx::query(&sql).bind(org).bind(env), binds).bind(limit).bind(offset);
         let rows = q.fetch_all(&self.read).await?;
-        Ok((total, rows.iter().map(doc_from_row).collect::<Result<_>>()?))
+        rows.iter().map(doc_from_row).collect()
     }
 
     /// A checkout session by id in any tenant (the hosted page has only the id).

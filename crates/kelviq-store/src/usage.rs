@@ -23,6 +23,16 @@ pub struct Counter {
     pub alerts: String,
 }
 
+fn counter_from_row(r: &sqlx::any::AnyRow) -> Result<Counter> {
+    Ok(Counter {
+        feature: r.try_get("feature")?,
+        period_start: r.try_get("period_start")?,
+        value: r.try_get("value")?,
+        value_at: r.try_get("value_at")?,
+        alerts: r.try_get("alerts")?,
+    })
+}
+
 /// What to do to a counter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CounterChange {
@@ -48,17 +58,7 @@ impl Store {
         .bind(customer_id)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Counter {
-                    feature: r.try_get("feature")?,
-                    period_start: r.try_get("period_start")?,
-                    value: r.try_get("value")?,
-                    value_at: r.try_get("value_at")?,
-                    alerts: r.try_get("alerts")?,
-                })
-            })
-            .collect()
+        rows.iter().map(counter_from_row).collect()
     }
 
     /// A customer's overrides: feature identifier → document.
@@ -130,36 +130,6 @@ impl Work {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub async fn insert_raw_event(
-        &mut self,
-        customer_id: &str,
-        event_name: &str,
-        key: &str,
-        at: DateTime<Utc>,
-        resource_id: Option<&str>,
-        properties: &serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let (org, env) = tenant_binds(self.tenant());
-        sqlx::query(
-            "INSERT INTO raw_events (org_id, environment, customer_id, event_name, idempotency_key, event_at, resource_id, \
-             properties, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(org)
-        .bind(env)
-        .bind(customer_id)
-        .bind(event_name)
-        .bind(key)
-        .bind(to_micros(at))
-        .bind(resource_id)
-        .bind(properties.to_string())
-        .bind(to_micros(now))
-        .execute(&mut **self.tx())
-        .await?;
-        Ok(())
-    }
-
     /// A counter, locked for the rest of the work (`None`: never written).
     pub async fn lock_counter(
         &mut self,
@@ -180,16 +150,7 @@ impl Work {
         .bind(period_start)
         .fetch_optional(&mut **self.tx())
         .await?;
-        row.map(|r| {
-            Ok(Counter {
-                feature: r.try_get("feature")?,
-                period_start: r.try_get("period_start")?,
-                value: r.try_get("value")?,
-                value_at: r.try_get("value_at")?,
-                alerts: r.try_get("alerts")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(counter_from_row).transpose()
     }
 
     /// Applies a change to a counter; returns the value before and after and

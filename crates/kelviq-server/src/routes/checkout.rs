@@ -343,17 +343,15 @@ pub async fn list_sessions(
         Some(other) => return Err(ApiError::field("status", format!("\"{other}\" is not a valid choice."))),
     }
     date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
-    let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
-    let (total, _) = state.store.list_docs::<Value>(DocTable::CheckoutSessions, &tenant, &filters, 0, 0).await?;
-    let (limit, offset) = paging.window(total as u64)?;
-    let (_, sessions) =
-        state.store.list_docs::<CheckoutSession>(DocTable::CheckoutSessions, &tenant, &filters, limit, offset).await?;
+    let (paging, total, sessions) =
+        crate::routes::money::page_of::<CheckoutSession>(&state, &tenant, DocTable::CheckoutSessions, &filters, &parts)
+            .await?;
     let mut r = Renderer::new(&state, &tenant, now);
     let mut results = Vec::new();
     for s in &sessions {
         results.push(r.session(s, false).await?);
     }
-    Ok(Json(paging.envelope(total as u64, results)))
+    Ok(Json(paging.envelope(total, results)))
 }
 
 async fn find_session(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<CheckoutSession> {

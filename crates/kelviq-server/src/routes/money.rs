@@ -65,8 +65,8 @@ fn search_filter(value: Option<&str>, filters: &mut Vec<Filter>) {
     }
 }
 
-/// One page of a document table, rendered.
-async fn page_of<T: serde::de::DeserializeOwned>(
+/// One page of a document table (counted first, so that pages past the end resolve as DRF does).
+pub async fn page_of<T: serde::de::DeserializeOwned>(
     state: &AppState,
     tenant: &Tenant,
     table: DocTable,
@@ -74,9 +74,9 @@ async fn page_of<T: serde::de::DeserializeOwned>(
     parts: &Parts,
 ) -> ApiResult<(Paging, u64, Vec<T>)> {
     let mut paging = Paging::from_parts(parts, DEFAULT_PAGE_SIZE)?;
-    let (total, _) = state.store.list_docs::<Value>(table, tenant, filters, 0, 0).await?;
+    let total = state.store.count_docs(table, tenant, filters).await?;
     let (limit, offset) = paging.window(total as u64)?;
-    let (_, items) = state.store.list_docs::<T>(table, tenant, filters, limit, offset).await?;
+    let items = state.store.list_docs::<T>(table, tenant, filters, limit, offset).await?;
     Ok((paging, total as u64, items))
 }
 
@@ -150,7 +150,7 @@ pub async fn order_events(
     let related: Vec<Order> = match o.subscription_id {
         Some(sub) => {
             let filters = [Filter::Eq("subscription_id", sub.to_string())];
-            state.store.list_docs::<Order>(DocTable::Orders, &tenant, &filters, 10_000, 0).await?.1
+            state.store.list_docs::<Order>(DocTable::Orders, &tenant, &filters, 10_000, 0).await?
         }
         None => vec![o],
     };

@@ -432,7 +432,7 @@ pub async fn consume(
     }
     let (period_start, _) = customer.counting_window(&feature.identifier, now);
     let (limit, hard) = customer.feature_limit(&feature.identifier, now);
-    let op = Op::Consume {
+    let op = Op::Consume(crate::ingest::ConsumeOp {
         key,
         feature: feature.identifier.clone(),
         period_start,
@@ -440,7 +440,7 @@ pub async fn consume(
         limit,
         hard,
         alerts: alert_spec(&customer, feature, now),
-    };
+    });
     let outcome = state.ingest.submit(tenant, customer_id, op, response, now).await?;
     Ok(Json(outcome.response))
 }

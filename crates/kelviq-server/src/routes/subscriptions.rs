@@ -5,7 +5,7 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
+use crate::extract::{Body, ServerCaller};
 use crate::routes::checkout::{parse_period, parse_quantities, required, FeatureQuantityIn};
 use crate::routes::selling_wire::Renderer;
 use crate::selling::{self, tenant_now, Cancellation, ChangeRequest, Parties, Purchase};
@@ -118,18 +118,16 @@ pub async fn list_subscriptions(
             filters.push(if after { Filter::AtLeast(column, t) } else { Filter::Before(column, t) });
         }
     }
-    let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
-    let (total, _) = state.store.list_docs::<Value>(DocTable::Subscriptions, &tenant, &filters, 0, 0).await?;
-    let (limit, offset) = paging.window(total as u64)?;
-    let (_, subs) =
-        state.store.list_docs::<Subscription>(DocTable::Subscriptions, &tenant, &filters, limit, offset).await?;
+    let (paging, total, subs) =
+        crate::routes::money::page_of::<Subscription>(&state, &tenant, DocTable::Subscriptions, &filters, &parts)
+            .await?;
     let now = tenant_now(&state, &tenant).await?;
     let mut r = Renderer::new(&state, &tenant, now);
     let mut results = Vec::new();
     for s in &subs {
         results.push(r.subscription(s).await?);
     }
-    Ok(Json(paging.envelope(total as u64, results)))
+    Ok(Json(paging.envelope(total, results)))
 }
 
 async fn find_subscription(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<Subscription> {
