@@ -126,7 +126,7 @@ pub async fn serve(
         let _ = stopping_tx.send(());
     };
     let follower = tokio::spawn(crate::changes::follow(state.clone()));
-    let writer = crate::ingest::spawn(state.clone());
+    let writer = crate::ingest::start(state.clone()).await?;
     let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
     let scheduler = crate::selling::spawn_scheduler(state.clone(), scheduler_stop);
     let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(signal);

@@ -51,6 +51,9 @@ pub struct Config {
     pub fee_subscription_bp: i64,
     /// How often the scheduler looks for due renewals, trial ends and cancellations.
     pub scheduler_interval_ms: u64,
+    /// SQLite: how often the counts of stored events are folded into the
+    /// counter rows (until then they are in memory and in the event journal).
+    pub usage_fold_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             fee_fixed_minor: 30,
             fee_subscription_bp: 50,
             scheduler_interval_ms: 1000,
+            usage_fold_interval_ms: 1000,
         }
     }
 }
@@ -98,6 +102,7 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_FEE_FIXED_MINOR",
     "KELVIQ_FEE_SUBSCRIPTION_BP",
     "KELVIQ_SCHEDULER_INTERVAL_MS",
+    "KELVIQ_USAGE_FOLD_INTERVAL_MS",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -163,6 +168,7 @@ impl Config {
         parse_env(env, "KELVIQ_FEE_FIXED_MINOR", &mut cfg.fee_fixed_minor)?;
         parse_env(env, "KELVIQ_FEE_SUBSCRIPTION_BP", &mut cfg.fee_subscription_bp)?;
         parse_env(env, "KELVIQ_SCHEDULER_INTERVAL_MS", &mut cfg.scheduler_interval_ms)?;
+        parse_env(env, "KELVIQ_USAGE_FOLD_INTERVAL_MS", &mut cfg.usage_fold_interval_ms)?;
         Ok((cfg, warnings))
     }
 

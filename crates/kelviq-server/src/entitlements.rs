@@ -9,6 +9,7 @@
 
 use crate::app::AppState;
 use crate::error::ApiResult;
+use crate::ingest::Counted;
 use crate::selling::live_subscriptions;
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::FeatureType;
@@ -309,16 +310,20 @@ impl Engine {
         }
     }
 
-    /// Records counters this process just committed into a cached state.
-    pub fn apply_counters(&self, tenant: &Tenant, customer_id: &str, values: &[(String, i64, i64)]) {
+    /// Records counter changes this process just committed into a cached state.
+    pub fn apply_counters(&self, tenant: &Tenant, customer_id: &str, changes: &[(String, i64, Counted)]) {
         let k = key(tenant, customer_id);
         let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
         self.epochs[bucket(&k)].fetch_add(1, Ordering::SeqCst);
         if let Some(state) = map.get_mut(&k) {
             let s = Arc::make_mut(state);
             *s.rendered.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
-            for (feature, start, value) in values {
-                s.counters.insert((feature.clone(), *start), *value);
+            for (feature, start, change) in changes {
+                let counter = s.counters.entry((feature.clone(), *start)).or_insert(0);
+                match change {
+                    Counted::Value(v) => *counter = *v,
+                    Counted::Delta(d) => *counter += d,
+                }
             }
         }
     }
@@ -386,14 +391,33 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
         };
         grants.insert(first.unwrap_or(grants.len()).min(grants.len()), grant);
     }
-    let counters = state
-        .store
-        .counters(tenant, customer_id)
-        .await?
-        .into_iter()
-        .map(|c| ((c.feature, c.period_start), c.value))
-        .collect();
+    let counters = counters(state, tenant, customer_id).await?;
     Ok(Some(CustomerState { grants, counters, rendered: Default::default() }))
+}
+
+/// A customer's counters: the rows plus the additions not yet folded into
+/// them, read so that a fold committing meanwhile is not counted twice.
+async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<HashMap<(String, i64), i64>> {
+    loop {
+        let generation = state.ingest.fold_generation();
+        if generation % 2 == 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            continue;
+        }
+        let mut counters: HashMap<(String, i64), i64> = state
+            .store
+            .counters(tenant, customer_id)
+            .await?
+            .into_iter()
+            .map(|c| ((c.feature, c.period_start), c.value))
+            .collect();
+        for (feature, start, delta) in state.ingest.pending_of(tenant, customer_id) {
+            *counters.entry((feature, start)).or_insert(0) += delta;
+        }
+        if state.ingest.fold_generation() == generation {
+            return Ok(counters);
+        }
+    }
 }
 
 /// The grant definitions of a plan version, resolved (inheritance included)

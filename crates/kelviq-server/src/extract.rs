@@ -66,7 +66,16 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("Invalid data. Expected a dictionary, but got {got}."),
         ));
     }
-    serde_path_to_error::deserialize(underscoreize(value)).map_err(|e| ApiError::Fields(field_error(&e)))
+    from_fields(underscoreize(value))
+}
+
+/// Reads an object whose keys are already snake_case (a part of a parsed
+/// body), naming the field of any error.
+pub fn from_fields<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::field("non_field_errors", "Invalid data. Expected a dictionary."));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| ApiError::Fields(field_error(&e)))
 }
 
 fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldErrors {

@@ -1,7 +1,16 @@
-//! The usage writer: usage reports, raw events and consumes are applied by
+//! The usage writer: raw events, usage reports and consumes are applied by
 //! one task that commits many requests per transaction (group commit) and
-//! answers each only once its transaction is durable. A batch that fails is
+//! answers each only once its transaction is durable. A group that fails is
 //! retried request by request, so one bad request cannot sink the others.
+//!
+//! Raw events are the usage journal. On SQLite, whose log writes whole pages,
+//! adding every event to its counter row at once would rewrite a page per
+//! customer per commit; instead an event records the additions it makes
+//! (`unfolded`), this process keeps their sums in memory ([`Pending`]) where
+//! entitlement state is built, and the writer folds them into the counters
+//! about once a second. After a crash, the start folds whatever the journal
+//! holds past the last fold. On PostgreSQL, which several processes share,
+//! counters change in the event's own transaction.
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -9,15 +18,19 @@ use chrono::{DateTime, Utc};
 use kelviq_core::entitlements::crossed_alerts;
 use kelviq_core::events::{customer_summary, OutboxEvent};
 use kelviq_core::timefmt::{from_micros, iso_seconds};
-use kelviq_core::Tenant;
-use kelviq_store::{AddRow, CounterChange, KeyClaim, RawRow, Work};
+use kelviq_core::{Environment, Tenant};
+use kelviq_store::{AddRow, Backend, CounterChange, EventRow, StoredEvent, Work};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Most requests one transaction carries.
-const MAX_BATCH: usize = 1024;
+/// Most requests (events, reports, consumes) one transaction carries.
+const MAX_ITEMS: usize = 20_000;
+/// Pending counters that trigger a fold before the interval is over.
+const FOLD_MAX: usize = 200_000;
 
 /// A feature's usage-alert settings, for the writer to check crossings.
 #[derive(Debug, Clone)]
@@ -39,12 +52,25 @@ pub struct Target {
     pub alerts: Option<AlertSpec>,
 }
 
+/// A validated raw event.
+#[derive(Debug, Clone)]
+pub struct EventData {
+    pub key: String,
+    pub event_name: String,
+    pub at: DateTime<Utc>,
+    pub resource_id: Option<String>,
+    /// The properties, as JSON text.
+    pub properties: String,
+}
+
 /// What a request asks of the writer.
 #[derive(Debug)]
 pub enum Op {
-    /// A usage report or an event: optionally deduplicated by key, an
-    /// optional raw event to store, counters to change.
-    Record { key: Option<(&'static str, String)>, raw: Option<RawEvent>, targets: Vec<Target> },
+    /// A raw event: stored once per key; counted when it is new.
+    Event { event: EventData, targets: Vec<Target> },
+    /// A usage report (or an admin reset), optionally deduplicated by key;
+    /// the answer is kept with the key.
+    Report { key: Option<String>, targets: Vec<Target>, response: Value },
     /// Deduct `value` if the limit allows it.
     Consume(ConsumeOp),
 }
@@ -58,303 +84,573 @@ pub struct ConsumeOp {
     pub limit: Option<i64>,
     pub hard: bool,
     pub alerts: Option<AlertSpec>,
+    pub response: Value,
 }
 
+/// One request of a job.
+#[derive(Debug)]
+pub struct Item {
+    pub customer_id: String,
+    pub op: Op,
+}
+
+/// A counter's new state: its value, or (when other changes may not be
+/// known to this process) how much was added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Value(i64),
+    Delta(i64),
+}
+
+/// What the writer did with one item.
 #[derive(Debug, Clone)]
-pub struct RawEvent {
-    pub event_name: String,
-    pub key: String,
-    pub at: DateTime<Utc>,
-    pub resource_id: Option<String>,
-    pub properties: Value,
+pub struct Outcome {
+    pub duplicate: bool,
+    /// Reports and consumes: the answer (the first one, for a repeated key).
+    pub response: Value,
+    /// Events with a repeated key: the event as first received.
+    pub original: Option<StoredEvent>,
+    /// (feature, period start, change) of every counter changed.
+    pub counters: Vec<(String, i64, Counted)>,
+}
+
+impl Outcome {
+    fn fresh(response: Value, counters: Vec<(String, i64, Counted)>) -> Outcome {
+        Outcome { duplicate: false, response, original: None, counters }
+    }
+
+    fn repeated(response: Value, original: Option<StoredEvent>) -> Outcome {
+        Outcome { duplicate: true, response, original, counters: Vec::new() }
+    }
 }
 
 #[derive(Debug)]
-pub struct Job {
-    pub tenant: Tenant,
-    pub customer_id: String,
-    pub op: Op,
-    /// The answer to give (and to store with the key).
-    pub response: Value,
-    pub now: DateTime<Utc>,
-    reply: Option<oneshot::Sender<Result<Outcome, String>>>,
+struct Job {
+    tenant: Tenant,
+    now: DateTime<Utc>,
+    items: Vec<Item>,
+    reply: Option<oneshot::Sender<Result<Vec<Outcome>, String>>>,
 }
 
-/// What the writer did.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The answer: the new one, or the one first given for a repeated key.
-    pub response: Value,
-    pub duplicate: bool,
-    /// (feature, period start, value after) of every counter changed.
-    pub counters: Vec<(String, i64, i64)>,
+/// A customer's counters: (org, environment, customer).
+type CustomerKey = (uuid::Uuid, Environment, String);
+
+/// Counter additions: (feature, period start, delta).
+type Additions = Vec<(String, i64, i64)>;
+
+/// Counter additions committed in the journal but not yet in the counter
+/// rows (SQLite). State built from the database adds them.
+#[derive(Default)]
+pub struct Pending {
+    sums: Mutex<HashMap<CustomerKey, Additions>>,
+    /// Odd while a fold commits: the rows may then hold what the sums hold.
+    generation: AtomicU64,
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CustomerKey, Additions>> {
+        self.sums.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, tenant: &Tenant, customer_id: &str, feature: &str, period_start: i64, delta: i64) {
+        let mut sums = self.lock();
+        let entry = match sums.get_mut(&(tenant.org_id, tenant.env, customer_id.to_string())) {
+            Some(e) => e,
+            None => sums.entry((tenant.org_id, tenant.env, customer_id.to_string())).or_default(),
+        };
+        match entry.iter_mut().find(|(f, s, _)| f == feature && *s == period_start) {
+            Some((_, _, d)) => *d += delta,
+            None => entry.push((feature.to_string(), period_start, delta)),
+        }
+    }
+
+    fn contains(&self, k: &CounterKey) -> bool {
+        let sums = self.lock();
+        sums.get(&(k.0, k.1, k.2.clone())).is_some_and(|v| v.iter().any(|(f, s, _)| *f == k.3 && *s == k.4))
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn snapshot(&self) -> Vec<(CustomerKey, Additions)> {
+        self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 /// The handle requests send jobs through; the writer starts with the server.
 #[derive(Clone, Default)]
 pub struct Ingest {
     tx: Arc<OnceLock<mpsc::Sender<Job>>>,
+    pending: Arc<Pending>,
 }
 
 impl Ingest {
-    /// Applies one job, durably, and returns what happened.
-    pub async fn submit(
-        &self,
-        tenant: Tenant,
-        customer_id: String,
-        op: Op,
-        response: Value,
-        now: DateTime<Utc>,
-    ) -> ApiResult<Outcome> {
+    /// Applies the items, durably, in order, in one transaction (usually
+    /// shared with other requests), and says what happened to each.
+    pub async fn submit(&self, tenant: Tenant, now: DateTime<Utc>, items: Vec<Item>) -> ApiResult<Vec<Outcome>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let sender = self.tx.get().ok_or_else(|| ApiError::Unavailable("The usage writer is not running.".into()))?;
         let (reply, answer) = oneshot::channel();
-        let job = Job { tenant, customer_id, op, response, now, reply: Some(reply) };
+        let job = Job { tenant, now, items, reply: Some(reply) };
         sender.send(job).await.map_err(|_| ApiError::Unavailable("The server is shutting down.".into()))?;
         match answer.await {
-            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Ok(outcomes)) => Ok(outcomes),
             Ok(Err(e)) => Err(ApiError::Internal(anyhow::anyhow!("usage write failed: {e}"))),
             Err(_) => Err(ApiError::Unavailable("The server is shutting down.".into())),
         }
     }
+
+    /// [`Ingest::submit`] for one item.
+    pub async fn submit_one(
+        &self,
+        tenant: Tenant,
+        now: DateTime<Utc>,
+        customer_id: String,
+        op: Op,
+    ) -> ApiResult<Outcome> {
+        let mut outcomes = self.submit(tenant, now, vec![Item { customer_id, op }]).await?;
+        outcomes.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the usage writer gave no answer")))
+    }
+
+    /// Changes the fold generation: read before and after building state from
+    /// the database; the state holds iff both reads are equal and even.
+    pub fn fold_generation(&self) -> u64 {
+        self.pending.generation.load(Ordering::SeqCst)
+    }
+
+    /// The additions of a customer not yet in the counter rows.
+    pub fn pending_of(&self, tenant: &Tenant, customer_id: &str) -> Additions {
+        self.pending.lock().get(&(tenant.org_id, tenant.env, customer_id.to_string())).cloned().unwrap_or_default()
+    }
 }
 
-/// Starts the writer; it ends when every sender is gone.
-pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
-    let (tx, rx) = mpsc::channel::<Job>(16 * MAX_BATCH);
+/// Folds what an earlier process left unfolded, then starts the writer; it
+/// ends when every sender is gone.
+pub async fn start(state: AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let now = state.clock.now();
+    let mut w = state.store.begin(&system_tenant()).await?;
+    let replayed = w.fold_unfolded(now).await?;
+    w.commit().await?;
+    if replayed > 0 {
+        tracing::info!(events = replayed, "usage journal: folded the counts of events stored before the last stop");
+    }
+    let (tx, rx) = mpsc::channel::<Job>(4096);
     let _ = state.ingest.tx.set(tx);
-    tokio::spawn(run(state, rx))
+    Ok(tokio::spawn(run(state, rx)))
+}
+
+/// The tenant a unit of work starts with when it spans tenants.
+fn system_tenant() -> Tenant {
+    Tenant { org_id: uuid::Uuid::nil(), org_seq: 0, env: Environment::Sandbox }
 }
 
 async fn run(state: AppState, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+    let defer = state.store.backend() == Backend::Sqlite;
+    let fold_interval = Duration::from_millis(state.config.usage_fold_interval_ms.max(1));
+    let mut last_fold = Instant::now();
+    loop {
+        let first = match tokio::time::timeout(fold_interval, rx.recv()).await {
+            Ok(Some(job)) => Some(job),
+            Ok(None) => return,
+            Err(_) => None,
+        };
+        let mut batch: Vec<Job> = first.into_iter().collect();
+        let mut items: usize = batch.iter().map(|j| j.items.len()).sum();
+        while items < MAX_ITEMS {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    items += job.items.len();
+                    batch.push(job);
+                }
                 Err(_) => break,
             }
         }
-        let size = batch.len();
-        metrics::histogram!("ingest_batch_size").record(size as f64);
-        let started = std::time::Instant::now();
-        let applied = apply(&state, &mut batch).await;
+        let pending = state.ingest.pending.len();
+        let fold = defer && pending > 0 && (last_fold.elapsed() >= fold_interval || pending >= FOLD_MAX);
+        if batch.is_empty() && !fold {
+            continue;
+        }
+        metrics::histogram!("ingest_batch_size").record(items as f64);
+        let started = Instant::now();
+        let applied = apply_guarded(&state, &batch, fold, defer).await;
         metrics::histogram!("ingest_batch_seconds").record(started.elapsed().as_secs_f64());
-        tracing::debug!(size, ms = started.elapsed().as_secs_f64() * 1000.0, "usage batch committed");
+        tracing::debug!(items, fold, ms = started.elapsed().as_secs_f64() * 1000.0, "usage batch committed");
         match applied {
-            Ok(outcomes) => deliver(&state, batch, outcomes.into_iter().map(Ok).collect()),
-            Err(e) if size > 1 => {
-                tracing::warn!(error = %e, size, "usage batch failed; retrying its requests one by one");
+            Ok(a) => {
+                if a.folded {
+                    last_fold = Instant::now();
+                }
+                deliver(&state, batch, a)
+            }
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %e, jobs = batch.len(), "usage batch failed; retrying its requests one by one");
                 for job in batch {
-                    let mut one = vec![job];
-                    let result = apply(&state, &mut one).await;
-                    let results = match result {
-                        Ok(o) => o.into_iter().map(Ok).collect(),
-                        Err(e) => vec![Err(e.to_string())],
-                    };
-                    deliver(&state, one, results);
+                    let one = vec![job];
+                    match apply_guarded(&state, &one, false, defer).await {
+                        Ok(a) => deliver(&state, one, a),
+                        Err(e) => fail(one, &e),
+                    }
                 }
             }
-            Err(e) => deliver(&state, batch, vec![Err(e.to_string())]),
+            Err(e) => fail(batch, &e),
         }
     }
 }
 
+fn fail(batch: Vec<Job>, e: &str) {
+    for mut job in batch {
+        if let Some(reply) = job.reply.take() {
+            let _ = reply.send(Err(e.to_string()));
+        }
+    }
+}
+
+/// [`apply`], with a bug failing the group rather than stopping the writer.
+async fn apply_guarded(state: &AppState, batch: &[Job], fold: bool, defer: bool) -> Result<Applied, String> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(apply(state, batch, fold, defer)).catch_unwind().await {
+        Ok(applied) => applied.map_err(|e| e.to_string()),
+        Err(_) => Err("the usage writer failed; see the server log".to_string()),
+    }
+}
+
+/// What one transaction did.
+struct Applied {
+    /// Per job, per item.
+    outcomes: Vec<Vec<Outcome>>,
+    /// Additions committed in the journal only (SQLite), for [`Pending`].
+    deferred: Vec<(usize, usize, String, i64, i64)>,
+    folded: bool,
+}
+
+type ApplyError = kelviq_store::StoreError;
+
 /// Updates this process's state and answers each request.
-fn deliver(state: &AppState, batch: Vec<Job>, results: Vec<Result<Outcome, String>>) {
-    for (mut job, result) in batch.into_iter().zip(results) {
-        if let Ok(o) = &result {
+fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied) {
+    let pending = &state.ingest.pending;
+    for (j, i, feature, start, delta) in &applied.deferred {
+        pending.add(&batch[*j].tenant, &batch[*j].items[*i].customer_id, feature, *start, *delta);
+    }
+    for (mut job, outcomes) in batch.into_iter().zip(applied.outcomes) {
+        for (item, o) in job.items.iter().zip(&outcomes) {
             if !o.counters.is_empty() {
-                state.entitlements.apply_counters(&job.tenant, &job.customer_id, &o.counters);
+                state.entitlements.apply_counters(&job.tenant, &item.customer_id, &o.counters);
             }
         }
         if let Some(reply) = job.reply.take() {
-            let _ = reply.send(result);
+            let _ = reply.send(Ok(outcomes));
         }
     }
 }
 
 /// A counter of one customer: (org, env, customer, feature, period start).
-type CounterKey = (uuid::Uuid, &'static str, String, String, i64);
+type CounterKey = (uuid::Uuid, Environment, String, String, i64);
 
-fn counter_key(job: &Job, t: &Target) -> CounterKey {
-    (job.tenant.org_id, job.tenant.env.as_str(), job.customer_id.clone(), t.feature.clone(), t.period_start)
+fn counter_key(tenant: &Tenant, customer_id: &str, feature: &str, period_start: i64) -> CounterKey {
+    (tenant.org_id, tenant.env, customer_id.to_string(), feature.to_string(), period_start)
 }
 
-/// Applies a batch in one transaction. Keys, raw events and plain increments
-/// are written with one statement per few hundred requests; anything whose
-/// order matters (SET, MAX, LATEST, UNIQUE_COUNT, alerts, consumes) runs
-/// request by request, in arrival order, for the counters it touches.
-async fn apply(state: &AppState, batch: &mut [Job]) -> Result<Vec<Outcome>, kelviq_store::StoreError> {
-    let first = &batch[0].tenant;
-    let mut w = state.store.begin(first).await?;
+/// The targets of an item (a consume's counter as an addition).
+fn item_targets(item: &Item) -> Vec<(&str, i64, bool)> {
+    match &item.op {
+        Op::Event { targets, .. } | Op::Report { targets, .. } => targets
+            .iter()
+            .map(|t| {
+                (t.feature.as_str(), t.period_start, matches!(t.change, CounterChange::Add(_)) && t.alerts.is_none())
+            })
+            .collect(),
+        Op::Consume(c) => vec![(c.feature.as_str(), c.period_start, false)],
+    }
+}
+
+/// Applies a group in one transaction. Events, plain additions and (on
+/// PostgreSQL) counters are written with one statement per few hundred
+/// rows; anything whose order matters (SET, MAX, LATEST, UNIQUE_COUNT,
+/// alerts, consumes) runs item by item, in arrival order, for the counters
+/// it touches.
+async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> Result<Applied, ApplyError> {
+    let pending = &state.ingest.pending;
     let now = batch.last().map_or_else(|| state.clock.now(), |j| j.now);
 
-    // Counters some request changes in an order-sensitive way.
+    // Counters some item changes in an order-sensitive way.
     let mut ordered: HashSet<CounterKey> = HashSet::new();
-    for job in batch.iter() {
-        match &job.op {
-            Op::Record { targets, .. } => {
-                for t in targets {
-                    if !matches!(t.change, CounterChange::Add(_)) || t.alerts.is_some() {
-                        ordered.insert(counter_key(job, t));
-                    }
-                }
-            }
-            Op::Consume(c) => {
-                ordered.insert((
-                    job.tenant.org_id,
-                    job.tenant.env.as_str(),
-                    job.customer_id.clone(),
-                    c.feature.clone(),
-                    c.period_start,
-                ));
-            }
-        }
-    }
-
-    // Idempotency keys of records, claimed in bulk; a key repeated within
-    // the batch is a duplicate of its first occurrence.
-    let mut first_of: HashMap<(uuid::Uuid, &'static str, &'static str, String), usize> = HashMap::new();
-    let mut claims = Vec::new();
-    let mut claim_of = vec![None; batch.len()];
-    let mut dup_of = vec![None; batch.len()];
-    for (i, job) in batch.iter().enumerate() {
-        if let Op::Record { key: Some((kind, key)), .. } = &job.op {
-            match first_of.entry((job.tenant.org_id, job.tenant.env.as_str(), kind, key.clone())) {
-                std::collections::hash_map::Entry::Occupied(e) => dup_of[i] = Some(*e.get()),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(i);
-                    claim_of[i] = Some(claims.len());
-                    claims.push(KeyClaim { tenant: &job.tenant, kind, key, response: job.response.to_string() });
+    for job in batch {
+        for item in &job.items {
+            for (feature, start, plain) in item_targets(item) {
+                if !plain {
+                    ordered.insert(counter_key(&job.tenant, &item.customer_id, feature, start));
                 }
             }
         }
     }
-    let fresh = w.claim_keys(&claims, now).await?;
-    drop(claims);
+    // An ordered change reads the counter row, so it must hold everything.
+    if defer && !fold && ordered.iter().any(|k| pending.contains(k)) {
+        fold = true;
+    }
 
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-    let mut raws = Vec::new();
-    let mut adds: HashMap<CounterKey, i64> = HashMap::new();
-    let mut touched: Vec<Vec<CounterKey>> = vec![Vec::new(); batch.len()];
-    for (i, job) in batch.iter().enumerate() {
-        if dup_of[i].is_some() {
-            continue;
-        }
-        if let Some(c) = claim_of[i] {
-            if !fresh[c] {
-                let (kind, key) = match &job.op {
-                    Op::Record { key: Some(k), .. } => k.clone(),
-                    _ => unreachable!("only keyed records are claimed"),
-                };
-                let first = w.find_key_for(&job.tenant, kind, &key).await?.unwrap_or_default();
-                let response = serde_json::from_str(&first).unwrap_or(Value::Null);
-                outcomes[i] = Some(Outcome { response, duplicate: true, counters: Vec::new() });
-                continue;
-            }
-        }
-        w.switch_tenant(&job.tenant);
-        match &job.op {
-            Op::Record { raw, targets, .. } => {
-                if let Some(e) = raw {
-                    raws.push(RawRow {
-                        tenant: &job.tenant,
-                        customer_id: &job.customer_id,
-                        event_name: &e.event_name,
-                        key: &e.key,
-                        at: e.at,
-                        resource_id: e.resource_id.as_deref(),
-                        properties: e.properties.to_string(),
-                    });
+    let mut w = state.store.begin(&batch.first().map_or_else(system_tenant, |j| j.tenant.clone())).await?;
+    if fold {
+        fold_pending(&mut w, pending, now).await?;
+    }
+
+    // Events: each key's first occurrence in the group is stored unless its
+    // tenant stored the key before; what it adds is counted later on SQLite.
+    let deferrable = |tenant: &Tenant, item: &Item, t: &Target| {
+        defer
+            && matches!(t.change, CounterChange::Add(_))
+            && !ordered.contains(&counter_key(tenant, &item.customer_id, &t.feature, t.period_start))
+    };
+    let mut first_of: HashMap<(uuid::Uuid, Environment, &str), (usize, usize)> = HashMap::new();
+    let mut firsts: Vec<(usize, usize, Additions)> = Vec::new();
+    for (j, job) in batch.iter().enumerate() {
+        for (i, item) in job.items.iter().enumerate() {
+            if let Op::Event { event, targets } = &item.op {
+                if let std::collections::hash_map::Entry::Vacant(e) =
+                    first_of.entry((job.tenant.org_id, job.tenant.env, event.key.as_str()))
+                {
+                    e.insert((j, i));
+                    let unfolded = targets
+                        .iter()
+                        .filter(|t| deferrable(&job.tenant, item, t))
+                        .map(|t| match t.change {
+                            CounterChange::Add(n) => (t.feature.clone(), t.period_start, n),
+                            _ => unreachable!("only additions are deferred"),
+                        })
+                        .collect();
+                    firsts.push((j, i, unfolded));
                 }
-                let mut counters = Vec::new();
-                for t in targets {
-                    let k = counter_key(job, t);
-                    match (&t.change, ordered.contains(&k)) {
-                        (CounterChange::Add(n), false) => {
-                            *adds.entry(k.clone()).or_insert(0) += n;
-                            touched[i].push(k);
-                        }
-                        _ => {
-                            let (before, after, announced) = w
-                                .change_counter(&job.customer_id, &t.feature, t.period_start, &t.change, job.now)
-                                .await?;
-                            if let Some(spec) = &t.alerts {
-                                alert(&mut w, job, &t.feature, t.period_start, spec, before, after, &announced).await?;
-                            }
-                            counters.push((t.feature.clone(), t.period_start, after));
-                        }
-                    }
-                }
-                outcomes[i] = Some(Outcome { response: job.response.clone(), duplicate: false, counters });
             }
-            Op::Consume(c) => outcomes[i] = Some(consume(&mut w, job, c).await?),
         }
     }
-    w.insert_raw_events(&raws, now).await?;
-    drop(raws);
-
-    // The increments, one statement per few hundred counters.
-    let keys: Vec<CounterKey> = adds.keys().cloned().collect();
-    let tenants: HashMap<(uuid::Uuid, &'static str), Tenant> =
-        batch.iter().map(|j| ((j.tenant.org_id, j.tenant.env.as_str()), j.tenant.clone())).collect();
-    let rows: Vec<AddRow> = keys
+    let rows: Vec<EventRow> = firsts
         .iter()
-        .map(|k| AddRow {
-            tenant: &tenants[&(k.0, k.1)],
+        .filter_map(|(j, i, unfolded)| {
+            let Op::Event { event, .. } = &batch[*j].items[*i].op else { return None };
+            Some(EventRow {
+                tenant: &batch[*j].tenant,
+                customer_id: &batch[*j].items[*i].customer_id,
+                event_name: &event.event_name,
+                key: &event.key,
+                at: event.at,
+                resource_id: event.resource_id.as_deref(),
+                properties: &event.properties,
+                unfolded,
+            })
+        })
+        .collect();
+    let skipped = w.insert_events(&rows, now).await?;
+    drop(rows);
+    // The events stored before: their first answers.
+    let mut stored: HashMap<(uuid::Uuid, Environment, String), StoredEvent> = HashMap::new();
+    let was_stored: HashSet<(usize, usize)> = skipped.iter().map(|n| (firsts[*n].0, firsts[*n].1)).collect();
+    let mut earlier: HashMap<(uuid::Uuid, Environment), (&Tenant, Vec<&str>)> = HashMap::new();
+    for n in &skipped {
+        let (j, i, _) = &firsts[*n];
+        if let Op::Event { event, .. } = &batch[*j].items[*i].op {
+            let tenant = &batch[*j].tenant;
+            earlier.entry((tenant.org_id, tenant.env)).or_insert_with(|| (tenant, Vec::new())).1.push(&event.key);
+        }
+    }
+    for (tenant, keys) in earlier.values() {
+        for e in w.find_events(tenant, keys).await? {
+            stored.insert((tenant.org_id, tenant.env, e.key.clone()), e);
+        }
+    }
+
+    let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(batch.len());
+    let mut adds: HashMap<CounterKey, i64> = HashMap::new();
+    let mut deferred = Vec::new();
+    for (j, job) in batch.iter().enumerate() {
+        let mut job_outcomes = Vec::with_capacity(job.items.len());
+        w.switch_tenant(&job.tenant);
+        for (i, item) in job.items.iter().enumerate() {
+            let outcome = match &item.op {
+                Op::Event { event, targets } => {
+                    let k = (job.tenant.org_id, job.tenant.env, event.key.clone());
+                    let first = first_of[&(k.0, k.1, k.2.as_str())];
+                    if was_stored.contains(&first) {
+                        Outcome::repeated(Value::Null, stored.get(&k).cloned())
+                    } else if first != (j, i) {
+                        Outcome::repeated(Value::Null, Some(stored_form(&batch[first.0].items[first.1])))
+                    } else {
+                        let mut later = Vec::new();
+                        let to = Counting { ordered: &ordered, adds: &mut adds, deferred: defer.then_some(&mut later) };
+                        let counters = count(&mut w, job, item, targets, to).await?;
+                        deferred.extend(later.into_iter().map(|(f, start, n)| (j, i, f, start, n)));
+                        Outcome::fresh(Value::Null, counters)
+                    }
+                }
+                Op::Report { key, targets, response } => {
+                    let first = match key {
+                        Some(k) => w.find_key("usage", k).await?,
+                        None => None,
+                    };
+                    if let Some(first) = first {
+                        Outcome::repeated(serde_json::from_str(&first).unwrap_or(Value::Null), None)
+                    } else {
+                        let to = Counting { ordered: &ordered, adds: &mut adds, deferred: None };
+                        let counters = count(&mut w, job, item, targets, to).await?;
+                        if let Some(k) = key {
+                            w.save_key("usage", k, &response.to_string(), job.now).await?;
+                        }
+                        Outcome::fresh(response.clone(), counters)
+                    }
+                }
+                Op::Consume(c) => consume(&mut w, job, item, c).await?,
+            };
+            job_outcomes.push(outcome);
+        }
+        outcomes.push(job_outcomes);
+    }
+
+    let tenants: HashMap<(uuid::Uuid, Environment), &Tenant> =
+        batch.iter().map(|j| ((j.tenant.org_id, j.tenant.env), &j.tenant)).collect();
+    let add_rows: Vec<AddRow> = adds
+        .iter()
+        .map(|(k, delta)| AddRow {
+            tenant: tenants[&(k.0, k.1)],
             customer_id: &k.2,
             feature: &k.3,
             period_start: k.4,
-            delta: adds[k],
+            delta: *delta,
         })
         .collect();
-    let values: HashMap<&CounterKey, i64> = keys.iter().zip(w.add_counters(&rows, now).await?).collect();
-    drop(rows);
-    for (i, t) in touched.iter().enumerate() {
-        if let Some(o) = outcomes[i].as_mut() {
-            for k in t {
-                o.counters.push((k.3.clone(), k.4, values[k]));
-            }
-        }
-    }
-
-    // Duplicates within the batch answer as their first occurrence did.
-    for i in 0..batch.len() {
-        if let Some(first) = dup_of[i] {
-            let response = outcomes[first].as_ref().map_or(Value::Null, |o| o.response.clone());
-            outcomes[i] = Some(Outcome { response, duplicate: true, counters: Vec::new() });
-        }
-    }
+    w.add_counters(&add_rows, now).await?;
+    drop(add_rows);
 
     // Customers changed per tenant, announced once per tenant.
-    let mut changed: BTreeMap<(uuid::Uuid, &'static str), (Tenant, Vec<String>)> = BTreeMap::new();
-    for (job, o) in batch.iter().zip(&outcomes) {
-        if o.as_ref().is_some_and(|o| !o.counters.is_empty()) {
-            let entry = changed
-                .entry((job.tenant.org_id, job.tenant.env.as_str()))
-                .or_insert_with(|| (job.tenant.clone(), Vec::new()));
-            if !entry.1.contains(&job.customer_id) {
-                entry.1.push(job.customer_id.clone());
+    let mut changed: BTreeMap<(uuid::Uuid, &'static str), (&Tenant, Vec<&str>)> = BTreeMap::new();
+    for (job, job_outcomes) in batch.iter().zip(&outcomes) {
+        for (item, o) in job.items.iter().zip(job_outcomes) {
+            if !o.counters.is_empty() {
+                let entry = changed
+                    .entry((job.tenant.org_id, job.tenant.env.as_str()))
+                    .or_insert_with(|| (&job.tenant, Vec::new()));
+                entry.1.push(&item.customer_id);
             }
         }
     }
-    for (tenant, customers) in changed.values() {
+    for (tenant, mut customers) in changed.into_values() {
+        customers.sort_unstable();
+        customers.dedup();
+        let customers: Vec<String> = customers.into_iter().map(str::to_string).collect();
         w.switch_tenant(tenant);
-        w.usage_changed(customers, &state.origin, now).await?;
+        w.usage_changed(&customers, &state.origin, now).await?;
     }
-    w.commit().await?;
-    Ok(outcomes.into_iter().map(|o| o.expect("every request has an outcome")).collect())
+    if fold {
+        // From here until the sums are cleared, the rows may hold what the
+        // sums hold: state built meanwhile is built again.
+        pending.generation.fetch_add(1, Ordering::SeqCst);
+        let committed = w.commit().await;
+        if committed.is_ok() {
+            pending.lock().clear();
+        }
+        pending.generation.fetch_add(1, Ordering::SeqCst);
+        committed?;
+    } else {
+        w.commit().await?;
+    }
+    Ok(Applied { outcomes, deferred, folded: fold })
+}
+
+/// Where a fresh item's changes go.
+struct Counting<'a> {
+    /// Counters changed in an order-sensitive way somewhere in the group.
+    ordered: &'a HashSet<CounterKey>,
+    /// Plain additions, written in bulk at the end of the group.
+    adds: &'a mut HashMap<CounterKey, i64>,
+    /// Where plain additions go instead when they are counted later (events on SQLite).
+    deferred: Option<&'a mut Additions>,
+}
+
+/// Counts an item's targets: ordered changes at once, additions gathered.
+async fn count(
+    w: &mut Work,
+    job: &Job,
+    item: &Item,
+    targets: &[Target],
+    to: Counting<'_>,
+) -> Result<Vec<(String, i64, Counted)>, ApplyError> {
+    let Counting { ordered, adds, mut deferred } = to;
+    let mut counters = Vec::new();
+    for t in targets {
+        let key = counter_key(&job.tenant, &item.customer_id, &t.feature, t.period_start);
+        match (&t.change, ordered.contains(&key)) {
+            (CounterChange::Add(n), false) => {
+                match deferred.as_deref_mut() {
+                    Some(later) => later.push((t.feature.clone(), t.period_start, *n)),
+                    None => *adds.entry(key).or_insert(0) += n,
+                }
+                counters.push((t.feature.clone(), t.period_start, Counted::Delta(*n)));
+            }
+            _ => counters.push(change(w, job, item, t).await?),
+        }
+    }
+    Ok(counters)
+}
+
+/// Adds the pending sums to the counter rows and marks the journal folded.
+async fn fold_pending(w: &mut Work, pending: &Pending, now: DateTime<Utc>) -> Result<(), ApplyError> {
+    let snapshot = pending.snapshot();
+    let tenants: HashMap<(uuid::Uuid, Environment), Tenant> = snapshot
+        .iter()
+        .map(|((org, env, _), _)| ((*org, *env), Tenant { org_id: *org, org_seq: 0, env: *env }))
+        .collect();
+    let rows: Vec<AddRow> = snapshot
+        .iter()
+        .flat_map(|((org, env, customer), sums)| {
+            let tenant = &tenants[&(*org, *env)];
+            sums.iter().map(move |(feature, start, delta)| AddRow {
+                tenant,
+                customer_id: customer,
+                feature,
+                period_start: *start,
+                delta: *delta,
+            })
+        })
+        .collect();
+    w.add_counters(&rows, now).await?;
+    w.mark_folded().await?;
+    Ok(())
+}
+
+/// An event of the group, in the form a stored one is read back.
+fn stored_form(item: &Item) -> StoredEvent {
+    match &item.op {
+        Op::Event { event, .. } => StoredEvent {
+            key: event.key.clone(),
+            customer_id: item.customer_id.clone(),
+            event_name: event.event_name.clone(),
+            at: event.at,
+            resource_id: event.resource_id.clone(),
+            properties: event.properties.clone(),
+        },
+        _ => unreachable!("only events have stored forms"),
+    }
+}
+
+/// An order-sensitive counter change, applied now.
+async fn change(w: &mut Work, job: &Job, item: &Item, t: &Target) -> Result<(String, i64, Counted), ApplyError> {
+    let (before, after, announced) =
+        w.change_counter(&item.customer_id, &t.feature, t.period_start, &t.change, job.now).await?;
+    if let Some(spec) = &t.alerts {
+        alert(w, job, &item.customer_id, &t.feature, t.period_start, spec, before, after, &announced).await?;
+    }
+    Ok((t.feature.clone(), t.period_start, Counted::Value(after)))
 }
 
 /// A consume: check the limit and deduct in the same transaction, under the
 /// counter's row lock, so concurrent consumes never overspend.
-async fn consume(w: &mut Work, job: &Job, c: &ConsumeOp) -> Result<Outcome, kelviq_store::StoreError> {
-    let ConsumeOp { key, feature, period_start, value, limit, hard, alerts } = c;
+async fn consume(w: &mut Work, job: &Job, item: &Item, c: &ConsumeOp) -> Result<Outcome, ApplyError> {
+    let ConsumeOp { key, feature, period_start, value, limit, hard, alerts, response } = c;
     if let Some(first) = w.find_key("consume", key).await? {
-        let response = serde_json::from_str(&first).unwrap_or(Value::Null);
-        return Ok(Outcome { response, duplicate: true, counters: Vec::new() });
+        return Ok(Outcome::repeated(serde_json::from_str(&first).unwrap_or(Value::Null), None));
     }
-    let current = w.lock_counter(&job.customer_id, feature, *period_start).await?.map_or(0, |c| c.value);
+    let customer_id = &item.customer_id;
+    let current = w.lock_counter(customer_id, feature, *period_start).await?.map_or(0, |c| c.value);
     let allowed = match limit {
         Some(l) if *hard => current + value <= *l,
         _ => true,
@@ -362,22 +658,22 @@ async fn consume(w: &mut Work, job: &Job, c: &ConsumeOp) -> Result<Outcome, kelv
     let mut counters = Vec::new();
     let usage = if allowed {
         let (before, after, announced) =
-            w.change_counter(&job.customer_id, feature, *period_start, &CounterChange::Add(*value), job.now).await?;
+            w.change_counter(customer_id, feature, *period_start, &CounterChange::Add(*value), job.now).await?;
         if let Some(spec) = alerts {
-            alert(w, job, feature, *period_start, spec, before, after, &announced).await?;
+            alert(w, job, customer_id, feature, *period_start, spec, before, after, &announced).await?;
         }
-        counters.push((feature.clone(), *period_start, after));
+        counters.push((feature.clone(), *period_start, Counted::Value(after)));
         after
     } else {
         current
     };
-    let mut response = job.response.clone();
+    let mut response = response.clone();
     response["allowed"] = json!(allowed);
     response["currentUsage"] = json!(usage);
     response["usageLimit"] = json!(limit);
     response["remaining"] = json!(limit.map(|l| l - usage));
     w.save_key("consume", key, &response.to_string(), job.now).await?;
-    Ok(Outcome { response, duplicate: false, counters })
+    Ok(Outcome::fresh(response, counters))
 }
 
 /// Writes one `feature.usage_alert` per threshold first crossed this period.
@@ -385,6 +681,7 @@ async fn consume(w: &mut Work, job: &Job, c: &ConsumeOp) -> Result<Outcome, kelv
 async fn alert(
     w: &mut Work,
     job: &Job,
+    customer_id: &str,
     feature: &str,
     period_start: i64,
     spec: &AlertSpec,
@@ -398,7 +695,7 @@ async fn alert(
     if fresh.is_empty() {
         return Ok(());
     }
-    let customer = w.lock_customer(&job.customer_id).await?;
+    let customer = w.lock_customer(customer_id).await?;
     for t in &fresh {
         let object = json!({
             "object": "feature_usage_alert",
@@ -416,5 +713,5 @@ async fn alert(
         w.event(&OutboxEvent::new("feature.usage_alert", object, None, job.now)).await?;
         done.push(format!("{}:{t}", spec.kind));
     }
-    w.set_counter_alerts(&job.customer_id, feature, period_start, &done.join(";")).await
+    w.set_counter_alerts(customer_id, feature, period_start, &done.join(";")).await
 }

@@ -296,7 +296,8 @@ async fn usage_reports(backend: Backend) {
 }
 
 async fn raw_events(backend: Backend) {
-    let s = TestServer::start(backend).await;
+    // Event counts folded into the counter rows at almost every commit.
+    let s = TestServer::start_with(backend, |c| c.usage_fold_interval_ms = 1).await;
     let api = Api { s: &s };
     seed(&api).await;
     api.subscribe("base", "cat").await;
@@ -324,13 +325,13 @@ async fn raw_events(backend: Backend) {
     assert_eq!(usage(api.rows("cat", "peak").await), 7, "MAX");
     assert_eq!(usage(api.rows("cat", "users").await), 2, "UNIQUE_COUNT");
     assert_eq!(usage(api.rows("cat", "storage").await), 40, "LATEST by event time");
-    assert_eq!(s.store.count_raw_events(&s.tenant, Some("cat")).await.unwrap(), 8);
+    assert_eq!(s.store.count_events(&s.tenant, Some("cat")).await.unwrap(), 8);
 
     // An event older than the current period is stored, not counted.
     api.ok("/api/v1/test-clock/advance/", json!({"to": "2026-03-01T00:00:00Z"})).await;
     api.event("cat", "k9", "llm.call", at, json!({"model": "a", "tokens": 5})).await;
     assert_eq!(usage(api.rows("cat", "tokens").await), 0);
-    assert_eq!(s.store.count_raw_events(&s.tenant, Some("cat")).await.unwrap(), 9);
+    assert_eq!(s.store.count_events(&s.tenant, Some("cat")).await.unwrap(), 9);
 
     // Validation.
     for (body, field) in [
@@ -422,4 +423,57 @@ async fn consume_never_overspends(backend: Backend) {
     assert_eq!(none["allowed"], false, "not entitled");
 }
 
-on_both_backends!(usage_reports, raw_events, consume_never_overspends);
+/// Events counted in memory before their counts reach the counter rows (the
+/// journal, on SQLite) are seen by SET reports and consumes, and survive
+/// restarts exactly once.
+async fn journal_survives_restarts(backend: Backend) {
+    // No fold within the test: every restart replays the journal.
+    let mut s = TestServer::start_with(backend, |c| c.usage_fold_interval_ms = 3_600_000).await;
+    let at = "2026-01-31 11:00:00.000001";
+    let requests = |rows: Vec<Value>| rows[0]["currentUsage"].clone();
+    let first = {
+        let api = Api { s: &s };
+        seed(&api).await;
+        api.subscribe("base", "eve").await;
+        let (_, first) = api.event("eve", "j0", "ping", at, json!({"n": 1})).await;
+        for i in 1..5 {
+            api.event("eve", &format!("j{i}"), "ping", at, json!({})).await;
+        }
+        assert_eq!(requests(api.rows("eve", "requests").await), 5);
+        api.usage("eve", "requests", 2, "SET").await;
+        assert_eq!(requests(api.rows("eve", "requests").await), 2, "SET replaces what events counted");
+        for i in 5..8 {
+            api.event("eve", &format!("j{i}"), "ping", at, json!({})).await;
+        }
+        let c = api
+            .ok(
+                "/api/v1/entitlements/consume/",
+                json!({"customerId": "eve", "featureId": "requests", "value": 1, "idempotencyKey": "c1"}),
+            )
+            .await;
+        assert_eq!((c["allowed"].clone(), c["currentUsage"].clone()), (json!(true), json!(6)), "{c}");
+        for i in 8..11 {
+            api.event("eve", &format!("j{i}"), "ping", at, json!({})).await;
+        }
+        assert_eq!(requests(api.rows("eve", "requests").await), 9);
+        first
+    };
+    for round in 0..2 {
+        s.restart().await;
+        let api = Api { s: &s };
+        assert_eq!(requests(api.rows("eve", "requests").await), 9, "after restart {round}");
+        let (status, again) = api.event("eve", "j0", "ping", at, json!({"n": 2})).await;
+        assert_eq!((status, again), (200, first.clone()), "a repeated key after a restart answers as the first time");
+    }
+    let api = Api { s: &s };
+    let events: Vec<Value> = (11..14)
+        .map(|i| json!({"customerId": "eve", "eventName": "ping", "idempotencyKey": format!("j{i}"), "timestamp": at}))
+        .chain([json!({"customerId": "eve", "eventName": "ping", "idempotencyKey": "j3", "timestamp": at})])
+        .collect();
+    let batch = api.ok("/api/v1/report/events/batch/", json!({ "events": events })).await;
+    assert_eq!((batch["accepted"].clone(), batch["duplicates"].clone()), (json!(3), json!(1)), "{batch}");
+    assert_eq!(requests(api.rows("eve", "requests").await), 12);
+    assert_eq!(s.store.count_events(&s.tenant, Some("eve")).await.unwrap(), 14);
+}
+
+on_both_backends!(usage_reports, raw_events, consume_never_overspends, journal_survives_restarts);

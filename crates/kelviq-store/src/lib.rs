@@ -27,7 +27,7 @@ pub use orgs::Organization;
 pub use selling::{
     DocColumns, DocTable, Filter, StoredPaymentMethod, Work, TOPIC_CATALOG, TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK,
 };
-pub use usage::{change_subject, AddRow, ChangeSubject, Counter, CounterChange, KeyClaim, RawRow, TOPIC_USAGE};
+pub use usage::{change_subject, AddRow, ChangeSubject, Counter, CounterChange, EventRow, StoredEvent, TOPIC_USAGE};
 
 use kelviq_core::Tenant;
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "change feed", include_str!("../migrations/0005_change_feed.sql")),
     (6, "selling", include_str!("../migrations/0006_selling.sql")),
     (7, "usage", include_str!("../migrations/0007_usage.sql")),
+    (8, "usage events", include_str!("../migrations/0008_usage_events.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

@@ -77,10 +77,10 @@ impl Store {
     }
 
     /// How many raw events the tenant has stored (for tests and operators).
-    pub async fn count_raw_events(&self, tenant: &Tenant, customer_id: Option<&str>) -> Result<i64> {
+    pub async fn count_events(&self, tenant: &Tenant, customer_id: Option<&str>) -> Result<i64> {
         let (org, env) = tenant_binds(tenant);
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM raw_events WHERE org_id = $1 AND environment = $2 AND ($3 = '' OR customer_id = $3)",
+            "SELECT COUNT(*) AS n FROM usage_events WHERE org_id = $1 AND environment = $2 AND ($3 = '' OR customer_id = $3)",
         )
         .bind(org)
         .bind(env)
@@ -325,22 +325,30 @@ pub fn change_subject(subject: &str) -> Option<ChangeSubject> {
     Some(ChangeSubject { org, env, origin, customers: lines.map(str::to_string).collect() })
 }
 
-/// A key claimed in bulk: tenant, kind, key, the answer to keep.
-pub struct KeyClaim<'a> {
-    pub tenant: &'a Tenant,
-    pub kind: &'a str,
-    pub key: &'a str,
-    pub response: String,
-}
-
 /// A raw event stored in bulk.
-pub struct RawRow<'a> {
+pub struct EventRow<'a> {
     pub tenant: &'a Tenant,
     pub customer_id: &'a str,
     pub event_name: &'a str,
     pub key: &'a str,
     pub at: DateTime<Utc>,
     pub resource_id: Option<&'a str>,
+    /// The properties, as JSON text.
+    pub properties: &'a str,
+    /// Counter additions (feature, period start, delta) this event makes that
+    /// the same transaction does not apply to the counters.
+    pub unfolded: &'a [(String, i64, i64)],
+}
+
+/// A stored raw event, as it was first received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub key: String,
+    pub customer_id: String,
+    pub event_name: String,
+    pub at: DateTime<Utc>,
+    pub resource_id: Option<String>,
+    /// JSON text.
     pub properties: String,
 }
 
@@ -353,8 +361,48 @@ pub struct AddRow<'a> {
     pub delta: i64,
 }
 
+/// `feature<TAB>period_start<TAB>delta` lines.
+fn encode_unfolded(adds: &[(String, i64, i64)]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for (feature, start, delta) in adds {
+        let _ = writeln!(out, "{feature}\t{start}\t{delta}");
+    }
+    out
+}
+
+fn decode_unfolded(text: &str) -> impl Iterator<Item = (&str, i64, i64)> {
+    text.lines().filter_map(|l| {
+        let mut cells = l.split('\t');
+        Some((cells.next()?, cells.next()?.parse().ok()?, cells.next()?.parse().ok()?))
+    })
+}
+
 /// Rows per multi-row statement (well under both backends' bind limits).
-const CHUNK: usize = 250;
+const CHUNK: usize = 256;
+
+/// Splits rows into statements of at most [`CHUNK`] rows whose sizes are
+/// powers of two, so that a few prepared statements serve every batch.
+fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = if rest.len() >= CHUNK { CHUNK } else { 1 << (usize::BITS - 1 - rest.len().leading_zeros()) };
+        let (head, tail) = rest.split_at(size);
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
+
+/// The `n`th bind parameter (from 1): anonymous on SQLite, whose numbered
+/// parameters cost a name lookup per bind.
+fn param(backend: crate::Backend, n: usize) -> String {
+    match backend {
+        crate::Backend::Sqlite => "?".to_string(),
+        crate::Backend::Postgres => format!("${n}"),
+    }
+}
 
 /// `($1, $2, …), (…)` for PostgreSQL; anonymous `?` for SQLite, whose
 /// numbered parameters cost a name lookup per bind (quadratic in a large
@@ -370,10 +418,7 @@ fn placeholders(backend: crate::Backend, rows: usize, cols: &[Option<&str>]) -> 
                     Some(fixed) => fixed.to_string(),
                     None => {
                         n += 1;
-                        match backend {
-                            crate::Backend::Sqlite => "?".to_string(),
-                            crate::Backend::Postgres => format!("${n}"),
-                        }
+                        param(backend, n)
                     }
                 })
                 .collect();
@@ -384,52 +429,72 @@ fn placeholders(backend: crate::Backend, rows: usize, cols: &[Option<&str>]) -> 
 }
 
 impl Work {
-    /// Claims many idempotency keys in one statement per chunk; returns the
-    /// indexes of the claims that were new (the others were used before).
-    pub async fn claim_keys(&mut self, claims: &[KeyClaim<'_>], now: DateTime<Utc>) -> Result<Vec<bool>> {
-        let mut fresh = vec![false; claims.len()];
-        for (c, chunk) in claims.chunks(CHUNK).enumerate() {
-            let sql = format!(
-                "INSERT INTO ingest_keys (org_id, environment, kind, idempotency_key, response, created_at) VALUES {} \
-                 ON CONFLICT DO NOTHING RETURNING org_id, environment, kind, idempotency_key",
-                placeholders(self.backend(), chunk.len(), &[None; 6])
-            );
-            let mut q = sqlx::query(&sql);
-            for k in chunk {
-                let (org, env) = tenant_binds(k.tenant);
-                q = q.bind(org).bind(env).bind(k.kind).bind(k.key).bind(k.response.clone()).bind(to_micros(now));
-            }
-            let rows = q.fetch_all(&mut **self.tx()).await?;
-            let mut inserted = std::collections::HashSet::new();
-            for r in rows {
-                let (org, env, kind, key): (String, String, String, String) =
-                    (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
-                inserted.insert((org, env, kind, key));
-            }
-            for (i, k) in chunk.iter().enumerate() {
-                let (org, env) = tenant_binds(k.tenant);
-                fresh[c * CHUNK + i] =
-                    inserted.contains(&(org, env.to_string(), k.kind.to_string(), k.key.to_string()));
-            }
+    /// The stored events of a tenant among these keys.
+    pub async fn find_events(&mut self, tenant: &Tenant, keys: &[&str]) -> Result<Vec<StoredEvent>> {
+        let columns = "idempotency_key, customer_id, event_name, event_at, resource_id, properties";
+        let mut found = Vec::new();
+        for r in self.events_by_keys(tenant, keys, columns, None).await? {
+            found.push(StoredEvent {
+                key: r.try_get("idempotency_key")?,
+                customer_id: r.try_get("customer_id")?,
+                event_name: r.try_get("event_name")?,
+                at: kelviq_core::timefmt::from_micros(r.try_get("event_at")?),
+                resource_id: r.try_get("resource_id")?,
+                properties: r.try_get("properties")?,
+            });
         }
-        Ok(fresh)
+        Ok(found)
     }
 
-    /// The answer first given for a key of another tenant than the current one.
-    pub async fn find_key_for(&mut self, tenant: &Tenant, kind: &str, key: &str) -> Result<Option<String>> {
-        let previous = self.tenant().clone();
-        self.switch_tenant(tenant);
-        let found = self.find_key(kind, key).await;
-        self.switch_tenant(&previous);
-        found
+    /// Which of these keys name events stored before sequence number `seq`.
+    async fn event_keys_before(&mut self, tenant: &Tenant, keys: &[&str], seq: i64) -> Result<Vec<String>> {
+        let rows = self.events_by_keys(tenant, keys, "idempotency_key", Some(seq)).await?;
+        rows.iter().map(|r| Ok(r.try_get("idempotency_key")?)).collect()
     }
 
-    pub async fn insert_raw_events(&mut self, rows: &[RawRow<'_>], now: DateTime<Utc>) -> Result<()> {
-        for chunk in rows.chunks(CHUNK) {
+    async fn events_by_keys(
+        &mut self,
+        tenant: &Tenant,
+        keys: &[&str],
+        columns: &str,
+        before_seq: Option<i64>,
+    ) -> Result<Vec<sqlx::any::AnyRow>> {
+        let (org, env) = tenant_binds(tenant);
+        let mut found = Vec::new();
+        for chunk in statement_chunks(keys) {
+            let p: Vec<String> = (1..=chunk.len() + 3).map(|n| param(self.backend(), n)).collect();
             let sql = format!(
-                "INSERT INTO raw_events (org_id, environment, customer_id, event_name, idempotency_key, event_at, resource_id, \
-                 properties, received_at) VALUES {}",
-                placeholders(self.backend(), chunk.len(), &[None; 9])
+                "SELECT {columns} FROM usage_events WHERE org_id = {} AND environment = {} AND seq < {} \
+                 AND idempotency_key IN ({})",
+                p[0],
+                p[1],
+                p[2],
+                p[3..].join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(&org).bind(env).bind(before_seq.unwrap_or(i64::MAX));
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            found.extend(q.fetch_all(&mut **self.tx()).await?);
+        }
+        Ok(found)
+    }
+
+    /// Stores raw events, skipping any whose key its tenant used before;
+    /// returns the indexes of the skipped ones. (Keys must be distinct per
+    /// tenant within the call.)
+    pub async fn insert_events(&mut self, rows: &[EventRow<'_>], now: DateTime<Utc>) -> Result<Vec<usize>> {
+        let mut skipped = Vec::new();
+        let mut offset = 0;
+        for chunk in statement_chunks(rows) {
+            let returning = match self.backend() {
+                crate::Backend::Sqlite => "",
+                crate::Backend::Postgres => " RETURNING org_id, environment, idempotency_key",
+            };
+            let sql = format!(
+                "INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
+                 resource_id, properties, received_at, unfolded) VALUES {} ON CONFLICT DO NOTHING{returning}",
+                placeholders(self.backend(), chunk.len(), &[None; 10])
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -437,29 +502,77 @@ impl Work {
                 q = q
                     .bind(org)
                     .bind(env)
+                    .bind(r.key)
                     .bind(r.customer_id)
                     .bind(r.event_name)
-                    .bind(r.key)
                     .bind(to_micros(r.at))
                     .bind(r.resource_id)
-                    .bind(r.properties.clone())
-                    .bind(to_micros(now));
+                    .bind(r.properties)
+                    .bind(to_micros(now))
+                    .bind(encode_unfolded(r.unfolded));
             }
-            q.execute(&mut **self.tx()).await?;
+            let stored: std::collections::HashSet<(String, String, String)> = match self.backend() {
+                crate::Backend::Postgres => {
+                    let mut stored = std::collections::HashSet::new();
+                    for r in q.fetch_all(&mut **self.tx()).await? {
+                        stored.insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+                    }
+                    stored
+                }
+                crate::Backend::Sqlite => {
+                    // One writer: the stored rows took the newest sequence numbers.
+                    let done = q.execute(&mut **self.tx()).await?;
+                    if done.rows_affected() == chunk.len() as u64 {
+                        offset += chunk.len();
+                        continue;
+                    }
+                    let first_new = match done.rows_affected() {
+                        0 => i64::MAX,
+                        n => {
+                            let last: i64 = sqlx::query("SELECT last_insert_rowid()")
+                                .fetch_one(&mut **self.tx())
+                                .await?
+                                .try_get(0)?;
+                            last - n as i64 + 1
+                        }
+                    };
+                    let mut older = std::collections::HashSet::new();
+                    let mut tenants: Vec<&Tenant> = chunk.iter().map(|r| r.tenant).collect();
+                    tenants.dedup();
+                    for tenant in tenants {
+                        let keys: Vec<&str> = chunk.iter().filter(|r| r.tenant == tenant).map(|r| r.key).collect();
+                        for key in self.event_keys_before(tenant, &keys, first_new).await? {
+                            older.insert((tenant.org_id, tenant.env, key));
+                        }
+                    }
+                    for (i, r) in chunk.iter().enumerate() {
+                        if older.contains(&(r.tenant.org_id, r.tenant.env, r.key.to_string())) {
+                            skipped.push(offset + i);
+                        }
+                    }
+                    offset += chunk.len();
+                    continue;
+                }
+            };
+            for (i, r) in chunk.iter().enumerate() {
+                let (org, env) = tenant_binds(r.tenant);
+                if !stored.contains(&(org, env.to_string(), r.key.to_string())) {
+                    skipped.push(offset + i);
+                }
+            }
+            offset += chunk.len();
         }
-        Ok(())
+        Ok(skipped)
     }
 
-    /// Adds to many counters (each at most once per call); returns each one's value after.
-    pub async fn add_counters(&mut self, rows: &[AddRow<'_>], now: DateTime<Utc>) -> Result<Vec<i64>> {
-        let mut after = Vec::with_capacity(rows.len());
-        for chunk in rows.chunks(CHUNK) {
+    /// Adds to many counters (each at most once per call).
+    pub async fn add_counters(&mut self, rows: &[AddRow<'_>], now: DateTime<Utc>) -> Result<()> {
+        for chunk in statement_chunks(rows) {
             let sql = format!(
                 "INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, value_at, alerts, \
                  updated_at) VALUES {} ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
-                 DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at \
-                 RETURNING org_id, environment, customer_id, feature, period_start, value",
-                placeholders(self.backend(), chunk.len(), &[None, None, None, None, None, None, None, Some("''"), None])
+                 DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at",
+                placeholders(self.backend(), chunk.len(), &[None, None, None, None, None, None, Some("0"), Some("''"), None])
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -471,22 +584,79 @@ impl Work {
                     .bind(r.feature)
                     .bind(r.period_start)
                     .bind(r.delta)
-                    .bind(to_micros(now))
                     .bind(to_micros(now));
             }
-            let returned = q.fetch_all(&mut **self.tx()).await?;
-            let mut values = std::collections::HashMap::new();
-            for r in returned {
-                let k: (String, String, String, String, i64) =
-                    (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
-                values.insert(k, r.try_get::<i64, _>(5)?);
+            q.execute(&mut **self.tx()).await?;
+        }
+        Ok(())
+    }
+
+    /// Records that every stored event's additions are in the counters
+    /// (the caller has just applied the ones left unfolded).
+    pub async fn mark_folded(&mut self) -> Result<()> {
+        sqlx::query(
+            "UPDATE usage_folds SET folded_seq = (SELECT COALESCE(MAX(seq), 0) FROM usage_events) WHERE id = 1",
+        )
+        .execute(&mut **self.tx())
+        .await?;
+        Ok(())
+    }
+
+    /// Applies the additions of every event stored after the last fold (work
+    /// lost when the process stopped before folding); returns how many
+    /// events had some.
+    pub async fn fold_unfolded(&mut self, now: DateTime<Utc>) -> Result<u64> {
+        let folded: i64 = sqlx::query("SELECT folded_seq FROM usage_folds WHERE id = 1")
+            .fetch_one(&mut **self.tx())
+            .await?
+            .try_get(0)?;
+        let mut sums: std::collections::HashMap<(String, String, String, String, i64), i64> = Default::default();
+        let (mut after, mut events) = (folded, 0u64);
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, org_id, environment, customer_id, unfolded FROM usage_events \
+                 WHERE seq > $1 AND unfolded <> '' ORDER BY seq LIMIT 10000",
+            )
+            .bind(after)
+            .fetch_all(&mut **self.tx())
+            .await?;
+            if rows.is_empty() {
+                break;
             }
-            for r in chunk {
-                let (org, env) = tenant_binds(r.tenant);
-                let k = (org, env.to_string(), r.customer_id.to_string(), r.feature.to_string(), r.period_start);
-                after.push(values.get(&k).copied().unwrap_or(r.delta));
+            for r in &rows {
+                after = r.try_get("seq")?;
+                events += 1;
+                let (org, env, customer): (String, String, String) =
+                    (r.try_get("org_id")?, r.try_get("environment")?, r.try_get("customer_id")?);
+                let text: String = r.try_get("unfolded")?;
+                for (feature, start, delta) in decode_unfolded(&text) {
+                    *sums
+                        .entry((org.clone(), env.clone(), customer.clone(), feature.to_string(), start))
+                        .or_insert(0) += delta;
+                }
             }
         }
-        Ok(after)
+        let tenants: std::collections::HashMap<(String, String), Tenant> = sums
+            .keys()
+            .filter_map(|(org, env, ..)| {
+                let tenant = Tenant { org_id: org.parse().ok()?, org_seq: 0, env: env.parse().ok()? };
+                Some(((org.clone(), env.clone()), tenant))
+            })
+            .collect();
+        let rows: Vec<AddRow> = sums
+            .iter()
+            .filter_map(|((org, env, customer, feature, start), delta)| {
+                Some(AddRow {
+                    tenant: tenants.get(&(org.clone(), env.clone()))?,
+                    customer_id: customer,
+                    feature,
+                    period_start: *start,
+                    delta: *delta,
+                })
+            })
+            .collect();
+        self.add_counters(&rows, now).await?;
+        self.mark_folded().await?;
+        Ok(events)
     }
 }

@@ -6,7 +6,7 @@ use crate::app::AppState;
 use crate::entitlements::{self, CustomerState};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Body, ServerCaller};
-use crate::ingest::{AlertSpec, Op, RawEvent, Target};
+use crate::ingest::{AlertSpec, ConsumeOp, EventData, Item, Op, Target};
 use crate::selling::tenant_now;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,7 +18,7 @@ use kelviq_core::ids::hex32;
 use kelviq_core::meters::{matches, step, Step};
 use kelviq_core::timefmt::{from_micros, parse_report_timestamp, report_timestamp};
 use kelviq_core::{FieldErrors, Tenant};
-use kelviq_store::CounterChange;
+use kelviq_store::{CounterChange, StoredEvent};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -208,9 +208,9 @@ pub async fn report_usage(
         change,
         alerts: alert_spec(&customer, feature, now),
     };
-    let key = input.idempotency_key.filter(|k| !k.is_empty()).map(|k| ("usage", k));
-    let op = Op::Record { key, raw: None, targets: vec![target] };
-    let outcome = state.ingest.submit(tenant, customer_id, op, response, now).await?;
+    let key = input.idempotency_key.filter(|k| !k.is_empty());
+    let op = Op::Report { key, targets: vec![target], response };
+    let outcome = state.ingest.submit_one(tenant, now, customer_id, op).await?;
     Ok(Json(outcome.response))
 }
 
@@ -228,14 +228,43 @@ pub struct EventIn {
     pub properties: Option<Value>,
 }
 
-/// A validated event, ready for the writer.
-struct ReadyEvent {
-    customer_id: String,
-    op: Op,
-    response: Value,
+/// A raw event's answer: the event as received, with `orgId`.
+fn event_response(tenant: &Tenant, customer_id: &str, event: &EventData, properties: Value) -> Value {
+    let mut response = json!({
+        "customerId": customer_id,
+        "eventName": event.event_name,
+        "idempotencyKey": event.key,
+        "timestamp": report_timestamp(event.at),
+        "properties": properties,
+        "orgId": org_id(tenant),
+    });
+    if let Some(r) = &event.resource_id {
+        response["resourceId"] = json!(r);
+    }
+    response
 }
 
-async fn prepare_event(state: &AppState, tenant: &Tenant, input: EventIn, now: DateTime<Utc>) -> ApiResult<ReadyEvent> {
+/// The answer to a repeated key: the first event's.
+fn stored_response(tenant: &Tenant, e: StoredEvent) -> Value {
+    let properties = serde_json::from_str(&e.properties).unwrap_or_else(|_| json!({}));
+    let event = EventData {
+        key: e.key,
+        event_name: e.event_name,
+        at: e.at,
+        resource_id: e.resource_id,
+        properties: e.properties,
+    };
+    event_response(tenant, &e.customer_id, &event, properties)
+}
+
+/// Validates an event and works out the counters it changes.
+async fn prepare_event(
+    state: &AppState,
+    tenant: &Tenant,
+    catalog: &TenantCatalog,
+    input: EventIn,
+    now: DateTime<Utc>,
+) -> ApiResult<(Item, Map<String, Value>)> {
     let mut errors = FieldErrors::new();
     let customer_id = required(&input.customer_id, "customer_id", &mut errors);
     let event_name = required(&input.event_name, "event_name", &mut errors);
@@ -256,7 +285,6 @@ async fn prepare_event(state: &AppState, tenant: &Tenant, input: EventIn, now: D
     errors.into_result()?;
     let at = at.expect("checked");
     let customer = customer(state, tenant, &customer_id).await?;
-    let catalog = tenant_catalog(state, tenant).await?;
     let event = kelviq_core::meters::RawEvent { event_name: &event_name, properties: &properties, timestamp: at };
     let mut targets = Vec::new();
     for (feature, function, field, filters) in catalog.meters() {
@@ -283,25 +311,14 @@ async fn prepare_event(state: &AppState, tenant: &Tenant, input: EventIn, now: D
         });
     }
     targets.sort_by(|a, b| a.feature.cmp(&b.feature));
-    let mut response = json!({
-        "customerId": customer_id,
-        "eventName": event_name,
-        "idempotencyKey": key,
-        "timestamp": ts,
-        "properties": properties,
-        "orgId": org_id(tenant),
-    });
-    if let Some(r) = &input.resource_id {
-        response["resourceId"] = json!(r);
-    }
-    let raw = RawEvent {
+    let event = EventData {
+        key,
         event_name,
-        key: key.clone(),
         at,
         resource_id: input.resource_id,
-        properties: Value::Object(properties.clone()),
+        properties: Value::Object(properties.clone()).to_string(),
     };
-    Ok(ReadyEvent { customer_id, op: Op::Record { key: Some(("event", key)), raw: Some(raw), targets }, response })
+    Ok((Item { customer_id, op: Op::Event { event, targets } }, properties))
 }
 
 /// Report a raw event; a repeated `idempotencyKey` answers as the first time and counts nothing.
@@ -313,9 +330,15 @@ pub async fn report_event(
     Body(input): Body<EventIn>,
 ) -> ApiResult<Json<Value>> {
     let now = tenant_now(&state, &tenant).await?;
-    let ready = prepare_event(&state, &tenant, input, now).await?;
-    let outcome = state.ingest.submit(tenant, ready.customer_id, ready.op, ready.response, now).await?;
-    Ok(Json(outcome.response))
+    let catalog = tenant_catalog(&state, &tenant).await?;
+    let (item, properties) = prepare_event(&state, &tenant, &catalog, input, now).await?;
+    let Op::Event { event, .. } = &item.op else { unreachable!("prepare_event makes events") };
+    let response = event_response(&tenant, &item.customer_id, event, Value::Object(properties));
+    let outcome = state.ingest.submit(tenant.clone(), now, vec![item]).await?.pop();
+    Ok(Json(match outcome.and_then(|o| o.original) {
+        Some(original) => stored_response(&tenant, original),
+        None => response,
+    }))
 }
 
 /// Body of `POST /report/events/batch/`.
@@ -339,43 +362,47 @@ pub async fn report_events_batch(
         return Err(ApiError::field("events", format!("At most {MAX_EVENTS_PER_BATCH} events per batch.")));
     }
     let now = tenant_now(&state, &tenant).await?;
-    let mut pending = Vec::new();
+    let catalog = tenant_catalog(&state, &tenant).await?;
+    let mut items = Vec::with_capacity(events.len());
+    let mut positions = Vec::with_capacity(events.len());
     let mut results: Vec<Value> = vec![Value::Null; events.len()];
+    let mut rejected = 0;
     for (i, raw) in events.into_iter().enumerate() {
-        let key = raw.get("idempotencyKey").or_else(|| raw.get("idempotency_key")).cloned().unwrap_or(Value::Null);
-        let parsed: Result<EventIn, ApiError> = crate::extract::parse_body(raw.to_string().as_bytes());
-        let ready = match parsed {
-            Ok(e) => prepare_event(&state, &tenant, e, now).await,
+        let key = raw.get("idempotency_key").cloned().unwrap_or(Value::Null);
+        let ready = match crate::extract::from_fields::<EventIn>(raw) {
+            Ok(e) => prepare_event(&state, &tenant, &catalog, e, now).await,
             Err(e) => Err(e),
         };
         match ready {
-            Ok(r) => pending.push((i, key, r)),
-            Err(e) => results[i] = json!({"idempotencyKey": key, "status": "rejected", "errors": error_body(e)}),
+            Ok((item, _)) => {
+                positions.push(i);
+                items.push(item);
+            }
+            Err(e) => {
+                rejected += 1;
+                results[i] = json!({"idempotencyKey": key, "status": "rejected", "errors": error_body(e)});
+            }
         }
     }
-    // All of the batch goes to the writer at once, so it usually shares one commit.
-    let submits = pending.into_iter().map(|(i, key, r)| {
-        let (state, tenant) = (state.clone(), tenant.clone());
-        async move { (i, key, state.ingest.submit(tenant, r.customer_id, r.op, r.response, now).await) }
-    });
-    let (mut accepted, mut duplicates, mut rejected) = (0, 0, 0);
-    for (i, key, outcome) in futures::future::join_all(submits).await {
-        results[i] = match outcome {
-            Ok(o) if o.duplicate => {
-                duplicates += 1;
-                json!({"idempotencyKey": key, "status": "duplicate"})
-            }
-            Ok(_) => {
-                accepted += 1;
-                json!({"idempotencyKey": key, "status": "accepted"})
-            }
-            Err(e) => return Err(e),
+    let keys: Vec<String> = items
+        .iter()
+        .map(|item| match &item.op {
+            Op::Event { event, .. } => event.key.clone(),
+            _ => String::new(),
+        })
+        .collect();
+    // The whole batch goes to the writer as one job, so it shares one commit.
+    let outcomes = state.ingest.submit(tenant, now, items).await?;
+    let (mut accepted, mut duplicates) = (0, 0);
+    for ((i, key), outcome) in positions.into_iter().zip(keys).zip(outcomes) {
+        let status = if outcome.duplicate {
+            duplicates += 1;
+            "duplicate"
+        } else {
+            accepted += 1;
+            "accepted"
         };
-    }
-    for r in &results {
-        if r["status"] == "rejected" {
-            rejected += 1;
-        }
+        results[i] = json!({"idempotencyKey": key, "status": status});
     }
     Ok(Json(json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "results": results})))
 }
@@ -432,7 +459,7 @@ pub async fn consume(
     }
     let (period_start, _) = customer.counting_window(&feature.identifier, now);
     let (limit, hard) = customer.feature_limit(&feature.identifier, now);
-    let op = Op::Consume(crate::ingest::ConsumeOp {
+    let op = Op::Consume(ConsumeOp {
         key,
         feature: feature.identifier.clone(),
         period_start,
@@ -440,8 +467,9 @@ pub async fn consume(
         limit,
         hard,
         alerts: alert_spec(&customer, feature, now),
+        response,
     });
-    let outcome = state.ingest.submit(tenant, customer_id, op, response, now).await?;
+    let outcome = state.ingest.submit_one(tenant, now, customer_id, op).await?;
     Ok(Json(outcome.response))
 }
 
@@ -569,7 +597,7 @@ pub async fn reset_usage(
     let c = customer(&state, &tenant, &customer_id).await?;
     let (period_start, _) = c.counting_window(&f.identifier, now);
     let target = Target { feature: f.identifier.clone(), period_start, change: CounterChange::Set(0), alerts: None };
-    let op = Op::Record { key: None, raw: None, targets: vec![target] };
-    state.ingest.submit(tenant.clone(), customer_id.clone(), op, Value::Null, now).await?;
+    let op = Op::Report { key: None, targets: vec![target], response: Value::Null };
+    state.ingest.submit_one(tenant.clone(), now, customer_id.clone(), op).await?;
     feature_rows(&state, &tenant, &customer_id, &f.identifier, now).await
 }
