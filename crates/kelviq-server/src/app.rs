@@ -140,7 +140,7 @@ pub async fn serve(
     }
     follower.abort();
     // Every answered request's batch has committed; nothing is lost here.
-    writer.abort();
+    writer.stop().await;
     let _ = stop_scheduler.send(true);
     let _ = scheduler.await;
     state.store.close().await;

@@ -27,6 +27,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        Ok(Body(parse_body(&bytes)?))
+    }
+}
+
+/// A JSON request body, unparsed (for handlers that read it their own way).
+pub struct JsonBytes(pub Bytes);
+
+impl<S> FromRequest<S> for JsonBytes
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = AppState::from_ref(state).config.body_limit_bytes;
         if let Some(ct) = req.headers().get(CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
@@ -42,7 +58,7 @@ where
                 ApiError::BadRequest(format!("Could not read the request body: {rejection}"))
             }
         })?;
-        Ok(Body(parse_body(&bytes)?))
+        Ok(JsonBytes(bytes))
     }
 }
 
@@ -67,6 +83,16 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     from_fields(underscoreize(value))
+}
+
+/// Reads one JSON object straight from its text into a type that accepts
+/// both casings of its fields (serde aliases), naming the field of any error.
+pub fn from_json_object<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::field("non_field_errors", "Invalid data. Expected a dictionary."));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::Fields(field_error(&e)))
 }
 
 /// Reads an object whose keys are already snake_case (a part of a parsed

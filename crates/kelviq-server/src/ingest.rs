@@ -227,19 +227,52 @@ impl Ingest {
     }
 }
 
-/// Folds what an earlier process left unfolded, then starts the writer; it
-/// ends when every sender is gone.
-pub async fn start(state: AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let now = state.clock.now();
-    let mut w = state.store.begin(&system_tenant()).await?;
-    let replayed = w.fold_unfolded(now).await?;
-    w.commit().await?;
-    if replayed > 0 {
-        tracing::info!(events = replayed, "usage journal: folded the counts of events stored before the last stop");
+/// The running writer.
+pub struct Writer {
+    stop: tokio::sync::watch::Sender<bool>,
+    done: oneshot::Receiver<()>,
+}
+
+impl Writer {
+    /// Stops the writer after the group it is applying (every answered
+    /// request's group has committed; what is unfolded stays in the journal).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+    }
+}
+
+/// Folds what an earlier process left unfolded, then starts the writer.
+///
+/// On SQLite the writer runs on a thread of its own: its transaction waits
+/// on nothing but the database, and on a busy machine each of its steps
+/// would otherwise queue behind the requests it is serving.
+pub async fn start(state: AppState) -> anyhow::Result<Writer> {
+    let sqlite = state.store.backend() == Backend::Sqlite;
+    if sqlite {
+        let now = state.clock.now();
+        let mut w = state.store.begin(&system_tenant()).await?;
+        let replayed = w.fold_unfolded(now).await?;
+        w.commit().await?;
+        if replayed > 0 {
+            tracing::info!(events = replayed, "usage journal: folded the counts of events stored before the last stop");
+        }
     }
     let (tx, rx) = mpsc::channel::<Job>(4096);
     let _ = state.ingest.tx.set(tx);
-    Ok(tokio::spawn(run(state, rx)))
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (done_tx, done) = oneshot::channel();
+    let writer = async move {
+        run(state, rx, stopped).await;
+        let _ = done_tx.send(());
+    };
+    if sqlite {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("kelviq-usage-writer".into()).spawn(move || runtime.block_on(writer))?;
+    } else {
+        tokio::spawn(writer);
+    }
+    Ok(Writer { stop, done })
 }
 
 /// The tenant a unit of work starts with when it spans tenants.
@@ -247,15 +280,18 @@ fn system_tenant() -> Tenant {
     Tenant { org_id: uuid::Uuid::nil(), org_seq: 0, env: Environment::Sandbox }
 }
 
-async fn run(state: AppState, mut rx: mpsc::Receiver<Job>) {
+async fn run(state: AppState, mut rx: mpsc::Receiver<Job>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let defer = state.store.backend() == Backend::Sqlite;
     let fold_interval = Duration::from_millis(state.config.usage_fold_interval_ms.max(1));
     let mut last_fold = Instant::now();
     loop {
-        let first = match tokio::time::timeout(fold_interval, rx.recv()).await {
-            Ok(Some(job)) => Some(job),
-            Ok(None) => return,
-            Err(_) => None,
+        let first = tokio::select! {
+            _ = stop.changed() => return,
+            next = tokio::time::timeout(fold_interval, rx.recv()) => match next {
+                Ok(Some(job)) => Some(job),
+                Ok(None) => return,
+                Err(_) => None,
+            },
         };
         let mut batch: Vec<Job> = first.into_iter().collect();
         let mut items: usize = batch.iter().map(|j| j.items.len()).sum();

@@ -363,15 +363,24 @@ async fn raw_events(backend: Backend) {
     events.push(json!({"customerId": "cat", "eventName": "llm.call", "idempotencyKey": "k9", "timestamp": now}));
     events
         .push(json!({"customerId": "cat", "eventName": "llm.call", "idempotencyKey": "bad", "timestamp": "yesterday"}));
+    // Either casing of each field; a field of the wrong type is named.
+    events.push(json!({"customer_id": "cat", "event_name": "llm.call", "idempotency_key": "snake", "timestamp": now, "properties": {"model": "a", "tokens": 10}}));
+    events.push(json!({"customerId": 5, "eventName": "llm.call", "idempotencyKey": "typed", "timestamp": now}));
     let batch = api.ok("/api/v1/report/events/batch/", json!({ "events": events })).await;
     assert_eq!(
         (batch["accepted"].clone(), batch["duplicates"].clone(), batch["rejected"].clone()),
-        (json!(10), json!(2), json!(1)),
+        (json!(11), json!(2), json!(2)),
         "{batch}"
     );
     assert_eq!(batch["results"][12]["status"], "rejected");
     assert!(batch["results"][12]["errors"]["timestamp"].is_array());
-    assert_eq!(usage(api.rows("cat", "tokens").await), 100);
+    assert_eq!(batch["results"][13]["status"], "accepted");
+    assert_eq!(
+        (batch["results"][14]["idempotencyKey"].clone(), batch["results"][14]["errors"]["customerId"].is_array()),
+        (json!("typed"), true),
+        "{batch}"
+    );
+    assert_eq!(usage(api.rows("cat", "tokens").await), 110);
     let too_many: Vec<Value> = (0..1001).map(|i| json!({"idempotencyKey": format!("x{i}")})).collect();
     let (status, e) = api.post("/api/v1/report/events/batch/", json!({ "events": too_many })).await;
     assert_eq!((status, e["events"].is_array()), (400, true));

@@ -486,6 +486,16 @@ impl Work {
     pub async fn insert_events(&mut self, rows: &[EventRow<'_>], now: DateTime<Utc>) -> Result<Vec<usize>> {
         let mut skipped = Vec::new();
         let mut offset = 0;
+        // SQLite has one writer: the events stored before this call are those
+        // up to the newest sequence number now (a skipped row may still
+        // consume a number, so counting back from the last one is not enough).
+        let stored_before: i64 = match self.backend() {
+            crate::Backend::Sqlite if !rows.is_empty() => sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM usage_events")
+                .fetch_one(&mut **self.tx())
+                .await?
+                .try_get(0)?,
+            _ => 0,
+        };
         for chunk in statement_chunks(rows) {
             let returning = match self.backend() {
                 crate::Backend::Sqlite => "",
@@ -520,28 +530,17 @@ impl Work {
                     stored
                 }
                 crate::Backend::Sqlite => {
-                    // One writer: the stored rows took the newest sequence numbers.
                     let done = q.execute(&mut **self.tx()).await?;
                     if done.rows_affected() == chunk.len() as u64 {
                         offset += chunk.len();
                         continue;
                     }
-                    let first_new = match done.rows_affected() {
-                        0 => i64::MAX,
-                        n => {
-                            let last: i64 = sqlx::query("SELECT last_insert_rowid()")
-                                .fetch_one(&mut **self.tx())
-                                .await?
-                                .try_get(0)?;
-                            last - n as i64 + 1
-                        }
-                    };
                     let mut older = std::collections::HashSet::new();
                     let mut tenants: Vec<&Tenant> = chunk.iter().map(|r| r.tenant).collect();
                     tenants.dedup();
                     for tenant in tenants {
                         let keys: Vec<&str> = chunk.iter().filter(|r| r.tenant == tenant).map(|r| r.key).collect();
-                        for key in self.event_keys_before(tenant, &keys, first_new).await? {
+                        for key in self.event_keys_before(tenant, &keys, stored_before + 1).await? {
                             older.insert((tenant.org_id, tenant.env, key));
                         }
                     }

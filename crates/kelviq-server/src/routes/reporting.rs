@@ -5,7 +5,7 @@
 use crate::app::AppState;
 use crate::entitlements::{self, CustomerState};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ServerCaller};
+use crate::extract::{Body, JsonBytes, ServerCaller};
 use crate::ingest::{AlertSpec, ConsumeOp, EventData, Item, Op, Target};
 use crate::selling::tenant_now;
 use axum::extract::{Path, State};
@@ -214,15 +214,20 @@ pub async fn report_usage(
     Ok(Json(outcome.response))
 }
 
-/// Body of `POST /report/event/`.
+/// Body of `POST /report/event/` (the aliases let a batch's events be read
+/// straight from the request text).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct EventIn {
+    #[serde(alias = "customerId")]
     pub customer_id: Option<String>,
+    #[serde(alias = "eventName")]
     pub event_name: Option<String>,
     /// Client-made; an event is processed at most once per key.
+    #[serde(alias = "idempotencyKey")]
     pub idempotency_key: Option<String>,
     /// `YYYY-MM-DD HH:MM:SS.ffffff`, UTC.
     pub timestamp: Option<String>,
+    #[serde(alias = "resourceId")]
     pub resource_id: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub properties: Option<Value>,
@@ -274,7 +279,7 @@ async fn prepare_event(
     if !ts.is_empty() && at.is_none() {
         errors.add("timestamp", "Use the format YYYY-MM-DD HH:MM:SS.ffffff (UTC).");
     }
-    let properties = match input.properties {
+    let properties = match input.properties.map(kelviq_core::casing::underscoreize) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => {
@@ -344,7 +349,8 @@ pub async fn report_event(
 /// Body of `POST /report/events/batch/`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct BatchIn {
-    pub events: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub events: Option<Vec<Box<serde_json::value::RawValue>>>,
 }
 
 pub const MAX_EVENTS_PER_BATCH: usize = 1000;
@@ -355,8 +361,14 @@ pub const MAX_EVENTS_PER_BATCH: usize = 1000;
 pub async fn report_events_batch(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
-    Body(input): Body<BatchIn>,
+    JsonBytes(body): JsonBytes,
 ) -> ApiResult<Json<Value>> {
+    // Each event is read straight from the request text, on its own, so that
+    // one malformed event is rejected alone.
+    let input: BatchIn = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::field("events", "Expected {\"events\": [event, …]}."),
+        _ => ApiError::BadRequest(format!("JSON parse error - {e}")),
+    })?;
     let events = input.events.ok_or_else(|| ApiError::field("events", "This field is required."))?;
     if events.len() > MAX_EVENTS_PER_BATCH {
         return Err(ApiError::field("events", format!("At most {MAX_EVENTS_PER_BATCH} events per batch.")));
@@ -367,9 +379,8 @@ pub async fn report_events_batch(
     let mut positions = Vec::with_capacity(events.len());
     let mut results: Vec<Value> = vec![Value::Null; events.len()];
     let mut rejected = 0;
-    for (i, raw) in events.into_iter().enumerate() {
-        let key = raw.get("idempotency_key").cloned().unwrap_or(Value::Null);
-        let ready = match crate::extract::from_fields::<EventIn>(raw) {
+    for (i, raw) in events.iter().enumerate() {
+        let ready = match crate::extract::from_json_object::<EventIn>(raw.get()) {
             Ok(e) => prepare_event(&state, &tenant, &catalog, e, now).await,
             Err(e) => Err(e),
         };
@@ -380,6 +391,8 @@ pub async fn report_events_batch(
             }
             Err(e) => {
                 rejected += 1;
+                let sent: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                let key = sent.get("idempotencyKey").or_else(|| sent.get("idempotency_key")).cloned();
                 results[i] = json!({"idempotencyKey": key, "status": "rejected", "errors": error_body(e)});
             }
         }
