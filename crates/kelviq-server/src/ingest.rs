@@ -505,9 +505,9 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
         for (i, item) in job.items.iter().enumerate() {
             let outcome = match &item.op {
                 Op::Event { event, targets } => {
-                    let k = (job.tenant.org_id, job.tenant.env, event.key.clone());
-                    let first = first_of[&(k.0, k.1, k.2.as_str())];
+                    let first = first_of[&(job.tenant.org_id, job.tenant.env, event.key.as_str())];
                     if was_stored.contains(&first) {
+                        let k = (job.tenant.org_id, job.tenant.env, event.key.clone());
                         Outcome::repeated(Value::Null, stored.get(&k).cloned())
                     } else if first != (j, i) {
                         Outcome::repeated(Value::Null, Some(stored_form(&batch[first.0].items[first.1])))

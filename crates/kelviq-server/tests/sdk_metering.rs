@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{http, Backend, TestServer};
+use common::{Backend, TestServer};
 use kelviq_sdk::cache::{CacheStore, RedisStore};
 use kelviq_sdk::reporting::{ReportEvent, ReportUsage};
 use kelviq_sdk::{ErrorKind, Kelviq};
@@ -18,11 +18,7 @@ fn redis_url() -> String {
 }
 
 async fn post(s: &TestServer, path: &str, body: Value) -> Value {
-    let res = http().post(s.url(path)).bearer_auth(&s.server_key).json(&body).send().await.unwrap();
-    let status = res.status();
-    let v: Value = res.json().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {v}");
-    v
+    s.post_ok(path, body).await
 }
 
 async fn seed(s: &TestServer) {

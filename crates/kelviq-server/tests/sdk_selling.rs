@@ -13,11 +13,7 @@ use kelviq_sdk::ErrorKind;
 use serde_json::{json, Value};
 
 async fn post(s: &TestServer, path: &str, body: Value) -> Value {
-    let res = http().post(s.url(path)).bearer_auth(&s.server_key).json(&body).send().await.unwrap();
-    let status = res.status();
-    let v: Value = res.json().await.unwrap();
-    assert!(status.is_success(), "{path}: {status} {v}");
-    v
+    s.post_ok(path, body).await
 }
 
 async fn seed(s: &TestServer) {

@@ -226,6 +226,15 @@ impl TestServer {
         }
     }
 
+    /// POSTs with the server key and returns the answer, which must be a success.
+    pub async fn post_ok(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let res = http().post(self.url(path)).bearer_auth(&self.server_key).json(&body).send().await.unwrap();
+        let status = res.status();
+        let v: serde_json::Value = res.json().await.unwrap();
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+
     pub async fn stop(mut self) {
         self.begin_shutdown();
         self.wait_stopped().await;
