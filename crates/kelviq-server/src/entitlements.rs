@@ -11,6 +11,7 @@ use crate::app::AppState;
 use crate::error::ApiResult;
 use crate::ingest::Counted;
 use crate::selling::live_subscriptions;
+use crate::tenant_map::{customer_hash, TenantMap};
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::FeatureType;
 use kelviq_core::entitlements::{boolean_row, customizable_row, meter_row, meter_window, rollover_carry, RowState};
@@ -19,7 +20,6 @@ use kelviq_core::timefmt::{from_micros, reset_at, to_micros};
 use kelviq_core::{Environment, Tenant};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -78,11 +78,39 @@ impl Grant {
 #[derive(Debug, Default)]
 pub struct CustomerState {
     pub grants: Vec<Grant>,
-    /// (feature, period start) → usage.
-    pub counters: HashMap<(String, i64), i64>,
+    pub counters: Counters,
     /// The rows as JSON, kept until the first meter period ends (rows are
     /// the same until then); a change of counters makes a new state.
     rendered: RwLock<Option<Rendered>>,
+}
+
+/// Usage per (feature, period start). A customer has a few counters, so a
+/// list: smaller than a map, and found without building a key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters(Vec<(Box<str>, i64, i64)>);
+
+impl Counters {
+    pub fn get(&self, feature: &str, period_start: i64) -> i64 {
+        self.0.iter().find(|(f, s, _)| *s == period_start && **f == *feature).map_or(0, |c| c.2)
+    }
+
+    fn slot(&mut self, feature: &str, period_start: i64) -> &mut i64 {
+        match self.0.iter().position(|(f, s, _)| *s == period_start && **f == *feature) {
+            Some(i) => &mut self.0[i].2,
+            None => {
+                self.0.push((feature.into(), period_start, 0));
+                &mut self.0.last_mut().expect("just pushed").2
+            }
+        }
+    }
+
+    pub fn add(&mut self, feature: &str, period_start: i64, delta: i64) {
+        *self.slot(feature, period_start) += delta;
+    }
+
+    pub fn set(&mut self, feature: &str, period_start: i64, value: i64) {
+        *self.slot(feature, period_start) = value;
+    }
 }
 
 /// Rows as JSON, and until when they hold (`None`: no meter period ends).
@@ -146,7 +174,7 @@ impl CustomerState {
     }
 
     pub fn usage(&self, feature: &str, period_start: i64) -> i64 {
-        self.counters.get(&(feature.to_string(), period_start)).copied().unwrap_or(0)
+        self.counters.get(feature, period_start)
     }
 
     /// The grants of one feature, in order.
@@ -230,14 +258,12 @@ impl CustomerState {
     }
 }
 
-type Key = (uuid::Uuid, Environment, String);
-
 /// How many write epochs customers are spread over.
 const EPOCHS: usize = 4096;
 
 /// Every cached customer state of this process.
 pub struct Engine {
-    customers: RwLock<HashMap<Key, Arc<CustomerState>>>,
+    customers: RwLock<TenantMap<Arc<CustomerState>>>,
     /// Grant definitions per plan version.
     plans: RwLock<HashMap<uuid::Uuid, Arc<Vec<Arc<GrantDef>>>>>,
     /// Bumped whenever a customer's state is changed or dropped, so that a
@@ -256,26 +282,22 @@ impl Default for Engine {
     }
 }
 
-fn bucket(k: &Key) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    k.hash(&mut h);
-    (h.finish() % EPOCHS as u64) as usize
+fn bucket(org: uuid::Uuid, env: Environment, customer_id: &str) -> usize {
+    (customer_hash(org, env, customer_id) % EPOCHS as u64) as usize
 }
 
-fn key(tenant: &Tenant, customer_id: &str) -> Key {
-    (tenant.org_id, tenant.env, customer_id.to_string())
-}
+/// Customers whose counters one lock acquisition changes at most (checks wait meanwhile).
+const APPLY_SLICE: usize = 256;
 
 impl Engine {
     pub fn get(&self, tenant: &Tenant, customer_id: &str) -> Option<Arc<CustomerState>> {
-        self.customers.read().unwrap_or_else(|e| e.into_inner()).get(&key(tenant, customer_id)).cloned()
+        self.customers.read().unwrap_or_else(|e| e.into_inner()).get(tenant, customer_id).cloned()
     }
 
     pub fn evict(&self, org: uuid::Uuid, env: Environment, customer_id: &str) {
-        let k = (org, env, customer_id.to_string());
         let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
-        self.epochs[bucket(&k)].fetch_add(1, Ordering::SeqCst);
-        map.remove(&k);
+        self.epochs[bucket(org, env, customer_id)].fetch_add(1, Ordering::SeqCst);
+        map.remove(org, env, customer_id);
     }
 
     /// Forgets everything (a published plan can change what many customers hold).
@@ -289,7 +311,7 @@ impl Engine {
     }
 
     fn epoch(&self, tenant: &Tenant, customer_id: &str) -> u64 {
-        self.epochs[bucket(&key(tenant, customer_id))].load(Ordering::SeqCst)
+        self.epochs[bucket(tenant.org_id, tenant.env, customer_id)].load(Ordering::SeqCst)
     }
 
     pub fn len(&self) -> usize {
@@ -303,26 +325,33 @@ impl Engine {
     /// Caches a state built from the database unless the customer changed
     /// since `epoch` was read (checked under the lock writers take too).
     fn insert_unless_changed(&self, tenant: &Tenant, customer_id: &str, state: Arc<CustomerState>, epoch: u64) {
-        let k = key(tenant, customer_id);
         let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
-        if self.epochs[bucket(&k)].load(Ordering::SeqCst) == epoch {
-            map.insert(k, state);
+        if self.epochs[bucket(tenant.org_id, tenant.env, customer_id)].load(Ordering::SeqCst) == epoch {
+            map.insert(tenant, customer_id, state);
         }
     }
 
-    /// Records counter changes this process just committed into a cached state.
-    pub fn apply_counters(&self, tenant: &Tenant, customer_id: &str, changes: &[(String, i64, Counted)]) {
-        let k = key(tenant, customer_id);
-        let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
-        self.epochs[bucket(&k)].fetch_add(1, Ordering::SeqCst);
-        if let Some(state) = map.get_mut(&k) {
-            let s = Arc::make_mut(state);
-            *s.rendered.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
-            for (feature, start, change) in changes {
-                let counter = s.counters.entry((feature.clone(), *start)).or_insert(0);
-                match change {
-                    Counted::Value(v) => *counter = *v,
-                    Counted::Delta(d) => *counter += d,
+    /// Records counter changes this process just committed into the cached
+    /// states: per customer of the tenant, (feature, period start, change).
+    pub fn apply_counters<'a>(
+        &self,
+        tenant: &Tenant,
+        changes: impl IntoIterator<Item = (&'a str, &'a [(String, i64, Counted)])>,
+    ) {
+        let mut changes = changes.into_iter().peekable();
+        while changes.peek().is_some() {
+            let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
+            let customers = map.tenant_mut(tenant);
+            for (customer_id, counted) in changes.by_ref().take(APPLY_SLICE) {
+                self.epochs[bucket(tenant.org_id, tenant.env, customer_id)].fetch_add(1, Ordering::SeqCst);
+                let Some(state) = customers.get_mut(customer_id) else { continue };
+                let s = Arc::make_mut(state);
+                *s.rendered.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+                for (feature, start, change) in counted {
+                    match change {
+                        Counted::Value(v) => s.counters.set(feature, *start, *v),
+                        Counted::Delta(d) => s.counters.add(feature, *start, *d),
+                    }
                 }
             }
         }
@@ -397,22 +426,19 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
 
 /// A customer's counters: the rows plus the additions not yet folded into
 /// them, read so that a fold committing meanwhile is not counted twice.
-async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<HashMap<(String, i64), i64>> {
+async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Counters> {
     loop {
         let generation = state.ingest.fold_generation();
         if generation % 2 == 1 {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             continue;
         }
-        let mut counters: HashMap<(String, i64), i64> = state
-            .store
-            .counters(tenant, customer_id)
-            .await?
-            .into_iter()
-            .map(|c| ((c.feature, c.period_start), c.value))
-            .collect();
+        let mut counters = Counters::default();
+        for c in state.store.counters(tenant, customer_id).await? {
+            counters.add(&c.feature, c.period_start, c.value);
+        }
         for (feature, start, delta) in state.ingest.pending_of(tenant, customer_id) {
-            *counters.entry((feature, start)).or_insert(0) += delta;
+            counters.add(&feature, start, delta);
         }
         if state.ingest.fold_generation() == generation {
             return Ok(counters);

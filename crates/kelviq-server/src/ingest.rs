@@ -14,6 +14,7 @@
 
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::tenant_map::TenantMap;
 use chrono::{DateTime, Utc};
 use kelviq_core::entitlements::crossed_alerts;
 use kelviq_core::events::{customer_summary, OutboxEvent};
@@ -132,9 +133,6 @@ struct Job {
     reply: Option<oneshot::Sender<Result<Vec<Outcome>, String>>>,
 }
 
-/// A customer's counters: (org, environment, customer).
-type CustomerKey = (uuid::Uuid, Environment, String);
-
 /// Counter additions: (feature, period start, delta).
 type Additions = Vec<(String, i64, i64)>;
 
@@ -142,39 +140,44 @@ type Additions = Vec<(String, i64, i64)>;
 /// rows (SQLite). State built from the database adds them.
 #[derive(Default)]
 pub struct Pending {
-    sums: Mutex<HashMap<CustomerKey, Additions>>,
+    sums: Mutex<TenantMap<Additions>>,
     /// Odd while a fold commits: the rows may then hold what the sums hold.
     generation: AtomicU64,
 }
 
+/// Adds to a customer's pending sums.
+fn add_pending(customers: &mut HashMap<Box<str>, Additions>, customer_id: &str, feature: &str, start: i64, delta: i64) {
+    let sums = match customers.get_mut(customer_id) {
+        Some(e) => e,
+        None => customers.entry(customer_id.into()).or_default(),
+    };
+    match sums.iter_mut().find(|(f, s, _)| *s == start && f == feature) {
+        Some((_, _, d)) => *d += delta,
+        None => sums.push((feature.to_string(), start, delta)),
+    }
+}
+
 impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CustomerKey, Additions>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TenantMap<Additions>> {
         self.sums.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn add(&self, tenant: &Tenant, customer_id: &str, feature: &str, period_start: i64, delta: i64) {
-        let mut sums = self.lock();
-        let entry = match sums.get_mut(&(tenant.org_id, tenant.env, customer_id.to_string())) {
-            Some(e) => e,
-            None => sums.entry((tenant.org_id, tenant.env, customer_id.to_string())).or_default(),
-        };
-        match entry.iter_mut().find(|(f, s, _)| f == feature && *s == period_start) {
-            Some((_, _, d)) => *d += delta,
-            None => entry.push((feature.to_string(), period_start, delta)),
-        }
-    }
-
     fn contains(&self, k: &CounterKey) -> bool {
-        let sums = self.lock();
-        sums.get(&(k.0, k.1, k.2.clone())).is_some_and(|v| v.iter().any(|(f, s, _)| *f == k.3 && *s == k.4))
+        let tenant = Tenant { org_id: k.0, org_seq: 0, env: k.1 };
+        self.lock().get(&tenant, &k.2).is_some_and(|v| v.iter().any(|(f, s, _)| *f == k.3 && *s == k.4))
     }
 
+    /// How many customers have pending sums.
     fn len(&self) -> usize {
         self.lock().len()
     }
 
-    fn snapshot(&self) -> Vec<(CustomerKey, Additions)> {
-        self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    /// Every customer's sums: (tenant, customer, additions).
+    fn snapshot(&self) -> Vec<(Tenant, String, Additions)> {
+        self.lock()
+            .iter()
+            .map(|(org, env, c, v)| (Tenant { org_id: org, org_seq: 0, env }, c.to_string(), v.clone()))
+            .collect()
     }
 }
 
@@ -223,7 +226,7 @@ impl Ingest {
 
     /// The additions of a customer not yet in the counter rows.
     pub fn pending_of(&self, tenant: &Tenant, customer_id: &str) -> Additions {
-        self.pending.lock().get(&(tenant.org_id, tenant.env, customer_id.to_string())).cloned().unwrap_or_default()
+        self.pending.lock().get(tenant, customer_id).cloned().unwrap_or_default()
     }
 }
 
@@ -366,16 +369,18 @@ type ApplyError = kelviq_store::StoreError;
 
 /// Updates this process's state and answers each request.
 fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied) {
-    let pending = &state.ingest.pending;
-    for (j, i, feature, start, delta) in &applied.deferred {
-        pending.add(&batch[*j].tenant, &batch[*j].items[*i].customer_id, feature, *start, *delta);
+    if !applied.deferred.is_empty() {
+        let mut sums = state.ingest.pending.lock();
+        for (j, i, feature, start, delta) in &applied.deferred {
+            let job = &batch[*j];
+            add_pending(sums.tenant_mut(&job.tenant), &job.items[*i].customer_id, feature, *start, *delta);
+        }
     }
     for (mut job, outcomes) in batch.into_iter().zip(applied.outcomes) {
-        for (item, o) in job.items.iter().zip(&outcomes) {
-            if !o.counters.is_empty() {
-                state.entitlements.apply_counters(&job.tenant, &item.customer_id, &o.counters);
-            }
-        }
+        let changed = job.items.iter().zip(&outcomes).filter(|(_, o)| !o.counters.is_empty());
+        state
+            .entitlements
+            .apply_counters(&job.tenant, changed.map(|(item, o)| (item.customer_id.as_str(), o.counters.as_slice())));
         if let Some(reply) = job.reply.take() {
             let _ = reply.send(Ok(outcomes));
         }
@@ -434,10 +439,11 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
 
     // Events: each key's first occurrence in the group is stored unless its
     // tenant stored the key before; what it adds is counted later on SQLite.
+    let is_ordered = |tenant: &Tenant, item: &Item, t: &Target| {
+        !ordered.is_empty() && ordered.contains(&counter_key(tenant, &item.customer_id, &t.feature, t.period_start))
+    };
     let deferrable = |tenant: &Tenant, item: &Item, t: &Target| {
-        defer
-            && matches!(t.change, CounterChange::Add(_))
-            && !ordered.contains(&counter_key(tenant, &item.customer_id, &t.feature, t.period_start))
+        defer && matches!(t.change, CounterChange::Add(_)) && !is_ordered(tenant, item, t)
     };
     let mut first_of: HashMap<(uuid::Uuid, Environment, &str), (usize, usize)> = HashMap::new();
     let mut firsts: Vec<(usize, usize, Additions)> = Vec::new();
@@ -613,12 +619,12 @@ async fn count(
     let Counting { ordered, adds, mut deferred } = to;
     let mut counters = Vec::new();
     for t in targets {
-        let key = counter_key(&job.tenant, &item.customer_id, &t.feature, t.period_start);
-        match (&t.change, ordered.contains(&key)) {
+        let key = || counter_key(&job.tenant, &item.customer_id, &t.feature, t.period_start);
+        match (&t.change, !ordered.is_empty() && ordered.contains(&key())) {
             (CounterChange::Add(n), false) => {
                 match deferred.as_deref_mut() {
                     Some(later) => later.push((t.feature.clone(), t.period_start, *n)),
-                    None => *adds.entry(key).or_insert(0) += n,
+                    None => *adds.entry(key()).or_insert(0) += n,
                 }
                 counters.push((t.feature.clone(), t.period_start, Counted::Delta(*n)));
             }
@@ -631,14 +637,9 @@ async fn count(
 /// Adds the pending sums to the counter rows and marks the journal folded.
 async fn fold_pending(w: &mut Work, pending: &Pending, now: DateTime<Utc>) -> Result<(), ApplyError> {
     let snapshot = pending.snapshot();
-    let tenants: HashMap<(uuid::Uuid, Environment), Tenant> = snapshot
-        .iter()
-        .map(|((org, env, _), _)| ((*org, *env), Tenant { org_id: *org, org_seq: 0, env: *env }))
-        .collect();
     let rows: Vec<AddRow> = snapshot
         .iter()
-        .flat_map(|((org, env, customer), sums)| {
-            let tenant = &tenants[&(*org, *env)];
+        .flat_map(|(tenant, customer, sums)| {
             sums.iter().map(move |(feature, start, delta)| AddRow {
                 tenant,
                 customer_id: customer,

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod payments;
 pub mod routes;
 pub mod selling;
+pub mod tenant_map;
 pub mod wire;
 
 pub use app::{bootstrap_demo, launch, open_store, router, serve, AppState};

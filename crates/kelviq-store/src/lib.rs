@@ -64,7 +64,7 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
     Sqlite,
     Postgres,
@@ -118,8 +118,8 @@ impl Store {
         match backend {
             Backend::Sqlite => {
                 let url = prepare_sqlite_url(url)?;
-                let read = sqlite_pool(max_connections.max(2)).connect(&url).await?;
-                let write = sqlite_pool(1).connect(&url).await?;
+                let read = sqlite_pool(max_connections.max(2), READ_CACHE_KIB).connect(&url).await?;
+                let write = sqlite_pool(1, WRITE_CACHE_KIB).connect(&url).await?;
                 Ok(Store { backend, read, write })
             }
             Backend::Postgres => {
@@ -164,20 +164,30 @@ impl Store {
     }
 }
 
-fn sqlite_pool(max: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30)).after_connect(|conn, _meta| {
-        Box::pin(async move {
-            for pragma in [
-                "PRAGMA journal_mode = WAL",
-                "PRAGMA synchronous = FULL",
-                "PRAGMA foreign_keys = ON",
-                "PRAGMA busy_timeout = 10000",
-            ] {
-                sqlx::query(pragma).execute(&mut *conn).await?;
-            }
-            Ok(())
-        })
-    })
+/// Page cache of each reading connection (SQLite's default).
+const READ_CACHE_KIB: u32 = 2_000;
+/// Page cache of the one writing connection: the pages that inserts and
+/// counter updates touch stay in memory instead of being read again.
+const WRITE_CACHE_KIB: u32 = 64_000;
+
+fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30)).after_connect(
+        move |conn, _meta| {
+            Box::pin(async move {
+                for pragma in [
+                    "PRAGMA journal_mode = WAL".to_string(),
+                    "PRAGMA synchronous = FULL".to_string(),
+                    "PRAGMA foreign_keys = ON".to_string(),
+                    "PRAGMA busy_timeout = 10000".to_string(),
+                    "PRAGMA temp_store = MEMORY".to_string(),
+                    format!("PRAGMA cache_size = -{cache_kib}"),
+                ] {
+                    sqlx::query(&pragma).execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        },
+    )
 }
 
 /// Ensures the SQLite file's directory exists and asks sqlx to create the file.

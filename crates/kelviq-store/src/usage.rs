@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use kelviq_core::timefmt::to_micros;
 use kelviq_core::Tenant;
 use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Topic of usage changes; the subject is `{org}:{env}:` followed by the
 /// customer ids, one per line.
@@ -404,6 +406,40 @@ fn param(backend: crate::Backend, n: usize) -> String {
     }
 }
 
+/// The text of a multi-row statement, built once per (statement, backend,
+/// rows) for the life of the process.
+fn statement_text(
+    name: &'static str,
+    backend: crate::Backend,
+    rows: usize,
+    build: impl FnOnce() -> String,
+) -> Arc<str> {
+    type Texts = Mutex<HashMap<(&'static str, crate::Backend, usize), Arc<str>>>;
+    static TEXTS: OnceLock<Texts> = OnceLock::new();
+    let texts = TEXTS.get_or_init(Default::default);
+    if let Some(t) = texts.lock().unwrap_or_else(|e| e.into_inner()).get(&(name, backend, rows)) {
+        return t.clone();
+    }
+    let text: Arc<str> = build().into();
+    texts.lock().unwrap_or_else(|e| e.into_inner()).insert((name, backend, rows), text.clone());
+    text
+}
+
+/// Rows per JSON document.
+const JSON_CHUNK: usize = 5_000;
+
+/// The indexes of each tenant's items, tenants in order of first appearance.
+fn by_tenant<'t>(tenants: impl Iterator<Item = &'t Tenant>) -> Vec<(&'t Tenant, Vec<usize>)> {
+    let mut out: Vec<(&Tenant, Vec<usize>)> = Vec::new();
+    for (i, t) in tenants.enumerate() {
+        match out.iter_mut().find(|(u, _)| *u == t) {
+            Some((_, v)) => v.push(i),
+            None => out.push((t, vec![i])),
+        }
+    }
+    out
+}
+
 /// `($1, $2, …), (…)` for PostgreSQL; anonymous `?` for SQLite, whose
 /// numbered parameters cost a name lookup per bind (quadratic in a large
 /// multi-row statement). `fixed` cells are written as they are.
@@ -484,28 +520,90 @@ impl Work {
     /// returns the indexes of the skipped ones. (Keys must be distinct per
     /// tenant within the call.)
     pub async fn insert_events(&mut self, rows: &[EventRow<'_>], now: DateTime<Utc>) -> Result<Vec<usize>> {
+        match self.backend() {
+            crate::Backend::Sqlite => self.insert_events_sqlite(rows, now).await,
+            crate::Backend::Postgres => self.insert_events_pg(rows, now).await,
+        }
+    }
+
+    /// PostgreSQL: one statement per tenant, its rows sent as one JSON
+    /// document (a bound value per row costs far more in the protocol and
+    /// the planner than reading the document does).
+    async fn insert_events_pg(&mut self, rows: &[EventRow<'_>], now: DateTime<Utc>) -> Result<Vec<usize>> {
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            k: &'a str,
+            c: &'a str,
+            n: &'a str,
+            t: i64,
+            r: Option<&'a str>,
+            p: &'a str,
+            u: String,
+        }
+        let mut skipped = Vec::new();
+        for (tenant, indexes) in by_tenant(rows.iter().map(|r| r.tenant)) {
+            for chunk in indexes.chunks(JSON_CHUNK) {
+                let docs: Vec<Doc> = chunk
+                    .iter()
+                    .map(|&i| {
+                        let r = &rows[i];
+                        Doc {
+                            k: r.key,
+                            c: r.customer_id,
+                            n: r.event_name,
+                            t: to_micros(r.at),
+                            r: r.resource_id,
+                            p: r.properties,
+                            u: encode_unfolded(r.unfolded),
+                        }
+                    })
+                    .collect();
+                let (org, env) = tenant_binds(tenant);
+                let stored: std::collections::HashSet<String> = sqlx::query(
+                    "INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
+                     resource_id, properties, received_at, unfolded) \
+                     SELECT $1, $2, e.k, e.c, e.n, e.t, e.r, e.p, $3, e.u \
+                     FROM json_to_recordset($4::json) AS e(k text, c text, n text, t bigint, r text, p text, u text) \
+                     ON CONFLICT DO NOTHING RETURNING idempotency_key",
+                )
+                .bind(org)
+                .bind(env)
+                .bind(to_micros(now))
+                .bind(serde_json::to_string(&docs).expect("events serialise"))
+                .fetch_all(&mut **self.tx())
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+                skipped.extend(chunk.iter().filter(|&&i| !stored.contains(rows[i].key)));
+            }
+        }
+        skipped.sort_unstable();
+        Ok(skipped)
+    }
+
+    async fn insert_events_sqlite(&mut self, rows: &[EventRow<'_>], now: DateTime<Utc>) -> Result<Vec<usize>> {
         let mut skipped = Vec::new();
         let mut offset = 0;
         // SQLite has one writer: the events stored before this call are those
         // up to the newest sequence number now (a skipped row may still
         // consume a number, so counting back from the last one is not enough).
-        let stored_before: i64 = match self.backend() {
-            crate::Backend::Sqlite if !rows.is_empty() => sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM usage_events")
+        let stored_before: i64 = if rows.is_empty() {
+            0
+        } else {
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM usage_events")
                 .fetch_one(&mut **self.tx())
                 .await?
-                .try_get(0)?,
-            _ => 0,
+                .try_get(0)?
         };
         for chunk in statement_chunks(rows) {
-            let returning = match self.backend() {
-                crate::Backend::Sqlite => "",
-                crate::Backend::Postgres => " RETURNING org_id, environment, idempotency_key",
-            };
-            let sql = format!(
-                "INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
-                 resource_id, properties, received_at, unfolded) VALUES {} ON CONFLICT DO NOTHING{returning}",
-                placeholders(self.backend(), chunk.len(), &[None; 10])
-            );
+            let sql = statement_text("insert_events", self.backend(), chunk.len(), || {
+                format!(
+                    "INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
+                     resource_id, properties, received_at, unfolded) VALUES {} ON CONFLICT DO NOTHING",
+                    placeholders(self.backend(), chunk.len(), &[None; 10])
+                )
+            });
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 let (org, env) = tenant_binds(r.tenant);
@@ -521,42 +619,19 @@ impl Work {
                     .bind(to_micros(now))
                     .bind(encode_unfolded(r.unfolded));
             }
-            let stored: std::collections::HashSet<(String, String, String)> = match self.backend() {
-                crate::Backend::Postgres => {
-                    let mut stored = std::collections::HashSet::new();
-                    for r in q.fetch_all(&mut **self.tx()).await? {
-                        stored.insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            let done = q.execute(&mut **self.tx()).await?;
+            if done.rows_affected() < chunk.len() as u64 {
+                let mut older = std::collections::HashSet::new();
+                for (tenant, indexes) in by_tenant(chunk.iter().map(|r| r.tenant)) {
+                    let keys: Vec<&str> = indexes.iter().map(|&i| chunk[i].key).collect();
+                    for key in self.event_keys_before(tenant, &keys, stored_before + 1).await? {
+                        older.insert((tenant.org_id, tenant.env, key));
                     }
-                    stored
                 }
-                crate::Backend::Sqlite => {
-                    let done = q.execute(&mut **self.tx()).await?;
-                    if done.rows_affected() == chunk.len() as u64 {
-                        offset += chunk.len();
-                        continue;
+                for (i, r) in chunk.iter().enumerate() {
+                    if older.contains(&(r.tenant.org_id, r.tenant.env, r.key.to_string())) {
+                        skipped.push(offset + i);
                     }
-                    let mut older = std::collections::HashSet::new();
-                    let mut tenants: Vec<&Tenant> = chunk.iter().map(|r| r.tenant).collect();
-                    tenants.dedup();
-                    for tenant in tenants {
-                        let keys: Vec<&str> = chunk.iter().filter(|r| r.tenant == tenant).map(|r| r.key).collect();
-                        for key in self.event_keys_before(tenant, &keys, stored_before + 1).await? {
-                            older.insert((tenant.org_id, tenant.env, key));
-                        }
-                    }
-                    for (i, r) in chunk.iter().enumerate() {
-                        if older.contains(&(r.tenant.org_id, r.tenant.env, r.key.to_string())) {
-                            skipped.push(offset + i);
-                        }
-                    }
-                    offset += chunk.len();
-                    continue;
-                }
-            };
-            for (i, r) in chunk.iter().enumerate() {
-                let (org, env) = tenant_binds(r.tenant);
-                if !stored.contains(&(org, env.to_string(), r.key.to_string())) {
-                    skipped.push(offset + i);
                 }
             }
             offset += chunk.len();
@@ -566,13 +641,22 @@ impl Work {
 
     /// Adds to many counters (each at most once per call).
     pub async fn add_counters(&mut self, rows: &[AddRow<'_>], now: DateTime<Utc>) -> Result<()> {
+        if self.backend() == crate::Backend::Postgres {
+            return self.add_counters_pg(rows, now).await;
+        }
         for chunk in statement_chunks(rows) {
-            let sql = format!(
-                "INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, value_at, alerts, \
-                 updated_at) VALUES {} ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
-                 DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at",
-                placeholders(self.backend(), chunk.len(), &[None, None, None, None, None, None, Some("0"), Some("''"), None])
-            );
+            let sql = statement_text("add_counters", self.backend(), chunk.len(), || {
+                format!(
+                    "INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, value_at, \
+                     alerts, updated_at) VALUES {} ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
+                     DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at",
+                    placeholders(
+                        self.backend(),
+                        chunk.len(),
+                        &[None, None, None, None, None, None, Some("0"), Some("''"), None],
+                    )
+                )
+            });
             let mut q = sqlx::query(&sql);
             for r in chunk {
                 let (org, env) = tenant_binds(r.tenant);
@@ -586,6 +670,46 @@ impl Work {
                     .bind(to_micros(now));
             }
             q.execute(&mut **self.tx()).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Work::add_counters`] on PostgreSQL: a JSON document per tenant.
+    async fn add_counters_pg(&mut self, rows: &[AddRow<'_>], now: DateTime<Utc>) -> Result<()> {
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            c: &'a str,
+            f: &'a str,
+            s: i64,
+            d: i64,
+        }
+        for (tenant, indexes) in by_tenant(rows.iter().map(|r| r.tenant)) {
+            for chunk in indexes.chunks(JSON_CHUNK) {
+                let docs: Vec<Doc> = chunk
+                    .iter()
+                    .map(|&i| Doc {
+                        c: rows[i].customer_id,
+                        f: rows[i].feature,
+                        s: rows[i].period_start,
+                        d: rows[i].delta,
+                    })
+                    .collect();
+                let (org, env) = tenant_binds(tenant);
+                sqlx::query(
+                    "INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, \
+                     value_at, alerts, updated_at) \
+                     SELECT $1, $2, a.c, a.f, a.s, a.d, 0, '', $3 \
+                     FROM json_to_recordset($4::json) AS a(c text, f text, s bigint, d bigint) \
+                     ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
+                     DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at",
+                )
+                .bind(org)
+                .bind(env)
+                .bind(to_micros(now))
+                .bind(serde_json::to_string(&docs).expect("counters serialise"))
+                .execute(&mut **self.tx())
+                .await?;
+            }
         }
         Ok(())
     }
