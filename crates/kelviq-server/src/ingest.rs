@@ -563,9 +563,11 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
     w.add_counters(&add_rows, now).await?;
     drop(add_rows);
 
-    // Customers changed per tenant, announced once per tenant.
+    // Customers changed per tenant, announced once per tenant to the other
+    // processes sharing the database (on SQLite one process serves: the
+    // counts of its events are in its memory until folded).
     let mut changed: BTreeMap<(uuid::Uuid, &'static str), (&Tenant, Vec<&str>)> = BTreeMap::new();
-    for (job, job_outcomes) in batch.iter().zip(&outcomes) {
+    for (job, job_outcomes) in batch.iter().zip(&outcomes).filter(|_| !defer) {
         for (item, o) in job.items.iter().zip(job_outcomes) {
             if !o.counters.is_empty() {
                 let entry = changed

@@ -27,14 +27,28 @@ pub(crate) async fn record_change(
     subject: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO change_feed (topic, subject, created_at) VALUES ($1, $2, $3)")
-        .bind(topic)
-        .bind(subject)
-        .bind(to_micros(now))
-        .execute(&mut **tx)
-        .await?;
-    if backend == Backend::Postgres {
-        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(topic).execute(&mut **tx).await?;
+    match backend {
+        // One round trip: the row and the wake-up.
+        Backend::Postgres => {
+            sqlx::query(
+                "WITH row AS (INSERT INTO change_feed (topic, subject, created_at) VALUES ($1, $2, $3) RETURNING seq) \
+                 SELECT pg_notify($4, $1) FROM row",
+            )
+            .bind(topic)
+            .bind(subject)
+            .bind(to_micros(now))
+            .bind(CHANGES_CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Backend::Sqlite => {
+            sqlx::query("INSERT INTO change_feed (topic, subject, created_at) VALUES ($1, $2, $3)")
+                .bind(topic)
+                .bind(subject)
+                .bind(to_micros(now))
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -171,8 +171,13 @@ const READ_CACHE_KIB: u32 = 2_000;
 const WRITE_CACHE_KIB: u32 = 64_000;
 
 fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30)).after_connect(
-        move |conn, _meta| {
+    // A local file needs no liveness ping before each use (a round trip to
+    // the connection's thread on every transaction).
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 for pragma in [
                     "PRAGMA journal_mode = WAL".to_string(),
@@ -186,8 +191,7 @@ fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
                 }
                 Ok(())
             })
-        },
-    )
+        })
 }
 
 /// Ensures the SQLite file's directory exists and asks sqlx to create the file.

@@ -383,13 +383,21 @@ fn decode_unfolded(text: &str) -> impl Iterator<Item = (&str, i64, i64)> {
 /// Rows per multi-row statement (well under both backends' bind limits).
 const CHUNK: usize = 256;
 
-/// Splits rows into statements of at most [`CHUNK`] rows whose sizes are
+/// Up to this many rows, a statement has exactly as many rows as it is given.
+const EXACT: usize = 16;
+
+/// Splits rows into statements of at most [`CHUNK`] rows: up to [`EXACT`]
+/// rows in one statement of that size, more in statements whose sizes are
 /// powers of two, so that a few prepared statements serve every batch.
 fn statement_chunks<T>(rows: &[T]) -> Vec<&[T]> {
     let mut out = Vec::new();
     let mut rest = rows;
     while !rest.is_empty() {
-        let size = if rest.len() >= CHUNK { CHUNK } else { 1 << (usize::BITS - 1 - rest.len().leading_zeros()) };
+        let size = match rest.len() {
+            n if n <= EXACT => n,
+            n if n >= CHUNK => CHUNK,
+            n => 1 << (usize::BITS - 1 - n.leading_zeros()),
+        };
         let (head, tail) = rest.split_at(size);
         out.push(head);
         rest = tail;
@@ -781,5 +789,35 @@ impl Work {
         self.add_counters(&rows, now).await?;
         self.mark_folded().await?;
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_in_few_statement_sizes() {
+        let mut sizes = std::collections::BTreeSet::new();
+        for n in 0..2_000usize {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks = statement_chunks(&rows);
+            assert_eq!(chunks.concat(), rows, "{n} rows in order");
+            assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= CHUNK));
+            if n <= EXACT {
+                assert!(chunks.len() <= 1, "{n} rows in one statement");
+            }
+            sizes.extend(chunks.iter().map(|c| c.len()));
+        }
+        // 1..=16, then 32, 64, 128, 256: prepared statements stay few.
+        assert_eq!(sizes.len(), EXACT + 4);
+    }
+
+    #[test]
+    fn unfolded_additions_read_back() {
+        let adds = vec![("api_calls".to_string(), 0, 3), ("tokens".to_string(), 1_700_000_000_000_000, -2)];
+        let text = encode_unfolded(&adds);
+        let back: Vec<(String, i64, i64)> = decode_unfolded(&text).map(|(f, s, d)| (f.to_string(), s, d)).collect();
+        assert_eq!(back, adds);
     }
 }

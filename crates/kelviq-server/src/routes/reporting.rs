@@ -19,7 +19,7 @@ use kelviq_core::meters::{matches, step, Step};
 use kelviq_core::timefmt::{from_micros, parse_report_timestamp, report_timestamp};
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{CounterChange, StoredEvent};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,19 +40,44 @@ pub fn router() -> Router<AppState> {
 /// (catalog changes reach ingestion within this time).
 const CATALOG_TTL: Duration = Duration::from_secs(1);
 
-/// The tenant's features, by identifier.
+/// The tenant's features, by identifier, and its RAW_EVENTS meters.
 #[derive(Debug)]
 pub struct TenantCatalog {
     pub features: HashMap<String, Feature>,
+    meters: Vec<Meter>,
+}
+
+/// A RAW_EVENTS meter, read from its feature once per catalog load.
+#[derive(Debug)]
+struct Meter {
+    feature: String,
+    function: String,
+    field: Option<String>,
+    filters: Option<Value>,
 }
 
 impl TenantCatalog {
-    /// RAW_EVENTS meters: identifier, aggregation function, field, filters.
+    fn new(features: HashMap<String, Feature>) -> TenantCatalog {
+        let mut meters: Vec<Meter> = features
+            .values()
+            .filter_map(|f| {
+                let meter = f.meter.as_ref()?;
+                Some(Meter {
+                    feature: f.identifier.clone(),
+                    function: meter["aggregation"]["function"].as_str()?.to_string(),
+                    field: meter["aggregation"]["field"].as_str().map(str::to_string),
+                    filters: meter.get("filters").cloned(),
+                })
+            })
+            .collect();
+        meters.sort_by(|a, b| a.feature.cmp(&b.feature));
+        TenantCatalog { features, meters }
+    }
+
+    /// RAW_EVENTS meters: feature, aggregation function, field, filters.
     fn meters(&self) -> impl Iterator<Item = (&Feature, &str, Option<&str>, Option<&Value>)> {
-        self.features.values().filter_map(|f| {
-            let meter = f.meter.as_ref()?;
-            let function = meter["aggregation"]["function"].as_str()?;
-            Some((f, function, meter["aggregation"]["field"].as_str(), meter.get("filters")))
+        self.meters.iter().filter_map(|m| {
+            Some((self.features.get(&m.feature)?, m.function.as_str(), m.field.as_deref(), m.filters.as_ref()))
         })
     }
 }
@@ -79,7 +104,7 @@ pub async fn tenant_catalog(state: &AppState, tenant: &Tenant) -> ApiResult<Arc<
         .filter(|f| f.archived_at.is_none())
         .map(|f| (f.identifier.clone(), f))
         .collect();
-    let c = Arc::new(TenantCatalog { features });
+    let c = Arc::new(TenantCatalog::new(features));
     catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).insert(k, (Instant::now(), c.clone()));
     Ok(c)
 }
@@ -321,7 +346,7 @@ async fn prepare_event(
         event_name,
         at,
         resource_id: input.resource_id,
-        properties: Value::Object(properties.clone()).to_string(),
+        properties: serde_json::to_string(&properties).expect("a map serialises"),
     };
     Ok((Item { customer_id, op: Op::Event { event, targets } }, properties))
 }
@@ -362,7 +387,7 @@ pub async fn report_events_batch(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     JsonBytes(body): JsonBytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BatchOut>> {
     // Each event is read straight from the request text, on its own, so that
     // one malformed event is rejected alone.
     let input: BatchIn = serde_json::from_slice(&body).map_err(|e| match e.classify() {
@@ -377,7 +402,7 @@ pub async fn report_events_batch(
     let catalog = tenant_catalog(&state, &tenant).await?;
     let mut items = Vec::with_capacity(events.len());
     let mut positions = Vec::with_capacity(events.len());
-    let mut results: Vec<Value> = vec![Value::Null; events.len()];
+    let mut results: Vec<EventResult> = std::iter::repeat_with(EventResult::default).take(events.len()).collect();
     let mut rejected = 0;
     for (i, raw) in events.iter().enumerate() {
         let ready = match crate::extract::from_json_object::<EventIn>(raw.get()) {
@@ -393,7 +418,7 @@ pub async fn report_events_batch(
                 rejected += 1;
                 let sent: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
                 let key = sent.get("idempotencyKey").or_else(|| sent.get("idempotency_key")).cloned();
-                results[i] = json!({"idempotencyKey": key, "status": "rejected", "errors": error_body(e)});
+                results[i] = EventResult { key, status: "rejected", errors: Some(error_body(e)) };
             }
         }
     }
@@ -415,9 +440,28 @@ pub async fn report_events_batch(
             accepted += 1;
             "accepted"
         };
-        results[i] = json!({"idempotencyKey": key, "status": status});
+        results[i] = EventResult { key: Some(Value::String(key)), status, errors: None };
     }
-    Ok(Json(json!({"accepted": accepted, "duplicates": duplicates, "rejected": rejected, "results": results})))
+    Ok(Json(BatchOut { accepted, duplicates, rejected, results }))
+}
+
+/// The answer to a batch of events.
+#[derive(Serialize)]
+pub struct BatchOut {
+    accepted: usize,
+    duplicates: usize,
+    rejected: usize,
+    results: Vec<EventResult>,
+}
+
+/// One event's result in a batch.
+#[derive(Serialize, Default)]
+pub struct EventResult {
+    #[serde(rename = "idempotencyKey")]
+    key: Option<Value>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Value>,
 }
 
 fn error_body(e: ApiError) -> Value {
