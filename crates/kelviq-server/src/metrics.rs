@@ -1,10 +1,13 @@
 //! Prometheus metrics: request counts and latencies by route template.
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -31,16 +34,45 @@ pub fn handle() -> PrometheusHandle {
 }
 
 pub async fn track(req: Request, next: Next) -> Response {
-    let route =
-        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels[..2]).record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    record(route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
+}
+
+/// A route's metric handles: per (method, status), the request counter and
+/// the duration histogram (labelled by method and route).
+type Handles = RwLock<HashMap<String, Vec<(Method, u16, Counter, Histogram)>>>;
+
+/// Counts a request and its duration, registering its labels once (a lookup
+/// of the labels in the registry on every request costs several allocations).
+fn record(route: &str, method: &Method, status: u16, seconds: f64) {
+    static HANDLES: OnceLock<Handles> = OnceLock::new();
+    let handles = HANDLES.get_or_init(|| {
+        handle(); // the recorder is installed before any handle is taken
+        Handles::default()
+    });
+    let known = |v: &&(Method, u16, Counter, Histogram)| v.0 == *method && v.1 == status;
+    if let Some((_, _, counter, histogram)) =
+        handles.read().unwrap_or_else(|e| e.into_inner()).get(route).and_then(|v| v.iter().find(known))
+    {
+        counter.increment(1);
+        histogram.record(seconds);
+        return;
+    }
+    let labels = [("method", method.as_str().to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
+    let counter = metrics::counter!("http_requests_total", &labels);
+    let histogram = metrics::histogram!("http_request_duration_seconds", &labels[..2]);
+    counter.increment(1);
+    histogram.record(seconds);
+    let mut handles = handles.write().unwrap_or_else(|e| e.into_inner());
+    let entries = handles.entry(route.to_owned()).or_default();
+    if !entries.iter().any(|v| known(&v)) {
+        entries.push((method.clone(), status, counter, histogram));
+    }
 }
 
 pub fn render() -> String {
