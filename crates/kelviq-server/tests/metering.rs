@@ -381,6 +381,24 @@ async fn raw_events(backend: Backend) {
         "{batch}"
     );
     assert_eq!(usage(api.rows("cat", "tokens").await), 110);
+    // A batch larger than one statement: keys stored by the batch above are
+    // found in either statement, a key repeated inside it counts once.
+    let mut keys: Vec<String> = (0..34).map(|i| format!("m{i}")).collect();
+    for (at, old) in [(0, "b0"), (10, "b1"), (20, "b2"), (33, "b3"), (38, "b4")] {
+        keys.insert(at, old.to_string());
+    }
+    keys.push("m0".to_string());
+    let events: Vec<Value> = keys
+        .iter()
+        .map(|k| json!({"customerId": "cat", "eventName": "llm.call", "idempotencyKey": k, "timestamp": now, "properties": {"model": "a", "tokens": 10}}))
+        .collect();
+    let batch = api.ok("/api/v1/report/events/batch/", json!({ "events": events })).await;
+    assert_eq!((batch["accepted"].clone(), batch["duplicates"].clone()), (json!(34), json!(6)), "{batch}");
+    for (i, k) in keys.iter().enumerate() {
+        let expected = if k.starts_with('b') || i == keys.len() - 1 { "duplicate" } else { "accepted" };
+        assert_eq!(batch["results"][i]["status"], expected, "{k} at {i}: {batch}");
+    }
+    assert_eq!(usage(api.rows("cat", "tokens").await), 110 + 340);
     let too_many: Vec<Value> = (0..1001).map(|i| json!({"idempotencyKey": format!("x{i}")})).collect();
     let (status, e) = api.post("/api/v1/report/events/batch/", json!({ "events": too_many })).await;
     assert_eq!((status, e["events"].is_array()), (400, true));
