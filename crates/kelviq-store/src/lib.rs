@@ -146,9 +146,15 @@ impl Store {
     }
 
     /// Refreshes the query planner's statistics (after a bulk load the
-    /// planner would otherwise think the tables are empty and scan them).
+    /// planner would otherwise think the tables are empty and scan them). On
+    /// PostgreSQL the tables are vacuumed too, so that autovacuum does not
+    /// start on them right after the load.
     pub async fn analyze(&self) -> Result<()> {
-        sqlx::query("ANALYZE").execute(&self.write).await?;
+        let statement = match self.backend {
+            Backend::Sqlite => "ANALYZE",
+            Backend::Postgres => "VACUUM (ANALYZE)",
+        };
+        sqlx::query(statement).execute(&self.write).await?;
         Ok(())
     }
 
