@@ -104,6 +104,11 @@ impl Counters {
         }
     }
 
+    /// Every counter: (feature, period start, value).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i64, i64)> {
+        self.0.iter().map(|(f, s, v)| (&**f, *s, *v))
+    }
+
     pub fn add(&mut self, feature: &str, period_start: i64, delta: i64) {
         *self.slot(feature, period_start) += delta;
     }
@@ -437,8 +442,8 @@ async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiRe
         for c in state.store.counters(tenant, customer_id).await? {
             counters.add(&c.feature, c.period_start, c.value);
         }
-        for (feature, start, delta) in state.ingest.pending_of(tenant, customer_id) {
-            counters.add(&feature, start, delta);
+        for (feature, start, delta) in state.ingest.pending_of(tenant, customer_id).iter() {
+            counters.add(feature, start, delta);
         }
         if state.ingest.fold_generation() == generation {
             return Ok(counters);

@@ -13,6 +13,7 @@
 //! counters change in the event's own transaction.
 
 use crate::app::AppState;
+use crate::entitlements::Counters;
 use crate::error::{ApiError, ApiResult};
 use crate::tenant_map::TenantMap;
 use chrono::{DateTime, Utc};
@@ -140,31 +141,19 @@ type Additions = Vec<(String, i64, i64)>;
 /// rows (SQLite). State built from the database adds them.
 #[derive(Default)]
 pub struct Pending {
-    sums: Mutex<TenantMap<Additions>>,
+    sums: Mutex<TenantMap<Counters>>,
     /// Odd while a fold commits: the rows may then hold what the sums hold.
     generation: AtomicU64,
 }
 
-/// Adds to a customer's pending sums.
-fn add_pending(customers: &mut HashMap<Box<str>, Additions>, customer_id: &str, feature: &str, start: i64, delta: i64) {
-    let sums = match customers.get_mut(customer_id) {
-        Some(e) => e,
-        None => customers.entry(customer_id.into()).or_default(),
-    };
-    match sums.iter_mut().find(|(f, s, _)| *s == start && f == feature) {
-        Some((_, _, d)) => *d += delta,
-        None => sums.push((feature.to_string(), start, delta)),
-    }
-}
-
 impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, TenantMap<Additions>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TenantMap<Counters>> {
         self.sums.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn contains(&self, k: &CounterKey) -> bool {
         let tenant = Tenant { org_id: k.0, org_seq: 0, env: k.1 };
-        self.lock().get(&tenant, &k.2).is_some_and(|v| v.iter().any(|(f, s, _)| *f == k.3 && *s == k.4))
+        self.lock().get(&tenant, &k.2).is_some_and(|c| c.iter().any(|(f, s, _)| f == k.3 && s == k.4))
     }
 
     /// How many customers have pending sums.
@@ -172,8 +161,8 @@ impl Pending {
         self.lock().len()
     }
 
-    /// Every customer's sums: (tenant, customer, additions).
-    fn snapshot(&self) -> Vec<(Tenant, String, Additions)> {
+    /// Every customer's sums: (tenant, customer, sums).
+    fn snapshot(&self) -> Vec<(Tenant, String, Counters)> {
         self.lock()
             .iter()
             .map(|(org, env, c, v)| (Tenant { org_id: org, org_seq: 0, env }, c.to_string(), v.clone()))
@@ -225,7 +214,7 @@ impl Ingest {
     }
 
     /// The additions of a customer not yet in the counter rows.
-    pub fn pending_of(&self, tenant: &Tenant, customer_id: &str) -> Additions {
+    pub fn pending_of(&self, tenant: &Tenant, customer_id: &str) -> Counters {
         self.pending.lock().get(tenant, customer_id).cloned().unwrap_or_default()
     }
 }
@@ -373,7 +362,12 @@ fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied) {
         let mut sums = state.ingest.pending.lock();
         for (j, i, feature, start, delta) in &applied.deferred {
             let job = &batch[*j];
-            add_pending(sums.tenant_mut(&job.tenant), &job.items[*i].customer_id, feature, *start, *delta);
+            let customers = sums.tenant_mut(&job.tenant);
+            let customer_id = job.items[*i].customer_id.as_str();
+            match customers.get_mut(customer_id) {
+                Some(c) => c.add(feature, *start, *delta),
+                None => customers.entry(customer_id.into()).or_default().add(feature, *start, *delta),
+            }
         }
     }
     for (mut job, outcomes) in batch.into_iter().zip(applied.outcomes) {
@@ -642,12 +636,12 @@ async fn fold_pending(w: &mut Work, pending: &Pending, now: DateTime<Utc>) -> Re
     let rows: Vec<AddRow> = snapshot
         .iter()
         .flat_map(|(tenant, customer, sums)| {
-            sums.iter().map(move |(feature, start, delta)| AddRow {
+            sums.iter().map(move |(feature, period_start, delta)| AddRow {
                 tenant,
                 customer_id: customer,
                 feature,
-                period_start: *start,
-                delta: *delta,
+                period_start,
+                delta,
             })
         })
         .collect();
