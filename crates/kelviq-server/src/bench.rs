@@ -5,6 +5,7 @@
 
 use crate::app::{bootstrap_demo, open_store, serve, AppState};
 use crate::config::Config;
+use crate::loadgen::{load, Request, Run};
 use crate::selling::save_subscription;
 use chrono::Utc;
 use kelviq_core::billing::Subscription;
@@ -13,9 +14,9 @@ use kelviq_core::plans::ChargePeriod;
 use kelviq_core::timefmt::report_timestamp;
 use kelviq_core::{Clock, Environment, SystemClock, Tenant};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -26,29 +27,6 @@ pub struct BenchOptions {
     pub only: Vec<String>,
     /// `None`: a temporary SQLite file.
     pub database_url: Option<String>,
-}
-
-/// Latencies and throughput of one load run.
-struct Run {
-    requests: u64,
-    items: u64,
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-    errors: u64,
-}
-
-impl Run {
-    fn rate(&self) -> f64 {
-        self.items as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies_us[i] as f64 / 1000.0
-    }
 }
 
 fn rss_bytes() -> Option<u64> {
@@ -113,13 +91,14 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         .ok_or_else(|| anyhow::anyhow!("the bench needs an empty database"))?;
     let tenant = Tenant { org_id: boot.org.id, org_seq: boot.org.seq, env: Environment::Sandbox };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
     let state = AppState::new(store.clone(), clock.clone(), config);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(state.clone(), listener, async move {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(options.connections * 2).build()?;
+    let client = reqwest::Client::new();
     let key = boot.server_key.clone();
 
     println!(
@@ -153,14 +132,15 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     let n = options.customers;
     let wants = |m: &str| options.only.is_empty() || options.only.iter().any(|o| o == m);
     if wants("checks") {
-        let b = base.clone();
-        let floor =
-            load(&client, None, options.connections, options.seconds, move |_, _| (format!("{b}/healthz"), None, 1))
-                .await;
-        let b = base.clone();
-        let checks = load(&client, Some(&key), options.connections, options.seconds, move |worker, i| {
+        let floor = load(addr, None, options.connections, options.seconds, |_, _| Request {
+            path: "/healthz".into(),
+            body: None,
+            items: 1,
+        })
+        .await;
+        let checks = load(addr, Some(&key), options.connections, options.seconds, move |worker, i| {
             let c = (worker as u64 * 7919 + i * 104_729) % n;
-            (format!("{b}/api/v1/entitlements?customer_id=c{c}"), None, 1)
+            Request { path: format!("/api/v1/entitlements?customer_id=c{c}"), body: None, items: 1 }
         })
         .await;
         report("healthz (HTTP floor)", &floor);
@@ -186,18 +166,17 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     }
     let ts = report_timestamp(Utc::now());
     if wants("events") {
-        let (b, t) = (base.clone(), ts.clone());
-        let single = load(&client, Some(&key), options.connections, options.seconds, move |worker, i| {
+        let t = ts.clone();
+        let single = load(addr, Some(&key), options.connections, options.seconds, move |worker, i| {
             let mut body = String::with_capacity(160);
             event(&mut body, (worker as u64 * 31 + i) % n, "w", worker, dup(i), &t);
-            (format!("{b}/api/v1/report/event/"), Some(body), 1)
+            Request { path: "/api/v1/report/event/".into(), body: Some(body), items: 1 }
         })
         .await;
         report("raw events, one per request", &single);
     }
     if wants("batches") {
-        let b = base.clone();
-        let batched = load(&client, Some(&key), options.connections.min(16), options.seconds, move |worker, i| {
+        let batched = load(addr, Some(&key), options.connections.min(16), options.seconds, move |worker, i| {
             let mut body = String::with_capacity(100 * 160 + 16);
             body.push_str(r#"{"events":["#);
             for j in 0..100u64 {
@@ -208,7 +187,7 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
                 event(&mut body, (worker as u64 * 131 + k) % n, "b", worker, dup(k), &ts);
             }
             body.push_str("]}");
-            (format!("{b}/api/v1/report/events/batch/"), Some(body), 100)
+            Request { path: "/api/v1/report/events/batch/".into(), body: Some(body), items: 100 }
         })
         .await;
         report("raw events, 100 per request", &batched);
@@ -228,70 +207,8 @@ fn report(name: &str, r: &Run) {
         r.percentile(0.5),
         r.percentile(0.99)
     );
-}
-
-/// Runs `connections` workers for `seconds`, each sending the requests `make` describes.
-async fn load<F>(client: &reqwest::Client, key: Option<&str>, connections: usize, seconds: u64, make: F) -> Run
-where
-    F: Fn(usize, u64) -> (String, Option<String>, u64) + Send + Sync + 'static,
-{
-    let make = Arc::new(make);
-    let done = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(AtomicU64::new(0));
-    let key = key.map(str::to_string);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..connections)
-        .map(|w| {
-            let (client, make, done, errors, key) =
-                (client.clone(), make.clone(), done.clone(), errors.clone(), key.clone());
-            tokio::spawn(async move {
-                let mut lat = Vec::new();
-                let mut items = 0u64;
-                let mut i = 0u64;
-                while !done.load(Ordering::Relaxed) {
-                    let (url, body, n) = make(w, i);
-                    i += 1;
-                    let t = Instant::now();
-                    let mut req = match body {
-                        Some(b) => client.post(&url).header("content-type", "application/json").body(b),
-                        None => client.get(&url),
-                    };
-                    if let Some(k) = &key {
-                        req = req.bearer_auth(k);
-                    }
-                    match req.send().await {
-                        Ok(res) if res.status().is_success() => {
-                            let _ = res.bytes().await;
-                            items += n;
-                        }
-                        _ => {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                }
-                (lat, items)
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    done.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    let mut items = 0;
-    for w in workers {
-        if let Ok((l, n)) = w.await {
-            latencies.extend(l);
-            items += n;
-        }
-    }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    Run {
-        requests: latencies.len() as u64,
-        items,
-        elapsed,
-        latencies_us: latencies,
-        errors: errors.load(Ordering::Relaxed),
+    if let Some((server, load)) = r.cpu_per_request_us() {
+        println!("  CPU per request in this process: server {server:.1} µs, load generator {load:.1} µs");
     }
 }
 

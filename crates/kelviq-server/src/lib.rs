@@ -12,6 +12,7 @@ pub mod entitlements;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod loadgen;
 pub mod media;
 pub mod metrics;
 pub mod payments;
