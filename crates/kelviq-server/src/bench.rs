@@ -148,7 +148,7 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         println!("  check throughput = {:.0} % of the floor", 100.0 * checks.rate() / floor.rate().max(1.0));
     }
 
-    // 1 % of keys repeat an earlier one.
+    // 1 % of events are sent again (a client retrying: same key, same customer).
     fn dup(i: u64) -> u64 {
         if i % 100 == 99 {
             i - 1
@@ -169,7 +169,8 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         let t = ts.clone();
         let single = load(addr, Some(&key), options.connections, options.seconds, move |worker, i| {
             let mut body = String::with_capacity(160);
-            event(&mut body, (worker as u64 * 31 + i) % n, "w", worker, dup(i), &t);
+            let i = dup(i);
+            event(&mut body, (worker as u64 * 31 + i) % n, "w", worker, i, &t);
             Request { path: "/api/v1/report/event/".into(), body: Some(body), items: 1 }
         })
         .await;
@@ -183,8 +184,8 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
                 if j > 0 {
                     body.push(',');
                 }
-                let k = i * 100 + j;
-                event(&mut body, (worker as u64 * 131 + k) % n, "b", worker, dup(k), &ts);
+                let k = dup(i * 100 + j);
+                event(&mut body, (worker as u64 * 131 + k) % n, "b", worker, k, &ts);
             }
             body.push_str("]}");
             Request { path: "/api/v1/report/events/batch/".into(), body: Some(body), items: 100 }
