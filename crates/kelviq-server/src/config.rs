@@ -54,6 +54,9 @@ pub struct Config {
     /// SQLite: how often the counts of stored events are folded into the
     /// counter rows (until then they are in memory and in the event journal).
     pub usage_fold_interval_ms: u64,
+    /// PostgreSQL: how many usage writers commit at once, each for its own
+    /// share of the customers (SQLite has one writer).
+    pub usage_writers: u32,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             fee_subscription_bp: 50,
             scheduler_interval_ms: 1000,
             usage_fold_interval_ms: 1000,
+            usage_writers: 4,
         }
     }
 }
@@ -103,6 +107,7 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_FEE_SUBSCRIPTION_BP",
     "KELVIQ_SCHEDULER_INTERVAL_MS",
     "KELVIQ_USAGE_FOLD_INTERVAL_MS",
+    "KELVIQ_USAGE_WRITERS",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -169,6 +174,7 @@ impl Config {
         parse_env(env, "KELVIQ_FEE_SUBSCRIPTION_BP", &mut cfg.fee_subscription_bp)?;
         parse_env(env, "KELVIQ_SCHEDULER_INTERVAL_MS", &mut cfg.scheduler_interval_ms)?;
         parse_env(env, "KELVIQ_USAGE_FOLD_INTERVAL_MS", &mut cfg.usage_fold_interval_ms)?;
+        parse_env(env, "KELVIQ_USAGE_WRITERS", &mut cfg.usage_writers)?;
         Ok((cfg, warnings))
     }
 

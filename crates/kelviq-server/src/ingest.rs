@@ -1,7 +1,11 @@
 //! The usage writer: raw events, usage reports and consumes are applied by
-//! one task that commits many requests per transaction (group commit) and
-//! answers each only once its transaction is durable. A group that fails is
-//! retried request by request, so one bad request cannot sink the others.
+//! a writer task that commits many requests per transaction (group commit)
+//! and answers each only once its transaction is durable. A group that fails
+//! is retried request by request, so one bad request cannot sink the others.
+//! SQLite has one writer; on PostgreSQL several commit at once, each for its
+//! own share of the customers, so a customer's changes stay in order and no
+//! two writers change the same counter (a request spanning customers is
+//! split between writers and its answers put back in order).
 //!
 //! Raw events are the usage journal. On SQLite, whose log writes whole pages,
 //! adding every event to its counter row at once would rewrite a page per
@@ -170,29 +174,58 @@ impl Pending {
     }
 }
 
-/// The handle requests send jobs through; the writer starts with the server.
+/// The handle requests send jobs through; the writers start with the server.
 #[derive(Clone, Default)]
 pub struct Ingest {
-    tx: Arc<OnceLock<mpsc::Sender<Job>>>,
+    /// One queue per writer; a customer's items always go to the same one.
+    tx: Arc<OnceLock<Vec<mpsc::Sender<Job>>>>,
     pending: Arc<Pending>,
 }
 
 impl Ingest {
-    /// Applies the items, durably, in order, in one transaction (usually
-    /// shared with other requests), and says what happened to each.
+    /// Applies the items, durably, each customer's in order, and says what
+    /// happened to each. Items go to their customers' writers; each writer
+    /// commits them in one transaction (usually shared with other requests).
     pub async fn submit(&self, tenant: Tenant, now: DateTime<Utc>, items: Vec<Item>) -> ApiResult<Vec<Outcome>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let sender = self.tx.get().ok_or_else(|| ApiError::Unavailable("The usage writer is not running.".into()))?;
-        let (reply, answer) = oneshot::channel();
-        let job = Job { tenant, now, items, reply: Some(reply) };
-        sender.send(job).await.map_err(|_| ApiError::Unavailable("The server is shutting down.".into()))?;
-        match answer.await {
-            Ok(Ok(outcomes)) => Ok(outcomes),
-            Ok(Err(e)) => Err(ApiError::Internal(anyhow::anyhow!("usage write failed: {e}"))),
-            Err(_) => Err(ApiError::Unavailable("The server is shutting down.".into())),
+        let senders = self.tx.get().ok_or_else(|| ApiError::Unavailable("The usage writer is not running.".into()))?;
+        if senders.len() == 1 {
+            return send(&senders[0], tenant, now, items).await;
         }
+        let writer_of = |item: &Item| {
+            (crate::tenant_map::customer_hash(tenant.org_id, tenant.env, &item.customer_id) % senders.len() as u64)
+                as usize
+        };
+        let first = writer_of(&items[0]);
+        if items.iter().all(|i| writer_of(i) == first) {
+            return send(&senders[first], tenant, now, items).await;
+        }
+        // Split by writer, then put the answers back in the items' order.
+        let mut shares: Vec<(Vec<usize>, Vec<Item>)> = (0..senders.len()).map(|_| Default::default()).collect();
+        for (i, item) in items.into_iter().enumerate() {
+            let share = &mut shares[writer_of(&item)];
+            share.0.push(i);
+            share.1.push(item);
+        }
+        let total: usize = shares.iter().map(|s| s.0.len()).sum();
+        let mut positions = Vec::new();
+        let answers = shares.into_iter().enumerate().filter(|(_, s)| !s.0.is_empty()).map(|(w, (at, share))| {
+            positions.push(at);
+            send(&senders[w], tenant.clone(), now, share)
+        });
+        let answers = futures::future::try_join_all(answers.collect::<Vec<_>>()).await?;
+        let mut outcomes: Vec<Option<Outcome>> = (0..total).map(|_| None).collect();
+        for (at, answer) in positions.into_iter().zip(answers) {
+            for (i, o) in at.into_iter().zip(answer) {
+                outcomes[i] = Some(o);
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the usage writer gave no answer"))))
+            .collect()
     }
 
     /// [`Ingest::submit`] for one item.
@@ -219,18 +252,37 @@ impl Ingest {
     }
 }
 
-/// The running writer.
+/// Sends one job to one writer and waits for its answer.
+async fn send(
+    sender: &mpsc::Sender<Job>,
+    tenant: Tenant,
+    now: DateTime<Utc>,
+    items: Vec<Item>,
+) -> ApiResult<Vec<Outcome>> {
+    let (reply, answer) = oneshot::channel();
+    let job = Job { tenant, now, items, reply: Some(reply) };
+    sender.send(job).await.map_err(|_| ApiError::Unavailable("The server is shutting down.".into()))?;
+    match answer.await {
+        Ok(Ok(outcomes)) => Ok(outcomes),
+        Ok(Err(e)) => Err(ApiError::Internal(anyhow::anyhow!("usage write failed: {e}"))),
+        Err(_) => Err(ApiError::Unavailable("The server is shutting down.".into())),
+    }
+}
+
+/// The running writers.
 pub struct Writer {
     stop: tokio::sync::watch::Sender<bool>,
-    done: oneshot::Receiver<()>,
+    done: Vec<oneshot::Receiver<()>>,
 }
 
 impl Writer {
-    /// Stops the writer after the group it is applying (every answered
+    /// Stops the writers after the groups they are applying (every answered
     /// request's group has committed; what is unfolded stays in the journal).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.done.await;
+        for done in self.done {
+            let _ = done.await;
+        }
     }
 }
 
@@ -250,20 +302,30 @@ pub async fn start(state: AppState) -> anyhow::Result<Writer> {
             tracing::info!(events = replayed, "usage journal: folded the counts of events stored before the last stop");
         }
     }
-    let (tx, rx) = mpsc::channel::<Job>(4096);
-    let _ = state.ingest.tx.set(tx);
+    // SQLite has one writer connection. On PostgreSQL several writers commit
+    // at once, each for its own customers (so no two of them ever change the
+    // same counter), leaving a share of the pool to readers.
+    let writers = if sqlite { 1 } else { state.config.usage_writers.min(state.config.db_max_connections / 2).max(1) };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (done_tx, done) = oneshot::channel();
-    let writer = async move {
-        run(state, rx, stopped).await;
-        let _ = done_tx.send(());
-    };
-    if sqlite {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        std::thread::Builder::new().name("kelviq-usage-writer".into()).spawn(move || runtime.block_on(writer))?;
-    } else {
-        tokio::spawn(writer);
+    let (mut senders, mut done) = (Vec::new(), Vec::new());
+    for _ in 0..writers {
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        senders.push(tx);
+        let (done_tx, done_rx) = oneshot::channel();
+        done.push(done_rx);
+        let (state, stopped) = (state.clone(), stopped.clone());
+        let writer = async move {
+            run(state, rx, stopped).await;
+            let _ = done_tx.send(());
+        };
+        if sqlite {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            std::thread::Builder::new().name("kelviq-usage-writer".into()).spawn(move || runtime.block_on(writer))?;
+        } else {
+            tokio::spawn(writer);
+        }
     }
+    let _ = state.ingest.tx.set(senders);
     Ok(Writer { stop, done })
 }
 

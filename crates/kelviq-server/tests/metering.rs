@@ -404,6 +404,65 @@ async fn raw_events(backend: Backend) {
     assert_eq!((status, e["events"].is_array()), (400, true));
 }
 
+/// A batch over many customers (on PostgreSQL their events go to several
+/// writers at once): every result in its place, each customer counted once
+/// per key, the same batch again all duplicates.
+async fn batch_over_many_customers(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api { s: &s };
+    seed(&api).await;
+    let usage = |rows: Vec<Value>| rows[0]["currentUsage"].clone();
+    let customers: Vec<String> = (0..8).map(|i| format!("many{i}")).collect();
+    for c in &customers {
+        api.subscribe("base", c).await;
+    }
+    let at = "2026-01-31 11:00:00.000001";
+    let event = |c: &str, k: &str| json!({"customerId": c, "eventName": "llm.call", "idempotencyKey": k, "timestamp": at, "properties": {"model": "a", "tokens": 10}});
+    // Five events per customer, interleaved; a retry of an earlier event of
+    // the batch; an event of an unknown customer in the middle.
+    let mut sent: Vec<(Value, &str)> = Vec::new();
+    for n in 0..5 {
+        for c in &customers {
+            sent.push((event(c, &format!("{c}-{n}")), "accepted"));
+        }
+    }
+    sent.insert(17, (event("nobody", "lost"), "rejected"));
+    sent.insert(30, (event("many3", "many3-1"), "duplicate"));
+    let events: Vec<Value> = sent.iter().map(|(e, _)| e.clone()).collect();
+    let batch = api.ok("/api/v1/report/events/batch/", json!({ "events": events })).await;
+    assert_eq!(
+        (batch["accepted"].clone(), batch["duplicates"].clone(), batch["rejected"].clone()),
+        (json!(40), json!(1), json!(1))
+    );
+    for (i, (e, status)) in sent.iter().enumerate() {
+        let result = &batch["results"][i];
+        assert_eq!(
+            (&result["idempotencyKey"], result["status"].as_str()),
+            (&e["idempotencyKey"], Some(*status)),
+            "at {i}: {batch}"
+        );
+    }
+    assert!(batch["results"][17]["errors"]["customerId"].is_array(), "{batch}");
+    for c in &customers {
+        assert_eq!(usage(api.rows(c, "tokens").await), 50, "{c}");
+    }
+    let again = api.ok("/api/v1/report/events/batch/", json!({ "events": events })).await;
+    assert_eq!(
+        (again["accepted"].clone(), again["duplicates"].clone(), again["rejected"].clone()),
+        (json!(0), json!(41), json!(1))
+    );
+    for (i, (e, _)) in sent.iter().enumerate().filter(|(i, _)| *i != 17) {
+        assert_eq!(
+            (&again["results"][i]["idempotencyKey"], &again["results"][i]["status"]),
+            (&e["idempotencyKey"], &json!("duplicate")),
+            "at {i}"
+        );
+    }
+    for c in &customers {
+        assert_eq!(usage(api.rows(c, "tokens").await), 50, "{c}");
+    }
+}
+
 async fn consume_never_overspends(backend: Backend) {
     let s = TestServer::start(backend).await;
     let api = Api { s: &s };
@@ -503,4 +562,10 @@ async fn journal_survives_restarts(backend: Backend) {
     assert_eq!(s.store.count_events(&s.tenant, Some("eve")).await.unwrap(), 14);
 }
 
-on_both_backends!(usage_reports, raw_events, consume_never_overspends, journal_survives_restarts);
+on_both_backends!(
+    usage_reports,
+    raw_events,
+    batch_over_many_customers,
+    consume_never_overspends,
+    journal_survives_restarts
+);
