@@ -18,9 +18,21 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 
-/// Everything a request handler may need. Cheap to clone.
+/// Everything a request handler may need. Cheap to clone: one shared
+/// reference (handlers and extractors clone it several times per request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
@@ -38,7 +50,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
         let keys = Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_seconds)));
-        Self {
+        Self(Arc::new(Shared {
             store,
             clock,
             config: Arc::new(config),
@@ -47,7 +59,7 @@ impl AppState {
             test_clocks: Arc::default(),
             origin: uuid::Uuid::new_v4().simple().to_string().into(),
             ingest: crate::ingest::Ingest::default(),
-        }
+        }))
     }
 }
 
