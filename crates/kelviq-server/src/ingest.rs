@@ -194,37 +194,35 @@ impl Ingest {
         if senders.len() == 1 {
             return send(&senders[0], tenant, now, items).await;
         }
-        let writer_of = |item: &Item| {
-            (crate::tenant_map::customer_hash(tenant.org_id, tenant.env, &item.customer_id) % senders.len() as u64)
-                as usize
-        };
-        let first = writer_of(&items[0]);
-        if items.iter().all(|i| writer_of(i) == first) {
-            return send(&senders[first], tenant, now, items).await;
+        let n = senders.len() as u64;
+        let writers: Vec<usize> = items
+            .iter()
+            .map(|i| (crate::tenant_map::customer_hash(tenant.org_id, tenant.env, &i.customer_id) % n) as usize)
+            .collect();
+        if writers.iter().all(|&w| w == writers[0]) {
+            return send(&senders[writers[0]], tenant, now, items).await;
         }
-        // Split by writer, then put the answers back in the items' order.
-        let mut shares: Vec<(Vec<usize>, Vec<Item>)> = (0..senders.len()).map(|_| Default::default()).collect();
-        for (i, item) in items.into_iter().enumerate() {
-            let share = &mut shares[writer_of(&item)];
-            share.0.push(i);
-            share.1.push(item);
+        // Split by writer, then take each item's answer from its writer's, in order.
+        let mut shares: Vec<Vec<Item>> = senders.iter().map(|_| Vec::new()).collect();
+        for (item, &w) in items.into_iter().zip(&writers) {
+            shares[w].push(item);
         }
-        let total: usize = shares.iter().map(|s| s.0.len()).sum();
-        let mut positions = Vec::new();
-        let answers = shares.into_iter().enumerate().filter(|(_, s)| !s.0.is_empty()).map(|(w, (at, share))| {
-            positions.push(at);
-            send(&senders[w], tenant.clone(), now, share)
-        });
-        let answers = futures::future::try_join_all(answers.collect::<Vec<_>>()).await?;
-        let mut outcomes: Vec<Option<Outcome>> = (0..total).map(|_| None).collect();
-        for (at, answer) in positions.into_iter().zip(answers) {
-            for (i, o) in at.into_iter().zip(answer) {
-                outcomes[i] = Some(o);
-            }
-        }
-        outcomes
-            .into_iter()
-            .map(|o| o.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the usage writer gave no answer"))))
+        let tenant = &tenant;
+        let answers =
+            futures::future::try_join_all(shares.into_iter().zip(senders).map(|(share, sender)| async move {
+                if share.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    send(sender, tenant.clone(), now, share).await
+                }
+            }))
+            .await?;
+        let mut answers: Vec<_> = answers.into_iter().map(Vec::into_iter).collect();
+        writers
+            .iter()
+            .map(|&w| {
+                answers[w].next().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the usage writer gave no answer")))
+            })
             .collect()
     }
 
