@@ -140,7 +140,7 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         .await;
         let checks = load(addr, Some(&key), options.connections, options.seconds, move |worker, i| {
             let c = (worker as u64 * 7919 + i * 104_729) % n;
-            Request { path: format!("/api/v1/entitlements?customer_id=c{c}"), body: None, items: 1 }
+            Request { path: format!("/api/v1/entitlements?customer_id=c{c}").into(), body: None, items: 1 }
         })
         .await;
         report("healthz (HTTP floor)", &floor);

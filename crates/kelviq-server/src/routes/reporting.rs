@@ -50,7 +50,7 @@ pub struct TenantCatalog {
 /// A RAW_EVENTS meter, read from its feature once per catalog load.
 #[derive(Debug)]
 struct Meter {
-    feature: String,
+    feature: Feature,
     function: String,
     field: Option<String>,
     filters: Option<Value>,
@@ -63,22 +63,20 @@ impl TenantCatalog {
             .filter_map(|f| {
                 let meter = f.meter.as_ref()?;
                 Some(Meter {
-                    feature: f.identifier.clone(),
+                    feature: f.clone(),
                     function: meter["aggregation"]["function"].as_str()?.to_string(),
                     field: meter["aggregation"]["field"].as_str().map(str::to_string),
                     filters: meter.get("filters").cloned(),
                 })
             })
             .collect();
-        meters.sort_by(|a, b| a.feature.cmp(&b.feature));
+        meters.sort_by(|a, b| a.feature.identifier.cmp(&b.feature.identifier));
         TenantCatalog { features, meters }
     }
 
     /// RAW_EVENTS meters: feature, aggregation function, field, filters.
     fn meters(&self) -> impl Iterator<Item = (&Feature, &str, Option<&str>, Option<&Value>)> {
-        self.meters.iter().filter_map(|m| {
-            Some((self.features.get(&m.feature)?, m.function.as_str(), m.field.as_deref(), m.filters.as_ref()))
-        })
+        self.meters.iter().map(|m| (&m.feature, m.function.as_str(), m.field.as_deref(), m.filters.as_ref()))
     }
 }
 
