@@ -73,7 +73,12 @@ pub fn generate(kind: KeyKind, env: Environment) -> NewKey {
 
 /// The stored form of a key: lower-case hex SHA-256 of the secret.
 pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(digest(secret))
+}
+
+/// The SHA-256 digest of a secret, whose hex form is [`hash`].
+pub fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// Compares two stored hashes without leaking where they first differ.
