@@ -167,6 +167,7 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     let ts = report_timestamp(Utc::now());
     if wants("events") {
         let t = ts.clone();
+        let before = writer_totals();
         let single = load(addr, Some(&key), options.connections, options.seconds, move |worker, i| {
             let mut body = String::with_capacity(160);
             let i = dup(i);
@@ -175,8 +176,10 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         })
         .await;
         report("raw events, one per request", &single);
+        report_writer(before);
     }
     if wants("batches") {
+        let before = writer_totals();
         let batched = load(addr, Some(&key), options.connections.min(16), options.seconds, move |worker, i| {
             let mut body = String::with_capacity(100 * 160 + 16);
             body.push_str(r#"{"events":["#);
@@ -192,10 +195,35 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         })
         .await;
         report("raw events, 100 per request", &batched);
+        report_writer(before);
     }
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
+}
+
+/// The usage writer's totals so far: (transactions, items, seconds), from
+/// this process's metrics.
+fn writer_totals() -> (f64, f64, f64) {
+    let text = crate::metrics::render();
+    let value = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse::<f64>().ok())).unwrap_or(0.0)
+    };
+    (value("ingest_batch_size_count"), value("ingest_batch_size_sum"), value("ingest_batch_seconds_sum"))
+}
+
+/// How the writer grouped a run's requests: transactions, items per
+/// transaction, and the time each took.
+fn report_writer(before: (f64, f64, f64)) {
+    let (t, i, s) = writer_totals();
+    let (t, i, s) = (t - before.0, i - before.1, s - before.2);
+    if t > 0.0 {
+        println!(
+            "  usage writer: {t:.0} transactions, {:.1} items per transaction, {:.2} ms per transaction",
+            i / t,
+            s * 1000.0 / t
+        );
+    }
 }
 
 fn report(name: &str, r: &Run) {
