@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-use tower_http::trace::TraceLayer;
 
 /// Everything a request handler may need. Cheap to clone: one shared
 /// reference (handlers and extractors clone it several times per request).
@@ -83,14 +82,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", routes::api_router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(crate::reqlog::track))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
-                tracing::info_span!("request", method = %req.method(), route = route.as_deref().unwrap_or("-"), org = tracing::field::Empty)
-            }),
-        )
         .with_state(state)
 }
 

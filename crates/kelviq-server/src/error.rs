@@ -108,10 +108,14 @@ impl From<FieldErrors> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let ApiError::Internal(cause) = &self {
-            // Logged inside the request span with its whole cause chain; the
-            // client sees only a generic message.
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+        match &self {
+            // Logged with the request's context and the whole cause chain;
+            // the client sees only a generic message.
+            ApiError::Internal(cause) => {
+                crate::reqlog::in_span(|| tracing::error!(error = format!("{cause:#}"), "internal error"))
+            }
+            ApiError::Unavailable(why) => crate::reqlog::in_span(|| tracing::warn!(reason = %why, "unavailable")),
+            _ => {}
         }
         let mut response = (status, axum::Json(self.body())).into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -166,7 +166,7 @@ where
         }
         let identity = state.keys.resolve(&state.store, secret.trim()).await?;
         let identity = identity.ok_or(ApiError::Unauthenticated("Invalid API key."))?;
-        tracing::Span::current().record("org", tracing::field::display(identity.tenant.org_seq));
+        crate::reqlog::set_org(identity.tenant.org_seq);
         Ok(Caller { tenant: identity.tenant, kind: identity.kind })
     }
 }

@@ -16,6 +16,7 @@ pub mod loadgen;
 pub mod media;
 pub mod metrics;
 pub mod payments;
+pub mod reqlog;
 pub mod routes;
 pub mod selling;
 pub mod tenant_map;

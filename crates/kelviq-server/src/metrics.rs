@@ -1,14 +1,10 @@
 //! Prometheus metrics: request counts and latencies by route template.
 
-use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::collections::HashMap;
 use std::sync::{OnceLock, RwLock};
-use std::time::Instant;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -33,23 +29,13 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-pub async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    record(route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
-    response
-}
-
 /// A route's metric handles: per (method, status), the request counter and
 /// the duration histogram (labelled by method and route).
 type Handles = RwLock<HashMap<String, Vec<(Method, u16, Counter, Histogram)>>>;
 
 /// Counts a request and its duration, registering its labels once (a lookup
 /// of the labels in the registry on every request costs several allocations).
-fn record(route: &str, method: &Method, status: u16, seconds: f64) {
+pub fn record(route: &str, method: &Method, status: u16, seconds: f64) {
     static HANDLES: OnceLock<Handles> = OnceLock::new();
     let handles = HANDLES.get_or_init(|| {
         handle(); // the recorder is installed before any handle is taken

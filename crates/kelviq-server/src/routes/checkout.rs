@@ -275,7 +275,9 @@ pub async fn create_checkout(
     };
     w.put(DocTable::CheckoutSessions, &session.id, &session, &cols).await?;
     w.commit().await?;
-    tracing::info!(session = %session.id, plan = %session.plan_identifier, "checkout session created");
+    crate::reqlog::in_span(
+        || tracing::info!(session = %session.id, plan = %session.plan_identifier, "checkout session created"),
+    );
     let url = format!("{base}/checkout/{}/", session.id);
     Ok((StatusCode::CREATED, Json(json!({ "checkoutUrl": url, "checkoutSessionId": session.id }))))
 }

@@ -188,7 +188,7 @@ pub async fn create_customer(
         StoreError::Conflict(_) => ApiError::field("customer_id", "customer with this customerId already exists."),
         other => other.into(),
     })?;
-    tracing::info!(customer = %customer.id, "customer created");
+    crate::reqlog::in_span(|| tracing::info!(customer = %customer.id, "customer created"));
     Ok((StatusCode::CREATED, Json(customer.into())))
 }
 

@@ -28,7 +28,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
     match state.store.ping().await {
         Ok(()) => Ok(Json(json!({ "status": "ok", "database": state.store.backend().name() }))),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
+            crate::reqlog::in_span(|| tracing::warn!(error = %e, "readiness check failed"));
             Err(ApiError::Unavailable("Database unavailable.".into()))
         }
     }

@@ -281,7 +281,9 @@ pub async fn create_refund(
         (None, None) => None,
     };
     let refund = selling::refund_order(&state, &tenant, &order.id, amount, input.reason, input.internal_note).await?;
-    tracing::info!(order = %order.id, refund = %refund.id, amount = refund.amount_minor, "refund created");
+    crate::reqlog::in_span(
+        || tracing::info!(order = %order.id, refund = %refund.id, amount = refund.amount_minor, "refund created"),
+    );
     let now = tenant_now(&state, &tenant).await?;
     Ok(Json(Renderer::new(&state, &tenant, now).refund(&refund).await?))
 }
@@ -396,6 +398,6 @@ pub async fn advance_test_clock(
     w.set_test_clock(offset, state.clock.now()).await?;
     w.commit().await?;
     state.test_clocks.write().unwrap_or_else(|e| e.into_inner()).insert((tenant.org_id, tenant.env), offset);
-    tracing::info!(now = %iso_seconds(target), ran, "test clock advanced");
+    crate::reqlog::in_span(|| tracing::info!(now = %iso_seconds(target), ran, "test clock advanced"));
     Ok(Json(json!({ "now": iso_seconds(target), "ran": ran })))
 }

@@ -344,8 +344,10 @@ pub async fn publish_plan(
     let (plan, moved) = crate::selling::publish_and_migrate(&state, &tenant, &identifier, features, pricing)
         .await
         .map_err(plan_errors)?;
-    tracing::info!(plan = %plan.identifier, version = plan.version, update_features = features, update_pricing = pricing,
-        migrated = moved, "plan published");
+    crate::reqlog::in_span(|| {
+        tracing::info!(plan = %plan.identifier, version = plan.version, update_features = features, update_pricing = pricing,
+        migrated = moved, "plan published")
+    });
     Ok(Json(json!({"status": "published", "version": plan.version, "migratedSubscriptions": moved})))
 }
 
