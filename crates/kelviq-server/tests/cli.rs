@@ -368,6 +368,17 @@ async fn json_logs_never_carry_secrets() {
         assert!(v.get("level").is_some() && v.get("timestamp").is_some(), "{line}");
     }
     assert!(text.contains("customer created"), "request logs are there: {text}");
+    // A line logged while serving a request carries the request's context.
+    let created: serde_json::Value = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "customer created")
+        .expect("the customer created line");
+    let span = &created["span"];
+    assert_eq!(span["name"], "request", "{created}");
+    assert_eq!(span["method"], "POST", "{created}");
+    assert_eq!(span["route"], "/api/v1/customers", "{created}");
+    assert!(span["org"].is_i64(), "the caller's organisation: {created}");
     for secret in [key.as_str(), client_key.as_str(), "sk_test_wrong_secret_in_a_header", "hunter2"] {
         assert!(!text.contains(secret), "a secret reached the logs: {secret}");
     }
