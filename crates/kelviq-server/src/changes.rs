@@ -116,7 +116,11 @@ pub async fn follow(state: AppState) {
             None => tokio::time::sleep(TICK).await,
         }
         if let Err(e) = read(&state, &mut last, &mut seen).await {
+            // Wait before the next try: queued notifications would otherwise
+            // turn a failing read (a closed pool at shutdown) into a busy loop
+            // that never yields, so the task could not even be stopped.
             tracing::warn!(error = %e, "reading the change feed failed; retrying");
+            tokio::time::sleep(TICK).await;
         }
         let now = state.clock.now();
         if now >= prune_at {
