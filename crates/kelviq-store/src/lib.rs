@@ -5,8 +5,11 @@
 //! auto-increment) are isolated in [`Backend`] and the per-backend migrations.
 //! Every method that touches tenant data takes the [`Tenant`] first.
 //!
-//! SQLite runs in WAL mode with `synchronous=FULL` behind a single writer
-//! connection, so a committed write is on disk before the caller answers.
+//! SQLite runs in WAL mode with `synchronous=FULL`, so a committed write is on
+//! disk before the caller answers. Writes go through one pooled connection,
+//! and the usage writer has one of its own ([`Store::dedicated_writer`]);
+//! every write transaction takes SQLite's write lock when it begins
+//! (`BEGIN IMMEDIATE`), so the two take turns instead of failing.
 
 mod catalog;
 mod changes;
