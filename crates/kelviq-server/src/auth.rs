@@ -6,7 +6,7 @@ use kelviq_core::keys::{digest, hashes_match, KeyKind};
 use kelviq_core::Tenant;
 use kelviq_store::{Store, StoreError};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,21 @@ pub struct Resolved {
     pub kind: KeyKind,
 }
 
-/// A SHA-256 digest is already uniformly spread: its first eight bytes are
-/// the table's hash (SipHash over the hex form was a measurable part of the
-/// entitlement check).
+/// A key's SHA-256 digest, the cache's key. It is already uniformly spread,
+/// so its first eight bytes are its hash (SipHash over the hex form was a
+/// measurable part of the entitlement check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Digest([u8; 32]);
+
+impl Hash for Digest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_ne_bytes(first));
+    }
+}
+
+/// Passes [`Digest`]'s hash through.
 #[derive(Default)]
 struct DigestHasher(u64);
 
@@ -31,14 +43,17 @@ impl Hasher for DigestHasher {
         self.0
     }
 
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes.iter().take(8) {
-            self.0 = (self.0 << 8) | u64::from(b);
+        // Only `write_u64` is used by `Digest`; anything else still hashes.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
     }
 }
-
-type Digest = [u8; 32];
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -62,7 +77,7 @@ impl KeyCache {
     pub fn evict(&self, secret_hash: &str) {
         let mut d = [0u8; 32];
         if hex::decode_to_slice(secret_hash, &mut d).is_ok() {
-            self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(&d);
+            self.entries.write().unwrap_or_else(|e| e.into_inner()).remove(&Digest(d));
         }
     }
 
@@ -71,28 +86,25 @@ impl KeyCache {
         if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
             return Ok(None);
         }
-        let d = digest(secret);
+        let d = Digest(digest(secret));
         if let Some(e) = self.entries.read().unwrap_or_else(|e| e.into_inner()).get(&d) {
             if e.at.elapsed() < self.ttl {
                 return Ok((!e.revoked).then(|| e.resolved.clone()));
             }
         }
-        let stored_hash = hex::encode(d);
+        let stored_hash = hex::encode(d.0);
         let found = store.find_key_identity(&stored_hash).await?;
         let found = found.filter(|i| hashes_match(&i.secret_hash, &stored_hash));
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        match &found {
-            Some(identity) => {
-                if entries.len() > 10_000 {
-                    entries.retain(|_, e| e.at.elapsed() < self.ttl);
-                }
-                let resolved = Resolved { tenant: identity.tenant.clone(), kind: identity.kind };
-                entries.insert(d, Entry { resolved, revoked: identity.revoked, at: Instant::now() });
-            }
-            None => {
-                entries.remove(&d);
-            }
+        let Some(identity) = found else {
+            entries.remove(&d);
+            return Ok(None);
+        };
+        if entries.len() > 10_000 {
+            entries.retain(|_, e| e.at.elapsed() < self.ttl);
         }
-        Ok(found.filter(|i| !i.revoked).map(|i| Resolved { tenant: i.tenant, kind: i.kind }))
+        let resolved = Resolved { tenant: identity.tenant, kind: identity.kind };
+        entries.insert(d, Entry { resolved: resolved.clone(), revoked: identity.revoked, at: Instant::now() });
+        Ok((!identity.revoked).then_some(resolved))
     }
 }

@@ -28,24 +28,26 @@ tokio::task_local! {
 
 /// Counts the request in the metrics and serves it with its log context.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
     let started = Instant::now();
-    let info = RequestInfo { method: method.clone(), route: route.clone(), org: Cell::new(None) };
-    let response = REQUEST
+    let info = RequestInfo {
+        method: req.method().clone(),
+        route: req.extensions().get::<MatchedPath>().cloned(),
+        org: Cell::new(None),
+    };
+    REQUEST
         .scope(info, async move {
             let response = next.run(req).await;
+            let (status, seconds) = (response.status().as_u16(), started.elapsed().as_secs_f64());
+            REQUEST.with(|r| {
+                let route = r.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+                crate::metrics::record(route, &r.method, status, seconds);
+            });
             if tracing::enabled!(tracing::Level::DEBUG) {
-                let status = response.status().as_u16();
-                let ms = started.elapsed().as_secs_f64() * 1000.0;
-                in_span(|| tracing::debug!(status, ms, "request finished"));
+                in_span(|| tracing::debug!(status, ms = seconds * 1000.0, "request finished"));
             }
             response
         })
-        .await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    crate::metrics::record(route, &method, response.status().as_u16(), started.elapsed().as_secs_f64());
-    response
+        .await
 }
 
 /// Records the organisation of the authenticated caller.

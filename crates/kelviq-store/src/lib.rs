@@ -146,7 +146,7 @@ impl Store {
     /// other connection committed in between, instead of waiting its turn.
     pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Sqlite => self.write.begin_with(SQLITE_BEGIN).await?,
             Backend::Postgres => self.write.begin().await?,
         })
     }
@@ -197,6 +197,9 @@ impl Store {
         self.read.close().await;
     }
 }
+
+/// How every SQLite write transaction begins: with the write lock (see [`Store::write_tx`]).
+pub(crate) const SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
 
 /// A write connection of one caller's own (see [`Store::dedicated_writer`]).
 pub struct DedicatedWriter {

@@ -289,7 +289,7 @@ impl Store {
     /// Starts a unit of work on a writer's own connection (see
     /// [`Store::dedicated_writer`]).
     pub async fn begin_on<'c>(&self, writer: &'c mut crate::DedicatedWriter, tenant: &Tenant) -> Result<Work<'c>> {
-        let tx = sqlx::Connection::begin_with(&mut *writer.conn, "BEGIN IMMEDIATE").await?;
+        let tx = sqlx::Connection::begin_with(&mut *writer.conn, crate::SQLITE_BEGIN).await?;
         Ok(Work { tx, backend: self.backend, tenant: tenant.clone(), changed: Vec::new() })
     }
 }
