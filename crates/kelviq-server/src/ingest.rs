@@ -2,9 +2,7 @@
 //! a writer task that commits many requests per transaction (group commit)
 //! and answers each only once its transaction is durable. A group that fails
 //! is retried request by request, so one bad request cannot sink the others.
-//! SQLite has one writer, on a connection of its own (a pooled one is pinged
-//! on every return to the pool, and the next transaction waited for that);
-//! on PostgreSQL several commit at once, each for its
+//! SQLite has one writer; on PostgreSQL several commit at once, each for its
 //! own share of the customers, so a customer's changes stay in order and no
 //! two writers change the same counter (a request spanning customers is
 //! split between writers and its answers put back in order).
@@ -27,7 +25,7 @@ use kelviq_core::entitlements::crossed_alerts;
 use kelviq_core::events::{customer_summary, OutboxEvent};
 use kelviq_core::timefmt::{from_micros, iso_seconds};
 use kelviq_core::{Environment, Tenant};
-use kelviq_store::{AddRow, Backend, CounterChange, DedicatedWriter, EventRow, StoredEvent, Work};
+use kelviq_store::{AddRow, Backend, CounterChange, EventRow, StoredEvent, Work};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -334,27 +332,7 @@ fn system_tenant() -> Tenant {
     Tenant { org_id: uuid::Uuid::nil(), org_seq: 0, env: Environment::Sandbox }
 }
 
-async fn run(state: AppState, rx: mpsc::Receiver<Job>, stop: tokio::sync::watch::Receiver<bool>) {
-    // On SQLite the writer keeps a connection of its own.
-    let mut own = match state.store.dedicated_writer().await {
-        Ok(own) => own,
-        Err(e) => {
-            tracing::error!(error = %e, "usage writer: cannot open its connection; using the shared one");
-            None
-        }
-    };
-    run_on(&state, rx, stop, &mut own).await;
-    if let Some(own) = own {
-        own.close().await;
-    }
-}
-
-async fn run_on(
-    state: &AppState,
-    mut rx: mpsc::Receiver<Job>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    own: &mut Option<DedicatedWriter>,
-) {
+async fn run(state: AppState, mut rx: mpsc::Receiver<Job>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let defer = state.store.backend() == Backend::Sqlite;
     let fold_interval = Duration::from_millis(state.config.usage_fold_interval_ms.max(1));
     let mut last_fold = Instant::now();
@@ -385,7 +363,7 @@ async fn run_on(
         }
         metrics::histogram!("ingest_batch_size").record(items as f64);
         let started = Instant::now();
-        let applied = apply_guarded(state, own, &batch, fold, defer).await;
+        let applied = apply_guarded(&state, &batch, fold, defer).await;
         metrics::histogram!("ingest_batch_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(items, fold, ms = started.elapsed().as_secs_f64() * 1000.0, "usage batch committed");
         match applied {
@@ -393,14 +371,14 @@ async fn run_on(
                 if a.folded {
                     last_fold = Instant::now();
                 }
-                deliver(state, batch, a)
+                deliver(&state, batch, a)
             }
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %e, jobs = batch.len(), "usage batch failed; retrying its requests one by one");
                 for job in batch {
                     let one = vec![job];
-                    match apply_guarded(state, own, &one, false, defer).await {
-                        Ok(a) => deliver(state, one, a),
+                    match apply_guarded(&state, &one, false, defer).await {
+                        Ok(a) => deliver(&state, one, a),
                         Err(e) => fail(one, &e),
                     }
                 }
@@ -419,15 +397,9 @@ fn fail(batch: Vec<Job>, e: &str) {
 }
 
 /// [`apply`], with a bug failing the group rather than stopping the writer.
-async fn apply_guarded(
-    state: &AppState,
-    own: &mut Option<DedicatedWriter>,
-    batch: &[Job],
-    fold: bool,
-    defer: bool,
-) -> Result<Applied, String> {
+async fn apply_guarded(state: &AppState, batch: &[Job], fold: bool, defer: bool) -> Result<Applied, String> {
     use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(apply(state, own.as_mut(), batch, fold, defer)).catch_unwind().await {
+    match std::panic::AssertUnwindSafe(apply(state, batch, fold, defer)).catch_unwind().await {
         Ok(applied) => applied.map_err(|e| e.to_string()),
         Err(_) => Err("the usage writer failed; see the server log".to_string()),
     }
@@ -494,13 +466,7 @@ fn item_targets(item: &Item) -> Vec<(&str, i64, bool)> {
 /// rows; anything whose order matters (SET, MAX, LATEST, UNIQUE_COUNT,
 /// alerts, consumes) runs item by item, in arrival order, for the counters
 /// it touches.
-async fn apply(
-    state: &AppState,
-    own: Option<&mut DedicatedWriter>,
-    batch: &[Job],
-    mut fold: bool,
-    defer: bool,
-) -> Result<Applied, ApplyError> {
+async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> Result<Applied, ApplyError> {
     let pending = &state.ingest.pending;
     let now = batch.last().map_or_else(|| state.clock.now(), |j| j.now);
 
@@ -520,11 +486,7 @@ async fn apply(
         fold = true;
     }
 
-    let first_tenant = batch.first().map_or_else(system_tenant, |j| j.tenant.clone());
-    let mut w = match own {
-        Some(own) => state.store.begin_on(own, &first_tenant).await?,
-        None => state.store.begin(&first_tenant).await?,
-    };
+    let mut w = state.store.begin(&batch.first().map_or_else(system_tenant, |j| j.tenant.clone())).await?;
     if fold {
         fold_pending(&mut w, pending, now).await?;
     }
@@ -704,7 +666,7 @@ struct Counting<'a> {
 
 /// Counts an item's targets: ordered changes at once, additions gathered.
 async fn count(
-    w: &mut Work<'_>,
+    w: &mut Work,
     job: &Job,
     item: &Item,
     targets: &[Target],
@@ -729,7 +691,7 @@ async fn count(
 }
 
 /// Adds the pending sums to the counter rows and marks the journal folded.
-async fn fold_pending(w: &mut Work<'_>, pending: &Pending, now: DateTime<Utc>) -> Result<(), ApplyError> {
+async fn fold_pending(w: &mut Work, pending: &Pending, now: DateTime<Utc>) -> Result<(), ApplyError> {
     let snapshot = pending.snapshot();
     let rows: Vec<AddRow> = snapshot
         .iter()
@@ -764,7 +726,7 @@ fn stored_form(item: &Item) -> StoredEvent {
 }
 
 /// An order-sensitive counter change, applied now.
-async fn change(w: &mut Work<'_>, job: &Job, item: &Item, t: &Target) -> Result<(String, i64, Counted), ApplyError> {
+async fn change(w: &mut Work, job: &Job, item: &Item, t: &Target) -> Result<(String, i64, Counted), ApplyError> {
     let (before, after, announced) =
         w.change_counter(&item.customer_id, &t.feature, t.period_start, &t.change, job.now).await?;
     if let Some(spec) = &t.alerts {
@@ -775,7 +737,7 @@ async fn change(w: &mut Work<'_>, job: &Job, item: &Item, t: &Target) -> Result<
 
 /// A consume: check the limit and deduct in the same transaction, under the
 /// counter's row lock, so concurrent consumes never overspend.
-async fn consume(w: &mut Work<'_>, job: &Job, item: &Item, c: &ConsumeOp) -> Result<Outcome, ApplyError> {
+async fn consume(w: &mut Work, job: &Job, item: &Item, c: &ConsumeOp) -> Result<Outcome, ApplyError> {
     let ConsumeOp { key, feature, period_start, value, limit, hard, alerts, response } = c;
     if let Some(first) = w.find_key("consume", key).await? {
         return Ok(Outcome::repeated(serde_json::from_str(&first).unwrap_or(Value::Null), None));
@@ -810,7 +772,7 @@ async fn consume(w: &mut Work<'_>, job: &Job, item: &Item, c: &ConsumeOp) -> Res
 /// Writes one `feature.usage_alert` per threshold first crossed this period.
 #[allow(clippy::too_many_arguments)]
 async fn alert(
-    w: &mut Work<'_>,
+    w: &mut Work,
     job: &Job,
     customer_id: &str,
     feature: &str,

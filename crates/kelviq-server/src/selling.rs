@@ -23,7 +23,7 @@ use std::collections::HashMap;
 /// Commits a unit of work and forgets this process's cached entitlement
 /// state of every customer it changed (other processes learn through the
 /// change feed), so the very next check sees the change.
-pub async fn finish(state: &AppState, w: Work<'_>) -> Result<(), StoreError> {
+pub async fn finish(state: &AppState, w: Work) -> Result<(), StoreError> {
     for (tenant, customer) in w.commit().await? {
         state.entitlements.evict(tenant.org_id, tenant.env, &customer);
     }
@@ -113,12 +113,12 @@ fn order_columns(o: &Order) -> DocColumns {
     }
 }
 
-pub async fn save_subscription(w: &mut Work<'_>, s: &Subscription) -> ApiResult<()> {
+pub async fn save_subscription(w: &mut Work, s: &Subscription) -> ApiResult<()> {
     w.put(DocTable::Subscriptions, &s.id.to_string(), s, &sub_columns(s)).await?;
     Ok(())
 }
 
-pub async fn save_order(w: &mut Work<'_>, o: &Order) -> ApiResult<()> {
+pub async fn save_order(w: &mut Work, o: &Order) -> ApiResult<()> {
     w.put(DocTable::Orders, &o.id, o, &order_columns(o)).await?;
     Ok(())
 }
@@ -135,7 +135,7 @@ impl Parties {
     }
 }
 
-async fn parties(state: &AppState, w: &mut Work<'_>, customer_id: &str, product_id: uuid::Uuid) -> ApiResult<Parties> {
+async fn parties(state: &AppState, w: &mut Work, customer_id: &str, product_id: uuid::Uuid) -> ApiResult<Parties> {
     let customer =
         match w.lock_customer(customer_id).await? {
             Some(c) => c,
@@ -149,7 +149,7 @@ async fn parties(state: &AppState, w: &mut Work<'_>, customer_id: &str, product_
 }
 
 /// Writes a transaction.
-async fn save_transaction(w: &mut Work<'_>, t: &Transaction) -> ApiResult<()> {
+async fn save_transaction(w: &mut Work, t: &Transaction) -> ApiResult<()> {
     let cols = DocColumns {
         status: Some(t.status.clone()),
         order_id: Some(t.order_id.clone()),
@@ -189,7 +189,7 @@ fn charge_transaction(
 #[allow(clippy::too_many_arguments)]
 async fn record_payment(
     state: &AppState,
-    w: &mut Work<'_>,
+    w: &mut Work,
     s: &Subscription,
     pm: Option<(i64, &PaymentMethod)>,
     lines: Vec<Line>,
@@ -238,13 +238,7 @@ async fn record_payment(
     Ok(order)
 }
 
-async fn order_events(
-    w: &mut Work<'_>,
-    o: &Order,
-    p: &Parties,
-    pay_link: Option<String>,
-    created: bool,
-) -> ApiResult<()> {
+async fn order_events(w: &mut Work, o: &Order, p: &Parties, pay_link: Option<String>, created: bool) -> ApiResult<()> {
     let tenant = w.tenant().clone();
     let sold = p.sold(o.product_id);
     let at = o.paid_at.unwrap_or(o.created_at);
@@ -268,7 +262,7 @@ async fn order_events(
 }
 
 async fn subscription_event(
-    w: &mut Work<'_>,
+    w: &mut Work,
     kind: &str,
     s: &Subscription,
     p: &Parties,
@@ -310,7 +304,7 @@ pub struct Purchase {
 /// A declined first charge writes nothing and is an error.
 pub async fn buy(
     state: &AppState,
-    w: &mut Work<'_>,
+    w: &mut Work,
     parties: &Parties,
     purchase: &Purchase,
     pm: Option<(i64, &mut PaymentMethod)>,
@@ -554,7 +548,7 @@ async fn record_failed_attempt(
 
 /// The method a subscription is billed with: the customer's default one (a
 /// card saved later replaces a failing one), else the one it was bought with.
-async fn billing_method(w: &mut Work<'_>, s: &Subscription) -> ApiResult<Option<(i64, PaymentMethod)>> {
+async fn billing_method(w: &mut Work, s: &Subscription) -> ApiResult<Option<(i64, PaymentMethod)>> {
     if let Some(m) = w.default_payment_method::<PaymentMethod>(&s.customer_id).await? {
         return Ok(Some((m.id, m.doc)));
     }
@@ -568,7 +562,7 @@ async fn billing_method(w: &mut Work<'_>, s: &Subscription) -> ApiResult<Option<
 /// Returns the order; the subscription is not saved here.
 async fn charge_subscription(
     state: &AppState,
-    w: &mut Work<'_>,
+    w: &mut Work,
     s: &Subscription,
     lines: Vec<Line>,
     total: i64,
@@ -604,7 +598,7 @@ fn renewal_lines(s: &Subscription, credit_used: i64) -> Vec<Line> {
 /// active; declined → past due with retries.
 async fn collect_period(
     state: &AppState,
-    w: &mut Work<'_>,
+    w: &mut Work,
     s: &mut Subscription,
     p: &Parties,
     at: DateTime<Utc>,
@@ -661,13 +655,7 @@ fn end_subscription(s: &mut Subscription, at: DateTime<Utc>, reason: &str) {
 }
 
 /// Runs one due item of a locked subscription at its due time.
-async fn run_item(
-    state: &AppState,
-    w: &mut Work<'_>,
-    mut s: Subscription,
-    at: DateTime<Utc>,
-    due: Due,
-) -> ApiResult<()> {
+async fn run_item(state: &AppState, w: &mut Work, mut s: Subscription, at: DateTime<Utc>, due: Due) -> ApiResult<()> {
     let p = parties(state, w, &s.customer_id, s.product_id).await?;
     match due {
         Due::Cancel => {

@@ -44,7 +44,7 @@ impl Store {
     /// A customer id already used in this tenant, even by an archived
     /// customer, is `Conflict("customer id")`.
     pub async fn insert_customer(&self, tenant: &Tenant, new: &NewCustomer, now: DateTime<Utc>) -> Result<Customer> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.write.begin().await?;
         let customer = insert_customer_tx(&mut tx, tenant, new, now).await?;
         tx.commit().await?;
         Ok(customer)
@@ -127,7 +127,7 @@ impl Store {
         changes: &CustomerChanges,
         now: DateTime<Utc>,
     ) -> Result<Customer> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.write.begin().await?;
         let current = lock_customer(&mut tx, self.backend, tenant, customer_id).await?.ok_or(StoreError::NotFound)?;
         let next = update_customer_tx(&mut tx, tenant, &current, changes, now).await?;
         tx.commit().await?;
@@ -241,7 +241,7 @@ async fn update_customer_tx(
     Ok(next)
 }
 
-impl Work<'_> {
+impl Work {
     /// A live customer, locked until the work ends.
     pub async fn lock_customer(&mut self, customer_id: &str) -> Result<Option<Customer>> {
         let (backend, tenant) = (self.backend(), self.tenant().clone());

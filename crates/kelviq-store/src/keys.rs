@@ -141,7 +141,7 @@ impl Store {
             [one] => key_from_row(one)?,
             _ => return Err(StoreError::Conflict("ambiguous key prefix")),
         };
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.write.begin().await?;
         let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(to_micros(now))
             .bind(key.id.to_string())

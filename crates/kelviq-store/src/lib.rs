@@ -5,11 +5,8 @@
 //! auto-increment) are isolated in [`Backend`] and the per-backend migrations.
 //! Every method that touches tenant data takes the [`Tenant`] first.
 //!
-//! SQLite runs in WAL mode with `synchronous=FULL`, so a committed write is on
-//! disk before the caller answers. Writes go through one pooled connection,
-//! and the usage writer has one of its own ([`Store::dedicated_writer`]);
-//! every write transaction takes SQLite's write lock when it begins
-//! (`BEGIN IMMEDIATE`), so the two take turns instead of failing.
+//! SQLite runs in WAL mode with `synchronous=FULL` behind a single writer
+//! connection, so a committed write is on disk before the caller answers.
 
 mod catalog;
 mod changes;
@@ -140,31 +137,6 @@ impl Store {
         self.backend
     }
 
-    /// Begins a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`): the usage writer has a connection of its own, and
-    /// a transaction that read before writing would otherwise fail when the
-    /// other connection committed in between, instead of waiting its turn.
-    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.write.begin_with(SQLITE_BEGIN).await?,
-            Backend::Postgres => self.write.begin().await?,
-        })
-    }
-
-    /// On SQLite, a write connection of the caller's own, kept for as long as
-    /// the caller lives (the usage writer's): a pooled connection would be
-    /// pinged each time it goes back to the pool, and the next transaction
-    /// would wait for that. `None` on PostgreSQL, whose writers share the pool.
-    pub async fn dedicated_writer(&self) -> Result<Option<DedicatedWriter>> {
-        if self.backend != Backend::Sqlite {
-            return Ok(None);
-        }
-        let url = self.write.connect_options().database_url.clone();
-        let pool = sqlite_pool(1, WRITE_CACHE_KIB).connect(url.as_str()).await?;
-        let conn = pool.acquire().await?;
-        Ok(Some(DedicatedWriter { conn, pool }))
-    }
-
     /// Runs the embedded migrations. Safe to call from several processes at
     /// once on PostgreSQL (the migrator holds an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
@@ -195,23 +167,6 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
-    }
-}
-
-/// How every SQLite write transaction begins: with the write lock (see [`Store::write_tx`]).
-pub(crate) const SQLITE_BEGIN: &str = "BEGIN IMMEDIATE";
-
-/// A write connection of one caller's own (see [`Store::dedicated_writer`]).
-pub struct DedicatedWriter {
-    pub(crate) conn: sqlx::pool::PoolConnection<sqlx::Any>,
-    pool: AnyPool,
-}
-
-impl DedicatedWriter {
-    /// Closes the connection (after the caller's last transaction).
-    pub async fn close(self) {
-        let _ = self.conn.close().await;
-        self.pool.close().await;
     }
 }
 

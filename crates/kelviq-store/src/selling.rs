@@ -282,15 +282,8 @@ impl Store {
     }
 
     /// Starts a unit of work for a tenant.
-    pub async fn begin(&self, tenant: &Tenant) -> Result<Work<'static>> {
-        Ok(Work { tx: self.write_tx().await?, backend: self.backend, tenant: tenant.clone(), changed: Vec::new() })
-    }
-
-    /// Starts a unit of work on a writer's own connection (see
-    /// [`Store::dedicated_writer`]).
-    pub async fn begin_on<'c>(&self, writer: &'c mut crate::DedicatedWriter, tenant: &Tenant) -> Result<Work<'c>> {
-        let tx = sqlx::Connection::begin_with(&mut *writer.conn, crate::SQLITE_BEGIN).await?;
-        Ok(Work { tx, backend: self.backend, tenant: tenant.clone(), changed: Vec::new() })
+    pub async fn begin(&self, tenant: &Tenant) -> Result<Work> {
+        Ok(Work { tx: self.write.begin().await?, backend: self.backend, tenant: tenant.clone(), changed: Vec::new() })
     }
 }
 
@@ -318,15 +311,15 @@ pub struct DocColumns {
 }
 
 /// One transaction of selling writes for one tenant.
-pub struct Work<'c> {
-    tx: Transaction<'c, Any>,
+pub struct Work {
+    tx: Transaction<'static, Any>,
     backend: Backend,
     tenant: Tenant,
     /// Customers whose entitlements this work changed.
     changed: Vec<(Tenant, String)>,
 }
 
-impl<'c> Work<'c> {
+impl Work {
     pub fn tenant(&self) -> &Tenant {
         &self.tenant
     }
@@ -638,7 +631,7 @@ impl<'c> Work<'c> {
     }
 
     /// The raw transaction, for the other modules' in-transaction writes.
-    pub(crate) fn tx(&mut self) -> &mut Transaction<'c, Any> {
+    pub(crate) fn tx(&mut self) -> &mut Transaction<'static, Any> {
         &mut self.tx
     }
 }

@@ -93,7 +93,7 @@ impl Store {
     }
 }
 
-impl Work<'_> {
+impl Work {
     /// Works for another tenant from here on (one group commit spans tenants).
     pub fn switch_tenant(&mut self, tenant: &Tenant) {
         self.set_tenant(tenant.clone());
@@ -472,7 +472,7 @@ fn placeholders(backend: crate::Backend, rows: usize, cols: &[Option<&str>]) -> 
         .join(", ")
 }
 
-impl Work<'_> {
+impl Work {
     /// The stored events of a tenant among these keys.
     pub async fn find_events(&mut self, tenant: &Tenant, keys: &[&str]) -> Result<Vec<StoredEvent>> {
         let columns = "idempotency_key, customer_id, event_name, event_at, resource_id, properties";
