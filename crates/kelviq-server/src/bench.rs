@@ -27,6 +27,10 @@ pub struct BenchOptions {
     pub only: Vec<String>,
     /// `None`: a temporary SQLite file.
     pub database_url: Option<String>,
+    /// The configuration the server runs with (its tunables: usage writers,
+    /// fold interval, pool size); the bench sets its own data directory,
+    /// database and key cache.
+    pub config: Config,
 }
 
 fn rss_bytes() -> Option<u64> {
@@ -75,13 +79,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
 }
 
 async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Option<String>) -> anyhow::Result<()> {
-    let mut config = Config {
-        data_dir: dir.to_path_buf(),
-        database_url,
-        log_level: "warn".into(),
-        db_max_connections: 16,
-        ..Config::default()
-    };
+    let mut config = options.config.clone();
+    config.data_dir = dir.to_path_buf();
+    config.database_url = database_url;
     config.key_cache_seconds = 3600;
     let store = open_store(&config).await?;
     let backend = store.backend().name();

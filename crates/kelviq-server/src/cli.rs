@@ -221,7 +221,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     seconds,
                     connections,
                     only,
-                    database_url: cli.database_url.clone(),
+                    database_url: cfg.database_url.clone(),
+                    config: cfg,
                 };
                 crate::bench::run(options).await?;
                 Ok(ExitCode::SUCCESS)
