@@ -25,7 +25,7 @@ use kelviq_core::entitlements::crossed_alerts;
 use kelviq_core::events::{customer_summary, OutboxEvent};
 use kelviq_core::timefmt::{from_micros, iso_seconds};
 use kelviq_core::{Environment, Tenant};
-use kelviq_store::{AddRow, Backend, CounterChange, EventRow, StoredEvent, Work};
+use kelviq_store::{AddRow, Backend, CounterChange, EventJournal, EventRow, StoredEvent, Work};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -312,8 +312,12 @@ pub async fn start(state: AppState) -> anyhow::Result<Writer> {
         let (done_tx, done_rx) = oneshot::channel();
         done.push(done_rx);
         let (state, stopped) = (state.clone(), stopped.clone());
+        let journal = match state.store.sqlite_path() {
+            Some(path) => Some(EventJournal::open(path)?),
+            None => None,
+        };
         let writer = async move {
-            run(state, rx, stopped).await;
+            run(state, rx, stopped, journal).await;
             let _ = done_tx.send(());
         };
         if sqlite {
@@ -332,10 +336,16 @@ fn system_tenant() -> Tenant {
     Tenant { org_id: uuid::Uuid::nil(), org_seq: 0, env: Environment::Sandbox }
 }
 
-async fn run(state: AppState, mut rx: mpsc::Receiver<Job>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn run(
+    state: AppState,
+    mut rx: mpsc::Receiver<Job>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut journal: Option<EventJournal>,
+) {
     let defer = state.store.backend() == Backend::Sqlite;
     let fold_interval = Duration::from_millis(state.config.usage_fold_interval_ms.max(1));
     let mut last_fold = Instant::now();
+    let answers = Answers::new(&state, journal.is_some());
     loop {
         let first = tokio::select! {
             _ = stop.changed() => return,
@@ -363,7 +373,7 @@ async fn run(state: AppState, mut rx: mpsc::Receiver<Job>, mut stop: tokio::sync
         }
         metrics::histogram!("ingest_batch_size").record(items as f64);
         let started = Instant::now();
-        let applied = apply_guarded(&state, &batch, fold, defer).await;
+        let applied = apply_guarded(&state, &batch, fold, defer, journal.as_mut(), &answers).await;
         metrics::histogram!("ingest_batch_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(items, fold, ms = started.elapsed().as_secs_f64() * 1000.0, "usage batch committed");
         match applied {
@@ -371,19 +381,97 @@ async fn run(state: AppState, mut rx: mpsc::Receiver<Job>, mut stop: tokio::sync
                 if a.folded {
                     last_fold = Instant::now();
                 }
-                deliver(&state, batch, a)
+                answers.deliver(batch, a)
             }
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %e, jobs = batch.len(), "usage batch failed; retrying its requests one by one");
                 for job in batch {
                     let one = vec![job];
-                    match apply_guarded(&state, &one, false, defer).await {
-                        Ok(a) => deliver(&state, one, a),
+                    match apply_guarded(&state, &one, false, defer, journal.as_mut(), &answers).await {
+                        Ok(a) => answers.deliver(one, a),
                         Err(e) => fail(one, &e),
                     }
                 }
             }
             Err(e) => fail(batch, &e),
+        }
+    }
+}
+
+/// Where committed groups are answered. With the journal (SQLite), on a
+/// thread of its own: the writer begins its next transaction while the
+/// last one's requests are answered (the state and the pending sums updated,
+/// then the replies sent), in the order the groups committed.
+enum Answers {
+    Inline(AppState),
+    Thread { tx: Option<std::sync::mpsc::Sender<Answer>>, thread: Option<std::thread::JoinHandle<()>> },
+}
+
+enum Answer {
+    Group(Vec<Job>, Applied),
+    /// Sent back once every group handed over before it is answered.
+    Settled(oneshot::Sender<()>),
+}
+
+impl Answers {
+    fn new(state: &AppState, threaded: bool) -> Answers {
+        if !threaded {
+            return Answers::Inline(state.clone());
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Answer>();
+        let answering = state.clone();
+        let thread = std::thread::Builder::new().name("kelviq-usage-answers".into()).spawn(move || {
+            for answer in rx {
+                match answer {
+                    Answer::Group(batch, applied) => deliver(&answering, batch, applied),
+                    Answer::Settled(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        match thread {
+            Ok(thread) => Answers::Thread { tx: Some(tx), thread: Some(thread) },
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread for usage answers; the writer answers itself");
+                Answers::Inline(state.clone())
+            }
+        }
+    }
+
+    fn deliver(&self, batch: Vec<Job>, applied: Applied) {
+        match self {
+            Answers::Inline(state) => deliver(state, batch, applied),
+            Answers::Thread { tx: Some(tx), .. } => {
+                if let Err(std::sync::mpsc::SendError(Answer::Group(batch, _))) = tx.send(Answer::Group(batch, applied))
+                {
+                    fail(batch, "the usage answers stopped");
+                }
+            }
+            Answers::Thread { tx: None, .. } => fail(batch, "the usage answers stopped"),
+        }
+    }
+
+    /// Waits until every group handed over is answered: the pending sums
+    /// then hold every commit's (a fold or an ordered change reads them).
+    async fn settled(&self) {
+        if let Answers::Thread { tx: Some(tx), .. } = self {
+            let (done, settled) = oneshot::channel();
+            if tx.send(Answer::Settled(done)).is_ok() {
+                let _ = settled.await;
+            }
+        }
+    }
+}
+
+impl Drop for Answers {
+    /// Answers what was handed over before the writer reports it stopped.
+    fn drop(&mut self) {
+        if let Answers::Thread { tx, thread } = self {
+            drop(tx.take());
+            if let Some(thread) = thread.take() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -396,11 +484,35 @@ fn fail(batch: Vec<Job>, e: &str) {
     }
 }
 
-/// [`apply`], with a bug failing the group rather than stopping the writer.
-async fn apply_guarded(state: &AppState, batch: &[Job], fold: bool, defer: bool) -> Result<Applied, String> {
+/// Applies a group: plain events through the journal's connection when
+/// there is one (after a fold of its own when one is due), anything else
+/// with [`apply`]. A bug fails the group rather than stopping the writer.
+async fn apply_guarded(
+    state: &AppState,
+    batch: &[Job],
+    fold: bool,
+    defer: bool,
+    journal: Option<&mut EventJournal>,
+    answers: &Answers,
+) -> Result<Applied, String> {
     use futures::FutureExt;
-    match std::panic::AssertUnwindSafe(apply(state, batch, fold, defer)).catch_unwind().await {
-        Ok(applied) => applied.map_err(|e| e.to_string()),
+    let applied = async {
+        match journal {
+            Some(journal) if !batch.is_empty() && plain_events(batch) => {
+                let folded = fold && {
+                    answers.settled().await;
+                    apply(state, &[], true, defer).await?.folded
+                };
+                Ok(Applied { folded, ..append_plain(state, batch, journal).await? })
+            }
+            _ => {
+                answers.settled().await;
+                apply(state, batch, fold, defer).await
+            }
+        }
+    };
+    match std::panic::AssertUnwindSafe(applied).catch_unwind().await {
+        Ok(applied) => applied.map_err(|e: ApplyError| e.to_string()),
         Err(_) => Err("the usage writer failed; see the server log".to_string()),
     }
 }
@@ -499,62 +611,15 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
     let deferrable = |tenant: &Tenant, item: &Item, t: &Target| {
         defer && matches!(t.change, CounterChange::Add(_)) && !is_ordered(tenant, item, t)
     };
-    let mut first_of: HashMap<(uuid::Uuid, Environment, &str), (usize, usize)> = HashMap::new();
-    let mut firsts: Vec<(usize, usize, Additions)> = Vec::new();
-    for (j, job) in batch.iter().enumerate() {
-        for (i, item) in job.items.iter().enumerate() {
-            if let Op::Event { event, targets } = &item.op {
-                if let std::collections::hash_map::Entry::Vacant(e) =
-                    first_of.entry((job.tenant.org_id, job.tenant.env, event.key.as_str()))
-                {
-                    e.insert((j, i));
-                    let unfolded = targets
-                        .iter()
-                        .filter(|t| deferrable(&job.tenant, item, t))
-                        .map(|t| match t.change {
-                            CounterChange::Add(n) => (t.feature.clone(), t.period_start, n),
-                            _ => unreachable!("only additions are deferred"),
-                        })
-                        .collect();
-                    firsts.push((j, i, unfolded));
-                }
-            }
-        }
-    }
-    let rows: Vec<EventRow> = firsts
-        .iter()
-        .filter_map(|(j, i, unfolded)| {
-            let Op::Event { event, .. } = &batch[*j].items[*i].op else { return None };
-            Some(EventRow {
-                tenant: &batch[*j].tenant,
-                customer_id: &batch[*j].items[*i].customer_id,
-                event_name: &event.event_name,
-                key: &event.key,
-                at: event.at,
-                resource_id: event.resource_id.as_deref(),
-                properties: &event.properties,
-                unfolded,
-            })
-        })
-        .collect();
-    let skipped = w.insert_events(&rows, now).await?;
-    drop(rows);
-    // The events stored before: their first answers.
-    let mut stored: HashMap<(uuid::Uuid, Environment, String), StoredEvent> = HashMap::new();
-    let was_stored: HashSet<(usize, usize)> = skipped.iter().map(|n| (firsts[*n].0, firsts[*n].1)).collect();
-    let mut earlier: HashMap<(uuid::Uuid, Environment), (&Tenant, Vec<&str>)> = HashMap::new();
-    for n in &skipped {
-        let (j, i, _) = &firsts[*n];
-        if let Op::Event { event, .. } = &batch[*j].items[*i].op {
-            let tenant = &batch[*j].tenant;
-            earlier.entry((tenant.org_id, tenant.env)).or_insert_with(|| (tenant, Vec::new())).1.push(&event.key);
-        }
-    }
-    for (tenant, keys) in earlier.values() {
+    let plan = EventPlan::new(batch, deferrable);
+    let skipped = w.insert_events(&plan.rows(batch), now).await?;
+    let mut stored = HashMap::new();
+    for (tenant, keys) in plan.earlier(batch, &skipped).values() {
         for e in w.find_events(tenant, keys).await? {
             stored.insert((tenant.org_id, tenant.env, e.key.clone()), e);
         }
     }
+    let seen = plan.seen(&skipped, stored);
 
     let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(batch.len());
     let mut adds: HashMap<CounterKey, i64> = HashMap::new();
@@ -565,12 +630,8 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
         for (i, item) in job.items.iter().enumerate() {
             let outcome = match &item.op {
                 Op::Event { event, targets } => {
-                    let first = first_of[&(job.tenant.org_id, job.tenant.env, event.key.as_str())];
-                    if was_stored.contains(&first) {
-                        let k = (job.tenant.org_id, job.tenant.env, event.key.clone());
-                        Outcome::repeated(Value::Null, stored.get(&k).cloned())
-                    } else if first != (j, i) {
-                        Outcome::repeated(Value::Null, Some(stored_form(&batch[first.0].items[first.1])))
+                    if let Some(repeated) = seen.repeated(batch, j, i, &job.tenant, event) {
+                        repeated
                     } else {
                         let mut later = Vec::new();
                         let to = Counting { ordered: &ordered, adds: &mut adds, deferred: defer.then_some(&mut later) };
@@ -652,6 +713,168 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
         w.commit().await?;
     }
     Ok(Applied { outcomes, deferred, folded: fold })
+}
+
+/// A tenant's idempotency key of an event: (org, env, key).
+type EventKey<'a> = (uuid::Uuid, Environment, &'a str);
+
+/// The events of a group to store: each key's first occurrence, with the
+/// additions it leaves to be counted later.
+struct EventPlan<'b> {
+    /// Where each key first occurs: (job, item).
+    first_of: HashMap<EventKey<'b>, (usize, usize)>,
+    /// (job, item, additions left unfolded) of each first occurrence, in order.
+    firsts: Vec<(usize, usize, Additions)>,
+}
+
+impl<'b> EventPlan<'b> {
+    fn new(batch: &'b [Job], deferrable: impl Fn(&Tenant, &Item, &Target) -> bool) -> EventPlan<'b> {
+        let mut first_of = HashMap::new();
+        let mut firsts = Vec::new();
+        for (j, job) in batch.iter().enumerate() {
+            for (i, item) in job.items.iter().enumerate() {
+                if let Op::Event { event, targets } = &item.op {
+                    if let std::collections::hash_map::Entry::Vacant(e) =
+                        first_of.entry((job.tenant.org_id, job.tenant.env, event.key.as_str()))
+                    {
+                        e.insert((j, i));
+                        let unfolded = targets
+                            .iter()
+                            .filter(|t| deferrable(&job.tenant, item, t))
+                            .map(|t| match t.change {
+                                CounterChange::Add(n) => (t.feature.clone(), t.period_start, n),
+                                _ => unreachable!("only additions are deferred"),
+                            })
+                            .collect();
+                        firsts.push((j, i, unfolded));
+                    }
+                }
+            }
+        }
+        EventPlan { first_of, firsts }
+    }
+
+    /// The rows to insert, in the order of `firsts`.
+    fn rows<'r>(&'r self, batch: &'r [Job]) -> Vec<EventRow<'r>> {
+        self.firsts
+            .iter()
+            .filter_map(|(j, i, unfolded)| {
+                let Op::Event { event, .. } = &batch[*j].items[*i].op else { return None };
+                Some(EventRow {
+                    tenant: &batch[*j].tenant,
+                    customer_id: &batch[*j].items[*i].customer_id,
+                    event_name: &event.event_name,
+                    key: &event.key,
+                    at: event.at,
+                    resource_id: event.resource_id.as_deref(),
+                    properties: &event.properties,
+                    unfolded,
+                })
+            })
+            .collect()
+    }
+
+    /// The keys, per tenant, of the rows (indexes into `firsts`) that were
+    /// stored before this group.
+    fn earlier(
+        &self,
+        batch: &'b [Job],
+        skipped: &[usize],
+    ) -> HashMap<(uuid::Uuid, Environment), (&'b Tenant, Vec<&'b str>)> {
+        let mut earlier: HashMap<_, (&Tenant, Vec<&str>)> = HashMap::new();
+        for n in skipped {
+            let (j, i, _) = &self.firsts[*n];
+            if let Op::Event { event, .. } = &batch[*j].items[*i].op {
+                let tenant = &batch[*j].tenant;
+                earlier.entry((tenant.org_id, tenant.env)).or_insert_with(|| (tenant, Vec::new())).1.push(&event.key);
+            }
+        }
+        earlier
+    }
+
+    /// What the group knows of repeated keys once the rows are written.
+    fn seen(self, skipped: &[usize], stored: HashMap<(uuid::Uuid, Environment, String), StoredEvent>) -> Seen<'b> {
+        let was_stored = skipped.iter().map(|n| (self.firsts[*n].0, self.firsts[*n].1)).collect();
+        Seen { first_of: self.first_of, was_stored, stored }
+    }
+}
+
+/// Which events of a group repeat a key, and their first answers.
+struct Seen<'b> {
+    first_of: HashMap<EventKey<'b>, (usize, usize)>,
+    /// First occurrences whose key a tenant stored before the group.
+    was_stored: HashSet<(usize, usize)>,
+    /// Those events, as stored.
+    stored: HashMap<(uuid::Uuid, Environment, String), StoredEvent>,
+}
+
+impl Seen<'_> {
+    /// The answer to event (job, item) if its key was seen before it: the
+    /// event first stored, or the group's first one with that key.
+    fn repeated(&self, batch: &[Job], j: usize, i: usize, tenant: &Tenant, event: &EventData) -> Option<Outcome> {
+        let first = self.first_of[&(tenant.org_id, tenant.env, event.key.as_str())];
+        if self.was_stored.contains(&first) {
+            let k = (tenant.org_id, tenant.env, event.key.clone());
+            Some(Outcome::repeated(Value::Null, self.stored.get(&k).cloned()))
+        } else if first != (j, i) {
+            Some(Outcome::repeated(Value::Null, Some(stored_form(&batch[first.0].items[first.1]))))
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether every item of a group is an event whose changes are all plain
+/// additions (no alerts): on SQLite such a group only appends to the journal.
+fn plain_events(batch: &[Job]) -> bool {
+    batch.iter().flat_map(|j| &j.items).all(|item| match &item.op {
+        Op::Event { targets, .. } => {
+            targets.iter().all(|t| matches!(t.change, CounterChange::Add(_)) && t.alerts.is_none())
+        }
+        _ => false,
+    })
+}
+
+/// A group of plain events on SQLite, on the journal's own connection: the
+/// events are appended and their additions left to the next fold.
+async fn append_plain(state: &AppState, batch: &[Job], journal: &mut EventJournal) -> Result<Applied, ApplyError> {
+    let now = batch.last().map_or_else(|| state.clock.now(), |j| j.now);
+    let plan = EventPlan::new(batch, |_, _, _| true);
+    let rows = plan.rows(batch);
+    let turn = state.store.write_turn().await?;
+    let mut tx = journal.begin()?;
+    let skipped = tx.insert_events(&rows, now)?;
+    drop(rows);
+    let mut stored = HashMap::new();
+    for (tenant, keys) in plan.earlier(batch, &skipped).values() {
+        for e in tx.find_events(tenant, keys)? {
+            stored.insert((tenant.org_id, tenant.env, e.key.clone()), e);
+        }
+    }
+    tx.commit()?;
+    drop(turn);
+    let seen = plan.seen(&skipped, stored);
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut deferred = Vec::new();
+    for (j, job) in batch.iter().enumerate() {
+        let mut job_outcomes = Vec::with_capacity(job.items.len());
+        for (i, item) in job.items.iter().enumerate() {
+            let Op::Event { event, targets } = &item.op else { unreachable!("a plain group holds only events") };
+            let outcome = seen.repeated(batch, j, i, &job.tenant, event).unwrap_or_else(|| {
+                let mut counters = Vec::with_capacity(targets.len());
+                for t in targets {
+                    if let CounterChange::Add(n) = t.change {
+                        deferred.push((j, i, t.feature.clone(), t.period_start, n));
+                        counters.push((t.feature.clone(), t.period_start, Counted::Delta(n)));
+                    }
+                }
+                Outcome::fresh(Value::Null, counters)
+            });
+            job_outcomes.push(outcome);
+        }
+        outcomes.push(job_outcomes);
+    }
+    Ok(Applied { outcomes, deferred, folded: false })
 }
 
 /// Where a fresh item's changes go.

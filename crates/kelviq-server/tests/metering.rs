@@ -11,11 +11,16 @@ use serde_json::{json, Value};
 
 struct Api<'a> {
     s: &'a TestServer,
+    key: String,
 }
 
-impl Api<'_> {
+impl<'a> Api<'a> {
+    fn new(s: &'a TestServer) -> Api<'a> {
+        Api { s, key: s.server_key.clone() }
+    }
+
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = common::http().request(method, self.s.url(path)).bearer_auth(&self.s.server_key);
+        let mut req = common::http().request(method, self.s.url(path)).bearer_auth(&self.key);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -166,7 +171,7 @@ async fn seed(api: &Api<'_>) {
 
 async fn usage_reports(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let api = Api { s: &s };
+    let api = Api::new(&s);
     seed(&api).await;
     api.subscribe("base", "ann").await;
 
@@ -298,7 +303,7 @@ async fn usage_reports(backend: Backend) {
 async fn raw_events(backend: Backend) {
     // Event counts folded into the counter rows at almost every commit.
     let s = TestServer::start_with(backend, |c| c.usage_fold_interval_ms = 1).await;
-    let api = Api { s: &s };
+    let api = Api::new(&s);
     seed(&api).await;
     api.subscribe("base", "cat").await;
     let at = "2026-01-31 11:00:00.000001";
@@ -409,7 +414,7 @@ async fn raw_events(backend: Backend) {
 /// per key, the same batch again all duplicates.
 async fn batch_over_many_customers(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let api = Api { s: &s };
+    let api = Api::new(&s);
     seed(&api).await;
     let usage = |rows: Vec<Value>| rows[0]["currentUsage"].clone();
     let customers: Vec<String> = (0..8).map(|i| format!("many{i}")).collect();
@@ -465,7 +470,7 @@ async fn batch_over_many_customers(backend: Backend) {
 
 async fn consume_never_overspends(backend: Backend) {
     let s = TestServer::start(backend).await;
-    let api = Api { s: &s };
+    let api = Api::new(&s);
     seed(&api).await;
     api.subscribe("tiny", "dan").await;
     // 64 consumers at once on a hard limit of 50.
@@ -518,7 +523,7 @@ async fn journal_survives_restarts(backend: Backend) {
     let at = "2026-01-31 11:00:00.000001";
     let requests = |rows: Vec<Value>| rows[0]["currentUsage"].clone();
     let first = {
-        let api = Api { s: &s };
+        let api = Api::new(&s);
         seed(&api).await;
         api.subscribe("base", "eve").await;
         let (_, first) = api.event("eve", "j0", "ping", at, json!({"n": 1})).await;
@@ -546,12 +551,12 @@ async fn journal_survives_restarts(backend: Backend) {
     };
     for round in 0..2 {
         s.restart().await;
-        let api = Api { s: &s };
+        let api = Api::new(&s);
         assert_eq!(requests(api.rows("eve", "requests").await), 9, "after restart {round}");
         let (status, again) = api.event("eve", "j0", "ping", at, json!({"n": 2})).await;
         assert_eq!((status, again), (200, first.clone()), "a repeated key after a restart answers as the first time");
     }
-    let api = Api { s: &s };
+    let api = Api::new(&s);
     let events: Vec<Value> = (11..14)
         .map(|i| json!({"customerId": "eve", "eventName": "ping", "idempotencyKey": format!("j{i}"), "timestamp": at}))
         .chain([json!({"customerId": "eve", "eventName": "ping", "idempotencyKey": "j3", "timestamp": at})])
@@ -562,10 +567,41 @@ async fn journal_survives_restarts(backend: Backend) {
     assert_eq!(s.store.count_events(&s.tenant, Some("eve")).await.unwrap(), 14);
 }
 
+/// The same idempotency keys from two tenants at once, so that their events
+/// share the writer's transactions: each tenant stores and counts each key
+/// once, and a key one tenant stored before is new to the other.
+async fn one_key_in_two_tenants(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (other, other_key) = s.other_tenant("other", kelviq_core::Environment::Sandbox).await;
+    let apis = [Api::new(&s), Api { s: &s, key: other_key }];
+    for api in &apis {
+        seed(api).await;
+        api.subscribe("base", "fay").await;
+    }
+    let at = "2026-01-31 11:00:00.000001";
+    // First the other tenant alone, then both with the same keys (new to the
+    // first, repeats for the other), then both again (repeats for both).
+    for (round, tenants) in [&apis[1..], &apis[..], &apis[..]].into_iter().enumerate() {
+        let sends = (0..30 * tenants.len()).map(|i| {
+            let api = &tenants[i % tenants.len()];
+            async move { api.event("fay", &format!("shared{}", i / tenants.len() % 15), "ping", at, json!({})).await }
+        });
+        for (i, (status, answer)) in futures::future::join_all(sends).await.into_iter().enumerate() {
+            assert_eq!(status, 200, "round {round}, event {i}: {answer}");
+        }
+        for api in tenants {
+            assert_eq!(api.rows("fay", "requests").await[0]["currentUsage"], 15, "round {round}");
+        }
+    }
+    assert_eq!(s.store.count_events(&s.tenant, Some("fay")).await.unwrap(), 15);
+    assert_eq!(s.store.count_events(&other, Some("fay")).await.unwrap(), 15);
+}
+
 on_both_backends!(
     usage_reports,
     raw_events,
     batch_over_many_customers,
     consume_never_overspends,
-    journal_survives_restarts
+    journal_survives_restarts,
+    one_key_in_two_tenants
 );

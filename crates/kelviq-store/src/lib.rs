@@ -12,6 +12,7 @@ mod catalog;
 mod changes;
 mod customers;
 mod events;
+mod journal;
 mod keys;
 mod media;
 mod migrations;
@@ -21,6 +22,7 @@ mod selling;
 mod usage;
 
 pub use changes::{Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
+pub use journal::{EventJournal, JournalTx};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
@@ -54,6 +56,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// From the usage journal's own SQLite connection.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
 }
 
 impl StoreError {
@@ -107,6 +114,8 @@ pub struct Store {
     read: AnyPool,
     /// Pool for writes: one connection on SQLite, the same pool as `read` on PostgreSQL.
     write: AnyPool,
+    /// The SQLite file.
+    path: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -117,10 +126,10 @@ impl Store {
         let backend = Backend::from_url(url)?;
         match backend {
             Backend::Sqlite => {
-                let url = prepare_sqlite_url(url)?;
+                let (url, path) = prepare_sqlite_url(url)?;
                 let read = sqlite_pool(max_connections.max(2), READ_CACHE_KIB).connect(&url).await?;
                 let write = sqlite_pool(1, WRITE_CACHE_KIB).connect(&url).await?;
-                Ok(Store { backend, read, write })
+                Ok(Store { backend, read, write, path: Some(path) })
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -128,13 +137,29 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await?;
-                Ok(Store { backend, read: pool.clone(), write: pool })
+                Ok(Store { backend, read: pool.clone(), write: pool, path: None })
             }
         }
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The SQLite file (`None` on PostgreSQL).
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// SQLite: waits for the store's one write connection and keeps it until
+    /// the turn is dropped, so that a write on another connection (the usage
+    /// journal's) runs while the store writes nothing, in its turn with the
+    /// store's own writes. On PostgreSQL, which has no such limit, it holds nothing.
+    pub async fn write_turn(&self) -> Result<WriteTurn> {
+        Ok(WriteTurn(match self.backend {
+            Backend::Sqlite => Some(self.write.acquire().await?),
+            Backend::Postgres => None,
+        }))
     }
 
     /// Runs the embedded migrations. Safe to call from several processes at
@@ -170,6 +195,10 @@ impl Store {
     }
 }
 
+/// See [`Store::write_turn`].
+#[derive(Debug)]
+pub struct WriteTurn(#[allow(dead_code)] Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
 /// Page cache of each reading connection (SQLite's default).
 const READ_CACHE_KIB: u32 = 2_000;
 /// Page cache of the one writing connection: the pages that inserts and
@@ -200,8 +229,9 @@ fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
         })
 }
 
-/// Ensures the SQLite file's directory exists and asks sqlx to create the file.
-fn prepare_sqlite_url(url: &str) -> Result<String> {
+/// Ensures the SQLite file's directory exists and asks sqlx to create the
+/// file; returns the URL for sqlx and the file's path.
+fn prepare_sqlite_url(url: &str) -> Result<(String, std::path::PathBuf)> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path == ":memory:" {
@@ -213,7 +243,7 @@ fn prepare_sqlite_url(url: &str) -> Result<String> {
     }
     let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && !p.starts_with("mode=")).collect();
     params.push("mode=rwc");
-    Ok(format!("sqlite://{path}?{}", params.join("&")))
+    Ok((format!("sqlite://{path}?{}", params.join("&")), path.into()))
 }
 
 /// The URL with any password replaced by `***`, for logs and `kelviq config`.
@@ -272,8 +302,9 @@ mod tests {
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
         let dir = std::env::temp_dir().join(format!("kq-{}", uuid::Uuid::new_v4()));
         let url = format!("sqlite://{}/sub/k.db?cache=shared", dir.display());
-        let prepared = prepare_sqlite_url(&url).unwrap();
+        let (prepared, path) = prepare_sqlite_url(&url).unwrap();
         assert!(prepared.ends_with("k.db?cache=shared&mode=rwc"), "{prepared}");
+        assert_eq!(path, dir.join("sub/k.db"));
         assert!(dir.join("sub").is_dir());
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -364,7 +364,7 @@ pub struct AddRow<'a> {
 }
 
 /// `feature<TAB>period_start<TAB>delta` lines.
-fn encode_unfolded(adds: &[(String, i64, i64)]) -> String {
+pub(crate) fn encode_unfolded(adds: &[(String, i64, i64)]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for (feature, start, delta) in adds {

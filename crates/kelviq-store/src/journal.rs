@@ -1,0 +1,253 @@
+//! The usage journal's direct path on SQLite: a connection of the usage
+//! writer's own, driven on the writer's thread, that appends plain events
+//! (events whose counts are folded later) with one prepared statement per
+//! row. Through sqlx every statement is a message to the connection's worker
+//! thread and every value is converted twice; here the transaction is a few
+//! calls on the thread that built it.
+//!
+//! SQLite allows one writer at a time. A journal transaction begins only
+//! while its caller holds [`Store::write_turn`] (the store's own write
+//! connection, taken from its pool), so it never waits on the store's writes
+//! nor they on it, and both are served in the order they asked.
+//!
+//! The journal's connection never checkpoints: copying the log into the
+//! database file (and syncing it) is done by a thread of the journal's, on a
+//! connection of its own, so that the writer only ever appends.
+
+use crate::usage::{encode_unfolded, EventRow, StoredEvent};
+use crate::{tenant_binds, Result, StoreError};
+use chrono::{DateTime, Utc};
+use kelviq_core::timefmt::{from_micros, to_micros};
+use kelviq_core::Tenant;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+
+/// The journal's connection, and the thread that checkpoints the log.
+pub struct EventJournal {
+    conn: Connection,
+    checkpoints: Option<Checkpoints>,
+}
+
+/// How often the log is copied into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+struct Checkpoints {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpoints {
+    fn start(path: &Path) -> Result<Checkpoints> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new().name("kelviq-checkpoint".into()).spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::park_timeout(CHECKPOINT_EVERY);
+                // PASSIVE: copies what no reader still needs, never blocks the writer.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
+                }
+            }
+        })?;
+        Ok(Checkpoints { stop, thread })
+    }
+}
+
+impl Drop for EventJournal {
+    fn drop(&mut self) {
+        if let Some(c) = self.checkpoints.take() {
+            c.stop.store(true, std::sync::atomic::Ordering::Release);
+            c.thread.thread().unpark();
+            let _ = c.thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for EventJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventJournal").finish_non_exhaustive()
+    }
+}
+
+/// Rows per insert statement: one statement per row would pay SQLite's
+/// per-statement work (the AUTOINCREMENT counter is written at each
+/// statement's end) once per event.
+const ROWS_PER_INSERT: usize = 64;
+const COLUMNS: usize = 10;
+
+/// The statement for a full chunk, built once.
+fn full_insert() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| insert_sql(ROWS_PER_INSERT))
+}
+
+/// An insert of `n` rows that answers with the keys it stored.
+fn insert_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|r| {
+            let p: Vec<String> = (1..=COLUMNS).map(|c| format!("?{}", r * COLUMNS + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT OR IGNORE INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
+         resource_id, properties, received_at, unfolded) VALUES {} RETURNING org_id, environment, idempotency_key",
+        rows.join(", ")
+    )
+}
+const FIND: &str = "SELECT customer_id, event_name, event_at, resource_id, properties FROM usage_events \
+    WHERE org_id = ?1 AND environment = ?2 AND idempotency_key = ?3";
+
+impl EventJournal {
+    /// Opens the database file (already migrated by the store) with the
+    /// store's settings (WAL, `synchronous=FULL`), a page cache for the pages
+    /// appends touch, and no checkpoints of its own.
+    pub fn open(path: &Path) -> Result<EventJournal> {
+        let conn = Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 0;",
+        )?;
+        // A statement per chunk size: the full one and the last chunk's of each group.
+        conn.set_prepared_statement_cache_capacity(ROWS_PER_INSERT + 2);
+        Ok(EventJournal { conn, checkpoints: Some(Checkpoints::start(path)?) })
+    }
+
+    /// Begins a write transaction. The caller holds [`Store::write_turn`].
+    pub fn begin(&mut self) -> Result<JournalTx<'_>> {
+        Ok(JournalTx { tx: self.conn.transaction_with_behavior(TransactionBehavior::Immediate)? })
+    }
+}
+
+/// A journal transaction; dropped without [`JournalTx::commit`], it rolls back.
+pub struct JournalTx<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+impl JournalTx<'_> {
+    /// Stores each event unless its tenant stored its key before (the rows'
+    /// keys are distinct); returns the indexes of those skipped.
+    pub fn insert_events(&mut self, rows: &[EventRow<'_>], now: DateTime<Utc>) -> Result<Vec<usize>> {
+        let received = to_micros(now);
+        let mut skipped = Vec::new();
+        let mut offset = 0;
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let sql = if chunk.len() == ROWS_PER_INSERT { full_insert() } else { &insert_sql(chunk.len()) };
+            let mut insert = self.tx.prepare_cached(sql)?;
+            for (r, row) in chunk.iter().enumerate() {
+                let (org, env) = tenant_binds(row.tenant);
+                let at = |c: usize| r * COLUMNS + c;
+                insert.raw_bind_parameter(at(1), org)?;
+                insert.raw_bind_parameter(at(2), env)?;
+                insert.raw_bind_parameter(at(3), row.key)?;
+                insert.raw_bind_parameter(at(4), row.customer_id)?;
+                insert.raw_bind_parameter(at(5), row.event_name)?;
+                insert.raw_bind_parameter(at(6), to_micros(row.at))?;
+                insert.raw_bind_parameter(at(7), row.resource_id)?;
+                insert.raw_bind_parameter(at(8), row.properties)?;
+                insert.raw_bind_parameter(at(9), received)?;
+                insert.raw_bind_parameter(at(10), encode_unfolded(row.unfolded))?;
+            }
+            // The rows' (tenant, key) are distinct; a chunk may span tenants.
+            let mut stored = std::collections::HashSet::new();
+            let mut returned = insert.raw_query();
+            while let Some(r) = returned.next()? {
+                stored.insert((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?));
+            }
+            for (r, row) in chunk.iter().enumerate() {
+                let (org, env) = tenant_binds(row.tenant);
+                if !stored.contains(&(org, env.to_string(), row.key.to_string())) {
+                    skipped.push(offset + r);
+                }
+            }
+            offset += chunk.len();
+        }
+        Ok(skipped)
+    }
+
+    /// The stored events of a tenant among these keys.
+    pub fn find_events(&mut self, tenant: &Tenant, keys: &[&str]) -> Result<Vec<StoredEvent>> {
+        let mut find = self.tx.prepare_cached(FIND)?;
+        let (org, env) = tenant_binds(tenant);
+        let mut found = Vec::new();
+        for key in keys {
+            let event = find
+                .query_row(params![org, env, key], |r| {
+                    Ok(StoredEvent {
+                        key: key.to_string(),
+                        customer_id: r.get(0)?,
+                        event_name: r.get(1)?,
+                        at: from_micros(r.get(2)?),
+                        resource_id: r.get(3)?,
+                        properties: r.get(4)?,
+                    })
+                })
+                .optional()?;
+            found.extend(event);
+        }
+        Ok(found)
+    }
+
+    /// Commits; on return the transaction is on disk.
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit().map_err(StoreError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+    use kelviq_core::Environment;
+
+    fn row<'a>(tenant: &'a Tenant, key: &'a str) -> EventRow<'a> {
+        EventRow {
+            tenant,
+            customer_id: "c",
+            event_name: "ping",
+            key,
+            at: Utc::now(),
+            resource_id: None,
+            properties: "{}",
+            unfolded: &[],
+        }
+    }
+
+    /// One key in two tenants, in one statement: each tenant's row is stored
+    /// or skipped on its own, in chunks of every size.
+    #[tokio::test]
+    async fn keys_are_per_tenant() {
+        let dir = std::env::temp_dir().join(format!("kq-journal-{}", uuid::Uuid::new_v4()));
+        let store = Store::connect(&format!("sqlite://{}/k.db", dir.display()), 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut journal = EventJournal::open(store.sqlite_path().unwrap()).unwrap();
+        let a = Tenant { org_id: uuid::Uuid::new_v4(), org_seq: 1, env: Environment::Sandbox };
+        let b = Tenant { env: Environment::Production, ..a.clone() };
+        let keys: Vec<String> = (0..ROWS_PER_INSERT + 5).map(|i| format!("k{i}")).collect();
+        let now = Utc::now();
+
+        let mut tx = journal.begin().unwrap();
+        let earlier: Vec<EventRow> = keys.iter().step_by(2).map(|k| row(&b, k)).collect();
+        assert_eq!(tx.insert_events(&earlier, now).unwrap(), Vec::<usize>::new());
+        tx.commit().unwrap();
+
+        // Every key for both tenants, interleaved: b's even keys are stored already.
+        let both: Vec<EventRow> = keys.iter().flat_map(|k| [row(&a, k), row(&b, k)]).collect();
+        let mut tx = journal.begin().unwrap();
+        let skipped = tx.insert_events(&both, now).unwrap();
+        let expected: Vec<usize> = (0..keys.len()).step_by(2).map(|k| 2 * k + 1).collect();
+        assert_eq!(skipped, expected);
+        let found = tx.find_events(&b, &["k0", "k1", "nothing"]).unwrap();
+        assert_eq!(found.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["k0", "k1"]);
+        // Not committed: none of it was stored.
+        drop(tx);
+        let mut tx = journal.begin().unwrap();
+        assert_eq!(tx.find_events(&a, &["k0"]).unwrap().len(), 0);
+        drop(tx);
+        drop(journal);
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
