@@ -275,6 +275,10 @@ pub struct Engine {
     /// state built from the database meanwhile is not cached (it may predate
     /// the change).
     epochs: Vec<AtomicU64>,
+    /// Usage writes in flight per epoch bucket: committed (or committing) but
+    /// not yet applied to the cached states. A state built from the
+    /// database meanwhile may or may not hold them, so it is not cached.
+    writing: Vec<std::sync::atomic::AtomicU32>,
 }
 
 impl Default for Engine {
@@ -283,6 +287,7 @@ impl Default for Engine {
             customers: RwLock::default(),
             plans: RwLock::default(),
             epochs: (0..EPOCHS).map(|_| AtomicU64::new(0)).collect(),
+            writing: (0..EPOCHS).map(|_| std::sync::atomic::AtomicU32::new(0)).collect(),
         }
     }
 }
@@ -328,12 +333,29 @@ impl Engine {
     }
 
     /// Caches a state built from the database unless the customer changed
-    /// since `epoch` was read (checked under the lock writers take too).
+    /// since `epoch` was read or a usage write of theirs is in flight
+    /// (checked under the lock writers take too).
     fn insert_unless_changed(&self, tenant: &Tenant, customer_id: &str, state: Arc<CustomerState>, epoch: u64) {
         let mut map = self.customers.write().unwrap_or_else(|e| e.into_inner());
-        if self.epochs[bucket(tenant.org_id, tenant.env, customer_id)].load(Ordering::SeqCst) == epoch {
+        let b = bucket(tenant.org_id, tenant.env, customer_id);
+        if self.epochs[b].load(Ordering::SeqCst) == epoch && self.writing[b].load(Ordering::SeqCst) == 0 {
             map.insert(tenant, customer_id, state);
         }
+    }
+
+    /// Marks a usage write of the customer in flight, before its transaction
+    /// begins; [`Engine::written`] ends it once its changes are applied here
+    /// (or it failed).
+    pub fn writing(&self, tenant: &Tenant, customer_id: &str) {
+        self.writing[bucket(tenant.org_id, tenant.env, customer_id)].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends what [`Engine::writing`] began, after bumping the epoch (a state
+    /// built while the write was in flight is then not cached either).
+    pub fn written(&self, tenant: &Tenant, customer_id: &str) {
+        let b = bucket(tenant.org_id, tenant.env, customer_id);
+        self.epochs[b].fetch_add(1, Ordering::SeqCst);
+        self.writing[b].fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Records counter changes this process just committed into the cached

@@ -15,6 +15,12 @@
 //! about once a second. After a crash, the start folds whatever the journal
 //! holds past the last fold. On PostgreSQL, which several processes share,
 //! counters change in the event's own transaction.
+//!
+//! On SQLite a group of plain events (every change an addition, no alerts:
+//! the common case) only appends to the journal, which the writer does on
+//! its own connection ([`EventJournal`]) without leaving its thread, and a
+//! thread of answers updates this process's state and replies while the
+//! writer begins the next group. Anything else goes through the store.
 
 use crate::app::AppState;
 use crate::entitlements::Counters;
@@ -286,9 +292,10 @@ impl Writer {
 
 /// Folds what an earlier process left unfolded, then starts the writer.
 ///
-/// On SQLite the writer runs on a thread of its own: its transaction waits
-/// on nothing but the database, and on a busy machine each of its steps
-/// would otherwise queue behind the requests it is serving.
+/// On SQLite the writer runs on a thread of its own, with the journal's
+/// connection: its transaction waits on nothing but the database, and on a
+/// busy machine each of its steps would otherwise queue behind the requests
+/// it is serving.
 pub async fn start(state: AppState) -> anyhow::Result<Writer> {
     let sqlite = state.store.backend() == Backend::Sqlite;
     if sqlite {
@@ -366,6 +373,13 @@ async fn run(
                 Err(_) => break,
             }
         }
+        // Until answered, a state built from the database is not cached for
+        // these customers: it may or may not hold this group's changes.
+        for job in &batch {
+            for item in &job.items {
+                state.entitlements.writing(&job.tenant, &item.customer_id);
+            }
+        }
         let pending = state.ingest.pending.len();
         let fold = defer && pending > 0 && (last_fold.elapsed() >= fold_interval || pending >= FOLD_MAX);
         if batch.is_empty() && !fold {
@@ -389,11 +403,11 @@ async fn run(
                     let one = vec![job];
                     match apply_guarded(&state, &one, false, defer, journal.as_mut(), &answers).await {
                         Ok(a) => answers.deliver(one, a),
-                        Err(e) => fail(one, &e),
+                        Err(e) => answers.fail(one, &e),
                     }
                 }
             }
-            Err(e) => fail(batch, &e),
+            Err(e) => answers.fail(batch, &e),
         }
     }
 }
@@ -402,9 +416,9 @@ async fn run(
 /// thread of its own: the writer begins its next transaction while the
 /// last one's requests are answered (the state and the pending sums updated,
 /// then the replies sent), in the order the groups committed.
-enum Answers {
-    Inline(AppState),
-    Thread { tx: Option<std::sync::mpsc::Sender<Answer>>, thread: Option<std::thread::JoinHandle<()>> },
+struct Answers {
+    state: AppState,
+    thread: Option<(std::sync::mpsc::Sender<Answer>, std::thread::JoinHandle<()>)>,
 }
 
 enum Answer {
@@ -415,15 +429,24 @@ enum Answer {
 
 impl Answers {
     fn new(state: &AppState, threaded: bool) -> Answers {
+        let mut answers = Answers { state: state.clone(), thread: None };
         if !threaded {
-            return Answers::Inline(state.clone());
+            return answers;
         }
         let (tx, rx) = std::sync::mpsc::channel::<Answer>();
         let answering = state.clone();
         let thread = std::thread::Builder::new().name("kelviq-usage-answers".into()).spawn(move || {
             for answer in rx {
                 match answer {
-                    Answer::Group(batch, applied) => deliver(&answering, batch, applied),
+                    Answer::Group(batch, applied) => {
+                        // A bug answering one group must not stop the answers to the next.
+                        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            deliver(&answering, batch, applied)
+                        }));
+                        if answered.is_err() {
+                            tracing::error!("answering a committed usage group failed; see the panic above");
+                        }
+                    }
                     Answer::Settled(done) => {
                         let _ = done.send(());
                     }
@@ -431,31 +454,32 @@ impl Answers {
             }
         });
         match thread {
-            Ok(thread) => Answers::Thread { tx: Some(tx), thread: Some(thread) },
-            Err(e) => {
-                tracing::warn!(error = %e, "no thread for usage answers; the writer answers itself");
-                Answers::Inline(state.clone())
+            Ok(thread) => answers.thread = Some((tx, thread)),
+            Err(e) => tracing::warn!(error = %e, "no thread for usage answers; the writer answers itself"),
+        }
+        answers
+    }
+
+    fn deliver(&self, batch: Vec<Job>, applied: Applied) {
+        match &self.thread {
+            None => deliver(&self.state, batch, applied),
+            Some((tx, _)) => {
+                if let Err(std::sync::mpsc::SendError(Answer::Group(batch, _))) = tx.send(Answer::Group(batch, applied))
+                {
+                    self.fail(batch, "the usage answers stopped");
+                }
             }
         }
     }
 
-    fn deliver(&self, batch: Vec<Job>, applied: Applied) {
-        match self {
-            Answers::Inline(state) => deliver(state, batch, applied),
-            Answers::Thread { tx: Some(tx), .. } => {
-                if let Err(std::sync::mpsc::SendError(Answer::Group(batch, _))) = tx.send(Answer::Group(batch, applied))
-                {
-                    fail(batch, "the usage answers stopped");
-                }
-            }
-            Answers::Thread { tx: None, .. } => fail(batch, "the usage answers stopped"),
-        }
+    fn fail(&self, batch: Vec<Job>, e: &str) {
+        fail(&self.state, batch, e)
     }
 
     /// Waits until every group handed over is answered: the pending sums
     /// then hold every commit's (a fold or an ordered change reads them).
     async fn settled(&self) {
-        if let Answers::Thread { tx: Some(tx), .. } = self {
+        if let Some((tx, _)) = &self.thread {
             let (done, settled) = oneshot::channel();
             if tx.send(Answer::Settled(done)).is_ok() {
                 let _ = settled.await;
@@ -467,17 +491,23 @@ impl Answers {
 impl Drop for Answers {
     /// Answers what was handed over before the writer reports it stopped.
     fn drop(&mut self) {
-        if let Answers::Thread { tx, thread } = self {
-            drop(tx.take());
-            if let Some(thread) = thread.take() {
-                let _ = thread.join();
-            }
+        if let Some((tx, thread)) = self.thread.take() {
+            drop(tx);
+            let _ = thread.join();
         }
     }
 }
 
-fn fail(batch: Vec<Job>, e: &str) {
+/// Ends the in-flight marks of a job's writes (see [`crate::entitlements::Engine::writing`]).
+fn written(state: &AppState, job: &Job) {
+    for item in &job.items {
+        state.entitlements.written(&job.tenant, &item.customer_id);
+    }
+}
+
+fn fail(state: &AppState, batch: Vec<Job>, e: &str) {
     for mut job in batch {
+        written(state, &job);
         if let Some(reply) = job.reply.take() {
             let _ = reply.send(Err(e.to_string()));
         }
@@ -547,6 +577,7 @@ fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied) {
         state
             .entitlements
             .apply_counters(&job.tenant, changed.map(|(item, o)| (item.customer_id.as_str(), o.counters.as_slice())));
+        written(state, &job);
         if let Some(reply) = job.reply.take() {
             let _ = reply.send(Ok(outcomes));
         }

@@ -1,9 +1,9 @@
 //! The usage journal's direct path on SQLite: a connection of the usage
 //! writer's own, driven on the writer's thread, that appends plain events
-//! (events whose counts are folded later) with one prepared statement per
-//! row. Through sqlx every statement is a message to the connection's worker
-//! thread and every value is converted twice; here the transaction is a few
-//! calls on the thread that built it.
+//! (events whose counts are folded later) with prepared statements of 64
+//! rows each. Through sqlx every statement is a message to the connection's
+//! worker thread and every value is converted twice; here the transaction is
+//! a few calls on the thread that built it.
 //!
 //! SQLite allows one writer at a time. A journal transaction begins only
 //! while its caller holds [`Store::write_turn`] (the store's own write
