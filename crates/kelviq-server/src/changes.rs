@@ -67,13 +67,21 @@ impl Seen {
 
 async fn read(state: &AppState, last: &mut i64, seen: &mut Seen) -> Result<(), StoreError> {
     loop {
-        let batch = state.store.changes_after((*last - LOOKBACK).max(0), 1000).await?;
-        let full = batch.len() == 1000;
-        for change in &batch {
-            if seen.insert(change.seq) {
-                dispatch(state, change);
+        // The positions first, then only the changes not yet acted on (the
+        // lookback would otherwise read its changes again on every wake-up).
+        let seqs = state.store.change_seqs_after((*last - LOOKBACK).max(0), 1000).await?;
+        let full = seqs.len() == 1000;
+        let mut fresh = seqs.iter().filter(|s| !seen.set.contains(s));
+        if let Some(&first) = fresh.next() {
+            let newest = fresh.next_back().copied().unwrap_or(first);
+            for change in state.store.changes_between(first, newest).await? {
+                if seen.insert(change.seq) {
+                    dispatch(state, &change);
+                }
             }
-            *last = (*last).max(change.seq);
+        }
+        if let Some(&newest) = seqs.last() {
+            *last = (*last).max(newest);
         }
         if !full {
             return Ok(());

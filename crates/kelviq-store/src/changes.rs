@@ -18,6 +18,65 @@ pub struct Change {
     pub subject: String,
 }
 
+/// Wakes the followers of the feed (on PostgreSQL) after commits whose
+/// changes were recorded with [`record_quiet_change`]. PostgreSQL makes the
+/// commits of transactions that NOTIFY take turns (a lock held until the
+/// commit is flushed), which would make the usage writers commit one at a
+/// time; a wake-up after the commit costs no flush, and wake-ups asked for
+/// while one is on its way are sent as one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Waker(Option<tokio::sync::mpsc::Sender<()>>);
+
+impl Waker {
+    /// Starts the task that sends the wake-ups over `pool`; it ends with the
+    /// last handle of the store (or when the pool is closed).
+    pub(crate) fn start(pool: &sqlx::AnyPool) -> Waker {
+        // One wake-up waiting at most: those asked for meanwhile are the same one.
+        let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            while woken.recv().await.is_some() && !pool.is_closed() {
+                let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANGES_CHANNEL)
+                    .bind(crate::TOPIC_USAGE)
+                    .execute(&pool)
+                    .await;
+                if let Err(e) = sent {
+                    if pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "waking the change feed's followers failed; they read it within a second anyway");
+                }
+            }
+        });
+        Waker(Some(wake))
+    }
+
+    pub(crate) fn wake(&self) {
+        if let Some(w) = &self.0 {
+            let _ = w.try_send(());
+        }
+    }
+}
+
+/// Records a change inside the caller's transaction (it is seen only if the
+/// transaction commits), without waking followers: the caller wakes them
+/// with a [`Waker`] once the transaction has committed.
+pub(crate) async fn record_quiet_change(
+    tx: &mut Transaction<'_, Any>,
+    topic: &str,
+    subject: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query("INSERT INTO change_feed (topic, subject, created_at) VALUES ($1, $2, $3)")
+        .bind(topic)
+        .bind(subject)
+        .bind(to_micros(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Records a change inside the caller's transaction (it is seen only if the
 /// transaction commits) and, on PostgreSQL, queues a wake-up for followers.
 pub(crate) async fn record_change(
@@ -41,14 +100,7 @@ pub(crate) async fn record_change(
             .execute(&mut **tx)
             .await?;
         }
-        Backend::Sqlite => {
-            sqlx::query("INSERT INTO change_feed (topic, subject, created_at) VALUES ($1, $2, $3)")
-                .bind(topic)
-                .bind(subject)
-                .bind(to_micros(now))
-                .execute(&mut **tx)
-                .await?;
-        }
+        Backend::Sqlite => record_quiet_change(tx, topic, subject, now).await?,
     }
     Ok(())
 }
@@ -62,13 +114,25 @@ impl Store {
         Ok(row.try_get("seq")?)
     }
 
-    /// Changes after `seq`, oldest first.
-    pub async fn changes_after(&self, seq: i64, limit: i64) -> Result<Vec<Change>> {
-        let rows = sqlx::query("SELECT seq, topic, subject FROM change_feed WHERE seq > $1 ORDER BY seq LIMIT $2")
+    /// The positions of the changes after `seq`, oldest first (reading only
+    /// the key index: a follower looks back over changes it has seen).
+    pub async fn change_seqs_after(&self, seq: i64, limit: i64) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT seq FROM change_feed WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(seq)
             .bind(limit)
             .fetch_all(&self.read)
             .await?;
+        rows.iter().map(|r| Ok(r.try_get("seq")?)).collect()
+    }
+
+    /// The changes from position `first` to `last`, both included, oldest first.
+    pub async fn changes_between(&self, first: i64, last: i64) -> Result<Vec<Change>> {
+        let rows =
+            sqlx::query("SELECT seq, topic, subject FROM change_feed WHERE seq >= $1 AND seq <= $2 ORDER BY seq")
+                .bind(first)
+                .bind(last)
+                .fetch_all(&self.read)
+                .await?;
         rows.iter()
             .map(|r| Ok(Change { seq: r.try_get("seq")?, topic: r.try_get("topic")?, subject: r.try_get("subject")? }))
             .collect()

@@ -116,6 +116,8 @@ pub struct Store {
     write: AnyPool,
     /// The SQLite file.
     path: Option<std::path::PathBuf>,
+    /// Wakes other processes after usage commits (PostgreSQL).
+    waker: changes::Waker,
 }
 
 impl Store {
@@ -129,7 +131,7 @@ impl Store {
                 let (url, path) = prepare_sqlite_url(url)?;
                 let read = sqlite_pool(max_connections.max(2), READ_CACHE_KIB).connect(&url).await?;
                 let write = sqlite_pool(1, WRITE_CACHE_KIB).connect(&url).await?;
-                Ok(Store { backend, read, write, path: Some(path) })
+                Ok(Store { backend, read, write, path: Some(path), waker: changes::Waker::default() })
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -137,7 +139,8 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await?;
-                Ok(Store { backend, read: pool.clone(), write: pool, path: None })
+                let waker = changes::Waker::start(&pool);
+                Ok(Store { backend, read: pool.clone(), write: pool, path: None, waker })
             }
         }
     }
@@ -192,6 +195,7 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        self.waker.wake();
     }
 }
 

@@ -283,7 +283,14 @@ impl Store {
 
     /// Starts a unit of work for a tenant.
     pub async fn begin(&self, tenant: &Tenant) -> Result<Work> {
-        Ok(Work { tx: self.write.begin().await?, backend: self.backend, tenant: tenant.clone(), changed: Vec::new() })
+        Ok(Work {
+            tx: self.write.begin().await?,
+            backend: self.backend,
+            tenant: tenant.clone(),
+            changed: Vec::new(),
+            waker: self.waker.clone(),
+            wake: false,
+        })
     }
 }
 
@@ -317,6 +324,9 @@ pub struct Work {
     tenant: Tenant,
     /// Customers whose entitlements this work changed.
     changed: Vec<(Tenant, String)>,
+    /// Wakes the change feed's followers after the commit, when `wake` is set.
+    waker: crate::changes::Waker,
+    pub(crate) wake: bool,
 }
 
 impl Work {
@@ -340,6 +350,9 @@ impl Work {
     /// this process can forget what it cached about them at once.
     pub async fn commit(self) -> Result<Vec<(Tenant, String)>> {
         self.tx.commit().await?;
+        if self.wake {
+            self.waker.wake();
+        }
         Ok(self.changed)
     }
 

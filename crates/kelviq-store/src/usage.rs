@@ -2,7 +2,7 @@
 //! entitlement overrides. Writes go through a [`Work`], which the server's
 //! ingest loop commits for many requests at once (group commit).
 
-use crate::changes::record_change;
+use crate::changes::record_quiet_change;
 use crate::{tenant_binds, Result, Store, Work};
 use chrono::{DateTime, Utc};
 use kelviq_core::timefmt::to_micros;
@@ -260,15 +260,16 @@ impl Work {
     }
 
     /// Tells every other server process that these customers' usage changed
-    /// (`origin` names this process, which updates its own state in place).
+    /// (`origin` names this process, which updates its own state in place);
+    /// they are woken once the work commits.
     pub async fn usage_changed(&mut self, customers: &[String], origin: &str, now: DateTime<Utc>) -> Result<()> {
         if customers.is_empty() {
             return Ok(());
         }
         let subject =
             format!("{}:{}:@{origin}\n{}", self.tenant().org_id, self.tenant().env.as_str(), customers.join("\n"));
-        let backend = self.backend();
-        record_change(self.tx(), backend, TOPIC_USAGE, &subject, now).await
+        self.wake = true;
+        record_quiet_change(self.tx(), TOPIC_USAGE, &subject, now).await
     }
 
     /// Sets (or, with `None`, removes) a customer's override of a feature.
