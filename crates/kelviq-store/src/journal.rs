@@ -6,7 +6,7 @@
 //! a few calls on the thread that built it.
 //!
 //! SQLite allows one writer at a time. A journal transaction begins only
-//! while its caller holds [`Store::write_turn`] (the store's own write
+//! while its caller holds [`crate::Store::write_turn`] (the store's own write
 //! connection, taken from its pool), so it never waits on the store's writes
 //! nor they on it, and both are served in the order they asked.
 //!
@@ -115,7 +115,7 @@ impl EventJournal {
         Ok(EventJournal { conn, checkpoints: Some(Checkpoints::start(path)?) })
     }
 
-    /// Begins a write transaction. The caller holds [`Store::write_turn`].
+    /// Begins a write transaction. The caller holds [`crate::Store::write_turn`].
     pub fn begin(&mut self) -> Result<JournalTx<'_>> {
         Ok(JournalTx { tx: self.conn.transaction_with_behavior(TransactionBehavior::Immediate)? })
     }

@@ -7,6 +7,10 @@
 //!
 //! SQLite runs in WAL mode with `synchronous=FULL` behind a single writer
 //! connection, so a committed write is on disk before the caller answers.
+//! The one exception to "everything through sqlx" is the usage journal's
+//! append of plain events ([`EventJournal`], SQLite only), which runs on the
+//! usage writer's own connection while it holds that writer's turn
+//! ([`Store::write_turn`]); its stored rows are read back through sqlx.
 
 mod catalog;
 mod changes;
