@@ -350,12 +350,12 @@ impl Engine {
         self.writing[bucket(tenant.org_id, tenant.env, customer_id)].fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Ends what [`Engine::writing`] began, after bumping the epoch (a state
-    /// built while the write was in flight is then not cached either).
+    /// Ends what [`Engine::writing`] began, after the write's changes went
+    /// through [`Engine::apply_counters`] (whose epoch bump keeps a state
+    /// built while the write was in flight from being cached afterwards; a
+    /// write that changed nothing needs none).
     pub fn written(&self, tenant: &Tenant, customer_id: &str) {
-        let b = bucket(tenant.org_id, tenant.env, customer_id);
-        self.epochs[b].fetch_add(1, Ordering::SeqCst);
-        self.writing[b].fetch_sub(1, Ordering::SeqCst);
+        self.writing[bucket(tenant.org_id, tenant.env, customer_id)].fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Records counter changes this process just committed into the cached

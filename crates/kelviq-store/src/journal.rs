@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use kelviq_core::timefmt::{from_micros, to_micros};
 use kelviq_core::Tenant;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The journal's connection, and the thread that checkpoints the log.
@@ -136,8 +137,8 @@ impl JournalTx<'_> {
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let sql = if chunk.len() == ROWS_PER_INSERT { full_insert() } else { &insert_sql(chunk.len()) };
             let mut insert = self.tx.prepare_cached(sql)?;
-            for (r, row) in chunk.iter().enumerate() {
-                let (org, env) = tenant_binds(row.tenant);
+            let binds: Vec<(String, &str)> = chunk.iter().map(|row| tenant_binds(row.tenant)).collect();
+            for (r, (row, (org, env))) in chunk.iter().zip(&binds).enumerate() {
                 let at = |c: usize| r * COLUMNS + c;
                 insert.raw_bind_parameter(at(1), org)?;
                 insert.raw_bind_parameter(at(2), env)?;
@@ -151,14 +152,15 @@ impl JournalTx<'_> {
                 insert.raw_bind_parameter(at(10), encode_unfolded(row.unfolded))?;
             }
             // The rows' (tenant, key) are distinct; a chunk may span tenants.
-            let mut stored = std::collections::HashSet::new();
+            // Stored keys, each with the tenants (org, env) that stored it.
+            let mut stored: HashMap<String, Vec<(String, String)>> = HashMap::new();
             let mut returned = insert.raw_query();
             while let Some(r) = returned.next()? {
-                stored.insert((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?));
+                stored.entry(r.get(2)?).or_default().push((r.get(0)?, r.get(1)?));
             }
-            for (r, row) in chunk.iter().enumerate() {
-                let (org, env) = tenant_binds(row.tenant);
-                if !stored.contains(&(org, env.to_string(), row.key.to_string())) {
+            for (r, (row, (org, env))) in chunk.iter().zip(&binds).enumerate() {
+                let by = stored.get(row.key).map(Vec::as_slice).unwrap_or_default();
+                if !by.iter().any(|(o, e)| o == org && e == env) {
                     skipped.push(offset + r);
                 }
             }
