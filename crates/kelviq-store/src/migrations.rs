@@ -1,6 +1,8 @@
 //! Migrations are embedded in the binary and written once, in SQLite's
-//! dialect; for PostgreSQL the one difference, the auto-increment key, is
-//! rewritten. Adding a migration: a new `NNNN_name.sql` here and a line below.
+//! dialect. For PostgreSQL the auto-increment key is rewritten, and a line
+//! starting with `-- postgres: ` is a statement for PostgreSQL only (SQLite
+//! reads it as a comment). Adding a migration: a new `NNNN_name.sql` here and
+//! a line below.
 
 use crate::Backend;
 use futures_core::future::BoxFuture;
@@ -17,16 +19,22 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "selling", include_str!("../migrations/0006_selling.sql")),
     (7, "usage", include_str!("../migrations/0007_usage.sql")),
     (8, "usage events", include_str!("../migrations/0008_usage_events.sql")),
+    (9, "usage keys", include_str!("../migrations/0009_usage_keys.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
 const POSTGRES_SERIAL: &str = "BIGSERIAL PRIMARY KEY";
+const POSTGRES_ONLY: &str = "-- postgres: ";
 
 /// The migration text for a backend.
 pub fn sql_for(backend: Backend, sql: &str) -> String {
     match backend {
         Backend::Sqlite => sql.to_string(),
-        Backend::Postgres => sql.replace(SQLITE_SERIAL, POSTGRES_SERIAL),
+        Backend::Postgres => sql
+            .replace(SQLITE_SERIAL, POSTGRES_SERIAL)
+            .split_inclusive('\n')
+            .map(|line| line.strip_prefix(POSTGRES_ONLY).unwrap_or(line))
+            .collect(),
     }
 }
 
@@ -73,5 +81,8 @@ mod tests {
         }
         assert!(sql_for(Backend::Postgres, MIGRATIONS[0].2).contains(POSTGRES_SERIAL));
         assert!(!sql_for(Backend::Postgres, MIGRATIONS[0].2).contains("AUTOINCREMENT"));
+        let only = "CREATE TABLE t (a INT);\n-- postgres: ALTER TABLE t SET (fillfactor = 70);\n";
+        assert_eq!(sql_for(Backend::Postgres, only), "CREATE TABLE t (a INT);\nALTER TABLE t SET (fillfactor = 70);\n");
+        assert_eq!(sql_for(Backend::Sqlite, only), only);
     }
 }
