@@ -12,6 +12,7 @@ use crate::error::ApiResult;
 use crate::ingest::Counted;
 use crate::selling::live_subscriptions;
 use crate::tenant_map::{customer_hash, TenantMap};
+use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::FeatureType;
 use kelviq_core::entitlements::{boolean_row, customizable_row, meter_row, meter_window, rollover_carry, RowState};
@@ -79,8 +80,8 @@ impl Grant {
 pub struct CustomerState {
     pub grants: Vec<Grant>,
     pub counters: Counters,
-    /// The rows as JSON, kept until the first meter period ends (rows are
-    /// the same until then); a change of counters makes a new state.
+    /// The check's answer as JSON, kept until the first meter period ends
+    /// (rows are the same until then); a change of counters makes a new state.
     rendered: RwLock<Option<Rendered>>,
 }
 
@@ -118,8 +119,8 @@ impl Counters {
     }
 }
 
-/// Rows as JSON, and until when they hold (`None`: no meter period ends).
-type Rendered = (Option<DateTime<Utc>>, Arc<str>);
+/// The check's body, and until when it holds (`None`: no meter period ends).
+type Rendered = (Option<DateTime<Utc>>, Bytes);
 
 impl Clone for CustomerState {
     /// A copy to change: without the kept rendering.
@@ -159,23 +160,25 @@ impl Row {
 }
 
 impl CustomerState {
-    /// The check's rows at `now` as a JSON array, from the kept rendering
-    /// while it is valid.
-    pub fn rows_json(&self, now: DateTime<Utc>) -> Arc<str> {
-        if let Some((until, text)) = self.rendered.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+    /// The check's answer at `now`, `{"customerId":…,"entitlements":[…]}`
+    /// (this state is the customer's, so their id is part of it), from the
+    /// kept rendering while it is valid: the body is shared, not copied.
+    pub fn check_body(&self, customer_id: &str, now: DateTime<Utc>) -> Bytes {
+        if let Some((until, body)) = self.rendered.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             if until.is_none_or(|u| now < u) {
-                return text.clone();
+                return body.clone();
             }
         }
-        let (until, text) = self.render(now);
-        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = Some((until, text.clone()));
-        text
+        let (until, body) = self.render(customer_id, now);
+        *self.rendered.write().unwrap_or_else(|e| e.into_inner()) = Some((until, body.clone()));
+        body
     }
 
-    fn render(&self, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Arc<str>) {
+    fn render(&self, customer_id: &str, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Bytes) {
         let rows: Vec<Value> = self.rows(now).iter().map(Row::to_wire).collect();
         let until = self.grants.iter().filter_map(|g| g.window(now).1).min();
-        (until, serde_json::to_string(&rows).expect("rows serialise").into())
+        let body = json!({ "customerId": customer_id, "entitlements": rows }).to_string();
+        (until, Bytes::from(body))
     }
 
     pub fn usage(&self, feature: &str, period_start: i64) -> i64 {
@@ -395,7 +398,7 @@ pub async fn load(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiRe
     let Some(built) = build(state, tenant, customer_id).await? else { return Ok(None) };
     let built = Arc::new(built);
     // Rendered now, while loading, so that checks find it ready.
-    built.rows_json(crate::selling::tenant_now(state, tenant).await?);
+    built.check_body(customer_id, crate::selling::tenant_now(state, tenant).await?);
     state.entitlements.insert_unless_changed(tenant, customer_id, built.clone(), epoch);
     Ok(Some(built))
 }
