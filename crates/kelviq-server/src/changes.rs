@@ -89,7 +89,7 @@ async fn read(state: &AppState, last: &mut i64, seen: &mut Seen) -> Result<(), S
     }
 }
 
-/// Runs until the task is aborted.
+/// Runs until the task is aborted or the store closes.
 pub async fn follow(state: AppState) {
     let mut last = match state.store.latest_change_seq().await {
         Ok(seq) => seq,
@@ -124,9 +124,13 @@ pub async fn follow(state: AppState) {
             None => tokio::time::sleep(TICK).await,
         }
         if let Err(e) = read(&state, &mut last, &mut seen).await {
+            // The server is stopping: nothing is left to follow.
+            if state.store.is_closed() {
+                return;
+            }
             // Wait before the next try: queued notifications would otherwise
-            // turn a failing read (a closed pool at shutdown) into a busy loop
-            // that never yields, so the task could not even be stopped.
+            // turn a failing read into a busy loop that never yields, so the
+            // task could not even be stopped.
             tracing::warn!(error = %e, "reading the change feed failed; retrying");
             tokio::time::sleep(TICK).await;
         }

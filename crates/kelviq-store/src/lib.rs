@@ -201,6 +201,11 @@ impl Store {
         self.read.close().await;
         self.waker.wake();
     }
+
+    /// Whether [`Store::close`] has begun (the server is stopping).
+    pub fn is_closed(&self) -> bool {
+        self.read.is_closed() || self.write.is_closed()
+    }
 }
 
 /// See [`Store::write_turn`].
