@@ -14,7 +14,7 @@
 //! database file (and syncing it) is done by a thread of the journal's, on a
 //! connection of its own, so that the writer only ever appends.
 
-use crate::usage::{encode_unfolded, EventRow, StoredEvent};
+use crate::usage::{write_unfolded, EventRow, StoredEvent};
 use crate::{tenant_binds, Result, StoreError};
 use chrono::{DateTime, Utc};
 use kelviq_core::timefmt::{from_micros, to_micros};
@@ -130,15 +130,26 @@ pub struct JournalTx<'c> {
 impl JournalTx<'_> {
     /// Stores each event unless its tenant stored its key before (the rows'
     /// keys are distinct); returns the indexes of those skipped.
+    ///
+    /// This is the writer's inner loop, so it allocates nothing per row: a
+    /// tenant's binds are made once per run of its rows, the additions are
+    /// written into one buffer (SQLite copies each bound text), and the
+    /// keys the insert returns are matched as borrowed text.
     pub fn insert_events(&mut self, rows: &[EventRow<'_>], now: DateTime<Utc>) -> Result<Vec<usize>> {
         let received = to_micros(now);
         let mut skipped = Vec::new();
         let mut offset = 0;
+        let mut unfolded = String::new();
+        let mut tenant: Option<(&Tenant, String, &str)> = None;
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             let sql = if chunk.len() == ROWS_PER_INSERT { full_insert() } else { &insert_sql(chunk.len()) };
             let mut insert = self.tx.prepare_cached(sql)?;
-            let binds: Vec<(String, &str)> = chunk.iter().map(|row| tenant_binds(row.tenant)).collect();
-            for (r, (row, (org, env))) in chunk.iter().zip(&binds).enumerate() {
+            for (r, row) in chunk.iter().enumerate() {
+                if tenant.as_ref().is_none_or(|(t, ..)| *t != row.tenant) {
+                    let (org, env) = tenant_binds(row.tenant);
+                    tenant = Some((row.tenant, org, env));
+                }
+                let (_, org, env) = tenant.as_ref().expect("set above");
                 let at = |c: usize| r * COLUMNS + c;
                 insert.raw_bind_parameter(at(1), org)?;
                 insert.raw_bind_parameter(at(2), env)?;
@@ -149,21 +160,20 @@ impl JournalTx<'_> {
                 insert.raw_bind_parameter(at(7), row.resource_id)?;
                 insert.raw_bind_parameter(at(8), row.properties)?;
                 insert.raw_bind_parameter(at(9), received)?;
-                insert.raw_bind_parameter(at(10), encode_unfolded(row.unfolded))?;
+                unfolded.clear();
+                write_unfolded(&mut unfolded, row.unfolded);
+                insert.raw_bind_parameter(at(10), unfolded.as_str())?;
             }
-            // The rows' (tenant, key) are distinct; a chunk may span tenants.
-            // Stored keys, each with the tenants (org, env) that stored it.
-            let mut stored: HashMap<String, Vec<(String, String)>> = HashMap::new();
+            let mut stored = vec![false; chunk.len()];
+            let mut matcher = Matcher::new(chunk);
             let mut returned = insert.raw_query();
             while let Some(r) = returned.next()? {
-                stored.entry(r.get(2)?).or_default().push((r.get(0)?, r.get(1)?));
-            }
-            for (r, (row, (org, env))) in chunk.iter().zip(&binds).enumerate() {
-                let by = stored.get(row.key).map(Vec::as_slice).unwrap_or_default();
-                if !by.iter().any(|(o, e)| o == org && e == env) {
-                    skipped.push(offset + r);
+                let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
+                if let Some(i) = matcher.find(text(0)?, text(1)?, text(2)?) {
+                    stored[i] = true;
                 }
             }
+            skipped.extend(stored.iter().enumerate().filter(|(_, s)| !**s).map(|(r, _)| offset + r));
             offset += chunk.len();
         }
         Ok(skipped)
@@ -198,6 +208,45 @@ impl JournalTx<'_> {
     }
 }
 
+/// Finds which row of a chunk a returned (org, environment, key) is. SQLite
+/// returns the stored rows in the order given, so the next row in order is
+/// tried first; any other order falls back to a search by key.
+struct Matcher<'r, 'a> {
+    rows: &'r [EventRow<'a>],
+    next: usize,
+    by_key: Option<HashMap<&'a str, Vec<usize>>>,
+}
+
+impl<'r, 'a> Matcher<'r, 'a> {
+    fn new(rows: &'r [EventRow<'a>]) -> Self {
+        Matcher { rows, next: 0, by_key: None }
+    }
+
+    fn is(&self, i: usize, org: &str, env: &str, key: &str) -> bool {
+        let row = &self.rows[i];
+        row.key == key && row.tenant.env.as_str() == env && org.parse() == Ok(row.tenant.org_id)
+    }
+
+    fn find(&mut self, org: &str, env: &str, key: &str) -> Option<usize> {
+        if let Some(i) = (self.next..self.rows.len()).find(|&i| self.rows[i].key == key) {
+            if self.is(i, org, env, key) {
+                self.next = i + 1;
+                return Some(i);
+            }
+        }
+        let rows = self.rows;
+        let by_key = self.by_key.get_or_insert_with(|| {
+            let mut m: HashMap<&str, Vec<usize>> = HashMap::new();
+            for (i, r) in rows.iter().enumerate() {
+                m.entry(r.key).or_default().push(i);
+            }
+            m
+        });
+        let candidates = by_key.get(key)?.clone();
+        candidates.into_iter().find(|&i| self.is(i, org, env, key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +264,24 @@ mod tests {
             properties: "{}",
             unfolded: &[],
         }
+    }
+
+    /// Returned rows are matched to their own row in any order, with one key
+    /// in two tenants.
+    #[test]
+    fn returned_rows_find_their_row_in_any_order() {
+        let a = Tenant { org_id: uuid::Uuid::new_v4(), org_seq: 1, env: Environment::Sandbox };
+        let b = Tenant { env: Environment::Production, ..a.clone() };
+        let c = Tenant { org_id: uuid::Uuid::new_v4(), ..a.clone() };
+        let rows = [row(&a, "k1"), row(&b, "k1"), row(&a, "k2"), row(&c, "k1")];
+        let (org_a, org_c) = (a.org_id.to_string(), c.org_id.to_string());
+        let mut m = Matcher::new(&rows);
+        assert_eq!(m.find(&org_c, "sandbox", "k1"), Some(3));
+        assert_eq!(m.find(&org_a, "production", "k1"), Some(1));
+        assert_eq!(m.find(&org_a, "sandbox", "k2"), Some(2));
+        assert_eq!(m.find(&org_a, "sandbox", "k1"), Some(0));
+        assert_eq!(m.find(&org_a, "sandbox", "k3"), None);
+        assert_eq!(m.find(&org_c, "production", "k1"), None);
     }
 
     /// One key in two tenants, in one statement: each tenant's row is stored

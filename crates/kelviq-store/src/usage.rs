@@ -366,12 +366,17 @@ pub struct AddRow<'a> {
 
 /// `feature<TAB>period_start<TAB>delta` lines.
 pub(crate) fn encode_unfolded(adds: &[(String, i64, i64)]) -> String {
-    use std::fmt::Write;
     let mut out = String::new();
+    write_unfolded(&mut out, adds);
+    out
+}
+
+/// [`encode_unfolded`] into a buffer.
+pub(crate) fn write_unfolded(out: &mut String, adds: &[(String, i64, i64)]) {
+    use std::fmt::Write;
     for (feature, start, delta) in adds {
         let _ = writeln!(out, "{feature}\t{start}\t{delta}");
     }
-    out
 }
 
 fn decode_unfolded(text: &str) -> impl Iterator<Item = (&str, i64, i64)> {
