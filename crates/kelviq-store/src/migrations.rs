@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "usage", include_str!("../migrations/0007_usage.sql")),
     (8, "usage events", include_str!("../migrations/0008_usage_events.sql")),
     (9, "usage keys", include_str!("../migrations/0009_usage_keys.sql")),
+    (10, "usage collation", include_str!("../migrations/0010_usage_collation.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
