@@ -79,6 +79,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
         .merge(routes::hosted::router())
+        // The entitlement check, the hottest route, outside the nest: a
+        // nested route's URI is rebuilt without its prefix on every request.
+        .merge(routes::entitlements::router())
         .nest("/api/v1", routes::api_router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/entitlements", get(get_entitlements))
+    Router::new().route("/api/v1/entitlements", get(get_entitlements))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

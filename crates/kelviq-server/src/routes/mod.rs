@@ -25,7 +25,6 @@ pub fn api_router() -> Router<AppState> {
         .merge(plans::router())
         .merge(media::router())
         .merge(checkout::router())
-        .merge(entitlements::router())
         .merge(reporting::router())
         .merge(subscriptions::router())
         .merge(money::router())
