@@ -222,19 +222,16 @@ impl<'r, 'a> Matcher<'r, 'a> {
         Matcher { rows, next: 0, by_key: None }
     }
 
-    fn is(&self, i: usize, org: &str, env: &str, key: &str) -> bool {
-        let row = &self.rows[i];
-        row.key == key && row.tenant.env.as_str() == env && org.parse() == Ok(row.tenant.org_id)
-    }
-
     fn find(&mut self, org: &str, env: &str, key: &str) -> Option<usize> {
-        if let Some(i) = (self.next..self.rows.len()).find(|&i| self.rows[i].key == key) {
-            if self.is(i, org, env, key) {
-                self.next = i + 1;
-                return Some(i);
-            }
-        }
         let rows = self.rows;
+        let is = |i: &usize| {
+            let row = &rows[*i];
+            row.key == key && row.tenant.env.as_str() == env && org.parse() == Ok(row.tenant.org_id)
+        };
+        if let Some(i) = (self.next..rows.len()).find(|&i| rows[i].key == key).filter(is) {
+            self.next = i + 1;
+            return Some(i);
+        }
         let by_key = self.by_key.get_or_insert_with(|| {
             let mut m: HashMap<&str, Vec<usize>> = HashMap::new();
             for (i, r) in rows.iter().enumerate() {
@@ -242,8 +239,7 @@ impl<'r, 'a> Matcher<'r, 'a> {
             }
             m
         });
-        let candidates = by_key.get(key)?.clone();
-        candidates.into_iter().find(|&i| self.is(i, org, env, key))
+        by_key.get(key)?.iter().copied().find(is)
     }
 }
 
