@@ -4,8 +4,8 @@
 
 use crate::app::AppState;
 use kelviq_store::{
-    change_subject, Change, ChangeListener, StoreError, TOPIC_API_KEY, TOPIC_CATALOG, TOPIC_ENTITLEMENTS,
-    TOPIC_TEST_CLOCK, TOPIC_USAGE,
+    change_subject, usage_wake_payload, Change, ChangeListener, StoreError, TOPIC_API_KEY, TOPIC_CATALOG,
+    TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK, TOPIC_USAGE,
 };
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -15,6 +15,8 @@ use std::time::Duration;
 const LOOKBACK: i64 = 256;
 /// How often the feed is read without a wake-up.
 const TICK: Duration = Duration::from_millis(100);
+/// How often the feed is read at least, whatever wake-ups come (PostgreSQL).
+const BACKSTOP: Duration = Duration::from_secs(1);
 /// How long feed rows are kept.
 const RETENTION_MINUTES: i64 = 60;
 
@@ -66,6 +68,7 @@ impl Seen {
 }
 
 async fn read(state: &AppState, last: &mut i64, seen: &mut Seen) -> Result<(), StoreError> {
+    metrics::counter!("change_feed_reads_total").increment(1);
     loop {
         // The positions first, then only the changes not yet acted on (the
         // lookback would otherwise read its changes again on every wake-up).
@@ -112,17 +115,25 @@ pub async fn follow(state: AppState) {
         None
     };
     let mut prune_at = state.clock.now();
+    // This process's own usage writes are in its state already: a wake-up
+    // announcing only them needs no read (they are read anyway with the next
+    // change of another process, or by the backstop).
+    let own_wake = usage_wake_payload(&state.origin);
+    let mut read_at = std::time::Instant::now();
     loop {
         match listener.as_mut() {
             // A notification, or a poll after a second as a backstop.
-            Some(l) => {
-                if let Err(e) = l.wait(Duration::from_secs(1)).await {
+            Some(l) => match l.wait(BACKSTOP).await {
+                Ok(Some(payload)) if payload == own_wake && read_at.elapsed() < BACKSTOP => continue,
+                Ok(_) => {}
+                Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection lost; it reconnects");
                     tokio::time::sleep(TICK).await;
                 }
-            }
+            },
             None => tokio::time::sleep(TICK).await,
         }
+        read_at = std::time::Instant::now();
         if let Err(e) = read(&state, &mut last, &mut seen).await {
             // The server is stopping: nothing is left to follow.
             if state.store.is_closed() {

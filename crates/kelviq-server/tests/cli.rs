@@ -241,6 +241,39 @@ async fn two_processes_share_one_postgres() {
     let seen_usage = reported.elapsed();
     eprintln!("process two saw the purchase after {seen_purchase:?} and the usage after {seen_usage:?}");
     assert!(seen_purchase < Duration::from_millis(100) && seen_usage < Duration::from_millis(100));
+
+    // A process has applied its own usage writes already: their wake-ups
+    // make the other process read the feed, not the writer (which reads it
+    // about once a second as a backstop).
+    let feed_reads = |base: String| async move {
+        let text = http().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("change_feed_reads_total ").map(|v| v.trim().parse::<f64>().unwrap() as u64))
+            .unwrap_or(0)
+    };
+    let (one_before, two_before) = (feed_reads(one.url.clone()).await, feed_reads(two.url.clone()).await);
+    let started = Instant::now();
+    for _ in 0..50 {
+        call(
+            &one.url,
+            "/api/v1/report/usage/",
+            serde_json::json!({"customerId": "shared", "featureId": "calls", "value": 1, "behaviour": "DELTA"}),
+        )
+        .await;
+    }
+    while usage_on(two.url.clone()).await != Some(92) {
+        assert!(started.elapsed() < Duration::from_secs(10), "process two does not see the reports");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seconds = started.elapsed().as_secs();
+    let one_reads = feed_reads(one.url.clone()).await - one_before;
+    let two_reads = feed_reads(two.url.clone()).await - two_before;
+    eprintln!(
+        "50 reports through process one in {:?}: feed reads {one_reads} there, {two_reads} on process two",
+        started.elapsed()
+    );
+    assert!(one_reads <= seconds + 2, "the writer read the feed {one_reads} times in {seconds} s");
+    assert!(two_reads >= 10, "process two read the feed only {two_reads} times");
     sigterm(&mut one.child);
     sigterm(&mut two.child);
 }

@@ -4,6 +4,7 @@ use crate::{Backend, Result, Store};
 use chrono::{DateTime, Utc};
 use kelviq_core::timefmt::to_micros;
 use sqlx::{Any, Row, Transaction};
+use std::sync::{Arc, Mutex};
 
 /// Topic of API key changes; the subject is the key's secret hash.
 pub const TOPIC_API_KEY: &str = "api_key";
@@ -24,8 +25,15 @@ pub struct Change {
 /// commit is flushed), which would make the usage writers commit one at a
 /// time; a wake-up after the commit costs no flush, and wake-ups asked for
 /// while one is on its way are sent as one.
+///
+/// A wake-up names the process whose writes it announces
+/// ([`usage_wake_payload`]), so that process's own follower, which has
+/// applied them already, need not read the feed for it.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Waker(Option<tokio::sync::mpsc::Sender<()>>);
+pub(crate) struct Waker(Option<(tokio::sync::mpsc::Sender<()>, NextPayload)>);
+
+/// The payload the next wake-up sends (`None`: the plain topic).
+type NextPayload = Arc<Mutex<Option<String>>>;
 
 impl Waker {
     /// Starts the task that sends the wake-ups over `pool`; it ends with the
@@ -33,14 +41,13 @@ impl Waker {
     pub(crate) fn start(pool: &sqlx::AnyPool) -> Waker {
         // One wake-up waiting at most: those asked for meanwhile are the same one.
         let (wake, mut woken) = tokio::sync::mpsc::channel::<()>(1);
-        let pool = pool.clone();
+        let payload: NextPayload = Arc::default();
+        let (pool, next) = (pool.clone(), payload.clone());
         tokio::spawn(async move {
             while woken.recv().await.is_some() && !pool.is_closed() {
-                let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHANGES_CHANNEL)
-                    .bind(crate::TOPIC_USAGE)
-                    .execute(&pool)
-                    .await;
+                let payload = lock(&next).take().unwrap_or_else(|| crate::TOPIC_USAGE.to_string());
+                let sent =
+                    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(payload).execute(&pool).await;
                 if let Err(e) = sent {
                     if pool.is_closed() {
                         return;
@@ -49,14 +56,34 @@ impl Waker {
                 }
             }
         });
-        Waker(Some(wake))
+        Waker(Some((wake, payload)))
     }
 
-    pub(crate) fn wake(&self) {
-        if let Some(w) = &self.0 {
+    /// Asks for a wake-up announcing the writes of process `origin` (of no
+    /// one process when `None`). Wake-ups of different processes sent as one
+    /// name none.
+    pub(crate) fn wake(&self, origin: Option<&str>) {
+        if let Some((w, payload)) = &self.0 {
+            let asked = origin.map_or_else(|| crate::TOPIC_USAGE.to_string(), usage_wake_payload);
+            {
+                let mut next = lock(payload);
+                *next = match next.take() {
+                    Some(waiting) if waiting != asked => Some(crate::TOPIC_USAGE.to_string()),
+                    _ => Some(asked),
+                };
+            }
             let _ = w.try_send(());
         }
     }
+}
+
+fn lock(payload: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
+    payload.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The payload of a wake-up announcing usage written by process `origin`.
+pub fn usage_wake_payload(origin: &str) -> String {
+    format!("{}@{origin}", crate::TOPIC_USAGE)
 }
 
 /// Records a change inside the caller's transaction (it is seen only if the
@@ -158,13 +185,14 @@ impl ChangeListener {
         Ok(Self(listener))
     }
 
-    /// Waits up to `timeout` for a wake-up: `Ok(true)` when one came. A lost
-    /// connection is re-established by the next wait.
-    pub async fn wait(&mut self, timeout: std::time::Duration) -> Result<bool> {
+    /// Waits up to `timeout` for a wake-up: `Ok(Some(payload))` when one
+    /// came, `Ok(None)` when none did. A lost connection is re-established by
+    /// the next wait.
+    pub async fn wait(&mut self, timeout: std::time::Duration) -> Result<Option<String>> {
         match tokio::time::timeout(timeout, self.0.recv()).await {
-            Ok(Ok(_)) => Ok(true),
+            Ok(Ok(n)) => Ok(Some(n.payload().to_string())),
             Ok(Err(e)) => Err(e.into()),
-            Err(_) => Ok(false),
+            Err(_) => Ok(None),
         }
     }
 }

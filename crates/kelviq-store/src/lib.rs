@@ -25,7 +25,7 @@ mod plans;
 mod selling;
 mod usage;
 
-pub use changes::{Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
+pub use changes::{usage_wake_payload, Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
 pub use journal::{EventJournal, JournalTx};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
@@ -199,7 +199,7 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
-        self.waker.wake();
+        self.waker.wake(None);
     }
 
     /// Whether [`Store::close`] has begun (the server is stopping).

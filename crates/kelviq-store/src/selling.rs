@@ -289,7 +289,7 @@ impl Store {
             tenant: tenant.clone(),
             changed: Vec::new(),
             waker: self.waker.clone(),
-            wake: false,
+            wake: None,
         })
     }
 }
@@ -324,9 +324,10 @@ pub struct Work {
     tenant: Tenant,
     /// Customers whose entitlements this work changed.
     changed: Vec<(Tenant, String)>,
-    /// Wakes the change feed's followers after the commit, when `wake` is set.
+    /// Wakes the change feed's followers after the commit, when `wake` names
+    /// the process whose writes the wake-up announces.
     waker: crate::changes::Waker,
-    pub(crate) wake: bool,
+    pub(crate) wake: Option<String>,
 }
 
 impl Work {
@@ -350,8 +351,8 @@ impl Work {
     /// this process can forget what it cached about them at once.
     pub async fn commit(self) -> Result<Vec<(Tenant, String)>> {
         self.tx.commit().await?;
-        if self.wake {
-            self.waker.wake();
+        if let Some(origin) = &self.wake {
+            self.waker.wake(Some(origin));
         }
         Ok(self.changed)
     }

@@ -268,7 +268,7 @@ impl Work {
         }
         let subject =
             format!("{}:{}:@{origin}\n{}", self.tenant().org_id, self.tenant().env.as_str(), customers.join("\n"));
-        self.wake = true;
+        self.wake = Some(origin.to_string());
         record_quiet_change(self.tx(), TOPIC_USAGE, &subject, now).await
     }
 
