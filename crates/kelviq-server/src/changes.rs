@@ -17,8 +17,14 @@ const LOOKBACK: i64 = 256;
 const TICK: Duration = Duration::from_millis(100);
 /// How often the feed is read at least, whatever wake-ups come (PostgreSQL).
 const BACKSTOP: Duration = Duration::from_secs(1);
-/// How long feed rows are kept.
+/// How long feed rows are kept: an hour, but usage rows (one per usage
+/// commit on PostgreSQL, so about 2 GB an hour under sustained ingestion)
+/// only minutes. A follower that could not read the feed for that long may
+/// have missed usage rows: it forgets every customer's state instead.
 const RETENTION_MINUTES: i64 = 60;
+const USAGE_RETENTION_MINUTES: i64 = 5;
+/// How often the feed is pruned.
+const PRUNE_MINUTES: i64 = 1;
 
 /// Acts on one change.
 fn dispatch(state: &AppState, change: &Change) {
@@ -119,7 +125,7 @@ pub async fn follow(state: AppState) {
     // announcing only them needs no read (they are read anyway with the next
     // change of another process, or by the backstop).
     let own_wake = usage_wake_payload(&state.origin);
-    let mut read_at = std::time::Instant::now();
+    let (mut read_at, mut read_ok_at) = (std::time::Instant::now(), std::time::Instant::now());
     loop {
         match listener.as_mut() {
             // A notification, or a poll after a second as a backstop.
@@ -134,21 +140,37 @@ pub async fn follow(state: AppState) {
             None => tokio::time::sleep(TICK).await,
         }
         read_at = std::time::Instant::now();
-        if let Err(e) = read(&state, &mut last, &mut seen).await {
-            // The server is stopping: nothing is left to follow.
-            if state.store.is_closed() {
-                return;
+        match read(&state, &mut last, &mut seen).await {
+            Ok(()) => {
+                let stalled = read_ok_at.elapsed();
+                read_ok_at = std::time::Instant::now();
+                if stalled >= Duration::from_secs(60 * (USAGE_RETENTION_MINUTES - 1) as u64) {
+                    tracing::warn!(
+                        seconds = stalled.as_secs(),
+                        "the change feed was not read for minutes: usage changes may have been pruned unread, so every customer's state is built again"
+                    );
+                    state.entitlements.clear();
+                }
             }
-            // Wait before the next try: queued notifications would otherwise
-            // turn a failing read into a busy loop that never yields, so the
-            // task could not even be stopped.
-            tracing::warn!(error = %e, "reading the change feed failed; retrying");
-            tokio::time::sleep(TICK).await;
+            Err(e) => {
+                // The server is stopping: nothing is left to follow.
+                if state.store.is_closed() {
+                    return;
+                }
+                // Wait before the next try: queued notifications would otherwise
+                // turn a failing read into a busy loop that never yields, so the
+                // task could not even be stopped.
+                tracing::warn!(error = %e, "reading the change feed failed; retrying");
+                tokio::time::sleep(TICK).await;
+            }
         }
         let now = state.clock.now();
         if now >= prune_at {
-            prune_at = now + chrono::Duration::minutes(10);
-            if let Err(e) = state.store.prune_changes(now - chrono::Duration::minutes(RETENTION_MINUTES)).await {
+            prune_at = now + chrono::Duration::minutes(PRUNE_MINUTES);
+            let usage_before = now - chrono::Duration::minutes(USAGE_RETENTION_MINUTES);
+            if let Err(e) =
+                state.store.prune_changes(usage_before, now - chrono::Duration::minutes(RETENTION_MINUTES)).await
+            {
                 tracing::warn!(error = %e, "pruning the change feed failed");
             }
         }

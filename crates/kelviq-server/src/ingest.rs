@@ -728,7 +728,9 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
         customers.dedup();
         let customers: Vec<String> = customers.into_iter().map(str::to_string).collect();
         w.switch_tenant(tenant);
-        w.usage_changed(&customers, &state.origin, now).await?;
+        // Stamped with the server's time, not a tenant's test clock: the feed
+        // is pruned by the server's time.
+        w.usage_changed(&customers, &state.origin, state.clock.now()).await?;
     }
     if fold {
         // From here until the sums are cleared, the rows may hold what the

@@ -605,3 +605,35 @@ on_both_backends!(
     journal_survives_restarts,
     one_key_in_two_tenants
 );
+
+/// On PostgreSQL each usage commit leaves a row in the change feed for the
+/// other server processes; those rows are pruned after minutes (the others
+/// after an hour), by the server's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_rows_leave_the_change_feed_within_minutes() {
+    let s = TestServer::start(Backend::Postgres).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    api.subscribe("base", "gus").await;
+    api.usage("gus", "calls", 5, "DELTA").await;
+    let topics = || async {
+        s.store.changes_between(0, i64::MAX).await.unwrap().into_iter().map(|c| c.topic).collect::<Vec<_>>()
+    };
+    let kept = topics().await;
+    assert!(kept.iter().any(|t| t == kelviq_store::TOPIC_USAGE), "{kept:?}");
+    s.clock.advance(chrono::Duration::minutes(4));
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(topics().await.iter().any(|t| t == kelviq_store::TOPIC_USAGE), "kept for 5 minutes");
+    s.clock.advance(chrono::Duration::minutes(2));
+    let moved = std::time::Instant::now();
+    loop {
+        let now = topics().await;
+        if !now.iter().any(|t| t == kelviq_store::TOPIC_USAGE) {
+            assert!(!now.is_empty(), "the other changes stay for an hour");
+            break;
+        }
+        assert!(moved.elapsed() < std::time::Duration::from_secs(5), "usage rows are still in the feed: {now:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(api.rows("gus", "calls").await[0]["currentUsage"], 5, "pruning the feed changes no usage");
+}

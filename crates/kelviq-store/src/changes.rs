@@ -165,10 +165,13 @@ impl Store {
             .collect()
     }
 
-    /// Drops feed rows older than `before`; followers only look back seconds.
-    pub async fn prune_changes(&self, before: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM change_feed WHERE created_at < $1")
+    /// Drops usage rows older than `usage_before` and the others older than
+    /// `before`; followers only look back seconds.
+    pub async fn prune_changes(&self, usage_before: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM change_feed WHERE created_at < $1 OR (topic = $2 AND created_at < $3)")
             .bind(to_micros(before))
+            .bind(crate::TOPIC_USAGE)
+            .bind(to_micros(usage_before))
             .execute(&self.write)
             .await?;
         Ok(done.rows_affected())
