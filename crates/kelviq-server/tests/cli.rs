@@ -244,7 +244,7 @@ async fn two_processes_share_one_postgres() {
 
     // A process has applied its own usage writes already: their wake-ups
     // make the other process read the feed, not the writer (which reads it
-    // about once a second as a backstop).
+    // once a second as a backstop).
     let feed_reads = |base: String| async move {
         let text = http().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
         text.lines()
@@ -273,7 +273,9 @@ async fn two_processes_share_one_postgres() {
         started.elapsed()
     );
     assert!(one_reads <= seconds + 2, "the writer read the feed {one_reads} times in {seconds} s");
-    assert!(two_reads >= 10, "process two read the feed only {two_reads} times");
+    // Wake-ups within 5 ms of each other are sent as one; the backstop alone
+    // would read once a second.
+    assert!(two_reads >= 3, "process two read the feed only {two_reads} times");
     sigterm(&mut one.child);
     sigterm(&mut two.child);
 }

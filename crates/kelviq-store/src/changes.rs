@@ -24,7 +24,7 @@ pub struct Change {
 /// commits of transactions that NOTIFY take turns (a lock held until the
 /// commit is flushed), which would make the usage writers commit one at a
 /// time; a wake-up after the commit costs no flush, and wake-ups asked for
-/// while one is on its way are sent as one.
+/// while one is on its way, or within [`WAKE_GAP`] of the last, are sent as one.
 ///
 /// A wake-up names the process whose writes it announces
 /// ([`usage_wake_payload`]), so that process's own follower, which has
@@ -34,6 +34,11 @@ pub(crate) struct Waker(Option<(tokio::sync::mpsc::Sender<()>, NextPayload)>);
 
 /// The payload the next wake-up sends (`None`: the plain topic).
 type NextPayload = Arc<Mutex<Option<String>>>;
+
+/// The least time between two wake-ups: a wake-up costs the database and
+/// every follower work, and under load the usage writers commit hundreds of
+/// times a second; other processes still see a change within milliseconds.
+const WAKE_GAP: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl Waker {
     /// Starts the task that sends the wake-ups over `pool`; it ends with the
@@ -54,6 +59,8 @@ impl Waker {
                     }
                     tracing::warn!(error = %e, "waking the change feed's followers failed; they read it within a second anyway");
                 }
+                // The commits of the next few milliseconds share one wake-up.
+                tokio::time::sleep(WAKE_GAP).await;
             }
         });
         Waker(Some((wake, payload)))
