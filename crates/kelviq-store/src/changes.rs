@@ -173,12 +173,13 @@ impl Store {
     }
 
     /// Drops usage rows older than `usage_before` and the others older than
-    /// `before`; followers only look back seconds.
+    /// `before` (the earlier time); followers only look back seconds. One
+    /// range of the time index holds every row to drop.
     pub async fn prune_changes(&self, usage_before: DateTime<Utc>, before: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM change_feed WHERE created_at < $1 OR (topic = $2 AND created_at < $3)")
-            .bind(to_micros(before))
+        let done = sqlx::query("DELETE FROM change_feed WHERE created_at < $1 AND (topic = $2 OR created_at < $3)")
+            .bind(to_micros(usage_before.max(before)))
             .bind(crate::TOPIC_USAGE)
-            .bind(to_micros(usage_before))
+            .bind(to_micros(before))
             .execute(&self.write)
             .await?;
         Ok(done.rows_affected())
