@@ -19,12 +19,35 @@ const TICK: Duration = Duration::from_millis(100);
 const BACKSTOP: Duration = Duration::from_secs(1);
 /// How long feed rows are kept: an hour, but usage rows (one per usage
 /// commit on PostgreSQL, so about 2 GB an hour under sustained ingestion)
-/// only minutes. A follower that could not read the feed for that long may
-/// have missed usage rows: it forgets every customer's state instead.
+/// only minutes ([`Retention`]).
 const RETENTION_MINUTES: i64 = 60;
-const USAGE_RETENTION_MINUTES: i64 = 5;
-/// How often the feed is pruned.
-const PRUNE_MINUTES: i64 = 1;
+
+/// How long usage rows are kept, how often the feed is pruned, and after how
+/// long without reading it a follower may have missed usage rows (and so
+/// forgets every customer's state instead).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Retention {
+    usage: Duration,
+    prune_every: Duration,
+    stalled_after: Duration,
+}
+
+impl Retention {
+    /// Pruning runs three times per usage retention (at most once a minute,
+    /// at least once a second). A row a follower has not read is kept at
+    /// least `usage` after it was stamped, by the pruning process's clock:
+    /// a follower whose previous read began less than `usage` ago has missed
+    /// nothing. A fifth of the retention is left for the clocks of several
+    /// machines to differ and for the stamped transaction to commit.
+    fn new(usage_seconds: u64) -> Retention {
+        let usage = Duration::from_secs(usage_seconds.max(2));
+        Retention {
+            usage,
+            prune_every: (usage / 3).clamp(Duration::from_secs(1), Duration::from_secs(60)),
+            stalled_after: usage * 4 / 5,
+        }
+    }
+}
 
 /// Acts on one change.
 fn dispatch(state: &AppState, change: &Change) {
@@ -120,11 +143,13 @@ pub async fn follow(state: AppState) {
     } else {
         None
     };
+    let retention = Retention::new(state.config.change_feed_usage_retention_seconds);
     let mut prune_at = state.clock.now();
     // This process's own usage writes are in its state already: a wake-up
     // announcing only them needs no read (they are read anyway with the next
     // change of another process, or by the backstop).
     let own_wake = usage_wake_payload(&state.origin);
+    // When the last read began, and the last that succeeded.
     let (mut read_at, mut read_ok_at) = (std::time::Instant::now(), std::time::Instant::now());
     loop {
         match listener.as_mut() {
@@ -143,11 +168,11 @@ pub async fn follow(state: AppState) {
         match read(&state, &mut last, &mut seen).await {
             Ok(()) => {
                 let stalled = read_ok_at.elapsed();
-                read_ok_at = std::time::Instant::now();
-                if stalled >= Duration::from_secs(60 * (USAGE_RETENTION_MINUTES - 1) as u64) {
+                read_ok_at = read_at;
+                if stalled >= retention.stalled_after {
                     tracing::warn!(
                         seconds = stalled.as_secs(),
-                        "the change feed was not read for minutes: usage changes may have been pruned unread, so every customer's state is built again"
+                        "the change feed was not read for longer than usage changes are sure to be kept there: every customer's state is built again"
                     );
                     state.entitlements.clear();
                 }
@@ -166,13 +191,33 @@ pub async fn follow(state: AppState) {
         }
         let now = state.clock.now();
         if now >= prune_at {
-            prune_at = now + chrono::Duration::minutes(PRUNE_MINUTES);
-            let usage_before = now - chrono::Duration::minutes(USAGE_RETENTION_MINUTES);
+            let span = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+            prune_at = now + span(retention.prune_every);
+            let usage_before = now - span(retention.usage);
             if let Err(e) =
                 state.store.prune_changes(usage_before, now - chrono::Duration::minutes(RETENTION_MINUTES)).await
             {
                 tracing::warn!(error = %e, "pruning the change feed failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_prunes_thrice_per_period_and_leaves_a_fifth_as_margin() {
+        let default = Retention::new(300);
+        assert_eq!(default.usage, Duration::from_secs(300));
+        assert_eq!(default.prune_every, Duration::from_secs(60));
+        assert_eq!(default.stalled_after, Duration::from_secs(240));
+        let long = Retention::new(3600);
+        assert_eq!(long.prune_every, Duration::from_secs(60), "at most once a minute");
+        let short = Retention::new(3);
+        assert_eq!(short.prune_every, Duration::from_secs(1));
+        assert_eq!(short.stalled_after, Duration::from_millis(2400));
+        assert!(short.stalled_after < short.usage);
     }
 }

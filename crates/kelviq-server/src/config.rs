@@ -57,6 +57,10 @@ pub struct Config {
     /// PostgreSQL: how many usage writers commit at once, each for its own
     /// share of the customers (SQLite has one writer).
     pub usage_writers: u32,
+    /// How long usage rows stay in the change feed (one row per usage commit
+    /// on PostgreSQL). A process that could not read the feed for most of
+    /// this time builds every customer's state again.
+    pub change_feed_usage_retention_seconds: u64,
 }
 
 impl Default for Config {
@@ -81,6 +85,7 @@ impl Default for Config {
             scheduler_interval_ms: 1000,
             usage_fold_interval_ms: 1000,
             usage_writers: 4,
+            change_feed_usage_retention_seconds: 300,
         }
     }
 }
@@ -108,6 +113,7 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_SCHEDULER_INTERVAL_MS",
     "KELVIQ_USAGE_FOLD_INTERVAL_MS",
     "KELVIQ_USAGE_WRITERS",
+    "KELVIQ_CHANGE_FEED_USAGE_RETENTION_SECONDS",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -175,6 +181,13 @@ impl Config {
         parse_env(env, "KELVIQ_SCHEDULER_INTERVAL_MS", &mut cfg.scheduler_interval_ms)?;
         parse_env(env, "KELVIQ_USAGE_FOLD_INTERVAL_MS", &mut cfg.usage_fold_interval_ms)?;
         parse_env(env, "KELVIQ_USAGE_WRITERS", &mut cfg.usage_writers)?;
+        parse_env(env, "KELVIQ_CHANGE_FEED_USAGE_RETENTION_SECONDS", &mut cfg.change_feed_usage_retention_seconds)?;
+        if cfg.change_feed_usage_retention_seconds < 2 {
+            anyhow::bail!(
+                "change_feed_usage_retention_seconds = {}: usage rows must stay in the change feed at least 2 s",
+                cfg.change_feed_usage_retention_seconds
+            );
+        }
         Ok((cfg, warnings))
     }
 
@@ -245,6 +258,9 @@ mod tests {
     fn bad_values_are_refused() {
         let bad = |k: &str| (k == "KELVIQ_DB_MAX_CONNECTIONS").then(|| "many".to_string());
         assert!(Config::load(None, &bad, &[]).is_err());
+        let short = |k: &str| (k == "KELVIQ_CHANGE_FEED_USAGE_RETENTION_SECONDS").then(|| "1".to_string());
+        let refused = Config::load(None, &short, &[]).unwrap_err().to_string();
+        assert!(refused.contains("change_feed_usage_retention_seconds"), "{refused}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("k.toml");
         std::fs::write(&file, "lisen = \"x\"").unwrap();

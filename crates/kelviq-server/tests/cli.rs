@@ -179,62 +179,24 @@ async fn two_processes_share_one_postgres() {
     // Entitlement state is kept in each process's memory; a subscription or a
     // usage report written through one process reaches the other's checks
     // within 100 ms (the change feed, woken by LISTEN/NOTIFY).
-    let call = |base: &str, path: &str, body: serde_json::Value| {
-        let req = http().post(format!("{base}{path}")).bearer_auth(key).json(&body);
-        let path = path.to_string();
-        async move {
-            let res = req.send().await.unwrap();
-            assert!(res.status().is_success(), "{path}: {}", res.status());
-            res.json::<serde_json::Value>().await.unwrap()
-        }
-    };
-    let units = serde_json::json!({"singular": "u", "plural": "u"});
-    call(&one.url, "/api/v1/catalog/products/", serde_json::json!({"name": "P", "identifier": "p", "taxCode": "saas"}))
-        .await;
-    call(&one.url, "/api/v1/catalog/features/", serde_json::json!({"name": "Calls", "featureType": "METER", "featureDetails": {"featureSubType": "PRE_AGGREGATED_USAGE", "units": units}})).await;
-    call(&one.url, "/api/v1/catalog/plans/", serde_json::json!({"name": "P", "identifier": "p", "product": "p"})).await;
-    call(
-        &one.url,
-        "/api/v1/catalog/plans/p/prices/bulk/",
-        serde_json::json!({"prices": [{"priceType": "FREE", "currency": "USD"}]}),
-    )
-    .await;
-    call(&one.url, "/api/v1/catalog/plans/p/features/", serde_json::json!({"planEntitlements": [{"feature": "calls", "details": {"value": 100, "reset": "NEVER", "hardLimit": true}}]})).await;
-    call(&one.url, "/api/v1/catalog/plans/p/publish/", serde_json::json!({})).await;
-    let usage_on = |base: String| async move {
-        let v: serde_json::Value = http()
-            .get(format!("{base}/api/v1/entitlements/?customer_id=shared"))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["entitlements"].as_array().and_then(|rows| rows.first()).map(|r| r["currentUsage"].as_i64().unwrap_or(-1))
-    };
-    assert_eq!(usage_on(two.url.clone()).await, None, "process two caches: no entitlements yet");
-    let session = call(&one.url, "/api/v1/checkout/", serde_json::json!({"planIdentifier": "p", "chargePeriod": "ONE_TIME", "customerId": "shared", "successUrl": "https://x.example/"})).await;
-    call(
-        &one.url,
-        &format!("/api/v1/checkout/sessions/{}/complete/", session["checkoutSessionId"].as_str().unwrap()),
-        serde_json::json!({}),
-    )
-    .await;
+    metered_plan(&one.url, key).await;
+    assert_eq!(usage_of(two.url.clone(), key).await, None, "process two caches: no entitlements yet");
+    buy_plan(&one.url, key).await;
     let bought = Instant::now();
-    while usage_on(two.url.clone()).await != Some(0) {
+    while usage_of(two.url.clone(), key).await != Some(0) {
         assert!(bought.elapsed() < Duration::from_millis(500), "process two does not see the purchase");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seen_purchase = bought.elapsed();
-    call(
+    post_ok(
         &one.url,
+        key,
         "/api/v1/report/usage/",
         serde_json::json!({"customerId": "shared", "featureId": "calls", "value": 42, "behaviour": "SET"}),
     )
     .await;
     let reported = Instant::now();
-    while usage_on(two.url.clone()).await != Some(42) {
+    while usage_of(two.url.clone(), key).await != Some(42) {
         assert!(reported.elapsed() < Duration::from_millis(500), "process two does not see the usage");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -254,14 +216,15 @@ async fn two_processes_share_one_postgres() {
     let (one_before, two_before) = (feed_reads(one.url.clone()).await, feed_reads(two.url.clone()).await);
     let started = Instant::now();
     for _ in 0..50 {
-        call(
+        post_ok(
             &one.url,
+            key,
             "/api/v1/report/usage/",
             serde_json::json!({"customerId": "shared", "featureId": "calls", "value": 1, "behaviour": "DELTA"}),
         )
         .await;
     }
-    while usage_on(two.url.clone()).await != Some(92) {
+    while usage_of(two.url.clone(), key).await != Some(92) {
         assert!(started.elapsed() < Duration::from_secs(10), "process two does not see the reports");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -276,6 +239,114 @@ async fn two_processes_share_one_postgres() {
     // Wake-ups within 5 ms of each other are sent as one; the backstop alone
     // would read once a second.
     assert!(two_reads >= 3, "process two read the feed only {two_reads} times");
+    sigterm(&mut one.child);
+    sigterm(&mut two.child);
+}
+
+/// Posts `body` and returns the JSON answer, asserting success.
+async fn post_ok(base: &str, key: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let res = http().post(format!("{base}{path}")).bearer_auth(key).json(&body).send().await.unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json::<serde_json::Value>().await.unwrap()
+}
+
+/// Publishes plan `p`, granting 100 `calls` (a hard-limited meter that never resets).
+async fn metered_plan(base: &str, key: &str) {
+    let units = serde_json::json!({"singular": "u", "plural": "u"});
+    post_ok(
+        base,
+        key,
+        "/api/v1/catalog/products/",
+        serde_json::json!({"name": "P", "identifier": "p", "taxCode": "saas"}),
+    )
+    .await;
+    post_ok(base, key, "/api/v1/catalog/features/", serde_json::json!({"name": "Calls", "featureType": "METER", "featureDetails": {"featureSubType": "PRE_AGGREGATED_USAGE", "units": units}})).await;
+    post_ok(base, key, "/api/v1/catalog/plans/", serde_json::json!({"name": "P", "identifier": "p", "product": "p"}))
+        .await;
+    post_ok(
+        base,
+        key,
+        "/api/v1/catalog/plans/p/prices/bulk/",
+        serde_json::json!({"prices": [{"priceType": "FREE", "currency": "USD"}]}),
+    )
+    .await;
+    post_ok(base, key, "/api/v1/catalog/plans/p/features/", serde_json::json!({"planEntitlements": [{"feature": "calls", "details": {"value": 100, "reset": "NEVER", "hardLimit": true}}]})).await;
+    post_ok(base, key, "/api/v1/catalog/plans/p/publish/", serde_json::json!({})).await;
+}
+
+/// Customer `shared` buys plan `p` through the hosted checkout.
+async fn buy_plan(base: &str, key: &str) {
+    let session = post_ok(base, key, "/api/v1/checkout/", serde_json::json!({"planIdentifier": "p", "chargePeriod": "ONE_TIME", "customerId": "shared", "successUrl": "https://x.example/"})).await;
+    let id = session["checkoutSessionId"].as_str().unwrap();
+    post_ok(base, key, &format!("/api/v1/checkout/sessions/{id}/complete/"), serde_json::json!({})).await;
+}
+
+/// The usage of customer `shared`'s first entitlement as a process reports it.
+async fn usage_of(base: String, key: &str) -> Option<i64> {
+    let v: serde_json::Value = http()
+        .get(format!("{base}/api/v1/entitlements/?customer_id=shared"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["entitlements"].as_array().and_then(|rows| rows.first()).map(|r| r["currentUsage"].as_i64().unwrap_or(-1))
+}
+
+fn signal(child: &Child, name: &str) {
+    assert!(Command::new("kill").args([name, &child.id().to_string()]).status().unwrap().success());
+}
+
+/// Usage rows stay in the change feed only minutes (here 3 s). A process
+/// that could not read the feed for most of that time (stopped here with
+/// SIGSTOP) may have missed usage whose rows were pruned meanwhile: it
+/// builds every customer's state again rather than answer from stale state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_missed_pruned_usage_rows_builds_its_state_again() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let env = [("DATABASE_URL", db.url.as_str()), ("KELVIQ_CHANGE_FEED_USAGE_RETENTION_SECONDS", "3")];
+    let mut one = serve(&env);
+    let key = one.server_key.clone().expect("first start prints a server key");
+    let key = key.as_str();
+    let mut two = serve(&env);
+    metered_plan(&one.url, key).await;
+    buy_plan(&one.url, key).await;
+    let started = Instant::now();
+    while usage_of(two.url.clone(), key).await != Some(0) {
+        assert!(started.elapsed() < Duration::from_secs(2), "process two does not see the purchase");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    signal(&two.child, "-STOP");
+    let stopped = Instant::now();
+    let body = serde_json::json!({"customerId": "shared", "featureId": "calls", "value": 42, "behaviour": "SET"});
+    post_ok(&one.url, key, "/api/v1/report/usage/", body).await;
+    // Wait until process one has pruned the usage row the report wrote.
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let feed_rows = |pool: sqlx::AnyPool| async move {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM change_feed WHERE topic = 'usage'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(feed_rows(pool.clone()).await, 1, "the report is announced in the feed");
+    while feed_rows(pool.clone()).await > 0 {
+        assert!(stopped.elapsed() < Duration::from_secs(15), "the usage row is not pruned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pool.close().await;
+    eprintln!("usage row pruned {:?} after the report", stopped.elapsed());
+
+    signal(&two.child, "-CONT");
+    let resumed = Instant::now();
+    while usage_of(two.url.clone(), key).await != Some(42) {
+        assert!(resumed.elapsed() < Duration::from_secs(5), "process two answers from state that missed the report");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("process two saw the report {:?} after it resumed", resumed.elapsed());
     sigterm(&mut one.child);
     sigterm(&mut two.child);
 }
