@@ -239,6 +239,32 @@ async fn two_processes_share_one_postgres() {
     // Wake-ups within 5 ms of each other are sent as one; the backstop alone
     // would read once a second.
     assert!(two_reads >= 3, "process two read the feed only {two_reads} times");
+
+    // Raw events counted through one process reach the other's checks within
+    // 100 ms too; sent again (same keys), through either, they count nothing.
+    let at = kelviq_core::timefmt::report_timestamp(chrono::Utc::now());
+    let events: Vec<serde_json::Value> = (0..30)
+        .map(|i| serde_json::json!({"customerId": "shared", "eventName": "api.call", "idempotencyKey": format!("e{i}"), "timestamp": at}))
+        .collect();
+    let batch = serde_json::json!({ "events": events });
+    assert_eq!(feature_usage_of(two.url.clone(), key, "requests").await, Some(0));
+    post_ok(&one.url, key, "/api/v1/report/events/batch/", batch.clone()).await;
+    let sent = Instant::now();
+    while feature_usage_of(two.url.clone(), key, "requests").await != Some(30) {
+        assert!(sent.elapsed() < Duration::from_millis(500), "process two does not see the events");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen_events = sent.elapsed();
+    eprintln!("process two saw 30 events after {seen_events:?}");
+    assert!(seen_events < Duration::from_millis(100));
+    for base in [&one.url, &two.url] {
+        let again = post_ok(base, key, "/api/v1/report/events/batch/", batch.clone()).await;
+        assert_eq!((again["accepted"].as_i64(), again["duplicates"].as_i64()), (Some(0), Some(30)), "{again}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for base in [&one.url, &two.url] {
+        assert_eq!(feature_usage_of(base.clone(), key, "requests").await, Some(30), "repeats count nothing");
+    }
     sigterm(&mut one.child);
     sigterm(&mut two.child);
 }
@@ -250,7 +276,8 @@ async fn post_ok(base: &str, key: &str, path: &str, body: serde_json::Value) -> 
     res.json::<serde_json::Value>().await.unwrap()
 }
 
-/// Publishes plan `p`, granting 100 `calls` (a hard-limited meter that never resets).
+/// Publishes plan `p`, granting 100 `calls` (reported) and 1,000 `requests`
+/// (counted raw events), hard limits that never reset.
 async fn metered_plan(base: &str, key: &str) {
     let units = serde_json::json!({"singular": "u", "plural": "u"});
     post_ok(
@@ -261,6 +288,8 @@ async fn metered_plan(base: &str, key: &str) {
     )
     .await;
     post_ok(base, key, "/api/v1/catalog/features/", serde_json::json!({"name": "Calls", "featureType": "METER", "featureDetails": {"featureSubType": "PRE_AGGREGATED_USAGE", "units": units}})).await;
+    let count = serde_json::json!({"aggregation": {"function": "COUNT"}, "filters": []});
+    post_ok(base, key, "/api/v1/catalog/features/", serde_json::json!({"name": "Requests", "featureType": "METER", "featureDetails": {"featureSubType": "RAW_EVENTS", "units": units}, "meter": count})).await;
     post_ok(base, key, "/api/v1/catalog/plans/", serde_json::json!({"name": "P", "identifier": "p", "product": "p"}))
         .await;
     post_ok(
@@ -270,7 +299,15 @@ async fn metered_plan(base: &str, key: &str) {
         serde_json::json!({"prices": [{"priceType": "FREE", "currency": "USD"}]}),
     )
     .await;
-    post_ok(base, key, "/api/v1/catalog/plans/p/features/", serde_json::json!({"planEntitlements": [{"feature": "calls", "details": {"value": 100, "reset": "NEVER", "hardLimit": true}}]})).await;
+    post_ok(
+        base,
+        key,
+        "/api/v1/catalog/plans/p/features/",
+        serde_json::json!({"planEntitlements": [
+        {"feature": "calls", "details": {"value": 100, "reset": "NEVER", "hardLimit": true}},
+        {"feature": "requests", "details": {"value": 1000, "reset": "NEVER", "hardLimit": true}}]}),
+    )
+    .await;
     post_ok(base, key, "/api/v1/catalog/plans/p/publish/", serde_json::json!({})).await;
 }
 
@@ -281,10 +318,15 @@ async fn buy_plan(base: &str, key: &str) {
     post_ok(base, key, &format!("/api/v1/checkout/sessions/{id}/complete/"), serde_json::json!({})).await;
 }
 
-/// The usage of customer `shared`'s first entitlement as a process reports it.
+/// The usage of customer `shared`'s `calls` as a process reports it.
 async fn usage_of(base: String, key: &str) -> Option<i64> {
+    feature_usage_of(base, key, "calls").await
+}
+
+/// The usage of one of customer `shared`'s features as a process reports it.
+async fn feature_usage_of(base: String, key: &str, feature: &str) -> Option<i64> {
     let v: serde_json::Value = http()
-        .get(format!("{base}/api/v1/entitlements/?customer_id=shared"))
+        .get(format!("{base}/api/v1/entitlements/?customer_id=shared&feature_id={feature}"))
         .bearer_auth(key)
         .send()
         .await

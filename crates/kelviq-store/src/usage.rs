@@ -48,6 +48,86 @@ pub enum CounterChange {
 }
 
 impl Store {
+    /// PostgreSQL: stores one tenant's events and applies each new event's
+    /// `unfolded` additions to the counters (so the rows keep none), and
+    /// announces the customers to the other processes, all in one statement:
+    /// one round trip, its own transaction, committed when this returns.
+    /// A key the tenant stored before is skipped and adds nothing; returns
+    /// the indexes of the skipped rows. (Keys must be distinct within the call.)
+    pub async fn append_counted_events(
+        &self,
+        tenant: &Tenant,
+        rows: &[EventRow<'_>],
+        origin: &str,
+        now: DateTime<Utc>,
+        stamped: DateTime<Utc>,
+    ) -> Result<Vec<usize>> {
+        #[derive(serde::Serialize)]
+        struct Add<'a> {
+            k: &'a str,
+            c: &'a str,
+            f: &'a str,
+            s: i64,
+            d: i64,
+        }
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs: Vec<EventDoc> = rows.iter().map(|r| EventDoc::of(r, false)).collect();
+        let adds: Vec<Add> = rows
+            .iter()
+            .flat_map(|r| r.unfolded.iter().map(|(f, s, d)| Add { k: r.key, c: r.customer_id, f, s: *s, d: *d }))
+            .collect();
+        // The customers whose counters the events change (if they are new).
+        let mut customers: Vec<&str> = rows.iter().filter(|r| !r.unfolded.is_empty()).map(|r| r.customer_id).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let subject = (!customers.is_empty())
+            .then(|| format!("{}:{}:@{origin}\n{}", tenant.org_id, tenant.env.as_str(), customers.join("\n")));
+        let announces = subject.is_some();
+        let (org, env) = tenant_binds(tenant);
+        let skipped_keys: std::collections::HashSet<String> = sqlx::query(
+            "WITH e AS MATERIALIZED (\
+                SELECT * FROM json_to_recordset($4::json) AS e(k text, c text, n text, t bigint, r text, p text)), \
+             ins AS (\
+                INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
+                resource_id, properties, received_at, unfolded) \
+                SELECT $1, $2, e.k, e.c, e.n, e.t, e.r, e.p, $3, '' FROM e \
+                ON CONFLICT DO NOTHING RETURNING idempotency_key), \
+             adds AS (\
+                SELECT a.c, a.f, a.s, SUM(a.d)::bigint AS d \
+                FROM json_to_recordset($5::json) AS a(k text, c text, f text, s bigint, d bigint) \
+                JOIN ins ON ins.idempotency_key = a.k GROUP BY a.c, a.f, a.s), \
+             counted AS (\
+                INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, \
+                value_at, alerts, updated_at) \
+                SELECT $1, $2, adds.c, adds.f, adds.s, adds.d, 0, '', $3 FROM adds \
+                ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
+                DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at), \
+             announced AS (\
+                INSERT INTO change_feed (topic, subject, created_at) \
+                SELECT $6, $7::text, $8 WHERE $7::text IS NOT NULL AND EXISTS (SELECT 1 FROM adds)) \
+             SELECT e.k FROM e WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.idempotency_key = e.k)",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(to_micros(now))
+        .bind(serde_json::to_string(&docs).expect("events serialise"))
+        .bind(serde_json::to_string(&adds).expect("additions serialise"))
+        .bind(TOPIC_USAGE)
+        .bind(subject)
+        .bind(to_micros(stamped))
+        .fetch_all(&self.write)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+        if announces && skipped_keys.len() < rows.len() {
+            self.waker.wake(Some(origin));
+        }
+        Ok((0..rows.len()).filter(|&i| skipped_keys.contains(rows[i].key)).collect())
+    }
+
     /// Every counter of a customer for the given periods (feature, period start).
     pub async fn counters(&self, tenant: &Tenant, customer_id: &str) -> Result<Vec<Counter>> {
         let (org, env) = tenant_binds(tenant);
@@ -439,6 +519,34 @@ fn statement_text(
     text
 }
 
+/// An event as a row of the JSON documents PostgreSQL reads with
+/// `json_to_recordset`, with its unfolded additions (`u`) or without.
+#[derive(serde::Serialize)]
+struct EventDoc<'a> {
+    k: &'a str,
+    c: &'a str,
+    n: &'a str,
+    t: i64,
+    r: Option<&'a str>,
+    p: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    u: Option<String>,
+}
+
+impl<'a> EventDoc<'a> {
+    fn of(r: &EventRow<'a>, unfolded: bool) -> EventDoc<'a> {
+        EventDoc {
+            k: r.key,
+            c: r.customer_id,
+            n: r.event_name,
+            t: to_micros(r.at),
+            r: r.resource_id,
+            p: r.properties,
+            u: unfolded.then(|| encode_unfolded(r.unfolded)),
+        }
+    }
+}
+
 /// Rows per JSON document.
 const JSON_CHUNK: usize = 5_000;
 
@@ -544,34 +652,10 @@ impl Work {
     /// document (a bound value per row costs far more in the protocol and
     /// the planner than reading the document does).
     async fn insert_events_pg(&mut self, rows: &[EventRow<'_>], now: DateTime<Utc>) -> Result<Vec<usize>> {
-        #[derive(serde::Serialize)]
-        struct Doc<'a> {
-            k: &'a str,
-            c: &'a str,
-            n: &'a str,
-            t: i64,
-            r: Option<&'a str>,
-            p: &'a str,
-            u: String,
-        }
         let mut skipped = Vec::new();
         for (tenant, indexes) in by_tenant(rows.iter().map(|r| r.tenant)) {
             for chunk in indexes.chunks(JSON_CHUNK) {
-                let docs: Vec<Doc> = chunk
-                    .iter()
-                    .map(|&i| {
-                        let r = &rows[i];
-                        Doc {
-                            k: r.key,
-                            c: r.customer_id,
-                            n: r.event_name,
-                            t: to_micros(r.at),
-                            r: r.resource_id,
-                            p: r.properties,
-                            u: encode_unfolded(r.unfolded),
-                        }
-                    })
-                    .collect();
+                let docs: Vec<EventDoc> = chunk.iter().map(|&i| EventDoc::of(&rows[i], true)).collect();
                 let (org, env) = tenant_binds(tenant);
                 let stored: std::collections::HashSet<String> = sqlx::query(
                     "INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
