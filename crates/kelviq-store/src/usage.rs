@@ -70,6 +70,7 @@ impl Store {
             s: i64,
             d: i64,
         }
+        debug_assert_eq!(self.backend(), crate::Backend::Postgres, "append_counted_events is PostgreSQL's");
         if rows.is_empty() {
             return Ok(Vec::new());
         }
