@@ -144,6 +144,8 @@ pub async fn follow(state: AppState) {
         None
     };
     let retention = Retention::new(state.config.change_feed_usage_retention_seconds);
+    let span = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let (prune_every, usage_kept) = (span(retention.prune_every), span(retention.usage));
     let mut prune_at = state.clock.now();
     // This process's own usage writes are in its state already: a wake-up
     // announcing only them needs no read (they are read anyway with the next
@@ -191,9 +193,8 @@ pub async fn follow(state: AppState) {
         }
         let now = state.clock.now();
         if now >= prune_at {
-            let span = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-            prune_at = now + span(retention.prune_every);
-            let usage_before = now - span(retention.usage);
+            prune_at = now + prune_every;
+            let usage_before = now - usage_kept;
             if let Err(e) =
                 state.store.prune_changes(usage_before, now - chrono::Duration::minutes(RETENTION_MINUTES)).await
             {

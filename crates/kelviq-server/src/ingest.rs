@@ -553,11 +553,14 @@ struct Applied {
     /// Per job, per item.
     outcomes: Vec<Vec<Outcome>>,
     /// Additions committed in the journal only (SQLite), for [`Pending`].
-    deferred: Vec<(usize, usize, String, i64, i64)>,
+    deferred: Vec<Deferred>,
     folded: bool,
 }
 
 type ApplyError = kelviq_store::StoreError;
+
+/// An addition left to the next fold: (job, item, feature, period start, delta).
+type Deferred = (usize, usize, String, i64, i64);
 
 /// Updates this process's state and answers each request.
 fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied) {
@@ -887,9 +890,16 @@ async fn append_plain(state: &AppState, batch: &[Job], journal: &mut EventJourna
     }
     tx.commit()?;
     drop(turn);
-    let seen = plan.seen(&skipped, stored);
-    let mut outcomes = Vec::with_capacity(batch.len());
     let mut deferred = Vec::new();
+    let outcomes = plain_outcomes(batch, &plan.seen(&skipped, stored), Some(&mut deferred));
+    Ok(Applied { outcomes, deferred, folded: false })
+}
+
+/// The answers to a plain group's events once stored: a repeated key's
+/// first answer, or the additions a fresh event made (also listed in
+/// `deferred`, when given, for the pending sums).
+fn plain_outcomes(batch: &[Job], seen: &Seen<'_>, mut deferred: Option<&mut Vec<Deferred>>) -> Vec<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(batch.len());
     for (j, job) in batch.iter().enumerate() {
         let mut job_outcomes = Vec::with_capacity(job.items.len());
         for (i, item) in job.items.iter().enumerate() {
@@ -898,7 +908,9 @@ async fn append_plain(state: &AppState, batch: &[Job], journal: &mut EventJourna
                 let mut counters = Vec::with_capacity(targets.len());
                 for t in targets {
                     if let CounterChange::Add(n) = t.change {
-                        deferred.push((j, i, t.feature.clone(), t.period_start, n));
+                        if let Some(later) = deferred.as_deref_mut() {
+                            later.push((j, i, t.feature.clone(), t.period_start, n));
+                        }
                         counters.push((t.feature.clone(), t.period_start, Counted::Delta(n)));
                     }
                 }
@@ -908,7 +920,7 @@ async fn append_plain(state: &AppState, batch: &[Job], journal: &mut EventJourna
         }
         outcomes.push(job_outcomes);
     }
-    Ok(Applied { outcomes, deferred, folded: false })
+    outcomes
 }
 
 /// Whether a group is not empty and every job in it is of one tenant.
@@ -938,26 +950,7 @@ async fn append_counted(state: &AppState, batch: &[Job]) -> Result<Applied, Appl
         }
         w.commit().await?;
     }
-    let seen = plan.seen(&skipped, stored);
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for (j, job) in batch.iter().enumerate() {
-        let mut job_outcomes = Vec::with_capacity(job.items.len());
-        for (i, item) in job.items.iter().enumerate() {
-            let Op::Event { event, targets } = &item.op else { unreachable!("a plain group holds only events") };
-            let outcome = seen.repeated(batch, j, i, &job.tenant, event).unwrap_or_else(|| {
-                let counters = targets
-                    .iter()
-                    .filter_map(|t| match t.change {
-                        CounterChange::Add(n) => Some((t.feature.clone(), t.period_start, Counted::Delta(n))),
-                        _ => None,
-                    })
-                    .collect();
-                Outcome::fresh(Value::Null, counters)
-            });
-            job_outcomes.push(outcome);
-        }
-        outcomes.push(job_outcomes);
-    }
+    let outcomes = plain_outcomes(batch, &plan.seen(&skipped, stored), None);
     Ok(Applied { outcomes, deferred: Vec::new(), folded: false })
 }
 

@@ -83,8 +83,7 @@ impl Store {
         let mut customers: Vec<&str> = rows.iter().filter(|r| !r.unfolded.is_empty()).map(|r| r.customer_id).collect();
         customers.sort_unstable();
         customers.dedup();
-        let subject = (!customers.is_empty())
-            .then(|| format!("{}:{}:@{origin}\n{}", tenant.org_id, tenant.env.as_str(), customers.join("\n")));
+        let subject = (!customers.is_empty()).then(|| usage_subject(tenant, origin, &customers));
         let announces = subject.is_some();
         let (org, env) = tenant_binds(tenant);
         let skipped_keys: std::collections::HashSet<String> = sqlx::query(
@@ -347,8 +346,7 @@ impl Work {
         if customers.is_empty() {
             return Ok(());
         }
-        let subject =
-            format!("{}:{}:@{origin}\n{}", self.tenant().org_id, self.tenant().env.as_str(), customers.join("\n"));
+        let subject = usage_subject(self.tenant(), origin, customers);
         self.wake = Some(origin.to_string());
         record_quiet_change(self.tx(), TOPIC_USAGE, &subject, now).await
     }
@@ -518,6 +516,17 @@ fn statement_text(
     let text: Arc<str> = build().into();
     texts.lock().unwrap_or_else(|e| e.into_inner()).insert((name, backend, rows), text.clone());
     text
+}
+
+/// The change feed's subject for usage changes of these customers, written
+/// by process `origin` (read back by [`change_subject`]).
+fn usage_subject<S: AsRef<str>>(tenant: &Tenant, origin: &str, customers: &[S]) -> String {
+    let mut subject = format!("{}:{}:@{origin}", tenant.org_id, tenant.env.as_str());
+    for c in customers {
+        subject.push('\n');
+        subject.push_str(c.as_ref());
+    }
+    subject
 }
 
 /// An event as a row of the JSON documents PostgreSQL reads with
@@ -902,6 +911,16 @@ mod tests {
         }
         // 1..=16, then 32, 64, 128, 256: prepared statements stay few.
         assert_eq!(sizes.len(), EXACT + 4);
+    }
+
+    #[test]
+    fn usage_subjects_read_back() {
+        let tenant = Tenant { org_id: uuid::Uuid::new_v4(), org_seq: 1, env: kelviq_core::Environment::Sandbox };
+        let read = change_subject(&usage_subject(&tenant, "p1", &["ann", "bob"])).unwrap();
+        assert_eq!(read.org, tenant.org_id);
+        assert_eq!(read.env, "sandbox");
+        assert_eq!(read.origin.as_deref(), Some("p1"));
+        assert_eq!(read.customers, ["ann", "bob"]);
     }
 
     #[test]
