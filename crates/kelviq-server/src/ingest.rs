@@ -31,7 +31,7 @@ use kelviq_core::entitlements::crossed_alerts;
 use kelviq_core::events::{customer_summary, OutboxEvent};
 use kelviq_core::timefmt::{from_micros, iso_seconds};
 use kelviq_core::{Environment, Tenant};
-use kelviq_store::{AddRow, Backend, CounterChange, EventJournal, EventRow, StoredEvent, Work};
+use kelviq_store::{AddRow, Backend, CounterChange, EventJournal, EventRow, KeptConnection, StoredEvent, Work};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -353,6 +353,9 @@ async fn run(
     let fold_interval = Duration::from_millis(state.config.usage_fold_interval_ms.max(1));
     let mut last_fold = Instant::now();
     let answers = Answers::new(&state, journal.is_some());
+    // On PostgreSQL, groups of plain events run on a connection kept while
+    // the writer is busy (see `KeptConnection`).
+    let mut kept = KeptConnection::default();
     loop {
         let first = tokio::select! {
             _ = stop.changed() => return,
@@ -383,11 +386,12 @@ async fn run(
         let pending = state.ingest.pending.len();
         let fold = defer && pending > 0 && (last_fold.elapsed() >= fold_interval || pending >= FOLD_MAX);
         if batch.is_empty() && !fold {
+            kept.release();
             continue;
         }
         metrics::histogram!("ingest_batch_size").record(items as f64);
         let started = Instant::now();
-        let applied = apply_guarded(&state, &batch, fold, defer, journal.as_mut(), &answers).await;
+        let applied = apply_guarded(&state, &batch, fold, defer, journal.as_mut(), &mut kept, &answers).await;
         metrics::histogram!("ingest_batch_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(items, fold, ms = started.elapsed().as_secs_f64() * 1000.0, "usage batch committed");
         match applied {
@@ -401,7 +405,7 @@ async fn run(
                 tracing::warn!(error = %e, jobs = batch.len(), "usage batch failed; retrying its requests one by one");
                 for job in batch {
                     let one = vec![job];
-                    match apply_guarded(&state, &one, false, defer, journal.as_mut(), &answers).await {
+                    match apply_guarded(&state, &one, false, defer, journal.as_mut(), &mut kept, &answers).await {
                         Ok(a) => answers.deliver(one, a),
                         Err(e) => answers.fail(one, &e),
                     }
@@ -523,6 +527,7 @@ async fn apply_guarded(
     fold: bool,
     defer: bool,
     journal: Option<&mut EventJournal>,
+    kept: &mut KeptConnection,
     answers: &Answers,
 ) -> Result<Applied, String> {
     use futures::FutureExt;
@@ -535,8 +540,10 @@ async fn apply_guarded(
                 };
                 Ok(Applied { folded, ..append_plain(state, batch, journal).await? })
             }
-            None if !defer && single_tenant(batch) && plain_events(batch) => append_counted(state, batch).await,
+            None if !defer && single_tenant(batch) && plain_events(batch) => append_counted(state, batch, kept).await,
             _ => {
+                // The pool's connections are left to `apply` and to readers.
+                kept.release();
                 answers.settled().await;
                 apply(state, batch, fold, defer).await
             }
@@ -931,14 +938,14 @@ fn single_tenant(batch: &[Job]) -> bool {
 /// A group of plain events of one tenant on PostgreSQL: stored, counted and
 /// announced in one statement, which is its own transaction (one round trip
 /// instead of five).
-async fn append_counted(state: &AppState, batch: &[Job]) -> Result<Applied, ApplyError> {
+async fn append_counted(state: &AppState, batch: &[Job], kept: &mut KeptConnection) -> Result<Applied, ApplyError> {
     let now = batch.last().map_or_else(|| state.clock.now(), |j| j.now);
     let tenant = &batch[0].tenant;
     // Every addition is listed with its event, and applied by the statement.
     let plan = EventPlan::new(batch, |_, _, _| true);
     let rows = plan.rows(batch);
     // The change row is stamped with the server's time (see `apply`).
-    let skipped = state.store.append_counted_events(tenant, &rows, &state.origin, now, state.clock.now()).await?;
+    let skipped = state.store.append_counted_events(kept, tenant, &rows, &state.origin, now, state.clock.now()).await?;
     drop(rows);
     let mut stored = HashMap::new();
     if let Some((tenant, keys)) = plan.earlier(batch, &skipped).values().next() {

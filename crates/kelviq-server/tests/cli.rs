@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 use std::time::{Duration, Instant};
 
-use common::process::{kelviq, serve, serve_with};
+use common::process::{kelviq, serve, serve_with, Served};
 
 fn run(env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
     let out = kelviq(env).args(args).output().expect("run kelviq");
@@ -341,6 +341,69 @@ fn signal(child: &Child, name: &str) {
     assert!(Command::new("kill").args([name, &child.id().to_string()]).status().unwrap().success());
 }
 
+/// Two processes on one database, plan `p` published and bought by
+/// customer `shared`; and the server key.
+async fn two_processes_with_plan(env: &[(&str, &str)]) -> (Served, Served, String) {
+    let one = serve(env);
+    let key = one.server_key.clone().expect("first start prints a server key");
+    let two = serve(env);
+    metered_plan(&one.url, &key).await;
+    buy_plan(&one.url, &key).await;
+    (one, two, key)
+}
+
+/// Reports one raw event of customer `shared` (feature `requests` counts them).
+async fn report_event(base: &str, key: &str, idempotency_key: &str) -> reqwest::StatusCode {
+    let ts = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let body = serde_json::json!({"customerId": "shared", "eventName": "hit", "idempotencyKey": idempotency_key, "timestamp": ts});
+    http().post(format!("{base}/api/v1/report/event/")).bearer_auth(key).json(&body).send().await.unwrap().status()
+}
+
+/// PostgreSQL closes every connection of the database (as a restart or a
+/// failover does) right after the processes used them: the next requests
+/// succeed, nothing is counted twice, and the change feed carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_database_closed_are_replaced() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let (mut one, mut two, key) = two_processes_with_plan(&env).await;
+    let key = key.as_str();
+    for (i, server) in [&one.url, &two.url].into_iter().enumerate() {
+        assert_eq!(report_event(server, key, &format!("before-{i}")).await, 200);
+    }
+
+    let admin = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let closed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    assert!(closed.len() >= 4, "both processes had connections open: {closed:?}");
+
+    // At once, while each usage writer's connection counts as in steady use.
+    for (i, server) in [&one.url, &two.url].into_iter().enumerate() {
+        assert_eq!(
+            report_event(server, key, &format!("after-{i}")).await,
+            200,
+            "a request after the connections closed"
+        );
+        assert_eq!(report_event(server, key, &format!("after-{i}")).await, 200, "its repeat");
+    }
+    post_ok(&two.url, key, "/api/v1/customers/", serde_json::json!({"customerId": "late"})).await;
+    let started = Instant::now();
+    for server in [&one.url, &two.url] {
+        while feature_usage_of(server.clone(), key, "requests").await != Some(4) {
+            assert!(started.elapsed() < Duration::from_secs(5), "{server} does not count the four events once each");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    sigterm(&mut one.child);
+    sigterm(&mut two.child);
+}
+
 /// Usage rows stay in the change feed only minutes (here 3 s). A process
 /// that could not read the feed for most of that time (stopped here with
 /// SIGSTOP) may have missed usage whose rows were pruned meanwhile: it
@@ -349,12 +412,8 @@ fn signal(child: &Child, name: &str) {
 async fn a_process_that_missed_pruned_usage_rows_builds_its_state_again() {
     let db = TestDatabase::new(Backend::Postgres).await;
     let env = [("DATABASE_URL", db.url.as_str()), ("KELVIQ_CHANGE_FEED_USAGE_RETENTION_SECONDS", "3")];
-    let mut one = serve(&env);
-    let key = one.server_key.clone().expect("first start prints a server key");
+    let (mut one, mut two, key) = two_processes_with_plan(&env).await;
     let key = key.as_str();
-    let mut two = serve(&env);
-    metered_plan(&one.url, key).await;
-    buy_plan(&one.url, key).await;
     let started = Instant::now();
     while usage_of(two.url.clone(), key).await != Some(0) {
         assert!(started.elapsed() < Duration::from_secs(2), "process two does not see the purchase");

@@ -47,6 +47,34 @@ pub enum CounterChange {
     Unique(String),
 }
 
+/// Stores a group of plain events of one tenant, adds their counts to the
+/// counters and announces the change, in one statement (PostgreSQL); answers
+/// the keys that were already stored. $1 org, $2 environment, $3 now, $4 the
+/// events and $5 their additions as JSON, $6 the change topic, $7 its subject
+/// (none: nothing to announce), $8 the change's time.
+const APPEND_COUNTED: &str = "\
+    WITH e AS MATERIALIZED (\
+        SELECT * FROM json_to_recordset($4::json) AS e(k text, c text, n text, t bigint, r text, p text)), \
+    ins AS (\
+        INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
+        resource_id, properties, received_at, unfolded) \
+        SELECT $1, $2, e.k, e.c, e.n, e.t, e.r, e.p, $3, '' FROM e \
+        ON CONFLICT DO NOTHING RETURNING idempotency_key), \
+    adds AS (\
+        SELECT a.c, a.f, a.s, SUM(a.d)::bigint AS d \
+        FROM json_to_recordset($5::json) AS a(k text, c text, f text, s bigint, d bigint) \
+        JOIN ins ON ins.idempotency_key = a.k GROUP BY a.c, a.f, a.s), \
+    counted AS (\
+        INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, \
+        value_at, alerts, updated_at) \
+        SELECT $1, $2, adds.c, adds.f, adds.s, adds.d, 0, '', $3 FROM adds \
+        ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
+        DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at), \
+    announced AS (\
+        INSERT INTO change_feed (topic, subject, created_at) \
+        SELECT $6, $7::text, $8 WHERE $7::text IS NOT NULL AND EXISTS (SELECT 1 FROM adds)) \
+    SELECT e.k FROM e WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.idempotency_key = e.k)";
+
 impl Store {
     /// PostgreSQL: stores one tenant's events and applies each new event's
     /// `unfolded` additions to the counters (so the rows keep none), and
@@ -56,6 +84,7 @@ impl Store {
     /// the indexes of the skipped rows. (Keys must be distinct within the call.)
     pub async fn append_counted_events(
         &self,
+        kept: &mut crate::KeptConnection,
         tenant: &Tenant,
         rows: &[EventRow<'_>],
         origin: &str,
@@ -86,42 +115,36 @@ impl Store {
         let subject = (!customers.is_empty()).then(|| usage_subject(tenant, origin, &customers));
         let announces = subject.is_some();
         let (org, env) = tenant_binds(tenant);
-        let skipped_keys: std::collections::HashSet<String> = sqlx::query(
-            "WITH e AS MATERIALIZED (\
-                SELECT * FROM json_to_recordset($4::json) AS e(k text, c text, n text, t bigint, r text, p text)), \
-             ins AS (\
-                INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
-                resource_id, properties, received_at, unfolded) \
-                SELECT $1, $2, e.k, e.c, e.n, e.t, e.r, e.p, $3, '' FROM e \
-                ON CONFLICT DO NOTHING RETURNING idempotency_key), \
-             adds AS (\
-                SELECT a.c, a.f, a.s, SUM(a.d)::bigint AS d \
-                FROM json_to_recordset($5::json) AS a(k text, c text, f text, s bigint, d bigint) \
-                JOIN ins ON ins.idempotency_key = a.k GROUP BY a.c, a.f, a.s), \
-             counted AS (\
-                INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, \
-                value_at, alerts, updated_at) \
-                SELECT $1, $2, adds.c, adds.f, adds.s, adds.d, 0, '', $3 FROM adds \
-                ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
-                DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at), \
-             announced AS (\
-                INSERT INTO change_feed (topic, subject, created_at) \
-                SELECT $6, $7::text, $8 WHERE $7::text IS NOT NULL AND EXISTS (SELECT 1 FROM adds)) \
-             SELECT e.k FROM e WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.idempotency_key = e.k)",
-        )
-        .bind(org)
-        .bind(env)
-        .bind(to_micros(now))
-        .bind(serde_json::to_string(&docs).expect("events serialise"))
-        .bind(serde_json::to_string(&adds).expect("additions serialise"))
-        .bind(TOPIC_USAGE)
-        .bind(subject)
-        .bind(to_micros(stamped))
-        .fetch_all(&self.write)
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<std::result::Result<_, _>>()?;
+        let events = serde_json::to_string(&docs).expect("events serialise");
+        let additions = serde_json::to_string(&adds).expect("additions serialise");
+        // The statement is its own transaction, and a key already stored is
+        // skipped with its additions: run again after the connection was
+        // lost, it counts nothing twice (events it did commit come back as
+        // stored before).
+        let mut retried = false;
+        let answer = loop {
+            let answer = sqlx::query(APPEND_COUNTED)
+                .bind(&org)
+                .bind(env)
+                .bind(to_micros(now))
+                .bind(&events)
+                .bind(&additions)
+                .bind(TOPIC_USAGE)
+                .bind(&subject)
+                .bind(to_micros(stamped))
+                .fetch_all(kept.get(&self.write).await?)
+                .await;
+            kept.used(&answer);
+            match answer {
+                Err(e) if !retried && crate::connection_lost(&e) => {
+                    tracing::warn!(error = %e, "usage writer: the database closed the connection; running the statement again on another");
+                    retried = true;
+                }
+                answer => break answer,
+            }
+        };
+        let skipped_keys: std::collections::HashSet<String> =
+            answer?.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
         if announces && skipped_keys.len() < rows.len() {
             self.waker.wake(Some(origin));
         }
