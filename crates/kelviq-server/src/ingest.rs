@@ -511,6 +511,11 @@ fn written(state: &AppState, job: &Job) {
 
 fn fail(state: &AppState, batch: Vec<Job>, e: &str) {
     for mut job in batch {
+        // A failure can follow a commit whose answer was lost (the
+        // connection closed): the database is the one to ask.
+        for item in &job.items {
+            state.entitlements.evict(job.tenant.org_id, job.tenant.env, &item.customer_id);
+        }
         written(state, &job);
         if let Some(reply) = job.reply.take() {
             let _ = reply.send(Err(e.to_string()));
@@ -562,6 +567,10 @@ struct Applied {
     /// Additions committed in the journal only (SQLite), for [`Pending`].
     deferred: Vec<Deferred>,
     folded: bool,
+    /// The group's customers are built again from the database: an
+    /// attempt whose answer was lost may have counted some of its events,
+    /// which then read as stored before and change nothing here.
+    rebuild: bool,
 }
 
 type ApplyError = kelviq_store::StoreError;
@@ -588,6 +597,11 @@ fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied) {
         state
             .entitlements
             .apply_counters(&job.tenant, changed.map(|(item, o)| (item.customer_id.as_str(), o.counters.as_slice())));
+        if applied.rebuild {
+            for item in &job.items {
+                state.entitlements.evict(job.tenant.org_id, job.tenant.env, &item.customer_id);
+            }
+        }
         written(state, &job);
         if let Some(reply) = job.reply.take() {
             let _ = reply.send(Ok(outcomes));
@@ -756,7 +770,7 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
     } else {
         w.commit().await?;
     }
-    Ok(Applied { outcomes, deferred, folded: fold })
+    Ok(Applied { outcomes, deferred, folded: fold, rebuild: false })
 }
 
 /// A tenant's idempotency key of an event: (org, env, key).
@@ -899,7 +913,7 @@ async fn append_plain(state: &AppState, batch: &[Job], journal: &mut EventJourna
     drop(turn);
     let mut deferred = Vec::new();
     let outcomes = plain_outcomes(batch, &plan.seen(&skipped, stored), Some(&mut deferred));
-    Ok(Applied { outcomes, deferred, folded: false })
+    Ok(Applied { outcomes, deferred, folded: false, rebuild: false })
 }
 
 /// The answers to a plain group's events once stored: a repeated key's
@@ -945,8 +959,10 @@ async fn append_counted(state: &AppState, batch: &[Job], kept: &mut KeptConnecti
     let plan = EventPlan::new(batch, |_, _, _| true);
     let rows = plan.rows(batch);
     // The change row is stamped with the server's time (see `apply`).
-    let skipped = state.store.append_counted_events(kept, tenant, &rows, &state.origin, now, state.clock.now()).await?;
+    let appended =
+        state.store.append_counted_events(kept, tenant, &rows, &state.origin, now, state.clock.now()).await?;
     drop(rows);
+    let skipped = appended.skipped;
     let mut stored = HashMap::new();
     if let Some((tenant, keys)) = plan.earlier(batch, &skipped).values().next() {
         // Stored by committed work: the statement waited for any other
@@ -958,7 +974,7 @@ async fn append_counted(state: &AppState, batch: &[Job], kept: &mut KeptConnecti
         w.commit().await?;
     }
     let outcomes = plain_outcomes(batch, &plan.seen(&skipped, stored), None);
-    Ok(Applied { outcomes, deferred: Vec::new(), folded: false })
+    Ok(Applied { outcomes, deferred: Vec::new(), folded: false, rebuild: appended.retried })
 }
 
 /// Where a fresh item's changes go.

@@ -404,6 +404,169 @@ async fn connections_the_database_closed_are_replaced() {
     sigterm(&mut two.child);
 }
 
+/// A TCP proxy in front of PostgreSQL that, once armed, loses the answer
+/// to the usage writers' statement: the database runs and commits it, and
+/// the proxy closes that connection instead of passing the answer on. It
+/// does so on as many connections as it was armed for.
+struct LosingProxy {
+    url: String,
+    armed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// PostgreSQL's frontend messages, split as they arrive: the untyped
+/// startup message first, then a type byte and a length each.
+#[derive(Default)]
+struct Frames {
+    buf: Vec<u8>,
+    started: bool,
+}
+
+impl Frames {
+    /// The complete messages (type, whole message) that `bytes` ends.
+    fn feed(&mut self, bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        loop {
+            let (kind, at) = if self.started { (self.buf.first().copied(), 1) } else { (Some(0), 0) };
+            let Some(kind) = kind else { break };
+            let Some(len) = self.buf.get(at..at + 4) else { break };
+            let end = at + u32::from_be_bytes(len.try_into().unwrap()) as usize;
+            if self.buf.len() < end {
+                break;
+            }
+            out.push((kind, self.buf.drain(..end).collect()));
+            self.started = true;
+        }
+        out
+    }
+}
+
+impl LosingProxy {
+    async fn start(database_url: &str) -> LosingProxy {
+        use std::sync::atomic::Ordering;
+        let mut upstream = url::Url::parse(database_url).unwrap();
+        let target = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(5432));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        upstream.set_port(Some(listener.local_addr().unwrap().port())).unwrap();
+        upstream.set_host(Some("127.0.0.1")).unwrap();
+        upstream.query_pairs_mut().append_pair("sslmode", "disable");
+        let armed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (a, l) = (armed.clone(), lost.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&target).await.unwrap();
+                let (armed, lost) = (a.clone(), l.clone());
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    // Set once this connection's client executed the doomed statement.
+                    let executed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let seen = executed.clone();
+                    let up = async move {
+                        let (mut frames, mut doomed, mut buf) = (Frames::default(), false, vec![0u8; 65536]);
+                        loop {
+                            let n = match cr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            for (kind, message) in frames.feed(&buf[..n]) {
+                                let text = String::from_utf8_lossy(&message);
+                                if kind == b'P'
+                                    && text.contains("INSERT INTO usage_events")
+                                    && text.contains("announced AS")
+                                    && armed
+                                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                                        .is_ok()
+                                {
+                                    doomed = true;
+                                }
+                                if kind == b'E' && doomed {
+                                    seen.store(true, Ordering::SeqCst);
+                                }
+                            }
+                            if sw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    let down = async move {
+                        let mut buf = vec![0u8; 65536];
+                        loop {
+                            let n = match sr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            // The answer after the statement's Sync, sent once it committed.
+                            if executed.load(Ordering::SeqCst) {
+                                lost.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    // Either side ending closes both.
+                    tokio::select! { _ = up => {}, _ = down => {} }
+                });
+            }
+        });
+        LosingProxy { url: upstream.to_string(), armed, lost }
+    }
+}
+
+/// The database commits a group of events and the answer never reaches the
+/// server (the connection closes): the statement runs again on another
+/// connection and finds the events stored. They count once, in the
+/// database and in this process's answers, which ask the database again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_whose_commit_answer_was_lost_count_once() {
+    answers_lost_after_commit(1).await;
+}
+
+/// As above, and the second run's answer is lost too: the request fails
+/// (it was not acknowledged), and its retry finds the event stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_whose_commit_answers_were_lost_twice_count_once() {
+    answers_lost_after_commit(2).await;
+}
+
+/// Loses the answers of the first `lose` runs of the usage writers'
+/// statement (each on a connection of its own), then checks the counts.
+async fn answers_lost_after_commit(lose: usize) {
+    use std::sync::atomic::Ordering;
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let proxy = LosingProxy::start(&db.url).await;
+    let mut one = serve(&[("DATABASE_URL", proxy.url.as_str())]);
+    let key = one.server_key.clone().expect("first start prints a server key");
+    let key = key.as_str();
+    metered_plan(&one.url, key).await;
+    buy_plan(&one.url, key).await;
+    assert_eq!(feature_usage_of(one.url.clone(), key, "requests").await, Some(0));
+
+    // Armed before the first event: the statement's text goes to the
+    // database once per connection, when it is first prepared there.
+    proxy.armed.store(lose, Ordering::SeqCst);
+    let status = report_event(&one.url, key, "lost").await;
+    assert_eq!(proxy.lost.load(Ordering::SeqCst), lose, "the proxy lost the statement's answers");
+    if lose == 1 {
+        assert_eq!(status, 200, "the event whose answer was lost, stored by the statement's first run");
+    } else {
+        assert!(status.is_server_error(), "a request whose every run lost its answer is not acknowledged: {status}");
+    }
+    assert_eq!(report_event(&one.url, key, "lost").await, 200, "its repeat");
+    assert_eq!(feature_usage_of(one.url.clone(), key, "requests").await, Some(1), "this process counts it");
+    assert_eq!(report_event(&one.url, key, "after").await, 200);
+    assert_eq!(feature_usage_of(one.url.clone(), key, "requests").await, Some(2));
+    let mut two = serve(&[("DATABASE_URL", db.url.as_str())]);
+    assert_eq!(feature_usage_of(two.url.clone(), key, "requests").await, Some(2), "the database counts it once");
+    sigterm(&mut one.child);
+    sigterm(&mut two.child);
+}
+
 /// Usage rows stay in the change feed only minutes (here 3 s). A process
 /// that could not read the feed for most of that time (stopped here with
 /// SIGSTOP) may have missed usage whose rows were pruned meanwhile: it

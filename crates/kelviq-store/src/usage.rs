@@ -75,6 +75,15 @@ const APPEND_COUNTED: &str = "\
         SELECT $6, $7::text, $8 WHERE $7::text IS NOT NULL AND EXISTS (SELECT 1 FROM adds)) \
     SELECT e.k FROM e WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.idempotency_key = e.k)";
 
+/// What [`Store::append_counted_events`] did.
+#[derive(Debug, Default)]
+pub struct CountedAppend {
+    /// Indexes of the rows whose keys were stored before.
+    pub skipped: Vec<usize>,
+    /// The statement ran twice (see [`Store::append_counted_events`]).
+    pub retried: bool,
+}
+
 impl Store {
     /// PostgreSQL: stores one tenant's events and applies each new event's
     /// `unfolded` additions to the counters (so the rows keep none), and
@@ -82,6 +91,9 @@ impl Store {
     /// one round trip, its own transaction, committed when this returns.
     /// A key the tenant stored before is skipped and adds nothing; returns
     /// the indexes of the skipped rows. (Keys must be distinct within the call.)
+    /// A statement whose connection the database closed runs once more on
+    /// another; then `retried` is set, as the first run may have committed
+    /// (its answer lost) and its rows then count as skipped.
     pub async fn append_counted_events(
         &self,
         kept: &mut crate::KeptConnection,
@@ -90,7 +102,7 @@ impl Store {
         origin: &str,
         now: DateTime<Utc>,
         stamped: DateTime<Utc>,
-    ) -> Result<Vec<usize>> {
+    ) -> Result<CountedAppend> {
         #[derive(serde::Serialize)]
         struct Add<'a> {
             k: &'a str,
@@ -101,7 +113,7 @@ impl Store {
         }
         debug_assert_eq!(self.backend(), crate::Backend::Postgres, "append_counted_events is PostgreSQL's");
         if rows.is_empty() {
-            return Ok(Vec::new());
+            return Ok(CountedAppend::default());
         }
         let docs: Vec<EventDoc> = rows.iter().map(|r| EventDoc::of(r, false)).collect();
         let adds: Vec<Add> = rows
@@ -148,7 +160,8 @@ impl Store {
         if announces && skipped_keys.len() < rows.len() {
             self.waker.wake(Some(origin));
         }
-        Ok((0..rows.len()).filter(|&i| skipped_keys.contains(rows[i].key)).collect())
+        let skipped = (0..rows.len()).filter(|&i| skipped_keys.contains(rows[i].key)).collect();
+        Ok(CountedAppend { skipped, retried })
     }
 
     /// Every counter of a customer for the given periods (feature, period start).
