@@ -509,13 +509,19 @@ fn written(state: &AppState, job: &Job) {
     }
 }
 
+/// Drops the cached states of a job's customers: the next check builds them
+/// from the database.
+fn rebuild(state: &AppState, job: &Job) {
+    for item in &job.items {
+        state.entitlements.evict(job.tenant.org_id, job.tenant.env, &item.customer_id);
+    }
+}
+
 fn fail(state: &AppState, batch: Vec<Job>, e: &str) {
     for mut job in batch {
         // A failure can follow a commit whose answer was lost (the
         // connection closed): the database is the one to ask.
-        for item in &job.items {
-            state.entitlements.evict(job.tenant.org_id, job.tenant.env, &item.customer_id);
-        }
+        rebuild(state, &job);
         written(state, &job);
         if let Some(reply) = job.reply.take() {
             let _ = reply.send(Err(e.to_string()));
@@ -598,9 +604,7 @@ fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied) {
             .entitlements
             .apply_counters(&job.tenant, changed.map(|(item, o)| (item.customer_id.as_str(), o.counters.as_slice())));
         if applied.rebuild {
-            for item in &job.items {
-                state.entitlements.evict(job.tenant.org_id, job.tenant.env, &item.customer_id);
-            }
+            rebuild(state, &job);
         }
         written(state, &job);
         if let Some(reply) = job.reply.take() {
