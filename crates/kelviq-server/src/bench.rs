@@ -23,6 +23,8 @@ pub struct BenchOptions {
     pub customers: u64,
     pub seconds: u64,
     pub connections: usize,
+    /// Connections of the 100-event batches.
+    pub batch_connections: usize,
     /// Measurements to run (empty: all).
     pub only: Vec<String>,
     /// `None`: a temporary SQLite file.
@@ -180,7 +182,7 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     }
     if wants("batches") {
         let before = writer_totals();
-        let batched = load(addr, Some(&key), options.connections.min(16), options.seconds, move |worker, i| {
+        let batched = load(addr, Some(&key), options.batch_connections, options.seconds, move |worker, i| {
             let mut body = String::with_capacity(100 * 160 + 16);
             body.push_str(r#"{"events":["#);
             for j in 0..100u64 {
@@ -238,6 +240,12 @@ fn report(name: &str, r: &Run) {
     );
     if let Some((server, load)) = r.cpu_per_request_us() {
         println!("  CPU per request in this process: server {server:.1} µs, load generator {load:.1} µs");
+    }
+    if let (Some(m), Some(others)) = (r.machine, r.others_cpu_per_request_us()) {
+        let (busy, idle, steal) = m.shares();
+        println!(
+            "  machine: {busy:.0} % busy, {idle:.0} % idle, {steal:.0} % stolen; other processes {others:.1} µs CPU per request"
+        );
     }
 }
 

@@ -73,6 +73,9 @@ enum Command {
         /// Concurrent keep-alive connections.
         #[arg(long, default_value_t = 64)]
         connections: usize,
+        /// Concurrent connections sending 100-event batches.
+        #[arg(long, default_value_t = 16)]
+        batch_connections: usize,
         /// Runs only these measurements (comma-separated: checks, events, batches).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
@@ -215,11 +218,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Keys(cmd) => run_keys(&open_store(&cfg).await?, cmd).await,
             Command::Orgs(cmd) => run_orgs(&open_store(&cfg).await?, cmd).await,
             Command::Catalog(cmd) => run_catalog(&open_store(&cfg).await?, cmd).await,
-            Command::Bench { customers, seconds, connections, only } => {
+            Command::Bench { customers, seconds, connections, batch_connections, only } => {
                 let options = crate::bench::BenchOptions {
                     customers,
                     seconds,
                     connections,
+                    batch_connections,
                     only,
                     database_url: cfg.database_url.clone(),
                     config: cfg,

@@ -31,6 +31,56 @@ pub struct Run {
     pub errors: u64,
     /// CPU time of the whole process during the run, and of the load thread.
     pub cpu: Option<(Duration, Duration)>,
+    /// The whole machine's CPU during the run (every process, every core).
+    pub machine: Option<MachineCpu>,
+}
+
+/// Machine-wide CPU time over a run, from `/proc/stat`, summed over cores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MachineCpu {
+    /// Time spent running anything (user, system, interrupts).
+    pub busy: Duration,
+    /// Time no process wanted (idle, and waiting for I/O).
+    pub idle: Duration,
+    /// Time the hypervisor gave to other machines while this one wanted to run.
+    pub steal: Duration,
+}
+
+impl MachineCpu {
+    /// Reads the machine's totals since boot.
+    fn now() -> Option<MachineCpu> {
+        MachineCpu::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// The totals of `/proc/stat`'s first line: `cpu user nice system idle
+    /// iowait irq softirq steal guest guest_nice`, in USER_HZ ticks (guest
+    /// time is already counted in user and nice).
+    fn parse(stat: &str) -> Option<MachineCpu> {
+        let line = stat.lines().next()?.strip_prefix("cpu ")?;
+        let t: Vec<u64> = line.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
+        let tick = |n: u64| Duration::from_millis(n * 10);
+        let field = |i: usize| t.get(i).copied().unwrap_or(0);
+        Some(MachineCpu {
+            busy: tick(field(0) + field(1) + field(2) + field(5) + field(6)),
+            idle: tick(field(3) + field(4)),
+            steal: tick(field(7)),
+        })
+    }
+
+    fn since(self, before: MachineCpu) -> MachineCpu {
+        MachineCpu {
+            busy: self.busy.saturating_sub(before.busy),
+            idle: self.idle.saturating_sub(before.idle),
+            steal: self.steal.saturating_sub(before.steal),
+        }
+    }
+
+    /// Busy, idle and stolen shares of the machine's time, in percent.
+    pub fn shares(&self) -> (f64, f64, f64) {
+        let total = (self.busy + self.idle + self.steal).as_secs_f64().max(f64::MIN_POSITIVE);
+        let pct = |d: Duration| 100.0 * d.as_secs_f64() / total;
+        (pct(self.busy), pct(self.idle), pct(self.steal))
+    }
 }
 
 impl Run {
@@ -44,6 +94,14 @@ impl Run {
         let (all, load) = self.cpu?;
         let n = self.requests.max(1) as f64;
         Some((all.saturating_sub(load).as_secs_f64() * 1e6 / n, load.as_secs_f64() * 1e6 / n))
+    }
+
+    /// CPU time per request of every other process on the machine (on
+    /// PostgreSQL, mostly the database server), in microseconds.
+    pub fn others_cpu_per_request_us(&self) -> Option<f64> {
+        let (all, _) = self.cpu?;
+        let machine = self.machine?;
+        Some(machine.busy.saturating_sub(all).as_secs_f64() * 1e6 / self.requests.max(1) as f64)
     }
 
     pub fn percentile(&self, p: f64) -> f64 {
@@ -68,10 +126,12 @@ where
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("load runtime");
             let before = (cpu_time("self"), cpu_time("thread-self"));
+            let machine = MachineCpu::now();
             let mut run = runtime.block_on(drive(addr, key, connections, seconds, make));
             if let ((Some(p0), Some(t0)), Some(p1), Some(t1)) = (before, cpu_time("self"), cpu_time("thread-self")) {
                 run.cpu = Some((p1.saturating_sub(p0), t1.saturating_sub(t0)));
             }
+            run.machine = machine.zip(MachineCpu::now()).map(|(before, after)| after.since(before));
             let _ = tx.send(run);
         })
         .expect("load thread");
@@ -137,6 +197,7 @@ where
         latencies_us: latencies,
         errors: errors.load(Ordering::Relaxed),
         cpu: None,
+        machine: None,
     }
 }
 
@@ -264,6 +325,20 @@ mod tests {
         addr
     }
 
+    #[test]
+    fn machine_totals_read_from_proc_stat() {
+        let stat = "cpu  1000 20 300 5000 40 6 7 8 0 0\ncpu0 500 10 150 2500 20 3 3 4 0 0\nintr 1\n";
+        let m = MachineCpu::parse(stat).unwrap();
+        assert_eq!(m.busy, Duration::from_millis((1000 + 20 + 300 + 6 + 7) * 10));
+        assert_eq!(m.idle, Duration::from_millis((5000 + 40) * 10));
+        assert_eq!(m.steal, Duration::from_millis(80));
+        let later = MachineCpu::parse("cpu  1100 20 300 5100 40 6 7 8 0 0\n").unwrap();
+        let d = later.since(m);
+        assert_eq!((d.busy, d.idle, d.steal), (Duration::from_secs(1), Duration::from_secs(1), Duration::ZERO));
+        assert_eq!(d.shares(), (50.0, 50.0, 0.0));
+        assert_eq!(MachineCpu::parse("intr 1\n"), None);
+    }
+
     #[tokio::test]
     async fn counts_answers_by_status_and_reads_split_bodies() {
         let ok = serve(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world").await;
@@ -273,6 +348,12 @@ mod tests {
         assert_eq!(run.items, run.requests * 3);
         let (process, thread) = run.cpu.expect("CPU times are read");
         assert!(thread <= process, "the load thread is part of the process");
+        let machine = run.machine.expect("the machine's CPU times are read");
+        let wall = run.elapsed * std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let counted = machine.busy + machine.idle + machine.steal;
+        // The run's ticks over every core add up to its length (ticks are 10 ms).
+        assert!(counted + Duration::from_millis(200) >= wall / 2 && counted <= wall * 2, "{counted:?} over {wall:?}");
+        assert!(run.others_cpu_per_request_us().is_some());
 
         let refused = serve(b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 2\r\n\r\n{}").await;
         let run = load(refused, None, 1, 1, |_, _| Request { path: Cow::Borrowed("/x"), body: None, items: 1 }).await;
