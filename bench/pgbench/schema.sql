@@ -1,4 +1,4 @@
-DROP TABLE IF EXISTS usage_events, usage_counters, change_feed, ev2, ctr2, pending;
+DROP TABLE IF EXISTS usage_events, usage_counters, change_feed, ev2, ctr2, pending, statement_pending;
 DROP SEQUENCE IF EXISTS ks;
 CREATE SEQUENCE ks;
 CREATE TABLE usage_events (seq BIGSERIAL, org_id TEXT COLLATE "C" NOT NULL, environment TEXT COLLATE "C" NOT NULL,
@@ -18,6 +18,8 @@ CREATE TABLE ctr2 (tenant BIGINT NOT NULL, customer_id TEXT COLLATE "C" NOT NULL
   value BIGINT NOT NULL, value_at BIGINT NOT NULL, alerts TEXT NOT NULL, updated_at BIGINT NOT NULL,
   PRIMARY KEY (customer_id, feature, period_start, tenant)) WITH (fillfactor=70);
 CREATE TABLE pending (tenant BIGINT NOT NULL, customer_id TEXT NOT NULL, feature TEXT NOT NULL, period_start BIGINT NOT NULL, d BIGINT NOT NULL);
+-- statement-pending variant: one row per statement holding its counter additions
+CREATE TABLE statement_pending (id BIGSERIAL PRIMARY KEY, additions TEXT NOT NULL);
 INSERT INTO usage_counters SELECT '0b6f1c2e-1111-4222-8333-944455556666','sandbox','c'||g,'requests',1764547200000000,0,0,'',0 FROM generate_series(0,99999) g;
 INSERT INTO ctr2 SELECT 1,'c'||g,'requests',1764547200000000,0,0,'',0 FROM generate_series(0,99999) g;
 VACUUM ANALYZE;
