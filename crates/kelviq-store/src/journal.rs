@@ -15,10 +15,10 @@
 //! connection of its own, so that the writer only ever appends.
 
 use crate::usage::{write_unfolded, EventRow, StoredEvent};
-use crate::{tenant_binds, Result, StoreError};
+use crate::{environment_bit, usage_tenant, Result, StoreError};
 use chrono::{DateTime, Utc};
 use kelviq_core::timefmt::{from_micros, to_micros};
-use kelviq_core::Tenant;
+use kelviq_core::{Environment, Tenant};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,6 +27,9 @@ use std::path::Path;
 pub struct EventJournal {
     conn: Connection,
     checkpoints: Option<Checkpoints>,
+    /// The usage tables' numbers of the tenants written for (an
+    /// organisation's number never changes).
+    numbers: HashMap<(uuid::Uuid, Environment), i64>,
 }
 
 /// How often the log is copied into the database file.
@@ -76,7 +79,7 @@ impl std::fmt::Debug for EventJournal {
 /// per-statement work (the AUTOINCREMENT counter is written at each
 /// statement's end) once per event.
 const ROWS_PER_INSERT: usize = 64;
-const COLUMNS: usize = 10;
+const COLUMNS: usize = 9;
 
 /// The statement for a full chunk, built once.
 fn full_insert() -> &'static str {
@@ -93,13 +96,13 @@ fn insert_sql(n: usize) -> String {
         })
         .collect();
     format!(
-        "INSERT OR IGNORE INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
-         resource_id, properties, received_at, unfolded) VALUES {} RETURNING org_id, environment, idempotency_key",
+        "INSERT OR IGNORE INTO usage_events (tenant, idempotency_key, customer_id, event_name, event_at, \
+         resource_id, properties, received_at, unfolded) VALUES {} RETURNING tenant, idempotency_key",
         rows.join(", ")
     )
 }
 const FIND: &str = "SELECT customer_id, event_name, event_at, resource_id, properties FROM usage_events \
-    WHERE org_id = ?1 AND environment = ?2 AND idempotency_key = ?3";
+    WHERE tenant = ?1 AND idempotency_key = ?2";
 
 impl EventJournal {
     /// Opens the database file (already migrated by the store) with the
@@ -113,21 +116,38 @@ impl EventJournal {
         )?;
         // A statement per chunk size: the full one and the last chunk's of each group.
         conn.set_prepared_statement_cache_capacity(ROWS_PER_INSERT + 2);
-        Ok(EventJournal { conn, checkpoints: Some(Checkpoints::start(path)?) })
+        Ok(EventJournal { conn, checkpoints: Some(Checkpoints::start(path)?), numbers: HashMap::new() })
     }
 
     /// Begins a write transaction. The caller holds [`crate::Store::write_turn`].
     pub fn begin(&mut self) -> Result<JournalTx<'_>> {
-        Ok(JournalTx { tx: self.conn.transaction_with_behavior(TransactionBehavior::Immediate)? })
+        Ok(JournalTx {
+            tx: self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+            numbers: &mut self.numbers,
+        })
     }
 }
 
 /// A journal transaction; dropped without [`JournalTx::commit`], it rolls back.
 pub struct JournalTx<'c> {
     tx: rusqlite::Transaction<'c>,
+    numbers: &'c mut HashMap<(uuid::Uuid, Environment), i64>,
 }
 
 impl JournalTx<'_> {
+    /// The usage tables' number of a tenant (see [`crate::usage_binds`]).
+    fn number(&mut self, tenant: &Tenant) -> Result<i64> {
+        if let Some(n) = self.numbers.get(&(tenant.org_id, tenant.env)) {
+            return Ok(*n);
+        }
+        let sql = format!("SELECT {}", usage_tenant("?1", "?2"));
+        let n: Option<i64> =
+            self.tx.query_row(&sql, params![tenant.org_id.to_string(), environment_bit(tenant.env)], |r| r.get(0))?;
+        let n = n.ok_or(StoreError::NotFound)?;
+        self.numbers.insert((tenant.org_id, tenant.env), n);
+        Ok(n)
+    }
+
     /// Stores each event unless its tenant stored its key before (the rows'
     /// keys are distinct); returns the indexes of those skipped.
     ///
@@ -140,36 +160,38 @@ impl JournalTx<'_> {
         let mut skipped = Vec::new();
         let mut offset = 0;
         let mut unfolded = String::new();
-        let mut tenant: Option<(&Tenant, String, &str)> = None;
+        let mut tenant: Option<(&Tenant, i64)> = None;
+        let mut numbers = Vec::with_capacity(ROWS_PER_INSERT);
         for chunk in rows.chunks(ROWS_PER_INSERT) {
+            numbers.clear();
+            for row in chunk {
+                if tenant.is_none_or(|(t, _)| t != row.tenant) {
+                    tenant = Some((row.tenant, self.number(row.tenant)?));
+                }
+                numbers.push(tenant.expect("set above").1);
+            }
             let sql = if chunk.len() == ROWS_PER_INSERT { full_insert() } else { &insert_sql(chunk.len()) };
             let mut insert = self.tx.prepare_cached(sql)?;
-            for (r, row) in chunk.iter().enumerate() {
-                if tenant.as_ref().is_none_or(|(t, ..)| *t != row.tenant) {
-                    let (org, env) = tenant_binds(row.tenant);
-                    tenant = Some((row.tenant, org, env));
-                }
-                let (_, org, env) = tenant.as_ref().expect("set above");
+            for (r, (row, number)) in chunk.iter().zip(&numbers).enumerate() {
                 let at = |c: usize| r * COLUMNS + c;
-                insert.raw_bind_parameter(at(1), org)?;
-                insert.raw_bind_parameter(at(2), env)?;
-                insert.raw_bind_parameter(at(3), row.key)?;
-                insert.raw_bind_parameter(at(4), row.customer_id)?;
-                insert.raw_bind_parameter(at(5), row.event_name)?;
-                insert.raw_bind_parameter(at(6), to_micros(row.at))?;
-                insert.raw_bind_parameter(at(7), row.resource_id)?;
-                insert.raw_bind_parameter(at(8), row.properties)?;
-                insert.raw_bind_parameter(at(9), received)?;
+                insert.raw_bind_parameter(at(1), number)?;
+                insert.raw_bind_parameter(at(2), row.key)?;
+                insert.raw_bind_parameter(at(3), row.customer_id)?;
+                insert.raw_bind_parameter(at(4), row.event_name)?;
+                insert.raw_bind_parameter(at(5), to_micros(row.at))?;
+                insert.raw_bind_parameter(at(6), row.resource_id)?;
+                insert.raw_bind_parameter(at(7), row.properties)?;
+                insert.raw_bind_parameter(at(8), received)?;
                 unfolded.clear();
                 write_unfolded(&mut unfolded, row.unfolded);
-                insert.raw_bind_parameter(at(10), unfolded.as_str())?;
+                insert.raw_bind_parameter(at(9), unfolded.as_str())?;
             }
             let mut stored = vec![false; chunk.len()];
-            let mut matcher = Matcher::new(chunk);
+            let mut matcher = Matcher::new(chunk, &numbers);
             let mut returned = insert.raw_query();
             while let Some(r) = returned.next()? {
-                let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into));
-                if let Some(i) = matcher.find(text(0)?, text(1)?, text(2)?) {
+                let key = r.get_ref(1).and_then(|v| v.as_str().map_err(Into::into))?;
+                if let Some(i) = matcher.find(r.get(0)?, key) {
                     stored[i] = true;
                 }
             }
@@ -181,12 +203,12 @@ impl JournalTx<'_> {
 
     /// The stored events of a tenant among these keys.
     pub fn find_events(&mut self, tenant: &Tenant, keys: &[&str]) -> Result<Vec<StoredEvent>> {
+        let number = self.number(tenant)?;
         let mut find = self.tx.prepare_cached(FIND)?;
-        let (org, env) = tenant_binds(tenant);
         let mut found = Vec::new();
         for key in keys {
             let event = find
-                .query_row(params![org, env, key], |r| {
+                .query_row(params![number, key], |r| {
                     Ok(StoredEvent {
                         key: key.to_string(),
                         customer_id: r.get(0)?,
@@ -208,26 +230,25 @@ impl JournalTx<'_> {
     }
 }
 
-/// Finds which row of a chunk a returned (org, environment, key) is. SQLite
+/// Finds which row of a chunk a returned (tenant number, key) is. SQLite
 /// returns the stored rows in the order given, so the next row in order is
 /// tried first; any other order falls back to a search by key.
 struct Matcher<'r, 'a> {
     rows: &'r [EventRow<'a>],
+    /// Each row's tenant number.
+    numbers: &'r [i64],
     next: usize,
     by_key: Option<HashMap<&'a str, Vec<usize>>>,
 }
 
 impl<'r, 'a> Matcher<'r, 'a> {
-    fn new(rows: &'r [EventRow<'a>]) -> Self {
-        Matcher { rows, next: 0, by_key: None }
+    fn new(rows: &'r [EventRow<'a>], numbers: &'r [i64]) -> Self {
+        Matcher { rows, numbers, next: 0, by_key: None }
     }
 
-    fn find(&mut self, org: &str, env: &str, key: &str) -> Option<usize> {
-        let rows = self.rows;
-        let is = |i: &usize| {
-            let row = &rows[*i];
-            row.key == key && row.tenant.env.as_str() == env && org.parse() == Ok(row.tenant.org_id)
-        };
+    fn find(&mut self, number: i64, key: &str) -> Option<usize> {
+        let (rows, numbers) = (self.rows, self.numbers);
+        let is = |i: &usize| rows[*i].key == key && numbers[*i] == number;
         if let Some(i) = (self.next..rows.len()).find(|&i| rows[i].key == key).filter(is) {
             self.next = i + 1;
             return Some(i);
@@ -247,7 +268,6 @@ impl<'r, 'a> Matcher<'r, 'a> {
 mod tests {
     use super::*;
     use crate::Store;
-    use kelviq_core::Environment;
 
     fn row<'a>(tenant: &'a Tenant, key: &'a str) -> EventRow<'a> {
         EventRow {
@@ -270,14 +290,15 @@ mod tests {
         let b = Tenant { env: Environment::Production, ..a.clone() };
         let c = Tenant { org_id: uuid::Uuid::new_v4(), ..a.clone() };
         let rows = [row(&a, "k1"), row(&b, "k1"), row(&a, "k2"), row(&c, "k1")];
-        let (org_a, org_c) = (a.org_id.to_string(), c.org_id.to_string());
-        let mut m = Matcher::new(&rows);
-        assert_eq!(m.find(&org_c, "sandbox", "k1"), Some(3));
-        assert_eq!(m.find(&org_a, "production", "k1"), Some(1));
-        assert_eq!(m.find(&org_a, "sandbox", "k2"), Some(2));
-        assert_eq!(m.find(&org_a, "sandbox", "k1"), Some(0));
-        assert_eq!(m.find(&org_a, "sandbox", "k3"), None);
-        assert_eq!(m.find(&org_c, "production", "k1"), None);
+        // a: organisation 1 in sandbox (2), b: in production (3), c: organisation 2 in sandbox (4).
+        let numbers = [2, 3, 2, 4];
+        let mut m = Matcher::new(&rows, &numbers);
+        assert_eq!(m.find(4, "k1"), Some(3));
+        assert_eq!(m.find(3, "k1"), Some(1));
+        assert_eq!(m.find(2, "k2"), Some(2));
+        assert_eq!(m.find(2, "k1"), Some(0));
+        assert_eq!(m.find(2, "k3"), None);
+        assert_eq!(m.find(5, "k1"), None);
     }
 
     /// One key in two tenants, in one statement: each tenant's row is stored
@@ -288,7 +309,8 @@ mod tests {
         let store = Store::connect(&format!("sqlite://{}/k.db", dir.display()), 2).await.unwrap();
         store.migrate().await.unwrap();
         let mut journal = EventJournal::open(store.sqlite_path().unwrap()).unwrap();
-        let a = Tenant { org_id: uuid::Uuid::new_v4(), org_seq: 1, env: Environment::Sandbox };
+        let org = store.create_organization("Journal", "journal", Utc::now()).await.unwrap();
+        let a = Tenant { org_id: org.id, org_seq: org.seq, env: Environment::Sandbox };
         let b = Tenant { env: Environment::Production, ..a.clone() };
         let keys: Vec<String> = (0..ROWS_PER_INSERT + 5).map(|i| format!("k{i}")).collect();
         let now = Utc::now();

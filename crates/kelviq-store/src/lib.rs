@@ -172,7 +172,14 @@ impl Store {
     /// Runs the embedded migrations. Safe to call from several processes at
     /// once on PostgreSQL (the migrator holds an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
-        let migrator = sqlx::migrate::Migrator::new(migrations::Embedded(self.backend)).await?;
+        self.migrate_through(i64::MAX).await
+    }
+
+    /// Runs the embedded migrations up to and including `version` (tests of
+    /// a migration write data in the shape before it).
+    pub async fn migrate_through(&self, version: i64) -> Result<()> {
+        let source = migrations::Embedded { backend: self.backend, through: version };
+        let migrator = sqlx::migrate::Migrator::new(source).await?;
         migrator.run(&self.write).await?;
         Ok(())
     }
@@ -358,6 +365,27 @@ pub(crate) fn search_filter(columns: &[&str]) -> String {
 
 pub(crate) fn tenant_binds(t: &Tenant) -> (String, &'static str) {
     (t.org_id.to_string(), t.env.as_str())
+}
+
+/// The usage tables (`usage_events`, `usage_counters`) name their tenant by a
+/// number: the organisation's `seq` twice, plus 1 in production (migration
+/// 0011). Statements bind the organisation's id and the environment's bit
+/// ([`usage_binds`]) and find the number with [`usage_tenant`].
+pub(crate) fn usage_binds(t: &Tenant) -> (String, i64) {
+    (t.org_id.to_string(), environment_bit(t.env))
+}
+
+pub(crate) fn environment_bit(env: kelviq_core::Environment) -> i64 {
+    match env {
+        kelviq_core::Environment::Sandbox => 0,
+        kelviq_core::Environment::Production => 1,
+    }
+}
+
+/// The tenant's number, from the placeholders of the organisation's id and
+/// the environment's bit: a subquery that runs once per statement.
+pub(crate) fn usage_tenant(org: &str, env_bit: &str) -> String {
+    format!("(SELECT seq * 2 + {env_bit} FROM organizations WHERE id = {org})")
 }
 
 #[cfg(test)]

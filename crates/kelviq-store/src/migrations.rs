@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "usage events", include_str!("../migrations/0008_usage_events.sql")),
     (9, "usage keys", include_str!("../migrations/0009_usage_keys.sql")),
     (10, "usage collation", include_str!("../migrations/0010_usage_collation.sql")),
+    (11, "usage tenant", include_str!("../migrations/0011_usage_tenant.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
@@ -39,20 +40,25 @@ pub fn sql_for(backend: Backend, sql: &str) -> String {
     }
 }
 
-/// The embedded migrations, as sqlx's migrator reads them.
+/// The embedded migrations up to and including version `through`, as
+/// sqlx's migrator reads them.
 #[derive(Debug, Clone, Copy)]
-pub struct Embedded(pub Backend);
+pub struct Embedded {
+    pub backend: Backend,
+    pub through: i64,
+}
 
 impl MigrationSource<'static> for Embedded {
     fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, BoxDynError>> {
         let migrations = MIGRATIONS
             .iter()
+            .filter(|(version, ..)| *version <= self.through)
             .map(|(version, description, sql)| {
                 Migration::new(
                     *version,
                     Cow::Borrowed(*description),
                     MigrationType::Simple,
-                    Cow::Owned(sql_for(self.0, sql)),
+                    Cow::Owned(sql_for(self.backend, sql)),
                     false,
                 )
             })

@@ -290,6 +290,7 @@ impl Store {
             changed: Vec::new(),
             waker: self.waker.clone(),
             wake: None,
+            usage_tenants: Vec::new(),
         })
     }
 }
@@ -328,6 +329,8 @@ pub struct Work {
     /// the process whose writes the wake-up announces.
     waker: crate::changes::Waker,
     pub(crate) wake: Option<String>,
+    /// The usage tables' numbers of the tenants this work has written for.
+    usage_tenants: Vec<(uuid::Uuid, kelviq_core::Environment, i64)>,
 }
 
 impl Work {
@@ -345,6 +348,23 @@ impl Work {
 
     pub(crate) fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The usage tables' number of a tenant (see [`crate::usage_binds`]).
+    pub(crate) async fn usage_tenant_number(&mut self, tenant: &Tenant) -> Result<i64> {
+        if let Some((.., n)) = self.usage_tenants.iter().find(|(o, e, _)| *o == tenant.org_id && *e == tenant.env) {
+            return Ok(*n);
+        }
+        let (org, env) = crate::usage_binds(tenant);
+        let row = sqlx::query(&format!("SELECT {} AS n", crate::usage_tenant("$1", "$2")))
+            .bind(org)
+            .bind(env)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let n: Option<i64> = row.try_get("n")?;
+        let n = n.ok_or(StoreError::NotFound)?;
+        self.usage_tenants.push((tenant.org_id, tenant.env, n));
+        Ok(n)
     }
 
     /// Commits; returns the customers whose entitlements changed, so that

@@ -3,7 +3,7 @@
 //! ingest loop commits for many requests at once (group commit).
 
 use crate::changes::record_quiet_change;
-use crate::{tenant_binds, Result, Store, Work};
+use crate::{tenant_binds, usage_binds, usage_tenant, Result, Store, Work};
 use chrono::{DateTime, Utc};
 use kelviq_core::timefmt::to_micros;
 use kelviq_core::Tenant;
@@ -49,26 +49,28 @@ pub enum CounterChange {
 
 /// Stores a group of plain events of one tenant, adds their counts to the
 /// counters and announces the change, in one statement (PostgreSQL); answers
-/// the keys that were already stored. $1 org, $2 environment, $3 now, $4 the
+/// the keys that were already stored. $1 the organisation's id, $2 the environment's bit
+/// ([`crate::usage_binds`]), $3 now, $4 the
 /// events and $5 their additions as JSON, $6 the change topic, $7 its subject
 /// (none: nothing to announce), $8 the change's time.
 const APPEND_COUNTED: &str = "\
     WITH e AS MATERIALIZED (\
         SELECT * FROM json_to_recordset($4::json) AS e(k text, c text, n text, t bigint, r text, p text)), \
+    tn AS MATERIALIZED (SELECT seq * 2 + $2 AS n FROM organizations WHERE id = $1), \
     ins AS (\
-        INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
+        INSERT INTO usage_events (tenant, idempotency_key, customer_id, event_name, event_at, \
         resource_id, properties, received_at, unfolded) \
-        SELECT $1, $2, e.k, e.c, e.n, e.t, e.r, e.p, $3, '' FROM e \
+        SELECT tn.n, e.k, e.c, e.n, e.t, e.r, e.p, $3, '' FROM e, tn \
         ON CONFLICT DO NOTHING RETURNING idempotency_key), \
     adds AS (\
         SELECT a.c, a.f, a.s, SUM(a.d)::bigint AS d \
         FROM json_to_recordset($5::json) AS a(k text, c text, f text, s bigint, d bigint) \
         JOIN ins ON ins.idempotency_key = a.k GROUP BY a.c, a.f, a.s), \
     counted AS (\
-        INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, \
+        INSERT INTO usage_counters (tenant, customer_id, feature, period_start, value, \
         value_at, alerts, updated_at) \
-        SELECT $1, $2, adds.c, adds.f, adds.s, adds.d, 0, '', $3 FROM adds \
-        ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
+        SELECT tn.n, adds.c, adds.f, adds.s, adds.d, 0, '', $3 FROM adds, tn \
+        ON CONFLICT (customer_id, feature, period_start, tenant) \
         DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at), \
     announced AS (\
         INSERT INTO change_feed (topic, subject, created_at) \
@@ -126,7 +128,7 @@ impl Store {
         customers.dedup();
         let subject = (!customers.is_empty()).then(|| usage_subject(tenant, origin, &customers));
         let announces = subject.is_some();
-        let (org, env) = tenant_binds(tenant);
+        let (org, env) = usage_binds(tenant);
         let events = serde_json::to_string(&docs).expect("events serialise");
         let additions = serde_json::to_string(&adds).expect("additions serialise");
         // The statement is its own transaction, and a key already stored is
@@ -166,11 +168,15 @@ impl Store {
 
     /// Every counter of a customer for the given periods (feature, period start).
     pub async fn counters(&self, tenant: &Tenant, customer_id: &str) -> Result<Vec<Counter>> {
-        let (org, env) = tenant_binds(tenant);
-        let rows = sqlx::query(
-            "SELECT feature, period_start, value, value_at, alerts FROM usage_counters \
-             WHERE org_id = $1 AND environment = $2 AND customer_id = $3",
-        )
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let (org, env) = usage_binds(tenant);
+        let rows = sqlx::query(SQL.get_or_init(|| {
+            format!(
+                "SELECT feature, period_start, value, value_at, alerts FROM usage_counters \
+                 WHERE customer_id = $3 AND tenant = {}",
+                usage_tenant("$1", "$2")
+            )
+        }))
         .bind(org)
         .bind(env)
         .bind(customer_id)
@@ -196,10 +202,11 @@ impl Store {
 
     /// How many raw events the tenant has stored (for tests and operators).
     pub async fn count_events(&self, tenant: &Tenant, customer_id: Option<&str>) -> Result<i64> {
-        let (org, env) = tenant_binds(tenant);
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM usage_events WHERE org_id = $1 AND environment = $2 AND ($3 = '' OR customer_id = $3)",
-        )
+        let (org, env) = usage_binds(tenant);
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM usage_events WHERE tenant = {} AND ($3 = '' OR customer_id = $3)",
+            usage_tenant("$1", "$2")
+        ))
         .bind(org)
         .bind(env)
         .bind(customer_id.unwrap_or(""))
@@ -255,10 +262,11 @@ impl Work {
         feature: &str,
         period_start: i64,
     ) -> Result<Option<Counter>> {
-        let (org, env) = tenant_binds(self.tenant());
+        let (org, env) = usage_binds(self.tenant());
         let row = sqlx::query(&format!(
             "SELECT feature, period_start, value, value_at, alerts FROM usage_counters \
-             WHERE org_id = $1 AND environment = $2 AND customer_id = $3 AND feature = $4 AND period_start = $5{}",
+             WHERE customer_id = $3 AND feature = $4 AND period_start = $5 AND tenant = {}{}",
+            usage_tenant("$1", "$2"),
             self.backend().for_update()
         ))
         .bind(org)
@@ -326,19 +334,21 @@ impl Work {
         existing_alerts: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let (org, env) = tenant_binds(self.tenant());
-        let q = if existing_alerts.is_some() {
-            sqlx::query(
+        let (org, env) = usage_binds(self.tenant());
+        let tenant = usage_tenant("$4", "$5");
+        let sql = if existing_alerts.is_some() {
+            format!(
                 "UPDATE usage_counters SET value = $1, value_at = $2, updated_at = $3 \
-                 WHERE org_id = $4 AND environment = $5 AND customer_id = $6 AND feature = $7 AND period_start = $8",
+                 WHERE customer_id = $6 AND feature = $7 AND period_start = $8 AND tenant = {tenant}"
             )
         } else {
-            sqlx::query(
-                "INSERT INTO usage_counters (value, value_at, updated_at, org_id, environment, customer_id, feature, \
-                 period_start, alerts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '')",
+            format!(
+                "INSERT INTO usage_counters (value, value_at, updated_at, tenant, customer_id, feature, \
+                 period_start, alerts) VALUES ($1, $2, $3, {tenant}, $6, $7, $8, '')"
             )
         };
-        q.bind(value)
+        sqlx::query(&sql)
+            .bind(value)
             .bind(value_at)
             .bind(to_micros(now))
             .bind(org)
@@ -359,11 +369,12 @@ impl Work {
         period_start: i64,
         alerts: &str,
     ) -> Result<()> {
-        let (org, env) = tenant_binds(self.tenant());
-        sqlx::query(
+        let (org, env) = usage_binds(self.tenant());
+        sqlx::query(&format!(
             "UPDATE usage_counters SET alerts = $1 \
-             WHERE org_id = $2 AND environment = $3 AND customer_id = $4 AND feature = $5 AND period_start = $6",
-        )
+             WHERE customer_id = $4 AND feature = $5 AND period_start = $6 AND tenant = {}",
+            usage_tenant("$2", "$3")
+        ))
         .bind(alerts)
         .bind(org)
         .bind(env)
@@ -663,19 +674,17 @@ impl Work {
         columns: &str,
         before_seq: Option<i64>,
     ) -> Result<Vec<sqlx::any::AnyRow>> {
-        let (org, env) = tenant_binds(tenant);
+        let number = self.usage_tenant_number(tenant).await?;
         let mut found = Vec::new();
         for chunk in statement_chunks(keys) {
-            let p: Vec<String> = (1..=chunk.len() + 3).map(|n| param(self.backend(), n)).collect();
+            let p: Vec<String> = (1..=chunk.len() + 2).map(|n| param(self.backend(), n)).collect();
             let sql = format!(
-                "SELECT {columns} FROM usage_events WHERE org_id = {} AND environment = {} AND seq < {} \
-                 AND idempotency_key IN ({})",
+                "SELECT {columns} FROM usage_events WHERE tenant = {} AND seq < {} AND idempotency_key IN ({})",
                 p[0],
                 p[1],
-                p[2],
-                p[3..].join(", ")
+                p[2..].join(", ")
             );
-            let mut q = sqlx::query(&sql).bind(&org).bind(env).bind(before_seq.unwrap_or(i64::MAX));
+            let mut q = sqlx::query(&sql).bind(number).bind(before_seq.unwrap_or(i64::MAX));
             for k in chunk {
                 q = q.bind(*k);
             }
@@ -702,16 +711,15 @@ impl Work {
         for (tenant, indexes) in by_tenant(rows.iter().map(|r| r.tenant)) {
             for chunk in indexes.chunks(JSON_CHUNK) {
                 let docs: Vec<EventDoc> = chunk.iter().map(|&i| EventDoc::of(&rows[i], true)).collect();
-                let (org, env) = tenant_binds(tenant);
+                let number = self.usage_tenant_number(tenant).await?;
                 let stored: std::collections::HashSet<String> = sqlx::query(
-                    "INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
+                    "INSERT INTO usage_events (tenant, idempotency_key, customer_id, event_name, event_at, \
                      resource_id, properties, received_at, unfolded) \
-                     SELECT $1, $2, e.k, e.c, e.n, e.t, e.r, e.p, $3, e.u \
-                     FROM json_to_recordset($4::json) AS e(k text, c text, n text, t bigint, r text, p text, u text) \
+                     SELECT $1, e.k, e.c, e.n, e.t, e.r, e.p, $2, e.u \
+                     FROM json_to_recordset($3::json) AS e(k text, c text, n text, t bigint, r text, p text, u text) \
                      ON CONFLICT DO NOTHING RETURNING idempotency_key",
                 )
-                .bind(org)
-                .bind(env)
+                .bind(number)
                 .bind(to_micros(now))
                 .bind(serde_json::to_string(&docs).expect("events serialise"))
                 .fetch_all(&mut **self.tx())
@@ -741,19 +749,21 @@ impl Work {
                 .try_get(0)?
         };
         for chunk in statement_chunks(rows) {
+            let mut numbers = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                numbers.push(self.usage_tenant_number(r.tenant).await?);
+            }
             let sql = statement_text("insert_events", self.backend(), chunk.len(), || {
                 format!(
-                    "INSERT INTO usage_events (org_id, environment, idempotency_key, customer_id, event_name, event_at, \
+                    "INSERT INTO usage_events (tenant, idempotency_key, customer_id, event_name, event_at, \
                      resource_id, properties, received_at, unfolded) VALUES {} ON CONFLICT DO NOTHING",
-                    placeholders(self.backend(), chunk.len(), &[None; 10])
+                    placeholders(self.backend(), chunk.len(), &[None; 9])
                 )
             });
             let mut q = sqlx::query(&sql);
-            for r in chunk {
-                let (org, env) = tenant_binds(r.tenant);
+            for (r, number) in chunk.iter().zip(numbers) {
                 q = q
-                    .bind(org)
-                    .bind(env)
+                    .bind(number)
                     .bind(r.key)
                     .bind(r.customer_id)
                     .bind(r.event_name)
@@ -789,24 +799,26 @@ impl Work {
             return self.add_counters_pg(rows, now).await;
         }
         for chunk in statement_chunks(rows) {
+            let mut numbers = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                numbers.push(self.usage_tenant_number(r.tenant).await?);
+            }
             let sql = statement_text("add_counters", self.backend(), chunk.len(), || {
                 format!(
-                    "INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, value_at, \
-                     alerts, updated_at) VALUES {} ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
+                    "INSERT INTO usage_counters (tenant, customer_id, feature, period_start, value, value_at, \
+                     alerts, updated_at) VALUES {} ON CONFLICT (customer_id, feature, period_start, tenant) \
                      DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at",
                     placeholders(
                         self.backend(),
                         chunk.len(),
-                        &[None, None, None, None, None, None, Some("0"), Some("''"), None],
+                        &[None, None, None, None, None, Some("0"), Some("''"), None]
                     )
                 )
             });
             let mut q = sqlx::query(&sql);
-            for r in chunk {
-                let (org, env) = tenant_binds(r.tenant);
+            for (r, number) in chunk.iter().zip(numbers) {
                 q = q
-                    .bind(org)
-                    .bind(env)
+                    .bind(number)
                     .bind(r.customer_id)
                     .bind(r.feature)
                     .bind(r.period_start)
@@ -838,17 +850,16 @@ impl Work {
                         d: rows[i].delta,
                     })
                     .collect();
-                let (org, env) = tenant_binds(tenant);
+                let number = self.usage_tenant_number(tenant).await?;
                 sqlx::query(
-                    "INSERT INTO usage_counters (org_id, environment, customer_id, feature, period_start, value, \
+                    "INSERT INTO usage_counters (tenant, customer_id, feature, period_start, value, \
                      value_at, alerts, updated_at) \
-                     SELECT $1, $2, a.c, a.f, a.s, a.d, 0, '', $3 \
-                     FROM json_to_recordset($4::json) AS a(c text, f text, s bigint, d bigint) \
-                     ON CONFLICT (org_id, environment, customer_id, feature, period_start) \
+                     SELECT $1, a.c, a.f, a.s, a.d, 0, '', $2 \
+                     FROM json_to_recordset($3::json) AS a(c text, f text, s bigint, d bigint) \
+                     ON CONFLICT (customer_id, feature, period_start, tenant) \
                      DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at",
                 )
-                .bind(org)
-                .bind(env)
+                .bind(number)
                 .bind(to_micros(now))
                 .bind(serde_json::to_string(&docs).expect("counters serialise"))
                 .execute(&mut **self.tx())
@@ -881,8 +892,11 @@ impl Work {
         let (mut after, mut events) = (folded, 0u64);
         loop {
             let rows = sqlx::query(
-                "SELECT seq, org_id, environment, customer_id, unfolded FROM usage_events \
-                 WHERE seq > $1 AND unfolded <> '' ORDER BY seq LIMIT 10000",
+                "SELECT e.seq, o.id AS org_id, \
+                 CASE WHEN e.tenant % 2 = 1 THEN 'production' ELSE 'sandbox' END AS environment, \
+                 e.customer_id, e.unfolded \
+                 FROM usage_events e JOIN organizations o ON o.seq = e.tenant / 2 \
+                 WHERE e.seq > $1 AND e.unfolded <> '' ORDER BY e.seq LIMIT 10000",
             )
             .bind(after)
             .fetch_all(&mut **self.tx())
