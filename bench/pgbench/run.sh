@@ -3,8 +3,9 @@
 # pgbench runs the usage writers' statement (160 events per statement, 4
 # clients on disjoint customer ranges, as the server's 4 writers are) and
 # variants of it against a scratch database, in interleaved rounds.
-#   statement              the statement kelviq sends (events, counter upserts, change row)
-#   integer-tenant         usage tenant as one BIGINT instead of org id text + environment
+#   statement              the statement kelviq sent before migration 0011 (events, counter
+#                          upserts, change row; the tenant as org id text + environment)
+#   integer-tenant         the usage tenant as one BIGINT, as kelviq sends it since migration 0011
 #   integer-tenant-events  the same for the events only
 #   no-counters            events only: the ceiling of deferring counters
 #   update-counters        counters by UPDATE … FROM (the upsert only for missing rows)
