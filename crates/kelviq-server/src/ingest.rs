@@ -319,10 +319,7 @@ pub async fn start(state: AppState) -> anyhow::Result<Writer> {
         let (done_tx, done_rx) = oneshot::channel();
         done.push(done_rx);
         let (state, stopped) = (state.clone(), stopped.clone());
-        let journal = match state.store.sqlite_path() {
-            Some(path) => Some(EventJournal::open(path)?),
-            None => None,
-        };
+        let journal = state.store.open_journal()?;
         let writer = async move {
             run(state, rx, stopped, journal).await;
             let _ = done_tx.send(());

@@ -15,10 +15,10 @@
 //! connection of its own, so that the writer only ever appends.
 
 use crate::usage::{write_unfolded, EventRow, StoredEvent};
-use crate::{environment_bit, usage_tenant, Result, StoreError};
+use crate::{environment_bit, usage_tenant, Result, StoreError, UsageTenants};
 use chrono::{DateTime, Utc};
 use kelviq_core::timefmt::{from_micros, to_micros};
-use kelviq_core::{Environment, Tenant};
+use kelviq_core::Tenant;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,9 +27,8 @@ use std::path::Path;
 pub struct EventJournal {
     conn: Connection,
     checkpoints: Option<Checkpoints>,
-    /// The usage tables' numbers of the tenants written for (an
-    /// organisation's number never changes).
-    numbers: HashMap<(uuid::Uuid, Environment), i64>,
+    /// The usage tables' tenant numbers (the store's).
+    numbers: UsageTenants,
 }
 
 /// How often the log is copied into the database file.
@@ -117,7 +116,7 @@ impl EventJournal {
     /// Opens the database file (already migrated by the store) with the
     /// store's settings (WAL, `synchronous=FULL`), a page cache for the pages
     /// appends touch, and no checkpoints of its own.
-    pub fn open(path: &Path) -> Result<EventJournal> {
+    pub(crate) fn open(path: &Path, numbers: UsageTenants) -> Result<EventJournal> {
         let conn = Connection::open(path)?;
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
@@ -125,14 +124,14 @@ impl EventJournal {
         ))?;
         // A statement per chunk size: the full one and the last chunk's of each group.
         conn.set_prepared_statement_cache_capacity(ROWS_PER_INSERT + 2);
-        Ok(EventJournal { conn, checkpoints: Some(Checkpoints::start(path)?), numbers: HashMap::new() })
+        Ok(EventJournal { conn, checkpoints: Some(Checkpoints::start(path)?), numbers })
     }
 
     /// Begins a write transaction. The caller holds [`crate::Store::write_turn`].
     pub fn begin(&mut self) -> Result<JournalTx<'_>> {
         Ok(JournalTx {
             tx: self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
-            numbers: &mut self.numbers,
+            numbers: &self.numbers,
         })
     }
 }
@@ -140,20 +139,20 @@ impl EventJournal {
 /// A journal transaction; dropped without [`JournalTx::commit`], it rolls back.
 pub struct JournalTx<'c> {
     tx: rusqlite::Transaction<'c>,
-    numbers: &'c mut HashMap<(uuid::Uuid, Environment), i64>,
+    numbers: &'c UsageTenants,
 }
 
 impl JournalTx<'_> {
     /// The usage tables' number of a tenant (see [`crate::usage_binds`]).
     fn number(&mut self, tenant: &Tenant) -> Result<i64> {
-        if let Some(n) = self.numbers.get(&(tenant.org_id, tenant.env)) {
-            return Ok(*n);
+        if let Some(n) = self.numbers.get(tenant) {
+            return Ok(n);
         }
         let sql = format!("SELECT {}", usage_tenant("?1", "?2"));
         let n: Option<i64> =
             self.tx.query_row(&sql, params![tenant.org_id.to_string(), environment_bit(tenant.env)], |r| r.get(0))?;
         let n = n.ok_or(StoreError::NotFound)?;
-        self.numbers.insert((tenant.org_id, tenant.env), n);
+        self.numbers.insert(tenant, n);
         Ok(n)
     }
 
@@ -277,6 +276,7 @@ impl<'r, 'a> Matcher<'r, 'a> {
 mod tests {
     use super::*;
     use crate::Store;
+    use kelviq_core::Environment;
 
     fn row<'a>(tenant: &'a Tenant, key: &'a str) -> EventRow<'a> {
         EventRow {
@@ -317,7 +317,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kq-journal-{}", uuid::Uuid::new_v4()));
         let store = Store::connect(&format!("sqlite://{}/k.db", dir.display()), 2).await.unwrap();
         store.migrate().await.unwrap();
-        let mut journal = EventJournal::open(store.sqlite_path().unwrap()).unwrap();
+        let mut journal = store.open_journal().unwrap().expect("SQLite has a journal");
         let org = store.create_organization("Journal", "journal", Utc::now()).await.unwrap();
         let a = Tenant { org_id: org.id, org_seq: org.seq, env: Environment::Sandbox };
         let b = Tenant { env: Environment::Production, ..a.clone() };

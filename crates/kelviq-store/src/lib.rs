@@ -122,6 +122,8 @@ pub struct Store {
     path: Option<std::path::PathBuf>,
     /// Wakes other processes after usage commits (PostgreSQL).
     waker: changes::Waker,
+    /// The usage tables' tenant numbers looked up so far.
+    usage_tenants: UsageTenants,
 }
 
 impl Store {
@@ -135,7 +137,14 @@ impl Store {
                 let (url, path) = prepare_sqlite_url(url)?;
                 let read = sqlite_pool(max_connections.max(2), READ_CACHE_KIB).connect(&url).await?;
                 let write = sqlite_pool(1, WRITE_CACHE_KIB).connect(&url).await?;
-                Ok(Store { backend, read, write, path: Some(path), waker: changes::Waker::default() })
+                Ok(Store {
+                    backend,
+                    read,
+                    write,
+                    path: Some(path),
+                    waker: changes::Waker::default(),
+                    usage_tenants: UsageTenants::default(),
+                })
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -144,7 +153,14 @@ impl Store {
                     .connect(url)
                     .await?;
                 let waker = changes::Waker::start(&pool);
-                Ok(Store { backend, read: pool.clone(), write: pool, path: None, waker })
+                Ok(Store {
+                    backend,
+                    read: pool.clone(),
+                    write: pool,
+                    path: None,
+                    waker,
+                    usage_tenants: UsageTenants::default(),
+                })
             }
         }
     }
@@ -156,6 +172,12 @@ impl Store {
     /// The SQLite file (`None` on PostgreSQL).
     pub fn sqlite_path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// SQLite: the usage writer's own connection (see [`EventJournal`]);
+    /// `None` on PostgreSQL.
+    pub fn open_journal(&self) -> Result<Option<EventJournal>> {
+        self.path.as_deref().map(|path| EventJournal::open(path, self.usage_tenants.clone())).transpose()
     }
 
     /// SQLite: waits for the store's one write connection and keeps it until
@@ -369,8 +391,10 @@ pub(crate) fn tenant_binds(t: &Tenant) -> (String, &'static str) {
 
 /// The usage tables (`usage_events`, `usage_counters`) name their tenant by a
 /// number: the organisation's `seq` twice, plus 1 in production (migration
-/// 0011). Statements bind the organisation's id and the environment's bit
-/// ([`usage_binds`]) and find the number with [`usage_tenant`].
+/// 0011). A statement on its own binds the organisation's id and the
+/// environment's bit ([`usage_binds`]) and finds the number with
+/// [`usage_tenant`]; a transaction and the SQLite journal bind the number,
+/// looked up once per process ([`UsageTenants`]).
 pub(crate) fn usage_binds(t: &Tenant) -> (String, i64) {
     (t.org_id.to_string(), environment_bit(t.env))
 }
@@ -386,6 +410,24 @@ pub(crate) fn environment_bit(env: kelviq_core::Environment) -> i64 {
 /// the environment's bit: a subquery that runs once per statement.
 pub(crate) fn usage_tenant(org: &str, env_bit: &str) -> String {
     format!("(SELECT seq * 2 + {env_bit} FROM organizations WHERE id = {org})")
+}
+
+/// The usage tables' numbers of the tenants looked up so far, shared by the
+/// store's transactions and the SQLite journal (an organisation's number
+/// never changes, so each is looked up once per process).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UsageTenants(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(uuid::Uuid, kelviq_core::Environment), i64>>>,
+);
+
+impl UsageTenants {
+    pub(crate) fn get(&self, t: &Tenant) -> Option<i64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&(t.org_id, t.env)).copied()
+    }
+
+    pub(crate) fn insert(&self, t: &Tenant, number: i64) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert((t.org_id, t.env), number);
+    }
 }
 
 #[cfg(test)]

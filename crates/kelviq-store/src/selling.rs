@@ -290,7 +290,7 @@ impl Store {
             changed: Vec::new(),
             waker: self.waker.clone(),
             wake: None,
-            usage_tenants: Vec::new(),
+            usage_tenants: self.usage_tenants.clone(),
         })
     }
 }
@@ -329,8 +329,8 @@ pub struct Work {
     /// the process whose writes the wake-up announces.
     waker: crate::changes::Waker,
     pub(crate) wake: Option<String>,
-    /// The usage tables' numbers of the tenants this work has written for.
-    usage_tenants: Vec<(uuid::Uuid, kelviq_core::Environment, i64)>,
+    /// The usage tables' tenant numbers (the store's).
+    usage_tenants: crate::UsageTenants,
 }
 
 impl Work {
@@ -350,10 +350,16 @@ impl Work {
         self.backend
     }
 
+    /// The usage tables' number of the tenant the work is for.
+    pub(crate) async fn own_usage_tenant_number(&mut self) -> Result<i64> {
+        let tenant = self.tenant.clone();
+        self.usage_tenant_number(&tenant).await
+    }
+
     /// The usage tables' number of a tenant (see [`crate::usage_binds`]).
     pub(crate) async fn usage_tenant_number(&mut self, tenant: &Tenant) -> Result<i64> {
-        if let Some((.., n)) = self.usage_tenants.iter().find(|(o, e, _)| *o == tenant.org_id && *e == tenant.env) {
-            return Ok(*n);
+        if let Some(n) = self.usage_tenants.get(tenant) {
+            return Ok(n);
         }
         let (org, env) = crate::usage_binds(tenant);
         let row = sqlx::query(&format!("SELECT {} AS n", crate::usage_tenant("$1", "$2")))
@@ -363,7 +369,7 @@ impl Work {
             .await?;
         let n: Option<i64> = row.try_get("n")?;
         let n = n.ok_or(StoreError::NotFound)?;
-        self.usage_tenants.push((tenant.org_id, tenant.env, n));
+        self.usage_tenants.insert(tenant, n);
         Ok(n)
     }
 

@@ -49,10 +49,10 @@ pub enum CounterChange {
 
 /// Stores a group of plain events of one tenant, adds their counts to the
 /// counters and announces the change, in one statement (PostgreSQL); answers
-/// the keys that were already stored. $1 the organisation's id, $2 the environment's bit
-/// ([`crate::usage_binds`]), $3 now, $4 the
-/// events and $5 their additions as JSON, $6 the change topic, $7 its subject
-/// (none: nothing to announce), $8 the change's time.
+/// the keys that were already stored. $1 the organisation's id and $2 the
+/// environment's bit ([`crate::usage_binds`]), $3 now, $4 the events and $5
+/// their additions as JSON, $6 the change topic, $7 its subject (none:
+/// nothing to announce), $8 the change's time.
 const APPEND_COUNTED: &str = "\
     WITH e AS MATERIALIZED (\
         SELECT * FROM json_to_recordset($4::json) AS e(k text, c text, n text, t bigint, r text, p text)), \
@@ -262,15 +262,13 @@ impl Work {
         feature: &str,
         period_start: i64,
     ) -> Result<Option<Counter>> {
-        let (org, env) = usage_binds(self.tenant());
+        let number = self.own_usage_tenant_number().await?;
         let row = sqlx::query(&format!(
             "SELECT feature, period_start, value, value_at, alerts FROM usage_counters \
-             WHERE customer_id = $3 AND feature = $4 AND period_start = $5 AND tenant = {}{}",
-            usage_tenant("$1", "$2"),
+             WHERE customer_id = $2 AND feature = $3 AND period_start = $4 AND tenant = $1{}",
             self.backend().for_update()
         ))
-        .bind(org)
-        .bind(env)
+        .bind(number)
         .bind(customer_id)
         .bind(feature)
         .bind(period_start)
@@ -334,25 +332,22 @@ impl Work {
         existing_alerts: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let (org, env) = usage_binds(self.tenant());
-        let tenant = usage_tenant("$4", "$5");
-        let sql = if existing_alerts.is_some() {
-            format!(
+        let number = self.own_usage_tenant_number().await?;
+        let q = if existing_alerts.is_some() {
+            sqlx::query(
                 "UPDATE usage_counters SET value = $1, value_at = $2, updated_at = $3 \
-                 WHERE customer_id = $6 AND feature = $7 AND period_start = $8 AND tenant = {tenant}"
+                 WHERE tenant = $4 AND customer_id = $5 AND feature = $6 AND period_start = $7",
             )
         } else {
-            format!(
+            sqlx::query(
                 "INSERT INTO usage_counters (value, value_at, updated_at, tenant, customer_id, feature, \
-                 period_start, alerts) VALUES ($1, $2, $3, {tenant}, $6, $7, $8, '')"
+                 period_start, alerts) VALUES ($1, $2, $3, $4, $5, $6, $7, '')",
             )
         };
-        sqlx::query(&sql)
-            .bind(value)
+        q.bind(value)
             .bind(value_at)
             .bind(to_micros(now))
-            .bind(org)
-            .bind(env)
+            .bind(number)
             .bind(customer_id)
             .bind(feature)
             .bind(period_start)
@@ -369,15 +364,13 @@ impl Work {
         period_start: i64,
         alerts: &str,
     ) -> Result<()> {
-        let (org, env) = usage_binds(self.tenant());
-        sqlx::query(&format!(
+        let number = self.own_usage_tenant_number().await?;
+        sqlx::query(
             "UPDATE usage_counters SET alerts = $1 \
-             WHERE customer_id = $4 AND feature = $5 AND period_start = $6 AND tenant = {}",
-            usage_tenant("$2", "$3")
-        ))
+             WHERE tenant = $2 AND customer_id = $3 AND feature = $4 AND period_start = $5",
+        )
         .bind(alerts)
-        .bind(org)
-        .bind(env)
+        .bind(number)
         .bind(customer_id)
         .bind(feature)
         .bind(period_start)
