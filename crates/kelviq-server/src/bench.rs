@@ -206,25 +206,35 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
 
 /// The usage writer's totals so far: (transactions, items, seconds), from
 /// this process's metrics.
-fn writer_totals() -> (f64, f64, f64) {
+fn writer_totals() -> [f64; 5] {
     let text = crate::metrics::render();
     let value = |name: &str| {
         text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse::<f64>().ok())).unwrap_or(0.0)
     };
-    (value("ingest_batch_size_count"), value("ingest_batch_size_sum"), value("ingest_batch_seconds_sum"))
+    [
+        value("ingest_batch_size_count"),
+        value("ingest_batch_size_sum"),
+        value("ingest_batch_seconds_sum"),
+        value("ingest_sync_seconds_count"),
+        value("ingest_sync_seconds_sum"),
+    ]
 }
 
 /// How the writer grouped a run's requests: transactions, items per
-/// transaction, and the time each took.
-fn report_writer(before: (f64, f64, f64)) {
-    let (t, i, s) = writer_totals();
-    let (t, i, s) = (t - before.0, i - before.1, s - before.2);
+/// transaction, and the time each took; on SQLite, the syncs of the
+/// journal's commits (each covers every commit before it).
+fn report_writer(before: [f64; 5]) {
+    let now = writer_totals();
+    let [t, i, s, syncs, synced] = std::array::from_fn(|k| now[k] - before[k]);
     if t > 0.0 {
         println!(
             "  usage writer: {t:.0} transactions, {:.1} items per transaction, {:.2} ms per transaction",
             i / t,
             s * 1000.0 / t
         );
+    }
+    if syncs > 0.0 {
+        println!("  journal syncs: {syncs:.0}, {:.2} ms each", synced * 1000.0 / syncs);
     }
 }
 

@@ -19,8 +19,10 @@
 //! On SQLite a group of plain events (every change an addition, no alerts:
 //! the common case) only appends to the journal, which the writer does on
 //! its own connection ([`EventJournal`]) without leaving its thread, and a
-//! thread of answers updates this process's state and replies while the
-//! writer begins the next group. Anything else goes through the store.
+//! thread of answers syncs the log ([`WalSync`]: one sync for every group
+//! committed since the last), updates this process's state and replies,
+//! while the writer builds and commits the next groups. Anything else goes
+//! through the store, whose commits sync themselves.
 
 use crate::app::AppState;
 use crate::entitlements::Counters;
@@ -31,7 +33,9 @@ use kelviq_core::entitlements::crossed_alerts;
 use kelviq_core::events::{customer_summary, OutboxEvent};
 use kelviq_core::timefmt::{from_micros, iso_seconds};
 use kelviq_core::{Environment, Tenant};
-use kelviq_store::{AddRow, Backend, CounterChange, EventJournal, EventRow, KeptConnection, StoredEvent, Work};
+use kelviq_store::{
+    AddRow, Backend, CounterChange, EventJournal, EventRow, KeptConnection, StoredEvent, WalSync, Work,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -349,7 +353,7 @@ async fn run(
     let defer = state.store.backend() == Backend::Sqlite;
     let fold_interval = Duration::from_millis(state.config.usage_fold_interval_ms.max(1));
     let mut last_fold = Instant::now();
-    let answers = Answers::new(&state, journal.is_some());
+    let mut answers = Answers::new(&state, journal.as_ref().map(EventJournal::wal_sync));
     // On PostgreSQL, groups of plain events run on a connection kept while
     // the writer is busy (see `KeptConnection`).
     let mut kept = KeptConnection::default();
@@ -415,11 +419,14 @@ async fn run(
 
 /// Where committed groups are answered. With the journal (SQLite), on a
 /// thread of its own: the writer begins its next transaction while the
-/// last one's requests are answered (the state and the pending sums updated,
-/// then the replies sent), in the order the groups committed.
+/// last ones' requests are answered (the journal's commits synced to disk,
+/// the state and the pending sums updated, then the replies sent), in the
+/// order the groups committed.
 struct Answers {
     state: AppState,
     thread: Option<(std::sync::mpsc::Sender<Answer>, std::thread::JoinHandle<()>)>,
+    /// Without the thread: the writer syncs the journal's commits itself.
+    sync: Option<WalSync>,
 }
 
 enum Answer {
@@ -429,45 +436,66 @@ enum Answer {
 }
 
 impl Answers {
-    fn new(state: &AppState, threaded: bool) -> Answers {
-        let mut answers = Answers { state: state.clone(), thread: None };
-        if !threaded {
-            return answers;
-        }
+    /// `sync`: the journal's, when there is one (then the answers have a thread).
+    fn new(state: &AppState, sync: Option<WalSync>) -> Answers {
+        let Some(mut sync) = sync else {
+            return Answers { state: state.clone(), thread: None, sync: None };
+        };
         let (tx, rx) = std::sync::mpsc::channel::<Answer>();
         let answering = state.clone();
+        let fallback = sync.same_log();
         let thread = std::thread::Builder::new().name("kelviq-usage-answers".into()).spawn(move || {
-            for answer in rx {
-                match answer {
-                    Answer::Group(batch, applied) => {
-                        // A bug answering one group must not stop the answers to the next.
-                        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            deliver(&answering, batch, applied)
-                        }));
-                        if answered.is_err() {
-                            tracing::error!("answering a committed usage group failed; see the panic above");
+            while let Ok(first) = rx.recv() {
+                // Everything handed over by now: one sync makes all of it durable.
+                let mut answers = vec![first];
+                answers.extend(rx.try_iter());
+                let synced = if answers.iter().any(|a| matches!(a, Answer::Group(_, applied) if applied.unsynced)) {
+                    sync_journal(&mut sync)
+                } else {
+                    Ok(())
+                };
+                for answer in answers {
+                    match answer {
+                        Answer::Group(batch, applied) => {
+                            // A bug answering one group must not stop the answers to the next.
+                            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                deliver(&answering, batch, applied, synced.as_ref().err())
+                            }));
+                            if answered.is_err() {
+                                tracing::error!("answering a committed usage group failed; see the panic above");
+                            }
                         }
-                    }
-                    Answer::Settled(done) => {
-                        let _ = done.send(());
+                        Answer::Settled(done) => {
+                            let _ = done.send(());
+                        }
                     }
                 }
             }
         });
         match thread {
-            Ok(thread) => answers.thread = Some((tx, thread)),
-            Err(e) => tracing::warn!(error = %e, "no thread for usage answers; the writer answers itself"),
+            Ok(thread) => Answers { state: state.clone(), thread: Some((tx, thread)), sync: None },
+            Err(e) => {
+                tracing::warn!(error = %e, "no thread for usage answers; the writer answers itself");
+                Answers { state: state.clone(), thread: None, sync: Some(fallback) }
+            }
         }
-        answers
     }
 
-    fn deliver(&self, batch: Vec<Job>, applied: Applied) {
+    fn deliver(&mut self, batch: Vec<Job>, applied: Applied) {
         match &self.thread {
-            None => deliver(&self.state, batch, applied),
+            None => {
+                let synced = match &mut self.sync {
+                    Some(sync) if applied.unsynced => sync_journal(sync),
+                    _ => Ok(()),
+                };
+                deliver(&self.state, batch, applied, synced.as_ref().err())
+            }
             Some((tx, _)) => {
-                if let Err(std::sync::mpsc::SendError(Answer::Group(batch, _))) = tx.send(Answer::Group(batch, applied))
+                if let Err(std::sync::mpsc::SendError(Answer::Group(batch, applied))) =
+                    tx.send(Answer::Group(batch, applied))
                 {
-                    self.fail(batch, "the usage answers stopped");
+                    // Committed, but nobody will sync it now: never acknowledged.
+                    deliver(&self.state, batch, applied, Some(&"the usage answers stopped".to_string()))
                 }
             }
         }
@@ -574,6 +602,9 @@ struct Applied {
     /// attempt whose answer was lost may have counted some of its events,
     /// which then read as stored before and change nothing here.
     rebuild: bool,
+    /// Committed by the journal, which leaves the sync to its caller: no
+    /// answer before [`WalSync::sync`].
+    unsynced: bool,
 }
 
 type ApplyError = kelviq_store::StoreError;
@@ -581,8 +612,24 @@ type ApplyError = kelviq_store::StoreError;
 /// An addition left to the next fold: (job, item, feature, period start, delta).
 type Deferred = (usize, usize, String, i64, i64);
 
-/// Updates this process's state and answers each request.
-fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied) {
+/// Syncs the journal's commits to disk, timed.
+fn sync_journal(sync: &mut WalSync) -> Result<(), String> {
+    let started = Instant::now();
+    let synced = sync.sync();
+    metrics::histogram!("ingest_sync_seconds").record(started.elapsed().as_secs_f64());
+    synced.map_err(|e| {
+        tracing::error!(error = %e, "syncing the usage journal failed: its last groups are answered with errors");
+        format!("the usage journal could not be synced to disk: {e}")
+    })
+}
+
+/// Updates this process's state and answers each request; with `unsynced`
+/// (why the group's commit is not known to be on disk), each request is
+/// answered with that error instead: the state still takes the group's
+/// changes, which the database shows, but nothing is acknowledged, and a
+/// retry is answered from what the journal stored.
+fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied, unsynced: Option<&String>) {
+    let unsynced = unsynced.filter(|_| applied.unsynced);
     if !applied.deferred.is_empty() {
         let mut sums = state.ingest.pending.lock();
         for (j, i, feature, start, delta) in &applied.deferred {
@@ -605,7 +652,10 @@ fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied) {
         }
         written(state, &job);
         if let Some(reply) = job.reply.take() {
-            let _ = reply.send(Ok(outcomes));
+            let _ = reply.send(match unsynced {
+                None => Ok(outcomes),
+                Some(e) => Err(e.clone()),
+            });
         }
     }
 }
@@ -771,7 +821,7 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
     } else {
         w.commit().await?;
     }
-    Ok(Applied { outcomes, deferred, folded: fold, rebuild: false })
+    Ok(Applied { outcomes, deferred, folded: fold, rebuild: false, unsynced: false })
 }
 
 /// A tenant's idempotency key of an event: (org, env, key).
@@ -914,7 +964,7 @@ async fn append_plain(state: &AppState, batch: &[Job], journal: &mut EventJourna
     drop(turn);
     let mut deferred = Vec::new();
     let outcomes = plain_outcomes(batch, &plan.seen(&skipped, stored), Some(&mut deferred));
-    Ok(Applied { outcomes, deferred, folded: false, rebuild: false })
+    Ok(Applied { outcomes, deferred, folded: false, rebuild: false, unsynced: true })
 }
 
 /// The answers to a plain group's events once stored: a repeated key's
@@ -975,7 +1025,7 @@ async fn append_counted(state: &AppState, batch: &[Job], kept: &mut KeptConnecti
         w.commit().await?;
     }
     let outcomes = plain_outcomes(batch, &plan.seen(&skipped, stored), None);
-    Ok(Applied { outcomes, deferred: Vec::new(), folded: false, rebuild: appended.retried })
+    Ok(Applied { outcomes, deferred: Vec::new(), folded: false, rebuild: appended.retried, unsynced: false })
 }
 
 /// Where a fresh item's changes go.

@@ -227,6 +227,23 @@ async fn health_readiness_and_metrics(backend: Backend) {
         "{metrics}"
     );
     assert!(!metrics.contains(&srv.server_key));
+    // On SQLite an acknowledged event was synced to disk by the journal's own sync.
+    let synced = |metrics: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("ingest_sync_seconds_count "))
+            .map(|n| n.trim().parse::<u64>().unwrap())
+    };
+    let before = synced(&metrics).unwrap_or(0);
+    let at = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f");
+    let event =
+        format!(r#"{{"customerId": "m", "eventName": "ping", "idempotencyKey": "synced-1", "timestamp": "{at}"}}"#);
+    let (s, b) = send(&srv, reqwest::Method::POST, "/api/v1/report/event/", Some(&srv.server_key), Some(&event)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let metrics = http().get(srv.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    if backend == Backend::Sqlite {
+        assert!(synced(&metrics).unwrap_or(0) > before, "{metrics}");
+    }
 
     // Readiness reports a database that stopped answering.
     srv.store.close().await;

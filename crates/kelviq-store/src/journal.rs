@@ -13,6 +13,18 @@
 //! The journal's connection never checkpoints: copying the log into the
 //! database file (and syncing it) is done by a thread of the journal's, on a
 //! connection of its own, so that the writer only ever appends.
+//!
+//! Nor does it sync its commits: it commits with `synchronous=NORMAL`, which
+//! writes the transaction to the log file and returns, and its caller makes
+//! the commit durable with [`WalSync::sync`] (an `fdatasync` of the log
+//! file) before it answers anyone. That sync can run on another thread
+//! while the writer builds its next transaction, and one sync covers every
+//! commit written before it. A killed process loses nothing a commit wrote
+//! (the kernel holds it); a power loss can lose only commits not yet synced,
+//! and none of those was answered, nor any answer that read them (a later
+//! transaction's answers wait for a later sync). `synchronous=NORMAL` keeps
+//! the log consistent: SQLite still syncs the log's header when it restarts
+//! the log and syncs before every checkpoint.
 
 use crate::usage::{write_unfolded, EventRow, StoredEvent};
 use crate::{environment_bit, usage_tenant, Result, StoreError, UsageTenants};
@@ -21,7 +33,8 @@ use kelviq_core::timefmt::{from_micros, to_micros};
 use kelviq_core::Tenant;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 /// The journal's connection, and the thread that checkpoints the log.
 pub struct EventJournal {
@@ -29,6 +42,55 @@ pub struct EventJournal {
     checkpoints: Option<Checkpoints>,
     /// The usage tables' tenant numbers (the store's).
     numbers: UsageTenants,
+    /// The database file's path.
+    path: PathBuf,
+}
+
+/// Makes the journal's commits durable: syncs the database's log file (see
+/// the module's notes). Sendable to the thread that answers commits.
+#[derive(Debug)]
+pub struct WalSync {
+    /// The log file's path (the database's, with `-wal`).
+    path: PathBuf,
+    /// The log file open, with its (device, inode).
+    file: Option<(std::fs::File, (u64, u64))>,
+}
+
+impl WalSync {
+    fn new(database: &Path) -> WalSync {
+        let mut path = database.as_os_str().to_owned();
+        path.push("-wal");
+        WalSync { path: path.into(), file: None }
+    }
+
+    /// Another for the same log file.
+    pub fn same_log(&self) -> WalSync {
+        WalSync { path: self.path.clone(), file: None }
+    }
+
+    /// Syncs the log file: on return, every commit written to it before the
+    /// call is on disk.
+    ///
+    /// The file is found by its path each time: SQLite keeps one log file
+    /// while any connection is open (the journal's is), but should it ever
+    /// be made anew, the new one is opened and its directory entry synced.
+    pub fn sync(&mut self) -> Result<()> {
+        let meta = std::fs::metadata(&self.path)?;
+        let id = (meta.dev(), meta.ino());
+        let file = match &self.file {
+            Some((file, open)) if *open == id => file,
+            _ => {
+                let file = std::fs::File::open(&self.path)?;
+                let meta = file.metadata()?;
+                if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                &self.file.insert((file, (meta.dev(), meta.ino()))).0
+            }
+        };
+        file.sync_data()?;
+        Ok(())
+    }
 }
 
 /// How often the log is copied into the database file.
@@ -42,7 +104,9 @@ struct Checkpoints {
 impl Checkpoints {
     fn start(path: &Path) -> Result<Checkpoints> {
         let conn = Connection::open(path)?;
-        conn.execute_batch("PRAGMA busy_timeout = 10000;")?;
+        // FULL: a checkpoint syncs the log before it copies it, and the
+        // database file after.
+        conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;")?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::Builder::new().name("kelviq-checkpoint".into()).spawn(move || {
@@ -113,18 +177,23 @@ const FIND: &str = "SELECT customer_id, event_name, event_at, resource_id, prope
     WHERE tenant = ?1 AND idempotency_key = ?2";
 
 impl EventJournal {
-    /// Opens the database file (already migrated by the store) with the
-    /// store's settings (WAL, `synchronous=FULL`), a page cache for the pages
-    /// appends touch, and no checkpoints of its own.
+    /// Opens the database file (already migrated by the store) in WAL mode,
+    /// committing without a sync of its own (see [`WalSync`]), with a page
+    /// cache for the pages appends touch, and no checkpoints of its own.
     pub(crate) fn open(path: &Path, numbers: UsageTenants) -> Result<EventJournal> {
         let conn = Connection::open(path)?;
         conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; \
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{JOURNAL_CACHE_KIB}; PRAGMA wal_autocheckpoint = 0;"
         ))?;
         // A statement per chunk size: the full one and the last chunk's of each group.
         conn.set_prepared_statement_cache_capacity(ROWS_PER_INSERT + 2);
-        Ok(EventJournal { conn, checkpoints: Some(Checkpoints::start(path)?), numbers })
+        Ok(EventJournal { conn, checkpoints: Some(Checkpoints::start(path)?), numbers, path: path.to_owned() })
+    }
+
+    /// What makes this journal's commits durable; each caller needs its own.
+    pub fn wal_sync(&self) -> WalSync {
+        WalSync::new(&self.path)
     }
 
     /// Begins a write transaction. The caller holds [`crate::Store::write_turn`].
@@ -232,7 +301,8 @@ impl JournalTx<'_> {
         Ok(found)
     }
 
-    /// Commits; on return the transaction is on disk.
+    /// Commits; on return the transaction is in the log file, seen by every
+    /// connection, and on disk after the next [`WalSync::sync`].
     pub fn commit(self) -> Result<()> {
         self.tx.commit().map_err(StoreError::from)
     }
@@ -308,6 +378,42 @@ mod tests {
         assert_eq!(m.find(2, "k1"), Some(0));
         assert_eq!(m.find(2, "k3"), None);
         assert_eq!(m.find(5, "k1"), None);
+    }
+
+    /// The sync finds the log file by its path: it syncs the file SQLite
+    /// writes, opens a log made anew instead of syncing the old one, and
+    /// fails (so nothing is answered) when there is no log to sync.
+    #[test]
+    fn wal_sync_follows_the_log_file() {
+        let dir = std::env::temp_dir().join(format!("kq-walsync-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("k.db");
+        let wal = dir.join("k.db-wal");
+        let mut sync = WalSync::new(&db);
+        assert!(sync.sync().is_err(), "no log file yet");
+
+        let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let synced = |s: &WalSync| s.file.as_ref().map(|(f, _)| f.metadata().unwrap().ino());
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+        sync.sync().unwrap();
+        assert_eq!(synced(&sync), Some(inode(&wal)));
+        let first = inode(&wal);
+
+        // The log made anew (every connection closed, then one opened).
+        drop(conn);
+        assert!(!wal.exists(), "SQLite removes the log when its last connection closes");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; INSERT INTO t VALUES (2);").unwrap();
+        // The old file is still open here, so the new one cannot have its inode.
+        assert_ne!(inode(&wal), first);
+        sync.sync().unwrap();
+        assert_eq!(synced(&sync), Some(inode(&wal)));
+        drop(conn);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     /// One key in two tenants, in one statement: each tenant's row is stored

@@ -10,7 +10,9 @@
 //! The one exception to "everything through sqlx" is the usage journal's
 //! append of plain events ([`EventJournal`], SQLite only), which runs on the
 //! usage writer's own connection while it holds that writer's turn
-//! ([`Store::write_turn`]); its stored rows are read back through sqlx.
+//! ([`Store::write_turn`]); its stored rows are read back through sqlx. Its
+//! commits are made durable by a separate sync of the log ([`WalSync`]),
+//! which its caller waits for before answering.
 
 mod catalog;
 mod changes;
@@ -26,7 +28,7 @@ mod selling;
 mod usage;
 
 pub use changes::{usage_wake_payload, Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
-pub use journal::{EventJournal, JournalTx};
+pub use journal::{EventJournal, JournalTx, WalSync};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
