@@ -87,12 +87,19 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Reads one JSON object straight from its text into a type that accepts
 /// both casings of its fields (serde aliases), naming the field of any error.
+///
+/// Most objects are valid, so each is read without tracking where the
+/// reader is, and only one that fails is read again with its path tracked,
+/// to name the field (tracking every key cost about 10 % of the request
+/// threads' time in 100-event batches).
 pub fn from_json_object<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
     if !text.trim_start().starts_with('{') {
         return Err(ApiError::field("non_field_errors", "Invalid data. Expected a dictionary."));
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::Fields(field_error(&e)))
+    serde_json::from_str(text).or_else(|_| {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::Fields(field_error(&e)))
+    })
 }
 
 /// Reads an object whose keys are already snake_case (a part of a parsed
@@ -101,7 +108,9 @@ pub fn from_fields<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     if !value.is_object() {
         return Err(ApiError::field("non_field_errors", "Invalid data. Expected a dictionary."));
     }
-    serde_path_to_error::deserialize(value).map_err(|e| ApiError::Fields(field_error(&e)))
+    // As in `from_json_object`: the path is tracked only to name an error.
+    T::deserialize(&value)
+        .or_else(|_| serde_path_to_error::deserialize(value).map_err(|e| ApiError::Fields(field_error(&e))))
 }
 
 fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldErrors {
