@@ -395,6 +395,17 @@ pub async fn load(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiRe
     if let Some(s) = state.entitlements.get(tenant, customer_id) {
         return Ok(Some(s));
     }
+    // Boxed: building from the database awaits many queries, and inline its
+    // state would make this future, and every caller's (one per event of a
+    // batch), kilobytes to move for the common case above.
+    Box::pin(load_from_database(state, tenant, customer_id)).await
+}
+
+async fn load_from_database(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+) -> ApiResult<Option<Arc<CustomerState>>> {
     let epoch = state.entitlements.epoch(tenant, customer_id);
     let Some(built) = build(state, tenant, customer_id).await? else { return Ok(None) };
     let built = Arc::new(built);
