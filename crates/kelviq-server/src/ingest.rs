@@ -353,7 +353,7 @@ async fn run(
     let defer = state.store.backend() == Backend::Sqlite;
     let fold_interval = Duration::from_millis(state.config.usage_fold_interval_ms.max(1));
     let mut last_fold = Instant::now();
-    let mut answers = Answers::new(&state, journal.as_ref().map(EventJournal::wal_sync));
+    let mut answers = Answers::new(&state, journal.as_ref());
     // On PostgreSQL, groups of plain events run on a connection kept while
     // the writer is busy (see `KeptConnection`).
     let mut kept = KeptConnection::default();
@@ -436,14 +436,14 @@ enum Answer {
 }
 
 impl Answers {
-    /// `sync`: the journal's, when there is one (then the answers have a thread).
-    fn new(state: &AppState, sync: Option<WalSync>) -> Answers {
-        let Some(mut sync) = sync else {
+    /// With the journal, the answers have a thread, which syncs its commits.
+    fn new(state: &AppState, journal: Option<&EventJournal>) -> Answers {
+        let Some(journal) = journal else {
             return Answers { state: state.clone(), thread: None, sync: None };
         };
         let (tx, rx) = std::sync::mpsc::channel::<Answer>();
         let answering = state.clone();
-        let fallback = sync.same_log();
+        let mut sync = journal.wal_sync();
         let thread = std::thread::Builder::new().name("kelviq-usage-answers".into()).spawn(move || {
             while let Ok(first) = rx.recv() {
                 // Everything handed over by now: one sync makes all of it durable.
@@ -459,7 +459,7 @@ impl Answers {
                         Answer::Group(batch, applied) => {
                             // A bug answering one group must not stop the answers to the next.
                             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                deliver(&answering, batch, applied, synced.as_ref().err())
+                                deliver(&answering, batch, applied, synced.as_ref().err().map(String::as_str))
                             }));
                             if answered.is_err() {
                                 tracing::error!("answering a committed usage group failed; see the panic above");
@@ -476,7 +476,7 @@ impl Answers {
             Ok(thread) => Answers { state: state.clone(), thread: Some((tx, thread)), sync: None },
             Err(e) => {
                 tracing::warn!(error = %e, "no thread for usage answers; the writer answers itself");
-                Answers { state: state.clone(), thread: None, sync: Some(fallback) }
+                Answers { state: state.clone(), thread: None, sync: Some(journal.wal_sync()) }
             }
         }
     }
@@ -488,14 +488,14 @@ impl Answers {
                     Some(sync) if applied.unsynced => sync_journal(sync),
                     _ => Ok(()),
                 };
-                deliver(&self.state, batch, applied, synced.as_ref().err())
+                deliver(&self.state, batch, applied, synced.as_ref().err().map(String::as_str))
             }
             Some((tx, _)) => {
                 if let Err(std::sync::mpsc::SendError(Answer::Group(batch, applied))) =
                     tx.send(Answer::Group(batch, applied))
                 {
                     // Committed, but nobody will sync it now: never acknowledged.
-                    deliver(&self.state, batch, applied, Some(&"the usage answers stopped".to_string()))
+                    deliver(&self.state, batch, applied, Some("the usage answers stopped"))
                 }
             }
         }
@@ -628,7 +628,7 @@ fn sync_journal(sync: &mut WalSync) -> Result<(), String> {
 /// answered with that error instead: the state still takes the group's
 /// changes, which the database shows, but nothing is acknowledged, and a
 /// retry is answered from what the journal stored.
-fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied, unsynced: Option<&String>) {
+fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied, unsynced: Option<&str>) {
     let unsynced = unsynced.filter(|_| applied.unsynced);
     if !applied.deferred.is_empty() {
         let mut sums = state.ingest.pending.lock();
@@ -654,7 +654,7 @@ fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied, unsynced: Option
         if let Some(reply) = job.reply.take() {
             let _ = reply.send(match unsynced {
                 None => Ok(outcomes),
-                Some(e) => Err(e.clone()),
+                Some(e) => Err(e.to_string()),
             });
         }
     }

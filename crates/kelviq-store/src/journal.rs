@@ -63,11 +63,6 @@ impl WalSync {
         WalSync { path: path.into(), file: None }
     }
 
-    /// Another for the same log file.
-    pub fn same_log(&self) -> WalSync {
-        WalSync { path: self.path.clone(), file: None }
-    }
-
     /// Syncs the log file: on return, every commit written to it before the
     /// call is on disk.
     ///
