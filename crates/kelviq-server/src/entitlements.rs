@@ -470,7 +470,7 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
 /// them, read so that a fold committing meanwhile is not counted twice.
 async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Counters> {
     loop {
-        let generation = state.ingest.fold_generation();
+        let generation = state.ingest.fold_generation(tenant, customer_id);
         if generation % 2 == 1 {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             continue;
@@ -482,7 +482,7 @@ async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiRe
         for (feature, start, delta) in state.ingest.pending_of(tenant, customer_id).iter() {
             counters.add(feature, start, delta);
         }
-        if state.ingest.fold_generation() == generation {
+        if state.ingest.fold_generation(tenant, customer_id) == generation {
             return Ok(counters);
         }
     }

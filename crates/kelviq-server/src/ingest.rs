@@ -151,16 +151,46 @@ struct Job {
 /// Counter additions: (feature, period start, delta).
 type Additions = Vec<(String, i64, i64)>;
 
-/// Counter additions committed in the journal but not yet in the counter
-/// rows (SQLite). State built from the database adds them.
+/// Counter additions committed with their events but not yet in the
+/// counter rows, while this process defers counters (SQLite always; on
+/// PostgreSQL while it owns usage). One share per writer, each changed and
+/// folded by its writer only. State built from the database adds them.
 #[derive(Default)]
 pub struct Pending {
+    shares: OnceLock<Vec<Share>>,
+}
+
+#[derive(Default)]
+struct Share {
     sums: Mutex<TenantMap<Counters>>,
     /// Odd while a fold commits: the rows may then hold what the sums hold.
     generation: AtomicU64,
 }
 
 impl Pending {
+    fn shares(&self) -> &[Share] {
+        self.shares.get().map_or(&[], Vec::as_slice)
+    }
+
+    fn share(&self, writer: usize) -> &Share {
+        &self.shares()[writer]
+    }
+
+    /// The share of a customer, once the writers run.
+    fn of(&self, tenant: &Tenant, customer_id: &str) -> Option<&Share> {
+        let shares = self.shares();
+        (!shares.is_empty()).then(|| &shares[writer_of(tenant.org_id, tenant.env, customer_id, shares.len())])
+    }
+
+    /// Marks every share as folding (odd) or done (even).
+    fn turn_generations(&self) {
+        for share in self.shares() {
+            share.generation.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Share {
     fn lock(&self) -> std::sync::MutexGuard<'_, TenantMap<Counters>> {
         self.sums.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -184,12 +214,35 @@ impl Pending {
     }
 }
 
+/// The writer (of `n`) whose share a customer is in. Stable across
+/// processes and versions: recovery assigns stored events to fold marks by it.
+pub fn writer_of(org: uuid::Uuid, env: Environment, customer_id: &str, n: usize) -> usize {
+    (crate::tenant_map::customer_hash(org, env, customer_id) % n.max(1) as u64) as usize
+}
+
+/// How this process keeps usage counters.
+#[derive(Default)]
+pub(crate) struct Mode {
+    /// Whether fresh events' additions are left to folds (SQLite always; on
+    /// PostgreSQL while this process owns usage).
+    pub(crate) deferring: std::sync::atomic::AtomicBool,
+    /// The usage epoch this process's deferred writes belong to.
+    pub(crate) epoch: std::sync::atomic::AtomicI64,
+    /// Writers hold it shared for each group; a change of mode holds it
+    /// exclusively, between groups.
+    pub(crate) gate: tokio::sync::RwLock<()>,
+    /// Asks the usage owner task (PostgreSQL) to take the counters over
+    /// again from the database; answered when done.
+    pub(crate) resync: OnceLock<mpsc::UnboundedSender<oneshot::Sender<()>>>,
+}
+
 /// The handle requests send jobs through; the writers start with the server.
 #[derive(Clone, Default)]
 pub struct Ingest {
     /// One queue per writer; a customer's items always go to the same one.
     tx: Arc<OnceLock<Vec<mpsc::Sender<Job>>>>,
     pending: Arc<Pending>,
+    pub(crate) mode: Arc<Mode>,
 }
 
 impl Ingest {
@@ -204,11 +257,8 @@ impl Ingest {
         if senders.len() == 1 {
             return send(&senders[0], tenant, now, items).await;
         }
-        let n = senders.len() as u64;
-        let writers: Vec<usize> = items
-            .iter()
-            .map(|i| (crate::tenant_map::customer_hash(tenant.org_id, tenant.env, &i.customer_id) % n) as usize)
-            .collect();
+        let writers: Vec<usize> =
+            items.iter().map(|i| writer_of(tenant.org_id, tenant.env, &i.customer_id, senders.len())).collect();
         if writers.iter().all(|&w| w == writers[0]) {
             return send(&senders[writers[0]], tenant, now, items).await;
         }
@@ -248,15 +298,31 @@ impl Ingest {
         outcomes.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the usage writer gave no answer")))
     }
 
-    /// Changes the fold generation: read before and after building state from
-    /// the database; the state holds iff both reads are equal and even.
-    pub fn fold_generation(&self) -> u64 {
-        self.pending.generation.load(Ordering::SeqCst)
+    /// The fold generation of a customer's share: read before and after
+    /// building its state from the database; the state holds iff both reads
+    /// are equal and even.
+    pub fn fold_generation(&self, tenant: &Tenant, customer_id: &str) -> u64 {
+        self.pending.of(tenant, customer_id).map_or(0, |s| s.generation.load(Ordering::SeqCst))
     }
 
     /// The additions of a customer not yet in the counter rows.
     pub fn pending_of(&self, tenant: &Tenant, customer_id: &str) -> Counters {
-        self.pending.lock().get(tenant, customer_id).cloned().unwrap_or_default()
+        self.pending
+            .of(tenant, customer_id)
+            .and_then(|s| s.lock().get(tenant, customer_id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Empties every share's sums (their additions are now in the rows).
+    pub(crate) fn clear_pending(&self) {
+        for share in self.pending.shares() {
+            share.lock().clear();
+        }
+    }
+
+    /// See [`Pending::turn_generations`].
+    pub(crate) fn turn_generations(&self) {
+        self.pending.turn_generations()
     }
 }
 
@@ -294,45 +360,53 @@ impl Writer {
     }
 }
 
-/// Folds what an earlier process left unfolded, then starts the writer.
+/// Takes the usage counters over (folding what an earlier process left
+/// unfolded), then starts the writers.
 ///
 /// On SQLite the writer runs on a thread of its own, with the journal's
 /// connection: its transaction waits on nothing but the database, and on a
 /// busy machine each of its steps would otherwise queue behind the requests
-/// it is serving.
+/// it is serving. On PostgreSQL the usage lock decides whether this process
+/// defers counters ([`crate::usage_owner`]).
 pub async fn start(state: AppState) -> anyhow::Result<Writer> {
     let sqlite = state.store.backend() == Backend::Sqlite;
-    if sqlite {
-        let now = state.clock.now();
-        let mut w = state.store.begin(&system_tenant()).await?;
-        let replayed = w.fold_unfolded(now).await?;
-        w.commit().await?;
-        if replayed > 0 {
-            tracing::info!(events = replayed, "usage journal: folded the counts of events stored before the last stop");
-        }
-    }
     // SQLite has one writer connection. On PostgreSQL several writers commit
     // at once, each for its own customers (so no two of them ever change the
     // same counter), leaving a share of the pool to readers.
-    let writers = if sqlite { 1 } else { state.config.usage_writers.min(state.config.db_max_connections / 2).max(1) };
+    let writers =
+        if sqlite { 1 } else { state.config.usage_writers.min(state.config.db_max_connections / 2).max(1) } as usize;
+    let _ = state.ingest.pending.shares.set((0..writers).map(|_| Share::default()).collect());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (mut senders, mut done) = (Vec::new(), Vec::new());
-    for _ in 0..writers {
+    let mut done = Vec::new();
+    if sqlite {
+        let mut w = state.store.begin(&system_tenant()).await?;
+        let (replayed, epoch) = w.take_usage(state.clock.now(), Some(1), &writer_of).await?;
+        w.commit().await?;
+        state.ingest.mode.epoch.store(epoch, Ordering::SeqCst);
+        state.ingest.mode.deferring.store(true, Ordering::SeqCst);
+        if replayed > 0 {
+            tracing::info!(events = replayed, "usage journal: folded the counts of events stored before the last stop");
+        }
+    } else {
+        done.push(crate::usage_owner::start(&state, writers, stopped.clone()).await?);
+    }
+    let mut senders = Vec::new();
+    for writer in 0..writers {
         let (tx, rx) = mpsc::channel::<Job>(4096);
         senders.push(tx);
         let (done_tx, done_rx) = oneshot::channel();
         done.push(done_rx);
         let (state, stopped) = (state.clone(), stopped.clone());
         let journal = state.store.open_journal()?;
-        let writer = async move {
-            run(state, rx, stopped, journal).await;
+        let run = async move {
+            run(state, writer, rx, stopped, journal).await;
             let _ = done_tx.send(());
         };
         if sqlite {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            std::thread::Builder::new().name("kelviq-usage-writer".into()).spawn(move || runtime.block_on(writer))?;
+            std::thread::Builder::new().name("kelviq-usage-writer".into()).spawn(move || runtime.block_on(run))?;
         } else {
-            tokio::spawn(writer);
+            tokio::spawn(run);
         }
     }
     let _ = state.ingest.tx.set(senders);
@@ -340,23 +414,33 @@ pub async fn start(state: AppState) -> anyhow::Result<Writer> {
 }
 
 /// The tenant a unit of work starts with when it spans tenants.
-fn system_tenant() -> Tenant {
+pub(crate) fn system_tenant() -> Tenant {
     Tenant { org_id: uuid::Uuid::nil(), org_seq: 0, env: Environment::Sandbox }
+}
+
+/// What a writer's group runs under: its share, and how counters are kept.
+#[derive(Clone, Copy)]
+struct Turn {
+    writer: usize,
+    defer: bool,
+    epoch: i64,
 }
 
 async fn run(
     state: AppState,
+    writer: usize,
     mut rx: mpsc::Receiver<Job>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     mut journal: Option<EventJournal>,
 ) {
-    let defer = state.store.backend() == Backend::Sqlite;
+    let sqlite = state.store.backend() == Backend::Sqlite;
     let fold_interval = Duration::from_millis(state.config.usage_fold_interval_ms.max(1));
     let mut last_fold = Instant::now();
     let mut answers = Answers::new(&state, journal.as_ref());
     // On PostgreSQL, groups of plain events run on a connection kept while
     // the writer is busy (see `KeptConnection`).
     let mut kept = KeptConnection::default();
+    let mode = state.ingest.mode.clone();
     loop {
         let first = tokio::select! {
             _ = stop.changed() => return,
@@ -384,17 +468,26 @@ async fn run(
                 state.entitlements.writing(&job.tenant, &item.customer_id);
             }
         }
-        let pending = state.ingest.pending.len();
-        let fold = defer && pending > 0 && (last_fold.elapsed() >= fold_interval || pending >= FOLD_MAX);
+        let gate = mode.gate.read().await;
+        let turn =
+            Turn { writer, defer: mode.deferring.load(Ordering::SeqCst), epoch: mode.epoch.load(Ordering::SeqCst) };
+        let pending = state.ingest.pending.share(writer).len();
+        let fold = turn.defer && pending > 0 && (last_fold.elapsed() >= fold_interval || pending >= FOLD_MAX);
         if batch.is_empty() && !fold {
             kept.release();
             continue;
         }
         metrics::histogram!("ingest_batch_size").record(items as f64);
         let started = Instant::now();
-        let applied = apply_guarded(&state, &batch, fold, defer, journal.as_mut(), &mut kept, &answers).await;
+        let applied = apply_guarded(&state, turn, &batch, fold, journal.as_mut(), &mut kept, &answers).await;
         metrics::histogram!("ingest_batch_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(items, fold, ms = started.elapsed().as_secs_f64() * 1000.0, "usage batch committed");
+        // A deferred group that failed may have committed (its answer lost):
+        // its events are then stored without their sums here, so the
+        // counters are taken over again from the database before anything
+        // else is written or folded; its requests are then retried (what
+        // it stored reads as stored before).
+        let resync = !sqlite && turn.defer;
         match applied {
             Ok(a) => {
                 if a.folded {
@@ -402,13 +495,29 @@ async fn run(
                 }
                 answers.deliver(batch, a)
             }
-            Err(e) if batch.len() > 1 => {
+            Err(e) if batch.len() > 1 || resync => {
                 tracing::warn!(error = %e, jobs = batch.len(), "usage batch failed; retrying its requests one by one");
+                drop(gate);
+                if resync {
+                    crate::usage_owner::resync(&state).await;
+                }
                 for job in batch {
                     let one = vec![job];
-                    match apply_guarded(&state, &one, false, defer, journal.as_mut(), &mut kept, &answers).await {
+                    let gate = mode.gate.read().await;
+                    let turn = Turn {
+                        defer: mode.deferring.load(Ordering::SeqCst),
+                        epoch: mode.epoch.load(Ordering::SeqCst),
+                        ..turn
+                    };
+                    match apply_guarded(&state, turn, &one, false, journal.as_mut(), &mut kept, &answers).await {
                         Ok(a) => answers.deliver(one, a),
-                        Err(e) => answers.fail(one, &e),
+                        Err(e) => {
+                            answers.fail(one, &e);
+                            drop(gate);
+                            if !sqlite && turn.defer {
+                                crate::usage_owner::resync(&state).await;
+                            }
+                        }
                     }
                 }
             }
@@ -555,13 +664,15 @@ fn fail(state: &AppState, batch: Vec<Job>, e: &str) {
 }
 
 /// Applies a group: plain events through the journal's connection when
-/// there is one (after a fold of its own when one is due), anything else
-/// with [`apply`]. A bug fails the group rather than stopping the writer.
+/// there is one (after a fold of its own when one is due), or while
+/// deferring on PostgreSQL with one statement; plain events of one tenant
+/// counted at once on PostgreSQL with one statement; anything else with
+/// [`apply`]. A bug fails the group rather than stopping the writer.
 async fn apply_guarded(
     state: &AppState,
+    turn: Turn,
     batch: &[Job],
     fold: bool,
-    defer: bool,
     journal: Option<&mut EventJournal>,
     kept: &mut KeptConnection,
     answers: &Answers,
@@ -572,16 +683,25 @@ async fn apply_guarded(
             Some(journal) if !batch.is_empty() && plain_events(batch) => {
                 let folded = fold && {
                     answers.settled().await;
-                    apply(state, &[], true, defer).await?.folded
+                    apply(state, turn, &[], true).await?.folded
                 };
                 Ok(Applied { folded, ..append_plain(state, batch, journal).await? })
             }
-            None if !defer && single_tenant(batch) && plain_events(batch) => append_counted(state, batch, kept).await,
+            None if turn.defer && single_tenant(batch) && plain_events(batch) => {
+                let folded = fold && {
+                    kept.release();
+                    apply(state, turn, &[], true).await?.folded
+                };
+                Ok(Applied { folded, ..append_statement(state, batch, kept, Some(turn)).await? })
+            }
+            None if !turn.defer && single_tenant(batch) && plain_events(batch) => {
+                append_statement(state, batch, kept, None).await
+            }
             _ => {
                 // The pool's connections are left to `apply` and to readers.
                 kept.release();
                 answers.settled().await;
-                apply(state, batch, fold, defer).await
+                apply(state, turn, batch, fold).await
             }
         }
     };
@@ -630,8 +750,13 @@ fn sync_journal(sync: &mut WalSync) -> Result<(), String> {
 /// retry is answered from what the journal stored.
 fn deliver(state: &AppState, batch: Vec<Job>, applied: Applied, unsynced: Option<&str>) {
     let unsynced = unsynced.filter(|_| applied.unsynced);
-    if !applied.deferred.is_empty() {
-        let mut sums = state.ingest.pending.lock();
+    // A group is one writer's: its customers are all in that writer's share.
+    let share = applied
+        .deferred
+        .first()
+        .and_then(|(j, i, ..)| state.ingest.pending.of(&batch[*j].tenant, &batch[*j].items[*i].customer_id));
+    if let Some(share) = share {
+        let mut sums = share.lock();
         for (j, i, feature, start, delta) in &applied.deferred {
             let job = &batch[*j];
             let customers = sums.tenant_mut(&job.tenant);
@@ -685,8 +810,9 @@ fn item_targets(item: &Item) -> Vec<(&str, i64, bool)> {
 /// rows; anything whose order matters (SET, MAX, LATEST, UNIQUE_COUNT,
 /// alerts, consumes) runs item by item, in arrival order, for the counters
 /// it touches.
-async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> Result<Applied, ApplyError> {
-    let pending = &state.ingest.pending;
+async fn apply(state: &AppState, turn: Turn, batch: &[Job], mut fold: bool) -> Result<Applied, ApplyError> {
+    let Turn { writer, defer, epoch } = turn;
+    let pending = state.ingest.pending.share(writer);
     let now = batch.last().map_or_else(|| state.clock.now(), |j| j.now);
 
     // Counters some item changes in an order-sensitive way.
@@ -706,8 +832,11 @@ async fn apply(state: &AppState, batch: &[Job], mut fold: bool, defer: bool) -> 
     }
 
     let mut w = state.store.begin(&batch.first().map_or_else(system_tenant, |j| j.tenant.clone())).await?;
+    if defer {
+        w.fence_usage(writer, epoch).await?;
+    }
     if fold {
-        fold_pending(&mut w, pending, now).await?;
+        fold_pending(&mut w, pending, writer, now).await?;
     }
 
     // Events: each key's first occurrence in the group is stored unless its
@@ -1000,20 +1129,33 @@ fn single_tenant(batch: &[Job]) -> bool {
     batch.first().is_some_and(|first| batch.iter().all(|j| j.tenant == first.tenant))
 }
 
-/// A group of plain events of one tenant on PostgreSQL: stored, counted and
-/// announced in one statement, which is its own transaction (one round trip
-/// instead of five).
-async fn append_counted(state: &AppState, batch: &[Job], kept: &mut KeptConnection) -> Result<Applied, ApplyError> {
+/// A group of plain events of one tenant on PostgreSQL in one statement,
+/// which is its own transaction (one round trip instead of five): stored,
+/// counted and announced; or, with `deferring` (this process defers
+/// counters), stored with their additions, which go to the writer's sums.
+async fn append_statement(
+    state: &AppState,
+    batch: &[Job],
+    kept: &mut KeptConnection,
+    deferring: Option<Turn>,
+) -> Result<Applied, ApplyError> {
     let now = batch.last().map_or_else(|| state.clock.now(), |j| j.now);
     let tenant = &batch[0].tenant;
-    // Every addition is listed with its event, and applied by the statement.
+    // Every addition is listed with its event.
     let plan = EventPlan::new(batch, |_, _, _| true);
     let rows = plan.rows(batch);
-    // The change row is stamped with the server's time (see `apply`).
-    let appended =
-        state.store.append_counted_events(kept, tenant, &rows, &state.origin, now, state.clock.now()).await?;
+    let (skipped, retried) = match deferring {
+        Some(turn) => {
+            (state.store.append_deferred_events(kept, tenant, &rows, now, turn.writer, turn.epoch).await?, false)
+        }
+        None => {
+            // The change row is stamped with the server's time (see `apply`).
+            let appended =
+                state.store.append_counted_events(kept, tenant, &rows, &state.origin, now, state.clock.now()).await?;
+            (appended.skipped, appended.retried)
+        }
+    };
     drop(rows);
-    let skipped = appended.skipped;
     let mut stored = HashMap::new();
     if let Some((tenant, keys)) = plan.earlier(batch, &skipped).values().next() {
         // Stored by committed work: the statement waited for any other
@@ -1024,8 +1166,10 @@ async fn append_counted(state: &AppState, batch: &[Job], kept: &mut KeptConnecti
         }
         w.commit().await?;
     }
-    let outcomes = plain_outcomes(batch, &plan.seen(&skipped, stored), None);
-    Ok(Applied { outcomes, deferred: Vec::new(), folded: false, rebuild: appended.retried, unsynced: false })
+    let mut deferred = Vec::new();
+    let later = deferring.is_some().then_some(&mut deferred);
+    let outcomes = plain_outcomes(batch, &plan.seen(&skipped, stored), later);
+    Ok(Applied { outcomes, deferred, folded: false, rebuild: retried, unsynced: false })
 }
 
 /// Where a fresh item's changes go.
@@ -1064,8 +1208,8 @@ async fn count(
     Ok(counters)
 }
 
-/// Adds the pending sums to the counter rows and marks the journal folded.
-async fn fold_pending(w: &mut Work, pending: &Pending, now: DateTime<Utc>) -> Result<(), ApplyError> {
+/// Adds a writer's pending sums to the counter rows and marks its share folded.
+async fn fold_pending(w: &mut Work, pending: &Share, writer: usize, now: DateTime<Utc>) -> Result<(), ApplyError> {
     let snapshot = pending.snapshot();
     let rows: Vec<AddRow> = snapshot
         .iter()
@@ -1080,7 +1224,7 @@ async fn fold_pending(w: &mut Work, pending: &Pending, now: DateTime<Utc>) -> Re
         })
         .collect();
     w.add_counters(&rows, now).await?;
-    w.mark_folded().await?;
+    w.mark_folded(writer).await?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@ pub mod reqlog;
 pub mod routes;
 pub mod selling;
 pub mod tenant_map;
+pub mod usage_owner;
 pub mod wire;
 
 pub use app::{bootstrap_demo, launch, open_store, router, serve, AppState};

@@ -405,9 +405,10 @@ async fn connections_the_database_closed_are_replaced() {
 }
 
 /// A TCP proxy in front of PostgreSQL that, once armed, loses the answer
-/// to the usage writers' statement: the database runs and commits it, and
-/// the proxy closes that connection instead of passing the answer on. It
-/// does so on as many connections as it was armed for.
+/// to one of the usage writers' statements (the one whose text holds the
+/// marker): the database runs and commits it, and the proxy closes that
+/// connection instead of passing the answer on. It does so on as many
+/// connections as it was armed for.
 struct LosingProxy {
     url: String,
     armed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -443,7 +444,7 @@ impl Frames {
 }
 
 impl LosingProxy {
-    async fn start(database_url: &str) -> LosingProxy {
+    async fn start(database_url: &str, marker: &'static str) -> LosingProxy {
         use std::sync::atomic::Ordering;
         let mut upstream = url::Url::parse(database_url).unwrap();
         let target = format!("{}:{}", upstream.host_str().unwrap(), upstream.port().unwrap_or(5432));
@@ -476,7 +477,7 @@ impl LosingProxy {
                                 let text = String::from_utf8_lossy(&message);
                                 if kind == b'P'
                                     && text.contains("INSERT INTO usage_events")
-                                    && text.contains("announced AS")
+                                    && text.contains(marker)
                                     && armed
                                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                                         .is_ok()
@@ -518,31 +519,62 @@ impl LosingProxy {
     }
 }
 
+/// The statement that stores and counts events (each process counts them
+/// as stored when several share the database).
+const COUNTING: &str = "announced AS";
+/// The statement that stores events with their additions deferred (the
+/// one process on a database defers counters).
+const DEFERRING: &str = "FOR KEY SHARE";
+
 /// The database commits a group of events and the answer never reaches the
 /// server (the connection closes): the statement runs again on another
 /// connection and finds the events stored. They count once, in the
 /// database and in this process's answers, which ask the database again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_whose_commit_answer_was_lost_count_once() {
-    answers_lost_after_commit(1).await;
+    answers_lost_after_commit(1, COUNTING).await;
 }
 
 /// As above, and the second run's answer is lost too: the request fails
 /// (it was not acknowledged), and its retry finds the event stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_whose_commit_answers_were_lost_twice_count_once() {
-    answers_lost_after_commit(2).await;
+    answers_lost_after_commit(2, COUNTING).await;
+}
+
+/// The same while the process defers counters: the lost commit's events
+/// are stored without their sums in memory, so the process takes the
+/// counters over again from the database and runs the request again,
+/// which finds its event stored. It counts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_events_whose_commit_answer_was_lost_count_once() {
+    answers_lost_after_commit(1, DEFERRING).await;
+}
+
+/// As above, and the run after the takeover loses its answer too: not
+/// acknowledged, and the retry finds the event stored and counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_events_whose_commit_answers_were_lost_twice_count_once() {
+    answers_lost_after_commit(2, DEFERRING).await;
 }
 
 /// Loses the answers of the first `lose` runs of the usage writers'
-/// statement (each on a connection of its own), then checks the counts.
-async fn answers_lost_after_commit(lose: usize) {
+/// statement named by `marker` (each on a connection of its own), then
+/// checks the counts. For the counting statement a second process shares
+/// the database from the start (so neither defers).
+async fn answers_lost_after_commit(lose: usize, marker: &'static str) {
     use std::sync::atomic::Ordering;
     let db = TestDatabase::new(Backend::Postgres).await;
-    let proxy = LosingProxy::start(&db.url).await;
+    let proxy = LosingProxy::start(&db.url, marker).await;
     let mut one = serve(&[("DATABASE_URL", proxy.url.as_str())]);
     let key = one.server_key.clone().expect("first start prints a server key");
     let key = key.as_str();
+    let mut two = (marker == COUNTING).then(|| serve(&[("DATABASE_URL", db.url.as_str())]));
+    if two.is_some() {
+        // Listening before it has the usage lock: wait for the handover.
+        let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        wait_for_mode(&pool, |deferring, _| deferring == 0).await;
+    }
     metered_plan(&one.url, key).await;
     buy_plan(&one.url, key).await;
     assert_eq!(feature_usage_of(one.url.clone(), key, "requests").await, Some(0));
@@ -561,8 +593,14 @@ async fn answers_lost_after_commit(lose: usize) {
     assert_eq!(feature_usage_of(one.url.clone(), key, "requests").await, Some(1), "this process counts it");
     assert_eq!(report_event(&one.url, key, "after").await, 200);
     assert_eq!(feature_usage_of(one.url.clone(), key, "requests").await, Some(2));
-    let mut two = serve(&[("DATABASE_URL", db.url.as_str())]);
-    assert_eq!(feature_usage_of(two.url.clone(), key, "requests").await, Some(2), "the database counts it once");
+    // With the deferring one running, a second process starting makes it
+    // hand over: fold what it deferred and count as it stores from then on.
+    let mut two = two.take().unwrap_or_else(|| serve(&[("DATABASE_URL", db.url.as_str())]));
+    let started = Instant::now();
+    while feature_usage_of(two.url.clone(), key, "requests").await != Some(2) {
+        assert!(started.elapsed() < Duration::from_secs(2), "the database does not count it once");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     sigterm(&mut one.child);
     sigterm(&mut two.child);
 }
@@ -752,4 +790,234 @@ async fn json_logs_never_carry_secrets() {
     for secret in [key.as_str(), client_key.as_str(), "sk_test_wrong_secret_in_a_header", "hunter2"] {
         assert!(!text.contains(secret), "a secret reached the logs: {secret}");
     }
+}
+
+/// Sends `n` raw events of customer `shared` with keys `{prefix}{i}` in
+/// batches of 25 through `base`, sending a batch again (same keys) until it
+/// is acknowledged.
+async fn send_events(base: &str, key: &str, prefix: &str, n: usize) {
+    let at = kelviq_core::timefmt::report_timestamp(chrono::Utc::now());
+    for start in (0..n).step_by(25) {
+        let events: Vec<serde_json::Value> = (start..(start + 25).min(n))
+            .map(|i| serde_json::json!({"customerId": "shared", "eventName": "api.call", "idempotencyKey": format!("{prefix}{i}"), "timestamp": at}))
+            .collect();
+        let body = serde_json::json!({ "events": events });
+        let mut tries = 0;
+        loop {
+            let answer = http()
+                .post(format!("{base}/api/v1/report/events/batch/"))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            if answer.status().is_success() {
+                break;
+            }
+            tries += 1;
+            assert!(tries < 50, "a batch is never acknowledged: {}", answer.status());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// How usage counters are kept now: how many writers defer (0: none) and
+/// the epoch; and the counter row of customer `shared`'s feature `requests`.
+async fn usage_mode(pool: &sqlx::AnyPool) -> (i64, i64, i64) {
+    let row: (i32, i64) =
+        sqlx::query_as("SELECT deferring, epoch FROM usage_folds WHERE id = 1").fetch_one(pool).await.unwrap();
+    let stored: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(value) AS BIGINT) FROM usage_counters WHERE customer_id = 'shared' AND feature = 'requests'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (row.0.into(), row.1, stored.unwrap_or(0))
+}
+
+/// Waits (up to 15 s) until the usage mode, (deferring writers, epoch), passes `test`.
+async fn wait_for_mode(pool: &sqlx::AnyPool, test: impl Fn(i64, i64) -> bool) {
+    let started = Instant::now();
+    loop {
+        let (deferring, epoch, _) = usage_mode(pool).await;
+        if test(deferring, epoch) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "usage mode stays ({deferring}, {epoch})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `base` counts `want` events of feature `requests` (within `limit`).
+async fn wait_for_usage(base: &str, key: &str, want: i64, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let now = feature_usage_of(base.to_string(), key, "requests").await;
+        if now == Some(want) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{base} counts {now:?} events, not {want}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// One process alone on the database defers counters (the rows lag behind
+/// its answers until it folds). A second process starting makes it hand
+/// over: from then on both count each event as it is stored and see each
+/// other's within 100 ms. Alone again, the first takes ownership back; and
+/// killed with SIGKILL while deferring, what it deferred is folded by the
+/// next process to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_alone_defers_counters_and_hands_over_to_a_second() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    // Folds far apart, so the deferral shows in the rows.
+    let env = [("DATABASE_URL", db.url.as_str()), ("KELVIQ_USAGE_FOLD_INTERVAL_MS", "60000")];
+    let mut one = serve(&env);
+    let key = one.server_key.clone().expect("first start prints a server key");
+    let key = key.as_str();
+    metered_plan(&one.url, key).await;
+    buy_plan(&one.url, key).await;
+    send_events(&one.url, key, "a", 100).await;
+    wait_for_usage(&one.url, key, 100, Duration::ZERO).await;
+    let (deferring, first_epoch, stored) = usage_mode(&pool).await;
+    assert!(deferring > 0, "the one process defers counters");
+    assert_eq!(stored, 0, "its events are not in the counter rows yet");
+
+    let mut two = serve(&env);
+    wait_for_usage(&two.url, key, 100, Duration::ZERO).await;
+    wait_for_mode(&pool, |deferring, _| deferring == 0).await;
+    let (deferring, epoch, stored) = usage_mode(&pool).await;
+    assert_eq!((deferring, stored), (0, 100), "handed over: folded, and nobody defers");
+    assert!(epoch > first_epoch);
+
+    send_events(&two.url, key, "b", 50).await;
+    let seen = wait_for_usage(&one.url, key, 150, Duration::from_secs(2)).await;
+    send_events(&one.url, key, "c", 50).await;
+    let seen_back = wait_for_usage(&two.url, key, 200, Duration::from_secs(2)).await;
+    eprintln!("after the handover each process saw the other's events within {seen:?} and {seen_back:?}");
+    assert!(seen < Duration::from_millis(100) && seen_back < Duration::from_millis(100));
+    assert_eq!(usage_mode(&pool).await.2, 200, "counted as stored");
+
+    // Alone again, process one takes ownership back.
+    sigterm(&mut two.child);
+    wait_for_mode(&pool, |deferring, _| deferring > 0).await;
+    send_events(&one.url, key, "d", 60).await;
+    send_events(&one.url, key, "a", 100).await; // repeats: nothing counted
+    wait_for_usage(&one.url, key, 260, Duration::ZERO).await;
+    assert_eq!(usage_mode(&pool).await.2, 200, "deferred again");
+
+    signal(&one.child, "-KILL");
+    let _ = one.child.wait();
+    let mut three = serve(&env);
+    wait_for_usage(&three.url, key, 260, Duration::ZERO).await;
+    assert_eq!(usage_mode(&pool).await.2, 260, "the next start folds what the killed process deferred");
+    sigterm(&mut three.child);
+}
+
+/// The owner's lock connection is terminated by the database, and another
+/// process starts at once and takes the counters over. The first one's
+/// deferred writes of the old epoch are refused (never acknowledged, so
+/// sent again), it takes the counters over again itself, and every event
+/// counts exactly once in both processes and in the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_that_lost_its_lock_is_fenced_and_counts_once() {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let mut one = serve(&env);
+    let key = one.server_key.clone().expect("first start prints a server key");
+    let key = key.as_str();
+    metered_plan(&one.url, key).await;
+    buy_plan(&one.url, key).await;
+    send_events(&one.url, key, "a", 100).await;
+    let (deferring, epoch, _) = usage_mode(&pool).await;
+    assert!(deferring > 0);
+
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'kelviq usage lock' AND datname = current_database()",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true], "one usage lock connection, terminated");
+    let mut two = serve(&env);
+    wait_for_mode(&pool, |_, now| now > epoch).await;
+    // Whatever process one does meanwhile, each batch counts once.
+    send_events(&one.url, key, "b", 100).await;
+    send_events(&two.url, key, "c", 50).await;
+    send_events(&one.url, key, "b", 100).await;
+    wait_for_usage(&one.url, key, 250, Duration::from_secs(5)).await;
+    wait_for_usage(&two.url, key, 250, Duration::from_secs(5)).await;
+    sigterm(&mut one.child);
+    sigterm(&mut two.child);
+    let mut three = serve(&env);
+    wait_for_usage(&three.url, key, 250, Duration::ZERO).await;
+    sigterm(&mut three.child);
+}
+
+/// The fence itself: while a takeover's transaction is open, a deferred
+/// write of the old epoch waits for it, and then stores nothing; the new
+/// epoch's writes go through, and a transaction fenced on the old epoch
+/// (a fold, or a group with ordered changes) is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_waits_for_then_refuses_deferred_writes_of_the_old_epoch() {
+    use kelviq_core::{Environment, Tenant};
+    use kelviq_store::{EventRow, KeptConnection, StoreError};
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let config = kelviq_server::Config {
+        database_url: Some(db.url.clone()),
+        data_dir: db.dir().join("data"),
+        ..Default::default()
+    };
+    let store = kelviq_server::open_store(&config).await.unwrap();
+    let now = chrono::Utc::now();
+    let org = store.create_organization("Fence", "fence", now).await.unwrap();
+    let tenant = Tenant { org_id: org.id, org_seq: org.seq, env: Environment::Sandbox };
+    let one_share = |_: uuid::Uuid, _: Environment, _: &str, _: usize| 0usize;
+    let mut w = store.begin(&tenant).await.unwrap();
+    let (_, old) = w.take_usage(now, Some(1), &one_share).await.unwrap();
+    w.commit().await.unwrap();
+
+    let write = |epoch: i64, key: &'static str| {
+        let (store, tenant) = (store.clone(), tenant.clone());
+        async move {
+            let adds = vec![("requests".to_string(), 0i64, 1i64)];
+            let rows = [EventRow {
+                tenant: &tenant,
+                customer_id: "c",
+                event_name: "e",
+                key,
+                at: now,
+                resource_id: None,
+                properties: "{}",
+                unfolded: &adds,
+            }];
+            store.append_deferred_events(&mut KeptConnection::default(), &tenant, &rows, now, 0, epoch).await
+        }
+    };
+    let mut takeover = store.begin(&tenant).await.unwrap();
+    let (_, new) = takeover.take_usage(now, Some(1), &one_share).await.unwrap();
+    assert!(new > old);
+    let late = tokio::spawn(write(old, "late"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!late.is_finished(), "a deferred write of the old epoch waits for the takeover");
+    takeover.commit().await.unwrap();
+    assert!(matches!(late.await.unwrap(), Err(StoreError::Fenced)), "and is then refused");
+
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let stored = |pool: sqlx::AnyPool| async move {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_events").fetch_one(&pool).await.unwrap();
+        n
+    };
+    assert_eq!(stored(pool.clone()).await, 0, "the refused write stored nothing");
+    assert!(write(new, "now").await.unwrap().is_empty(), "the new epoch's write is stored");
+    assert_eq!(stored(pool.clone()).await, 1);
+
+    let mut w = store.begin(&tenant).await.unwrap();
+    assert!(matches!(w.fence_usage(0, old).await, Err(StoreError::Fenced)));
+    let mut w = store.begin(&tenant).await.unwrap();
+    w.fence_usage(0, new).await.unwrap();
+    assert!(matches!(w.fence_usage(1, new).await, Err(StoreError::Fenced)), "a writer the epoch does not have");
 }

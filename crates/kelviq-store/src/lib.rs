@@ -23,6 +23,7 @@ mod keys;
 mod media;
 mod migrations;
 mod orgs;
+mod owner;
 mod plans;
 mod selling;
 mod usage;
@@ -32,6 +33,7 @@ pub use journal::{EventJournal, JournalTx, WalSync};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
+pub use owner::{HandoverListener, UsageLock, HANDOVER_CHANNEL, LOCK_APPLICATION};
 pub use selling::{
     DocColumns, DocTable, Filter, StoredPaymentMethod, Work, TOPIC_CATALOG, TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK,
 };
@@ -64,6 +66,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A deferred usage write of an epoch another process has taken over
+    /// (see [`Work::fence_usage`]); nothing was written.
+    #[error("usage counters were taken over by another process")]
+    Fenced,
     /// From the usage journal's own SQLite connection.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),

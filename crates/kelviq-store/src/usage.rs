@@ -77,6 +77,27 @@ const APPEND_COUNTED: &str = "\
         SELECT $6, $7::text, $8 WHERE $7::text IS NOT NULL AND EXISTS (SELECT 1 FROM adds)) \
     SELECT e.k FROM e WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.idempotency_key = e.k)";
 
+/// Stores a group of one tenant's events with their additions unfolded,
+/// if the writer still defers in its epoch (its mark's row is read with a
+/// share lock: a takeover waits for this statement, and this one for a
+/// takeover to commit, then finds the row gone). Answers the keys stored
+/// before, and a NULL if the writer no longer defers. $1 the organisation's
+/// id and $2 the environment's bit, $3 the events as JSON, $4 now, $5 the
+/// epoch, $6 the writer.
+const APPEND_DEFERRED: &str = "\
+    WITH f AS MATERIALIZED (SELECT epoch FROM usage_fold_marks WHERE writer = $6 FOR KEY SHARE), \
+    e AS MATERIALIZED (\
+        SELECT * FROM json_to_recordset($3::json) AS e(k text, c text, n text, t bigint, r text, p text, u text)), \
+    tn AS MATERIALIZED (SELECT seq * 2 + $2 AS n FROM organizations WHERE id = $1), \
+    ins AS (\
+        INSERT INTO usage_events (tenant, idempotency_key, customer_id, event_name, event_at, \
+        resource_id, properties, received_at, unfolded) \
+        SELECT tn.n, e.k, e.c, e.n, e.t, e.r, e.p, $4, e.u FROM e, tn, f WHERE f.epoch = $5 \
+        ON CONFLICT DO NOTHING RETURNING idempotency_key) \
+    SELECT e.k FROM e WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.idempotency_key = e.k) \
+        AND EXISTS (SELECT 1 FROM f WHERE f.epoch = $5) \
+    UNION ALL SELECT NULL WHERE NOT EXISTS (SELECT 1 FROM f WHERE f.epoch = $5)";
+
 /// What [`Store::append_counted_events`] did.
 #[derive(Debug, Default)]
 pub struct CountedAppend {
@@ -164,6 +185,49 @@ impl Store {
         }
         let skipped = (0..rows.len()).filter(|&i| skipped_keys.contains(rows[i].key)).collect();
         Ok(CountedAppend { skipped, retried })
+    }
+
+    /// PostgreSQL, while this process defers counters: stores one tenant's
+    /// events with the additions they make left to its next fold (so the
+    /// counter rows are not written per event), in one statement that is its
+    /// own transaction, provided `writer` still defers in epoch `epoch` (else it
+    /// stores nothing and fails with [`crate::StoreError::Fenced`]). Returns
+    /// the indexes of the rows whose keys the tenant stored before. Not run
+    /// again on a lost connection: whether it committed is then unknown,
+    /// and only the database can say which events to count.
+    pub async fn append_deferred_events(
+        &self,
+        kept: &mut crate::KeptConnection,
+        tenant: &Tenant,
+        rows: &[EventRow<'_>],
+        now: DateTime<Utc>,
+        writer: usize,
+        epoch: i64,
+    ) -> Result<Vec<usize>> {
+        debug_assert_eq!(self.backend(), crate::Backend::Postgres, "append_deferred_events is PostgreSQL's");
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs: Vec<EventDoc> = rows.iter().map(|r| EventDoc::of(r, true)).collect();
+        let (org, env) = usage_binds(tenant);
+        let answer = sqlx::query(APPEND_DEFERRED)
+            .bind(&org)
+            .bind(env)
+            .bind(serde_json::to_string(&docs).expect("events serialise"))
+            .bind(to_micros(now))
+            .bind(epoch)
+            .bind(writer as i64)
+            .fetch_all(kept.get(&self.write).await?)
+            .await;
+        kept.used(&answer);
+        let mut skipped_keys = std::collections::HashSet::new();
+        for r in answer? {
+            match r.try_get::<Option<String>, _>(0)? {
+                Some(key) => skipped_keys.insert(key),
+                None => return Err(crate::StoreError::Fenced),
+            };
+        }
+        Ok((0..rows.len()).filter(|&i| skipped_keys.contains(rows[i].key)).collect())
     }
 
     /// Every counter of a customer for the given periods (feature, period start).
@@ -862,76 +926,166 @@ impl Work {
         Ok(())
     }
 
-    /// Records that every stored event's additions are in the counters
-    /// (the caller has just applied the ones left unfolded).
-    pub async fn mark_folded(&mut self) -> Result<()> {
-        sqlx::query(
-            "UPDATE usage_folds SET folded_seq = (SELECT COALESCE(MAX(seq), 0) FROM usage_events) WHERE id = 1",
-        )
-        .execute(&mut **self.tx())
-        .await?;
+    /// Records that every event of `writer`'s share stored so far has its
+    /// additions in the counters (its writer has just folded them, and is
+    /// between transactions: any later event of its share gets a greater
+    /// sequence number than any handed out by now).
+    pub async fn mark_folded(&mut self, writer: usize) -> Result<()> {
+        let sql =
+            format!("UPDATE usage_fold_marks SET folded_seq = {} WHERE writer = $1", last_event_seq(self.backend()));
+        sqlx::query(&sql).bind(writer as i64).execute(&mut **self.tx()).await?;
         Ok(())
     }
 
-    /// Applies the additions of every event stored after the last fold (work
-    /// lost when the process stopped before folding); returns how many
-    /// events had some.
-    pub async fn fold_unfolded(&mut self, now: DateTime<Utc>) -> Result<u64> {
-        let folded: i64 = sqlx::query("SELECT folded_seq FROM usage_folds WHERE id = 1")
+    /// PostgreSQL: fails with [`crate::StoreError::Fenced`] unless `writer`
+    /// still defers in usage epoch `epoch`, and keeps it so until this
+    /// transaction ends (a process taking the counters over waits for it,
+    /// then refuses the writer).
+    pub async fn fence_usage(&mut self, writer: usize, epoch: i64) -> Result<()> {
+        if self.backend() == crate::Backend::Postgres {
+            let now: Option<i64> = sqlx::query("SELECT epoch FROM usage_fold_marks WHERE writer = $1 FOR KEY SHARE")
+                .bind(writer as i64)
+                .fetch_optional(&mut **self.tx())
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            if now != Some(epoch) {
+                return Err(crate::StoreError::Fenced);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes over how usage counters are kept: folds the additions of every
+    /// event stored after its writer's fold mark, if writers deferred (work
+    /// lost when a process stopped before folding), then records the new
+    /// way, `writers` deferring writers or none, under a new epoch, which it
+    /// returns with how many events it folded. `share_of` is the share (of
+    /// `n` writers) a customer belongs to. On PostgreSQL the fold row stays
+    /// locked until the transaction ends, and the writers' marks are
+    /// replaced: deferred writes of an earlier epoch still running finish
+    /// first, and any later one is refused.
+    pub async fn take_usage(
+        &mut self,
+        now: DateTime<Utc>,
+        writers: Option<usize>,
+        share_of: &(dyn Fn(uuid::Uuid, kelviq_core::Environment, &str, usize) -> usize + Sync),
+    ) -> Result<(u64, i64)> {
+        let lock = if self.backend() == crate::Backend::Postgres { " FOR UPDATE" } else { "" };
+        let row = sqlx::query(&format!("SELECT epoch, deferring FROM usage_folds WHERE id = 1{lock}"))
+            .fetch_one(&mut **self.tx())
+            .await?;
+        let (epoch, deferring): (i64, i32) = (row.try_get(0)?, row.try_get(1)?);
+        let stored = sqlx::query(&format!("SELECT writer, folded_seq FROM usage_fold_marks{lock}"))
+            .fetch_all(&mut **self.tx())
+            .await?;
+        let folded = match usize::try_from(deferring) {
+            Ok(n) if n > 0 => {
+                let mut marks = vec![0i64; n];
+                for r in stored {
+                    let writer: i64 = r.try_get(0)?;
+                    if let Some(m) = usize::try_from(writer).ok().and_then(|w| marks.get_mut(w)) {
+                        *m = r.try_get(1)?;
+                    }
+                }
+                self.fold_after_marks(now, &marks, share_of).await?
+            }
+            _ => 0,
+        };
+        let epoch = epoch + 1;
+        sqlx::query("UPDATE usage_folds SET epoch = $1, deferring = $2 WHERE id = 1")
+            .bind(epoch)
+            .bind(writers.unwrap_or(0) as i32)
+            .execute(&mut **self.tx())
+            .await?;
+        sqlx::query("DELETE FROM usage_fold_marks").execute(&mut **self.tx()).await?;
+        let mark = format!(
+            "INSERT INTO usage_fold_marks (writer, folded_seq, epoch) VALUES ($1, {}, $2)",
+            last_event_seq(self.backend())
+        );
+        for writer in 0..writers.unwrap_or(0) {
+            sqlx::query(&mark).bind(writer as i64).bind(epoch).execute(&mut **self.tx()).await?;
+        }
+        Ok((folded, epoch))
+    }
+
+    /// Applies the additions of the events after their share's mark.
+    async fn fold_after_marks(
+        &mut self,
+        now: DateTime<Utc>,
+        marks: &[i64],
+        share_of: &(dyn Fn(uuid::Uuid, kelviq_core::Environment, &str, usize) -> usize + Sync),
+    ) -> Result<u64> {
+        let n = marks.len();
+        let mut sums: HashMap<(uuid::Uuid, kelviq_core::Environment, String, String, i64), i64> = HashMap::new();
+        let last: i64 = sqlx::query(&format!("SELECT {}", last_event_seq(self.backend())))
             .fetch_one(&mut **self.tx())
             .await?
             .try_get(0)?;
-        let mut sums: std::collections::HashMap<(String, String, String, String, i64), i64> = Default::default();
-        let (mut after, mut events) = (folded, 0u64);
-        loop {
+        // Windows of sequence numbers: each a range read of the key (SQLite)
+        // or of the block-range index (PostgreSQL), however many rows follow.
+        const WINDOW: i64 = 20_000;
+        let (mut after, mut events) = (marks.iter().copied().min().unwrap_or(0), 0u64);
+        while after < last {
             let rows = sqlx::query(
-                "SELECT e.seq, o.id AS org_id, \
-                 CASE WHEN e.tenant % 2 = 1 THEN 'production' ELSE 'sandbox' END AS environment, \
-                 e.customer_id, e.unfolded \
+                "SELECT e.seq, o.id AS org_id, e.tenant % 2 AS production, e.customer_id, e.unfolded \
                  FROM usage_events e JOIN organizations o ON o.seq = e.tenant / 2 \
-                 WHERE e.seq > $1 AND e.unfolded <> '' ORDER BY e.seq LIMIT 10000",
+                 WHERE e.seq > $1 AND e.seq <= $2 AND e.unfolded <> ''",
             )
             .bind(after)
+            .bind(after + WINDOW)
             .fetch_all(&mut **self.tx())
             .await?;
-            if rows.is_empty() {
-                break;
-            }
+            after += WINDOW;
             for r in &rows {
-                after = r.try_get("seq")?;
+                let seq: i64 = r.try_get("seq")?;
+                let org: String = r.try_get("org_id")?;
+                let org: uuid::Uuid =
+                    org.parse().map_err(|_| crate::StoreError::Corrupt(format!("organisation id {org}")))?;
+                let production: i64 = r.try_get("production")?;
+                let env = if production == 1 {
+                    kelviq_core::Environment::Production
+                } else {
+                    kelviq_core::Environment::Sandbox
+                };
+                let customer: String = r.try_get("customer_id")?;
+                if seq <= marks[share_of(org, env, &customer, n) % n] {
+                    continue;
+                }
                 events += 1;
-                let (org, env, customer): (String, String, String) =
-                    (r.try_get("org_id")?, r.try_get("environment")?, r.try_get("customer_id")?);
                 let text: String = r.try_get("unfolded")?;
                 for (feature, start, delta) in decode_unfolded(&text) {
-                    *sums
-                        .entry((org.clone(), env.clone(), customer.clone(), feature.to_string(), start))
-                        .or_insert(0) += delta;
+                    *sums.entry((org, env, customer.clone(), feature.to_string(), start)).or_insert(0) += delta;
                 }
             }
         }
-        let tenants: std::collections::HashMap<(String, String), Tenant> = sums
-            .keys()
-            .filter_map(|(org, env, ..)| {
-                let tenant = Tenant { org_id: org.parse().ok()?, org_seq: 0, env: env.parse().ok()? };
-                Some(((org.clone(), env.clone()), tenant))
-            })
-            .collect();
+        let tenants: HashMap<(uuid::Uuid, kelviq_core::Environment), Tenant> =
+            sums.keys().map(|(org, env, ..)| ((*org, *env), Tenant { org_id: *org, org_seq: 0, env: *env })).collect();
         let rows: Vec<AddRow> = sums
             .iter()
-            .filter_map(|((org, env, customer, feature, start), delta)| {
-                Some(AddRow {
-                    tenant: tenants.get(&(org.clone(), env.clone()))?,
-                    customer_id: customer,
-                    feature,
-                    period_start: *start,
-                    delta: *delta,
-                })
+            .map(|((org, env, customer, feature, start), delta)| AddRow {
+                tenant: &tenants[&(*org, *env)],
+                customer_id: customer,
+                feature,
+                period_start: *start,
+                delta: *delta,
             })
             .collect();
         self.add_counters(&rows, now).await?;
-        self.mark_folded().await?;
         Ok(events)
+    }
+}
+
+/// The greatest event sequence number handed out so far: on SQLite the
+/// newest row's (one writer), on PostgreSQL the sequence's (without reading
+/// the table; it covers numbers of transactions still running, which only
+/// ever belong to other writers' shares).
+fn last_event_seq(backend: crate::Backend) -> &'static str {
+    match backend {
+        crate::Backend::Sqlite => "(SELECT COALESCE(MAX(seq), 0) FROM usage_events)",
+        crate::Backend::Postgres => {
+            "COALESCE(pg_sequence_last_value(pg_get_serial_sequence('usage_events', 'seq')::regclass), 0)"
+        }
     }
 }
 
