@@ -177,6 +177,16 @@ pub async fn start(
                 }
             }
         }
+        // Stopping: an owner folds what it deferred and stops deferring, so
+        // the counter rows are complete (once; if that fails, the next
+        // process to take the lock folds from the events).
+        if owner.owns() {
+            let mode = owner.state.ingest.mode.clone();
+            let _gate = mode.gate.write().await;
+            if let Err(e) = owner.settle(Intent::HandOver, false).await {
+                tracing::warn!(error = %e, "usage counters: folding at stop failed; the next start folds them");
+            }
+        }
         let _ = done_tx.send(());
     });
     Ok(done)

@@ -912,7 +912,12 @@ async fn the_process_alone_defers_counters_and_hands_over_to_a_second() {
     let mut three = serve(&env);
     wait_for_usage(&three.url, key, 260, Duration::ZERO).await;
     assert_eq!(usage_mode(&pool).await.2, 260, "the next start folds what the killed process deferred");
+    send_events(&three.url, key, "e", 40).await;
+    assert_eq!(usage_mode(&pool).await.2, 260, "deferred by process three");
+    // Stopped gracefully, an owner folds what it deferred before it exits.
     sigterm(&mut three.child);
+    let (deferring, _, stored) = usage_mode(&pool).await;
+    assert_eq!((deferring, stored), (0, 300), "folded at stop");
 }
 
 /// The owner's lock connection is terminated by the database, and another
