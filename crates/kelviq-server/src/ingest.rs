@@ -236,6 +236,13 @@ pub(crate) struct Mode {
     pub(crate) resync: OnceLock<mpsc::UnboundedSender<oneshot::Sender<()>>>,
 }
 
+impl Mode {
+    /// How writer `writer`'s next group runs.
+    fn turn(&self, writer: usize) -> Turn {
+        Turn { writer, defer: self.deferring.load(Ordering::SeqCst), epoch: self.epoch.load(Ordering::SeqCst) }
+    }
+}
+
 /// The handle requests send jobs through; the writers start with the server.
 #[derive(Clone, Default)]
 pub struct Ingest {
@@ -469,8 +476,7 @@ async fn run(
             }
         }
         let gate = mode.gate.read().await;
-        let turn =
-            Turn { writer, defer: mode.deferring.load(Ordering::SeqCst), epoch: mode.epoch.load(Ordering::SeqCst) };
+        let turn = mode.turn(writer);
         let pending = state.ingest.pending.share(writer).len();
         let fold = turn.defer && pending > 0 && (last_fold.elapsed() >= fold_interval || pending >= FOLD_MAX);
         if batch.is_empty() && !fold {
@@ -482,12 +488,12 @@ async fn run(
         let applied = apply_guarded(&state, turn, &batch, fold, journal.as_mut(), &mut kept, &answers).await;
         metrics::histogram!("ingest_batch_seconds").record(started.elapsed().as_secs_f64());
         tracing::debug!(items, fold, ms = started.elapsed().as_secs_f64() * 1000.0, "usage batch committed");
-        // A deferred group that failed may have committed (its answer lost):
-        // its events are then stored without their sums here, so the
-        // counters are taken over again from the database before anything
-        // else is written or folded; its requests are then retried (what
-        // it stored reads as stored before).
-        let resync = !sqlite && turn.defer;
+        // A deferred group that failed on PostgreSQL may have committed (its
+        // answer lost): its events are then stored without their sums here,
+        // so the counters are taken over again from the database before
+        // anything else is written or folded; its requests are then retried
+        // (what it stored reads as stored before).
+        let resyncs = |turn: Turn| !sqlite && turn.defer;
         match applied {
             Ok(a) => {
                 if a.folded {
@@ -495,26 +501,22 @@ async fn run(
                 }
                 answers.deliver(batch, a)
             }
-            Err(e) if batch.len() > 1 || resync => {
+            Err(e) if batch.len() > 1 || resyncs(turn) => {
                 tracing::warn!(error = %e, jobs = batch.len(), "usage batch failed; retrying its requests one by one");
                 drop(gate);
-                if resync {
+                if resyncs(turn) {
                     crate::usage_owner::resync(&state).await;
                 }
                 for job in batch {
                     let one = vec![job];
                     let gate = mode.gate.read().await;
-                    let turn = Turn {
-                        defer: mode.deferring.load(Ordering::SeqCst),
-                        epoch: mode.epoch.load(Ordering::SeqCst),
-                        ..turn
-                    };
+                    let turn = mode.turn(writer);
                     match apply_guarded(&state, turn, &one, false, journal.as_mut(), &mut kept, &answers).await {
                         Ok(a) => answers.deliver(one, a),
                         Err(e) => {
                             answers.fail(one, &e);
                             drop(gate);
-                            if !sqlite && turn.defer {
+                            if resyncs(turn) {
                                 crate::usage_owner::resync(&state).await;
                             }
                         }

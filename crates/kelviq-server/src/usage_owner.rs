@@ -110,12 +110,17 @@ impl Owner {
         Ok(())
     }
 
-    /// [`Owner::settle`] until it succeeds, with the writers held at the gate.
-    async fn settle_until_done(&mut self, intent: Intent, forget: bool) {
+    /// [`Owner::settle`] with the writers held at the gate: until it
+    /// succeeds, or (not `patient`) once.
+    async fn settle_at_gate(&mut self, intent: Intent, forget: bool, patient: bool) {
         let mode = self.state.ingest.mode.clone();
         let _gate = mode.gate.write().await;
         let mut delay = Duration::from_millis(100);
         while let Err(e) = self.settle(intent, forget).await {
+            if !patient {
+                tracing::warn!(error = %e, ?intent, "usage counters: taking over failed; the next start does it");
+                return;
+            }
             tracing::warn!(error = %e, ?intent, "usage counters: taking over failed; trying again");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
@@ -151,7 +156,7 @@ pub async fn start(
                 _ = stop.changed() => break,
                 Some(first) = requests.recv() => {
                     let mut waiting = vec![first];
-                    owner.settle_until_done(Intent::Keep, true).await;
+                    owner.settle_at_gate(Intent::Keep, true, true).await;
                     while let Ok(more) = requests.try_recv() {
                         waiting.push(more);
                     }
@@ -160,7 +165,7 @@ pub async fn start(
                     }
                 }
                 asked = async { listener.as_mut().expect("checked").asked().await }, if owns => match asked {
-                    Ok(()) => owner.settle_until_done(Intent::HandOver, false).await,
+                    Ok(()) => owner.settle_at_gate(Intent::HandOver, false, true).await,
                     Err(e) => {
                         tracing::warn!(error = %e, "usage lock: the handover listener failed");
                         listener = None;
@@ -170,9 +175,9 @@ pub async fn start(
                     ticks += 1;
                     if !owner.alive().await {
                         tracing::warn!("usage lock: its connection was lost; taking the counters over again");
-                        owner.settle_until_done(Intent::Keep, true).await;
+                        owner.settle_at_gate(Intent::Keep, true, true).await;
                     } else if !owner.owns() && ticks.is_multiple_of(TAKEOVER_EVERY) {
-                        owner.settle_until_done(Intent::TakeOver, false).await;
+                        owner.settle_at_gate(Intent::TakeOver, false, true).await;
                     }
                 }
             }
@@ -181,11 +186,7 @@ pub async fn start(
         // the counter rows are complete (once; if that fails, the next
         // process to take the lock folds from the events).
         if owner.owns() {
-            let mode = owner.state.ingest.mode.clone();
-            let _gate = mode.gate.write().await;
-            if let Err(e) = owner.settle(Intent::HandOver, false).await {
-                tracing::warn!(error = %e, "usage counters: folding at stop failed; the next start folds them");
-            }
+            owner.settle_at_gate(Intent::HandOver, false, false).await;
         }
         let _ = done_tx.send(());
     });

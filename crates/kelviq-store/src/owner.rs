@@ -38,6 +38,10 @@ impl UsageLock {
     /// Takes the lock shared and, if no other process holds it at all,
     /// exclusively too; says whether this process now owns usage.
     pub async fn try_own(&mut self) -> Result<bool> {
+        // Taken again, the lock would need two unlocks to be given up.
+        if self.exclusive {
+            return Ok(true);
+        }
         if !self.try_shared().await? {
             return Ok(false);
         }

@@ -976,6 +976,8 @@ impl Work {
             .fetch_one(&mut **self.tx())
             .await?;
         let (epoch, deferring): (i64, i32) = (row.try_get(0)?, row.try_get(1)?);
+        // Read (and on PostgreSQL locked) even when nobody deferred: the
+        // lock is what waits for, then refuses, deferred writes in flight.
         let stored = sqlx::query(&format!("SELECT writer, folded_seq FROM usage_fold_marks{lock}"))
             .fetch_all(&mut **self.tx())
             .await?;
