@@ -94,6 +94,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::not_found(),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists.")),
             StoreError::Invalid(errors) => ApiError::Fields(errors),
+            busy if busy.is_busy() => ApiError::Unavailable("The database is busy; retry shortly.".into()),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -118,6 +119,9 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"api\""));
         }

@@ -135,16 +135,15 @@ impl Parties {
     }
 }
 
-async fn parties(state: &AppState, w: &mut Work, customer_id: &str, product_id: uuid::Uuid) -> ApiResult<Parties> {
-    let customer =
-        match w.lock_customer(customer_id).await? {
-            Some(c) => c,
-            None => state.store.find_customer_any(w.tenant(), customer_id).await?.ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("customer {customer_id} of a subscription is gone"))
-            })?,
-        };
-    let product_name =
-        state.store.find_product_any(w.tenant(), &product_id.to_string()).await?.map(|p| p.name).unwrap_or_default();
+async fn parties(w: &mut Work, customer_id: &str, product_id: uuid::Uuid) -> ApiResult<Parties> {
+    let customer = match w.lock_customer(customer_id).await? {
+        Some(c) => c,
+        None => w
+            .find_customer_any(customer_id)
+            .await?
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("customer {customer_id} of a subscription is gone")))?,
+    };
+    let product_name = w.find_product_any(&product_id.to_string()).await?.map(|p| p.name).unwrap_or_default();
     Ok(Parties { customer, product_name })
 }
 
@@ -456,7 +455,7 @@ pub async fn complete_checkout(
             w.insert_customer(&new, now).await?
         }
     };
-    let product_name = state.store.find_product_any(tenant, &cs.product_id.to_string()).await?.map(|p| p.name);
+    let product_name = w.find_product_any(&cs.product_id.to_string()).await?.map(|p| p.name);
     let parties = Parties { customer, product_name: product_name.unwrap_or_default() };
     // The card, saved as the customer's default method.
     let mut pm = None;
@@ -474,9 +473,8 @@ pub async fn complete_checkout(
         w.event(&OutboxEvent::new("payment_method.created", object, None, now)).await?;
         pm = Some((id, method));
     }
-    let plan = state
-        .store
-        .find_plan_version(tenant, cs.plan_id)
+    let plan = w
+        .find_plan_version(cs.plan_id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan version {} of a session is gone", cs.plan_id)))?;
     let purchase = Purchase {
@@ -656,7 +654,7 @@ fn end_subscription(s: &mut Subscription, at: DateTime<Utc>, reason: &str) {
 
 /// Runs one due item of a locked subscription at its due time.
 async fn run_item(state: &AppState, w: &mut Work, mut s: Subscription, at: DateTime<Utc>, due: Due) -> ApiResult<()> {
-    let p = parties(state, w, &s.customer_id, s.product_id).await?;
+    let p = parties(w, &s.customer_id, s.product_id).await?;
     match due {
         Due::Cancel => {
             end_subscription(&mut s, at, "CANCELLED_BY_MERCHANT");
@@ -692,7 +690,7 @@ async fn run_item(state: &AppState, w: &mut Work, mut s: Subscription, at: DateT
             let (start, end) = s.period_bounds(s.period_index).expect("renewals are recurring");
             (s.period_start, s.period_end) = (Some(start), Some(end));
             if changed_plan {
-                let p2 = parties(state, w, &s.customer_id, s.product_id).await?;
+                let p2 = parties(w, &s.customer_id, s.product_id).await?;
                 subscription_event(w, "subscription.plan_changed", &s, &p2, before.as_object().cloned(), at).await?;
             }
             collect_period(state, w, &mut s, &p, at).await?;
@@ -840,7 +838,7 @@ pub async fn change_subscription(
     if req.quote.currency != s.currency {
         return Err(ApiError::field("plan_identifier", format!("The new plan has no price in {}.", s.currency)));
     }
-    let p = parties(state, &mut w, &s.customer_id, s.product_id).await?;
+    let p = parties(&mut w, &s.customer_id, s.product_id).await?;
     let before = events::subscription_object(&s, &p.sold(s.product_id), tenant);
     let old_plan = s.plan_id;
     // A trial ending now is billed as a fresh cycle of the new plan.
@@ -943,7 +941,7 @@ pub async fn change_subscription(
     }
     s.modified_at = now;
     save_subscription(&mut w, &s).await?;
-    let p2 = parties(state, &mut w, &s.customer_id, s.product_id).await?;
+    let p2 = parties(&mut w, &s.customer_id, s.product_id).await?;
     let after = events::subscription_object(&s, &p2.sold(s.product_id), tenant);
     let previous = previous_attributes(&before, &after);
     if s.plan_id != old_plan {
@@ -1006,7 +1004,7 @@ pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c:
     if !s.status.grants() && s.status != SubStatus::Incomplete {
         return Err(ApiError::BadRequest(format!("A {} subscription cannot be cancelled.", s.status.as_str())));
     }
-    let p = parties(state, &mut w, &s.customer_id, s.product_id).await?;
+    let p = parties(&mut w, &s.customer_id, s.product_id).await?;
     let before = events::subscription_object(&s, &p.sold(s.product_id), tenant);
     s.canceled_at = Some(now);
     s.cancellation_reason = Some("CANCELLED_BY_MERCHANT".into());
@@ -1123,7 +1121,7 @@ pub async fn refund_order(
     let full = order.refunded_minor >= order.total_minor;
     order.status = if full { "REFUNDED".into() } else { "PARTIAL_REFUND".into() };
     save_order(&mut w, &order).await?;
-    let p = parties(state, &mut w, &order.customer_id, order.product_id).await?;
+    let p = parties(&mut w, &order.customer_id, order.product_id).await?;
     let object = events::refund_object(&refund, &p.customer, order.subscription_id, tenant);
     w.event(&OutboxEvent::new("refund.created", object, None, now)).await?;
     let object = events::order_object(&order, &p.sold(order.product_id), tenant);
@@ -1172,7 +1170,7 @@ pub async fn publish_and_migrate(
     let mut moved = 0;
     if features || pricing {
         let identifiers: HashMap<String, String> =
-            state.store.features_by_id(tenant).await?.into_values().map(|f| (f.id.to_string(), f.identifier)).collect();
+            w.features_by_id().await?.into_values().map(|f| (f.id.to_string(), f.identifier)).collect();
         let live = SubStatus::ALL.iter().filter(|s| s.grants()).map(|s| s.as_str().to_string()).collect();
         let subs: Vec<Subscription> = w.lock_all(DocTable::Subscriptions, &[Filter::In("status", live)]).await?;
         for mut s in subs.into_iter().filter(|s| s.plan_identifier == identifier && s.plan_version < plan.version) {
@@ -1195,8 +1193,8 @@ pub async fn publish_and_migrate(
             }
             s.modified_at = now;
             w.put(DocTable::Subscriptions, &s.id.to_string(), &s, &sub_columns(&s)).await?;
-            let customer = state.store.find_customer_any(tenant, &s.customer_id).await?;
-            let product = state.store.find_product_any(tenant, &s.product_id.to_string()).await?;
+            let customer = w.find_customer_any(&s.customer_id).await?;
+            let product = w.find_product_any(&s.product_id.to_string()).await?;
             if let Some(customer) = customer {
                 let sold = Sold {
                     customer: &customer,

@@ -101,7 +101,7 @@ impl Store {
         .bind(env)
         .bind(base)
         .bind(format!("{base}-%"))
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         let taken: std::collections::HashSet<String> =
             rows.iter().map(|r| r.try_get::<String, _>("identifier")).collect::<std::result::Result<_, _>>()?;
@@ -120,17 +120,7 @@ impl Store {
         key: &str,
         archived: bool,
     ) -> Result<Option<AnyRow>> {
-        let (org, env) = tenant_binds(tenant);
-        let live = if archived { "" } else { " AND archived_at IS NULL" };
-        Ok(sqlx::query(&format!(
-            "SELECT {columns} FROM {} WHERE org_id = $1 AND environment = $2 AND (id = $3 OR identifier = $3){live}",
-            table.name()
-        ))
-        .bind(org)
-        .bind(env)
-        .bind(key)
-        .fetch_optional(&self.read)
-        .await?)
+        catalog_row(self.read_pool(), table, columns, tenant, key, archived).await
     }
 
     /// Archives a live row; an archived one is `Conflict("already archived")`.
@@ -150,7 +140,7 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(id)
-        .execute(&self.write)
+        .execute(self.write_pool())
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict("already archived"));
@@ -170,7 +160,7 @@ impl Store {
         .bind(env)
         .bind(search)
         .bind(pattern)
-        .fetch_one(&self.read)
+        .fetch_one(self.read_pool())
         .await?;
         Ok(row.try_get("n")?)
     }
@@ -197,7 +187,7 @@ impl Store {
         .bind(pattern)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?)
     }
 
@@ -239,7 +229,7 @@ impl Store {
         .bind(&product.created_by)
         .bind(serde_json::to_string(&product.settings).expect("settings serialise"))
         .bind(to_micros(now))
-        .execute(&self.write)
+        .execute(self.write_pool())
         .await
         .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict("identifier") } else { e.into() })?;
         Ok(product)
@@ -291,7 +281,7 @@ impl Store {
             .bind(&p.tax_code)
             .bind(to_micros(now))
             .bind(p.id.to_string())
-            .execute(&self.write)
+            .execute(self.write_pool())
             .await?;
         Ok(p)
     }
@@ -308,7 +298,7 @@ impl Store {
             .bind(serde_json::to_string(settings).expect("settings serialise"))
             .bind(to_micros(now))
             .bind(p.id.to_string())
-            .execute(&self.write)
+            .execute(self.write_pool())
             .await?;
         Ok(())
     }
@@ -350,7 +340,7 @@ impl Store {
         .bind(feature.meter.as_ref().map(|m| m.to_string()))
         .bind(feature.metadata.to_string())
         .bind(to_micros(now))
-        .execute(&self.write)
+        .execute(self.write_pool())
         .await
         .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict("identifier") } else { e.into() })?;
         Ok(feature)
@@ -404,7 +394,7 @@ impl Store {
             .bind(f.metadata.to_string())
             .bind(to_micros(now))
             .bind(f.id.to_string())
-            .execute(&self.write)
+            .execute(self.write_pool())
             .await?;
         Ok(f)
     }
@@ -418,14 +408,57 @@ impl Store {
     /// Every feature of the tenant, archived ones included (subscriptions
     /// keep granting what they were sold), keyed by id.
     pub async fn features_by_id(&self, tenant: &Tenant) -> Result<std::collections::HashMap<uuid::Uuid, Feature>> {
-        let (org, env) = crate::tenant_binds(tenant);
-        let rows =
-            sqlx::query(&format!("SELECT {FEATURE_COLUMNS} FROM features WHERE org_id = $1 AND environment = $2"))
-                .bind(org)
-                .bind(env)
-                .fetch_all(&self.read)
-                .await?;
-        rows.iter().map(|r| feature_from_row(r).map(|f| (f.id, f))).collect()
+        features_by_id(self.read_pool(), tenant).await
+    }
+}
+
+/// A product or feature by id or identifier, on a pool or a transaction.
+async fn catalog_row<'e>(
+    on: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    table: Table,
+    columns: &str,
+    tenant: &Tenant,
+    key: &str,
+    archived: bool,
+) -> Result<Option<AnyRow>> {
+    let (org, env) = tenant_binds(tenant);
+    let live = if archived { "" } else { " AND archived_at IS NULL" };
+    Ok(sqlx::query(&format!(
+        "SELECT {columns} FROM {} WHERE org_id = $1 AND environment = $2 AND (id = $3 OR identifier = $3){live}",
+        table.name()
+    ))
+    .bind(org)
+    .bind(env)
+    .bind(key)
+    .fetch_optional(on)
+    .await?)
+}
+
+async fn features_by_id<'e>(
+    on: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    tenant: &Tenant,
+) -> Result<std::collections::HashMap<uuid::Uuid, Feature>> {
+    let (org, env) = crate::tenant_binds(tenant);
+    let rows = sqlx::query(&format!("SELECT {FEATURE_COLUMNS} FROM features WHERE org_id = $1 AND environment = $2"))
+        .bind(org)
+        .bind(env)
+        .fetch_all(on)
+        .await?;
+    rows.iter().map(|r| feature_from_row(r).map(|f| (f.id, f))).collect()
+}
+
+impl crate::Work {
+    /// [`Store::find_product_any`], read inside this transaction.
+    pub async fn find_product_any(&mut self, key: &str) -> Result<Option<Product>> {
+        let tenant = self.tenant().clone();
+        let row = catalog_row(&mut **self.tx(), Table::Products, PRODUCT_COLUMNS, &tenant, key, true).await?;
+        row.as_ref().map(product_from_row).transpose()
+    }
+
+    /// [`Store::features_by_id`], read inside this transaction.
+    pub async fn features_by_id(&mut self) -> Result<std::collections::HashMap<uuid::Uuid, Feature>> {
+        let tenant = self.tenant().clone();
+        features_by_id(&mut **self.tx(), &tenant).await
     }
 }
 

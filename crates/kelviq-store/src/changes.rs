@@ -143,7 +143,7 @@ impl Store {
     /// The newest position in the feed (0 when empty).
     pub async fn latest_change_seq(&self) -> Result<i64> {
         let row = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) AS seq FROM change_feed")
-            .fetch_one(&self.read)
+            .fetch_one(self.read_pool())
             .await?;
         Ok(row.try_get("seq")?)
     }
@@ -154,7 +154,7 @@ impl Store {
         let rows = sqlx::query("SELECT seq FROM change_feed WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(seq)
             .bind(limit)
-            .fetch_all(&self.read)
+            .fetch_all(self.read_pool())
             .await?;
         rows.iter().map(|r| Ok(r.try_get("seq")?)).collect()
     }
@@ -165,7 +165,7 @@ impl Store {
             sqlx::query("SELECT seq, topic, subject FROM change_feed WHERE seq >= $1 AND seq <= $2 ORDER BY seq")
                 .bind(first)
                 .bind(last)
-                .fetch_all(&self.read)
+                .fetch_all(self.read_pool())
                 .await?;
         rows.iter()
             .map(|r| Ok(Change { seq: r.try_get("seq")?, topic: r.try_get("topic")?, subject: r.try_get("subject")? }))
@@ -180,7 +180,7 @@ impl Store {
             .bind(to_micros(usage_before.max(before)))
             .bind(crate::TOPIC_USAGE)
             .bind(to_micros(before))
-            .execute(&self.write)
+            .execute(self.write_pool())
             .await?;
         Ok(done.rows_affected())
     }

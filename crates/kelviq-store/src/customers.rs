@@ -44,7 +44,7 @@ impl Store {
     /// A customer id already used in this tenant, even by an archived
     /// customer, is `Conflict("customer id")`.
     pub async fn insert_customer(&self, tenant: &Tenant, new: &NewCustomer, now: DateTime<Utc>) -> Result<Customer> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         let customer = insert_customer_tx(&mut tx, tenant, new, now).await?;
         tx.commit().await?;
         Ok(customer)
@@ -59,23 +59,14 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(customer_id)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read_pool())
         .await?;
         row.as_ref().map(customer_from_row).transpose()
     }
 
     /// A customer by id, archived or not.
     pub async fn find_customer_any(&self, tenant: &Tenant, customer_id: &str) -> Result<Option<Customer>> {
-        let (org, env) = tenant_binds(tenant);
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM customers WHERE org_id = $1 AND environment = $2 AND customer_id = $3"
-        ))
-        .bind(org)
-        .bind(env)
-        .bind(customer_id)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(customer_from_row).transpose()
+        customer_any(self.read_pool(), tenant, customer_id).await
     }
 
     /// How many live customers match `search` (see [`Store::list_customers`]).
@@ -87,7 +78,7 @@ impl Store {
             .bind(env)
             .bind(search)
             .bind(&pattern)
-            .fetch_one(&self.read)
+            .fetch_one(self.read_pool())
             .await?;
         Ok(row.try_get("n")?)
     }
@@ -113,7 +104,7 @@ impl Store {
         .bind(&pattern)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter().map(customer_from_row).collect()
     }
@@ -127,7 +118,7 @@ impl Store {
         changes: &CustomerChanges,
         now: DateTime<Utc>,
     ) -> Result<Customer> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         let current = lock_customer(&mut tx, self.backend, tenant, customer_id).await?.ok_or(StoreError::NotFound)?;
         let next = update_customer_tx(&mut tx, tenant, &current, changes, now).await?;
         tx.commit().await?;
@@ -145,7 +136,7 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(customer_id)
-        .execute(&self.write)
+        .execute(self.write_pool())
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
@@ -263,5 +254,31 @@ impl Work {
     ) -> Result<Customer> {
         let tenant = self.tenant().clone();
         update_customer_tx(self.tx(), &tenant, current, changes, now).await
+    }
+}
+
+/// A customer, archived or not, on a pool or a transaction.
+async fn customer_any<'e>(
+    on: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    tenant: &Tenant,
+    customer_id: &str,
+) -> Result<Option<Customer>> {
+    let (org, env) = tenant_binds(tenant);
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM customers WHERE org_id = $1 AND environment = $2 AND customer_id = $3"
+    ))
+    .bind(org)
+    .bind(env)
+    .bind(customer_id)
+    .fetch_optional(on)
+    .await?;
+    row.as_ref().map(customer_from_row).transpose()
+}
+
+impl Work {
+    /// [`Store::find_customer_any`], read inside this transaction.
+    pub async fn find_customer_any(&mut self, customer_id: &str) -> Result<Option<Customer>> {
+        let tenant = self.tenant().clone();
+        customer_any(&mut **self.tx(), &tenant, customer_id).await
     }
 }

@@ -35,7 +35,7 @@ impl Store {
         .bind(env)
         .bind(after_seq)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter()
             .map(|row| {

@@ -77,7 +77,7 @@ impl Store {
         .bind(&key.hash)
         .bind(name)
         .bind(to_micros(now))
-        .execute(&self.write)
+        .execute(self.write_pool())
         .await?;
         self.find_api_key(id).await?.ok_or(StoreError::NotFound)
     }
@@ -85,7 +85,7 @@ impl Store {
     pub async fn find_api_key(&self, id: uuid::Uuid) -> Result<Option<ApiKey>> {
         let row = sqlx::query(&format!("{KEY_SELECT} WHERE k.id = $1"))
             .bind(id.to_string())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read_pool())
             .await?;
         row.as_ref().map(key_from_row).transpose()
     }
@@ -97,7 +97,7 @@ impl Store {
              FROM api_keys k JOIN organizations o ON o.id = k.org_id WHERE k.secret_hash = $1",
         )
         .bind(secret_hash)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read_pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(KeyIdentity {
@@ -119,11 +119,13 @@ impl Store {
             Some(org) => {
                 sqlx::query(&format!("{KEY_SELECT} WHERE k.org_id = $1 ORDER BY k.created_at, k.id"))
                     .bind(org.to_string())
-                    .fetch_all(&self.read)
+                    .fetch_all(self.read_pool())
                     .await?
             }
             None => {
-                sqlx::query(&format!("{KEY_SELECT} ORDER BY o.seq, k.created_at, k.id")).fetch_all(&self.read).await?
+                sqlx::query(&format!("{KEY_SELECT} ORDER BY o.seq, k.created_at, k.id"))
+                    .fetch_all(self.read_pool())
+                    .await?
             }
         };
         rows.iter().map(key_from_row).collect()
@@ -134,14 +136,14 @@ impl Store {
     pub async fn revoke_api_key(&self, id_or_prefix: &str, now: DateTime<Utc>) -> Result<ApiKey> {
         let rows = sqlx::query(&format!("{KEY_SELECT} WHERE k.id = $1 OR k.prefix = $1"))
             .bind(id_or_prefix)
-            .fetch_all(&self.read)
+            .fetch_all(self.read_pool())
             .await?;
         let key = match rows.as_slice() {
             [] => return Err(StoreError::NotFound),
             [one] => key_from_row(one)?,
             _ => return Err(StoreError::Conflict("ambiguous key prefix")),
         };
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(to_micros(now))
             .bind(key.id.to_string())

@@ -18,6 +18,7 @@ mod catalog;
 mod changes;
 mod customers;
 mod events;
+mod held;
 mod journal;
 mod keys;
 mod media;
@@ -76,6 +77,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Every connection of the pool stayed busy for the acquire timeout.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::PoolTimedOut))
+    }
+
     fn is_unique_violation(e: &sqlx::Error) -> bool {
         matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
     }
@@ -118,6 +124,12 @@ impl Backend {
     }
 }
 
+/// How long a PostgreSQL request waits for a pool connection before it is
+/// refused as busy ([`StoreError::is_busy`]: 503 with `Retry-After`). No
+/// task waits for a connection while it holds one ([`held`]), so a full
+/// pool only means load, and a prompt refusal beats a queue that times out.
+pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The database, as one handle that is cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -157,7 +169,7 @@ impl Store {
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(max_connections.max(2))
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
                     .connect(url)
                     .await?;
                 let waker = changes::Waker::start(&pool);
@@ -177,6 +189,21 @@ impl Store {
         self.backend
     }
 
+    /// The pool for reads; never asked while this task holds a transaction
+    /// (see [`held`]).
+    #[track_caller]
+    pub(crate) fn read_pool(&self) -> &AnyPool {
+        held::assert_free("read");
+        &self.read
+    }
+
+    /// The pool for writes; never asked while this task holds a transaction.
+    #[track_caller]
+    pub(crate) fn write_pool(&self) -> &AnyPool {
+        held::assert_free("write");
+        &self.write
+    }
+
     /// The SQLite file (`None` on PostgreSQL).
     pub fn sqlite_path(&self) -> Option<&Path> {
         self.path.as_deref()
@@ -194,7 +221,7 @@ impl Store {
     /// store's own writes. On PostgreSQL, which has no such limit, it holds nothing.
     pub async fn write_turn(&self) -> Result<WriteTurn> {
         Ok(WriteTurn(match self.backend {
-            Backend::Sqlite => Some(self.write.acquire().await?),
+            Backend::Sqlite => Some(self.write_pool().acquire().await?),
             Backend::Postgres => None,
         }))
     }
@@ -210,7 +237,7 @@ impl Store {
     pub async fn migrate_through(&self, version: i64) -> Result<()> {
         let source = migrations::Embedded { backend: self.backend, through: version };
         let migrator = sqlx::migrate::Migrator::new(source).await?;
-        migrator.run(&self.write).await?;
+        migrator.run(self.write_pool()).await?;
         Ok(())
     }
 
@@ -223,13 +250,13 @@ impl Store {
             Backend::Sqlite => "ANALYZE",
             Backend::Postgres => "VACUUM (ANALYZE)",
         };
-        sqlx::query(statement).execute(&self.write).await?;
+        sqlx::query(statement).execute(self.write_pool()).await?;
         Ok(())
     }
 
     /// A round trip to the database, for readiness checks.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
+        sqlx::query("SELECT 1").execute(self.read_pool()).await?;
         Ok(())
     }
 

@@ -108,10 +108,12 @@ impl Store {
         sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(hex::encode(fresh))
-            .execute(&self.write)
+            .execute(self.write_pool())
             .await?;
-        let row =
-            sqlx::query("SELECT value FROM server_secrets WHERE name = $1").bind(name).fetch_one(&self.write).await?;
+        let row = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.write_pool())
+            .await?;
         let value: String = row.try_get("value")?;
         hex::decode(value).map_err(|e| StoreError::Corrupt(format!("server secret {name}: {e}")))
     }
@@ -129,7 +131,7 @@ impl Store {
         .bind(&upload.content_type)
         .bind(to_micros(now))
         .bind(to_micros(upload.expires_at))
-        .execute(&self.write)
+        .execute(self.write_pool())
         .await?;
         Ok(())
     }
@@ -138,7 +140,7 @@ impl Store {
     pub async fn find_upload(&self, file_key: &str) -> Result<Option<Upload>> {
         let row = sqlx::query(&format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE file_key = $1"))
             .bind(file_key)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read_pool())
             .await?;
         row.as_ref().map(upload_from_row).transpose()
     }
@@ -148,7 +150,7 @@ impl Store {
             .bind(to_micros(now))
             .bind(size)
             .bind(file_key)
-            .execute(&self.write)
+            .execute(self.write_pool())
             .await?;
         Ok(())
     }
@@ -163,7 +165,7 @@ impl Store {
         .bind(file_key)
         .bind(org)
         .bind(env)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read_pool())
         .await?;
         row.as_ref().map(upload_from_row).transpose()
     }
@@ -179,7 +181,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let (org, env) = tenant_binds(tenant);
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         for (upload, f) in files {
             let used = sqlx::query("UPDATE uploads SET consumed_at = $1 WHERE file_key = $2 AND consumed_at IS NULL")
                 .bind(to_micros(now))
@@ -224,7 +226,7 @@ impl Store {
         .bind(env)
         .bind(owner.as_str())
         .bind(owner_id)
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter().map(media_from_row).collect()
     }
@@ -244,7 +246,7 @@ impl Store {
         let row = sqlx::query(&format!("SELECT {MEDIA_COLUMNS} FROM media_files WHERE id = $1 AND owner_kind = $2"))
             .bind(id)
             .bind(owner.as_str())
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read_pool())
             .await?;
         row.as_ref().map(media_from_row).transpose()
     }
@@ -261,7 +263,7 @@ impl Store {
     ) -> Result<MediaFile> {
         let mut file = self.find_media(tenant, owner, owner_id, id).await?.ok_or(StoreError::NotFound)?;
         let (org, env) = tenant_binds(tenant);
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         if changes.thumbnail == Some(true) {
             sqlx::query(
                 "UPDATE media_files SET thumbnail = 0 WHERE org_id = $1 AND environment = $2 AND owner_kind = $3 AND owner_id = $4",
@@ -307,7 +309,10 @@ impl Store {
         id: &str,
     ) -> Result<MediaFile> {
         let file = self.find_media(tenant, owner, owner_id, id).await?.ok_or(StoreError::NotFound)?;
-        sqlx::query("DELETE FROM media_files WHERE id = $1").bind(file.id.to_string()).execute(&self.write).await?;
+        sqlx::query("DELETE FROM media_files WHERE id = $1")
+            .bind(file.id.to_string())
+            .execute(self.write_pool())
+            .await?;
         Ok(file)
     }
 }

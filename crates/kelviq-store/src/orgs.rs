@@ -28,13 +28,13 @@ const ORG_COLUMNS: &str = "id, seq, slug, name, created_at";
 
 impl Store {
     pub async fn count_organizations(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM organizations").fetch_one(&self.read).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM organizations").fetch_one(self.read_pool()).await?;
         Ok(row.try_get("n")?)
     }
 
     /// Creates an organisation. A taken slug is `Conflict("organization slug")`.
     pub async fn create_organization(&self, name: &str, slug: &str, now: DateTime<Utc>) -> Result<Organization> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         let row = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) AS next FROM organizations")
             .fetch_one(&mut *tx)
             .await?;
@@ -66,15 +66,16 @@ impl Store {
     }
 
     pub async fn list_organizations(&self) -> Result<Vec<Organization>> {
-        let rows =
-            sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations ORDER BY seq")).fetch_all(&self.read).await?;
+        let rows = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations ORDER BY seq"))
+            .fetch_all(self.read_pool())
+            .await?;
         rows.iter().map(org_from_row).collect()
     }
 
     pub async fn find_organization_by_slug(&self, slug: &str) -> Result<Option<Organization>> {
         let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations WHERE slug = $1"))
             .bind(slug)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read_pool())
             .await?;
         row.as_ref().map(org_from_row).transpose()
     }

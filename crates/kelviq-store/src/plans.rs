@@ -137,7 +137,7 @@ impl Store {
             published_at: None,
             archived_at: None,
         };
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         let (org, env) = tenant_binds(tenant);
         let taken = sqlx::query(
             "SELECT 1 AS one FROM plans WHERE org_id = $1 AND environment = $2 AND identifier = $3 LIMIT 1",
@@ -176,7 +176,7 @@ impl Store {
                 .bind(env)
                 .bind(identifier)
                 .bind(v)
-                .fetch_optional(&self.read)
+                .fetch_optional(self.read_pool())
                 .await?
             }
             None => {
@@ -187,7 +187,7 @@ impl Store {
                 .bind(org)
                 .bind(env)
                 .bind(identifier)
-                .fetch_optional(&self.read)
+                .fetch_optional(self.read_pool())
                 .await?
             }
         };
@@ -204,7 +204,7 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(identifier)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read_pool())
         .await?;
         row.as_ref().map(plan_from_row).transpose()
     }
@@ -219,7 +219,7 @@ impl Store {
         let row = sqlx::query(&format!("SELECT COUNT(*) AS n {}", Self::LIST_PLANS))
             .bind(org)
             .bind(env)
-            .fetch_one(&self.read)
+            .fetch_one(self.read_pool())
             .await?;
         Ok(row.try_get("n")?)
     }
@@ -237,7 +237,7 @@ impl Store {
         .bind(env)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter().map(plan_from_row).collect()
     }
@@ -255,7 +255,7 @@ impl Store {
     where
         F: FnOnce(&mut PlanVersion) -> std::result::Result<(), FieldErrors>,
     {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         let newest = self.lock_newest_plan(&mut tx, tenant, identifier).await?;
         let (mut draft, is_new) = match newest.status {
             PlanStatus::Draft => (newest, false),
@@ -283,7 +283,7 @@ impl Store {
     /// Publishes the newest version (a draft): it becomes the one on offer and
     /// the previously published version is superseded.
     pub async fn publish_plan(&self, tenant: &Tenant, identifier: &str, now: DateTime<Utc>) -> Result<PlanVersion> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         // (publish_in records the change-feed entry every server acts on.)
         let draft = publish_in(&mut tx, self.backend, tenant, identifier, now).await?;
         tx.commit().await?;
@@ -293,7 +293,7 @@ impl Store {
     /// Deletes the newest version if it is a draft; a plan that was never
     /// published disappears with its only draft.
     pub async fn discard_plan_draft(&self, tenant: &Tenant, identifier: &str) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         let newest = self.lock_newest_plan(&mut tx, tenant, identifier).await?;
         if newest.status != PlanStatus::Draft {
             return Err(StoreError::Conflict("already published"));
@@ -306,7 +306,7 @@ impl Store {
     /// Archives every version. An archived plan is `Conflict("already archived")`.
     pub async fn archive_plan(&self, tenant: &Tenant, identifier: &str, now: DateTime<Utc>) -> Result<()> {
         let (org, env) = tenant_binds(tenant);
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write_pool().begin().await?;
         let row = sqlx::query(
             "SELECT COUNT(*) AS total, CAST(COALESCE(SUM(CASE WHEN archived_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS live \
              FROM plans WHERE org_id = $1 AND environment = $2 AND identifier = $3",
@@ -346,7 +346,7 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(product_id.to_string())
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter().map(|r| Ok(r.try_get("identifier")?)).collect()
     }
@@ -422,17 +422,32 @@ impl Store {
 impl Store {
     /// One plan version by its id, archived or not (subscriptions point at versions).
     pub async fn find_plan_version(&self, tenant: &Tenant, id: uuid::Uuid) -> Result<Option<PlanVersion>> {
-        let (org, env) = tenant_binds(tenant);
-        let row = sqlx::query(&format!(
-            "SELECT {PLAN_COLUMNS} FROM plans WHERE org_id = $1 AND environment = $2 AND id = $3"
-        ))
-        .bind(org)
-        .bind(env)
-        .bind(id.to_string())
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(plan_from_row).transpose()
+        plan_version(self.read_pool(), tenant, id).await
     }
+}
+
+impl crate::Work {
+    /// [`Store::find_plan_version`], read inside this transaction.
+    pub async fn find_plan_version(&mut self, id: uuid::Uuid) -> Result<Option<PlanVersion>> {
+        let tenant = self.tenant().clone();
+        plan_version(&mut **self.tx(), &tenant, id).await
+    }
+}
+
+async fn plan_version<'e>(
+    on: impl sqlx::Executor<'e, Database = Any>,
+    tenant: &Tenant,
+    id: uuid::Uuid,
+) -> Result<Option<PlanVersion>> {
+    let (org, env) = tenant_binds(tenant);
+    let row =
+        sqlx::query(&format!("SELECT {PLAN_COLUMNS} FROM plans WHERE org_id = $1 AND environment = $2 AND id = $3"))
+            .bind(org)
+            .bind(env)
+            .bind(id.to_string())
+            .fetch_optional(on)
+            .await?;
+    row.as_ref().map(plan_from_row).transpose()
 }
 
 async fn publish_in(

@@ -161,7 +161,7 @@ impl Store {
         let row = sqlx::query("SELECT offset_micros FROM test_clocks WHERE org_id = $1 AND environment = $2")
             .bind(org)
             .bind(env)
-            .fetch_optional(&self.read)
+            .fetch_optional(self.read_pool())
             .await?;
         Ok(match row {
             Some(r) => Duration::microseconds(r.try_get("offset_micros")?),
@@ -171,8 +171,9 @@ impl Store {
 
     /// Every tenant whose test clock runs ahead, with its offset.
     pub async fn test_clocks(&self) -> Result<Vec<(uuid::Uuid, String, Duration)>> {
-        let rows =
-            sqlx::query("SELECT org_id, environment, offset_micros FROM test_clocks").fetch_all(&self.read).await?;
+        let rows = sqlx::query("SELECT org_id, environment, offset_micros FROM test_clocks")
+            .fetch_all(self.read_pool())
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -194,7 +195,7 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(id)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read_pool())
         .await?;
         row.as_ref().map(doc_from_row).transpose()
     }
@@ -205,7 +206,7 @@ impl Store {
         let (clause, binds) = where_clause(filters, 3);
         let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE {clause}", table.name());
         let q = bind_all(sqlx::query(&sql).bind(org).bind(env), binds);
-        Ok(q.fetch_one(&self.read).await?.try_get("n")?)
+        Ok(q.fetch_one(self.read_pool()).await?.try_get("n")?)
     }
 
     /// One page of the matching documents, newest first.
@@ -227,7 +228,7 @@ impl Store {
             n + 1
         );
         let q = bind_all(sqlx::query(&sql).bind(org).bind(env), binds).bind(limit).bind(offset);
-        let rows = q.fetch_all(&self.read).await?;
+        let rows = q.fetch_all(self.read_pool()).await?;
         rows.iter().map(doc_from_row).collect()
     }
 
@@ -238,7 +239,7 @@ impl Store {
              JOIN organizations o ON o.id = s.org_id WHERE s.id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.read)
+        .fetch_optional(self.read_pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
         let env: String = row.try_get("environment")?;
@@ -264,7 +265,7 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(customer_id.unwrap_or(""))
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter().map(payment_method_from_row).collect()
     }
@@ -276,7 +277,7 @@ impl Store {
              JOIN organizations o ON o.id = s.org_id WHERE s.next_due_at IS NOT NULL AND s.next_due_at <= $1",
         )
         .bind(to_micros(at))
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter().map(|r| Ok((crate::uuid_col(r, "org_id")?, r.try_get("seq")?, r.try_get("environment")?))).collect()
     }
@@ -284,7 +285,8 @@ impl Store {
     /// Starts a unit of work for a tenant.
     pub async fn begin(&self, tenant: &Tenant) -> Result<Work> {
         Ok(Work {
-            tx: self.write.begin().await?,
+            tx: self.write_pool().begin().await?,
+            _held: crate::held::Held::enter(),
             backend: self.backend,
             tenant: tenant.clone(),
             changed: Vec::new(),
@@ -321,6 +323,8 @@ pub struct DocColumns {
 /// One transaction of selling writes for one tenant.
 pub struct Work {
     tx: Transaction<'static, Any>,
+    /// Marks this task as holding a transaction (see [`crate::held`]).
+    _held: crate::held::Held,
     backend: Backend,
     tenant: Tenant,
     /// Customers whose entitlements this work changed.

@@ -167,7 +167,7 @@ impl Store {
                 .bind(TOPIC_USAGE)
                 .bind(&subject)
                 .bind(to_micros(stamped))
-                .fetch_all(kept.get(&self.write).await?)
+                .fetch_all(kept.get(self.write_pool()).await?)
                 .await;
             kept.used(&answer);
             match answer {
@@ -217,7 +217,7 @@ impl Store {
             .bind(to_micros(now))
             .bind(epoch)
             .bind(writer as i64)
-            .fetch_all(kept.get(&self.write).await?)
+            .fetch_all(kept.get(self.write_pool()).await?)
             .await;
         kept.used(&answer);
         let mut skipped_keys = std::collections::HashSet::new();
@@ -244,7 +244,7 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(customer_id)
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter().map(counter_from_row).collect()
     }
@@ -259,7 +259,7 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(customer_id)
-        .fetch_all(&self.read)
+        .fetch_all(self.read_pool())
         .await?;
         rows.iter().map(|r| Ok((r.try_get("feature")?, crate::json_col(r, "doc")?))).collect()
     }
@@ -274,7 +274,7 @@ impl Store {
         .bind(org)
         .bind(env)
         .bind(customer_id.unwrap_or(""))
-        .fetch_one(&self.read)
+        .fetch_one(self.read_pool())
         .await?;
         Ok(row.try_get("n")?)
     }

@@ -173,8 +173,7 @@ async fn buy_with_saved_method(
     if pm.is_none() && !purchase.quote.free {
         return Err(ApiError::BadRequest("A payment method is required to complete this payment.".into()));
     }
-    let product_name =
-        state.store.find_product_any(tenant, &purchase.plan.product_id.to_string()).await?.map(|p| p.name);
+    let product_name = w.find_product_any(&purchase.plan.product_id.to_string()).await?.map(|p| p.name);
     let parties = Parties { customer, product_name: product_name.unwrap_or_default() };
     let (sub, _) =
         selling::buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|m| (m.id, &mut m.doc)), now).await?;
