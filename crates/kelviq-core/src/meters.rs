@@ -12,6 +12,64 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 
+/// The largest usage value, consume amount or numeric event property the API
+/// accepts, in magnitude: 2^53 − 1, the largest integer every JSON client
+/// (JavaScript's included) reads exactly. Larger ones are refused with a 400.
+pub const MAX_USAGE_VALUE: i64 = 9_007_199_254_740_991;
+
+/// Counters saturate at ±2^61: no sum of accepted values reaches it in
+/// practice, and two counters add without overflowing an `i64`, so the SQL
+/// that adds them never fails (PostgreSQL) and never turns REAL (SQLite).
+pub const COUNTER_MAX: i64 = 1 << 61;
+
+/// `a + b`, saturated to ±[`COUNTER_MAX`]: the one addition of counters.
+pub fn add_counter(a: i64, b: i64) -> i64 {
+    a.saturating_add(b).clamp(-COUNTER_MAX, COUNTER_MAX)
+}
+
+/// Whether a number is within ±[`MAX_USAGE_VALUE`] (so a JSON number that is
+/// not an integer, or is one beyond the bound, is out).
+pub fn usage_value_in_bounds(n: &serde_json::Number) -> bool {
+    match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => i.unsigned_abs() <= MAX_USAGE_VALUE as u64,
+        (None, Some(f)) => f.is_finite() && f.abs() <= MAX_USAGE_VALUE as f64,
+        _ => false,
+    }
+}
+
+/// The first number in `properties` (at any depth) beyond ±[`MAX_USAGE_VALUE`],
+/// named by its path below `properties` (`tokens`, `usage.input`, `list.2`).
+pub fn oversized_property(properties: &Map<String, Value>) -> Option<String> {
+    fn walk(v: &Value, path: &mut Vec<String>) -> bool {
+        match v {
+            Value::Number(n) => !usage_value_in_bounds(n),
+            Value::Array(items) => items.iter().enumerate().any(|(i, x)| {
+                path.push(i.to_string());
+                let found = walk(x, path);
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            Value::Object(m) => m.iter().any(|(k, x)| {
+                path.push(k.clone());
+                let found = walk(x, path);
+                if !found {
+                    path.pop();
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = Vec::new();
+    properties.iter().find_map(|(k, v)| {
+        path.clear();
+        path.push(k.clone());
+        walk(v, &mut path).then(|| path.join("."))
+    })
+}
+
 /// One raw event as a meter sees it.
 #[derive(Debug, Clone)]
 pub struct RawEvent<'a> {
@@ -79,15 +137,17 @@ pub fn matches(filters: Option<&Value>, event: &RawEvent<'_>) -> bool {
     groups.iter().any(|group| group.as_array().is_some_and(|conds| conds.iter().all(|c| condition_holds(c, event))))
 }
 
-/// An integer field value, or `None` if the event has none.
+/// An integer field value within ±[`MAX_USAGE_VALUE`], or `None` if the
+/// event has none (a string holding a larger integer does not count).
 fn whole(v: &Value) -> Option<i64> {
-    match v {
+    let n = match v {
         Value::Number(n) => {
             n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9e15).map(|f| f as i64))
         }
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
-    }
+    }?;
+    (n.unsigned_abs() <= MAX_USAGE_VALUE as u64).then_some(n)
 }
 
 /// What one matching event does to a meter's stored counter, so that the
@@ -155,12 +215,12 @@ impl Aggregate {
         let value = field.and_then(|f| event.property(f));
         match self {
             Aggregate::Count(n) => {
-                *n += 1;
+                *n = add_counter(*n, 1);
                 true
             }
             Aggregate::Sum(total) => match value.as_ref().and_then(whole) {
                 Some(v) => {
-                    *total = total.saturating_add(v);
+                    *total = add_counter(*total, v);
                     true
                 }
                 None => false,

@@ -111,7 +111,8 @@ impl Counters {
     }
 
     pub fn add(&mut self, feature: &str, period_start: i64, delta: i64) {
-        *self.slot(feature, period_start) += delta;
+        let slot = self.slot(feature, period_start);
+        *slot = kelviq_core::meters::add_counter(*slot, delta);
     }
 
     pub fn set(&mut self, feature: &str, period_start: i64, value: i64) {

@@ -250,12 +250,37 @@ pub struct Ingest {
     tx: Arc<OnceLock<Vec<mpsc::Sender<Job>>>>,
     pending: Arc<Pending>,
     pub(crate) mode: Arc<Mode>,
+    /// When each writer's groups started failing (none: its last one committed).
+    failing: Arc<Mutex<HashMap<usize, Instant>>>,
 }
+
+/// How long a writer may fail every group before readiness says it stalled.
+pub const STALL_AFTER: Duration = Duration::from_secs(5);
 
 impl Ingest {
     /// Applies the items, durably, each customer's in order, and says what
     /// happened to each. Items go to their customers' writers; each writer
     /// commits them in one transaction (usually shared with other requests).
+    /// The writers that have failed every group for [`STALL_AFTER`] or longer.
+    pub fn stalled_writers(&self) -> Vec<usize> {
+        let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stalled: Vec<usize> =
+            failing.iter().filter(|(_, since)| since.elapsed() >= STALL_AFTER).map(|(w, _)| *w).collect();
+        stalled.sort_unstable();
+        stalled
+    }
+
+    /// Records how a writer's group ended.
+    fn record(&self, writer: usize, ok: bool) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if ok {
+            failing.remove(&writer);
+        } else {
+            failing.entry(writer).or_insert_with(Instant::now);
+        }
+        metrics::gauge!("usage_writers_failing").set(failing.len() as f64);
+    }
+
     pub async fn submit(&self, tenant: Tenant, now: DateTime<Utc>, items: Vec<Item>) -> ApiResult<Vec<Outcome>> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -494,6 +519,7 @@ async fn run(
         // anything else is written or folded; its requests are then retried
         // (what it stored reads as stored before).
         let resyncs = |turn: Turn| !sqlite && turn.defer;
+        state.ingest.record(writer, applied.is_ok());
         match applied {
             Ok(a) => {
                 if a.folded {
@@ -511,7 +537,9 @@ async fn run(
                     let one = vec![job];
                     let gate = mode.gate.read().await;
                     let turn = mode.turn(writer);
-                    match apply_guarded(&state, turn, &one, false, journal.as_mut(), &mut kept, &answers).await {
+                    let applied = apply_guarded(&state, turn, &one, false, journal.as_mut(), &mut kept, &answers).await;
+                    state.ingest.record(writer, applied.is_ok());
+                    match applied {
                         Ok(a) => answers.deliver(one, a),
                         Err(e) => {
                             answers.fail(one, &e);
@@ -1200,7 +1228,10 @@ async fn count(
             (CounterChange::Add(n), false) => {
                 match deferred.as_deref_mut() {
                     Some(later) => later.push((t.feature.clone(), t.period_start, *n)),
-                    None => *adds.entry(key()).or_insert(0) += n,
+                    None => {
+                        let sum = adds.entry(key()).or_insert(0);
+                        *sum = kelviq_core::meters::add_counter(*sum, *n);
+                    }
                 }
                 counters.push((t.feature.clone(), t.period_start, Counted::Delta(*n)));
             }

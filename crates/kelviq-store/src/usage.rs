@@ -5,6 +5,7 @@
 use crate::changes::record_quiet_change;
 use crate::{tenant_binds, usage_binds, usage_tenant, Result, Store, Work};
 use chrono::{DateTime, Utc};
+use kelviq_core::meters::{add_counter, COUNTER_MAX};
 use kelviq_core::timefmt::to_micros;
 use kelviq_core::Tenant;
 use sqlx::Row;
@@ -26,10 +27,19 @@ pub struct Counter {
 }
 
 fn counter_from_row(r: &sqlx::any::AnyRow) -> Result<Counter> {
+    // An old version could overflow a SQLite counter into a REAL: read it
+    // back saturated rather than fail every read of that customer.
+    let value = match r.try_get::<i64, _>("value") {
+        Ok(v) => v.clamp(-COUNTER_MAX, COUNTER_MAX),
+        Err(e) => match r.try_get::<f64, _>("value") {
+            Ok(f) if !f.is_nan() => f.clamp(-COUNTER_MAX as f64, COUNTER_MAX as f64) as i64,
+            _ => return Err(e.into()),
+        },
+    };
     Ok(Counter {
         feature: r.try_get("feature")?,
         period_start: r.try_get("period_start")?,
-        value: r.try_get("value")?,
+        value,
         value_at: r.try_get("value_at")?,
         alerts: r.try_get("alerts")?,
     })
@@ -40,11 +50,27 @@ fn counter_from_row(r: &sqlx::any::AnyRow) -> Result<Counter> {
 pub enum CounterChange {
     Set(i64),
     Add(i64),
+    /// Lowers the value by this much (a negative `DELTA` report), never below
+    /// zero; an order-sensitive change, unlike an addition.
+    Reduce(i64),
     Max(i64),
     /// The value of an event at this instant (microseconds); older events lose.
     Latest(i64, i64),
     /// A distinct value for a UNIQUE_COUNT meter.
     Unique(String),
+}
+
+/// The new value of a counter row that `excluded.value` adds to, saturated
+/// at ±[`kelviq_core::meters::COUNTER_MAX`] (2^61) without overflowing on
+/// the way: the added value is within the bound (callers clamp it), so
+/// neither the limits it is compared with nor the sum of the last branch
+/// can leave an `i64`, even for a row stored out of bounds by an old version.
+macro_rules! saturating_counter_add {
+    () => {
+        "CASE WHEN usage_counters.value >= 2305843009213693952 - excluded.value THEN 2305843009213693952 \
+         WHEN usage_counters.value <= -2305843009213693952 - excluded.value THEN -2305843009213693952 \
+         ELSE usage_counters.value + excluded.value END"
+    };
 }
 
 /// Stores a group of plain events of one tenant, adds their counts to the
@@ -53,7 +79,8 @@ pub enum CounterChange {
 /// environment's bit ([`crate::usage_binds`]), $3 now, $4 the events and $5
 /// their additions as JSON, $6 the change topic, $7 its subject (none:
 /// nothing to announce), $8 the change's time.
-const APPEND_COUNTED: &str = "\
+const APPEND_COUNTED: &str = concat!(
+    "\
     WITH e AS MATERIALIZED (\
         SELECT * FROM json_to_recordset($4::json) AS e(k text, c text, n text, t bigint, r text, p text)), \
     tn AS MATERIALIZED (SELECT seq * 2 + $2 AS n FROM organizations WHERE id = $1), \
@@ -63,7 +90,7 @@ const APPEND_COUNTED: &str = "\
         SELECT tn.n, e.k, e.c, e.n, e.t, e.r, e.p, $3, '' FROM e, tn \
         ON CONFLICT DO NOTHING RETURNING idempotency_key), \
     adds AS (\
-        SELECT a.c, a.f, a.s, SUM(a.d)::bigint AS d \
+        SELECT a.c, a.f, a.s, LEAST(GREATEST(SUM(a.d), -2305843009213693952), 2305843009213693952)::bigint AS d \
         FROM json_to_recordset($5::json) AS a(k text, c text, f text, s bigint, d bigint) \
         JOIN ins ON ins.idempotency_key = a.k GROUP BY a.c, a.f, a.s), \
     counted AS (\
@@ -71,11 +98,14 @@ const APPEND_COUNTED: &str = "\
         value_at, alerts, updated_at) \
         SELECT tn.n, adds.c, adds.f, adds.s, adds.d, 0, '', $3 FROM adds, tn \
         ON CONFLICT (customer_id, feature, period_start, tenant) \
-        DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at), \
+        DO UPDATE SET value = ",
+    saturating_counter_add!(),
+    ", updated_at = excluded.updated_at), \
     announced AS (\
         INSERT INTO change_feed (topic, subject, created_at) \
         SELECT $6, $7::text, $8 WHERE $7::text IS NOT NULL AND EXISTS (SELECT 1 FROM adds)) \
-    SELECT e.k FROM e WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.idempotency_key = e.k)";
+    SELECT e.k FROM e WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.idempotency_key = e.k)"
+);
 
 /// Stores a group of one tenant's events with their additions unfolded,
 /// if the writer still defers in its epoch (its mark's row is read with a
@@ -357,7 +387,8 @@ impl Work {
         let value_at = current.as_ref().map_or(i64::MIN, |c| c.value_at);
         let (after, at) = match change {
             CounterChange::Set(v) => (*v, value_at),
-            CounterChange::Add(n) => (before.saturating_add(*n), value_at),
+            CounterChange::Add(n) => (add_counter(before, *n), value_at),
+            CounterChange::Reduce(n) => (add_counter(before, -*n).max(0), value_at),
             CounterChange::Max(n) => (if current.is_some() { before.max(*n) } else { *n }, value_at),
             CounterChange::Latest(v, t) if *t >= value_at => (*v, *t),
             CounterChange::Latest(..) => (before, value_at),
@@ -375,7 +406,7 @@ impl Work {
                 .bind(value)
                 .execute(&mut **self.tx())
                 .await?;
-                (before + inserted.rows_affected() as i64, value_at)
+                (add_counter(before, inserted.rows_affected() as i64), value_at)
             }
         };
         if current.is_some() && after == before && at == value_at {
@@ -864,12 +895,13 @@ impl Work {
                 format!(
                     "INSERT INTO usage_counters (tenant, customer_id, feature, period_start, value, value_at, \
                      alerts, updated_at) VALUES {} ON CONFLICT (customer_id, feature, period_start, tenant) \
-                     DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at",
+                     DO UPDATE SET value = {}, updated_at = excluded.updated_at",
                     placeholders(
                         self.backend(),
                         chunk.len(),
                         &[None, None, None, None, None, Some("0"), Some("''"), None]
-                    )
+                    ),
+                    saturating_counter_add!()
                 )
             });
             let mut q = sqlx::query(&sql);
@@ -879,7 +911,7 @@ impl Work {
                     .bind(r.customer_id)
                     .bind(r.feature)
                     .bind(r.period_start)
-                    .bind(r.delta)
+                    .bind(r.delta.clamp(-COUNTER_MAX, COUNTER_MAX))
                     .bind(to_micros(now));
             }
             q.execute(&mut **self.tx()).await?;
@@ -904,18 +936,20 @@ impl Work {
                         c: rows[i].customer_id,
                         f: rows[i].feature,
                         s: rows[i].period_start,
-                        d: rows[i].delta,
+                        d: rows[i].delta.clamp(-COUNTER_MAX, COUNTER_MAX),
                     })
                     .collect();
                 let number = self.usage_tenant_number(tenant).await?;
-                sqlx::query(
+                sqlx::query(concat!(
                     "INSERT INTO usage_counters (tenant, customer_id, feature, period_start, value, \
                      value_at, alerts, updated_at) \
                      SELECT $1, a.c, a.f, a.s, a.d, 0, '', $2 \
                      FROM json_to_recordset($3::json) AS a(c text, f text, s bigint, d bigint) \
                      ON CONFLICT (customer_id, feature, period_start, tenant) \
-                     DO UPDATE SET value = usage_counters.value + excluded.value, updated_at = excluded.updated_at",
-                )
+                     DO UPDATE SET value = ",
+                    saturating_counter_add!(),
+                    ", updated_at = excluded.updated_at"
+                ))
                 .bind(number)
                 .bind(to_micros(now))
                 .bind(serde_json::to_string(&docs).expect("counters serialise"))
@@ -1057,7 +1091,8 @@ impl Work {
                 events += 1;
                 let text: String = r.try_get("unfolded")?;
                 for (feature, start, delta) in decode_unfolded(&text) {
-                    *sums.entry((org, env, customer.clone(), feature.to_string(), start)).or_insert(0) += delta;
+                    let sum = sums.entry((org, env, customer.clone(), feature.to_string(), start)).or_insert(0);
+                    *sum = add_counter(*sum, delta);
                 }
             }
         }

@@ -19,12 +19,18 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The database answers.
+/// The database answers and no usage writer has stalled (failed every
+/// group for [`crate::ingest::STALL_AFTER`]).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready to serve"),
-    (status = 503, description = "The database does not answer"),
+    (status = 503, description = "The database does not answer, or a usage writer has stalled"),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let stalled = state.ingest.stalled_writers();
+    if !stalled.is_empty() {
+        crate::reqlog::in_span(|| tracing::warn!(writers = ?stalled, "readiness: usage writers stalled"));
+        return Err(ApiError::Unavailable(format!("Usage writers {stalled:?} have failed every write for a while.")));
+    }
     match state.store.ping().await {
         Ok(()) => Ok(Json(json!({ "status": "ok", "database": state.store.backend().name() }))),
         Err(e) => {

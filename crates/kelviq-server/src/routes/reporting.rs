@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::{Feature, FeatureType};
 use kelviq_core::ids::hex32;
-use kelviq_core::meters::{matches, step, Step};
+use kelviq_core::meters::{matches, step, Step, MAX_USAGE_VALUE};
 use kelviq_core::timefmt::{from_micros, parse_report_timestamp, report_timestamp};
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{CounterChange, StoredEvent};
@@ -198,6 +198,10 @@ pub async fn report_usage(
                 errors.add("value", "A SET value cannot be negative.");
                 n
             }
+            Some(n) if n.unsigned_abs() > MAX_USAGE_VALUE as u64 => {
+                errors.add("value", format!("Ensure this value is at most {MAX_USAGE_VALUE} in magnitude."));
+                n
+            }
             Some(n) => n,
             None => {
                 errors.add("value", "A valid integer is required.");
@@ -211,7 +215,12 @@ pub async fn report_usage(
     let feature = meter_feature(&catalog, &feature_id)?;
     let customer = customer(&state, &tenant, &customer_id).await?;
     let (period_start, _) = customer.counting_window(&feature.identifier, now);
-    let change = if behaviour == "SET" { CounterChange::Set(value) } else { CounterChange::Add(value) };
+    // A negative DELTA lowers usage, never below zero.
+    let change = match behaviour.as_str() {
+        "SET" => CounterChange::Set(value),
+        _ if value < 0 => CounterChange::Reduce(-value),
+        _ => CounterChange::Add(value),
+    };
     let mut response = json!({
         "value": value,
         "customerId": customer_id,
@@ -310,6 +319,13 @@ async fn prepare_event(
             Map::new()
         }
     };
+    if let Some(path) = kelviq_core::meters::oversized_property(&properties) {
+        errors
+            .add(&format!("properties.{path}"), format!("Ensure numbers are at most {MAX_USAGE_VALUE} in magnitude."));
+    }
+    if input.resource_id.as_deref().is_some_and(|r| r.chars().any(char::is_control)) {
+        errors.add("resource_id", "Control characters are not allowed.");
+    }
     errors.into_result()?;
     let at = at.expect("checked");
     let customer = customer(state, tenant, &customer_id).await?;
@@ -494,9 +510,9 @@ pub async fn consume(
     let feature_id = required(&input.feature_id, "feature_id", &mut errors);
     let key = required(&input.idempotency_key, "idempotency_key", &mut errors);
     let value = match input.value.as_ref().and_then(Value::as_i64) {
-        Some(v) if v >= 1 => v,
+        Some(v) if (1..=MAX_USAGE_VALUE).contains(&v) => v,
         _ => {
-            errors.add("value", "A whole number, at least 1, is required.");
+            errors.add("value", format!("A whole number from 1 to {MAX_USAGE_VALUE} is required."));
             0
         }
     };
