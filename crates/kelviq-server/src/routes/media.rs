@@ -7,8 +7,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{BaseUrl, Body, ServerCaller};
 use crate::media::{tmp_path, MEDIA_SECRET};
 use axum::body::Body as HttpBody;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::extract::multipart::MultipartError;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -103,6 +106,11 @@ pub async fn presign(
     })))
 }
 
+/// The largest text field of an upload form (key, policy, signature, …).
+const FIELD_MAX_BYTES: usize = 8 * 1024;
+/// What an upload form may carry beyond its file: fields and part headers.
+const FORM_MARGIN_BYTES: u64 = 64 * 1024;
+
 fn refused(message: &str) -> ApiError {
     ApiError::BadRequest(message.to_string())
 }
@@ -110,12 +118,37 @@ fn refused(message: &str) -> ApiError {
 /// Receives a presigned upload: the form fields, then the `file` part.
 #[utoipa::path(post, path = "/api/v1/media/upload/", tag = "media",
     responses((status = 204, description = "Stored"), (status = 400, description = "Bad form, signature or policy"), (status = 413)))]
-pub async fn upload(State(state): State<AppState>, mut form: Multipart) -> ApiResult<StatusCode> {
+pub async fn upload(State(state): State<AppState>, request: Request) -> ApiResult<StatusCode> {
+    // The whole form: the largest file a policy allows, and the fields.
+    let limit = state.config.media_max_bytes.saturating_add(FORM_MARGIN_BYTES);
+    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit as usize));
+    }
+    let (parts, body) = request.into_parts();
+    let body = http_body_util::Limited::new(body, limit as usize);
+    let request = Request::from_parts(parts, HttpBody::new(body));
+    let mut form = Multipart::from_request(request, &state).await.map_err(|e| refused(&e.body_text()))?;
+    let form_error = |e: MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(limit as usize)
+        } else {
+            refused(&format!("Malformed upload form: {}", e.body_text()))
+        }
+    };
     let (mut key, mut policy, mut signature) = (None, None, None);
-    while let Some(mut field) = form.next_field().await.map_err(|e| refused(&format!("Malformed upload form: {e}")))? {
+    while let Some(mut field) = form.next_field().await.map_err(form_error)? {
         let name = field.name().unwrap_or("").to_string();
         if name != "file" {
-            let text = field.text().await.map_err(|e| refused(&format!("Malformed upload form: {e}")))?;
+            // A field is read only up to its cap, never whole.
+            let mut text = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(form_error)? {
+                if text.len() + chunk.len() > FIELD_MAX_BYTES {
+                    return Err(ApiError::field(&name, format!("A form field holds at most {FIELD_MAX_BYTES} bytes.")));
+                }
+                text.extend_from_slice(&chunk);
+            }
+            let text = String::from_utf8(text).map_err(|_| refused("Form fields must be UTF-8 text."))?;
             match name.as_str() {
                 "key" => key = Some(text),
                 "policy" => policy = Some(text),
@@ -155,7 +188,7 @@ pub async fn upload(State(state): State<AppState>, mut form: Multipart) -> ApiRe
             tokio::fs::create_dir_all(target.parent().expect("has a parent")).await.map_err(ApiError::from_io)?;
             let mut out = tokio::fs::File::create(&partial).await.map_err(ApiError::from_io)?;
             let mut size: u64 = 0;
-            while let Some(chunk) = field.chunk().await.map_err(|e| refused(&format!("Upload interrupted: {e}")))? {
+            while let Some(chunk) = field.chunk().await.map_err(form_error)? {
                 size += chunk.len() as u64;
                 if size > max {
                     return Err(ApiError::PayloadTooLarge(max as usize));
