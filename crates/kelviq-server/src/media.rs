@@ -19,15 +19,81 @@ pub fn tmp_path(root: &Path, file_key: &str) -> PathBuf {
     root.join(file_key)
 }
 
+/// The image formats a product image may be, by their first bytes (never by
+/// the type the uploader declared): PNG, JPEG, GIF and WebP. SVG is not
+/// among them: it can carry script.
+pub fn sniff_image(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("image/jpeg")
+    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// Whether a stored type is one of the sniffed image types, shown inline.
+pub fn is_inline_image(content_type: &str) -> bool {
+    matches!(content_type, "image/png" | "image/jpeg" | "image/gif" | "image/webp")
+}
+
+/// A path segment or header parameter with every byte but the unreserved
+/// ones (`A-Z a-z 0-9 - . _ ~`) percent-encoded.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The first bytes of an uploaded file.
+async fn file_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::with_capacity(16);
+    tokio::fs::File::open(path).await?.take(16).read_to_end(&mut head).await?;
+    Ok(head)
+}
+
 /// Checks that every key names an upload of this tenant, finished and not yet
-/// attached. Nothing is written; a bad key is a field error on `field`.
-pub async fn check_uploads(state: &AppState, tenant: &Tenant, field: &str, keys: &[String]) -> ApiResult<Vec<Upload>> {
+/// attached, and, for a product image, that the file is an image (its type
+/// then becomes the sniffed one). Nothing is written; a bad key is a field
+/// error on `field`.
+pub async fn check_uploads(
+    state: &AppState,
+    tenant: &Tenant,
+    owner: MediaOwner,
+    field: &str,
+    keys: &[String],
+) -> ApiResult<Vec<Upload>> {
     let mut uploads: Vec<Upload> = Vec::new();
     for key in keys {
         if uploads.iter().any(|u| &u.file_key == key) {
             continue;
         }
         match state.store.find_attachable_upload(tenant, key).await? {
+            Some(mut u) if owner == MediaOwner::ProductImage => {
+                let head =
+                    file_head(&tmp_path(&state.config.media_dir(), &u.file_key)).await.map_err(ApiError::from_io)?;
+                match sniff_image(&head) {
+                    Some(kind) => u.content_type = kind.to_string(),
+                    None => {
+                        return Err(ApiError::field(
+                            field,
+                            format!("Upload \"{key}\" is not an image: use a PNG, JPEG, GIF or WebP file."),
+                        ))
+                    }
+                }
+                uploads.push(u)
+            }
             Some(u) => uploads.push(u),
             None => {
                 return Err(ApiError::field(
@@ -120,10 +186,14 @@ pub async fn signed_file_url(state: &AppState, base: &str, file: &MediaFile) -> 
     let expires = state.clock.now().timestamp() + DOWNLOAD_LINK_SECONDS;
     let secret = state.store.server_secret(MEDIA_SECRET).await?;
     let signature = sign(&secret, format!("{}:{expires}", file.id).as_bytes());
-    Ok(format!("{base}/api/v1/media/files/{}/{}?expires={expires}&signature={signature}", file.id, file.name))
+    Ok(format!(
+        "{base}/api/v1/media/files/{}/{}?expires={expires}&signature={signature}",
+        file.id,
+        percent_encode(&file.name)
+    ))
 }
 
 /// The public URL of an enabled product image.
 pub fn image_url(base: &str, file: &MediaFile) -> String {
-    format!("{base}/api/v1/media/public/{}/{}", file.id, file.name)
+    format!("{base}/api/v1/media/public/{}/{}", file.id, percent_encode(&file.name))
 }

@@ -10,6 +10,12 @@ use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+/// The bytes of a PNG file (its signature, which is what makes an image an
+/// image to the server) followed by `tail`.
+fn png(tail: &[u8]) -> Vec<u8> {
+    [b"\x89PNG\r\n\x1a\n".as_slice(), tail].concat()
+}
+
 async fn presign(srv: &TestServer, key: &str, name: &str, mime: &str) -> Value {
     let r = http()
         .post(srv.url("/api/v1/media/"))
@@ -65,8 +71,8 @@ async fn product_images(backend: Backend) {
     )
     .await;
     assert_eq!(s, 400, "{e}");
-    assert_eq!(upload(&form, b"png-bytes-1".to_vec()).await.status(), StatusCode::NO_CONTENT);
-    let second = uploaded(&srv, "second.png", "image/png", b"png-bytes-2").await;
+    assert_eq!(upload(&form, png(b"1")).await.status(), StatusCode::NO_CONTENT);
+    let second = uploaded(&srv, "second.png", "image/png", &png(b"2")).await;
 
     let (s, p) = call(
         &srv,
@@ -85,7 +91,7 @@ async fn product_images(backend: Backend) {
     let image_url = images[0]["image"].as_str().unwrap().to_string();
     let got = http().get(&image_url).send().await.unwrap();
     assert_eq!(got.headers()["content-type"], "image/png");
-    assert_eq!(got.bytes().await.unwrap().as_ref(), b"png-bytes-1");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), png(b"1"));
 
     // A key is used once.
     let (s, _) = call(
@@ -139,7 +145,7 @@ async fn product_images(backend: Backend) {
 
     // Another tenant can neither use my uploads nor touch my images.
     let (_, other_key) = srv.other_tenant("acme", Environment::Sandbox).await;
-    let mine = uploaded(&srv, "mine.png", "image/png", b"x").await;
+    let mine = uploaded(&srv, "mine.png", "image/png", &png(b"x")).await;
     let r = http()
         .post(srv.url("/api/v1/catalog/products/"))
         .bearer_auth(&other_key)
@@ -184,7 +190,7 @@ async fn plan_files_and_signed_downloads(backend: Backend) {
     assert!(signed.contains("signature="), "{signed}");
     let got = http().get(&signed).send().await.unwrap();
     assert_eq!(got.status(), 200);
-    assert_eq!(got.headers()["content-disposition"], "attachment; filename=\"terms.pdf\"");
+    assert_eq!(got.headers()["content-disposition"], "attachment; filename=\"terms.pdf\"; filename*=UTF-8''terms.pdf");
     assert_eq!(got.bytes().await.unwrap().as_ref(), b"%PDF-terms");
     let tampered = signed.replace("signature=", "signature=0");
     assert_eq!(http().get(&tampered).send().await.unwrap().status(), StatusCode::FORBIDDEN);

@@ -79,7 +79,13 @@ async fn upload_from_example(srv: &TestServer, name: &str) -> String {
     for (k, v) in form["fields"].as_object().unwrap() {
         multipart = multipart.text(k.clone(), v.as_str().unwrap().to_string());
     }
-    multipart = multipart.part("file", reqwest::multipart::Part::bytes(b"bytes".to_vec()));
+    // Images must be images by their bytes: a PNG's or a JPEG's signature.
+    let bytes: &[u8] = match name.rsplit('.').next() {
+        Some("png") => b"\x89PNG\r\n\x1a\nbytes",
+        Some("jpg") => b"\xFF\xD8\xFF\xE0bytes",
+        _ => b"bytes",
+    };
+    multipart = multipart.part("file", reqwest::multipart::Part::bytes(bytes.to_vec()));
     let r = http().post(form["url"].as_str().unwrap()).multipart(multipart).send().await.unwrap();
     assert!(r.status().is_success());
     form["fileKey"].as_str().unwrap().to_string()

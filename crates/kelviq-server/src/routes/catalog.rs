@@ -221,8 +221,14 @@ pub async fn create_product(
     Body(input): Body<ProductIn>,
 ) -> ApiResult<(StatusCode, Json<ProductOut>)> {
     let new = NewProduct::parse(input.name, input.identifier, input.description, input.tax_code)?;
-    let images =
-        media::check_uploads(&state, &tenant, "image_keys", input.image_keys.as_deref().unwrap_or_default()).await?;
+    let images = media::check_uploads(
+        &state,
+        &tenant,
+        MediaOwner::ProductImage,
+        "image_keys",
+        input.image_keys.as_deref().unwrap_or_default(),
+    )
+    .await?;
     let product = state
         .store
         .insert_product(&tenant, &new, "API", state.clock.now())
@@ -259,10 +265,22 @@ pub async fn update_product(
 ) -> ApiResult<Json<ProductOut>> {
     let changes = ProductChanges::parse(patch.name, patch.description, patch.tax_code)?;
     state.store.find_product(&tenant, &pk).await?.ok_or_else(ApiError::not_found)?;
-    let images =
-        media::check_uploads(&state, &tenant, "image_keys", patch.image_keys.as_deref().unwrap_or_default()).await?;
-    let files =
-        media::check_uploads(&state, &tenant, "file_keys", patch.file_keys.as_deref().unwrap_or_default()).await?;
+    let images = media::check_uploads(
+        &state,
+        &tenant,
+        MediaOwner::ProductImage,
+        "image_keys",
+        patch.image_keys.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    let files = media::check_uploads(
+        &state,
+        &tenant,
+        MediaOwner::ProductFile,
+        "file_keys",
+        patch.file_keys.as_deref().unwrap_or_default(),
+    )
+    .await?;
     let product = state.store.update_product(&tenant, &pk, &changes, state.clock.now()).await?;
     media::attach(&state, &tenant, MediaOwner::ProductImage, &product.id.to_string(), images).await?;
     media::attach(&state, &tenant, MediaOwner::ProductFile, &product.id.to_string(), files).await?;
@@ -503,6 +521,9 @@ impl MediaPatch {
         if let Some(n) = &self.name {
             if n.trim().is_empty() || n.chars().count() > 255 {
                 return Err(ApiError::field("name", "Give a name of 1 to 255 characters."));
+            }
+            if n.chars().any(char::is_control) || n.contains(['/', '\\']) {
+                return Err(ApiError::field("name", "A file name may not contain control characters or slashes."));
             }
         }
         Ok(MediaChanges { name: self.name, ordering: self.ordering, thumbnail: self.thumbnail, enabled: self.enabled })

@@ -15,6 +15,7 @@ use axum::{Form, Router};
 use kelviq_core::billing::{amount_text, CheckoutSession};
 use kelviq_core::money::currency_symbol;
 use kelviq_core::plans::ChargePeriod;
+use kelviq_core::Environment;
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
@@ -85,7 +86,7 @@ pub struct PayForm {
     pub discount_code: String,
 }
 
-fn render(cs: &CheckoutSession, status: &str, form: &PayForm, error: Option<&str>) -> String {
+fn render(cs: &CheckoutSession, env: Environment, status: &str, form: &PayForm, error: Option<&str>) -> String {
     let title = format!("Checkout: {}", cs.plan_name);
     if status == "success" {
         let body = format!(
@@ -141,7 +142,7 @@ fn render(cs: &CheckoutSession, status: &str, form: &PayForm, error: Option<&str
     } else {
         format!(
             "<fieldset style=\"border:0;padding:0;margin:0\"><legend style=\"font-weight:600;margin-top:1rem\">Card</legend>\
-             <label for=\"card_number\">Card number</label><input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required value=\"{}\" placeholder=\"4242 4242 4242 4242\">\
+             <label for=\"card_number\">Card number</label><input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" required value=\"{}\" placeholder=\"1234 1234 1234 1234\">\
              <div class=\"row\"><div><label for=\"expiry\">Expiry (MM/YY)</label><input id=\"expiry\" name=\"expiry\" autocomplete=\"cc-exp\" required value=\"{}\" placeholder=\"12/30\"></div>\
              <div><label for=\"cvc\">CVC</label><input id=\"cvc\" name=\"cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" required placeholder=\"123\"></div></div></fieldset>",
             esc(&form.card_number),
@@ -162,8 +163,12 @@ fn render(cs: &CheckoutSession, status: &str, form: &PayForm, error: Option<&str
          <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\"{locked}>\
          <label for=\"name\">Name</label><input id=\"name\" name=\"name\" autocomplete=\"name\" value=\"{name}\">\
          <label for=\"country\">Billing country</label><input id=\"country\" name=\"country\" autocomplete=\"country\" maxlength=\"2\" value=\"{country}\" placeholder=\"US\">\
-         {discount}{card}<button type=\"submit\">{button}</button></form>\
-         <p class=\"muted\">Sandbox: pay with 4242 4242 4242 4242; 4000 0000 0000 0002 is declined.</p>",
+         {discount}{card}<button type=\"submit\">{button}</button></form>{hint}",
+        hint = if env == Environment::Sandbox && !q.free {
+            "<p class=\"muted\">Sandbox: pay with 4242 4242 4242 4242; 4000 0000 0000 0002 is declined.</p>"
+        } else {
+            ""
+        },
         plan = esc(&cs.plan_name),
         per = per(cs.charge_period),
         id = esc(&cs.id),
@@ -174,8 +179,24 @@ fn render(cs: &CheckoutSession, status: &str, form: &PayForm, error: Option<&str
     shell(&title, &body)
 }
 
+/// The policy of every hosted page: nothing but its own inline styles and
+/// same-origin images, never framed (clickjacking), no referrer leaked.
+const PAGE_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+
 fn html(status: StatusCode, body: String) -> Response {
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(body),
+    )
+        .into_response()
 }
 
 fn not_found() -> Response {
@@ -193,7 +214,7 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response
                 Err(e) => return e.into_response(),
             };
             let status = session_status(&cs, now).to_string();
-            html(StatusCode::OK, render(&cs, &status, &PayForm::default(), None))
+            html(StatusCode::OK, render(&cs, tenant.env, &status, &PayForm::default(), None))
         }
         Ok(None) => not_found(),
         Err(e) => ApiError::from(e).into_response(),
@@ -212,7 +233,7 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
         Ok(None) => return not_found(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let fail = |message: &str| html(StatusCode::BAD_REQUEST, render(&cs, "open", &form, Some(message)));
+    let fail = |message: &str| html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, "open", &form, Some(message)));
     if !form.discount_code.trim().is_empty() {
         return fail("This discount code is invalid or has expired.");
     }
@@ -241,7 +262,7 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
             let status = session_status(&cs, now).to_string();
             html(
                 StatusCode::BAD_REQUEST,
-                render(&cs, if status == "open" { "open" } else { &status }, &form, Some(&message)),
+                render(&cs, tenant.env, if status == "open" { "open" } else { &status }, &form, Some(&message)),
             )
         }
         Err(CheckoutError::Api(e)) => e.into_response(),

@@ -220,22 +220,54 @@ pub struct SignedQuery {
     pub signature: Option<String>,
 }
 
-async fn serve_file(state: &AppState, file: &MediaFile, disposition: &str) -> ApiResult<Response> {
+async fn serve_file(state: &AppState, file: &MediaFile, disposition: Disposition) -> ApiResult<Response> {
     let path = state.config.media_dir().join(&file.storage_path);
     let handle = tokio::fs::File::open(&path).await.map_err(|_| ApiError::not_found())?;
     let len = handle.metadata().await.map_err(ApiError::from_io)?.len();
     let body = HttpBody::from_stream(tokio_util::io::ReaderStream::new(handle));
-    let name = file.name.replace('"', "");
+    // Only a sniffed image is shown inline; anything else is a download.
+    let inline = disposition == Disposition::InlineImage && crate::media::is_inline_image(&file.content_type);
+    let content_type = if inline || is_plain_mime(&file.content_type) {
+        file.content_type.clone()
+    } else {
+        "application/octet-stream".to_string()
+    };
+    let kind = if inline { "inline" } else { "attachment" };
     Ok((
         [
-            (CONTENT_TYPE, file.content_type.clone()),
+            (CONTENT_TYPE, content_type),
             (CONTENT_LENGTH, len.to_string()),
-            (CONTENT_DISPOSITION, format!("{disposition}; filename=\"{name}\"")),
+            (CONTENT_DISPOSITION, content_disposition(kind, &file.name)),
             (CACHE_CONTROL, "private, max-age=60".into()),
+            // A user's file never runs as a page of this origin.
+            (X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+            (CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'".into()),
         ],
         body,
     )
         .into_response())
+}
+
+/// How a file is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disposition {
+    /// Shown in the page if it is an image (product images).
+    InlineImage,
+    /// Always downloaded.
+    Attachment,
+}
+
+/// A MIME type of printable ASCII with no parameters that could smuggle a header.
+fn is_plain_mime(t: &str) -> bool {
+    t.len() <= 100 && t.chars().all(|c| c.is_ascii_graphic()) && t.split_once('/').is_some()
+}
+
+/// `attachment; filename="a_b.pdf"; filename*=UTF-8''a%20b.pdf` (RFC 6266):
+/// the quoted name keeps only safe ASCII, the extended one has every byte.
+fn content_disposition(kind: &str, name: &str) -> String {
+    let ascii: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{}", crate::media::percent_encode(name))
 }
 
 /// A plan or product file, through a link signed a moment ago.
@@ -256,7 +288,7 @@ pub async fn download(
         Some(f) => Some(f),
         None => state.store.find_media_by_id(&id, MediaOwner::ProductFile).await?,
     };
-    serve_file(&state, &file.ok_or_else(ApiError::not_found)?, "attachment").await
+    serve_file(&state, &file.ok_or_else(ApiError::not_found)?, Disposition::Attachment).await
 }
 
 /// A product image (public, like a CDN asset) while it is enabled.
@@ -269,5 +301,5 @@ pub async fn public_image(
 ) -> ApiResult<Response> {
     let file = state.store.find_media_by_id(&id, MediaOwner::ProductImage).await?;
     let file = file.filter(|f| f.enabled).ok_or_else(ApiError::not_found)?;
-    serve_file(&state, &file, "inline").await
+    serve_file(&state, &file, Disposition::InlineImage).await
 }

@@ -252,7 +252,7 @@ pub async fn create_plan(
             .await?
             .map_err(|m| ApiError::field("parent", m))?;
     }
-    let files = media::check_uploads(&state, &tenant, "file_keys", &file_keys).await?;
+    let files = media::check_uploads(&state, &tenant, MediaOwner::PlanFile, "file_keys", &file_keys).await?;
     let plan = state.store.insert_plan(&tenant, &new, product.id, state.clock.now()).await.map_err(plan_errors)?;
     media::attach(&state, &tenant, MediaOwner::PlanFile, &plan.identifier, files).await?;
     Ok((StatusCode::CREATED, Json(plan_out(&state, &tenant, &base, plan).await?)))
@@ -291,7 +291,7 @@ pub async fn update_plan(
     if let Some(Some(parent)) = &changes.parent {
         state.store.check_plan_parent(&tenant, &identifier, parent).await?.map_err(|m| ApiError::field("parent", m))?;
     }
-    let files = media::check_uploads(&state, &tenant, "file_keys", &file_keys).await?;
+    let files = media::check_uploads(&state, &tenant, MediaOwner::PlanFile, "file_keys", &file_keys).await?;
     let plan = if changes.is_empty() {
         current
     } else {
