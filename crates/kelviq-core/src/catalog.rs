@@ -42,6 +42,8 @@ fn validate_name(name: &str, errors: &mut FieldErrors) {
         errors.add("name", "This field may not be blank.");
     } else if name.chars().count() > MAX_NAME {
         errors.add("name", format!("Ensure this field has no more than {MAX_NAME} characters."));
+    } else if name.chars().any(char::is_control) {
+        errors.add("name", "A name may not contain control characters.");
     }
 }
 

@@ -114,6 +114,9 @@ fn normalise_name(name: Option<String>, errors: &mut FieldErrors) -> Option<Stri
         if n.chars().count() > MAX_TEXT {
             errors.add("name", format!("Ensure this field has no more than {MAX_TEXT} characters."));
         }
+        if n.chars().any(char::is_control) {
+            errors.add("name", "A name may not contain control characters.");
+        }
     }
     name
 }
@@ -143,8 +146,13 @@ fn normalise_address(address: Option<BillingAddress>, errors: &mut FieldErrors) 
         if value.as_ref().is_some_and(|v| v.chars().count() > MAX_TEXT) {
             errors.add("billing_address", format!("{field} has more than {MAX_TEXT} characters."));
         }
+        if value.as_ref().is_some_and(|v| v.chars().any(char::is_control)) {
+            errors.add("billing_address", format!("{field} may not contain control characters."));
+        }
     }
-    Some(a)
+    // An address with nothing in it is no address.
+    let empty = [&a.country, &a.line1, &a.line2, &a.postal_code, &a.city, &a.state].iter().all(|v| v.is_none());
+    (!empty).then_some(a)
 }
 
 impl NewCustomer {

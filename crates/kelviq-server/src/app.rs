@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", routes::api_router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })
+        .layer(axum::middleware::from_fn(crate::urlcheck::guard))
         .layer(axum::middleware::from_fn(crate::reqlog::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -20,6 +20,7 @@ pub mod reqlog;
 pub mod routes;
 pub mod selling;
 pub mod tenant_map;
+pub mod urlcheck;
 pub mod usage_owner;
 pub mod wire;
 

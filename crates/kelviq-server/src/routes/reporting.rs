@@ -153,6 +153,10 @@ pub struct UsageIn {
 
 fn required(v: &Option<String>, field: &str, errors: &mut FieldErrors) -> String {
     match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) if s.chars().any(char::is_control) => {
+            errors.add(field, "Control characters are not allowed.");
+            String::new()
+        }
         Some(s) => s.to_string(),
         None => {
             errors.add(field, "This field is required.");
