@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use axum::http::request::Parts;
-use kelviq_core::casing::{snake_to_camel, underscoreize};
+use kelviq_core::casing::snake_to_camel;
 use kelviq_core::keys::KeyKind;
 use kelviq_core::{FieldErrors, Tenant};
 use serde::de::DeserializeOwned;
@@ -67,7 +67,13 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("JSON parse error - {e}")))?
+        kelviq_core::casing::parse_without_repeats(bytes).map_err(|e| {
+            let message = e.to_string();
+            match message.strip_prefix("duplicate field `").and_then(|rest| rest.split('`').next()) {
+                Some(key) => ApiError::field(key, "This field is given more than once."),
+                None => ApiError::BadRequest(format!("JSON parse error - {message}")),
+            }
+        })?
     };
     if !value.is_object() {
         let got = match value {
@@ -82,7 +88,37 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("Invalid data. Expected a dictionary, but got {got}."),
         ));
     }
-    from_fields(underscoreize(value))
+    let value = kelviq_core::casing::underscoreize_strict(value).map_err(|field| {
+        ApiError::field(&field, "This field is given more than once (in camelCase and snake_case).")
+    })?;
+    if let Some(field) = nul_in(&value) {
+        return Err(ApiError::field(&field, "NUL characters are not allowed."));
+    }
+    from_fields(value)
+}
+
+/// The path of the first string (or key) holding a NUL character, which no
+/// text column stores (PostgreSQL refuses it).
+fn nul_in(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => s.contains('\0').then(String::new),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_in(v).map(|p| join(&i.to_string(), &p))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                return Some(k.replace('\0', ""));
+            }
+            nul_in(v).map(|p| join(k, &p))
+        }),
+        _ => None,
+    }
+}
+
+fn join(head: &str, rest: &str) -> String {
+    if rest.is_empty() {
+        head.to_string()
+    } else {
+        format!("{head}.{rest}")
+    }
 }
 
 /// Reads one JSON object straight from its text into a type that accepts
