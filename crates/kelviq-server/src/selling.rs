@@ -742,29 +742,44 @@ async fn run_item(state: &AppState, w: &mut Work, mut s: Subscription, at: DateT
     Ok(())
 }
 
+/// What [`run_due`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct DueRun {
+    /// How many items ran.
+    pub ran: u64,
+    /// The due time of the last item run, when `limit` items ran before
+    /// everything due was done (what is due later is left for another call).
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
 /// Runs everything of the tenant that falls due at or before `until`, in
-/// due order, each at its own due time. Returns how many items ran.
-pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>) -> ApiResult<u64> {
+/// due order, each at its own due time, at most `limit` items.
+pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>, limit: u64) -> ApiResult<DueRun> {
     let mut ran = 0;
+    let mut last = None;
     loop {
         let mut w = state.store.begin(tenant).await?;
         let Some((id, _)) = w.next_due(until).await? else { break };
+        if ran >= limit {
+            return Ok(DueRun { ran, stopped_at: last });
+        }
         let Some(s) = w.lock::<Subscription>(DocTable::Subscriptions, &id).await? else { break };
         match s.next_due() {
             Some((at, due)) if at <= until => {
                 run_item(state, &mut w, s, at, due).await?;
                 ran += 1;
+                last = Some(at);
             }
             // The column was stale: correct it.
             _ => save_subscription(&mut w, &s).await?,
         }
         finish(state, w).await?;
-        if ran > 1_000_000 {
-            break;
-        }
     }
-    Ok(ran)
+    Ok(DueRun { ran, stopped_at: None })
 }
+
+/// How many due items one scheduler pass runs for a tenant.
+const SCHEDULER_ITEMS_PER_TICK: u64 = 100_000;
 
 /// The scheduler: runs due work of every tenant on its own clock until shutdown.
 pub fn spawn_scheduler(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
@@ -789,7 +804,7 @@ async fn scheduler_tick(state: &AppState) -> anyhow::Result<()> {
         let Ok(env) = env.parse::<Environment>() else { continue };
         let tenant = Tenant { org_id, org_seq, env };
         let now = tenant_now(state, &tenant).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let ran = run_due(state, &tenant, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ran = run_due(state, &tenant, now, SCHEDULER_ITEMS_PER_TICK).await.map_err(|e| anyhow::anyhow!("{e}"))?.ran;
         if ran > 0 {
             tracing::info!(org = %org_id, env = env.as_str(), ran, "ran due subscription work");
         }
