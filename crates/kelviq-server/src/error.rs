@@ -11,6 +11,10 @@ use serde_json::{json, Map, Value};
 pub enum ApiError {
     #[error("invalid fields: {0}")]
     Fields(FieldErrors),
+    /// A 409 naming fields: the request conflicts with an earlier one (an
+    /// idempotency key reused for a different request).
+    #[error("conflicting fields: {0}")]
+    FieldConflict(FieldErrors),
     #[error("bad request: {0}")]
     BadRequest(String),
     /// A 400 in the `{"error": "…"}` shape (refunds, licenses).
@@ -61,7 +65,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::FieldConflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -70,7 +74,7 @@ impl ApiError {
     fn body(&self) -> Value {
         let detail = |s: &str| json!({ "detail": s });
         match self {
-            ApiError::Fields(errors) => {
+            ApiError::Fields(errors) | ApiError::FieldConflict(errors) => {
                 let map: Map<String, Value> = errors.fields().iter().map(|(k, v)| (k.clone(), json!(v))).collect();
                 Value::Object(map)
             }

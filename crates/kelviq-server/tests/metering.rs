@@ -315,8 +315,12 @@ async fn raw_events(backend: Backend) {
         (json!(s.tenant.org_seq.to_string()), json!("k1"), json!(at))
     );
     // The same key again: the first answer, nothing counted.
-    let (_, again) = api.event("cat", "k1", "llm.call", at, json!({"model": "a", "tokens": 999999})).await;
+    let (_, again) =
+        api.event("cat", "k1", "llm.call", at, json!({"model": "a", "tokens": 120, "concurrency": 3})).await;
     assert_eq!(again, first);
+    // The same key for another event: refused, nothing counted.
+    let (status, e) = api.event("cat", "k1", "llm.call", at, json!({"model": "a", "tokens": 999999})).await;
+    assert_eq!((status, e["idempotencyKey"].is_array()), (409, true), "{e}");
     api.event("cat", "k2", "llm.call", at, json!({"model": "b", "tokens": 80, "concurrency": 7})).await;
     api.event("cat", "k3", "llm.call", at, json!({"model": "c", "tokens": 500, "concurrency": 5})).await; // filtered out of tokens
     api.event("cat", "k4", "login", at, json!({"user": "u1"})).await;
@@ -374,9 +378,11 @@ async fn raw_events(backend: Backend) {
     let batch = api.ok("/api/v1/report/events/batch/", json!({ "events": events })).await;
     assert_eq!(
         (batch["accepted"].clone(), batch["duplicates"].clone(), batch["rejected"].clone()),
-        (json!(11), json!(2), json!(2)),
+        (json!(11), json!(1), json!(3)),
         "{batch}"
     );
+    assert_eq!(batch["results"][11]["status"], "rejected", "k9 was first used for another event");
+    assert!(batch["results"][11]["errors"]["idempotencyKey"].is_array(), "{batch}");
     assert_eq!(batch["results"][12]["status"], "rejected");
     assert!(batch["results"][12]["errors"]["timestamp"].is_array());
     assert_eq!(batch["results"][13]["status"], "accepted");
@@ -553,8 +559,10 @@ async fn journal_survives_restarts(backend: Backend) {
         s.restart().await;
         let api = Api::new(&s);
         assert_eq!(requests(api.rows("eve", "requests").await), 9, "after restart {round}");
-        let (status, again) = api.event("eve", "j0", "ping", at, json!({"n": 2})).await;
+        let (status, again) = api.event("eve", "j0", "ping", at, json!({"n": 1})).await;
         assert_eq!((status, again), (200, first.clone()), "a repeated key after a restart answers as the first time");
+        let (status, _) = api.event("eve", "j0", "ping", at, json!({"n": 2})).await;
+        assert_eq!(status, 409, "a key stays bound to its first event after a restart");
     }
     let api = Api::new(&s);
     let events: Vec<Value> = (11..14)

@@ -245,8 +245,13 @@ pub async fn report_usage(
         alerts: alert_spec(&customer, feature, now),
     };
     let key = input.idempotency_key.filter(|k| !k.is_empty());
+    let sent = response.clone();
     let op = Op::Report { key, targets: vec![target], response };
     let outcome = state.ingest.submit_one(tenant, now, customer_id, op).await?;
+    if outcome.duplicate && !same_request(&outcome.response, &sent, &["customerId", "featureId", "value", "behaviour"])
+    {
+        return Err(key_reused());
+    }
     Ok(Json(outcome.response))
 }
 
@@ -369,6 +374,56 @@ async fn prepare_event(
     Ok((Item { customer_id, op: Op::Event { event, targets } }, properties))
 }
 
+/// The answer to a key used before for a different request: the key is
+/// bound to its first request (Stripe's rule), so nothing is counted and the
+/// first answer is not handed to another request.
+fn key_reused() -> ApiError {
+    ApiError::FieldConflict(FieldErrors::single(
+        "idempotency_key",
+        "This key was already used for a different request; use a new key.",
+    ))
+}
+
+/// What binds an event's key: the customer, name, resource and properties
+/// of the event first sent with it. Not its time: a client that retries may
+/// stamp the event again.
+struct EventPrint {
+    key: String,
+    customer_id: String,
+    event_name: String,
+    resource_id: Option<String>,
+    /// JSON text, compared as a map (so key order does not matter).
+    properties: String,
+}
+
+impl EventPrint {
+    fn of(item: &Item) -> EventPrint {
+        let Op::Event { event, .. } = &item.op else { unreachable!("prepare_event makes events") };
+        EventPrint {
+            key: event.key.clone(),
+            customer_id: item.customer_id.clone(),
+            event_name: event.event_name.clone(),
+            resource_id: event.resource_id.clone(),
+            properties: event.properties.clone(),
+        }
+    }
+
+    /// Whether `original`, stored under the same key, is this event.
+    fn matches(&self, original: &StoredEvent) -> bool {
+        let map = |text: &str| serde_json::from_str::<Map<String, Value>>(text).ok();
+        original.customer_id == self.customer_id
+            && original.event_name == self.event_name
+            && original.resource_id == self.resource_id
+            && map(&original.properties).is_some_and(|p| Some(p) == map(&self.properties))
+    }
+}
+
+/// Whether a first answer (of a usage report or a consume) was given to the
+/// same request: each named field of the request is the same in it.
+fn same_request(first: &Value, sent: &Value, fields: &[&str]) -> bool {
+    fields.iter().all(|f| first.get(f) == sent.get(f))
+}
+
 /// Report a raw event; a repeated `idempotencyKey` answers as the first time and counts nothing.
 #[utoipa::path(post, path = "/api/v1/report/event/", tag = "reporting", request_body = EventIn, security(("bearer" = [])),
     responses((status = 200, description = "The event, with `orgId`"), (status = 400), (status = 401)))]
@@ -382,9 +437,15 @@ pub async fn report_event(
     let (item, properties) = prepare_event(&state, &tenant, &catalog, input, now).await?;
     let Op::Event { event, .. } = &item.op else { unreachable!("prepare_event makes events") };
     let response = event_response(&tenant, &item.customer_id, event, Value::Object(properties));
+    let sent = EventPrint::of(&item);
     let outcome = state.ingest.submit(tenant.clone(), now, vec![item]).await?.pop();
     Ok(Json(match outcome.and_then(|o| o.original) {
-        Some(original) => stored_response(&tenant, original),
+        Some(original) => {
+            if !sent.matches(&original) {
+                return Err(key_reused());
+            }
+            stored_response(&tenant, original)
+        }
         None => response,
     }))
 }
@@ -440,17 +501,21 @@ pub async fn report_events_batch(
             }
         }
     }
-    let keys: Vec<String> = items
-        .iter()
-        .map(|item| match &item.op {
-            Op::Event { event, .. } => event.key.clone(),
-            _ => String::new(),
-        })
-        .collect();
+    let sent: Vec<EventPrint> = items.iter().map(EventPrint::of).collect();
     // The whole batch goes to the writer as one job, so it shares one commit.
     let outcomes = state.ingest.submit(tenant, now, items).await?;
     let (mut accepted, mut duplicates) = (0, 0);
-    for ((i, key), outcome) in positions.into_iter().zip(keys).zip(outcomes) {
+    for ((i, print), outcome) in positions.into_iter().zip(sent).zip(outcomes) {
+        let key = print.key.clone();
+        if outcome.original.as_ref().is_some_and(|original| !print.matches(original)) {
+            rejected += 1;
+            results[i] = EventResult {
+                key: Some(Value::String(key)),
+                status: "rejected",
+                errors: Some(error_body(key_reused())),
+            };
+            continue;
+        }
         let status = if outcome.duplicate {
             duplicates += 1;
             "duplicate"
@@ -484,7 +549,7 @@ pub struct EventResult {
 
 fn error_body(e: ApiError) -> Value {
     match e {
-        ApiError::Fields(f) => json!(f.fields()),
+        ApiError::Fields(f) | ApiError::FieldConflict(f) => json!(f.fields()),
         other => json!({"detail": other.to_string()}),
     }
 }
@@ -526,6 +591,7 @@ pub async fn consume(
     let feature = meter_feature(&catalog, &feature_id)?;
     let customer = customer(&state, &tenant, &customer_id).await?;
     let response = json!({"customerId": customer_id, "featureId": feature_id, "value": value, "idempotencyKey": key});
+    let sent = response.clone();
     if customer.grants_of(&feature.identifier).next().is_none() {
         let mut r = response;
         r["allowed"] = json!(false);
@@ -545,6 +611,9 @@ pub async fn consume(
         response,
     });
     let outcome = state.ingest.submit_one(tenant, now, customer_id, op).await?;
+    if outcome.duplicate && !same_request(&outcome.response, &sent, &["customerId", "featureId", "value"]) {
+        return Err(key_reused());
+    }
     Ok(Json(outcome.response))
 }
 
