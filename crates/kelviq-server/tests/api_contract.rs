@@ -6,6 +6,7 @@ mod common;
 
 use common::{http, Backend, TestServer};
 use kelviq_core::keys::KeyKind;
+use kelviq_core::Clock;
 use kelviq_core::Environment;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -235,7 +236,7 @@ async fn health_readiness_and_metrics(backend: Backend) {
             .map(|n| n.trim().parse::<u64>().unwrap())
     };
     let before = synced(&metrics).unwrap_or(0);
-    let at = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f");
+    let at = srv.clock.now().format("%Y-%m-%d %H:%M:%S%.6f");
     let event =
         format!(r#"{{"customerId": "m", "eventName": "ping", "idempotencyKey": "synced-1", "timestamp": "{at}"}}"#);
     let (s, b) = send(&srv, reqwest::Method::POST, "/api/v1/report/event/", Some(&srv.server_key), Some(&event)).await;

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Backend, TestServer};
+use kelviq_core::Clock;
 use kelviq_sdk::cache::{CacheStore, RedisStore};
 use kelviq_sdk::reporting::{ReportEvent, ReportUsage};
 use kelviq_sdk::{ErrorKind, Kelviq};
@@ -129,7 +130,7 @@ async fn sdk_entitlements_and_reporting(backend: Backend) {
     assert_eq!(c.current_usage, Some(35));
     let again = reporter.entitlements().consume("ann", "calls", 5, "once").await.unwrap();
     assert_eq!(again.current_usage, Some(35), "a retried key deducts nothing");
-    let ts = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let ts = s.clock.now().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
     let ev = |k: &str| ReportEvent {
         customer_id: "ann".into(),
         event_name: "hit".into(),

@@ -303,6 +303,12 @@ fn stored_response(tenant: &Tenant, e: StoredEvent) -> Value {
     event_response(tenant, &e.customer_id, &event, properties)
 }
 
+/// How far ahead of the server's clock (the tenant's, with its test clock)
+/// an event may be dated: clients' clocks drift and batches are stamped
+/// before they are sent. A later one is refused, so that no event dated in
+/// a later period is counted in this one or pins a LATEST meter.
+pub const MAX_EVENT_SKEW: chrono::Duration = chrono::Duration::days(1);
+
 /// Validates an event and works out the counters it changes.
 async fn prepare_event(
     state: &AppState,
@@ -319,6 +325,15 @@ async fn prepare_event(
     let at = parse_report_timestamp(&ts);
     if !ts.is_empty() && at.is_none() {
         errors.add("timestamp", "Use the format YYYY-MM-DD HH:MM:SS.ffffff (UTC).");
+    }
+    if at.is_some_and(|at| at > now + MAX_EVENT_SKEW) {
+        errors.add(
+            "timestamp",
+            format!(
+                "The event is dated more than {} seconds ahead of the server's clock.",
+                MAX_EVENT_SKEW.num_seconds()
+            ),
+        );
     }
     let properties = match input.properties.map(kelviq_core::casing::underscoreize) {
         None | Some(Value::Null) => Map::new(),
