@@ -382,14 +382,32 @@ fn prepare_sqlite_url(url: &str) -> Result<(String, std::path::PathBuf)> {
     Ok((format!("sqlite://{path}?{}", params.join("&")), path.into()))
 }
 
-/// The URL with any password replaced by `***`, for logs and `kelviq config`.
+/// The URL with every secret replaced by `***`, for logs, errors and
+/// `kelviq config`: the password of the user part and a `password` query
+/// parameter; a URL that does not parse (a password holding `/` or `#`)
+/// loses everything between `://` and the last `@` instead.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if k.eq_ignore_ascii_case("password") { "***".to_string() } else { v.into_owned() };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        _ => url.to_string(),
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(start), Some(at)) if at > start + 3 => format!("{}***{}", &url[..start + 3], &url[at..]),
+            _ => url.to_string(),
+        },
     }
 }
 
@@ -477,6 +495,11 @@ mod tests {
         assert!(Backend::from_url("mysql://x").is_err());
         assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=s3cret&sslmode=off"),
+            "postgres://u@h/db?password=***&sslmode=off"
+        );
+        assert_eq!(redact_url("postgres://u:pa/ss#word@h/db"), "postgres://***@h/db");
         let dir = std::env::temp_dir().join(format!("kq-{}", uuid::Uuid::new_v4()));
         let url = format!("sqlite://{}/sub/k.db?cache=shared", dir.display());
         let (prepared, path) = prepare_sqlite_url(&url).unwrap();
