@@ -55,6 +55,7 @@ fn dispatch(state: &AppState, change: &Change) {
         state.keys.evict(&change.subject);
     } else if change.topic == TOPIC_CATALOG {
         state.entitlements.clear();
+        crate::routes::reporting::forget_all_catalogs();
     } else if change.topic == TOPIC_TEST_CLOCK {
         if let Some((org, env)) = change.subject.split_once(':') {
             if let (Ok(org), Ok(env)) = (org.parse(), env.parse()) {

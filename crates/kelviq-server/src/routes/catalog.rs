@@ -449,6 +449,7 @@ pub async fn create_feature(
         .insert_feature(&tenant, &new, state.clock.now())
         .await
         .map_err(|e| conflict_on_identifier(e, "feature"))?;
+    crate::routes::reporting::forget_catalog(&tenant);
     Ok((StatusCode::CREATED, Json(feature.into())))
 }
 
@@ -486,6 +487,7 @@ pub async fn update_feature(
     .collect();
     let changes = FeatureChanges::parse(patch.name, patch.description, patch.metadata, &immutable)?;
     let feature = state.store.update_feature(&tenant, &pk, &changes, state.clock.now()).await?;
+    crate::routes::reporting::forget_catalog(&tenant);
     Ok(Json(feature.into()))
 }
 
@@ -503,6 +505,7 @@ pub async fn archive_feature(
         .archive_feature(&tenant, &pk, state.clock.now())
         .await
         .map_err(|e| conflict_on_identifier(e, "feature"))?;
+    crate::routes::reporting::forget_catalog(&tenant);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -87,6 +87,17 @@ fn catalog_cache() -> &'static CatalogCache {
     CACHE.get_or_init(Default::default)
 }
 
+/// Drops a tenant's cached features: the process that changed them counts
+/// by the change at once (other processes within [`CATALOG_TTL`]).
+pub fn forget_catalog(tenant: &Tenant) {
+    catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).remove(&(tenant.org_id, tenant.env.as_str()));
+}
+
+/// Drops every tenant's cached features (a catalog change announced by the feed).
+pub fn forget_all_catalogs() {
+    catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 pub async fn tenant_catalog(state: &AppState, tenant: &Tenant) -> ApiResult<Arc<TenantCatalog>> {
     let k = (tenant.org_id, tenant.env.as_str());
     if let Some((at, c)) = catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).get(&k) {
