@@ -77,12 +77,23 @@ pub enum Filter {
     Before(&'static str, DateTime<Utc>),
     /// A case-insensitive substring of the document text.
     Search(String),
+    /// A case-insensitive substring of the document text, or of the id,
+    /// name or email of the customer of the row's order (for tables whose
+    /// rows name an order: refunds and transactions).
+    SearchWithOrderCustomer(String),
 }
 
 enum Bind {
     Text(String),
     Int(i64),
     Flag(bool),
+}
+
+/// The LIKE pattern of a case-insensitive substring, in which `%` and `_`
+/// typed by the user match themselves.
+fn like_pattern(s: &str) -> String {
+    let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
 }
 
 fn where_clause(filters: &[Filter], first: usize) -> (String, Vec<Bind>) {
@@ -122,9 +133,18 @@ fn where_clause(filters: &[Filter], first: usize) -> (String, Vec<Bind>) {
                 sql.push_str(&format!(" AND {col} < ${i}"));
             }
             Filter::Search(s) => {
-                let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-                let i = next(Bind::Text(format!("%{escaped}%")), &mut binds);
+                let i = next(Bind::Text(like_pattern(s)), &mut binds);
                 sql.push_str(&format!(" AND LOWER(doc) LIKE ${i} ESCAPE '\\'"));
+            }
+            Filter::SearchWithOrderCustomer(s) => {
+                let i = next(Bind::Text(like_pattern(s)), &mut binds);
+                sql.push_str(&format!(
+                    " AND (LOWER(doc) LIKE ${i} ESCAPE '\\' OR order_id IN (SELECT o.id FROM orders o \
+                     JOIN customers c ON c.org_id = o.org_id AND c.environment = o.environment \
+                     AND c.customer_id = o.customer_id WHERE o.org_id = $1 AND o.environment = $2 \
+                     AND (LOWER(c.customer_id) LIKE ${i} ESCAPE '\\' OR LOWER(COALESCE(c.name, '')) LIKE ${i} ESCAPE '\\' \
+                     OR LOWER(COALESCE(c.email, '')) LIKE ${i} ESCAPE '\\')))"
+                ));
             }
         }
     }

@@ -59,10 +59,22 @@ fn status_filter(value: Option<&str>, allowed: &[&str], filters: &mut Vec<Filter
     Ok(())
 }
 
-fn search_filter(value: Option<&str>, filters: &mut Vec<Filter>) {
+/// A `search`: over the document text, and for rows that only name their
+/// order (refunds, transactions) over its customer's id, name and email too.
+fn search_filter(value: Option<&str>, filters: &mut Vec<Filter>, scope: SearchScope) {
     if let Some(s) = value.map(str::trim).filter(|s| !s.is_empty()) {
-        filters.push(Filter::Search(s.to_string()));
+        filters.push(match scope {
+            SearchScope::Document => Filter::Search(s.to_string()),
+            SearchScope::WithOrderCustomer => Filter::SearchWithOrderCustomer(s.to_string()),
+        });
     }
+}
+
+/// What a `search` looks through.
+#[derive(Debug, Clone, Copy)]
+enum SearchScope {
+    Document,
+    WithOrderCustomer,
 }
 
 /// One page of a document table (counted first, so that pages past the end resolve as DRF does).
@@ -93,7 +105,7 @@ pub async fn list_orders(
     parts: Parts,
 ) -> ApiResult<Json<Value>> {
     let mut filters = Vec::new();
-    search_filter(q.search.as_deref(), &mut filters);
+    search_filter(q.search.as_deref(), &mut filters, SearchScope::Document);
     status_filter(q.status.as_deref(), ORDER_STATUSES, &mut filters)?;
     if let Some(b) = q.billing_type.as_deref().filter(|b| !b.is_empty()) {
         if b != "ONE_TIME" && b != "SUBSCRIPTION" {
@@ -200,7 +212,7 @@ pub async fn list_transactions(
     parts: Parts,
 ) -> ApiResult<Json<Value>> {
     let mut filters = Vec::new();
-    search_filter(q.search.as_deref(), &mut filters);
+    search_filter(q.search.as_deref(), &mut filters, SearchScope::WithOrderCustomer);
     status_filter(q.status.as_deref(), &["success", "failure", "pending"], &mut filters)?;
     date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
     let (paging, total, items) =
@@ -224,7 +236,7 @@ pub async fn list_refunds(
     parts: Parts,
 ) -> ApiResult<Json<Value>> {
     let mut filters = Vec::new();
-    search_filter(q.search.as_deref(), &mut filters);
+    search_filter(q.search.as_deref(), &mut filters, SearchScope::WithOrderCustomer);
     status_filter(q.status.as_deref(), &["PENDING", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELED"], &mut filters)?;
     date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
     let (paging, total, items) = page_of::<Refund>(&state, &tenant, DocTable::Refunds, &filters, &parts).await?;
