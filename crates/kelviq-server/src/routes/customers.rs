@@ -27,12 +27,16 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct BillingAddressWire {
     /// ISO 3166-1 alpha-2 country code, e.g. `US`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line1: Option<String>,
     pub line2: Option<String>,
-    #[serde(alias = "postal_code")]
+    #[serde(default, alias = "postal_code", skip_serializing_if = "Option::is_none")]
     pub postal_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
 }
 

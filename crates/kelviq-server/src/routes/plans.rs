@@ -160,7 +160,9 @@ impl From<PlanVersion> for PlanOut {
             is_visible: p.fields.is_visible,
             is_imported: false,
             countries: Vec::new(),
-            license: p.fields.license.map(camelize),
+            // The published schema's `license` is an object: a plan without
+            // one issues no keys.
+            license: Some(p.fields.license.map_or_else(|| json!({"enabled": false}), camelize)),
             links: p.fields.links,
             files: Vec::new(),
             ordering: p.fields.ordering,

@@ -101,7 +101,15 @@ impl<'a> Renderer<'a> {
                 out["details"] = details;
                 out["reset"] = json!(e.details.reset);
                 out["resetTime"] = json!(e.details.reset_time);
-                out["value"] = e.details.value.clone();
+                // The published schema's `value` is an integer: a BOOLEAN
+                // feature is granted by being listed, and has none.
+                if ty == FeatureType::Boolean {
+                    if let Some(o) = out.as_object_mut() {
+                        o.remove("value");
+                    }
+                } else {
+                    out["value"] = e.details.value.clone();
+                }
                 out["hardLimit"] = json!(ty == FeatureType::Meter && e.details.hard_limit);
                 Some(out)
             })
@@ -124,7 +132,6 @@ impl<'a> Renderer<'a> {
         };
         Ok(json!({
             "id": s.id.to_string(),
-            "externalSubscriptionId": null,
             "startDate": date(s.started_at.date_naive()),
             "endDate": date_opt(s.ended_at.or(s.cancel_at)),
             "billingPeriodStartTime": time_opt(s.period_start),
@@ -311,9 +318,15 @@ impl<'a> Renderer<'a> {
     pub async fn session(&mut self, cs: &CheckoutSession, detail: bool) -> ApiResult<Value> {
         let product = self.product(cs.product_id).await?;
         let status = session_status(cs, self.now);
+        // A session not yet tied to a customer has no `customerId` (the
+        // published schema's is a string, never null).
+        let mut customer = json!({"name": cs.customer_name, "email": cs.customer_email});
+        if let Some(id) = &cs.customer_id {
+            customer["customerId"] = json!(id);
+        }
         let mut out = json!({
             "id": cs.id,
-            "customer": {"customerId": cs.customer_id, "name": cs.customer_name, "email": cs.customer_email},
+            "customer": customer,
             "product": product,
             "billingAddress": cs.billing_country.as_ref().or(cs.default_billing_country.as_ref()).map(|c| json!({"country": c})),
             "discountCode": cs.discount_code,
