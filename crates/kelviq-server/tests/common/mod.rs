@@ -2,6 +2,7 @@
 //! file or a fresh PostgreSQL database, with a demo tenant and its keys.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod process;
 
 use chrono::{DateTime, Utc};
