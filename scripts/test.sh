@@ -2,8 +2,9 @@
 # The whole test suite, as the README and CI run it:
 #   formatting, clippy (warnings denied), the Rust tests on SQLite and
 #   PostgreSQL, and the official Node and Python SDKs run unchanged against
-#   the server, and the hosted checkout page in headless Chromium (installed
-#   from Debian when missing).
+#   the server, the hosted checkout page in headless Chromium (installed
+#   from Debian when missing), and a bounded schemathesis fuzz pass over the
+#   whole API (no server error, every documented response body as documented).
 # Needs PostgreSQL at $KELVIQ_TEST_POSTGRES_URL (default: the local server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,3 +46,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r compat/python/requirements.txt
 KELVIQ_BIN="$PWD/target/debug/kelviq" .venv/bin/python -m pytest -q -p no:cacheprovider compat/python
+
+step "API fuzz pass: schemathesis against openapi.json (SQLite and PostgreSQL)"
+.venv/bin/pip install --quiet --disable-pip-version-check -r compat/fuzz/requirements.txt
+KELVIQ_BIN="$PWD/target/debug/kelviq" .venv/bin/python compat/fuzz/fuzz.py
