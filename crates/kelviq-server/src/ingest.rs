@@ -250,8 +250,19 @@ pub struct Ingest {
     tx: Arc<OnceLock<Vec<mpsc::Sender<Job>>>>,
     pending: Arc<Pending>,
     pub(crate) mode: Arc<Mode>,
-    /// When each writer's groups started failing (none: its last one committed).
-    failing: Arc<Mutex<HashMap<usize, Instant>>>,
+    /// Since when each writer's groups, or its folds, have failed (none:
+    /// the last one committed).
+    failing: Arc<Mutex<HashMap<(usize, Step), Instant>>>,
+}
+
+/// What the usage path commits: a writer's group of requests, or its fold
+/// of the additions it deferred into the counter rows; or (PostgreSQL) the
+/// process taking the counters over from the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Step {
+    Group,
+    Fold,
+    TakeOver,
 }
 
 /// How long a writer may fail every group before readiness says it stalled.
@@ -261,24 +272,33 @@ impl Ingest {
     /// Applies the items, durably, each customer's in order, and says what
     /// happened to each. Items go to their customers' writers; each writer
     /// commits them in one transaction (usually shared with other requests).
-    /// The writers that have failed every group for [`STALL_AFTER`] or longer.
-    pub fn stalled_writers(&self) -> Vec<usize> {
+    /// What has failed every time for [`STALL_AFTER`] or longer: a writer's
+    /// groups or folds, or taking the counters over.
+    pub fn stalled(&self) -> Vec<String> {
         let failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
-        let mut stalled: Vec<usize> =
-            failing.iter().filter(|(_, since)| since.elapsed() >= STALL_AFTER).map(|(w, _)| *w).collect();
+        let mut stalled: Vec<String> = failing
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= STALL_AFTER)
+            .map(|((writer, step), _)| match step {
+                Step::Group => format!("usage writer {writer}: every write"),
+                Step::Fold => format!("usage writer {writer}: every fold"),
+                Step::TakeOver => "taking the usage counters over".to_string(),
+            })
+            .collect();
         stalled.sort_unstable();
         stalled
     }
 
-    /// Records how a writer's group ended.
-    fn record(&self, writer: usize, ok: bool) {
+    /// Records how a writer's group or fold (or a takeover, writer 0) ended.
+    pub(crate) fn record(&self, writer: usize, step: Step, ok: bool) {
         let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
         if ok {
-            failing.remove(&writer);
+            failing.remove(&(writer, step));
         } else {
-            failing.entry(writer).or_insert_with(Instant::now);
+            failing.entry((writer, step)).or_insert_with(Instant::now);
         }
-        metrics::gauge!("usage_writers_failing").set(failing.len() as f64);
+        let writers: HashSet<usize> = failing.keys().map(|(w, _)| *w).collect();
+        metrics::gauge!("usage_writers_failing").set(writers.len() as f64);
     }
 
     pub async fn submit(&self, tenant: Tenant, now: DateTime<Utc>, items: Vec<Item>) -> ApiResult<Vec<Outcome>> {
@@ -517,9 +537,17 @@ async fn run(
         // answer lost): its events are then stored without their sums here,
         // so the counters are taken over again from the database before
         // anything else is written or folded; its requests are then retried
-        // (what it stored reads as stored before).
-        let resyncs = |turn: Turn| !sqlite && turn.defer;
-        state.ingest.record(writer, applied.is_ok());
+        // (what it stored reads as stored before). Data the database
+        // refused committed nothing, and would be refused again.
+        let resyncs = |turn: Turn, e: &Failed| !sqlite && turn.defer && !e.refused_data;
+        if !batch.is_empty() {
+            state.ingest.record(writer, Step::Group, applied.is_ok());
+        }
+        // A fold that keeps failing leaves the counter rows behind (and the
+        // sums growing in memory) even while every request is answered.
+        if fold {
+            state.ingest.record(writer, Step::Fold, applied.as_ref().is_ok_and(|a| a.folded));
+        }
         match applied {
             Ok(a) => {
                 if a.folded {
@@ -527,10 +555,11 @@ async fn run(
                 }
                 answers.deliver(batch, a)
             }
-            Err(e) if batch.len() > 1 || resyncs(turn) => {
-                tracing::warn!(error = %e, jobs = batch.len(), "usage batch failed; retrying its requests one by one");
+            // A failed fold fails no request: the group is retried without it.
+            Err(e) if fold || batch.len() > 1 || resyncs(turn, &e) => {
+                tracing::warn!(error = %e, jobs = batch.len(), fold, "usage batch failed; retrying its requests one by one");
                 drop(gate);
-                if resyncs(turn) {
+                if resyncs(turn, &e) {
                     crate::usage_owner::resync(&state).await;
                 }
                 for job in batch {
@@ -538,21 +567,48 @@ async fn run(
                     let gate = mode.gate.read().await;
                     let turn = mode.turn(writer);
                     let applied = apply_guarded(&state, turn, &one, false, journal.as_mut(), &mut kept, &answers).await;
-                    state.ingest.record(writer, applied.is_ok());
+                    state.ingest.record(writer, Step::Group, applied.is_ok());
                     match applied {
                         Ok(a) => answers.deliver(one, a),
                         Err(e) => {
-                            answers.fail(one, &e);
+                            answers.fail(one, &e.message);
                             drop(gate);
-                            if resyncs(turn) {
+                            if resyncs(turn, &e) {
                                 crate::usage_owner::resync(&state).await;
                             }
                         }
                     }
                 }
             }
-            Err(e) => answers.fail(batch, &e),
+            Err(e) => answers.fail(batch, &e.message),
         }
+    }
+}
+
+/// Why a group failed.
+#[derive(Debug)]
+struct Failed {
+    message: String,
+    /// The database refused the data (a data exception or an integrity
+    /// violation): nothing was written, and the same data fails again.
+    refused_data: bool,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<ApplyError> for Failed {
+    fn from(e: ApplyError) -> Failed {
+        let refused_data = match &e {
+            kelviq_store::StoreError::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+            }
+            _ => false,
+        };
+        Failed { message: e.to_string(), refused_data }
     }
 }
 
@@ -706,7 +762,7 @@ async fn apply_guarded(
     journal: Option<&mut EventJournal>,
     kept: &mut KeptConnection,
     answers: &Answers,
-) -> Result<Applied, String> {
+) -> Result<Applied, Failed> {
     use futures::FutureExt;
     let applied = async {
         match journal {
@@ -736,8 +792,10 @@ async fn apply_guarded(
         }
     };
     match std::panic::AssertUnwindSafe(applied).catch_unwind().await {
-        Ok(applied) => applied.map_err(|e: ApplyError| e.to_string()),
-        Err(_) => Err("the usage writer failed; see the server log".to_string()),
+        Ok(applied) => applied.map_err(|e: ApplyError| Failed::from(e)),
+        Err(_) => {
+            Err(Failed { message: "the usage writer failed; see the server log".to_string(), refused_data: false })
+        }
     }
 }
 

@@ -18,7 +18,7 @@
 //! committed, or when the lock's connection was lost.
 
 use crate::app::AppState;
-use crate::ingest::{system_tenant, writer_of};
+use crate::ingest::{system_tenant, writer_of, Step};
 use kelviq_store::{HandoverListener, UsageLock};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -111,18 +111,25 @@ impl Owner {
     }
 
     /// [`Owner::settle`] with the writers held at the gate: until it
-    /// succeeds, or (not `patient`) once.
-    async fn settle_at_gate(&mut self, intent: Intent, forget: bool, patient: bool) {
+    /// succeeds or the process stops, or (not `patient`) once. Failures
+    /// show in readiness.
+    async fn settle_at_gate(&mut self, intent: Intent, forget: bool, patient: bool, stop: &mut watch::Receiver<bool>) {
         let mode = self.state.ingest.mode.clone();
         let _gate = mode.gate.write().await;
         let mut delay = Duration::from_millis(100);
-        while let Err(e) = self.settle(intent, forget).await {
-            if !patient {
+        loop {
+            let settled = self.settle(intent, forget).await;
+            self.state.ingest.record(0, Step::TakeOver, settled.is_ok());
+            let Err(e) = settled else { return };
+            if !patient || *stop.borrow() {
                 tracing::warn!(error = %e, ?intent, "usage counters: taking over failed; the next start does it");
                 return;
             }
             tracing::warn!(error = %e, ?intent, "usage counters: taking over failed; trying again");
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => {}
+            }
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
@@ -156,7 +163,7 @@ pub async fn start(
                 _ = stop.changed() => break,
                 Some(first) = requests.recv() => {
                     let mut waiting = vec![first];
-                    owner.settle_at_gate(Intent::Keep, true, true).await;
+                    owner.settle_at_gate(Intent::Keep, true, true, &mut stop).await;
                     while let Ok(more) = requests.try_recv() {
                         waiting.push(more);
                     }
@@ -165,7 +172,7 @@ pub async fn start(
                     }
                 }
                 asked = async { listener.as_mut().expect("checked").asked().await }, if owns => match asked {
-                    Ok(()) => owner.settle_at_gate(Intent::HandOver, false, true).await,
+                    Ok(()) => owner.settle_at_gate(Intent::HandOver, false, true, &mut stop).await,
                     Err(e) => {
                         tracing::warn!(error = %e, "usage lock: the handover listener failed");
                         listener = None;
@@ -175,9 +182,9 @@ pub async fn start(
                     ticks += 1;
                     if !owner.alive().await {
                         tracing::warn!("usage lock: its connection was lost; taking the counters over again");
-                        owner.settle_at_gate(Intent::Keep, true, true).await;
+                        owner.settle_at_gate(Intent::Keep, true, true, &mut stop).await;
                     } else if !owner.owns() && ticks.is_multiple_of(TAKEOVER_EVERY) {
-                        owner.settle_at_gate(Intent::TakeOver, false, true).await;
+                        owner.settle_at_gate(Intent::TakeOver, false, true, &mut stop).await;
                     }
                 }
             }
@@ -186,7 +193,7 @@ pub async fn start(
         // the counter rows are complete (once; if that fails, the next
         // process to take the lock folds from the events).
         if owner.owns() {
-            owner.settle_at_gate(Intent::HandOver, false, false).await;
+            owner.settle_at_gate(Intent::HandOver, false, false, &mut stop).await;
         }
         let _ = done_tx.send(());
     });

@@ -82,6 +82,73 @@ async fn usage_values_are_bounded_and_counters_saturate(backend: Backend) {
     assert_eq!(api.row("ann", "tokens").await["currentUsage"], expected);
 }
 
+/// D1: a fold the database refuses (here: one customer's counter past a
+/// cap put on the table) fails no request; other customers' events are
+/// answered and counted, readiness reports the stalled fold, and once the
+/// row is accepted the fold completes, counting everything once.
+async fn a_refused_fold_blocks_no_one(backend: Backend) {
+    let mut s = TestServer::start_with(backend, |c| c.usage_fold_interval_ms = 100).await;
+    let api = Api::new(&s);
+    api.seed_metered_plan().await;
+    api.subscribe("base", "ann").await;
+    api.subscribe("base", "bob").await;
+    let db = sqlx::AnyPool::connect(&s.db.url).await.unwrap();
+    let (cap, uncap): (&[&str], &[&str]) = match backend {
+        Backend::Postgres => (
+            &["ALTER TABLE usage_counters ADD CONSTRAINT test_cap CHECK (value < 1000)"],
+            &["ALTER TABLE usage_counters DROP CONSTRAINT test_cap"],
+        ),
+        Backend::Sqlite => (
+            &[
+                "CREATE TRIGGER test_cap_i BEFORE INSERT ON usage_counters WHEN NEW.value >= 1000 \
+                 BEGIN SELECT RAISE(ABORT, 'test cap'); END",
+                "CREATE TRIGGER test_cap_u BEFORE UPDATE ON usage_counters WHEN NEW.value >= 1000 \
+                 BEGIN SELECT RAISE(ABORT, 'test cap'); END",
+            ],
+            &["DROP TRIGGER test_cap_i", "DROP TRIGGER test_cap_u"],
+        ),
+    };
+    for sql in cap {
+        sqlx::query(sql).execute(&db).await.unwrap();
+    }
+    let now = report_timestamp(s.clock.now());
+    api.ok("/api/v1/report/event/", event("ann", "big", &now, json!({"tokens": 2000}))).await;
+    let started = Instant::now();
+    let mut sent = 0;
+    loop {
+        api.ok("/api/v1/report/event/", event("bob", &format!("b{sent}"), &now, json!({"tokens": 5}))).await;
+        sent += 1;
+        let (status, ready) = api.get("/readyz").await;
+        if status == 503 {
+            assert!(ready["detail"].as_str().unwrap().contains("fold"), "{ready}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "readiness never reported the refused fold");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(api.row("ann", "tokens").await["currentUsage"], 2000);
+    assert_eq!(api.row("bob", "tokens").await["currentUsage"], 5 * sent);
+    for sql in uncap {
+        sqlx::query(sql).execute(&db).await.unwrap();
+    }
+    db.close().await;
+    let started = Instant::now();
+    loop {
+        // A request gives the writer a turn to fold.
+        api.ok("/api/v1/report/event/", event("bob", &format!("b{sent}"), &now, json!({"tokens": 5}))).await;
+        sent += 1;
+        if api.get("/readyz").await.0 == 200 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "readiness never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.restart().await;
+    let api = Api::new(&s);
+    assert_eq!(api.row("ann", "tokens").await["currentUsage"], 2000);
+    assert_eq!(api.row("bob", "tokens").await["currentUsage"], 5 * sent);
+}
+
 /// D2: many more concurrent purchases, plan changes, cancellations and
 /// refunds than the pool has connections all succeed (no request holds a
 /// transaction while it waits for another connection; debug builds panic
@@ -462,6 +529,7 @@ async fn refunds_and_transactions_are_found_by_customer(backend: Backend) {
 }
 
 on_both_backends!(
+    a_refused_fold_blocks_no_one,
     refunds_and_transactions_are_found_by_customer,
     usage_values_are_bounded_and_counters_saturate,
     work_beyond_the_pool_size_succeeds,

@@ -19,17 +19,19 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The database answers and no usage writer has stalled (failed every
-/// group for [`crate::ingest::STALL_AFTER`]).
+/// The database answers and usage has not stalled (no usage writer has
+/// failed every group, or every fold, and taking the counters over has not
+/// failed, for [`crate::ingest::STALL_AFTER`]).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready to serve"),
     (status = 503, description = "The database does not answer, or a usage writer has stalled"),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let stalled = state.ingest.stalled_writers();
+    let stalled = state.ingest.stalled();
     if !stalled.is_empty() {
-        crate::reqlog::in_span(|| tracing::warn!(writers = ?stalled, "readiness: usage writers stalled"));
-        return Err(ApiError::Unavailable(format!("Usage writers {stalled:?} have failed every write for a while.")));
+        let what = stalled.join("; ");
+        crate::reqlog::in_span(|| tracing::warn!(failing = %what, "readiness: usage is stalled"));
+        return Err(ApiError::Unavailable(format!("Usage is stalled, failing for a while: {what}.")));
     }
     match state.store.ping().await {
         Ok(()) => Ok(Json(json!({ "status": "ok", "database": state.store.backend().name() }))),
