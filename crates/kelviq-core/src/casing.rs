@@ -59,30 +59,47 @@ pub fn underscoreize(value: Value) -> Value {
 /// field (`customerId` and `customer_id`) are an error: the path of the field
 /// named twice, in snake_case (`customer_id`, `billing_address.city`).
 pub fn underscoreize_strict(value: Value) -> Result<Value, String> {
-    fn walk(value: Value, path: &str) -> Result<Value, String> {
+    // The path is built only on the way out of an error (segments in
+    // reverse), so a body that is fine costs no more than `underscoreize`.
+    fn walk(value: Value) -> Result<Value, Vec<String>> {
         match value {
             Value::Object(map) => {
                 let mut out = Map::with_capacity(map.len());
                 for (k, v) in map {
                     let key = camel_to_snake(&k);
-                    let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                    let v = if key == "metadata" { v } else { walk(v, &here)? };
-                    if out.insert(key, v).is_some() {
-                        return Err(here);
+                    let v = if key == "metadata" {
+                        v
+                    } else {
+                        walk(v).map_err(|mut path| {
+                            path.push(key.clone());
+                            path
+                        })?
+                    };
+                    if out.contains_key(&key) {
+                        return Err(vec![key]);
                     }
+                    out.insert(key, v);
                 }
                 Ok(Value::Object(out))
             }
             Value::Array(items) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, v)| walk(v, &format!("{path}.{i}")))
+                .map(|(i, v)| {
+                    walk(v).map_err(|mut path| {
+                        path.push(i.to_string());
+                        path
+                    })
+                })
                 .collect::<Result<_, _>>()
                 .map(Value::Array),
             other => Ok(other),
         }
     }
-    walk(value, "")
+    walk(value).map_err(|mut path| {
+        path.reverse();
+        path.join(".")
+    })
 }
 
 /// JSON text read into a value, refusing an object that repeats a key (which

@@ -40,33 +40,31 @@ pub fn usage_value_in_bounds(n: &serde_json::Number) -> bool {
 /// The first number in `properties` (at any depth) beyond ±[`MAX_USAGE_VALUE`],
 /// named by its path below `properties` (`tokens`, `usage.input`, `list.2`).
 pub fn oversized_property(properties: &Map<String, Value>) -> Option<String> {
-    fn walk(v: &Value, path: &mut Vec<String>) -> bool {
+    // The path is built only for the number found (segments in reverse).
+    fn walk(v: &Value) -> Option<Vec<String>> {
         match v {
-            Value::Number(n) => !usage_value_in_bounds(n),
-            Value::Array(items) => items.iter().enumerate().any(|(i, x)| {
-                path.push(i.to_string());
-                let found = walk(x, path);
-                if !found {
-                    path.pop();
-                }
-                found
+            Value::Number(n) => (!usage_value_in_bounds(n)).then(Vec::new),
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| {
+                walk(x).map(|mut path| {
+                    path.push(i.to_string());
+                    path
+                })
             }),
-            Value::Object(m) => m.iter().any(|(k, x)| {
-                path.push(k.clone());
-                let found = walk(x, path);
-                if !found {
-                    path.pop();
-                }
-                found
+            Value::Object(m) => m.iter().find_map(|(k, x)| {
+                walk(x).map(|mut path| {
+                    path.push(k.clone());
+                    path
+                })
             }),
-            _ => false,
+            _ => None,
         }
     }
-    let mut path = Vec::new();
     properties.iter().find_map(|(k, v)| {
-        path.clear();
-        path.push(k.clone());
-        walk(v, &mut path).then(|| path.join("."))
+        walk(v).map(|mut path| {
+            path.push(k.clone());
+            path.reverse();
+            path.join(".")
+        })
     })
 }
 

@@ -85,7 +85,6 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", routes::api_router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })
-        .layer(axum::middleware::from_fn(crate::urlcheck::guard))
         .layer(axum::middleware::from_fn(crate::reqlog::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
@@ -126,7 +125,14 @@ pub async fn serve(
     let app = router(state.clone());
     let service = tower::service_fn(move |req: Request| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(app.oneshot(trim_trailing_slash(req)).await.into_response()) }
+        async move {
+            // What no route may see (see `urlcheck`), before routing.
+            if let Err(refused) = crate::urlcheck::check_uri(req.uri()) {
+                return Ok(refused.into_response());
+            }
+            let response = app.oneshot(trim_trailing_slash(req)).await.into_response();
+            Ok::<_, std::convert::Infallible>(crate::urlcheck::json_errors(response).await)
+        }
     });
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {

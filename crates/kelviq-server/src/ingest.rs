@@ -126,18 +126,35 @@ pub struct Outcome {
     pub response: Value,
     /// Events with a repeated key: the event as first received.
     pub original: Option<StoredEvent>,
+    /// An event's key was first used for another event (see [`same_event`]):
+    /// nothing was counted, and the request is refused.
+    pub key_reused: bool,
     /// (feature, period start, change) of every counter changed.
     pub counters: Vec<(String, i64, Counted)>,
 }
 
 impl Outcome {
     fn fresh(response: Value, counters: Vec<(String, i64, Counted)>) -> Outcome {
-        Outcome { duplicate: false, response, original: None, counters }
+        Outcome { duplicate: false, response, original: None, key_reused: false, counters }
     }
 
     fn repeated(response: Value, original: Option<StoredEvent>) -> Outcome {
-        Outcome { duplicate: true, response, original, counters: Vec::new() }
+        Outcome { duplicate: true, response, original, key_reused: false, counters: Vec::new() }
     }
+}
+
+/// Whether an event sent again with its key is the one first stored under
+/// it: the same customer, name, resource and properties (compared as maps
+/// when their texts differ). Not its time: a client that retries may stamp
+/// the event again.
+fn same_event(original: &StoredEvent, item: &Item) -> bool {
+    let Op::Event { event, .. } = &item.op else { return false };
+    let map = |text: &str| serde_json::from_str::<serde_json::Map<String, Value>>(text).ok();
+    original.customer_id == item.customer_id
+        && original.event_name == event.event_name
+        && original.resource_id == event.resource_id
+        && (original.properties == event.properties
+            || map(&original.properties).is_some_and(|p| Some(p) == map(&event.properties)))
 }
 
 #[derive(Debug)]
@@ -1139,14 +1156,16 @@ impl Seen<'_> {
     /// event first stored, or the group's first one with that key.
     fn repeated(&self, batch: &[Job], j: usize, i: usize, tenant: &Tenant, event: &EventData) -> Option<Outcome> {
         let first = self.first_of[&(tenant.org_id, tenant.env, event.key.as_str())];
-        if self.was_stored.contains(&first) {
+        let original = if self.was_stored.contains(&first) {
             let k = (tenant.org_id, tenant.env, event.key.clone());
-            Some(Outcome::repeated(Value::Null, self.stored.get(&k).cloned()))
+            self.stored.get(&k).cloned()
         } else if first != (j, i) {
-            Some(Outcome::repeated(Value::Null, Some(stored_form(&batch[first.0].items[first.1]))))
+            Some(stored_form(&batch[first.0].items[first.1]))
         } else {
-            None
-        }
+            return None;
+        };
+        let key_reused = original.as_ref().is_some_and(|o| !same_event(o, &batch[j].items[i]));
+        Some(Outcome { key_reused, ..Outcome::repeated(Value::Null, original) })
     }
 }
 

@@ -11,31 +11,21 @@
 //!   path that does not parse, a form of the wrong type) is rewritten into
 //!   the JSON error shape, `{"detail": "…"}`.
 //!
-//! Only URLs with a `%` are decoded, so the hot paths pay one scan.
+//! Only URLs with a `%` are decoded, so the hot paths pay one scan. Both
+//! run around the router in [`crate::app::serve`], not as a layer of it.
 
 use crate::error::ApiError;
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 /// The largest plain-text error body rewritten into JSON.
 const PLAIN_ERROR_MAX: usize = 4096;
 
-pub async fn guard(req: Request, next: Next) -> Response {
-    if let Err(e) = check_uri(req.uri()) {
-        return e.into_response();
-    }
-    let response = next.run(req).await;
-    if response.status().is_client_error() || response.status().is_server_error() {
-        return json_errors(response).await;
-    }
-    response
-}
-
-fn check_uri(uri: &axum::http::Uri) -> Result<(), ApiError> {
+/// Refuses a URL whose path or query holds a control character (or bytes
+/// that are not UTF-8) once decoded.
+pub fn check_uri(uri: &axum::http::Uri) -> Result<(), ApiError> {
     let path = uri.path();
     if path.contains('%') {
         match percent_decode(path) {
@@ -74,7 +64,10 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// A plain-text error body becomes `{"detail": "…"}`; others pass as they are.
-async fn json_errors(response: Response) -> Response {
+pub async fn json_errors(response: Response) -> Response {
+    if !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
     let plain =
         response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/plain"));
     if !plain {

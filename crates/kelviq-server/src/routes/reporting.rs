@@ -410,40 +410,6 @@ fn key_reused() -> ApiError {
     ))
 }
 
-/// What binds an event's key: the customer, name, resource and properties
-/// of the event first sent with it. Not its time: a client that retries may
-/// stamp the event again.
-struct EventPrint {
-    key: String,
-    customer_id: String,
-    event_name: String,
-    resource_id: Option<String>,
-    /// JSON text, compared as a map (so key order does not matter).
-    properties: String,
-}
-
-impl EventPrint {
-    fn of(item: &Item) -> EventPrint {
-        let Op::Event { event, .. } = &item.op else { unreachable!("prepare_event makes events") };
-        EventPrint {
-            key: event.key.clone(),
-            customer_id: item.customer_id.clone(),
-            event_name: event.event_name.clone(),
-            resource_id: event.resource_id.clone(),
-            properties: event.properties.clone(),
-        }
-    }
-
-    /// Whether `original`, stored under the same key, is this event.
-    fn matches(&self, original: &StoredEvent) -> bool {
-        let map = |text: &str| serde_json::from_str::<Map<String, Value>>(text).ok();
-        original.customer_id == self.customer_id
-            && original.event_name == self.event_name
-            && original.resource_id == self.resource_id
-            && map(&original.properties).is_some_and(|p| Some(p) == map(&self.properties))
-    }
-}
-
 /// Whether a first answer (of a usage report or a consume) was given to the
 /// same request: each named field of the request is the same in it.
 fn same_request(first: &Value, sent: &Value, fields: &[&str]) -> bool {
@@ -463,15 +429,12 @@ pub async fn report_event(
     let (item, properties) = prepare_event(&state, &tenant, &catalog, input, now).await?;
     let Op::Event { event, .. } = &item.op else { unreachable!("prepare_event makes events") };
     let response = event_response(&tenant, &item.customer_id, event, Value::Object(properties));
-    let sent = EventPrint::of(&item);
     let outcome = state.ingest.submit(tenant.clone(), now, vec![item]).await?.pop();
+    if outcome.as_ref().is_some_and(|o| o.key_reused) {
+        return Err(key_reused());
+    }
     Ok(Json(match outcome.and_then(|o| o.original) {
-        Some(original) => {
-            if !sent.matches(&original) {
-                return Err(key_reused());
-            }
-            stored_response(&tenant, original)
-        }
+        Some(original) => stored_response(&tenant, original),
         None => response,
     }))
 }
@@ -527,13 +490,18 @@ pub async fn report_events_batch(
             }
         }
     }
-    let sent: Vec<EventPrint> = items.iter().map(EventPrint::of).collect();
+    let keys: Vec<String> = items
+        .iter()
+        .map(|item| match &item.op {
+            Op::Event { event, .. } => event.key.clone(),
+            _ => String::new(),
+        })
+        .collect();
     // The whole batch goes to the writer as one job, so it shares one commit.
     let outcomes = state.ingest.submit(tenant, now, items).await?;
     let (mut accepted, mut duplicates) = (0, 0);
-    for ((i, print), outcome) in positions.into_iter().zip(sent).zip(outcomes) {
-        let key = print.key.clone();
-        if outcome.original.as_ref().is_some_and(|original| !print.matches(original)) {
+    for ((i, key), outcome) in positions.into_iter().zip(keys).zip(outcomes) {
+        if outcome.key_reused {
             rejected += 1;
             results[i] = EventResult {
                 key: Some(Value::String(key)),
