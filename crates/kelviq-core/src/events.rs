@@ -96,7 +96,7 @@ fn time_opt(t: Option<DateTime<Utc>>) -> Value {
 }
 
 /// The snake_case subscription object of `subscription.*` events.
-pub fn subscription_object(s: &Subscription, sold: &Sold, tenant: &Tenant) -> Value {
+pub fn subscription_object(s: &Subscription, sold: &Sold<'_>, tenant: &Tenant) -> Value {
     json!({
         "object": "subscription",
         "organization": tenant.org_id.to_string(),
@@ -122,7 +122,7 @@ pub fn subscription_object(s: &Subscription, sold: &Sold, tenant: &Tenant) -> Va
 }
 
 /// The snake_case order object of `order.*` events.
-pub fn order_object(o: &Order, sold: &Sold, tenant: &Tenant) -> Value {
+pub fn order_object(o: &Order, sold: &Sold<'_>, tenant: &Tenant) -> Value {
     json!({
         "object": "order",
         "organization": tenant.org_id.to_string(),
@@ -144,7 +144,7 @@ pub fn order_object(o: &Order, sold: &Sold, tenant: &Tenant) -> Value {
 }
 
 /// The snake_case invoice object of `invoice.*` events.
-pub fn invoice_object(o: &Order, sold: &Sold, tenant: &Tenant, payment_link: Option<String>) -> Value {
+pub fn invoice_object(o: &Order, sold: &Sold<'_>, tenant: &Tenant, payment_link: Option<String>) -> Value {
     json!({
         "object": "invoice",
         "organization": tenant.org_id.to_string(),
@@ -165,7 +165,7 @@ pub fn invoice_object(o: &Order, sold: &Sold, tenant: &Tenant, payment_link: Opt
 }
 
 /// The snake_case object of `checkout.completed`, with the session's metadata verbatim.
-pub fn checkout_object(cs: &CheckoutSession, sold: &Sold, tenant: &Tenant, amount_minor: i64) -> Value {
+pub fn checkout_object(cs: &CheckoutSession, sold: &Sold<'_>, tenant: &Tenant, amount_minor: i64) -> Value {
     json!({
         "object": "checkout_session",
         "organization": tenant.org_id.to_string(),

@@ -1006,7 +1006,7 @@ async fn apply(state: &AppState, turn: Turn, batch: &[Job], mut fold: bool) -> R
 
     let tenants: HashMap<(uuid::Uuid, Environment), &Tenant> =
         batch.iter().map(|j| ((j.tenant.org_id, j.tenant.env), &j.tenant)).collect();
-    let add_rows: Vec<AddRow> = adds
+    let add_rows: Vec<AddRow<'_>> = adds
         .iter()
         .map(|(k, delta)| AddRow {
             tenant: tenants[&(k.0, k.1)],
@@ -1321,7 +1321,7 @@ async fn count(
 /// Adds a writer's pending sums to the counter rows and marks its share folded.
 async fn fold_pending(w: &mut Work, pending: &Share, writer: usize, now: DateTime<Utc>) -> Result<(), ApplyError> {
     let snapshot = pending.snapshot();
-    let rows: Vec<AddRow> = snapshot
+    let rows: Vec<AddRow<'_>> = snapshot
         .iter()
         .flat_map(|(tenant, customer, sums)| {
             sums.iter().map(move |(feature, period_start, delta)| AddRow {

@@ -426,12 +426,12 @@ mod tests {
         let now = Utc::now();
 
         let mut tx = journal.begin().unwrap();
-        let earlier: Vec<EventRow> = keys.iter().step_by(2).map(|k| row(&b, k)).collect();
+        let earlier: Vec<EventRow<'_>> = keys.iter().step_by(2).map(|k| row(&b, k)).collect();
         assert_eq!(tx.insert_events(&earlier, now).unwrap(), Vec::<usize>::new());
         tx.commit().unwrap();
 
         // Every key for both tenants, interleaved: b's even keys are stored already.
-        let both: Vec<EventRow> = keys.iter().flat_map(|k| [row(&a, k), row(&b, k)]).collect();
+        let both: Vec<EventRow<'_>> = keys.iter().flat_map(|k| [row(&a, k), row(&b, k)]).collect();
         let mut tx = journal.begin().unwrap();
         let skipped = tx.insert_events(&both, now).unwrap();
         let expected: Vec<usize> = (0..keys.len()).step_by(2).map(|k| 2 * k + 1).collect();

@@ -168,8 +168,8 @@ impl Store {
         if rows.is_empty() {
             return Ok(CountedAppend::default());
         }
-        let docs: Vec<EventDoc> = rows.iter().map(|r| EventDoc::of(r, false)).collect();
-        let adds: Vec<Add> = rows
+        let docs: Vec<EventDoc<'_>> = rows.iter().map(|r| EventDoc::of(r, false)).collect();
+        let adds: Vec<Add<'_>> = rows
             .iter()
             .flat_map(|r| r.unfolded.iter().map(|(f, s, d)| Add { k: r.key, c: r.customer_id, f, s: *s, d: *d }))
             .collect();
@@ -238,7 +238,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let docs: Vec<EventDoc> = rows.iter().map(|r| EventDoc::of(r, true)).collect();
+        let docs: Vec<EventDoc<'_>> = rows.iter().map(|r| EventDoc::of(r, true)).collect();
         let (org, env) = usage_binds(tenant);
         let answer = sqlx::query(APPEND_DEFERRED)
             .bind(&org)
@@ -798,7 +798,7 @@ impl Work {
         let mut skipped = Vec::new();
         for (tenant, indexes) in by_tenant(rows.iter().map(|r| r.tenant)) {
             for chunk in indexes.chunks(JSON_CHUNK) {
-                let docs: Vec<EventDoc> = chunk.iter().map(|&i| EventDoc::of(&rows[i], true)).collect();
+                let docs: Vec<EventDoc<'_>> = chunk.iter().map(|&i| EventDoc::of(&rows[i], true)).collect();
                 let number = self.usage_tenant_number(tenant).await?;
                 let stored: std::collections::HashSet<String> = sqlx::query(
                     "INSERT INTO usage_events (tenant, idempotency_key, customer_id, event_name, event_at, \
@@ -930,7 +930,7 @@ impl Work {
         }
         for (tenant, indexes) in by_tenant(rows.iter().map(|r| r.tenant)) {
             for chunk in indexes.chunks(JSON_CHUNK) {
-                let docs: Vec<Doc> = chunk
+                let docs: Vec<Doc<'_>> = chunk
                     .iter()
                     .map(|&i| Doc {
                         c: rows[i].customer_id,
@@ -1098,7 +1098,7 @@ impl Work {
         }
         let tenants: HashMap<(uuid::Uuid, kelviq_core::Environment), Tenant> =
             sums.keys().map(|(org, env, ..)| ((*org, *env), Tenant { org_id: *org, org_seq: 0, env: *env })).collect();
-        let rows: Vec<AddRow> = sums
+        let rows: Vec<AddRow<'_>> = sums
             .iter()
             .map(|((org, env, customer, feature, start), delta)| AddRow {
                 tenant: &tenants[&(*org, *env)],
