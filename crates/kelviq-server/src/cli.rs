@@ -60,26 +60,6 @@ enum Command {
     Config,
     /// Print this server's OpenAPI document.
     Openapi,
-    /// Benchmark: a server on a temporary database (SQLite, or a new database on the
-    /// PostgreSQL server of --database-url), N customers with subscriptions, then
-    /// entitlement checks, event ingestion and memory, printed.
-    Bench {
-        /// Customers to load, each with a subscription.
-        #[arg(long, default_value_t = 100_000)]
-        customers: u64,
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Concurrent keep-alive connections.
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        /// Concurrent connections sending 100-event batches.
-        #[arg(long, default_value_t = 16)]
-        batch_connections: usize,
-        /// Runs only these measurements (comma-separated: checks, events, batches).
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -218,19 +198,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Keys(cmd) => run_keys(&open_store(&cfg).await?, cmd).await,
             Command::Orgs(cmd) => run_orgs(&open_store(&cfg).await?, cmd).await,
             Command::Catalog(cmd) => run_catalog(&open_store(&cfg).await?, cmd).await,
-            Command::Bench { customers, seconds, connections, batch_connections, only } => {
-                let options = crate::bench::BenchOptions {
-                    customers,
-                    seconds,
-                    connections,
-                    batch_connections,
-                    only,
-                    database_url: cfg.database_url.clone(),
-                    config: cfg,
-                };
-                crate::bench::run(options).await?;
-                Ok(ExitCode::SUCCESS)
-            }
             Command::Config | Command::Openapi => unreachable!("handled above"),
         }
     })

@@ -3,7 +3,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod catalog_io;
 pub mod changes;
 pub mod cli;
@@ -12,7 +11,6 @@ pub mod entitlements;
 pub mod error;
 pub mod extract;
 pub mod ingest;
-pub mod loadgen;
 pub mod media;
 pub mod metrics;
 pub mod payments;

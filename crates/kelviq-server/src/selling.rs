@@ -86,18 +86,6 @@ pub async fn published_plan(state: &AppState, tenant: &Tenant, identifier: &str)
     })
 }
 
-fn sub_columns(s: &Subscription) -> DocColumns {
-    DocColumns {
-        customer_id: Some(s.customer_id.clone()),
-        status: Some(s.status.as_str().into()),
-        next_due_at: s.next_due().map(|d| d.0),
-        started_at: Some(s.started_at),
-        created_at: s.created_at,
-        modified_at: s.modified_at,
-        ..Default::default()
-    }
-}
-
 fn order_columns(o: &Order) -> DocColumns {
     DocColumns {
         customer_id: Some(o.customer_id.clone()),
@@ -114,7 +102,7 @@ fn order_columns(o: &Order) -> DocColumns {
 }
 
 pub async fn save_subscription(w: &mut Work, s: &Subscription) -> ApiResult<()> {
-    w.put(DocTable::Subscriptions, &s.id.to_string(), s, &sub_columns(s)).await?;
+    w.put_subscription(s).await?;
     Ok(())
 }
 
@@ -1207,7 +1195,7 @@ pub async fn publish_and_migrate(
                 continue;
             }
             s.modified_at = now;
-            w.put(DocTable::Subscriptions, &s.id.to_string(), &s, &sub_columns(&s)).await?;
+            w.put_subscription(&s).await?;
             let customer = w.find_customer_any(&s.customer_id).await?;
             let product = w.find_product_any(&s.product_id.to_string()).await?;
             if let Some(customer) = customer {

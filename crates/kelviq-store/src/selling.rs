@@ -340,6 +340,29 @@ pub struct DocColumns {
     pub modified_at: DateTime<Utc>,
 }
 
+impl DocColumns {
+    /// The columns of a subscription's row: its customer, status, next due
+    /// time (renewal, trial end, retry or cancellation) and start.
+    pub fn of_subscription(s: &kelviq_core::billing::Subscription) -> DocColumns {
+        DocColumns {
+            customer_id: Some(s.customer_id.clone()),
+            status: Some(s.status.as_str().into()),
+            next_due_at: s.next_due().map(|d| d.0),
+            started_at: Some(s.started_at),
+            created_at: s.created_at,
+            modified_at: s.modified_at,
+            ..Default::default()
+        }
+    }
+}
+
+impl Work {
+    /// Stores a subscription (new or changed) with its columns.
+    pub async fn put_subscription(&mut self, s: &kelviq_core::billing::Subscription) -> Result<()> {
+        self.put(DocTable::Subscriptions, &s.id.to_string(), s, &DocColumns::of_subscription(s)).await
+    }
+}
+
 /// One transaction of selling writes for one tenant.
 pub struct Work {
     tx: Transaction<'static, Any>,

@@ -1,18 +1,17 @@
-//! `kelviq bench`: starts the server on a temporary database, loads customers
-//! with subscriptions, and measures the entitlement check (against the same
-//! server's `/healthz` as the HTTP floor), event ingestion (single events and
-//! 100-event batches, 1 % duplicate keys) and resident memory.
+//! Starts the server on a temporary database, loads customers with
+//! subscriptions (through the store), and measures over HTTP the
+//! entitlement check (against the same server's `/healthz` as the HTTP
+//! floor), event ingestion (single events and 100-event batches, 1 %
+//! duplicate keys) and resident memory.
 
-use crate::app::{bootstrap_demo, open_store, serve, AppState};
-use crate::config::Config;
 use crate::loadgen::{load, Request, Run};
-use crate::selling::save_subscription;
 use chrono::Utc;
 use kelviq_core::billing::Subscription;
 use kelviq_core::customer::NewCustomer;
 use kelviq_core::plans::ChargePeriod;
 use kelviq_core::timefmt::report_timestamp;
 use kelviq_core::{Clock, Environment, SystemClock, Tenant};
+use kelviq_server::{bootstrap_demo, open_store, serve, AppState, Config};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -110,20 +109,20 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     seed_catalog(&client, &base, &key).await?;
     let plan = store.find_published_plan(&tenant, "bench").await?.ok_or_else(|| anyhow::anyhow!("bench plan"))?;
     let loaded = Instant::now();
-    load_customers(&state, &tenant, &plan, options.customers).await?;
+    load_customers(&store, clock.now(), &tenant, &plan, options.customers).await?;
     store.analyze().await?;
     println!("loaded {} customers with subscriptions in {:.1} s", options.customers, loaded.elapsed().as_secs_f64());
 
     // Resident memory of the engine: before and after every customer is in memory.
     let before = rss_bytes();
     let warm = Instant::now();
-    warm_up(&state, &tenant, options.customers).await?;
+    warm_up(&client, &base, &key, options.customers).await?;
     let after = rss_bytes();
     if let (Some(b), Some(a)) = (before, after) {
         let per_100k = (a.saturating_sub(b)) as f64 * 100_000.0 / options.customers.max(1) as f64 / 1_048_576.0;
         println!(
             "entitlement state: {} customers in memory in {:.1} s; resident memory {:.0} MB → {:.0} MB: {:.1} MB per 100,000 customers",
-            state.entitlements.len(),
+            options.customers,
             warm.elapsed().as_secs_f64(),
             b as f64 / 1_048_576.0,
             a as f64 / 1_048_576.0,
@@ -169,7 +168,7 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     let ts = report_timestamp(Utc::now());
     if wants("events") {
         let t = ts.clone();
-        let before = writer_totals();
+        let before = writer_totals(&client, &base).await;
         let single = load(addr, Some(&key), options.connections, options.seconds, move |worker, i| {
             let mut body = String::with_capacity(160);
             let i = dup(i);
@@ -178,10 +177,10 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         })
         .await;
         report("raw events, one per request", &single);
-        report_writer(before);
+        report_writer(&client, &base, before).await;
     }
     if wants("batches") {
-        let before = writer_totals();
+        let before = writer_totals(&client, &base).await;
         let batched = load(addr, Some(&key), options.batch_connections, options.seconds, move |worker, i| {
             let mut body = String::with_capacity(100 * 160 + 16);
             body.push_str(r#"{"events":["#);
@@ -197,17 +196,20 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         })
         .await;
         report("raw events, 100 per request", &batched);
-        report_writer(before);
+        report_writer(&client, &base, before).await;
     }
     let _ = stop.send(());
     let _ = server.await;
     Ok(())
 }
 
-/// The usage writer's totals so far: (transactions, items, seconds), from
-/// this process's metrics.
-fn writer_totals() -> [f64; 5] {
-    let text = crate::metrics::render();
+/// The usage writer's totals so far: (transactions, items, seconds, syncs,
+/// seconds syncing), from the server's `/metrics`.
+async fn writer_totals(client: &reqwest::Client, base: &str) -> [f64; 5] {
+    let text = match client.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
     let value = |name: &str| {
         text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse::<f64>().ok())).unwrap_or(0.0)
     };
@@ -223,8 +225,8 @@ fn writer_totals() -> [f64; 5] {
 /// How the writer grouped a run's requests: transactions, items per
 /// transaction, and the time each took; on SQLite, the syncs of the
 /// journal's commits (each covers every commit before it).
-fn report_writer(before: [f64; 5]) {
-    let now = writer_totals();
+async fn report_writer(client: &reqwest::Client, base: &str, before: [f64; 5]) {
+    let now = writer_totals(client, base).await;
     let [t, i, s, syncs, synced] = std::array::from_fn(|k| now[k] - before[k]);
     if t > 0.0 {
         println!(
@@ -297,16 +299,16 @@ async fn seed_catalog(client: &reqwest::Client, base: &str, key: &str) -> anyhow
 
 /// Customers `c0…` each with an active monthly subscription, written in large transactions.
 async fn load_customers(
-    state: &AppState,
+    store: &kelviq_store::Store,
+    now: chrono::DateTime<Utc>,
     tenant: &Tenant,
     plan: &kelviq_core::plans::PlanVersion,
     n: u64,
 ) -> anyhow::Result<()> {
-    let now = state.clock.now();
     let chunk = 5_000;
     let mut done = 0;
     while done < n {
-        let mut w = state.store.begin(tenant).await?;
+        let mut w = store.begin(tenant).await?;
         for i in done..(done + chunk).min(n) {
             let c = w
                 .insert_customer(
@@ -322,7 +324,7 @@ async fn load_customers(
                 .await?;
             let sub =
                 Subscription::start(c.id, &c.customer_id, plan, ChargePeriod::Monthly, "USD", 1000, Vec::new(), now);
-            save_subscription(&mut w, &sub).await?;
+            w.put_subscription(&sub).await?;
         }
         w.commit().await?;
         done = (done + chunk).min(n);
@@ -332,21 +334,25 @@ async fn load_customers(
     Ok(())
 }
 
-/// Loads every customer's state into memory.
-async fn warm_up(state: &AppState, tenant: &Tenant, n: u64) -> anyhow::Result<()> {
+/// Brings every customer's entitlement state into the server's memory, as
+/// their first checks do.
+async fn warm_up(client: &reqwest::Client, base: &str, key: &str, n: u64) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..8)
         .map(|_| {
-            let (state, tenant, next) = (state.clone(), tenant.clone(), next.clone());
+            let (client, base, key, next) = (client.clone(), base.to_string(), key.to_string(), next.clone());
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= n {
                         return Ok::<_, anyhow::Error>(());
                     }
-                    crate::entitlements::load(&state, &tenant, &format!("c{i}"))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let r = client
+                        .get(format!("{base}/api/v1/entitlements/?customer_id=c{i}"))
+                        .bearer_auth(&key)
+                        .send()
+                        .await?;
+                    anyhow::ensure!(r.status().is_success(), "checking c{i}: {}", r.status());
                     if i % 10_000 == 0 {
                         eprint!("\r  loading entitlement state: {i}/{n}");
                     }
