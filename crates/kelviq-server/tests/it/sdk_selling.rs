@@ -2,7 +2,7 @@
 //! checkout, subscriptions (with activate_on_payment), charges, refunds,
 //! transactions and payment methods, async and blocking.
 
-mod common;
+use crate::common;
 
 use common::{http, Backend, TestServer};
 use kelviq_sdk::selling::{

@@ -3,7 +3,7 @@
 //! every acknowledged one is counted exactly once, and retrying the
 //! unacknowledged ones with the same keys counts each once.
 
-mod common;
+use crate::common;
 
 use common::process::serve;
 use common::{http, Backend, TestDatabase};

@@ -3,7 +3,7 @@
 //! publishes (with real ids and upload keys swapped in), must be accepted,
 //! and must be answered with every property the documented response has.
 
-mod common;
+use crate::common;
 
 use common::{http, Backend, TestServer};
 use reqwest::Method;

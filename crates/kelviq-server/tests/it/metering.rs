@@ -4,7 +4,7 @@
 //! feature, overrides, usage alerts, and the atomic consume under
 //! concurrency.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use serde_json::{json, Value};

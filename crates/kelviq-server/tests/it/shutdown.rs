@@ -1,6 +1,6 @@
 //! Graceful shutdown lets a request already in flight finish and commit.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,7 +2,7 @@
 //! product images, plan files with signed short-lived downloads, and every
 //! way an upload can be refused.
 
-mod common;
+use crate::common;
 
 use common::{http, Backend, TestServer};
 use kelviq_core::Environment;

@@ -2,7 +2,7 @@
 //! and prove apply is idempotent, honours --dry-run, and refuses bad files
 //! before writing anything.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use kelviq_core::{Environment, Tenant};

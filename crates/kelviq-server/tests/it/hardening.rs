@@ -2,7 +2,7 @@
 //! attacker and a careless client would (issue 23), on both backends,
 //! through the real server over HTTP.
 
-mod common;
+use crate::common;
 
 use common::api::Api;
 use common::{http, Backend, TestServer};

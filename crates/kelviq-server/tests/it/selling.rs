@@ -4,7 +4,7 @@
 //! recover or cancel, trials, every cancellation type), charges, refunds,
 //! money records, validation and concurrency.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use kelviq_core::keys::KeyKind;

@@ -2,7 +2,7 @@
 //! our server on both backends; then what the entitlement check says as the
 //! subscription changes.
 
-mod common;
+use crate::common;
 
 use common::{http, Backend, TestServer};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! discard, supersede, archive), prices in minor units, plan entitlements,
 //! validation, tenant isolation and concurrent edits, on both backends.
 
-mod common;
+use crate::common;
 
 use common::{http, Backend, TestServer};
 use kelviq_core::Environment;

@@ -3,7 +3,7 @@
 //! two-tier cache with stale answers when the server is down, the offline
 //! queue kept in Redis and flushed by another client, consume and batches.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use kelviq_core::Clock;

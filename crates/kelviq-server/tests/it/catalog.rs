@@ -1,7 +1,7 @@
 //! Catalog, part one, end to end: products (with settings) and features,
 //! through the Rust SDK and raw HTTP, on both backends.
 
-mod common;
+use crate::common;
 
 use common::{http, Backend, TestServer};
 use kelviq_core::Environment;

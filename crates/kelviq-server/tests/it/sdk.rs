@@ -1,7 +1,7 @@
 //! The Rust SDK's transport behaviour: network failures and timeouts carry no
 //! status (the Python SDK's `APIError`), bad configuration is refused early.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use kelviq_sdk::customers::ListCustomers;

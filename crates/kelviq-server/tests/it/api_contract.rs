@@ -2,7 +2,7 @@
 //! input (never a 500, never a partial write), casing, trailing slashes,
 //! operability endpoints and the committed OpenAPI document.
 
-mod common;
+use crate::common;
 
 use common::{http, Backend, TestServer};
 use kelviq_core::keys::KeyKind;

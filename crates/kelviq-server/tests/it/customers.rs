@@ -1,6 +1,6 @@
 //! Customers end to end, driven by the Rust SDK against the real server.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use kelviq_core::Environment;

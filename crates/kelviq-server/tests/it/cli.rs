@@ -2,7 +2,7 @@
 //! keys made and revoked by the CLI while the server runs, PostgreSQL chosen by
 //! URL, two server processes on one PostgreSQL, and SIGTERM.
 
-mod common;
+use crate::common;
 
 use common::{http, Backend, TestDatabase};
 

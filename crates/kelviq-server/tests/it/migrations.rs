@@ -1,7 +1,7 @@
 //! Migrations applied to data written in the shape before them, on both
 //! backends.
 
-mod common;
+use crate::common;
 
 use chrono::Utc;
 use common::{Backend, TestDatabase};

@@ -1,0 +1,26 @@
+//! The server's integration tests, one test binary: each module drives the
+//! real server (in-process on a random port, or the `kelviq` binary) over HTTP
+//! with the Rust SDK and plain requests, on SQLite and PostgreSQL. The shared
+//! harness and helpers are in `common`.
+
+#[macro_use]
+mod common;
+
+mod api_contract;
+mod catalog;
+mod catalog_code;
+mod cli;
+mod customers;
+mod durability;
+mod hardening;
+mod integration_guide;
+mod media;
+mod metering;
+mod migrations;
+mod plans;
+mod sdk;
+mod sdk_metering;
+mod sdk_selling;
+mod selling;
+mod shutdown;
+mod wire_openapi;
