@@ -1,9 +1,10 @@
 //! The application: state, router, and serving with graceful shutdown.
 
-use crate::auth::KeyCache;
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::{metrics, routes};
+use crate::http::auth::KeyCache;
+use crate::http::error::ApiError;
+use crate::http::metrics;
+use crate::routes;
 use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
 use axum::http::Uri;
 use axum::response::IntoResponse;
@@ -85,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", routes::api_router())
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })
-        .layer(axum::middleware::from_fn(crate::reqlog::track))
+        .layer(axum::middleware::from_fn(crate::http::reqlog::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -127,11 +128,11 @@ pub async fn serve(
         let app = app.clone();
         async move {
             // What no route may see (see `urlcheck`), before routing.
-            if let Err(refused) = crate::urlcheck::check_uri(req.uri()) {
+            if let Err(refused) = crate::http::urlcheck::check_uri(req.uri()) {
                 return Ok(refused.into_response());
             }
             let response = app.oneshot(trim_trailing_slash(req)).await.into_response();
-            Ok::<_, std::convert::Infallible>(crate::urlcheck::json_errors(response).await)
+            Ok::<_, std::convert::Infallible>(crate::http::urlcheck::json_errors(response).await)
         }
     });
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();

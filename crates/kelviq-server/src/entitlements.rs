@@ -8,7 +8,7 @@
 //! process. A check that finds its customer in memory touches no database.
 
 use crate::app::AppState;
-use crate::error::ApiResult;
+use crate::http::error::ApiResult;
 use crate::ingest::Counted;
 use crate::selling::live_subscriptions;
 use crate::tenant_map::{customer_hash, TenantMap};

@@ -26,7 +26,7 @@
 
 use crate::app::AppState;
 use crate::entitlements::Counters;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 use crate::tenant_map::TenantMap;
 use chrono::{DateTime, Utc};
 use kelviq_core::entitlements::crossed_alerts;

@@ -4,7 +4,7 @@
 //! server process on the database.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 use kelviq_core::signing::sign;
 use kelviq_core::Tenant;
 use kelviq_store::{MediaFile, MediaOwner, StoreError, Upload};

@@ -4,7 +4,7 @@
 //! records, outbox events and the entitlement change notice commit together.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 use crate::payments::{provider_for, CardInput, PayError, PaymentProvider};
 use chrono::{DateTime, Duration, Utc};
 use kelviq_core::billing::{
@@ -503,7 +503,7 @@ pub async fn complete_checkout(
     };
     w.put(DocTable::CheckoutSessions, &cs.id, &cs, &cols).await?;
     finish(state, w).await?;
-    crate::reqlog::in_span(
+    crate::http::reqlog::in_span(
         || tracing::info!(session = %cs.id, order = %order.id, subscription = %sub.id, "checkout completed"),
     );
     Ok(cs)

@@ -2,8 +2,8 @@
 //! Products and features are addressed by UUID or by identifier.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Body, Paging, ServerCaller};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller};
 use crate::media;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;

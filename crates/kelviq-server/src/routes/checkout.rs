@@ -2,8 +2,8 @@
 //! events, and the sandbox helper that completes a session without a browser.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
 use crate::payments::CardInput;
 use crate::routes::selling_wire::{log_entries, Renderer};
 use crate::selling::{self, complete_checkout, tenant_now, CheckoutError, CheckoutForm};
@@ -275,7 +275,7 @@ pub async fn create_checkout(
     };
     w.put(DocTable::CheckoutSessions, &session.id, &session, &cols).await?;
     w.commit().await?;
-    crate::reqlog::in_span(
+    crate::http::reqlog::in_span(
         || tracing::info!(session = %session.id, plan = %session.plan_identifier, "checkout session created"),
     );
     let url = format!("{base}/checkout/{}/", session.id);

@@ -1,8 +1,8 @@
 //! Customers (spec §1.1): create, list, retrieve, partial update, archive.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
 use crate::wire::double_option;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
@@ -192,7 +192,7 @@ pub async fn create_customer(
         StoreError::Conflict(_) => ApiError::field("customer_id", "customer with this customerId already exists."),
         other => other.into(),
     })?;
-    crate::reqlog::in_span(|| tracing::info!(customer = %customer.id, "customer created"));
+    crate::http::reqlog::in_span(|| tracing::info!(customer = %customer.id, "customer created"));
     Ok((StatusCode::CREATED, Json(customer.into())))
 }
 

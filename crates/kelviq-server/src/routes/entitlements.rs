@@ -2,8 +2,8 @@
 //! granting subscription (a feature can appear more than once).
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::Caller;
 use crate::selling::tenant_now;
 use axum::extract::{Query, State};
 use axum::routing::get;

@@ -1,7 +1,7 @@
 //! Liveness, readiness and metrics.
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
@@ -30,13 +30,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
     let stalled = state.ingest.stalled();
     if !stalled.is_empty() {
         let what = stalled.join("; ");
-        crate::reqlog::in_span(|| tracing::warn!(failing = %what, "readiness: usage is stalled"));
+        crate::http::reqlog::in_span(|| tracing::warn!(failing = %what, "readiness: usage is stalled"));
         return Err(ApiError::Unavailable(format!("Usage is stalled, failing for a while: {what}.")));
     }
     match state.store.ping().await {
         Ok(()) => Ok(Json(json!({ "status": "ok", "database": state.store.backend().name() }))),
         Err(e) => {
-            crate::reqlog::in_span(|| tracing::warn!(error = %e, "readiness check failed"));
+            crate::http::reqlog::in_span(|| tracing::warn!(error = %e, "readiness check failed"));
             Err(ApiError::Unavailable("Database unavailable.".into()))
         }
     }
@@ -45,5 +45,5 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
 pub async fn metrics() -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render())
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], crate::http::metrics::render())
 }

@@ -3,7 +3,7 @@
 //! exactly as the sandbox API helper does, then redirects to `successUrl`.
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::payments::CardInput;
 use crate::routes::selling_wire::session_status;
 use crate::selling::{complete_checkout, tenant_now, CheckoutError, CheckoutForm};

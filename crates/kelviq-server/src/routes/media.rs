@@ -3,8 +3,8 @@
 //! links (plan files) or public URLs (product images).
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Body, ServerCaller};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{BaseUrl, Body, ServerCaller};
 use crate::media::{tmp_path, MEDIA_SECRET};
 use axum::body::Body as HttpBody;
 use axum::extract::multipart::MultipartError;

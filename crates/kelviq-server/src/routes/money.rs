@@ -2,8 +2,8 @@
 //! refunds and payment methods; and the sandbox test clock.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
 use crate::routes::checkout::{date_filters, required};
 use crate::routes::selling_wire::{log_entries, Renderer};
 use crate::selling::{self, tenant_now};
@@ -293,7 +293,7 @@ pub async fn create_refund(
         (None, None) => None,
     };
     let refund = selling::refund_order(&state, &tenant, &order.id, amount, input.reason, input.internal_note).await?;
-    crate::reqlog::in_span(
+    crate::http::reqlog::in_span(
         || tracing::info!(order = %order.id, refund = %refund.id, amount = refund.amount_minor, "refund created"),
     );
     let now = tenant_now(&state, &tenant).await?;
@@ -421,7 +421,7 @@ pub async fn advance_test_clock(
     w.commit().await?;
     state.test_clocks.write().unwrap_or_else(|e| e.into_inner()).insert((tenant.org_id, tenant.env), offset);
     let ran = run.ran;
-    crate::reqlog::in_span(|| tracing::info!(now = %iso_seconds(reached), ran, "test clock advanced"));
+    crate::http::reqlog::in_span(|| tracing::info!(now = %iso_seconds(reached), ran, "test clock advanced"));
     let mut out = json!({ "now": iso_seconds(reached), "ran": ran, "complete": run.stopped_at.is_none() });
     if run.stopped_at.is_some() {
         out["detail"] = json!(format!(

@@ -3,8 +3,8 @@
 //! newest version is published lands in a new draft version.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{BaseUrl, Body, Paging, ServerCaller};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller};
 use crate::media;
 use crate::routes::catalog::{FeatureOut, MediaPatch};
 use axum::extract::{Path, Query, State};
@@ -346,7 +346,7 @@ pub async fn publish_plan(
     let (plan, moved) = crate::selling::publish_and_migrate(&state, &tenant, &identifier, features, pricing)
         .await
         .map_err(plan_errors)?;
-    crate::reqlog::in_span(|| {
+    crate::http::reqlog::in_span(|| {
         tracing::info!(plan = %plan.identifier, version = plan.version, update_features = features, update_pricing = pricing,
         migrated = moved, "plan published")
     });

@@ -4,8 +4,8 @@
 
 use crate::app::AppState;
 use crate::entitlements::{self, CustomerState};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, JsonBytes, ServerCaller};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Body, JsonBytes, ServerCaller};
 use crate::ingest::{AlertSpec, ConsumeOp, EventData, Item, Op, Target};
 use crate::selling::tenant_now;
 use axum::extract::{Path, State};
@@ -473,7 +473,7 @@ pub async fn report_events_batch(
     let mut results: Vec<EventResult> = std::iter::repeat_with(EventResult::default).take(events.len()).collect();
     let mut rejected = 0;
     for (i, raw) in events.iter().enumerate() {
-        let ready = match crate::extract::from_json_object::<EventIn>(raw.get()) {
+        let ready = match crate::http::extract::from_json_object::<EventIn>(raw.get()) {
             Ok(e) => prepare_event(&state, &tenant, &catalog, e, now).await,
             Err(e) => Err(e),
         };

@@ -1,7 +1,7 @@
 //! How selling records look on the wire (camelCase, spec §1.2, §1.5, §1.6).
 
 use crate::app::AppState;
-use crate::error::ApiResult;
+use crate::http::error::ApiResult;
 use crate::routes::catalog::FeatureOut;
 use chrono::{DateTime, Utc};
 use kelviq_core::billing::{

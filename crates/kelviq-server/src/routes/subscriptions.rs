@@ -4,8 +4,8 @@
 //! the same kind.
 
 use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, ServerCaller};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{Body, ServerCaller};
 use crate::routes::checkout::{parse_period, parse_quantities, required, FeatureQuantityIn};
 use crate::routes::selling_wire::Renderer;
 use crate::selling::{self, tenant_now, Cancellation, ChangeRequest, Parties, Purchase};

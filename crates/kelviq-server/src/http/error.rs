@@ -117,9 +117,9 @@ impl IntoResponse for ApiError {
             // Logged with the request's context and the whole cause chain;
             // the client sees only a generic message.
             ApiError::Internal(cause) => {
-                crate::reqlog::in_span(|| tracing::error!(error = format!("{cause:#}"), "internal error"))
+                crate::http::reqlog::in_span(|| tracing::error!(error = format!("{cause:#}"), "internal error"))
             }
-            ApiError::Unavailable(why) => crate::reqlog::in_span(|| tracing::warn!(reason = %why, "unavailable")),
+            ApiError::Unavailable(why) => crate::http::reqlog::in_span(|| tracing::warn!(reason = %why, "unavailable")),
             _ => {}
         }
         let mut response = (status, axum::Json(self.body())).into_response();

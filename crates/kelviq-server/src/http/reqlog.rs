@@ -40,7 +40,7 @@ pub async fn track(req: Request, next: Next) -> Response {
             let (status, seconds) = (response.status().as_u16(), started.elapsed().as_secs_f64());
             REQUEST.with(|r| {
                 let route = r.route.as_ref().map_or("unmatched", MatchedPath::as_str);
-                crate::metrics::record(route, &r.method, status, seconds);
+                crate::http::metrics::record(route, &r.method, status, seconds);
             });
             if tracing::enabled!(tracing::Level::DEBUG) {
                 in_span(|| tracing::debug!(status, ms = seconds * 1000.0, "request finished"));

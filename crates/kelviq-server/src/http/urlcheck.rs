@@ -14,7 +14,7 @@
 //! Only URLs with a `%` are decoded, so the hot paths pay one scan. Both
 //! run around the router in [`crate::app::serve`], not as a layer of it.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;

@@ -2,7 +2,7 @@
 //! API-key authentication, and page-number pagination.
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
@@ -211,7 +211,7 @@ where
         }
         let identity = state.keys.resolve(&state.store, secret.trim()).await?;
         let identity = identity.ok_or(ApiError::Unauthenticated("Invalid API key."))?;
-        crate::reqlog::set_org(identity.tenant.org_seq);
+        crate::http::reqlog::set_org(identity.tenant.org_seq);
         Ok(Caller { tenant: identity.tenant, kind: identity.kind })
     }
 }
