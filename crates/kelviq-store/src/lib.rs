@@ -18,6 +18,7 @@ mod catalog;
 mod changes;
 mod customers;
 mod events;
+mod filters;
 mod held;
 mod journal;
 mod keys;
@@ -30,13 +31,14 @@ mod selling;
 mod usage;
 
 pub use changes::{usage_wake_payload, Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
+pub use filters::Filter;
 pub use journal::{EventJournal, JournalTx, WalSync};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
 pub use owner::{HandoverListener, UsageLock, HANDOVER_CHANNEL, LOCK_APPLICATION};
 pub use selling::{
-    DocColumns, DocTable, Filter, StoredPaymentMethod, Work, TOPIC_CATALOG, TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK,
+    DocColumns, DocTable, StoredPaymentMethod, Work, TOPIC_CATALOG, TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK,
 };
 pub use usage::{change_subject, AddRow, ChangeSubject, Counter, CounterChange, EventRow, StoredEvent, TOPIC_USAGE};
 
