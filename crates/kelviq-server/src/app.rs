@@ -1,10 +1,11 @@
-//! The application: state, router, and serving with graceful shutdown.
+//! The application: router assembly, serving with graceful shutdown, and the
+//! demo bootstrap.
 
 use crate::config::Config;
-use crate::http::auth::KeyCache;
 use crate::http::error::ApiError;
 use crate::http::metrics;
 use crate::routes;
+use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
 use axum::http::Uri;
 use axum::response::IntoResponse;
@@ -17,51 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
-
-/// Everything a request handler may need. Cheap to clone: one shared
-/// reference (handlers and extractors clone it several times per request).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// What [`AppState`] shares.
-pub struct Shared {
-    pub store: Store,
-    pub clock: Arc<dyn Clock>,
-    pub config: Arc<Config>,
-    pub keys: Arc<KeyCache>,
-    /// In-memory entitlement state (see `entitlements`).
-    pub entitlements: Arc<crate::entitlements::Engine>,
-    /// Sandbox test clock offsets per tenant, as last read or set.
-    pub test_clocks: Arc<std::sync::RwLock<std::collections::HashMap<(uuid::Uuid, Environment), chrono::Duration>>>,
-    /// This process's name in the change feed.
-    pub origin: Arc<str>,
-    /// The usage writer (group commit), started by `serve`.
-    pub ingest: crate::ingest::Ingest,
-}
-
-impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
-        let keys = Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_seconds)));
-        Self(Arc::new(Shared {
-            store,
-            clock,
-            config: Arc::new(config),
-            keys,
-            entitlements: Arc::default(),
-            test_clocks: Arc::default(),
-            origin: uuid::Uuid::new_v4().simple().to_string().into(),
-            ingest: crate::ingest::Ingest::default(),
-        }))
-    }
-}
 
 /// Connects to the configured database and runs the migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -142,7 +98,7 @@ pub async fn serve(
         let _ = stopping_tx.send(());
     };
     let follower = tokio::spawn(crate::changes::follow(state.clone()));
-    let writer = crate::ingest::start(state.clone()).await?;
+    let writer = crate::usage::start(state.clone()).await?;
     let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
     let scheduler = crate::selling::spawn_scheduler(state.clone(), scheduler_stop);
     let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(signal);

@@ -2,7 +2,7 @@
 //! changes made by the others (or by the CLI) within a tick: woken by
 //! `LISTEN kelviq_changes` on PostgreSQL, polling every 100 ms on SQLite.
 
-use crate::app::AppState;
+use crate::state::AppState;
 use kelviq_store::{
     change_subject, usage_wake_payload, Change, ChangeListener, StoreError, TOPIC_API_KEY, TOPIC_CATALOG,
     TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK, TOPIC_USAGE,
@@ -55,11 +55,11 @@ fn dispatch(state: &AppState, change: &Change) {
         state.keys.evict(&change.subject);
     } else if change.topic == TOPIC_CATALOG {
         state.entitlements.clear();
-        crate::routes::reporting::forget_all_catalogs();
+        crate::usage::meters::forget_all_catalogs();
     } else if change.topic == TOPIC_TEST_CLOCK {
         if let Some((org, env)) = change.subject.split_once(':') {
             if let (Ok(org), Ok(env)) = (org.parse(), env.parse()) {
-                state.test_clocks.write().unwrap_or_else(|e| e.into_inner()).remove(&(org, env));
+                crate::clock::forget_offset(state, org, env);
             }
         }
     } else if change.topic == TOPIC_ENTITLEMENTS || change.topic == TOPIC_USAGE {

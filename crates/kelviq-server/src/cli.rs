@@ -1,7 +1,8 @@
 //! The `kelviq` command: `serve`, `migrate`, `keys`, `orgs`, `config`, `openapi`.
 
-use crate::app::{bootstrap_demo, open_store, serve, AppState};
+use crate::app::{bootstrap_demo, open_store, serve};
 use crate::config::{Config, LogFormat};
+use crate::state::AppState;
 use clap::{Parser, Subcommand};
 use kelviq_core::keys::{generate, KeyKind};
 use kelviq_core::timefmt::iso_seconds;

@@ -3,8 +3,8 @@
 //! and records it. Links to files are signed with a secret shared by every
 //! server process on the database.
 
-use crate::app::AppState;
 use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
 use kelviq_core::signing::sign;
 use kelviq_core::Tenant;
 use kelviq_store::{MediaFile, MediaOwner, StoreError, Upload};

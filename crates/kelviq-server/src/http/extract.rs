@@ -1,8 +1,8 @@
 //! Request extractors: the JSON body (either casing, Kelviq error shapes),
 //! API-key authentication, and page-number pagination.
 
-use crate::app::AppState;
 use crate::http::error::ApiError;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};

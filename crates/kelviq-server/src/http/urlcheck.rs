@@ -12,7 +12,7 @@
 //!   the JSON error shape, `{"detail": "…"}`.
 //!
 //! Only URLs with a `%` are decoded, so the hot paths pay one scan. Both
-//! run around the router in [`crate::app::serve`], not as a layer of it.
+//! run around the router by `serve` (app.rs), not as a layer of it.
 
 use crate::http::error::ApiError;
 use axum::body::Body;

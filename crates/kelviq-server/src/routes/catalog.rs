@@ -1,10 +1,10 @@
 //! Catalog, part one (spec §1.9): products with their settings, and features.
 //! Products and features are addressed by UUID or by identifier.
 
-use crate::app::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller};
 use crate::media;
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -449,7 +449,7 @@ pub async fn create_feature(
         .insert_feature(&tenant, &new, state.clock.now())
         .await
         .map_err(|e| conflict_on_identifier(e, "feature"))?;
-    crate::routes::reporting::forget_catalog(&tenant);
+    crate::usage::meters::forget_catalog(&tenant);
     Ok((StatusCode::CREATED, Json(feature.into())))
 }
 
@@ -487,7 +487,7 @@ pub async fn update_feature(
     .collect();
     let changes = FeatureChanges::parse(patch.name, patch.description, patch.metadata, &immutable)?;
     let feature = state.store.update_feature(&tenant, &pk, &changes, state.clock.now()).await?;
-    crate::routes::reporting::forget_catalog(&tenant);
+    crate::usage::meters::forget_catalog(&tenant);
     Ok(Json(feature.into()))
 }
 
@@ -505,7 +505,7 @@ pub async fn archive_feature(
         .archive_feature(&tenant, &pk, state.clock.now())
         .await
         .map_err(|e| conflict_on_identifier(e, "feature"))?;
-    crate::routes::reporting::forget_catalog(&tenant);
+    crate::usage::meters::forget_catalog(&tenant);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,12 +1,13 @@
 //! Checkout (spec §1.2): create a session, list and read sessions and their
 //! events, and the sandbox helper that completes a session without a browser.
 
-use crate::app::AppState;
+use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
-use crate::payments::CardInput;
 use crate::routes::selling_wire::{log_entries, Renderer};
-use crate::selling::{self, complete_checkout, tenant_now, CheckoutError, CheckoutForm};
+use crate::selling::payments::CardInput;
+use crate::selling::{self, complete_checkout, CheckoutError, CheckoutForm};
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;

@@ -1,8 +1,8 @@
 //! Customers (spec §1.1): create, list, retrieve, partial update, archive.
 
-use crate::app::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
+use crate::state::AppState;
 use crate::wire::double_option;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;

@@ -1,19 +1,31 @@
 //! The entitlement check (spec §1.3): what a customer may use, one row per
 //! granting subscription (a feature can appear more than once).
 
-use crate::app::AppState;
+use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::Caller;
-use crate::selling::tenant_now;
-use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::Router;
+use crate::http::extract::{Body, Caller, ServerCaller};
+use crate::state::AppState;
+use crate::usage::overrides::{self, OverrideIn};
+use crate::usage::report::{self, ConsumeIn};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
+/// The check, outside the `/api/v1` nest (see `app::router`).
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/entitlements", get(get_entitlements))
+}
+
+/// Consume, and the admin changes to a customer's entitlements.
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/entitlements/consume", post(consume))
+        .route("/customers/{customer_id}/entitlements/{feature}/override", put(set_override).delete(revert_override))
+        .route("/customers/{customer_id}/entitlements/{feature}/reset", post(reset_usage))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -46,7 +58,7 @@ pub async fn get_entitlements(
         .ok_or_else(|| ApiError::field("customer_id", "This field is required."))?;
     let feature = q.feature_id.or(q.feature_id_camel).filter(|f| !f.is_empty());
     let now = tenant_now(&state, &caller.tenant).await?;
-    let customer = crate::entitlements::load(&state, &caller.tenant, &customer_id)
+    let customer = crate::usage::engine::load(&state, &caller.tenant, &customer_id)
         .await?
         .ok_or_else(|| ApiError::NotFound("Customer not found.".into()))?;
     let body = match feature {
@@ -57,10 +69,59 @@ pub async fn get_entitlements(
                 .rows(now)
                 .iter()
                 .filter(|r| r.feature_id == f)
-                .map(crate::entitlements::Row::to_wire)
+                .map(crate::usage::engine::Row::to_wire)
                 .collect();
             json!({ "customerId": customer_id, "entitlements": rows }).to_string().into()
         }
     };
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body))
+}
+
+/// Check and deduct in one atomic step: a hard limit is never exceeded.
+#[utoipa::path(post, path = "/api/v1/entitlements/consume/", tag = "reporting", request_body = ConsumeIn, security(("bearer" = [])),
+    responses((status = 200, description = "`{allowed, currentUsage, usageLimit, remaining, …}`"), (status = 400), (status = 401)))]
+pub async fn consume(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<ConsumeIn>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(report::consume(&state, tenant, input).await?))
+}
+
+/// Admin: give a customer their own value of a feature (with or without a plan granting it).
+#[utoipa::path(put, path = "/api/v1/customers/{customer_id}/entitlements/{feature}/override/", tag = "reporting",
+    request_body = OverrideIn, security(("bearer" = [])), params(("customer_id" = String, Path), ("feature" = String, Path)),
+    responses((status = 200, description = "The customer's rows for the feature"), (status = 400), (status = 404)))]
+pub async fn set_override(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((customer_id, feature)): Path<(String, String)>,
+    Body(input): Body<OverrideIn>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(overrides::set_override(&state, tenant, customer_id, feature, input).await?))
+}
+
+/// Admin: revert an override; the plans' values apply again.
+#[utoipa::path(delete, path = "/api/v1/customers/{customer_id}/entitlements/{feature}/override/", tag = "reporting",
+    security(("bearer" = [])), params(("customer_id" = String, Path), ("feature" = String, Path)),
+    responses((status = 204, description = "Reverted"), (status = 404, description = "No such override")))]
+pub async fn revert_override(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((customer_id, feature)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    overrides::revert_override(&state, tenant, customer_id, feature).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Admin: reset a meter's usage in the current period to zero.
+#[utoipa::path(post, path = "/api/v1/customers/{customer_id}/entitlements/{feature}/reset/", tag = "reporting",
+    security(("bearer" = [])), params(("customer_id" = String, Path), ("feature" = String, Path)),
+    responses((status = 200, description = "The customer's rows for the feature"), (status = 400), (status = 404)))]
+pub async fn reset_usage(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path((customer_id, feature)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(overrides::reset_usage(&state, tenant, customer_id, feature).await?))
 }

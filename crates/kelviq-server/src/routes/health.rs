@@ -1,7 +1,7 @@
 //! Liveness, readiness and metrics.
 
-use crate::app::AppState;
 use crate::http::error::ApiError;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
@@ -21,7 +21,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 
 /// The database answers and usage has not stalled (no usage writer has
 /// failed every group, or every fold, and taking the counters over has not
-/// failed, for [`crate::ingest::STALL_AFTER`]).
+/// failed, for 5 seconds).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "Ready to serve"),
     (status = 503, description = "The database does not answer, or a usage writer has stalled"),

@@ -2,11 +2,12 @@
 //! scripts and no external assets. Submitting it completes the session
 //! exactly as the sandbox API helper does, then redirects to `successUrl`.
 
-use crate::app::AppState;
+use crate::clock::tenant_now;
 use crate::http::error::ApiError;
-use crate::payments::CardInput;
 use crate::routes::selling_wire::session_status;
-use crate::selling::{complete_checkout, tenant_now, CheckoutError, CheckoutForm};
+use crate::selling::payments::CardInput;
+use crate::selling::{complete_checkout, CheckoutError, CheckoutForm};
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};

@@ -2,10 +2,10 @@
 //! that `POST /media/upload/` accepts; files are then served through signed
 //! links (plan files) or public URLs (product images).
 
-use crate::app::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, ServerCaller};
 use crate::media::{tmp_path, MEDIA_SECRET};
+use crate::state::AppState;
 use axum::body::Body as HttpBody;
 use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};

@@ -13,8 +13,9 @@ pub mod plans;
 pub mod reporting;
 pub mod selling_wire;
 pub mod subscriptions;
+pub mod test_clock;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::Router;
 
 /// Everything under `/api/v1`.
@@ -26,7 +27,9 @@ pub fn api_router() -> Router<AppState> {
         .merge(media::router())
         .merge(checkout::router())
         .merge(reporting::router())
+        .merge(entitlements::api_router())
         .merge(subscriptions::router())
         .merge(money::router())
+        .merge(test_clock::router())
         .merge(openapi::router())
 }

@@ -1,21 +1,22 @@
 //! Money records (spec §1.6): orders with their invoices, transactions,
-//! refunds and payment methods; and the sandbox test clock.
+//! refunds and payment methods.
 
-use crate::app::AppState;
+use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
 use crate::routes::checkout::{date_filters, required};
 use crate::routes::selling_wire::{log_entries, Renderer};
-use crate::selling::{self, tenant_now};
+use crate::selling;
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use kelviq_core::billing::{Order, PaymentMethod, Refund, Transaction};
 use kelviq_core::money::{currency_exponent, to_minor};
 use kelviq_core::timefmt::iso_seconds;
-use kelviq_core::{Environment, FieldErrors, Tenant};
+use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{DocTable, Filter};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -30,8 +31,6 @@ pub fn router() -> Router<AppState> {
         .route("/refunds", get(list_refunds).post(create_refund))
         .route("/refunds/{id}", get(retrieve_refund))
         .route("/payment-methods", get(list_payment_methods))
-        .route("/test-clock", get(test_clock))
-        .route("/test-clock/advance", post(advance_test_clock))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -355,85 +354,3 @@ pub async fn list_payment_methods(
     }
     Ok(Json(paging.envelope(total, results)))
 }
-
-fn sandbox_only(tenant: &Tenant) -> ApiResult<()> {
-    if tenant.env == Environment::Production {
-        return Err(ApiError::BadRequest("The test clock only exists in the sandbox environment.".into()));
-    }
-    Ok(())
-}
-
-/// The sandbox's current time.
-#[utoipa::path(get, path = "/api/v1/test-clock/", tag = "money", security(("bearer" = [])),
-    responses((status = 200, description = "`{now, offsetSeconds}`"), (status = 400, description = "Production"), (status = 401)))]
-pub async fn test_clock(State(state): State<AppState>, ServerCaller(tenant): ServerCaller) -> ApiResult<Json<Value>> {
-    sandbox_only(&tenant)?;
-    let offset = state.store.test_clock_offset(&tenant).await?;
-    Ok(Json(json!({ "now": iso_seconds(state.clock.now() + offset), "offsetSeconds": offset.num_seconds() })))
-}
-
-/// Body of `POST /test-clock/advance/`: `seconds` or `to`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct AdvanceIn {
-    pub seconds: Option<i64>,
-    /// An ISO 8601 datetime in the future.
-    pub to: Option<String>,
-}
-
-/// Sandbox only: move the environment's clock forward, running everything that falls due, in order.
-#[utoipa::path(post, path = "/api/v1/test-clock/advance/", tag = "money", request_body = AdvanceIn, security(("bearer" = [])),
-    responses((status = 200, description = "`{now, ran}`"), (status = 400), (status = 401)))]
-pub async fn advance_test_clock(
-    State(state): State<AppState>,
-    ServerCaller(tenant): ServerCaller,
-    Body(input): Body<AdvanceIn>,
-) -> ApiResult<Json<Value>> {
-    sandbox_only(&tenant)?;
-    let now = tenant_now(&state, &tenant).await?;
-    let limit = now + Duration::days(MAX_ADVANCE_DAYS);
-    let target = match (input.seconds, input.to.as_deref()) {
-        (Some(s), None) if s < 0 => return Err(ApiError::field("seconds", "The test clock only moves forward.")),
-        (Some(s), None) if s > MAX_ADVANCE_DAYS * 86_400 => {
-            return Err(ApiError::field("seconds", format!("Move the clock at most {MAX_ADVANCE_DAYS} days per call.")))
-        }
-        (Some(s), None) => now + Duration::seconds(s),
-        (None, Some(to)) => {
-            let t = DateTime::parse_from_rfc3339(to)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| ApiError::field("to", "Enter an ISO 8601 datetime, e.g. 2026-03-01T00:00:00Z."))?;
-            if t < now {
-                return Err(ApiError::field("to", "The test clock only moves forward."));
-            }
-            if t > limit {
-                return Err(ApiError::field("to", format!("Move the clock at most {MAX_ADVANCE_DAYS} days per call.")));
-            }
-            t
-        }
-        _ => return Err(ApiError::field("seconds", "Give either seconds or to.")),
-    };
-    // Many due items (a daily plan over years): the clock stops at the last
-    // one run, and the answer says it did; another call goes on from there.
-    let run = selling::run_due(&state, &tenant, target, MAX_ADVANCE_ITEMS).await?;
-    let reached = run.stopped_at.unwrap_or(target);
-    let mut w = state.store.begin(&tenant).await?;
-    let offset = reached - state.clock.now();
-    w.set_test_clock(offset, state.clock.now()).await?;
-    w.commit().await?;
-    state.test_clocks.write().unwrap_or_else(|e| e.into_inner()).insert((tenant.org_id, tenant.env), offset);
-    let ran = run.ran;
-    crate::http::reqlog::in_span(|| tracing::info!(now = %iso_seconds(reached), ran, "test clock advanced"));
-    let mut out = json!({ "now": iso_seconds(reached), "ran": ran, "complete": run.stopped_at.is_none() });
-    if run.stopped_at.is_some() {
-        out["detail"] = json!(format!(
-            "Stopped after {MAX_ADVANCE_ITEMS} due items at {}; advance again to reach {}.",
-            iso_seconds(reached),
-            iso_seconds(target)
-        ));
-    }
-    Ok(Json(out))
-}
-
-/// How far one call may move the test clock (ten years).
-pub const MAX_ADVANCE_DAYS: i64 = 3653;
-/// How many due items one call runs before it stops the clock where it is.
-pub const MAX_ADVANCE_ITEMS: u64 = 10_000;

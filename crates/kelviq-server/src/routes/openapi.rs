@@ -1,10 +1,10 @@
 //! The OpenAPI document of this server, generated from the handlers and wire
 //! types, served at `/api/v1/openapi.json` and committed as `openapi.json`.
 
-use crate::app::AppState;
 use crate::routes::{
-    catalog, checkout, customers, entitlements, health, media, money, plans, reporting, subscriptions,
+    catalog, checkout, customers, entitlements, health, media, money, plans, reporting, subscriptions, test_clock,
 };
+use crate::state::AppState;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -33,10 +33,10 @@ use utoipa::{Modify, OpenApi};
         subscriptions::update_subscription, subscriptions::preview_update, subscriptions::cancel_subscription,
         subscriptions::create_charge,
         money::list_orders, money::retrieve_order, money::order_events, money::list_transactions, money::list_refunds,
-        money::create_refund, money::retrieve_refund, money::list_payment_methods, money::test_clock,
-        money::advance_test_clock, entitlements::get_entitlements,
-        reporting::report_usage, reporting::report_event, reporting::report_events_batch, reporting::consume,
-        reporting::set_override, reporting::revert_override, reporting::reset_usage,
+        money::create_refund, money::retrieve_refund, money::list_payment_methods, test_clock::test_clock,
+        test_clock::advance_test_clock, entitlements::get_entitlements,
+        reporting::report_usage, reporting::report_event, reporting::report_events_batch, entitlements::consume,
+        entitlements::set_override, entitlements::revert_override, entitlements::reset_usage,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
@@ -45,8 +45,8 @@ use utoipa::{Modify, OpenApi};
         catalog::MediaPatch, catalog::ProductFileOut, media::PresignIn,
         checkout::CheckoutIn, checkout::FeatureQuantityIn, checkout::CompleteIn,
         subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, subscriptions::ChargeIn,
-        money::RefundIn, money::AdvanceIn,
-        reporting::UsageIn, reporting::EventIn, reporting::BatchIn, reporting::ConsumeIn, reporting::OverrideIn)),
+        money::RefundIn, test_clock::AdvanceIn,
+        crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn)),
     modifiers(&BearerAuth),
     tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "operations"))
 )]

@@ -2,11 +2,11 @@
 //! currency, and per-feature entitlements. Every change to a plan whose
 //! newest version is published lands in a new draft version.
 
-use crate::app::AppState;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller};
 use crate::media;
 use crate::routes::catalog::{FeatureOut, MediaPatch};
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;

@@ -3,12 +3,13 @@
 //! cancel; and one-time charges (`POST /charges/`), which are purchases of
 //! the same kind.
 
-use crate::app::AppState;
+use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Body, ServerCaller};
 use crate::routes::checkout::{parse_period, parse_quantities, required, FeatureQuantityIn};
 use crate::routes::selling_wire::Renderer;
-use crate::selling::{self, tenant_now, Cancellation, ChangeRequest, Parties, Purchase};
+use crate::selling::{self, Cancellation, ChangeRequest, Parties, Purchase};
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;

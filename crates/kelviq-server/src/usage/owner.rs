@@ -17,8 +17,8 @@
 //! counters over again when a deferred write failed in a way that may have
 //! committed, or when the lock's connection was lost.
 
-use crate::app::AppState;
-use crate::ingest::{system_tenant, writer_of, Step};
+use super::handle::{system_tenant, writer_of, Step};
+use crate::state::AppState;
 use kelviq_store::{HandoverListener, UsageLock};
 use std::sync::atomic::Ordering;
 use std::time::Duration;

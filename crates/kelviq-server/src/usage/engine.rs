@@ -7,11 +7,11 @@
 //! customer's subscriptions, overrides or usage changed, here or in another
 //! process. A check that finds its customer in memory touches no database.
 
-use crate::app::AppState;
+use super::items::Counted;
+use super::tenant_map::{customer_hash, TenantMap};
 use crate::http::error::ApiResult;
-use crate::ingest::Counted;
 use crate::selling::live_subscriptions;
-use crate::tenant_map::{customer_hash, TenantMap};
+use crate::state::AppState;
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::FeatureType;
@@ -411,7 +411,7 @@ async fn load_from_database(
     let Some(built) = build(state, tenant, customer_id).await? else { return Ok(None) };
     let built = Arc::new(built);
     // Rendered now, while loading, so that checks find it ready.
-    built.check_body(customer_id, crate::selling::tenant_now(state, tenant).await?);
+    built.check_body(customer_id, crate::clock::tenant_now(state, tenant).await?);
     state.entitlements.insert_unless_changed(tenant, customer_id, built.clone(), epoch);
     Ok(Some(built))
 }

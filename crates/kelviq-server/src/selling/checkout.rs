@@ -1,0 +1,275 @@
+//! Buying: with a saved method, or by completing a checkout session.
+
+use super::payments::{provider_for, CardInput, PayError};
+use crate::clock::tenant_now;
+use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use chrono::{DateTime, Duration, Utc};
+use kelviq_core::billing::{CheckoutSession, FeatureQuantity, Order, PaymentMethod, Quote, SubStatus, Subscription};
+use kelviq_core::customer::{BillingAddress, CustomerChanges, NewCustomer};
+use kelviq_core::events::{self, OutboxEvent};
+use kelviq_core::ids::hex32;
+use kelviq_core::plans::{ChargePeriod, PlanVersion};
+use kelviq_core::Tenant;
+use kelviq_store::{DocColumns, DocTable, StoreError, Work};
+use serde_json::Value;
+
+use super::records::*;
+use super::*;
+
+/// What is being bought.
+pub struct Purchase {
+    pub plan: PlanVersion,
+    pub period: ChargePeriod,
+    pub quote: Quote,
+    pub features: Vec<FeatureQuantity>,
+    pub trial_days: i64,
+    pub checkout_session: Option<String>,
+}
+
+/// Buys `purchase` for `customer` with a saved method: charges the first
+/// period (nothing during a trial), writes the subscription (or one-time
+/// purchase), its order, invoice and transaction, and their events.
+/// A declined first charge writes nothing and is an error.
+pub async fn buy(
+    state: &AppState,
+    w: &mut Work,
+    parties: &Parties,
+    purchase: &Purchase,
+    pm: Option<(i64, &mut PaymentMethod)>,
+    now: DateTime<Utc>,
+) -> ApiResult<(Subscription, Order)> {
+    let provider = provider_for(w.tenant().env);
+    let trial = purchase.trial_days > 0 && purchase.period.is_recurring();
+    let due = if trial { 0 } else { purchase.quote.total_minor };
+    let mut pm = pm;
+    if due > 0 {
+        let Some((_, method)) = pm.as_mut() else {
+            return Err(ApiError::BadRequest("A payment method is required to complete this payment.".into()));
+        };
+        provider.charge(method, due, &purchase.quote.currency).map_err(pay_error)?;
+    }
+    if let Some((id, method)) = pm.as_ref() {
+        w.save_payment_method(*id, &**method).await?;
+    }
+    let trial_end = trial.then(|| now + Duration::days(purchase.trial_days));
+    let mut s = Subscription::start(
+        parties.customer.id,
+        &parties.customer.customer_id,
+        &purchase.plan,
+        purchase.period,
+        &purchase.quote.currency,
+        purchase.quote.total_minor,
+        purchase.features.clone(),
+        now,
+    );
+    s.payment_method_id = pm.as_ref().map(|p| p.0);
+    s.checkout_session = purchase.checkout_session.clone();
+    if let Some(end) = trial_end {
+        // During a trial the period is the trial; billing periods count from its end.
+        s.status = SubStatus::Trialing;
+        (s.trial_start, s.trial_end) = (Some(now), Some(end));
+        (s.anchor_at, s.period_start, s.period_end) = (end, Some(now), Some(end));
+    }
+    save_subscription(w, &s).await?;
+    let pm_ref = pm.as_ref().map(|(id, m)| (*id, &**m));
+    let order =
+        record_payment(state, w, &s, pm_ref, purchase.quote.lines.clone(), due, true, false, trial, now).await?;
+    order_events(w, &order, parties, None, true).await?;
+    subscription_event(w, "subscription.created", &s, parties, None, now).await?;
+    w.entitlements_changed(&s.customer_id, now).await?;
+    Ok((s, order))
+}
+
+pub fn pay_error(e: PayError) -> ApiError {
+    ApiError::BadRequest(e.to_string())
+}
+
+/// The sandbox card form of a hosted checkout (or its API twin).
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutForm {
+    pub card: Option<CardInput>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub billing_country: Option<String>,
+}
+
+/// Why a checkout could not complete.
+#[derive(Debug)]
+pub enum CheckoutError {
+    /// The payer can fix it (declined card, bad email): the field and what to show.
+    Payer(&'static str, String),
+    Api(ApiError),
+}
+
+impl From<ApiError> for CheckoutError {
+    fn from(e: ApiError) -> Self {
+        CheckoutError::Api(e)
+    }
+}
+
+impl From<StoreError> for CheckoutError {
+    fn from(e: StoreError) -> Self {
+        CheckoutError::Api(e.into())
+    }
+}
+
+/// Completes a checkout session: customer, payment method, subscription,
+/// order, invoice, transaction and every event, in one transaction. A
+/// session completes at most once, however many payers race.
+pub async fn complete_checkout(
+    state: &AppState,
+    tenant: &Tenant,
+    session_id: &str,
+    form: CheckoutForm,
+) -> Result<CheckoutSession, CheckoutError> {
+    let now = tenant_now(state, tenant).await?;
+    let mut cs: CheckoutSession = state
+        .store
+        .find_doc(DocTable::CheckoutSessions, tenant, session_id)
+        .await?
+        .ok_or_else(|| CheckoutError::Api(ApiError::NotFound("Checkout session not found.".into())))?;
+    match cs.status.as_str() {
+        "open" if now >= cs.expires_at => {
+            return Err(CheckoutError::Api(ApiError::BadRequest("This checkout session has expired.".into())))
+        }
+        "open" => {}
+        "expired" => return Err(CheckoutError::Api(ApiError::BadRequest("This checkout session has expired.".into()))),
+        _ => return Err(CheckoutError::Api(ApiError::BadRequest("This checkout session is already complete.".into()))),
+    }
+    let email = match (&form.email, &cs.customer_email) {
+        (Some(given), Some(locked)) if cs.lock_email && !given.eq_ignore_ascii_case(locked) => {
+            return Err(CheckoutError::Payer("email", "The email address of this checkout cannot be changed.".into()))
+        }
+        (Some(given), _) if !given.trim().is_empty() => Some(given.trim().to_string()),
+        (_, known) => known.clone(),
+    };
+    if let Some(e) = &email {
+        if !kelviq_core::validation::is_valid_email(e) {
+            return Err(CheckoutError::Payer("email", "Enter a valid email address.".into()));
+        }
+    }
+    let provider = provider_for(tenant.env);
+    let needs_card = !cs.quote.free;
+    if needs_card && form.card.is_none() {
+        return Err(CheckoutError::Payer("card", "Enter your card details.".into()));
+    }
+    let mut w = state.store.begin(tenant).await?;
+    if !w.claim_session(session_id, "open", "processing").await? {
+        return Err(CheckoutError::Api(ApiError::BadRequest("This checkout session is already complete.".into())));
+    }
+    // The customer: the session's, created when new.
+    let customer_id = cs.customer_id.clone().unwrap_or_else(hex32);
+    let country = form.billing_country.clone().or(cs.default_billing_country.clone()).filter(|c| !c.is_empty());
+    let customer = match w.lock_customer(&customer_id).await? {
+        Some(existing) => {
+            let changes = CustomerChanges {
+                email: email.clone().filter(|e| existing.email.as_deref() != Some(e)).map(Some),
+                name: form.name.clone().filter(|n| !n.is_empty() && existing.name.is_none()).map(Some),
+                billing_address: country
+                    .clone()
+                    .filter(|_| existing.billing_address.is_none())
+                    .map(|c| Some(BillingAddress { country: Some(c), ..Default::default() })),
+                ..Default::default()
+            };
+            w.update_customer(&existing, &changes, now).await?
+        }
+        None => {
+            let new = NewCustomer {
+                customer_id: customer_id.clone(),
+                name: form.name.clone().filter(|n| !n.is_empty()).or(cs.customer_name.clone()),
+                email: email.clone(),
+                metadata: Value::Object(Default::default()),
+                billing_address: country.clone().map(|c| BillingAddress { country: Some(c), ..Default::default() }),
+            };
+            w.insert_customer(&new, now).await?
+        }
+    };
+    let product_name = w.find_product_any(&cs.product_id.to_string()).await?.map(|p| p.name);
+    let parties = Parties { customer, product_name: product_name.unwrap_or_default() };
+    // The card, saved as the customer's default method.
+    let mut pm = None;
+    if let Some(card) = form.card.as_ref().filter(|_| needs_card) {
+        let method = match provider.attach(card, &parties.customer, now) {
+            Ok(m) => m,
+            Err(e) => {
+                drop(w);
+                record_failed_attempt(state, tenant, session_id, &e, now).await?;
+                return Err(CheckoutError::Payer("card", e.to_string()));
+            }
+        };
+        let id = w.insert_payment_method(&customer_id, &method, true, now).await?;
+        let object = events::payment_method_object(id, &method, true, &parties.customer, tenant);
+        w.event(&OutboxEvent::new("payment_method.created", object, None, now)).await?;
+        pm = Some((id, method));
+    }
+    let plan = w
+        .find_plan_version(cs.plan_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan version {} of a session is gone", cs.plan_id)))?;
+    let purchase = Purchase {
+        plan,
+        period: cs.charge_period,
+        quote: cs.quote.clone(),
+        features: cs.features.clone(),
+        trial_days: cs.trial_days,
+        checkout_session: Some(cs.id.clone()),
+    };
+    let bought = buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|(id, m)| (*id, m)), now).await;
+    let (sub, order) = match bought {
+        Ok(done) => done,
+        Err(ApiError::BadRequest(message)) => {
+            drop(w);
+            record_failed_attempt(state, tenant, session_id, &PayError::Declined(message.clone()), now).await?;
+            return Err(CheckoutError::Payer("card", message));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    cs.status = "success".into();
+    cs.customer_id = Some(customer_id);
+    cs.customer_email = parties.customer.email.clone();
+    cs.customer_name = parties.customer.name.clone();
+    cs.billing_country = country;
+    cs.order_id = Some(order.id.clone());
+    cs.subscription_id = Some(sub.id);
+    cs.payment_method_id = pm.as_ref().map(|p| p.0);
+    cs.modified_at = now;
+    cs.log("checkout_session.completed", "Checkout completed", "success", now);
+    let object = events::checkout_object(&cs, &parties.sold(cs.product_id), tenant, order.total_minor);
+    w.event(&OutboxEvent::new("checkout.completed", object, None, now)).await?;
+    let cols = DocColumns {
+        status: Some(cs.status.clone()),
+        created_at: cs.created_at,
+        modified_at: now,
+        ..Default::default()
+    };
+    w.put(DocTable::CheckoutSessions, &cs.id, &cs, &cols).await?;
+    finish(state, w).await?;
+    crate::http::reqlog::in_span(
+        || tracing::info!(session = %cs.id, order = %order.id, subscription = %sub.id, "checkout completed"),
+    );
+    Ok(cs)
+}
+
+pub(super) async fn record_failed_attempt(
+    state: &AppState,
+    tenant: &Tenant,
+    session_id: &str,
+    e: &PayError,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let mut w = state.store.begin(tenant).await?;
+    if let Some(mut cs) = w.lock::<CheckoutSession>(DocTable::CheckoutSessions, session_id).await? {
+        cs.log("checkout_session.payment_failed", &format!("Payment failed: {e}"), "failed", now);
+        cs.modified_at = now;
+        let cols = DocColumns {
+            status: Some(cs.status.clone()),
+            created_at: cs.created_at,
+            modified_at: now,
+            ..Default::default()
+        };
+        w.put(DocTable::CheckoutSessions, session_id, &cs, &cols).await?;
+    }
+    finish(state, w).await?;
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The records a sale writes: subscriptions, orders, invoices and
+//! transactions, and the outbox events that announce them.
+
+use super::*;
+use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use kelviq_core::billing::{order_number, Line, Order, PaymentMethod, Subscription, Transaction};
+use kelviq_core::customer::Customer;
+use kelviq_core::events::{self, OutboxEvent, Sold};
+use kelviq_store::{DocColumns, DocTable, Work};
+use serde_json::{Map, Value};
+
+pub(super) fn order_columns(o: &Order) -> DocColumns {
+    DocColumns {
+        customer_id: Some(o.customer_id.clone()),
+        status: Some(o.status.clone()),
+        invoice_id: Some(o.invoice_id.clone()),
+        subscription_id: o.subscription_id.map(|i| i.to_string()),
+        billing_type: Some(o.billing_type.clone()),
+        is_renewal: o.is_renewal,
+        paid_at: o.paid_at,
+        created_at: o.created_at,
+        modified_at: o.created_at,
+        ..Default::default()
+    }
+}
+
+pub async fn save_subscription(w: &mut Work, s: &Subscription) -> ApiResult<()> {
+    w.put_subscription(s).await?;
+    Ok(())
+}
+
+pub async fn save_order(w: &mut Work, o: &Order) -> ApiResult<()> {
+    w.put(DocTable::Orders, &o.id, o, &order_columns(o)).await?;
+    Ok(())
+}
+
+/// The customer and product names an event needs.
+pub struct Parties {
+    pub customer: Customer,
+    pub product_name: String,
+}
+
+impl Parties {
+    pub fn sold(&self, product_id: uuid::Uuid) -> Sold<'_> {
+        Sold { customer: &self.customer, product_id, product_name: &self.product_name }
+    }
+}
+
+pub(super) async fn parties(w: &mut Work, customer_id: &str, product_id: uuid::Uuid) -> ApiResult<Parties> {
+    let customer = match w.lock_customer(customer_id).await? {
+        Some(c) => c,
+        None => w
+            .find_customer_any(customer_id)
+            .await?
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("customer {customer_id} of a subscription is gone")))?,
+    };
+    let product_name = w.find_product_any(&product_id.to_string()).await?.map(|p| p.name).unwrap_or_default();
+    Ok(Parties { customer, product_name })
+}
+
+/// Writes a transaction.
+pub(super) async fn save_transaction(w: &mut Work, t: &Transaction) -> ApiResult<()> {
+    let cols = DocColumns {
+        status: Some(t.status.clone()),
+        order_id: Some(t.order_id.clone()),
+        created_at: t.created_at,
+        modified_at: t.created_at,
+        ..Default::default()
+    };
+    w.put(DocTable::Transactions, &t.id.to_string(), t, &cols).await?;
+    Ok(())
+}
+
+/// A successful or failed charge for an order.
+pub(super) fn charge_transaction(
+    state: &AppState,
+    o: &Order,
+    pm: Option<&PaymentMethod>,
+    paid: bool,
+    at: DateTime<Utc>,
+) -> Transaction {
+    Transaction {
+        id: uuid::Uuid::new_v4(),
+        order_id: o.id.clone(),
+        transaction_type: "CHARGE".into(),
+        status: if paid { "success".into() } else { "failure".into() },
+        currency: o.currency.clone(),
+        amount_minor: o.total_minor,
+        fees: if paid { fees(state).fees(o.total_minor, o.billing_type == "SUBSCRIPTION") } else { Vec::new() },
+        tax_minor: o.tax_minor,
+        payment_method_type: "card".into(),
+        payment_method_name: pm.map(|m| m.brand.clone()),
+        last4: pm.map(|m| m.last4.clone()),
+        created_at: at,
+    }
+}
+
+/// A payment attempt's record: the order (and invoice) and, when money moved, the transaction.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn record_payment(
+    state: &AppState,
+    w: &mut Work,
+    s: &Subscription,
+    pm: Option<(i64, &PaymentMethod)>,
+    lines: Vec<Line>,
+    total: i64,
+    paid: bool,
+    is_renewal: bool,
+    is_trial: bool,
+    at: DateTime<Utc>,
+) -> ApiResult<Order> {
+    let subtotal: i64 = lines.iter().map(|l| l.amount_minor).sum::<i64>().max(total);
+    let order = Order {
+        id: order_number("ORD", at),
+        invoice_id: order_number("INV", at),
+        customer_uuid: s.customer_uuid,
+        customer_id: s.customer_id.clone(),
+        subscription_id: Some(s.id),
+        plan_id: s.plan_id,
+        plan_identifier: s.plan_identifier.clone(),
+        plan_name: s.plan_name.clone(),
+        plan_version: s.plan_version,
+        product_id: s.product_id,
+        charge_period: s.charge_period,
+        billing_type: if s.is_one_time() { "ONE_TIME".into() } else { "SUBSCRIPTION".into() },
+        is_renewal,
+        is_trial,
+        status: if paid { "COMPLETE".into() } else { "FAILED".into() },
+        invoice_status: if paid { "PAID".into() } else { "PAYMENT_FAILED".into() },
+        currency: s.currency.clone(),
+        lines,
+        subtotal_minor: subtotal,
+        discount_minor: subtotal - total,
+        tax_minor: 0,
+        total_minor: total,
+        refunded_minor: 0,
+        paid_at: paid.then_some(at),
+        due_at: at,
+        created_at: at,
+        payment_method_id: pm.map(|p| p.0),
+        features: s.features.clone(),
+        log: Vec::new(),
+    };
+    save_order(w, &order).await?;
+    if total > 0 {
+        save_transaction(w, &charge_transaction(state, &order, pm.map(|p| p.1), paid, at)).await?;
+    }
+    Ok(order)
+}
+
+pub(super) async fn order_events(
+    w: &mut Work,
+    o: &Order,
+    p: &Parties,
+    pay_link: Option<String>,
+    created: bool,
+) -> ApiResult<()> {
+    let tenant = w.tenant().clone();
+    let sold = p.sold(o.product_id);
+    let at = o.paid_at.unwrap_or(o.created_at);
+    if created {
+        w.event(&OutboxEvent::new("order.created", events::order_object(o, &sold, &tenant), None, at)).await?;
+    } else {
+        w.event(&OutboxEvent::new("order.updated", events::order_object(o, &sold, &tenant), None, at)).await?;
+    }
+    let invoice_type = if o.invoice_status == "PAID" { "invoice.paid" } else { "invoice.payment_failed" };
+    if created {
+        w.event(&OutboxEvent::new(
+            "invoice.created",
+            events::invoice_object(o, &sold, &tenant, pay_link.clone()),
+            None,
+            at,
+        ))
+        .await?;
+    }
+    w.event(&OutboxEvent::new(invoice_type, events::invoice_object(o, &sold, &tenant, pay_link), None, at)).await?;
+    Ok(())
+}
+
+pub(super) async fn subscription_event(
+    w: &mut Work,
+    kind: &str,
+    s: &Subscription,
+    p: &Parties,
+    previous: Option<Map<String, Value>>,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
+    let tenant = w.tenant().clone();
+    let object = events::subscription_object(s, &p.sold(s.product_id), &tenant);
+    w.event(&OutboxEvent::new(kind, object, previous, at)).await?;
+    Ok(())
+}
+
+/// The fields of `before` that differ in `after`, with their old values.
+pub(super) fn previous_attributes(before: &Value, after: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+        for (k, v) in b {
+            if a.get(k) != Some(v) && k != "modified_on" {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out
+}

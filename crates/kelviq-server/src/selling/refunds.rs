@@ -1,0 +1,110 @@
+//! Refunds.
+
+use super::checkout::*;
+use super::payments::provider_for;
+use super::records::*;
+use super::renewals::*;
+use super::*;
+use crate::clock::tenant_now;
+use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use kelviq_core::billing::{Order, PaymentMethod, Refund, Subscription, Transaction};
+use kelviq_core::events::{self, OutboxEvent};
+use kelviq_core::Tenant;
+use kelviq_store::{DocColumns, DocTable};
+
+/// Refunds (part of) an order. A full refund revokes what the order bought.
+pub async fn refund_order(
+    state: &AppState,
+    tenant: &Tenant,
+    order_id: &str,
+    amount: Option<i64>,
+    reason: Option<String>,
+    note: Option<String>,
+) -> ApiResult<Refund> {
+    let now = tenant_now(state, tenant).await?;
+    let mut w = state.store.begin(tenant).await?;
+    let mut order: Order =
+        w.lock(DocTable::Orders, order_id).await?.ok_or_else(|| ApiError::NotFound("Order not found.".into()))?;
+    if order.status != "COMPLETE" && order.status != "PARTIAL_REFUND" {
+        return Err(ApiError::BadRequest(format!("A {} order cannot be refunded.", order.status)));
+    }
+    let remaining = order.total_minor - order.refunded_minor;
+    let amount = amount.unwrap_or(remaining);
+    if amount > remaining {
+        return Err(ApiError::Error("Amount exceeds order total.".into()));
+    }
+    if amount <= 0 {
+        return Err(ApiError::Error("Nothing is left to refund on this order.".into()));
+    }
+    let method = match order.payment_method_id {
+        Some(id) => w.lock_payment_method::<PaymentMethod>(id).await?.map(|m| m.doc),
+        None => None,
+    };
+    provider_for(tenant.env).refund(method.as_ref(), amount, &order.currency).map_err(pay_error)?;
+    let refund = Refund {
+        id: uuid::Uuid::new_v4(),
+        order_id: order.id.clone(),
+        amount_minor: amount,
+        currency: order.currency.clone(),
+        reason: Some(reason.unwrap_or_else(|| "REQUESTED_BY_CUSTOMER".into())),
+        internal_note: note,
+        status: "SUCCEEDED".into(),
+        failure_reason: None,
+        created_at: now,
+    };
+    let cols = DocColumns {
+        status: Some(refund.status.clone()),
+        order_id: Some(order.id.clone()),
+        created_at: now,
+        modified_at: now,
+        ..Default::default()
+    };
+    w.put(DocTable::Refunds, &refund.id.to_string(), &refund, &cols).await?;
+    let t = Transaction {
+        id: uuid::Uuid::new_v4(),
+        order_id: order.id.clone(),
+        transaction_type: "REFUND".into(),
+        status: "success".into(),
+        currency: order.currency.clone(),
+        amount_minor: -amount,
+        fees: Vec::new(),
+        tax_minor: 0,
+        payment_method_type: "card".into(),
+        payment_method_name: method.as_ref().map(|m| m.brand.clone()),
+        last4: method.as_ref().map(|m| m.last4.clone()),
+        created_at: now,
+    };
+    let tcols = DocColumns {
+        status: Some("success".into()),
+        order_id: Some(order.id.clone()),
+        created_at: now,
+        modified_at: now,
+        ..Default::default()
+    };
+    w.put(DocTable::Transactions, &t.id.to_string(), &t, &tcols).await?;
+    order.refunded_minor += amount;
+    let full = order.refunded_minor >= order.total_minor;
+    order.status = if full { "REFUNDED".into() } else { "PARTIAL_REFUND".into() };
+    save_order(&mut w, &order).await?;
+    let p = parties(&mut w, &order.customer_id, order.product_id).await?;
+    let object = events::refund_object(&refund, &p.customer, order.subscription_id, tenant);
+    w.event(&OutboxEvent::new("refund.created", object, None, now)).await?;
+    let object = events::order_object(&order, &p.sold(order.product_id), tenant);
+    w.event(&OutboxEvent::new("order.refunded", object, None, now)).await?;
+    if full {
+        if let Some(sub_id) = order.subscription_id {
+            if let Some(mut s) = w.lock::<Subscription>(DocTable::Subscriptions, &sub_id.to_string()).await? {
+                if s.status.grants() {
+                    end_subscription(&mut s, now, "CANCELLED_BY_MERCHANT");
+                    s.modified_at = now;
+                    save_subscription(&mut w, &s).await?;
+                    subscription_event(&mut w, "subscription.cancelled", &s, &p, None, now).await?;
+                    w.entitlements_changed(&s.customer_id, now).await?;
+                }
+            }
+        }
+    }
+    finish(state, w).await?;
+    Ok(refund)
+}

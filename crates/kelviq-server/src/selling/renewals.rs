@@ -1,0 +1,253 @@
+//! Renewals and their retries, trial ends and scheduled changes: the due
+//! items of a subscription, run at their due time.
+
+use super::payments::{provider_for, PaymentProvider};
+use super::records::*;
+use super::*;
+use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use kelviq_core::billing::{Due, Line, Order, PaymentMethod, SubStatus, Subscription};
+use kelviq_core::events::{self};
+use kelviq_core::Tenant;
+use kelviq_store::{DocTable, Work};
+
+/// The method a subscription is billed with: the customer's default one (a
+/// card saved later replaces a failing one), else the one it was bought with.
+pub(super) async fn billing_method(w: &mut Work, s: &Subscription) -> ApiResult<Option<(i64, PaymentMethod)>> {
+    if let Some(m) = w.default_payment_method::<PaymentMethod>(&s.customer_id).await? {
+        return Ok(Some((m.id, m.doc)));
+    }
+    Ok(match s.payment_method_id {
+        Some(id) => w.lock_payment_method::<PaymentMethod>(id).await?.map(|m| (id, m.doc)),
+        None => None,
+    })
+}
+
+/// Charges a subscription's saved method for `total`, recording the order.
+/// Returns the order; the subscription is not saved here.
+pub(super) async fn charge_subscription(
+    state: &AppState,
+    w: &mut Work,
+    s: &Subscription,
+    lines: Vec<Line>,
+    total: i64,
+    is_renewal: bool,
+    at: DateTime<Utc>,
+) -> ApiResult<Order> {
+    let provider: &dyn PaymentProvider = provider_for(w.tenant().env);
+    let method = billing_method(w, s).await?;
+    let mut method = method;
+    let paid = match method.as_mut() {
+        _ if total <= 0 => true,
+        Some((_, m)) => provider.charge(m, total, &s.currency).is_ok(),
+        None => false,
+    };
+    if let Some((id, m)) = &method {
+        w.save_payment_method(*id, m).await?;
+    }
+    record_payment(state, w, s, method.as_ref().map(|(i, m)| (*i, m)), lines, total, paid, is_renewal, false, at).await
+}
+
+pub(super) fn renewal_lines(s: &Subscription, credit_used: i64) -> Vec<Line> {
+    let mut lines = vec![Line::plain(format!("{} ({})", s.plan_name, s.charge_period.as_str()), s.amount_minor)];
+    if s.debit_minor > 0 {
+        lines.push(Line::plain("Proration from a plan change", s.debit_minor));
+    }
+    if credit_used > 0 {
+        lines.push(Line::plain("Account credit", -credit_used));
+    }
+    lines
+}
+
+/// Collects a renewal (or the first period after a trial) at `at`: paid →
+/// active; declined → past due with retries.
+pub(super) async fn collect_period(
+    state: &AppState,
+    w: &mut Work,
+    s: &mut Subscription,
+    p: &Parties,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
+    let gross = s.amount_minor + s.debit_minor;
+    let credit_used = s.credit_minor.min(gross).max(0);
+    let total = gross - credit_used;
+    let lines = renewal_lines(s, credit_used);
+    let order = charge_subscription(state, w, s, lines, total, true, at).await?;
+    s.credit_minor -= credit_used;
+    s.debit_minor = 0;
+    let before = s.status;
+    if order.status == "COMPLETE" {
+        s.status = SubStatus::Active;
+        s.unpaid_order = None;
+    } else {
+        s.status = SubStatus::PastDue;
+        s.past_due_since = Some(at);
+        s.retries = 0;
+        s.next_retry_at = dunning(state).next_retry(at, 0);
+        s.unpaid_order = Some(order.id.clone());
+        if s.next_retry_at.is_none() {
+            end_subscription(s, at, "CANCELLED_BY_PROVIDER");
+        }
+    }
+    s.modified_at = at;
+    order_events(w, &order, p, Some(pay_link(state, &order)), true).await?;
+    if s.status != before || order.status != "COMPLETE" {
+        subscription_event(w, "subscription.updated", s, p, None, at).await?;
+    }
+    if s.status == SubStatus::Canceled {
+        subscription_event(w, "subscription.cancelled", s, p, None, at).await?;
+    }
+    Ok(())
+}
+
+pub(super) fn pay_link(state: &AppState, o: &Order) -> String {
+    let base = state.config.public_url.clone().unwrap_or_default();
+    format!("{}/invoices/{}/pay/", base.trim_end_matches('/'), o.invoice_id)
+}
+
+pub(super) fn end_subscription(s: &mut Subscription, at: DateTime<Utc>, reason: &str) {
+    s.status = SubStatus::Canceled;
+    s.ended_at = Some(at);
+    s.cancel_at = None;
+    s.next_retry_at = None;
+    s.pending_change = None;
+    if s.canceled_at.is_none() {
+        s.canceled_at = Some(at);
+    }
+    if s.cancellation_reason.is_none() {
+        s.cancellation_reason = Some(reason.into());
+    }
+}
+
+/// Runs one due item of a locked subscription at its due time.
+pub(super) async fn run_item(
+    state: &AppState,
+    w: &mut Work,
+    mut s: Subscription,
+    at: DateTime<Utc>,
+    due: Due,
+) -> ApiResult<()> {
+    let p = parties(w, &s.customer_id, s.product_id).await?;
+    match due {
+        Due::Cancel => {
+            end_subscription(&mut s, at, "CANCELLED_BY_MERCHANT");
+            s.modified_at = at;
+            subscription_event(w, "subscription.cancelled", &s, &p, None, at).await?;
+        }
+        Due::TrialEnd => {
+            s.anchor_at = at;
+            s.period_index = 0;
+            let (start, end) = s.period_bounds(0).expect("trials are recurring");
+            (s.period_start, s.period_end) = (Some(start), Some(end));
+            collect_period(state, w, &mut s, &p, at).await?;
+        }
+        Due::Renew => {
+            let before = events::subscription_object(&s, &p.sold(s.product_id), w.tenant());
+            let mut changed_plan = false;
+            if let Some(change) = s.pending_change.take() {
+                changed_plan = change.plan_id != s.plan_id;
+                s.plan_id = change.plan_id;
+                s.plan_identifier = change.plan_identifier;
+                s.plan_name = change.plan_name;
+                s.plan_version = change.plan_version;
+                s.product_id = change.product_id;
+                s.features = change.features;
+                s.amount_minor = change.amount_minor;
+                if change.charge_period != s.charge_period {
+                    s.charge_period = change.charge_period;
+                    s.anchor_at = at;
+                    s.period_index = -1;
+                }
+            }
+            s.period_index += 1;
+            let (start, end) = s.period_bounds(s.period_index).expect("renewals are recurring");
+            (s.period_start, s.period_end) = (Some(start), Some(end));
+            if changed_plan {
+                let p2 = parties(w, &s.customer_id, s.product_id).await?;
+                subscription_event(w, "subscription.plan_changed", &s, &p2, before.as_object().cloned(), at).await?;
+            }
+            collect_period(state, w, &mut s, &p, at).await?;
+        }
+        Due::Retry => {
+            let order_id = s.unpaid_order.clone().unwrap_or_default();
+            let mut order: Order = w
+                .lock(DocTable::Orders, &order_id)
+                .await?
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unpaid order {order_id} is gone")))?;
+            let provider = provider_for(w.tenant().env);
+            let mut paid = false;
+            if let Some((id, mut m)) = billing_method(w, &s).await? {
+                paid = provider.charge(&mut m, order.total_minor, &order.currency).is_ok();
+                w.save_payment_method(id, &m).await?;
+                s.payment_method_id = Some(id);
+            }
+            s.retries += 1;
+            if paid {
+                order.status = "COMPLETE".into();
+                order.invoice_status = "PAID".into();
+                order.paid_at = Some(at);
+                save_order(w, &order).await?;
+                let method = match order.payment_method_id.or(s.payment_method_id) {
+                    Some(id) => w.lock_payment_method::<PaymentMethod>(id).await?.map(|m| m.doc),
+                    None => None,
+                };
+                save_transaction(w, &charge_transaction(state, &order, method.as_ref(), true, at)).await?;
+                order_events(w, &order, &p, None, false).await?;
+                s.status = SubStatus::Active;
+                s.past_due_since = None;
+                s.next_retry_at = None;
+                s.unpaid_order = None;
+                s.retries = 0;
+                subscription_event(w, "subscription.updated", &s, &p, None, at).await?;
+            } else {
+                let since = s.past_due_since.unwrap_or(at);
+                s.next_retry_at = dunning(state).next_retry(since, s.retries);
+                if s.next_retry_at.is_none() {
+                    end_subscription(&mut s, at, "CANCELLED_BY_PROVIDER");
+                    subscription_event(w, "subscription.cancelled", &s, &p, None, at).await?;
+                }
+            }
+            s.modified_at = at;
+        }
+    }
+    save_subscription(w, &s).await?;
+    w.entitlements_changed(&s.customer_id, at).await?;
+    Ok(())
+}
+
+/// What [`run_due`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct DueRun {
+    /// How many items ran.
+    pub ran: u64,
+    /// The due time of the last item run, when `limit` items ran before
+    /// everything due was done (what is due later is left for another call).
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// Runs everything of the tenant that falls due at or before `until`, in
+/// due order, each at its own due time, at most `limit` items.
+pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>, limit: u64) -> ApiResult<DueRun> {
+    let mut ran = 0;
+    let mut last = None;
+    loop {
+        let mut w = state.store.begin(tenant).await?;
+        let Some((id, _)) = w.next_due(until).await? else { break };
+        if ran >= limit {
+            return Ok(DueRun { ran, stopped_at: last });
+        }
+        let Some(s) = w.lock::<Subscription>(DocTable::Subscriptions, &id).await? else { break };
+        match s.next_due() {
+            Some((at, due)) if at <= until => {
+                run_item(state, &mut w, s, at, due).await?;
+                ran += 1;
+                last = Some(at);
+            }
+            // The column was stale: correct it.
+            _ => save_subscription(&mut w, &s).await?,
+        }
+        finish(state, w).await?;
+    }
+    Ok(DueRun { ran, stopped_at: None })
+}

@@ -1,0 +1,53 @@
+//! The application state every handler, service and background loop shares.
+
+use crate::config::Config;
+use crate::http::auth::KeyCache;
+use kelviq_core::{Clock, Environment};
+use kelviq_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a request handler may need. Cheap to clone: one shared
+/// reference (handlers and extractors clone it several times per request).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<Config>,
+    pub keys: Arc<KeyCache>,
+    /// In-memory entitlement state (see `entitlements`).
+    pub entitlements: Arc<crate::usage::engine::Engine>,
+    /// Sandbox test clock offsets per tenant, as last read or set.
+    pub test_clocks: Arc<std::sync::RwLock<std::collections::HashMap<(uuid::Uuid, Environment), chrono::Duration>>>,
+    /// This process's name in the change feed.
+    pub origin: Arc<str>,
+    /// The usage writer (group commit), started by `serve`.
+    pub ingest: crate::usage::Ingest,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let keys = Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_seconds)));
+        Self(Arc::new(Shared {
+            store,
+            clock,
+            config: Arc::new(config),
+            keys,
+            entitlements: Arc::default(),
+            test_clocks: Arc::default(),
+            origin: uuid::Uuid::new_v4().simple().to_string().into(),
+            ingest: crate::usage::Ingest::default(),
+        }))
+    }
+}

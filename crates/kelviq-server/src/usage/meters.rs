@@ -1,0 +1,105 @@
+//! Meter matching: the tenant's features and RAW_EVENTS meters, read once
+//! per catalog load and kept briefly, and which meter features a report may name.
+
+use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use kelviq_core::catalog::{Feature, FeatureType};
+use kelviq_core::Tenant;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a tenant's features are trusted before they are read again
+/// (catalog changes reach ingestion within this time).
+const CATALOG_TTL: Duration = Duration::from_secs(1);
+
+/// The tenant's features, by identifier, and its RAW_EVENTS meters.
+#[derive(Debug)]
+pub struct TenantCatalog {
+    pub features: HashMap<String, Feature>,
+    meters: Vec<Meter>,
+}
+
+/// A RAW_EVENTS meter, read from its feature once per catalog load.
+#[derive(Debug)]
+struct Meter {
+    feature: Feature,
+    function: String,
+    field: Option<String>,
+    filters: Option<Value>,
+}
+
+impl TenantCatalog {
+    fn new(features: HashMap<String, Feature>) -> TenantCatalog {
+        let mut meters: Vec<Meter> = features
+            .values()
+            .filter_map(|f| {
+                let meter = f.meter.as_ref()?;
+                Some(Meter {
+                    feature: f.clone(),
+                    function: meter["aggregation"]["function"].as_str()?.to_string(),
+                    field: meter["aggregation"]["field"].as_str().map(str::to_string),
+                    filters: meter.get("filters").cloned(),
+                })
+            })
+            .collect();
+        meters.sort_by(|a, b| a.feature.identifier.cmp(&b.feature.identifier));
+        TenantCatalog { features, meters }
+    }
+
+    /// RAW_EVENTS meters: feature, aggregation function, field, filters.
+    pub fn meters(&self) -> impl Iterator<Item = (&Feature, &str, Option<&str>, Option<&Value>)> {
+        self.meters.iter().map(|m| (&m.feature, m.function.as_str(), m.field.as_deref(), m.filters.as_ref()))
+    }
+}
+
+type CatalogCache = Mutex<HashMap<(uuid::Uuid, &'static str), (Instant, Arc<TenantCatalog>)>>;
+
+fn catalog_cache() -> &'static CatalogCache {
+    static CACHE: std::sync::OnceLock<CatalogCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Drops a tenant's cached features: the process that changed them counts
+/// by the change at once (other processes within [`CATALOG_TTL`]).
+pub fn forget_catalog(tenant: &Tenant) {
+    catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).remove(&(tenant.org_id, tenant.env.as_str()));
+}
+
+/// Drops every tenant's cached features (a catalog change announced by the feed).
+pub fn forget_all_catalogs() {
+    catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+pub async fn tenant_catalog(state: &AppState, tenant: &Tenant) -> ApiResult<Arc<TenantCatalog>> {
+    let k = (tenant.org_id, tenant.env.as_str());
+    if let Some((at, c)) = catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).get(&k) {
+        if at.elapsed() < CATALOG_TTL {
+            return Ok(c.clone());
+        }
+    }
+    let features = state
+        .store
+        .features_by_id(tenant)
+        .await?
+        .into_values()
+        .filter(|f| f.archived_at.is_none())
+        .map(|f| (f.identifier.clone(), f))
+        .collect();
+    let c = Arc::new(TenantCatalog::new(features));
+    catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).insert(k, (Instant::now(), c.clone()));
+    Ok(c)
+}
+
+/// A meter feature of the tenant, or a 400 naming `featureId`.
+pub fn meter_feature<'a>(catalog: &'a TenantCatalog, identifier: &str) -> ApiResult<&'a Feature> {
+    let f = catalog
+        .features
+        .get(identifier)
+        .ok_or_else(|| ApiError::field("feature_id", format!("Feature \"{identifier}\" does not exist.")))?;
+    if f.feature_type != FeatureType::Meter {
+        return Err(ApiError::field("feature_id", format!("Feature \"{identifier}\" is not a METER feature.")));
+    }
+    Ok(f)
+}
