@@ -178,7 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Openapi => {
-            print!("{}", crate::routes::openapi::document());
+            print!("{}", crate::openapi::document());
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}

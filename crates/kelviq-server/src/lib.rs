@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod media;
+pub mod openapi;
 pub mod routes;
 pub mod selling;
 pub mod state;

@@ -7,8 +7,10 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use kelviq_core::signing::sign;
 use kelviq_core::Tenant;
-use kelviq_store::{MediaFile, MediaOwner, StoreError, Upload};
+use kelviq_store::{MediaChanges, MediaFile, MediaOwner, StoreError, Upload};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use utoipa::ToSchema;
 
 /// Name of the shared secret that signs upload policies and download links.
 pub const MEDIA_SECRET: &str = "media_signing_key";
@@ -196,4 +198,28 @@ pub async fn signed_file_url(state: &AppState, base: &str, file: &MediaFile) -> 
 /// The public URL of an enabled product image.
 pub fn image_url(base: &str, file: &MediaFile) -> String {
     format!("{base}/api/v1/media/public/{}/{}", file.id, percent_encode(&file.name))
+}
+
+/// Body of `PATCH /catalog/products/{product_pk}/image/{pk}/`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MediaPatch {
+    pub name: Option<String>,
+    pub ordering: Option<i64>,
+    /// Product images only: make this the thumbnail (clears the others).
+    pub thumbnail: Option<bool>,
+    pub enabled: Option<bool>,
+}
+
+impl MediaPatch {
+    pub fn into_changes(self) -> ApiResult<MediaChanges> {
+        if let Some(n) = &self.name {
+            if n.trim().is_empty() || n.chars().count() > 255 {
+                return Err(ApiError::field("name", "Give a name of 1 to 255 characters."));
+            }
+            if n.chars().any(char::is_control) || n.contains(['/', '\\']) {
+                return Err(ApiError::field("name", "A file name may not contain control characters or slashes."));
+            }
+        }
+        Ok(MediaChanges { name: self.name, ordering: self.ordering, thumbnail: self.thumbnail, enabled: self.enabled })
+    }
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod input;
 pub mod metrics;
 pub mod reqlog;
 pub mod urlcheck;

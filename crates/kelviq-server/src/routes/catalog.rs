@@ -4,16 +4,17 @@
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller};
 use crate::media;
+use crate::media::MediaPatch;
 use crate::state::AppState;
+use crate::wire::catalog::FeatureOut;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use kelviq_core::casing::camelize;
-use kelviq_core::catalog::{Feature, FeatureChanges, NewFeature, NewProduct, Product, ProductChanges, ProductSettings};
+use kelviq_core::catalog::{FeatureChanges, NewFeature, NewProduct, Product, ProductChanges, ProductSettings};
 use kelviq_core::timefmt::iso_micros;
-use kelviq_store::{MediaChanges, MediaFile, MediaOwner, StoreError};
+use kelviq_store::{MediaFile, MediaOwner, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -371,44 +372,6 @@ pub struct FeaturePatch {
     pub meter: Option<Value>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FeatureOut {
-    pub id: String,
-    pub identifier: String,
-    pub name: String,
-    pub description: String,
-    pub feature_type: String,
-    #[schema(value_type = Object)]
-    pub feature_details: Value,
-    #[schema(value_type = Object)]
-    pub meter: Value,
-    #[schema(value_type = Object)]
-    pub details: Value,
-    #[schema(value_type = Object)]
-    pub metadata: Value,
-    pub is_archived: bool,
-    pub modified_on: String,
-}
-
-impl From<Feature> for FeatureOut {
-    fn from(f: Feature) -> Self {
-        FeatureOut {
-            id: f.id.to_string(),
-            identifier: f.identifier,
-            name: f.name,
-            description: f.description,
-            feature_type: f.feature_type.as_str().to_string(),
-            feature_details: camelize(f.feature_details),
-            meter: f.meter.map(camelize).unwrap_or_else(|| Value::Object(Map::new())),
-            details: Value::Object(Map::new()),
-            metadata: f.metadata,
-            is_archived: f.archived_at.is_some(),
-            modified_on: iso_micros(f.modified_at),
-        }
-    }
-}
-
 /// List live features, newest first.
 #[utoipa::path(get, path = "/api/v1/catalog/features/", tag = "catalog", params(CatalogListQuery), security(("bearer" = [])),
     responses((status = 200, description = "A page of features"), (status = 401)))]
@@ -507,30 +470,6 @@ pub async fn archive_feature(
         .map_err(|e| conflict_on_identifier(e, "feature"))?;
     crate::usage::meters::forget_catalog(&tenant);
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Body of `PATCH /catalog/products/{product_pk}/image/{pk}/`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct MediaPatch {
-    pub name: Option<String>,
-    pub ordering: Option<i64>,
-    /// Product images only: make this the thumbnail (clears the others).
-    pub thumbnail: Option<bool>,
-    pub enabled: Option<bool>,
-}
-
-impl MediaPatch {
-    pub fn into_changes(self) -> ApiResult<MediaChanges> {
-        if let Some(n) = &self.name {
-            if n.trim().is_empty() || n.chars().count() > 255 {
-                return Err(ApiError::field("name", "Give a name of 1 to 255 characters."));
-            }
-            if n.chars().any(char::is_control) || n.contains(['/', '\\']) {
-                return Err(ApiError::field("name", "A file name may not contain control characters or slashes."));
-            }
-        }
-        Ok(MediaChanges { name: self.name, ordering: self.ordering, thumbnail: self.thumbnail, enabled: self.enabled })
-    }
 }
 
 /// Change a product image's name, order, thumbnail flag or visibility.

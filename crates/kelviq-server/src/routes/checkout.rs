@@ -4,21 +4,20 @@
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
-use crate::routes::selling_wire::{log_entries, Renderer};
+use crate::http::input::{self, FeatureQuantityIn};
 use crate::selling::payments::CardInput;
 use crate::selling::{self, complete_checkout, CheckoutError, CheckoutForm};
 use crate::state::AppState;
+use crate::wire::selling::{log_entries, Renderer};
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use kelviq_core::billing::{CheckoutSession, FeatureQuantity, Line, Quote};
+use chrono::Duration;
+use kelviq_core::billing::{CheckoutSession, Line, Quote};
 use kelviq_core::customer::validate_customer_id;
 use kelviq_core::ids::random_alphanumeric;
-use kelviq_core::money::{currency_exponent, to_minor};
-use kelviq_core::plans::ChargePeriod;
 use kelviq_core::validation::is_valid_email;
 use kelviq_core::{Environment, FieldErrors, Tenant};
 use kelviq_store::{DocColumns, DocTable, Filter};
@@ -33,59 +32,6 @@ pub fn router() -> Router<AppState> {
         .route("/checkout/sessions/{id}", get(retrieve_session))
         .route("/checkout/sessions/{id}/events", get(session_events))
         .route("/checkout/sessions/{id}/complete", post(complete_session))
-}
-
-/// A feature quantity (seats and other purchased units).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct FeatureQuantityIn {
-    pub identifier: String,
-    pub quantity: i64,
-}
-
-/// Validates requested feature quantities.
-pub fn parse_quantities(features: Option<Vec<FeatureQuantityIn>>, errors: &mut FieldErrors) -> Vec<FeatureQuantity> {
-    let mut out: Vec<FeatureQuantity> = Vec::new();
-    for f in features.unwrap_or_default() {
-        if f.quantity < 0 {
-            errors.add("features", format!("The quantity of {} must not be negative.", f.identifier));
-        } else if out.iter().any(|o| o.identifier == f.identifier) {
-            errors.add("features", format!("{} appears twice.", f.identifier));
-        } else {
-            out.push(FeatureQuantity { identifier: f.identifier, quantity: f.quantity as u64 });
-        }
-    }
-    out
-}
-
-/// Reads a required charge period.
-pub fn parse_period(value: Option<&str>, errors: &mut FieldErrors) -> Option<ChargePeriod> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => {
-            errors.add("charge_period", "This field is required.");
-            None
-        }
-        Some(p) => match ChargePeriod::parse(p).filter(|_| p != "QUARTERLY") {
-            Some(p) => Some(p),
-            None => {
-                errors.add("charge_period", format!("\"{p}\" is not a valid choice."));
-                None
-            }
-        },
-    }
-}
-
-pub fn required<'a>(value: &'a Option<String>, field: &str, errors: &mut FieldErrors) -> Option<&'a str> {
-    match value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-        Some(v) => Some(v),
-        None => {
-            errors.add(field, "This field is required.");
-            None
-        }
-    }
-}
-
-fn valid_url(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 /// Body of `POST /checkout/`. Keys may be camelCase or snake_case.
@@ -139,13 +85,13 @@ pub async fn create_checkout(
     Body(input): Body<CheckoutIn>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut errors = FieldErrors::new();
-    let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
-    let period = parse_period(input.charge_period.as_deref(), &mut errors);
-    match required(&input.success_url, "success_url", &mut errors) {
-        Some(u) if !valid_url(u) => errors.add("success_url", "Enter a valid URL."),
+    let plan_identifier = input::required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
+    let period = input::period(input.charge_period.as_deref(), &mut errors);
+    match input::required(&input.success_url, "success_url", &mut errors) {
+        Some(u) if !input::valid_url(u) => errors.add("success_url", "Enter a valid URL."),
         _ => {}
     }
-    if let Some(u) = input.cancel_url.as_deref().filter(|u| !u.is_empty() && !valid_url(u)) {
+    if let Some(u) = input.cancel_url.as_deref().filter(|u| !u.is_empty() && !input::valid_url(u)) {
         errors.add("cancel_url", format!("\"{u}\" is not a valid URL."));
     }
     if let Some(id) = &input.customer_id {
@@ -155,7 +101,7 @@ pub async fn create_checkout(
     if email.as_deref().is_some_and(|e| !is_valid_email(e)) {
         errors.add("email", "Enter a valid email address.");
     }
-    let features = parse_quantities(input.features, &mut errors);
+    let features = input::quantities(input.features, &mut errors);
     if input.trial_period.is_some_and(|d| !(1..=365).contains(&d)) {
         errors.add("trial_period", "Ensure this value is from 1 to 365.");
     }
@@ -163,29 +109,19 @@ pub async fn create_checkout(
     if tax.as_deref().is_some_and(|t| t != "INCLUSIVE" && t != "EXCLUSIVE") {
         errors.add("tax_behavior", format!("\"{}\" is not a valid choice.", tax.clone().unwrap_or_default()));
     }
-    let currency = input.currency_code.clone().map(|c| c.trim().to_ascii_uppercase());
-    if let Some(c) = &currency {
-        if currency_exponent(c).is_none() {
-            errors.add("currency_code", format!("\"{c}\" is not a supported currency."));
-        }
-    }
+    let currency = input::currency(input.currency_code.as_deref(), "currency_code", &mut errors);
     let mut custom_minor = None;
     if let Some(amount) = input.custom_amount.as_ref().filter(|v| !v.is_null()) {
         match (&currency, &tax) {
             (None, _) => errors.add("currency_code", "This field is required with customAmount."),
             (_, None) => errors.add("tax_behavior", "This field is required with customAmount."),
-            (Some(c), Some(_)) => match to_minor(amount, currency_exponent(c).unwrap_or(2)) {
-                Ok(m) if m > 0 => custom_minor = Some(m),
-                Ok(_) => errors.add("custom_amount", "Ensure this value is greater than 0."),
-                Err(m) => errors.add("custom_amount", format!("customAmount {m}.")),
+            (Some(c), Some(_)) => match input::positive_amount(amount, c, "customAmount") {
+                Ok(m) => custom_minor = Some(m),
+                Err(m) => errors.add("custom_amount", m),
             },
         }
     }
-    let country =
-        input.default_billing_country.clone().map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty());
-    if country.as_deref().is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase())) {
-        errors.add("default_billing_country", "Enter an ISO 3166-1 alpha-2 country code, e.g. US.");
-    }
+    let country = input::country(input.default_billing_country.as_deref(), "default_billing_country", &mut errors);
     let metadata = match input.metadata {
         None | Some(Value::Null) => json!({}),
         Some(m @ Value::Object(_)) => m,
@@ -298,26 +234,6 @@ pub struct SessionListQuery {
     pub page_size: Option<String>,
 }
 
-/// `start_date`/`end_date` as an inclusive range of days.
-pub fn date_filters(
-    column: &'static str,
-    start: Option<&str>,
-    end: Option<&str>,
-    filters: &mut Vec<Filter>,
-) -> ApiResult<()> {
-    let parse = |field: &str, v: &str| -> ApiResult<NaiveDate> {
-        kelviq_core::timefmt::parse_date(v).ok_or_else(|| ApiError::field(field, "Enter a valid date (YYYY-MM-DD)."))
-    };
-    let midnight = |d: NaiveDate| -> DateTime<Utc> { d.and_hms_opt(0, 0, 0).expect("midnight").and_utc() };
-    if let Some(v) = start.filter(|v| !v.is_empty()) {
-        filters.push(Filter::AtLeast(column, midnight(parse("start_date", v)?)));
-    }
-    if let Some(v) = end.filter(|v| !v.is_empty()) {
-        filters.push(Filter::Before(column, midnight(parse("end_date", v)?) + Duration::days(1)));
-    }
-    Ok(())
-}
-
 /// List checkout sessions, newest first.
 #[utoipa::path(get, path = "/api/v1/checkout/sessions/", tag = "checkout", params(SessionListQuery), security(("bearer" = [])),
     responses((status = 200, description = "A page of checkout sessions"), (status = 401)))]
@@ -345,10 +261,9 @@ pub async fn list_sessions(
         Some(s @ ("processing" | "success")) => filters.push(Filter::Eq("status", s.into())),
         Some(other) => return Err(ApiError::field("status", format!("\"{other}\" is not a valid choice."))),
     }
-    date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
+    input::date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
     let (paging, total, sessions) =
-        crate::routes::money::page_of::<CheckoutSession>(&state, &tenant, DocTable::CheckoutSessions, &filters, &parts)
-            .await?;
+        input::page_of::<CheckoutSession>(&state, &tenant, DocTable::CheckoutSessions, &filters, &parts).await?;
     let mut r = Renderer::new(&state, &tenant, now);
     let mut results = Vec::new();
     for s in &sessions {

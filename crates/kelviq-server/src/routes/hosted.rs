@@ -4,10 +4,10 @@
 
 use crate::clock::tenant_now;
 use crate::http::error::ApiError;
-use crate::routes::selling_wire::session_status;
 use crate::selling::payments::CardInput;
 use crate::selling::{complete_checkout, CheckoutError, CheckoutForm};
 use crate::state::AppState;
+use crate::wire::selling::session_status;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};

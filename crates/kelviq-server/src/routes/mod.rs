@@ -3,15 +3,14 @@
 pub mod catalog;
 pub mod checkout;
 pub mod customers;
+pub mod docs;
 pub mod entitlements;
 pub mod health;
 pub mod hosted;
 pub mod media;
 pub mod money;
-pub mod openapi;
 pub mod plans;
 pub mod reporting;
-pub mod selling_wire;
 pub mod subscriptions;
 pub mod test_clock;
 
@@ -31,5 +30,5 @@ pub fn api_router() -> Router<AppState> {
         .merge(subscriptions::router())
         .merge(money::router())
         .merge(test_clock::router())
-        .merge(openapi::router())
+        .merge(docs::router())
 }

@@ -4,17 +4,16 @@
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
-use crate::routes::checkout::{date_filters, required};
-use crate::routes::selling_wire::{log_entries, Renderer};
+use crate::http::input::{self, date_filters, page_of, required, search_filter, status_filter, SearchScope};
 use crate::selling;
 use crate::state::AppState;
+use crate::wire::selling::{log_entries, Renderer};
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use kelviq_core::billing::{Order, PaymentMethod, Refund, Transaction};
-use kelviq_core::money::{currency_exponent, to_minor};
 use kelviq_core::timefmt::iso_seconds;
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{DocTable, Filter};
@@ -46,49 +45,6 @@ pub struct MoneyListQuery {
     pub end_date: Option<String>,
     pub page: Option<String>,
     pub page_size: Option<String>,
-}
-
-fn status_filter(value: Option<&str>, allowed: &[&str], filters: &mut Vec<Filter>) -> ApiResult<()> {
-    if let Some(s) = value.map(str::trim).filter(|s| !s.is_empty()) {
-        if !allowed.contains(&s) {
-            return Err(ApiError::field("status", format!("\"{s}\" is not a valid choice.")));
-        }
-        filters.push(Filter::Eq("status", s.to_string()));
-    }
-    Ok(())
-}
-
-/// A `search`: over the document text, and for rows that only name their
-/// order (refunds, transactions) over its customer's id, name and email too.
-fn search_filter(value: Option<&str>, filters: &mut Vec<Filter>, scope: SearchScope) {
-    if let Some(s) = value.map(str::trim).filter(|s| !s.is_empty()) {
-        filters.push(match scope {
-            SearchScope::Document => Filter::Search(s.to_string()),
-            SearchScope::WithOrderCustomer => Filter::SearchWithOrderCustomer(s.to_string()),
-        });
-    }
-}
-
-/// What a `search` looks through.
-#[derive(Debug, Clone, Copy)]
-enum SearchScope {
-    Document,
-    WithOrderCustomer,
-}
-
-/// One page of a document table (counted first, so that pages past the end resolve as DRF does).
-pub async fn page_of<T: serde::de::DeserializeOwned>(
-    state: &AppState,
-    tenant: &Tenant,
-    table: DocTable,
-    filters: &[Filter],
-    parts: &Parts,
-) -> ApiResult<(Paging, u64, Vec<T>)> {
-    let mut paging = Paging::from_parts(parts, DEFAULT_PAGE_SIZE)?;
-    let total = state.store.count_docs(table, tenant, filters).await?;
-    let (limit, offset) = paging.window(total as u64)?;
-    let items = state.store.list_docs::<T>(table, tenant, filters, limit, offset).await?;
-    Ok((paging, total as u64, items))
 }
 
 const ORDER_STATUSES: &[&str] =
@@ -284,11 +240,9 @@ pub async fn create_refund(
     let order = find_order(&state, &tenant, order_id.as_deref().expect("checked")).await?;
     let amount = match (input.amount_units, input.amount.as_ref().filter(|a| !a.is_null())) {
         (Some(units), _) => Some(units),
-        (None, Some(a)) => match to_minor(a, currency_exponent(&order.currency).unwrap_or(2)) {
-            Ok(m) if m > 0 => Some(m),
-            Ok(_) => return Err(ApiError::field("amount", "Ensure this value is greater than 0.")),
-            Err(m) => return Err(ApiError::field("amount", format!("amount {m}."))),
-        },
+        (None, Some(a)) => {
+            Some(input::positive_amount(a, &order.currency, "amount").map_err(|m| ApiError::field("amount", m))?)
+        }
         (None, None) => None,
     };
     let refund = selling::refund_order(&state, &tenant, &order.id, amount, input.reason, input.internal_note).await?;

@@ -5,8 +5,9 @@
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller};
 use crate::media;
-use crate::routes::catalog::{FeatureOut, MediaPatch};
+use crate::media::MediaPatch;
 use crate::state::AppState;
+use crate::wire::catalog::FeatureOut;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;

@@ -6,20 +6,18 @@
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Body, ServerCaller};
-use crate::routes::checkout::{parse_period, parse_quantities, required, FeatureQuantityIn};
-use crate::routes::selling_wire::Renderer;
+use crate::http::input::{self, required, FeatureQuantityIn};
 use crate::selling::{self, Cancellation, ChangeRequest, Parties, Purchase};
 use crate::state::AppState;
+use crate::wire::selling::Renderer;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use kelviq_core::billing::{
     amount_number, plan_change, Line, PaymentMethod, Proration, Quote, SubStatus, Subscription,
 };
-use kelviq_core::money::{currency_exponent, to_minor};
 use kelviq_core::plans::ChargePeriod;
 use kelviq_core::timefmt::iso_seconds;
 use kelviq_core::{FieldErrors, Tenant};
@@ -51,23 +49,6 @@ pub struct SubscriptionListQuery {
     pub modified_on_before: Option<String>,
     pub page: Option<String>,
     pub page_size: Option<String>,
-}
-
-/// A date (`YYYY-MM-DD`, the day's start) or a datetime (ISO 8601; naive is UTC).
-fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
-    if let Some(d) = kelviq_core::timefmt::parse_date(s) {
-        return Some(d.and_hms_opt(0, 0, 0)?.and_utc());
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(&s.replace(' ', "T")) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {
-            return Some(Utc.from_utc_datetime(&n));
-        }
-    }
-    None
 }
 
 /// List subscriptions, newest first.
@@ -115,13 +96,12 @@ pub async fn list_subscriptions(
                 (_, true) => "modified_on_after",
                 _ => "modified_on_before",
             };
-            let t = parse_instant(v).ok_or_else(|| ApiError::field(field, "Enter a valid date or datetime."))?;
+            let t = input::instant(v).ok_or_else(|| ApiError::field(field, "Enter a valid date or datetime."))?;
             filters.push(if after { Filter::AtLeast(column, t) } else { Filter::Before(column, t) });
         }
     }
     let (paging, total, subs) =
-        crate::routes::money::page_of::<Subscription>(&state, &tenant, DocTable::Subscriptions, &filters, &parts)
-            .await?;
+        input::page_of::<Subscription>(&state, &tenant, DocTable::Subscriptions, &filters, &parts).await?;
     let now = tenant_now(&state, &tenant).await?;
     let mut r = Renderer::new(&state, &tenant, now);
     let mut results = Vec::new();
@@ -193,9 +173,9 @@ pub async fn create_subscription(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut errors = FieldErrors::new();
     let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
-    let period = parse_period(input.charge_period.as_deref(), &mut errors);
+    let period = input::period(input.charge_period.as_deref(), &mut errors);
     let customer_id = required(&input.customer_id, "customer_id", &mut errors).map(str::to_string);
-    let features = parse_quantities(input.features, &mut errors);
+    let features = input::quantities(input.features, &mut errors);
     errors.into_result()?;
     let (plan_identifier, period, customer_id) =
         (plan_identifier.expect("checked"), period.expect("checked"), customer_id.expect("checked"));
@@ -237,9 +217,9 @@ async fn parse_change(
 ) -> ApiResult<ChangeRequest> {
     let mut errors = FieldErrors::new();
     let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
-    let period = parse_period(input.charge_period.as_deref(), &mut errors);
+    let period = input::period(input.charge_period.as_deref(), &mut errors);
     let features = match input.features {
-        Some(f) => parse_quantities(Some(f), &mut errors),
+        Some(f) => input::quantities(Some(f), &mut errors),
         None => s.features.clone(),
     };
     let proration = match (input.proration_behavior.as_deref(), input.probation_behaviour.as_deref()) {
@@ -265,7 +245,7 @@ async fn parse_change(
     let trial_end = match input.trial_end.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         None => None,
         Some("now") => Some(None),
-        Some(t) => match parse_instant(t) {
+        Some(t) => match input::instant(t) {
             Some(at) if at > now => Some(Some(at)),
             Some(_) => {
                 errors.add("trial_end", "trialEnd must be in the future.");
@@ -475,16 +455,13 @@ pub async fn create_charge(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut errors = FieldErrors::new();
     let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
-    let period = parse_period(input.charge_period.as_deref(), &mut errors);
+    let period = input::period(input.charge_period.as_deref(), &mut errors);
     if period.is_some_and(|p| p != ChargePeriod::OneTime) {
         errors.add("charge_period", "A charge is ONE_TIME.");
     }
     let customer_id = required(&input.customer_id, "customer_id", &mut errors).map(str::to_string);
-    let features = parse_quantities(input.features, &mut errors);
-    let currency = input.currency_code.clone().map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty());
-    if currency.as_deref().is_some_and(|c| currency_exponent(c).is_none()) {
-        errors.add("currency_code", "This currency is not supported.");
-    }
+    let features = input::quantities(input.features, &mut errors);
+    let currency = input::currency(input.currency_code.as_deref(), "currency_code", &mut errors);
     if input.tax_behavior.as_deref().is_some_and(|t| t != "INCLUSIVE" && t != "EXCLUSIVE") {
         errors.add("tax_behavior", "Must be INCLUSIVE or EXCLUSIVE.");
     }
@@ -492,10 +469,9 @@ pub async fn create_charge(
     if let Some(a) = input.custom_amount.as_ref().filter(|a| !a.is_null()) {
         match &currency {
             None => errors.add("currency_code", "This field is required with customAmount."),
-            Some(c) => match to_minor(a, currency_exponent(c).unwrap_or(2)) {
-                Ok(m) if m > 0 => custom = Some(m),
-                Ok(_) => errors.add("custom_amount", "Ensure this value is greater than 0."),
-                Err(m) => errors.add("custom_amount", format!("customAmount {m}.")),
+            Some(c) => match input::positive_amount(a, c, "customAmount") {
+                Ok(m) => custom = Some(m),
+                Err(m) => errors.add("custom_amount", m),
             },
         }
     }

@@ -7,6 +7,7 @@ use super::meters::{meter_feature, tenant_catalog, TenantCatalog};
 use super::{AlertSpec, ConsumeOp, EventData, Item, Op, Target};
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::input::required_string;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::Feature;
@@ -64,26 +65,12 @@ pub struct UsageIn {
     pub idempotency_key: Option<String>,
 }
 
-fn required(v: &Option<String>, field: &str, errors: &mut FieldErrors) -> String {
-    match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(s) if s.chars().any(char::is_control) => {
-            errors.add(field, "Control characters are not allowed.");
-            String::new()
-        }
-        Some(s) => s.to_string(),
-        None => {
-            errors.add(field, "This field is required.");
-            String::new()
-        }
-    }
-}
-
 /// Report usage of a meter feature: `SET` replaces, `DELTA` adds.
 pub async fn report_usage(state: &AppState, tenant: Tenant, input: UsageIn) -> ApiResult<Value> {
     let mut errors = FieldErrors::new();
-    let customer_id = required(&input.customer_id, "customer_id", &mut errors);
-    let feature_id = required(&input.feature_id, "feature_id", &mut errors);
-    let behaviour = required(&input.behaviour, "behaviour", &mut errors).to_ascii_uppercase();
+    let customer_id = required_string(&input.customer_id, "customer_id", &mut errors);
+    let feature_id = required_string(&input.feature_id, "feature_id", &mut errors);
+    let behaviour = required_string(&input.behaviour, "behaviour", &mut errors).to_ascii_uppercase();
     if !behaviour.is_empty() && behaviour != "SET" && behaviour != "DELTA" {
         errors.add("behaviour", format!("\"{behaviour}\" is not a valid choice: SET or DELTA."));
     }
@@ -213,10 +200,10 @@ async fn prepare_event(
     now: DateTime<Utc>,
 ) -> ApiResult<(Item, Map<String, Value>)> {
     let mut errors = FieldErrors::new();
-    let customer_id = required(&input.customer_id, "customer_id", &mut errors);
-    let event_name = required(&input.event_name, "event_name", &mut errors);
-    let key = required(&input.idempotency_key, "idempotency_key", &mut errors);
-    let ts = required(&input.timestamp, "timestamp", &mut errors);
+    let customer_id = required_string(&input.customer_id, "customer_id", &mut errors);
+    let event_name = required_string(&input.event_name, "event_name", &mut errors);
+    let key = required_string(&input.idempotency_key, "idempotency_key", &mut errors);
+    let ts = required_string(&input.timestamp, "timestamp", &mut errors);
     let at = parse_report_timestamp(&ts);
     if !ts.is_empty() && at.is_none() {
         errors.add("timestamp", "Use the format YYYY-MM-DD HH:MM:SS.ffffff (UTC).");
@@ -435,9 +422,9 @@ pub struct ConsumeIn {
 /// Check and deduct in one atomic step: a hard limit is never exceeded.
 pub async fn consume(state: &AppState, tenant: Tenant, input: ConsumeIn) -> ApiResult<Value> {
     let mut errors = FieldErrors::new();
-    let customer_id = required(&input.customer_id, "customer_id", &mut errors);
-    let feature_id = required(&input.feature_id, "feature_id", &mut errors);
-    let key = required(&input.idempotency_key, "idempotency_key", &mut errors);
+    let customer_id = required_string(&input.customer_id, "customer_id", &mut errors);
+    let feature_id = required_string(&input.feature_id, "feature_id", &mut errors);
+    let key = required_string(&input.idempotency_key, "idempotency_key", &mut errors);
     let value = match input.value.as_ref().and_then(Value::as_i64) {
         Some(v) if (1..=MAX_USAGE_VALUE).contains(&v) => v,
         _ => {

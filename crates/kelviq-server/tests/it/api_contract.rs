@@ -266,7 +266,7 @@ on_both_backends!(
 async fn openapi_document_matches_the_committed_copy() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json"))
         .expect("openapi.json at the repo root");
-    let generated = kelviq_server::routes::openapi::document();
+    let generated = kelviq_server::openapi::document();
     assert!(
         committed == generated,
         "openapi.json is stale: regenerate it with `cargo run -q -p kelviq-server -- openapi > openapi.json`"

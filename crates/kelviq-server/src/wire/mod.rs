@@ -1,4 +1,8 @@
-//! Small serde helpers shared by the wire types.
+//! The wire: how records are shown to API callers, and small serde helpers
+//! shared by the wire types.
+
+pub mod catalog;
+pub mod selling;
 
 use serde::{Deserialize, Deserializer};
 

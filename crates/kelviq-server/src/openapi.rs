@@ -1,12 +1,10 @@
 //! The OpenAPI document of this server, generated from the handlers and wire
-//! types, served at `/api/v1/openapi.json` and committed as `openapi.json`.
+//! types, served at `/api/v1/openapi.json` (`routes::docs`) and committed as
+//! `openapi.json`.
 
 use crate::routes::{
     catalog, checkout, customers, entitlements, health, media, money, plans, reporting, subscriptions, test_clock,
 };
-use crate::state::AppState;
-use axum::routing::get;
-use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -40,10 +38,10 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
-        catalog::FeatureIn, catalog::FeaturePatch, catalog::FeatureOut,
+        catalog::FeatureIn, catalog::FeaturePatch, crate::wire::catalog::FeatureOut,
         plans::PlanIn, plans::PlanOut, plans::PublishIn, plans::PricesIn, plans::PlanFeaturesIn, plans::PlanFeatureIn,
-        catalog::MediaPatch, catalog::ProductFileOut, media::PresignIn,
-        checkout::CheckoutIn, checkout::FeatureQuantityIn, checkout::CompleteIn,
+        crate::media::MediaPatch, catalog::ProductFileOut, media::PresignIn,
+        checkout::CheckoutIn, crate::http::input::FeatureQuantityIn, checkout::CompleteIn,
         subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, subscriptions::ChargeIn,
         money::RefundIn, test_clock::AdvanceIn,
         crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn)),
@@ -76,11 +74,4 @@ pub fn document() -> String {
     let mut text = serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises");
     text.push('\n');
     text
-}
-
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/openapi.json",
-        get(|| async { Json(serde_json::from_str::<serde_json::Value>(&document()).unwrap_or_default()) }),
-    )
 }

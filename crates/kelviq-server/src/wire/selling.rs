@@ -1,8 +1,8 @@
 //! How selling records look on the wire (camelCase, spec §1.2, §1.5, §1.6).
 
 use crate::http::error::ApiResult;
-use crate::routes::catalog::FeatureOut;
 use crate::state::AppState;
+use crate::wire::catalog::FeatureOut;
 use chrono::{DateTime, Utc};
 use kelviq_core::billing::{
     amount_number, amount_text, bp_text, CheckoutSession, LogEntry, Order, PaymentMethod, Refund, SubStatus,
