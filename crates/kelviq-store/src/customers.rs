@@ -1,5 +1,5 @@
 use crate::events::insert_event;
-use crate::selling::Work;
+use crate::Work;
 use crate::{json_col, search_binds, search_filter, tenant_binds, uuid_col, Backend, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use kelviq_core::customer::{BillingAddress, Customer, CustomerChanges, NewCustomer};

@@ -20,26 +20,24 @@ mod customers;
 mod events;
 mod filters;
 mod held;
-mod journal;
 mod keys;
 mod media;
 mod migrations;
 mod orgs;
-mod owner;
 mod plans;
 mod selling;
 mod usage;
+mod work;
+pub use work::Work;
 
 pub use changes::{usage_wake_payload, Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
 pub use filters::Filter;
-pub use journal::{EventJournal, JournalTx, WalSync};
 pub use keys::{ApiKey, KeyIdentity};
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
-pub use owner::{HandoverListener, UsageLock, HANDOVER_CHANNEL, LOCK_APPLICATION};
-pub use selling::{
-    DocColumns, DocTable, StoredPaymentMethod, Work, TOPIC_CATALOG, TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK,
-};
+pub use selling::{DocColumns, DocTable, StoredPaymentMethod, TOPIC_CATALOG, TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK};
+pub use usage::journal::{EventJournal, JournalTx, WalSync};
+pub use usage::owner::{HandoverListener, UsageLock, HANDOVER_CHANNEL, LOCK_APPLICATION};
 pub use usage::{change_subject, AddRow, ChangeSubject, Counter, CounterChange, EventRow, StoredEvent, TOPIC_USAGE};
 
 use kelviq_core::Tenant;

@@ -9,7 +9,7 @@
 use crate::changes::record_change;
 use crate::events::insert_event;
 use crate::filters::{bind_all, where_clause, Filter};
-use crate::{tenant_binds, Backend, Result, Store, StoreError};
+use crate::{tenant_binds, Backend, Result, Store, StoreError, Work};
 use chrono::{DateTime, Duration, Utc};
 use kelviq_core::events::OutboxEvent;
 use kelviq_core::timefmt::{from_micros, to_micros};
@@ -204,20 +204,6 @@ impl Store {
         .await?;
         rows.iter().map(|r| Ok((crate::uuid_col(r, "org_id")?, r.try_get("seq")?, r.try_get("environment")?))).collect()
     }
-
-    /// Starts a unit of work for a tenant.
-    pub async fn begin(&self, tenant: &Tenant) -> Result<Work> {
-        Ok(Work {
-            tx: self.write_pool().begin().await?,
-            _held: crate::held::Held::enter(),
-            backend: self.backend,
-            tenant: tenant.clone(),
-            changed: Vec::new(),
-            waker: self.waker.clone(),
-            wake: None,
-            usage_tenants: self.usage_tenants.clone(),
-        })
-    }
 }
 
 fn payment_method_from_row<T: DeserializeOwned>(row: &AnyRow) -> Result<StoredPaymentMethod<T>> {
@@ -266,73 +252,7 @@ impl Work {
     }
 }
 
-/// One transaction of selling writes for one tenant.
-pub struct Work {
-    tx: Transaction<'static, Any>,
-    /// Marks this task as holding a transaction (see [`crate::held`]).
-    _held: crate::held::Held,
-    backend: Backend,
-    tenant: Tenant,
-    /// Customers whose entitlements this work changed.
-    changed: Vec<(Tenant, String)>,
-    /// Wakes the change feed's followers after the commit, when `wake` names
-    /// the process whose writes the wake-up announces.
-    waker: crate::changes::Waker,
-    pub(crate) wake: Option<String>,
-    /// The usage tables' tenant numbers (the store's).
-    usage_tenants: crate::UsageTenants,
-}
-
 impl Work {
-    pub fn tenant(&self) -> &Tenant {
-        &self.tenant
-    }
-
-    pub(crate) fn changed_customer(&mut self, customer_id: &str) {
-        self.changed.push((self.tenant.clone(), customer_id.to_string()));
-    }
-
-    pub(crate) fn set_tenant(&mut self, tenant: Tenant) {
-        self.tenant = tenant;
-    }
-
-    pub(crate) fn backend(&self) -> Backend {
-        self.backend
-    }
-
-    /// The usage tables' number of the tenant the work is for.
-    pub(crate) async fn own_usage_tenant_number(&mut self) -> Result<i64> {
-        let tenant = self.tenant.clone();
-        self.usage_tenant_number(&tenant).await
-    }
-
-    /// The usage tables' number of a tenant (see [`crate::usage_binds`]).
-    pub(crate) async fn usage_tenant_number(&mut self, tenant: &Tenant) -> Result<i64> {
-        if let Some(n) = self.usage_tenants.get(tenant) {
-            return Ok(n);
-        }
-        let (org, env) = crate::usage_binds(tenant);
-        let row = sqlx::query(&format!("SELECT {} AS n", crate::usage_tenant("$1", "$2")))
-            .bind(org)
-            .bind(env)
-            .fetch_one(&mut *self.tx)
-            .await?;
-        let n: Option<i64> = row.try_get("n")?;
-        let n = n.ok_or(StoreError::NotFound)?;
-        self.usage_tenants.insert(tenant, n);
-        Ok(n)
-    }
-
-    /// Commits; returns the customers whose entitlements changed, so that
-    /// this process can forget what it cached about them at once.
-    pub async fn commit(self) -> Result<Vec<(Tenant, String)>> {
-        self.tx.commit().await?;
-        if let Some(origin) = &self.wake {
-            self.waker.wake(Some(origin));
-        }
-        Ok(self.changed)
-    }
-
     /// Reads a document and locks its row until the work ends.
     pub async fn lock<T: DeserializeOwned>(&mut self, table: DocTable, id: &str) -> Result<Option<T>> {
         let (org, env) = tenant_binds(&self.tenant);
