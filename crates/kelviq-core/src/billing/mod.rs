@@ -1,0 +1,16 @@
+//! Selling: what a plan costs for a charge period, the subscription record
+//! and its state machine (what falls due next), and the money records.
+//!
+//! Amounts are integer minor units of the record's currency throughout.
+
+mod change;
+mod quote;
+mod records;
+mod subscription;
+#[cfg(test)]
+mod tests;
+
+pub use change::*;
+pub use quote::*;
+pub use records::*;
+pub use subscription::*;

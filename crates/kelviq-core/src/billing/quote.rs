@@ -1,0 +1,170 @@
+//! What a plan costs for one period: its lines and total.
+
+use crate::money::{PriceModel, Tier};
+use crate::plans::{ChargePeriod, PlanVersion};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A quantity asked for a feature (seats and other purchased units).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureQuantity {
+    pub identifier: String,
+    pub quantity: u64,
+}
+
+/// One line of what a plan costs for one period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub description: String,
+    pub amount_minor: i64,
+    /// The feature identifier for per-unit lines.
+    pub feature: Option<String>,
+    pub quantity: Option<u64>,
+}
+
+impl Line {
+    /// A line that is not per unit.
+    pub fn plain(description: impl Into<String>, amount_minor: i64) -> Line {
+        Line { description: description.into(), amount_minor, feature: None, quantity: None }
+    }
+}
+
+/// What a plan costs for one period of a charge period, in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    pub currency: String,
+    pub lines: Vec<Line>,
+    pub total_minor: i64,
+    /// Free-trial days the price offers (0: none).
+    pub trial_days: i64,
+    pub tax_behavior: String,
+    pub free: bool,
+}
+
+/// Why a plan cannot be quoted; the field the caller got wrong and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+pub(super) fn quote_err(field: &'static str, message: impl Into<String>) -> QuoteError {
+    QuoteError { field, message: message.into() }
+}
+
+/// The stored price model of a charge of a feature group.
+pub(super) fn charge_model(group_model: &str, charge: &Value) -> PriceModel {
+    let amount = charge["amount_minor"].as_i64().unwrap_or(0);
+    let tiers = || -> Vec<Tier> {
+        charge["tiers"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| Tier {
+                        up_to: t["up_to"].as_u64(),
+                        unit_micro: t["unit_micro"].as_i64().unwrap_or(0),
+                        flat_minor: t["flat_minor"].as_i64().unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match group_model {
+        "PACKAGE" => {
+            PriceModel::Package { block_size: charge["block_size"].as_u64().unwrap_or(1), block_minor: amount }
+        }
+        "TIERED" => PriceModel::Graduated(tiers()),
+        "VOLUME" => PriceModel::Volume(tiers()),
+        "STAIRSTEP" => PriceModel::StairStep(tiers()),
+        _ => PriceModel::Flat { unit_micro: amount.saturating_mul(1_000_000) },
+    }
+}
+
+/// Prices `plan` for `period` in `currency` (the plan's first paid currency
+/// when `None`), with `quantities` for per-unit features. `feature_identifier`
+/// maps a stored feature id to its identifier.
+pub fn quote(
+    plan: &PlanVersion,
+    period: ChargePeriod,
+    currency: Option<&str>,
+    quantities: &[FeatureQuantity],
+    feature_identifier: &dyn Fn(&str) -> Option<String>,
+) -> Result<Quote, QuoteError> {
+    let enabled: Vec<&Value> = plan.prices.iter().filter(|p| p["enabled"].as_bool().unwrap_or(true)).collect();
+    if enabled.is_empty() {
+        return Err(quote_err("plan_identifier", "This plan has no price."));
+    }
+    let wanted = currency.map(str::to_ascii_uppercase);
+    let price = match &wanted {
+        Some(c) => enabled
+            .iter()
+            .find(|p| p["currency"].as_str() == Some(c.as_str()) && p["price_type"] == "PAID")
+            .or_else(|| enabled.iter().find(|p| p["price_type"] != "PAID"))
+            .ok_or_else(|| quote_err("currency_code", format!("This plan has no price in {c}.")))?,
+        None => enabled.iter().find(|p| p["price_type"] == "PAID").or(enabled.first()).expect("not empty"),
+    };
+    let currency = price["currency"].as_str().unwrap_or("USD").to_string();
+    let tax_behavior = price["tax_behavior"].as_str().unwrap_or("UNSPECIFIED").to_string();
+    if price["price_type"] != "PAID" {
+        if period != ChargePeriod::OneTime {
+            return Err(quote_err("charge_period", "This plan is free: use the charge period ONE_TIME."));
+        }
+        return Ok(Quote { currency, lines: Vec::new(), total_minor: 0, trial_days: 0, tax_behavior, free: true });
+    }
+    let mut lines = Vec::new();
+    let mut offered = false;
+    let mut used_features = Vec::new();
+    for group in price["charge_catalog_price"].as_array().into_iter().flatten() {
+        let Some(charge) = group["charges"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["charge_period"].as_str() == Some(period.as_str())))
+        else {
+            continue;
+        };
+        offered = true;
+        match group["feature"].as_str() {
+            None => lines.push(Line::plain(plan.name.clone(), charge["amount_minor"].as_i64().unwrap_or(0))),
+            Some(feature_id) => {
+                if group["payment_type"] == "PAY_AS_YOU_GO" {
+                    continue; // billed in arrears from metered usage
+                }
+                let identifier = feature_identifier(feature_id).unwrap_or_else(|| feature_id.to_string());
+                let min = charge["advanced"]["min_quantity"].as_u64();
+                let max = charge["advanced"]["max_quantity"].as_u64();
+                let asked = quantities.iter().find(|q| q.identifier == identifier).map(|q| q.quantity);
+                let quantity = asked.or(min).unwrap_or(0);
+                if min.is_some_and(|m| quantity < m) || max.is_some_and(|m| quantity > m) {
+                    return Err(quote_err(
+                        "features",
+                        format!(
+                            "The quantity of {identifier} must be from {} to {}.",
+                            min.unwrap_or(0),
+                            max.map_or("unlimited".to_string(), |m| m.to_string())
+                        ),
+                    ));
+                }
+                used_features.push(identifier.clone());
+                let amount = charge_model(group["price_model"].as_str().unwrap_or("FLAT"), charge).charge(quantity);
+                lines.push(Line {
+                    description: format!("{identifier} × {quantity}"),
+                    amount_minor: amount,
+                    feature: Some(identifier),
+                    quantity: Some(quantity),
+                });
+            }
+        }
+    }
+    if !offered {
+        return Err(quote_err("charge_period", format!("This plan has no {} price.", period.as_str())));
+    }
+    if let Some(q) = quantities.iter().find(|q| !used_features.contains(&q.identifier)) {
+        return Err(quote_err("features", format!("{} has no per-unit price on this plan.", q.identifier)));
+    }
+    let total_minor = lines.iter().map(|l| l.amount_minor).sum();
+    let trial_days = if price["free_trial"].as_bool().unwrap_or(false) && period.is_recurring() {
+        price["trial_period"].as_i64().unwrap_or(0)
+    } else {
+        0
+    };
+    Ok(Quote { currency, lines, total_minor, trial_days, tax_behavior, free: false })
+}

@@ -1,0 +1,152 @@
+//! Quotes, the subscription state machine and plan changes, by example.
+
+use super::*;
+use crate::plans::{ChargePeriod, PlanVersion};
+use crate::plans::{PlanFields, PlanStatus};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use serde_json::Value;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn plan(prices: Vec<Value>) -> PlanVersion {
+    PlanVersion {
+        id: uuid::Uuid::new_v4(),
+        identifier: "pro".into(),
+        version: 1,
+        product_id: uuid::Uuid::new_v4(),
+        name: "Pro".into(),
+        fields: PlanFields::default(),
+        prices,
+        entitlements: vec![],
+        status: PlanStatus::Published,
+        created_at: at("2026-01-01T00:00:00Z"),
+        modified_at: at("2026-01-01T00:00:00Z"),
+        published_at: None,
+        archived_at: None,
+    }
+}
+
+fn paid() -> Value {
+    json!({"price_type": "PAID", "currency": "USD", "enabled": true, "free_trial": true, "trial_period": 14,
+    "tax_behavior": "EXCLUSIVE",
+    "charge_catalog_price": [
+        {"feature": null, "price_model": "FLAT", "payment_type": "ADVANCE_COMMITMENT",
+         "charges": [{"charge_period": "MONTHLY", "amount_minor": 4900}, {"charge_period": "YEARLY", "amount_minor": 49000}]},
+        {"feature": "f-seats", "price_model": "FLAT", "payment_type": "ADVANCE_COMMITMENT",
+         "charges": [{"charge_period": "MONTHLY", "amount_minor": 1000, "advanced": {"min_quantity": 1, "max_quantity": 50}}]}
+    ]})
+}
+
+fn ident(id: &str) -> Option<String> {
+    (id == "f-seats").then(|| "seats".to_string())
+}
+
+#[test]
+fn quotes() {
+    let p = plan(vec![paid()]);
+    let q =
+        quote(&p, ChargePeriod::Monthly, None, &[FeatureQuantity { identifier: "seats".into(), quantity: 5 }], &ident)
+            .unwrap();
+    assert_eq!((q.total_minor, q.trial_days, q.currency.as_str()), (4900 + 5000, 14, "USD"));
+    let q = quote(&p, ChargePeriod::Monthly, Some("usd"), &[], &ident).unwrap();
+    assert_eq!(q.total_minor, 4900 + 1000, "the minimum quantity by default");
+    assert_eq!(quote(&p, ChargePeriod::Yearly, None, &[], &ident).unwrap().total_minor, 49000);
+    assert_eq!(quote(&p, ChargePeriod::Weekly, None, &[], &ident).unwrap_err().field, "charge_period");
+    assert_eq!(quote(&p, ChargePeriod::Monthly, Some("EUR"), &[], &ident).unwrap_err().field, "currency_code");
+    let too_many = [FeatureQuantity { identifier: "seats".into(), quantity: 51 }];
+    assert_eq!(quote(&p, ChargePeriod::Monthly, None, &too_many, &ident).unwrap_err().field, "features");
+    let unknown = [FeatureQuantity { identifier: "nope".into(), quantity: 1 }];
+    assert_eq!(quote(&p, ChargePeriod::Monthly, None, &unknown, &ident).unwrap_err().field, "features");
+    let free = plan(vec![json!({"price_type": "FREE", "currency": "USD", "enabled": true})]);
+    assert!(quote(&free, ChargePeriod::OneTime, None, &[], &ident).unwrap().free);
+    assert_eq!(quote(&free, ChargePeriod::Monthly, None, &[], &ident).unwrap_err().field, "charge_period");
+    assert_eq!(quote(&plan(vec![]), ChargePeriod::Monthly, None, &[], &ident).unwrap_err().field, "plan_identifier");
+}
+
+#[test]
+fn fees_and_dunning() {
+    let f = FeeSchedule::default();
+    let lines = f.fees(10_000, true);
+    assert_eq!(lines.iter().map(|l| l.value_minor).collect::<Vec<_>>(), [350, 30, 50]);
+    assert!(f.fees(0, true).is_empty());
+    assert_eq!(bp_text(350), "3.5");
+    assert_eq!(bp_text(50), "0.5");
+    assert_eq!(bp_text(400), "4");
+    let d = Dunning::default();
+    let t = at("2026-03-01T00:00:00Z");
+    assert_eq!(d.next_retry(t, 0), Some(at("2026-03-02T18:00:00Z")));
+    assert_eq!(d.next_retry(t, 7), Some(at("2026-03-15T00:00:00Z")));
+    assert_eq!(d.next_retry(t, 8), None);
+    assert_eq!(amount_text(4900, "usd"), "49.00");
+    assert_eq!(amount_text(500, "JPY"), "500");
+}
+
+fn monthly_sub(amount: i64) -> Subscription {
+    let start = at("2026-04-01T00:00:00Z");
+    let s = Subscription::start(
+        uuid::Uuid::new_v4(),
+        "c",
+        &plan(vec![]),
+        ChargePeriod::Monthly,
+        "USD",
+        amount,
+        vec![],
+        start,
+    );
+    assert_eq!(s.period_end, Some(at("2026-05-01T00:00:00Z")));
+    s
+}
+
+#[test]
+fn plan_changes() {
+    let half = at("2026-04-16T00:00:00Z");
+    let sub = monthly_sub(10_000);
+    // $100 → $200 at half the period (spec §4.7): collect $50 now.
+    let up = plan_change(&sub, 20_000, ChargePeriod::Monthly, None, half);
+    assert_eq!((up.now, up.charge_now_minor, up.credit_minor, up.next_invoice_minor), (true, 5_000, 0, 20_000));
+    // The same on the next invoice.
+    let next = plan_change(&sub, 20_000, ChargePeriod::Monthly, Some(Proration::ProrateNextInvoice), half);
+    assert_eq!((next.charge_now_minor, next.debit_minor, next.next_invoice_minor), (0, 5_000, 25_000));
+    // No proration: switch, nothing owed either way.
+    let none = plan_change(&sub, 20_000, ChargePeriod::Monthly, Some(Proration::NoProration), half);
+    assert_eq!((none.now, none.charge_now_minor, none.credit_minor, none.debit_minor), (true, 0, 0, 0));
+    // A downgrade waits for the period end, unless a behaviour is asked for.
+    let down = plan_change(&sub, 5_000, ChargePeriod::Monthly, None, half);
+    assert_eq!((down.now, down.charge_now_minor), (false, 0));
+    let down_now = plan_change(&sub, 5_000, ChargePeriod::Monthly, Some(Proration::ImmediateCharge), half);
+    assert_eq!((down_now.now, down_now.charge_now_minor, down_now.credit_minor), (true, 0, 2_500));
+    assert_eq!(down_now.next_invoice_minor, 2_500, "the credit comes off the next invoice");
+    // Monthly → yearly restarts the cycle: the year now, less the unused month.
+    let yearly = plan_change(&sub, 100_000, ChargePeriod::Yearly, None, half);
+    assert_eq!((yearly.restart_cycle, yearly.charge_now_minor), (true, 95_000));
+    let yearly_plain = plan_change(&sub, 100_000, ChargePeriod::Yearly, Some(Proration::NoProration), half);
+    assert_eq!(yearly_plain.charge_now_minor, 100_000);
+    // Existing credit pays first.
+    let mut credited = monthly_sub(10_000);
+    credited.credit_minor = 1_000;
+    assert_eq!(plan_change(&credited, 20_000, ChargePeriod::Monthly, None, half).charge_now_minor, 4_000);
+    // A trial changes plan without a charge.
+    let mut trialing = monthly_sub(10_000);
+    trialing.status = SubStatus::Trialing;
+    assert_eq!(plan_change(&trialing, 20_000, ChargePeriod::Monthly, None, half).charge_now_minor, 0);
+}
+
+#[test]
+fn what_falls_due() {
+    let mut s = monthly_sub(1_000);
+    assert_eq!(s.next_due(), Some((at("2026-05-01T00:00:00Z"), Due::Renew)));
+    s.cancel_at = Some(at("2026-05-01T00:00:00Z"));
+    assert_eq!(s.next_due(), Some((at("2026-05-01T00:00:00Z"), Due::Cancel)), "a cancellation at the renewal wins");
+    s.cancel_at = Some(at("2026-07-01T00:00:00Z"));
+    assert_eq!(s.next_due().unwrap().1, Due::Renew, "a later cancellation waits");
+    s.status = SubStatus::Canceled;
+    assert_eq!(s.next_due(), None);
+    let mut t = monthly_sub(1_000);
+    t.status = SubStatus::Trialing;
+    t.trial_end = Some(at("2026-04-15T00:00:00Z"));
+    assert_eq!(t.next_due(), Some((at("2026-04-15T00:00:00Z"), Due::TrialEnd)));
+    assert_eq!(t.trial_days_remaining(at("2026-04-01T12:00:00Z")), 14);
+}
