@@ -36,7 +36,7 @@ use utoipa::{Modify, OpenApi};
         reporting::report_usage, reporting::report_event, reporting::report_events_batch, entitlements::consume,
         entitlements::set_override, entitlements::revert_override, entitlements::reset_usage,
     ),
-    components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::CustomerList, customers::BillingAddressWire,
+    components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
         catalog::FeatureIn, catalog::FeaturePatch, crate::wire::catalog::FeatureOut,
         plans::PlanIn, plans::PlanOut, plans::PublishIn, plans::PricesIn, plans::PlanFeaturesIn, plans::PlanFeatureIn,

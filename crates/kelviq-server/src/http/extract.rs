@@ -283,6 +283,16 @@ pub struct Paging {
     url: url::Url,
 }
 
+/// One page of a list, as DRF answers it: `next` and `previous` are
+/// absolute links, null at either end.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
 impl Paging {
     pub fn from_parts(parts: &Parts, default_size: u64) -> Result<Self, ApiError> {
         let uri = parts.extensions.get::<OriginalUri>().map(|o| o.0.clone()).unwrap_or_else(|| parts.uri.clone());
@@ -361,11 +371,11 @@ impl Paging {
     }
 
     /// The DRF page envelope.
-    pub fn envelope<T: Serialize>(&self, total: u64, results: Vec<T>) -> Value {
+    pub fn page<T>(&self, total: u64, results: Vec<T>) -> Page<T> {
         let pages = total.div_ceil(self.size).max(1);
         let next = (self.page < pages).then(|| self.link(self.page + 1));
         let previous = (self.page > 1).then(|| self.link(self.page - 1));
-        serde_json::json!({ "count": total, "next": next, "previous": previous, "results": results })
+        Page { count: total, next, previous, results }
     }
 }
 

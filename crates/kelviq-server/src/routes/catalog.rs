@@ -2,6 +2,7 @@
 //! Products and features are addressed by UUID or by identifier.
 
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::Page;
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller};
 use crate::media;
 use crate::media::MediaPatch;
@@ -192,14 +193,14 @@ fn conflict_on_identifier(e: StoreError, what: &str) -> ApiError {
 
 /// List live products, newest first.
 #[utoipa::path(get, path = "/api/v1/catalog/products/", tag = "catalog", params(CatalogListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of products"), (status = 401)))]
+    responses((status = 200, description = "A page of products", body = Page<ProductOut>), (status = 401)))]
 pub async fn list_products(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     BaseUrl(base): BaseUrl,
     Query(query): Query<CatalogListQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<ProductOut>>> {
     let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
     let search = query.search.as_deref();
     let total = state.store.count_products(&tenant, search).await? as u64;
@@ -209,7 +210,7 @@ pub async fn list_products(
     for p in products {
         results.push(product_out(&state, &tenant, &base, p, false).await?);
     }
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }
 
 /// Create a product.
@@ -374,20 +375,20 @@ pub struct FeaturePatch {
 
 /// List live features, newest first.
 #[utoipa::path(get, path = "/api/v1/catalog/features/", tag = "catalog", params(CatalogListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of features"), (status = 401)))]
+    responses((status = 200, description = "A page of features", body = Page<FeatureOut>), (status = 401)))]
 pub async fn list_features(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Query(query): Query<CatalogListQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<FeatureOut>>> {
     let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
     let search = query.search.as_deref();
     let total = state.store.count_features(&tenant, search).await? as u64;
     let (limit, offset) = paging.window(total)?;
     let features = state.store.list_features(&tenant, search, limit, offset).await?;
     let results: Vec<FeatureOut> = features.into_iter().map(Into::into).collect();
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }
 
 /// Create a feature.

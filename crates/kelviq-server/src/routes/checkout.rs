@@ -3,12 +3,13 @@
 
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::Page;
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
 use crate::http::input::{self, FeatureQuantityIn};
 use crate::selling::payments::CardInput;
 use crate::selling::{self, complete_checkout, CheckoutError, CheckoutForm};
 use crate::state::AppState;
-use crate::wire::selling::{log_entries, Renderer};
+use crate::wire::selling::*;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -77,13 +78,13 @@ pub const SESSION_LIFETIME_HOURS: i64 = 24;
 
 /// Create a checkout session and get the hosted page's URL.
 #[utoipa::path(post, path = "/api/v1/checkout/", tag = "checkout", request_body = CheckoutIn, security(("bearer" = [])),
-    responses((status = 201, description = "`{checkoutUrl, checkoutSessionId}`"), (status = 400, description = "Field errors"), (status = 401)))]
+    responses((status = 201, description = "`{checkoutUrl, checkoutSessionId}`", body = CheckoutCreatedOut), (status = 400, description = "Field errors"), (status = 401)))]
 pub async fn create_checkout(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     BaseUrl(base): BaseUrl,
     Body(input): Body<CheckoutIn>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CheckoutCreatedOut>)> {
     let mut errors = FieldErrors::new();
     let plan_identifier = input::required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
     let period = input::period(input.charge_period.as_deref(), &mut errors);
@@ -216,7 +217,7 @@ pub async fn create_checkout(
         || tracing::info!(session = %session.id, plan = %session.plan_identifier, "checkout session created"),
     );
     let url = format!("{base}/checkout/{}/", session.id);
-    Ok((StatusCode::CREATED, Json(json!({ "checkoutUrl": url, "checkoutSessionId": session.id }))))
+    Ok((StatusCode::CREATED, Json(CheckoutCreatedOut { checkout_url: url, checkout_session_id: session.id })))
 }
 
 /// Query of the session list.
@@ -236,13 +237,13 @@ pub struct SessionListQuery {
 
 /// List checkout sessions, newest first.
 #[utoipa::path(get, path = "/api/v1/checkout/sessions/", tag = "checkout", params(SessionListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of checkout sessions"), (status = 401)))]
+    responses((status = 200, description = "A page of checkout sessions", body = Page<SessionOut>), (status = 401)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Query(q): Query<SessionListQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<SessionOut>>> {
     let now = tenant_now(&state, &tenant).await?;
     let mut filters = Vec::new();
     if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -269,7 +270,7 @@ pub async fn list_sessions(
     for s in &sessions {
         results.push(r.session(s, false).await?);
     }
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }
 
 async fn find_session(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<CheckoutSession> {
@@ -278,12 +279,12 @@ async fn find_session(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<
 
 /// A checkout session with its order, subscription and payment method.
 #[utoipa::path(get, path = "/api/v1/checkout/sessions/{id}/", tag = "checkout", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, description = "The session"), (status = 401), (status = 404)))]
+    params(("id" = String, Path)), responses((status = 200, description = "The session", body = SessionOut), (status = 401), (status = 404)))]
 pub async fn retrieve_session(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SessionOut>> {
     let cs = find_session(&state, &tenant, &id).await?;
     let now = tenant_now(&state, &tenant).await?;
     Ok(Json(Renderer::new(&state, &tenant, now).session(&cs, true).await?))
@@ -291,18 +292,18 @@ pub async fn retrieve_session(
 
 /// A checkout session's events, newest first.
 #[utoipa::path(get, path = "/api/v1/checkout/sessions/{id}/events/", tag = "checkout", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, description = "A page of events"), (status = 401), (status = 404)))]
+    params(("id" = String, Path)), responses((status = 200, description = "A page of events", body = Page<LogEntryOut>), (status = 401), (status = 404)))]
 pub async fn session_events(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<LogEntryOut>>> {
     let cs = find_session(&state, &tenant, &id).await?;
     let entries = log_entries(&cs.log, None);
     let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
     let (page, total) = paging.slice(&entries)?;
-    Ok(Json(paging.envelope(total, page.to_vec())))
+    Ok(Json(paging.page(total, page.to_vec())))
 }
 
 /// Body of the sandbox completion helper.
@@ -320,13 +321,13 @@ pub struct CompleteIn {
 /// Sandbox only: complete a session as submitting its hosted page would.
 #[utoipa::path(post, path = "/api/v1/checkout/sessions/{id}/complete/", tag = "checkout", request_body = CompleteIn,
     security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "The completed session"), (status = 400, description = "Declined card, completed or expired session, production environment"), (status = 404)))]
+    responses((status = 200, description = "The completed session", body = SessionOut), (status = 400, description = "Declined card, completed or expired session, production environment"), (status = 404)))]
 pub async fn complete_session(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
     Body(input): Body<CompleteIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SessionOut>> {
     if tenant.env == Environment::Production {
         return Err(ApiError::BadRequest(
             "Completing a checkout through the API is only possible in the sandbox; customers pay on the checkout page."

@@ -1,6 +1,7 @@
 //! Customers (spec §1.1): create, list, retrieve, partial update, archive.
 
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::Page;
 use crate::http::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
 use crate::state::AppState;
 use crate::wire::double_option;
@@ -131,16 +132,6 @@ impl From<Customer> for CustomerOut {
     }
 }
 
-/// A page of customers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CustomerList {
-    pub count: u64,
-    /// Absolute URL of the next page, or null.
-    pub next: Option<String>,
-    pub previous: Option<String>,
-    pub results: Vec<CustomerOut>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct CustomerListQuery {
@@ -155,13 +146,13 @@ pub struct CustomerListQuery {
 /// List live customers, newest first.
 #[utoipa::path(get, path = "/api/v1/customers/", tag = "customers", params(CustomerListQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = CustomerList), (status = 401), (status = 404, description = "Invalid page")))]
+    responses((status = 200, body = Page<CustomerOut>), (status = 401), (status = 404, description = "Invalid page")))]
 pub async fn list_customers(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Query(query): Query<CustomerListQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<CustomerOut>>> {
     let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
     let search = query.search.as_deref();
     // Count first so that `page=last` and out-of-range pages resolve as DRF does.
@@ -169,7 +160,7 @@ pub async fn list_customers(
     let (limit, offset) = paging.window(total)?;
     let customers = state.store.list_customers(&tenant, search, limit, offset).await?;
     let results: Vec<CustomerOut> = customers.into_iter().map(Into::into).collect();
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }
 
 /// Create a customer.

@@ -7,12 +7,12 @@ use crate::http::extract::{Body, Caller, ServerCaller};
 use crate::state::AppState;
 use crate::usage::overrides::{self, OverrideIn};
 use crate::usage::report::{self, ConsumeIn};
+use crate::wire::usage::{ConsumeOut, CustomerEntitlementsOut};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 /// The check, outside the `/api/v1` nest (see `app::router`).
@@ -45,7 +45,7 @@ pub struct EntitlementQuery {
 
 /// A customer's entitlements. Server or client key.
 #[utoipa::path(get, path = "/api/v1/entitlements/", tag = "entitlements", params(EntitlementQuery), security(("bearer" = [])),
-    responses((status = 200, description = "`{customerId, entitlements: [...]}`"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, description = "The customer's entitlement rows (pre-rendered while the customer's state holds)", body = CustomerEntitlementsOut), (status = 400), (status = 401), (status = 404)))]
 pub async fn get_entitlements(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,13 +65,14 @@ pub async fn get_entitlements(
         // The whole list: the kept rendering, as it is.
         None => customer.check_body(&customer_id, now),
         Some(f) => {
-            let rows: Vec<Value> = customer
+            let entitlements = customer
                 .rows(now)
                 .iter()
                 .filter(|r| r.feature_id == f)
                 .map(crate::usage::engine::Row::to_wire)
                 .collect();
-            json!({ "customerId": customer_id, "entitlements": rows }).to_string().into()
+            let out = CustomerEntitlementsOut { customer_id, entitlements };
+            serde_json::to_vec(&out).expect("entitlements serialise").into()
         }
     };
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body))
@@ -79,25 +80,25 @@ pub async fn get_entitlements(
 
 /// Check and deduct in one atomic step: a hard limit is never exceeded.
 #[utoipa::path(post, path = "/api/v1/entitlements/consume/", tag = "reporting", request_body = ConsumeIn, security(("bearer" = [])),
-    responses((status = 200, description = "`{allowed, currentUsage, usageLimit, remaining, …}`"), (status = 400), (status = 401)))]
+    responses((status = 200, description = "`{allowed, currentUsage, usageLimit, remaining, …}`", body = ConsumeOut), (status = 400), (status = 401)))]
 pub async fn consume(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Body(input): Body<ConsumeIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConsumeOut>> {
     Ok(Json(report::consume(&state, tenant, input).await?))
 }
 
 /// Admin: give a customer their own value of a feature (with or without a plan granting it).
 #[utoipa::path(put, path = "/api/v1/customers/{customer_id}/entitlements/{feature}/override/", tag = "reporting",
     request_body = OverrideIn, security(("bearer" = [])), params(("customer_id" = String, Path), ("feature" = String, Path)),
-    responses((status = 200, description = "The customer's rows for the feature"), (status = 400), (status = 404)))]
+    responses((status = 200, description = "The customer's rows for the feature", body = CustomerEntitlementsOut), (status = 400), (status = 404)))]
 pub async fn set_override(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path((customer_id, feature)): Path<(String, String)>,
     Body(input): Body<OverrideIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CustomerEntitlementsOut>> {
     Ok(Json(overrides::set_override(&state, tenant, customer_id, feature, input).await?))
 }
 
@@ -117,11 +118,11 @@ pub async fn revert_override(
 /// Admin: reset a meter's usage in the current period to zero.
 #[utoipa::path(post, path = "/api/v1/customers/{customer_id}/entitlements/{feature}/reset/", tag = "reporting",
     security(("bearer" = [])), params(("customer_id" = String, Path), ("feature" = String, Path)),
-    responses((status = 200, description = "The customer's rows for the feature"), (status = 400), (status = 404)))]
+    responses((status = 200, description = "The customer's rows for the feature", body = CustomerEntitlementsOut), (status = 400), (status = 404)))]
 pub async fn reset_usage(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path((customer_id, feature)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CustomerEntitlementsOut>> {
     Ok(Json(overrides::reset_usage(&state, tenant, customer_id, feature).await?))
 }

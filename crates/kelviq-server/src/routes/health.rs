@@ -2,31 +2,31 @@
 
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use crate::wire::ops::HealthOut;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is serving")))]
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is serving", body = HealthOut)))]
+pub async fn healthz() -> Json<HealthOut> {
+    Json(HealthOut { status: "ok".into(), database: None })
 }
 
 /// The database answers and usage has not stalled (no usage writer has
 /// failed every group, or every fold, and taking the counters over has not
 /// failed, for 5 seconds).
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
-    (status = 200, description = "Ready to serve"),
+    (status = 200, description = "Ready to serve", body = HealthOut),
     (status = 503, description = "The database does not answer, or a usage writer has stalled"),
 ))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthOut>, ApiError> {
     let stalled = state.ingest.stalled();
     if !stalled.is_empty() {
         let what = stalled.join("; ");
@@ -34,7 +34,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
         return Err(ApiError::Unavailable(format!("Usage is stalled, failing for a while: {what}.")));
     }
     match state.store.ping().await {
-        Ok(()) => Ok(Json(json!({ "status": "ok", "database": state.store.backend().name() }))),
+        Ok(()) => Ok(Json(HealthOut { status: "ok".into(), database: Some(state.store.backend().name().into()) })),
         Err(e) => {
             crate::http::reqlog::in_span(|| tracing::warn!(error = %e, "readiness check failed"));
             Err(ApiError::Unavailable("Database unavailable.".into()))

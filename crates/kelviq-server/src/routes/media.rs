@@ -6,6 +6,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, ServerCaller};
 use crate::media::{tmp_path, MEDIA_SECRET};
 use crate::state::AppState;
+use crate::wire::ops::{PresignFieldsOut, PresignOut};
 use axum::body::Body as HttpBody;
 use axum::extract::multipart::MultipartError;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
@@ -45,13 +46,13 @@ pub struct PresignIn {
 /// (multipart/form-data) within an hour, then pass `fileKey` as an
 /// `imageKeys`/`fileKeys` entry.
 #[utoipa::path(post, path = "/api/v1/media/", tag = "media", request_body = PresignIn, security(("bearer" = [])),
-    responses((status = 200, description = "`{url, fields, fileKey}`"), (status = 400), (status = 401)))]
+    responses((status = 200, description = "`{url, fields, fileKey}`", body = PresignOut), (status = 400), (status = 401)))]
 pub async fn presign(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     BaseUrl(base): BaseUrl,
     Body(input): Body<PresignIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PresignOut>> {
     let mut errors = kelviq_core::FieldErrors::new();
     let name = match input.file_name.as_deref().map(safe_file_name) {
         None => {
@@ -99,11 +100,11 @@ pub async fn presign(
     let policy = hex::encode(policy.to_string());
     let secret = state.store.server_secret(MEDIA_SECRET).await?;
     let signature = sign(&secret, policy.as_bytes());
-    Ok(Json(json!({
-        "url": format!("{base}/api/v1/media/upload/"),
-        "fields": {"key": file_key, "policy": policy, "signature": signature, "Content-Type": content_type},
-        "fileKey": file_key,
-    })))
+    Ok(Json(PresignOut {
+        url: format!("{base}/api/v1/media/upload/"),
+        fields: PresignFieldsOut { key: file_key.clone(), policy, signature, content_type: content_type.to_string() },
+        file_key,
+    }))
 }
 
 /// The largest text field of an upload form (key, policy, signature, …).
@@ -273,7 +274,7 @@ fn content_disposition(kind: &str, name: &str) -> String {
 /// A plan or product file, through a link signed a moment ago.
 #[utoipa::path(get, path = "/api/v1/media/files/{id}/{name}", tag = "media",
     params(("id" = String, Path), ("name" = String, Path), ("expires" = i64, Query), ("signature" = String, Query)),
-    responses((status = 200, description = "The file"), (status = 403, description = "Bad or expired link"), (status = 404)))]
+    responses((status = 200, description = "The file", content_type = "application/octet-stream", body = [u8]), (status = 403, description = "Bad or expired link"), (status = 404)))]
 pub async fn download(
     State(state): State<AppState>,
     Path((id, _name)): Path<(String, String)>,
@@ -294,7 +295,7 @@ pub async fn download(
 /// A product image (public, like a CDN asset) while it is enabled.
 #[utoipa::path(get, path = "/api/v1/media/public/{id}/{name}", tag = "media",
     params(("id" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "The image"), (status = 404)))]
+    responses((status = 200, description = "The image", content_type = "application/octet-stream", body = [u8]), (status = 404)))]
 pub async fn public_image(
     State(state): State<AppState>,
     Path((id, _name)): Path<(String, String)>,

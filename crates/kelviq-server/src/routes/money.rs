@@ -3,11 +3,12 @@
 
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::Page;
 use crate::http::extract::{Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
 use crate::http::input::{self, date_filters, page_of, required, search_filter, status_filter, SearchScope};
 use crate::selling;
 use crate::state::AppState;
-use crate::wire::selling::{log_entries, Renderer};
+use crate::wire::selling::*;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::routing::get;
@@ -52,13 +53,13 @@ const ORDER_STATUSES: &[&str] =
 
 /// List orders, newest paid first.
 #[utoipa::path(get, path = "/api/v1/orders/", tag = "money", params(MoneyListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of orders"), (status = 401)))]
+    responses((status = 200, description = "A page of orders", body = Page<OrderOut>), (status = 401)))]
 pub async fn list_orders(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Query(q): Query<MoneyListQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<OrderOut>>> {
     let mut filters = Vec::new();
     search_filter(q.search.as_deref(), &mut filters, SearchScope::Document);
     status_filter(q.status.as_deref(), ORDER_STATUSES, &mut filters)?;
@@ -84,7 +85,7 @@ pub async fn list_orders(
     for o in &orders {
         results.push(r.order(o).await?);
     }
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }
 
 async fn find_order(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<Order> {
@@ -93,12 +94,12 @@ async fn find_order(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<Or
 
 /// Retrieve an order.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/", tag = "money", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "The order"), (status = 401), (status = 404)))]
+    responses((status = 200, description = "The order", body = OrderOut), (status = 401), (status = 404)))]
 pub async fn retrieve_order(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<OrderOut>> {
     let o = find_order(&state, &tenant, &id).await?;
     let now = tenant_now(&state, &tenant).await?;
     Ok(Json(Renderer::new(&state, &tenant, now).order(&o).await?))
@@ -106,13 +107,13 @@ pub async fn retrieve_order(
 
 /// The events of an order and of every order of the same subscription, newest first.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/events/", tag = "money", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "A page of order events"), (status = 401), (status = 404)))]
+    responses((status = 200, description = "A page of order events", body = Page<LogEntryOut>), (status = 401), (status = 404)))]
 pub async fn order_events(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<LogEntryOut>>> {
     let o = find_order(&state, &tenant, &id).await?;
     let related: Vec<Order> = match o.subscription_id {
         Some(sub) => {
@@ -122,10 +123,19 @@ pub async fn order_events(
         None => vec![o],
     };
     // An order's story: created, then paid or failed, then refunded.
-    let mut entries: Vec<(DateTime<Utc>, Value)> = Vec::new();
+    let mut entries: Vec<(DateTime<Utc>, LogEntryOut)> = Vec::new();
     for order in &related {
         let mut push = |at: DateTime<Utc>, code: &str, title: &str, status: &str| {
-            entries.push((at, json!({"order": order.id, "title": title, "code": code, "status": status, "timestamp": iso_seconds(at), "metadata": {}})));
+            let entry = LogEntryOut {
+                id: 0,
+                title: title.to_string(),
+                code: code.to_string(),
+                status: status.to_string(),
+                timestamp: iso_seconds(at),
+                metadata: json!({}),
+                order: Some(order.id.clone()),
+            };
+            entries.push((at, entry));
         };
         push(order.created_at, "order.created", "Order created", "success");
         match order.status.as_str() {
@@ -139,33 +149,31 @@ pub async fn order_events(
         if order.refunded_minor > 0 {
             push(order.created_at, "order.refunded", "Order refunded", "success");
         }
-        entries.extend(
-            log_entries(&order.log, Some(("order", &json!(order.id)))).into_iter().map(|v| (order.created_at, v)),
-        );
+        entries.extend(log_entries(&order.log, Some(&order.id)).into_iter().map(|v| (order.created_at, v)));
     }
     entries.sort_by_key(|e| std::cmp::Reverse(e.0));
-    let items: Vec<Value> = entries
+    let items: Vec<LogEntryOut> = entries
         .into_iter()
         .enumerate()
         .map(|(i, (_, mut v))| {
-            v["id"] = json!(i as i64 + 1);
+            v.id = i as i64 + 1;
             v
         })
         .collect();
     let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
     let (page, total) = paging.slice(&items)?;
-    Ok(Json(paging.envelope(total, page.to_vec())))
+    Ok(Json(paging.page(total, page.to_vec())))
 }
 
 /// List transactions (charges and refunds with their fees), newest first.
 #[utoipa::path(get, path = "/api/v1/transaction/", tag = "money", params(MoneyListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of transactions"), (status = 401)))]
+    responses((status = 200, description = "A page of transactions", body = Page<TransactionOut>), (status = 401)))]
 pub async fn list_transactions(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Query(q): Query<MoneyListQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<TransactionOut>>> {
     let mut filters = Vec::new();
     search_filter(q.search.as_deref(), &mut filters, SearchScope::WithOrderCustomer);
     status_filter(q.status.as_deref(), &["success", "failure", "pending"], &mut filters)?;
@@ -178,18 +186,18 @@ pub async fn list_transactions(
     for t in &items {
         results.push(r.transaction(t).await?);
     }
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }
 
 /// List refunds, newest first.
 #[utoipa::path(get, path = "/api/v1/refunds/", tag = "money", params(MoneyListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of refunds"), (status = 401)))]
+    responses((status = 200, description = "A page of refunds", body = Page<RefundOut>), (status = 401)))]
 pub async fn list_refunds(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Query(q): Query<MoneyListQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<RefundOut>>> {
     let mut filters = Vec::new();
     search_filter(q.search.as_deref(), &mut filters, SearchScope::WithOrderCustomer);
     status_filter(q.status.as_deref(), &["PENDING", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELED"], &mut filters)?;
@@ -201,7 +209,7 @@ pub async fn list_refunds(
     for x in &items {
         results.push(r.refund(x).await?);
     }
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }
 
 /// Body of `POST /refunds/`.
@@ -220,12 +228,12 @@ pub struct RefundIn {
 
 /// Refund an order in full (no amount) or in part.
 #[utoipa::path(post, path = "/api/v1/refunds/", tag = "money", request_body = RefundIn, security(("bearer" = [])),
-    responses((status = 200, description = "The refund"), (status = 400, description = "`{\"error\": \"Amount exceeds order total.\"}`"), (status = 401), (status = 404)))]
+    responses((status = 200, description = "The refund", body = RefundOut), (status = 400, description = "`{\"error\": \"Amount exceeds order total.\"}`"), (status = 401), (status = 404)))]
 pub async fn create_refund(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Body(input): Body<RefundIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RefundOut>> {
     let mut errors = FieldErrors::new();
     let order_id = required(&input.order_id, "order_id", &mut errors).map(str::to_string);
     if input.amount_units.is_some_and(|a| a < 1) {
@@ -255,12 +263,12 @@ pub async fn create_refund(
 
 /// Retrieve a refund.
 #[utoipa::path(get, path = "/api/v1/refunds/{id}/", tag = "money", security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "The refund"), (status = 401), (status = 404)))]
+    responses((status = 200, description = "The refund", body = RefundOut), (status = 401), (status = 404)))]
 pub async fn retrieve_refund(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RefundOut>> {
     let refund: Refund =
         state.store.find_doc(DocTable::Refunds, &tenant, &id).await?.ok_or_else(ApiError::not_found)?;
     let now = tenant_now(&state, &tenant).await?;
@@ -278,13 +286,13 @@ pub struct PaymentMethodQuery {
 
 /// List saved payment methods, newest first.
 #[utoipa::path(get, path = "/api/v1/payment-methods/", tag = "money", params(PaymentMethodQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of payment methods"), (status = 401)))]
+    responses((status = 200, description = "A page of payment methods", body = Page<PaymentMethodOut>), (status = 401)))]
 pub async fn list_payment_methods(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Query(q): Query<PaymentMethodQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<PaymentMethodOut>>> {
     let customer = q.customer_id.as_deref().filter(|c| !c.is_empty());
     let mut methods = state.store.payment_methods::<PaymentMethod>(&tenant, customer).await?;
     methods.retain(|m| m.doc.status == "succeeded");
@@ -306,5 +314,5 @@ pub async fn list_payment_methods(
     for m in page {
         results.push(r.payment_method(m).await?);
     }
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }

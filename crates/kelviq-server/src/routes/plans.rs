@@ -3,11 +3,12 @@
 //! newest version is published lands in a new draft version.
 
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::Page;
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller};
 use crate::media;
 use crate::media::MediaPatch;
 use crate::state::AppState;
-use crate::wire::catalog::FeatureOut;
+use crate::wire::plans::*;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -16,8 +17,8 @@ use axum::{Json, Router};
 use kelviq_core::casing::camelize;
 use kelviq_core::catalog::Feature;
 use kelviq_core::plans::{
-    check_price_currencies, parse_entitlement_details, parse_price, price_to_wire, EntitlementDetails, FeatureRef,
-    NewPlan, PlanChanges, PlanEntitlement, PlanInput, PlanStatus, PlanVersion,
+    check_price_currencies, parse_entitlement_details, parse_price, FeatureRef, NewPlan, PlanChanges, PlanEntitlement,
+    PlanInput, PlanStatus, PlanVersion,
 };
 use kelviq_core::timefmt::iso_micros;
 use kelviq_core::{FieldErrors, Tenant};
@@ -123,15 +124,8 @@ pub struct PlanOut {
     pub license: Option<Value>,
     #[schema(value_type = Vec<Object>)]
     pub links: Vec<Value>,
-    #[schema(value_type = Vec<Object>)]
-    pub files: Vec<Value>,
+    pub files: Vec<PlanFileOut>,
     pub ordering: Option<i64>,
-}
-
-/// A plan file as plans show it.
-fn file_out(base: &str, identifier: &str, f: kelviq_store::MediaFile) -> Value {
-    let download = format!("{base}/api/v1/catalog/plans/{identifier}/file/{}/download/", f.id);
-    json!({"id": f.id.to_string(), "name": f.name, "file": download, "ordering": f.ordering, "enabled": f.enabled, "downloadUrl": download})
 }
 
 /// A plan version with its files.
@@ -139,7 +133,7 @@ async fn plan_out(state: &AppState, tenant: &Tenant, base: &str, plan: PlanVersi
     let files = state.store.list_media(tenant, MediaOwner::PlanFile, &plan.identifier).await?;
     let identifier = plan.identifier.clone();
     let mut out = PlanOut::from(plan);
-    out.files = files.into_iter().map(|f| file_out(base, &identifier, f)).collect();
+    out.files = files.into_iter().map(|f| PlanFileOut::new(base, &identifier, f)).collect();
     Ok(out)
 }
 
@@ -216,13 +210,13 @@ async fn live_plan(
 /// List plans: the newest version of each.
 #[utoipa::path(get, path = "/api/v1/catalog/plans/", tag = "plans", security(("bearer" = [])),
     params(("page" = Option<String>, Query), ("page_size" = Option<String>, Query)),
-    responses((status = 200, description = "A page of plans"), (status = 401)))]
+    responses((status = 200, description = "A page of plans", body = Page<PlanOut>), (status = 401)))]
 pub async fn list_plans(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     BaseUrl(base): BaseUrl,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<PlanOut>>> {
     let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
     let total = state.store.count_plans(&tenant).await? as u64;
     let (limit, offset) = paging.window(total)?;
@@ -231,7 +225,7 @@ pub async fn list_plans(
     for p in plans {
         results.push(plan_out(&state, &tenant, &base, p).await?);
     }
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }
 
 /// Create a plan: version 1, an unpublished draft.
@@ -336,13 +330,13 @@ pub struct PublishIn {
 /// Publish the newest draft; the previously published version is superseded.
 #[utoipa::path(post, path = "/api/v1/catalog/plans/{identifier}/publish/", tag = "plans", request_body = PublishIn, security(("bearer" = [])),
     params(("identifier" = String, Path)),
-    responses((status = 200, description = "`{\"status\": \"published\"}`"), (status = 400, description = "No price, a currency missing, or already published"), (status = 401), (status = 404)))]
+    responses((status = 200, description = "`{\"status\": \"published\"}`", body = PublishedOut), (status = 400, description = "No price, a currency missing, or already published"), (status = 401), (status = 404)))]
 pub async fn publish_plan(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(identifier): Path<String>,
     Body(input): Body<PublishIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PublishedOut>> {
     let (features, pricing) = (input.update_features.unwrap_or(false), input.update_pricing.unwrap_or(false));
     let (plan, moved) = crate::selling::publish_and_migrate(&state, &tenant, &identifier, features, pricing)
         .await
@@ -351,7 +345,7 @@ pub async fn publish_plan(
         tracing::info!(plan = %plan.identifier, version = plan.version, update_features = features, update_pricing = pricing,
         migrated = moved, "plan published")
     });
-    Ok(Json(json!({"status": "published", "version": plan.version, "migratedSubscriptions": moved})))
+    Ok(Json(PublishedOut { status: "published".into(), version: plan.version, migrated_subscriptions: moved }))
 }
 
 /// Delete the newest version if it is an unpublished draft.
@@ -375,19 +369,19 @@ pub async fn discard_plan(
 /// A plan version's prices.
 #[utoipa::path(get, path = "/api/v1/catalog/plans/{identifier}/prices/", tag = "plans", security(("bearer" = [])),
     params(("identifier" = String, Path), VersionQuery),
-    responses((status = 200, description = "A page of prices"), (status = 401), (status = 404)))]
+    responses((status = 200, description = "A page of prices", body = Page<PriceOut>), (status = 401), (status = 404)))]
 pub async fn list_prices(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(identifier): Path<String>,
     Query(q): Query<VersionQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<PriceOut>>> {
     let plan = live_plan(&state, &tenant, &identifier, parse_version(&q)?).await?;
     let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
     let (page, total) = paging.slice(&plan.prices)?;
-    let page: Vec<Value> = page.iter().map(price_to_wire).collect();
-    Ok(Json(paging.envelope(total, page)))
+    let page: Vec<PriceOut> = page.iter().map(PriceOut::new).collect::<ApiResult<_>>()?;
+    Ok(Json(paging.page(total, page)))
 }
 
 /// Body of `POST /catalog/plans/{identifier}/prices/bulk/`.
@@ -423,13 +417,13 @@ async fn referenced_features(
 /// Replace all of a plan's prices in one step.
 #[utoipa::path(post, path = "/api/v1/catalog/plans/{identifier}/prices/bulk/", tag = "plans", request_body = PricesIn, security(("bearer" = [])),
     params(("identifier" = String, Path)),
-    responses((status = 200, description = "`{\"prices\": [...]}`"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, description = "`{\"prices\": [...]}`", body = PricesOut), (status = 400), (status = 401), (status = 404)))]
 pub async fn replace_prices(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(identifier): Path<String>,
     Body(input): Body<PricesIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PricesOut>> {
     let raw = input.prices.ok_or_else(|| ApiError::field("prices", "This field is required."))?;
     live_plan(&state, &tenant, &identifier, None).await?;
     let features = referenced_features(&state, &tenant, &raw).await?;
@@ -450,36 +444,20 @@ pub async fn replace_prices(
         })
         .await
         .map_err(plan_errors)?;
-    Ok(Json(json!({ "prices": plan.prices.iter().map(price_to_wire).collect::<Vec<_>>() })))
-}
-
-/// An entitlement row: the feature and its configuration on the plan.
-fn entitlement_out(feature: Feature, details: &EntitlementDetails, inherited: bool, overridden: bool) -> Value {
-    let mut d = camelize(serde_json::to_value(details).expect("details serialise"));
-    // Every documented key is present: absent settings show as null or {}.
-    for (key, empty) in
-        [("reset", Value::Null), ("resetTime", Value::Null), ("rollover", json!({})), ("usageAlerts", json!({}))]
-    {
-        if d.get(key).is_none() {
-            d[key] = empty;
-        }
-    }
-    d["isInherited"] = json!(inherited);
-    d["isValueOverridden"] = json!(overridden);
-    json!({ "feature": FeatureOut::from(feature), "details": d })
+    Ok(Json(PricesOut { prices: plan.prices.iter().map(PriceOut::new).collect::<ApiResult<_>>()? }))
 }
 
 /// The features a plan version grants.
 #[utoipa::path(get, path = "/api/v1/catalog/plans/{identifier}/features/", tag = "plans", security(("bearer" = [])),
     params(("identifier" = String, Path), VersionQuery),
-    responses((status = 200, description = "A page of `{feature, details}`"), (status = 401), (status = 404)))]
+    responses((status = 200, description = "A page of `{feature, details}`", body = Page<PlanEntitlementOut>), (status = 401), (status = 404)))]
 pub async fn list_plan_features(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(identifier): Path<String>,
     Query(q): Query<VersionQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<PlanEntitlementOut>>> {
     let plan = live_plan(&state, &tenant, &identifier, parse_version(&q)?).await?;
     let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
     let effective = state.store.effective_entitlements(&tenant, &plan).await?;
@@ -489,9 +467,13 @@ pub async fn list_plan_features(
         let feature = state.store.find_feature(&tenant, &e.feature_id.to_string()).await?;
         let feature = feature
             .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan grants missing feature {}", e.feature_id)))?;
-        rows.push(entitlement_out(feature, &e.details, e.inherited, e.overridden));
+        rows.push(PlanEntitlementOut::new(
+            feature,
+            &e.details,
+            Provenance { inherited: e.inherited, overridden: e.overridden },
+        ));
     }
-    Ok(Json(paging.envelope(total, rows)))
+    Ok(Json(paging.page(total, rows)))
 }
 
 /// Body of `POST /catalog/plans/{identifier}/features/`.
@@ -572,13 +554,13 @@ async fn plan_feature(state: &AppState, tenant: &Tenant, key: &str) -> ApiResult
 /// Change a feature's configuration on the plan (in its draft).
 #[utoipa::path(patch, path = "/api/v1/catalog/plans/{identifier}/features/{feature_id}/", tag = "plans", request_body = PlanFeatureIn,
     security(("bearer" = [])), params(("identifier" = String, Path), ("feature_id" = String, Path, description = "Feature identifier or UUID")),
-    responses((status = 200, description = "`{feature, details}`"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, description = "`{feature, details}`", body = PlanEntitlementOut), (status = 400), (status = 401), (status = 404)))]
 pub async fn update_plan_feature(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path((identifier, feature_key)): Path<(String, String)>,
     Body(input): Body<PlanFeatureIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PlanEntitlementOut>> {
     let raw = input.details.ok_or_else(|| ApiError::field("details", "This field is required."))?;
     let feature = plan_feature(&state, &tenant, &feature_key).await?;
     let mut errors = FieldErrors::new();
@@ -603,7 +585,7 @@ pub async fn update_plan_feature(
         })
         .await
         .map_err(plan_errors)?;
-    Ok(Json(entitlement_out(feature, &details, false, overrides)))
+    Ok(Json(PlanEntitlementOut::new(feature, &details, Provenance { inherited: false, overridden: overrides })))
 }
 
 /// Remove a feature from the plan (in its draft).
@@ -655,14 +637,14 @@ async fn plan_file(
 /// Change a plan file's name, order or visibility.
 #[utoipa::path(patch, path = "/api/v1/catalog/plans/{identifier}/file/{pk}/", tag = "plans", request_body = MediaPatch,
     params(("identifier" = String, Path), ("pk" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, description = "The file"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, description = "The file", body = PlanFileOut), (status = 400), (status = 401), (status = 404)))]
 pub async fn update_plan_file(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     BaseUrl(base): BaseUrl,
     Path((identifier, pk)): Path<(String, String)>,
     Body(patch): Body<MediaPatch>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PlanFileOut>> {
     plan_file(&state, &tenant, &identifier, &pk).await?;
     let mut changes = patch.into_changes()?;
     if changes.thumbnail.take().is_some() {
@@ -670,7 +652,7 @@ pub async fn update_plan_file(
     }
     let file =
         state.store.update_media(&tenant, MediaOwner::PlanFile, &identifier, &pk, &changes, state.clock.now()).await?;
-    Ok(Json(file_out(&base, &identifier, file)))
+    Ok(Json(PlanFileOut::new(&base, &identifier, file)))
 }
 
 /// Delete a plan file.

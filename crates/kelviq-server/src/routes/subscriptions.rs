@@ -5,11 +5,12 @@
 
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::Page;
 use crate::http::extract::{Body, ServerCaller};
 use crate::http::input::{self, required, FeatureQuantityIn};
 use crate::selling::{self, Cancellation, ChangeRequest, Parties, Purchase};
 use crate::state::AppState;
-use crate::wire::selling::Renderer;
+use crate::wire::selling::*;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -23,7 +24,7 @@ use kelviq_core::timefmt::iso_seconds;
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{DocTable, Filter};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 pub fn router() -> Router<AppState> {
@@ -53,13 +54,13 @@ pub struct SubscriptionListQuery {
 
 /// List subscriptions, newest first.
 #[utoipa::path(get, path = "/api/v1/subscriptions/", tag = "subscriptions", params(SubscriptionListQuery), security(("bearer" = [])),
-    responses((status = 200, description = "A page of subscriptions"), (status = 401)))]
+    responses((status = 200, description = "A page of subscriptions", body = Page<SubscriptionOut>), (status = 401)))]
 pub async fn list_subscriptions(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Query(q): Query<SubscriptionListQuery>,
     parts: Parts,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Page<SubscriptionOut>>> {
     let mut filters = Vec::new();
     if let Some(c) = q.customer_id.as_deref().filter(|c| !c.is_empty()) {
         filters.push(Filter::Eq("customer_id", c.to_string()));
@@ -108,7 +109,7 @@ pub async fn list_subscriptions(
     for s in &subs {
         results.push(r.subscription(s).await?);
     }
-    Ok(Json(paging.envelope(total, results)))
+    Ok(Json(paging.page(total, results)))
 }
 
 async fn find_subscription(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<Subscription> {
@@ -117,12 +118,12 @@ async fn find_subscription(state: &AppState, tenant: &Tenant, id: &str) -> ApiRe
 
 /// Retrieve a subscription.
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, description = "The subscription"), (status = 401), (status = 404)))]
+    params(("id" = String, Path)), responses((status = 200, description = "The subscription", body = SubscriptionOut), (status = 401), (status = 404)))]
 pub async fn retrieve_subscription(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SubscriptionOut>> {
     let s = find_subscription(&state, &tenant, &id).await?;
     let now = tenant_now(&state, &tenant).await?;
     Ok(Json(Renderer::new(&state, &tenant, now).subscription(&s).await?))
@@ -165,12 +166,12 @@ async fn buy_with_saved_method(
 /// Start a subscription for a customer with a saved payment method.
 #[utoipa::path(post, path = "/api/v1/subscriptions/create/", tag = "subscriptions", request_body = CreateSubscriptionIn,
     security(("bearer" = [])),
-    responses((status = 201, description = "The subscription"), (status = 400, description = "`{\"detail\": \"Customer does not exist.\"}`, no payment method, declined"), (status = 401)))]
+    responses((status = 201, description = "The subscription", body = SubscriptionOut), (status = 400, description = "`{\"detail\": \"Customer does not exist.\"}`, no payment method, declined"), (status = 401)))]
 pub async fn create_subscription(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Body(input): Body<CreateSubscriptionIn>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<SubscriptionOut>)> {
     let mut errors = FieldErrors::new();
     let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
     let period = input::period(input.charge_period.as_deref(), &mut errors);
@@ -285,30 +286,30 @@ async fn parse_change(
 /// Change a subscription's plan, charge period, quantities or trial.
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/update/", tag = "subscriptions", request_body = UpdateSubscriptionIn,
     security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "`{subscriptionId}`"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, description = "`{subscriptionId}`", body = SubscriptionChangedOut), (status = 400), (status = 401), (status = 404)))]
 pub async fn update_subscription(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
     Body(input): Body<UpdateSubscriptionIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SubscriptionChangedOut>> {
     let s = find_subscription(&state, &tenant, &id).await?;
     selling::check_changeable(&s)?;
     let req = parse_change(&state, &tenant, &s, input).await?;
     let id = selling::change_subscription(&state, &tenant, &id, req).await?;
-    Ok(Json(json!({ "subscriptionId": id.to_string() })))
+    Ok(Json(SubscriptionChangedOut { subscription_id: id.to_string() }))
 }
 
 /// What an update would charge, without changing anything.
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/update/preview/", tag = "subscriptions", request_body = UpdateSubscriptionIn,
     security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "Amounts now and on the next invoice"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, description = "Amounts now and on the next invoice", body = UpdatePreviewOut), (status = 400), (status = 401), (status = 404)))]
 pub async fn preview_update(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
     Body(input): Body<UpdateSubscriptionIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UpdatePreviewOut>> {
     let s = find_subscription(&state, &tenant, &id).await?;
     selling::check_changeable(&s)?;
     let req = parse_change(&state, &tenant, &s, input).await?;
@@ -342,19 +343,26 @@ pub async fn preview_update(
         };
         (change.charge_now_minor, change.next_invoice_minor, next_at, lines)
     };
-    Ok(Json(json!({
-        "currency": currency.to_ascii_lowercase(),
-        "recurringAmount": n(req.quote.total_minor),
-        "recurringAmountUnits": req.quote.total_minor,
-        "amountChargedImmediately": n(charge_now),
-        "amountChargedImmediatelyUnits": charge_now,
-        "nextInvoice": {
-            "amountDue": n(next_due),
-            "amountDueUnits": next_due,
-            "nextPaymentAttempt": next_at.map(iso_seconds),
-            "lineItems": lines.iter().map(|l| json!({"description": l.description, "amount": n(l.amount_minor), "amountUnits": l.amount_minor})).collect::<Vec<_>>(),
+    Ok(Json(UpdatePreviewOut {
+        currency: currency.to_ascii_lowercase(),
+        recurring_amount: n(req.quote.total_minor),
+        recurring_amount_units: req.quote.total_minor,
+        amount_charged_immediately: n(charge_now),
+        amount_charged_immediately_units: charge_now,
+        next_invoice: NextInvoiceOut {
+            amount_due: n(next_due),
+            amount_due_units: next_due,
+            next_payment_attempt: next_at.map(iso_seconds),
+            line_items: lines
+                .iter()
+                .map(|l| PreviewLineOut {
+                    description: l.description.clone(),
+                    amount: n(l.amount_minor),
+                    amount_units: l.amount_minor,
+                })
+                .collect(),
         },
-    })))
+    }))
 }
 
 fn next_invoice_lines(quote: &Quote, total: i64) -> Vec<Line> {
@@ -391,13 +399,13 @@ const FEEDBACK: &[&str] = &[
 /// Cancel now, at the end of the period, or on a date.
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/cancel/", tag = "subscriptions", request_body = CancelIn,
     security(("bearer" = [])), params(("id" = String, Path)),
-    responses((status = 200, description = "`{message}`"), (status = 400), (status = 401), (status = 404)))]
+    responses((status = 200, description = "`{message}`", body = MessageOut), (status = 400), (status = 401), (status = 404)))]
 pub async fn cancel_subscription(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
     Body(input): Body<CancelIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MessageOut>> {
     let mut errors = FieldErrors::new();
     let kind = required(&input.cancellation_type, "cancellation_type", &mut errors).map(str::to_string);
     if let Some(k) = &kind {
@@ -427,7 +435,7 @@ pub async fn cancel_subscription(
         comment: input.cancellation_comment,
     };
     selling::cancel_subscription(&state, &tenant, &id, c).await?;
-    Ok(Json(json!({ "message": "Subscription cancellation processed successfully." })))
+    Ok(Json(MessageOut { message: "Subscription cancellation processed successfully.".into() }))
 }
 
 /// Body of `POST /charges/`.
@@ -447,12 +455,12 @@ pub struct ChargeIn {
 
 /// Charge a customer's saved payment method once for a one-time plan.
 #[utoipa::path(post, path = "/api/v1/charges/", tag = "subscriptions", request_body = ChargeIn, security(("bearer" = [])),
-    responses((status = 201, description = "The charge record"), (status = 400, description = "`{\"detail\": \"A payment method is required to complete this payment.\"}`"), (status = 401)))]
+    responses((status = 201, description = "The charge record", body = SubscriptionOut), (status = 400, description = "`{\"detail\": \"A payment method is required to complete this payment.\"}`"), (status = 401)))]
 pub async fn create_charge(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Body(input): Body<ChargeIn>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<SubscriptionOut>)> {
     let mut errors = FieldErrors::new();
     let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
     let period = input::period(input.charge_period.as_deref(), &mut errors);

@@ -12,6 +12,7 @@ use super::tenant_map::{customer_hash, TenantMap};
 use crate::http::error::ApiResult;
 use crate::selling::live_subscriptions;
 use crate::state::AppState;
+use crate::wire::usage::{CustomerEntitlementsOut, EntitlementRowOut};
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::FeatureType;
@@ -19,7 +20,7 @@ use kelviq_core::entitlements::{boolean_row, customizable_row, meter_row, meter_
 use kelviq_core::plans::EntitlementDetails;
 use kelviq_core::timefmt::{from_micros, reset_at, to_micros};
 use kelviq_core::{Environment, Tenant};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -141,22 +142,19 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn to_wire(&self) -> Value {
-        let mut out = Map::new();
-        out.insert("featureId".into(), json!(self.feature_id));
-        out.insert("featureType".into(), json!(self.feature_type.as_str()));
-        out.insert("hasAccess".into(), json!(self.state.has_access));
-        if self.feature_type != FeatureType::Boolean {
-            out.insert("resetAt".into(), json!(self.reset_at.map(reset_at)));
-            out.insert("hardLimit".into(), json!(self.state.hard_limit));
-            out.insert("usageLimit".into(), json!(self.state.usage_limit));
-            out.insert("currentUsage".into(), json!(self.state.current_usage));
-            out.insert("remaining".into(), json!(self.state.remaining));
+    pub fn to_wire(&self) -> EntitlementRowOut {
+        let meter = self.feature_type != FeatureType::Boolean;
+        EntitlementRowOut {
+            feature_id: self.feature_id.clone(),
+            feature_type: self.feature_type.as_str().to_string(),
+            has_access: self.state.has_access,
+            reset_at: meter.then_some(self.reset_at.map(reset_at)),
+            hard_limit: meter.then_some(self.state.hard_limit),
+            usage_limit: meter.then_some(self.state.usage_limit),
+            current_usage: meter.then_some(self.state.current_usage),
+            remaining: meter.then_some(self.state.remaining),
+            is_overridden: self.overridden.then_some(true),
         }
-        if self.overridden {
-            out.insert("isOverridden".into(), json!(true));
-        }
-        Value::Object(out)
     }
 }
 
@@ -176,9 +174,10 @@ impl CustomerState {
     }
 
     fn render(&self, customer_id: &str, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Bytes) {
-        let rows: Vec<Value> = self.rows(now).iter().map(Row::to_wire).collect();
+        let entitlements = self.rows(now).iter().map(Row::to_wire).collect();
         let until = self.grants.iter().filter_map(|g| g.window(now).1).min();
-        let body = json!({ "customerId": customer_id, "entitlements": rows }).to_string();
+        let out = CustomerEntitlementsOut { customer_id: customer_id.to_string(), entitlements };
+        let body = serde_json::to_string(&out).expect("entitlements serialise");
         // Kept for every customer in memory: without the String's spare capacity.
         (until, Bytes::from(body.into_bytes().into_boxed_slice()))
     }

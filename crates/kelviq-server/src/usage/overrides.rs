@@ -8,6 +8,7 @@ use super::{Op, Target};
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::wire::usage::CustomerEntitlementsOut;
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::{Feature, FeatureType};
 use kelviq_core::Tenant;
@@ -45,7 +46,7 @@ pub async fn set_override(
     customer_id: String,
     feature: String,
     input: OverrideIn,
-) -> ApiResult<Value> {
+) -> ApiResult<CustomerEntitlementsOut> {
     let f = override_target(state, &tenant, &customer_id, &feature).await?;
     let mut doc = Map::new();
     match (f.feature_type, input.value.as_ref().filter(|v| !v.is_null())) {
@@ -94,11 +95,10 @@ async fn feature_rows(
     customer_id: &str,
     feature: &str,
     now: DateTime<Utc>,
-) -> ApiResult<Value> {
+) -> ApiResult<CustomerEntitlementsOut> {
     let c = customer(state, tenant, customer_id).await?;
-    let rows: Vec<Value> =
-        c.rows(now).iter().filter(|r| r.feature_id == feature).map(entitlements::Row::to_wire).collect();
-    Ok(json!({"customerId": customer_id, "entitlements": rows}))
+    let entitlements = c.rows(now).iter().filter(|r| r.feature_id == feature).map(entitlements::Row::to_wire).collect();
+    Ok(CustomerEntitlementsOut { customer_id: customer_id.to_string(), entitlements })
 }
 
 /// Admin: revert an override; the plans' values apply again.
@@ -115,7 +115,12 @@ pub async fn revert_override(state: &AppState, tenant: Tenant, customer_id: Stri
 }
 
 /// Admin: reset a meter's usage in the current period to zero.
-pub async fn reset_usage(state: &AppState, tenant: Tenant, customer_id: String, feature: String) -> ApiResult<Value> {
+pub async fn reset_usage(
+    state: &AppState,
+    tenant: Tenant,
+    customer_id: String,
+    feature: String,
+) -> ApiResult<CustomerEntitlementsOut> {
     let f = override_target(state, &tenant, &customer_id, &feature).await?;
     if f.feature_type != FeatureType::Meter {
         return Err(ApiError::field("feature", "Only a METER feature has usage to reset."));

@@ -9,6 +9,8 @@ use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::input::required_string;
 use crate::state::AppState;
+use crate::wire::stored_answer;
+use crate::wire::usage::{BatchOut, ConsumeOut, EventOut, EventResult, UsageReportOut};
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::Feature;
 use kelviq_core::ids::hex32;
@@ -16,7 +18,7 @@ use kelviq_core::meters::{matches, step, Step, MAX_USAGE_VALUE};
 use kelviq_core::timefmt::{from_micros, parse_report_timestamp, report_timestamp};
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{CounterChange, StoredEvent};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -66,7 +68,7 @@ pub struct UsageIn {
 }
 
 /// Report usage of a meter feature: `SET` replaces, `DELTA` adds.
-pub async fn report_usage(state: &AppState, tenant: Tenant, input: UsageIn) -> ApiResult<Value> {
+pub async fn report_usage(state: &AppState, tenant: Tenant, input: UsageIn) -> ApiResult<UsageReportOut> {
     let mut errors = FieldErrors::new();
     let customer_id = required_string(&input.customer_id, "customer_id", &mut errors);
     let feature_id = required_string(&input.feature_id, "feature_id", &mut errors);
@@ -134,7 +136,7 @@ pub async fn report_usage(state: &AppState, tenant: Tenant, input: UsageIn) -> A
     {
         return Err(key_reused());
     }
-    Ok(outcome.response)
+    stored_answer(outcome.response)
 }
 
 /// Body of `POST /report/event/` (the aliases let a batch's events be read
@@ -288,7 +290,7 @@ fn same_request(first: &Value, sent: &Value, fields: &[&str]) -> bool {
 }
 
 /// Report a raw event; a repeated `idempotencyKey` answers as the first time and counts nothing.
-pub async fn report_event(state: &AppState, tenant: Tenant, input: EventIn) -> ApiResult<Value> {
+pub async fn report_event(state: &AppState, tenant: Tenant, input: EventIn) -> ApiResult<EventOut> {
     let now = tenant_now(state, &tenant).await?;
     let catalog = tenant_catalog(state, &tenant).await?;
     let (item, properties) = prepare_event(state, &tenant, &catalog, input, now).await?;
@@ -298,7 +300,7 @@ pub async fn report_event(state: &AppState, tenant: Tenant, input: EventIn) -> A
     if outcome.as_ref().is_some_and(|o| o.key_reused) {
         return Err(key_reused());
     }
-    Ok(match outcome.and_then(|o| o.original) {
+    stored_answer(match outcome.and_then(|o| o.original) {
         Some(original) => stored_response(&tenant, original),
         None => response,
     })
@@ -381,25 +383,6 @@ pub async fn report_events_batch(state: &AppState, tenant: Tenant, body: &[u8]) 
     Ok(BatchOut { accepted, duplicates, rejected, results })
 }
 
-/// The answer to a batch of events.
-#[derive(Serialize)]
-pub struct BatchOut {
-    accepted: usize,
-    duplicates: usize,
-    rejected: usize,
-    results: Vec<EventResult>,
-}
-
-/// One event's result in a batch.
-#[derive(Serialize, Default)]
-pub struct EventResult {
-    #[serde(rename = "idempotencyKey")]
-    key: Option<Value>,
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<Value>,
-}
-
 fn error_body(e: ApiError) -> Value {
     match e {
         ApiError::Fields(f) | ApiError::FieldConflict(f) => json!(f.fields()),
@@ -420,7 +403,7 @@ pub struct ConsumeIn {
 }
 
 /// Check and deduct in one atomic step: a hard limit is never exceeded.
-pub async fn consume(state: &AppState, tenant: Tenant, input: ConsumeIn) -> ApiResult<Value> {
+pub async fn consume(state: &AppState, tenant: Tenant, input: ConsumeIn) -> ApiResult<ConsumeOut> {
     let mut errors = FieldErrors::new();
     let customer_id = required_string(&input.customer_id, "customer_id", &mut errors);
     let feature_id = required_string(&input.feature_id, "feature_id", &mut errors);
@@ -443,7 +426,7 @@ pub async fn consume(state: &AppState, tenant: Tenant, input: ConsumeIn) -> ApiR
         let mut r = response;
         r["allowed"] = json!(false);
         r["reason"] = json!("The customer is not entitled to this feature.");
-        return Ok(r);
+        return stored_answer(r);
     }
     let (period_start, _) = customer.counting_window(&feature.identifier, now);
     let (limit, hard) = customer.feature_limit(&feature.identifier, now);
@@ -461,5 +444,5 @@ pub async fn consume(state: &AppState, tenant: Tenant, input: ConsumeIn) -> ApiR
     if outcome.duplicate && !same_request(&outcome.response, &sent, &["customerId", "featureId", "value"]) {
         return Err(key_reused());
     }
-    Ok(outcome.response)
+    stored_answer(outcome.response)
 }

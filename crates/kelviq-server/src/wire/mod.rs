@@ -2,7 +2,12 @@
 //! shared by the wire types.
 
 pub mod catalog;
+pub mod ops;
+pub mod plans;
 pub mod selling;
+#[cfg(debug_assertions)]
+pub mod selling_legacy;
+pub mod usage;
 
 use serde::{Deserialize, Deserializer};
 
@@ -14,4 +19,12 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// A stored answer (a report's or a consume's, kept with its idempotency
+/// key) read as its wire type.
+pub fn stored_answer<T: serde::de::DeserializeOwned>(answer: serde_json::Value) -> crate::http::error::ApiResult<T> {
+    serde_json::from_value(answer).map_err(|e| {
+        crate::http::error::ApiError::Internal(anyhow::anyhow!("a stored answer does not read as its type: {e}"))
+    })
 }
