@@ -3,6 +3,7 @@
 //! Wire bodies arrive with snake_case keys (see [`crate::casing`]); the
 //! validated values here are what the store keeps.
 
+use crate::meters::{Aggregation, Operator};
 use crate::validation::FieldErrors;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -341,9 +342,10 @@ pub fn validate_meter(meter: &Value, errors: &mut FieldErrors) {
         Some(agg) => {
             let function = agg.get("function").and_then(Value::as_str).unwrap_or("");
             let field = agg.get("field").filter(|f| !f.is_null());
-            if !AGGREGATIONS.contains(&function) {
+            let aggregation = Aggregation::parse(function);
+            if aggregation.is_none() {
                 errors.add("meter", format!("aggregation.function must be one of {}.", AGGREGATIONS.join(", ")));
-            } else if function == "COUNT" {
+            } else if aggregation == Some(Aggregation::Count) {
                 if field.is_some() {
                     errors.add("meter", "aggregation.field must be left out for COUNT.");
                 }
@@ -385,28 +387,28 @@ fn check_condition(condition: &Value) -> Result<(), String> {
     }
     let operator = c.get("operator").and_then(Value::as_str).unwrap_or("");
     let value = c.get("value");
-    match operator {
-        "equals" | "not_equals" => {
+    match Operator::parse(operator) {
+        Some(Operator::Equals | Operator::NotEquals) => {
             if !value.is_some_and(is_scalar) {
                 return Err(format!("{operator} needs a string, number or boolean value"));
             }
         }
-        "gt" | "gte" | "lt" | "lte" => {
+        Some(Operator::Gt | Operator::Gte | Operator::Lt | Operator::Lte) => {
             if !value.is_some_and(Value::is_number) {
                 return Err(format!("{operator} needs a number value"));
             }
         }
-        "in" | "not_in" => {
+        Some(Operator::In | Operator::NotIn) => {
             if !value.and_then(Value::as_array).is_some_and(|a| !a.is_empty() && a.iter().all(is_scalar)) {
                 return Err(format!("{operator} needs a non-empty list of values"));
             }
         }
-        "exists" => {
+        Some(Operator::Exists) => {
             if value.is_some_and(|v| !v.is_null() && !v.is_boolean()) {
                 return Err("exists takes no value (or a boolean)".into());
             }
         }
-        other => return Err(format!("operator \"{other}\" is not one of {}", OPERATORS.join(", "))),
+        None => return Err(format!("operator \"{operator}\" is not one of {}", OPERATORS.join(", "))),
     }
     Ok(())
 }

@@ -4,8 +4,8 @@
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use kelviq_core::catalog::{Feature, FeatureType};
+use kelviq_core::meters::Meter;
 use kelviq_core::Tenant;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,39 +18,29 @@ const CATALOG_TTL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct TenantCatalog {
     pub features: HashMap<String, Feature>,
-    meters: Vec<Meter>,
+    meters: Vec<FeatureMeter>,
 }
 
-/// A RAW_EVENTS meter, read from its feature once per catalog load.
+/// A RAW_EVENTS meter with its feature, read once per catalog load.
 #[derive(Debug)]
-struct Meter {
+struct FeatureMeter {
     feature: Feature,
-    function: String,
-    field: Option<String>,
-    filters: Option<Value>,
+    meter: Meter,
 }
 
 impl TenantCatalog {
     fn new(features: HashMap<String, Feature>) -> TenantCatalog {
-        let mut meters: Vec<Meter> = features
+        let mut meters: Vec<FeatureMeter> = features
             .values()
-            .filter_map(|f| {
-                let meter = f.meter.as_ref()?;
-                Some(Meter {
-                    feature: f.clone(),
-                    function: meter["aggregation"]["function"].as_str()?.to_string(),
-                    field: meter["aggregation"]["field"].as_str().map(str::to_string),
-                    filters: meter.get("filters").cloned(),
-                })
-            })
+            .filter_map(|f| Some(FeatureMeter { feature: f.clone(), meter: Meter::parse(f.meter.as_ref()?)? }))
             .collect();
         meters.sort_by(|a, b| a.feature.identifier.cmp(&b.feature.identifier));
         TenantCatalog { features, meters }
     }
 
-    /// RAW_EVENTS meters: feature, aggregation function, field, filters.
-    pub fn meters(&self) -> impl Iterator<Item = (&Feature, &str, Option<&str>, Option<&Value>)> {
-        self.meters.iter().map(|m| (&m.feature, m.function.as_str(), m.field.as_deref(), m.filters.as_ref()))
+    /// The RAW_EVENTS meters, by feature identifier.
+    pub fn meters(&self) -> impl Iterator<Item = (&Feature, &Meter)> {
+        self.meters.iter().map(|m| (&m.feature, &m.meter))
     }
 }
 

@@ -14,7 +14,7 @@ use crate::wire::usage::{BatchOut, ConsumeOut, EventOut, EventResult, UsageRepor
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::Feature;
 use kelviq_core::ids::hex32;
-use kelviq_core::meters::{matches, step, Step, MAX_USAGE_VALUE};
+use kelviq_core::meters::{Step, MAX_USAGE_VALUE};
 use kelviq_core::timefmt::{from_micros, parse_report_timestamp, report_timestamp};
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{CounterChange, StoredEvent};
@@ -239,8 +239,8 @@ async fn prepare_event(
     let customer = customer(state, tenant, &customer_id).await?;
     let event = kelviq_core::meters::RawEvent { event_name: &event_name, properties: &properties, timestamp: at };
     let mut targets = Vec::new();
-    for (feature, function, field, filters) in catalog.meters() {
-        if !matches(filters, &event) {
+    for (feature, meter) in catalog.meters() {
+        if !meter.matches(&event) {
             continue;
         }
         // Only the current period counts; an older event is stored, not counted.
@@ -248,7 +248,7 @@ async fn prepare_event(
         if start > 0 && at < from_micros(start) {
             continue;
         }
-        let change = match step(function, field, &event) {
+        let change = match meter.step(&event) {
             Step::Add(n) => CounterChange::Add(n),
             Step::Max(n) => CounterChange::Max(n),
             Step::Latest(n) => CounterChange::Latest(n, kelviq_core::timefmt::to_micros(at)),
