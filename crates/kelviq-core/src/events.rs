@@ -3,7 +3,7 @@
 //! Built here, from domain values, so the store can write them in the same
 //! transaction as the change that causes them.
 
-use crate::billing::{amount_text, CheckoutSession, Order, PaymentMethod, Refund, Subscription};
+use crate::billing::{amount_text, CheckoutSession, InvoiceStatus, Order, PaymentMethod, Refund, Subscription};
 use crate::customer::Customer;
 use crate::timefmt::{iso_micros, iso_seconds};
 use crate::Tenant;
@@ -160,7 +160,7 @@ pub fn invoice_object(o: &Order, sold: &Sold<'_>, tenant: &Tenant, payment_link:
         "customer": customer_summary(sold.customer),
         "subscription_id": o.subscription_id.map(|i| i.to_string()),
         "product": {"id": sold.product_id.to_string(), "name": sold.product_name},
-        "payment_link": if o.invoice_status == "PAID" { Value::Null } else { json!(payment_link) },
+        "payment_link": if o.invoice_status == InvoiceStatus::Paid { Value::Null } else { json!(payment_link) },
     })
 }
 

@@ -6,6 +6,7 @@
 mod change;
 mod quote;
 mod records;
+mod status;
 mod subscription;
 #[cfg(test)]
 mod tests;
@@ -13,4 +14,5 @@ mod tests;
 pub use change::*;
 pub use quote::*;
 pub use records::*;
+pub use status::*;
 pub use subscription::*;

@@ -111,7 +111,7 @@ pub struct LogEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckoutSession {
     pub id: String,
-    pub status: String,
+    pub status: SessionStatus,
     pub plan_id: uuid::Uuid,
     pub plan_identifier: String,
     pub plan_name: String,
@@ -148,6 +148,16 @@ pub struct CheckoutSession {
 }
 
 impl CheckoutSession {
+    /// The status shown at `now`: an open session past its expiry is
+    /// expired; one whose completion is under way is still open.
+    pub fn shown_status(&self, now: DateTime<Utc>) -> SessionStatus {
+        match self.status {
+            SessionStatus::Open if now >= self.expires_at => SessionStatus::Expired,
+            SessionStatus::Processing => SessionStatus::Open,
+            other => other,
+        }
+    }
+
     pub fn log(&mut self, code: &str, title: &str, status: &str, at: DateTime<Utc>) {
         let id = self.log.len() as i64 + 1;
         self.log.push(LogEntry {
@@ -178,10 +188,8 @@ pub struct Order {
     pub billing_type: String,
     pub is_renewal: bool,
     pub is_trial: bool,
-    /// COMPLETE, FAILED, REFUNDED, PARTIAL_REFUND.
-    pub status: String,
-    /// OPEN, PAID, PAYMENT_FAILED.
-    pub invoice_status: String,
+    pub status: OrderStatus,
+    pub invoice_status: InvoiceStatus,
     pub currency: String,
     pub lines: Vec<Line>,
     pub subtotal_minor: i64,
@@ -203,8 +211,7 @@ pub struct Transaction {
     pub id: uuid::Uuid,
     pub order_id: String,
     pub transaction_type: String,
-    /// success, failure.
-    pub status: String,
+    pub status: TransactionStatus,
     pub currency: String,
     pub amount_minor: i64,
     pub fees: Vec<FeeLine>,
@@ -235,7 +242,7 @@ pub struct Refund {
     pub currency: String,
     pub reason: Option<String>,
     pub internal_note: Option<String>,
-    pub status: String,
+    pub status: RefundStatus,
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }

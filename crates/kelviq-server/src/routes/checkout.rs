@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Duration;
+use kelviq_core::billing::SessionStatus;
 use kelviq_core::billing::{CheckoutSession, Line, Quote};
 use kelviq_core::customer::validate_customer_id;
 use kelviq_core::ids::random_alphanumeric;
@@ -167,7 +168,7 @@ pub async fn create_checkout(
     };
     let session = CheckoutSession {
         id: format!("cs_{}", random_alphanumeric(45)),
-        status: "open".into(),
+        status: SessionStatus::Open,
         plan_id: plan.id,
         plan_identifier: plan.identifier.clone(),
         plan_name: plan.name.clone(),
@@ -249,18 +250,21 @@ pub async fn list_sessions(
     if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         filters.push(Filter::Search(s.to_string()));
     }
-    match q.status.as_deref().filter(|s| !s.is_empty()) {
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    match status.map(|s| SessionStatus::parse(s).ok_or(s)) {
         None => {}
-        Some("expired") => {
-            filters.push(Filter::Eq("status", "open".into()));
+        Some(Ok(SessionStatus::Expired)) => {
+            filters.push(Filter::Eq("status", SessionStatus::Open.as_str().into()));
             filters.push(Filter::Before("expires_at", now + Duration::microseconds(1)));
         }
-        Some("open") => {
-            filters.push(Filter::Eq("status", "open".into()));
+        Some(Ok(SessionStatus::Open)) => {
+            filters.push(Filter::Eq("status", SessionStatus::Open.as_str().into()));
             filters.push(Filter::AtLeast("expires_at", now + Duration::microseconds(1)));
         }
-        Some(s @ ("processing" | "success")) => filters.push(Filter::Eq("status", s.into())),
-        Some(other) => return Err(ApiError::field("status", format!("\"{other}\" is not a valid choice."))),
+        Some(Ok(s @ (SessionStatus::Processing | SessionStatus::Success))) => {
+            filters.push(Filter::Eq("status", s.as_str().into()))
+        }
+        Some(Err(other)) => return Err(ApiError::field("status", format!("\"{other}\" is not a valid choice."))),
     }
     input::date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
     let (paging, total, sessions) =

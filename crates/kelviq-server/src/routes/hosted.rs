@@ -7,12 +7,12 @@ use crate::http::error::ApiError;
 use crate::selling::payments::CardInput;
 use crate::selling::{complete_checkout, CheckoutError, CheckoutForm};
 use crate::state::AppState;
-use crate::wire::selling::session_status;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
+use kelviq_core::billing::SessionStatus;
 use kelviq_core::billing::{amount_text, CheckoutSession};
 use kelviq_core::money::currency_symbol;
 use kelviq_core::plans::ChargePeriod;
@@ -87,9 +87,15 @@ pub struct PayForm {
     pub discount_code: String,
 }
 
-fn render(cs: &CheckoutSession, env: Environment, status: &str, form: &PayForm, error: Option<&str>) -> String {
+fn render(
+    cs: &CheckoutSession,
+    env: Environment,
+    status: SessionStatus,
+    form: &PayForm,
+    error: Option<&str>,
+) -> String {
     let title = format!("Checkout: {}", cs.plan_name);
-    if status == "success" {
+    if status == SessionStatus::Success {
         let body = format!(
             "<h1>Payment complete</h1><p>Thank you. Your purchase of {} is complete.</p><p><a href=\"{}\">Continue</a></p>",
             esc(&cs.plan_name),
@@ -97,7 +103,7 @@ fn render(cs: &CheckoutSession, env: Environment, status: &str, form: &PayForm, 
         );
         return shell(&title, &body);
     }
-    if status == "expired" {
+    if status == SessionStatus::Expired {
         return shell(&title, "<h1>This checkout has expired</h1><p>Start again from the page that sent you here.</p>");
     }
     let q = &cs.quote;
@@ -214,8 +220,7 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response
                 Ok(n) => n,
                 Err(e) => return e.into_response(),
             };
-            let status = session_status(&cs, now).to_string();
-            html(StatusCode::OK, render(&cs, tenant.env, &status, &PayForm::default(), None))
+            html(StatusCode::OK, render(&cs, tenant.env, cs.shown_status(now), &PayForm::default(), None))
         }
         Ok(None) => not_found(),
         Err(e) => ApiError::from(e).into_response(),
@@ -234,7 +239,9 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
         Ok(None) => return not_found(),
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let fail = |message: &str| html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, "open", &form, Some(message)));
+    let fail = |message: &str| {
+        html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, SessionStatus::Open, &form, Some(message)))
+    };
     if !form.discount_code.trim().is_empty() {
         return fail("This discount code is invalid or has expired.");
     }
@@ -260,11 +267,7 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
         Err(CheckoutError::Payer(_, message)) => fail(&message),
         Err(CheckoutError::Api(ApiError::BadRequest(message))) => {
             let now = tenant_now(&state, &tenant).await.unwrap_or_else(|_| state.clock.now());
-            let status = session_status(&cs, now).to_string();
-            html(
-                StatusCode::BAD_REQUEST,
-                render(&cs, tenant.env, if status == "open" { "open" } else { &status }, &form, Some(&message)),
-            )
+            html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, cs.shown_status(now), &form, Some(&message)))
         }
         Err(CheckoutError::Api(e)) => e.into_response(),
     }

@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use kelviq_core::billing::{Order, PaymentMethod, Refund, Transaction};
+use kelviq_core::billing::{Order, OrderStatus, PaymentMethod, Refund, RefundStatus, Transaction, TransactionStatus};
 use kelviq_core::timefmt::iso_seconds;
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{DocTable, Filter};
@@ -48,9 +48,6 @@ pub struct MoneyListQuery {
     pub page_size: Option<String>,
 }
 
-const ORDER_STATUSES: &[&str] =
-    &["PENDING", "COMPLETE", "FAILED", "REFUNDED", "PARTIAL_REFUND", "CANCELLED", "FRAUDULENT"];
-
 /// List orders, newest paid first.
 #[utoipa::path(get, path = "/api/v1/orders/", tag = "money", params(MoneyListQuery), security(("bearer" = [])),
     responses((status = 200, description = "A page of orders", body = Page<OrderOut>), (status = 401)))]
@@ -62,7 +59,7 @@ pub async fn list_orders(
 ) -> ApiResult<Json<Page<OrderOut>>> {
     let mut filters = Vec::new();
     search_filter(q.search.as_deref(), &mut filters, SearchScope::Document);
-    status_filter(q.status.as_deref(), ORDER_STATUSES, &mut filters)?;
+    status_filter(q.status.as_deref(), &OrderStatus::names(), &mut filters)?;
     if let Some(b) = q.billing_type.as_deref().filter(|b| !b.is_empty()) {
         if b != "ONE_TIME" && b != "SUBSCRIPTION" {
             return Err(ApiError::field("billing_type", format!("\"{b}\" is not a valid choice.")));
@@ -176,7 +173,7 @@ pub async fn list_transactions(
 ) -> ApiResult<Json<Page<TransactionOut>>> {
     let mut filters = Vec::new();
     search_filter(q.search.as_deref(), &mut filters, SearchScope::WithOrderCustomer);
-    status_filter(q.status.as_deref(), &["success", "failure", "pending"], &mut filters)?;
+    status_filter(q.status.as_deref(), &TransactionStatus::names(), &mut filters)?;
     date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
     let (paging, total, items) =
         page_of::<Transaction>(&state, &tenant, DocTable::Transactions, &filters, &parts).await?;
@@ -200,7 +197,7 @@ pub async fn list_refunds(
 ) -> ApiResult<Json<Page<RefundOut>>> {
     let mut filters = Vec::new();
     search_filter(q.search.as_deref(), &mut filters, SearchScope::WithOrderCustomer);
-    status_filter(q.status.as_deref(), &["PENDING", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELED"], &mut filters)?;
+    status_filter(q.status.as_deref(), &RefundStatus::names(), &mut filters)?;
     date_filters("created_at", q.start_date.as_deref(), q.end_date.as_deref(), &mut filters)?;
     let (paging, total, items) = page_of::<Refund>(&state, &tenant, DocTable::Refunds, &filters, &parts).await?;
     let now = tenant_now(&state, &tenant).await?;

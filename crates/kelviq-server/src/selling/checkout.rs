@@ -225,7 +225,7 @@ pub async fn complete_checkout(
         }
         Err(e) => return Err(e.into()),
     };
-    cs.status = "success".into();
+    cs.status = SessionStatus::Success;
     cs.customer_id = Some(customer_id);
     cs.customer_email = parties.customer.email.clone();
     cs.customer_name = parties.customer.name.clone();
@@ -238,7 +238,7 @@ pub async fn complete_checkout(
     let object = events::checkout_object(&cs, &parties.sold(cs.product_id), tenant, order.total_minor);
     w.event(&OutboxEvent::new("checkout.completed", object, None, now)).await?;
     let cols = DocColumns {
-        status: Some(cs.status.clone()),
+        status: Some(cs.status.as_str().into()),
         created_at: cs.created_at,
         modified_at: now,
         ..Default::default()
@@ -263,7 +263,7 @@ pub(super) async fn record_failed_attempt(
         cs.log("checkout_session.payment_failed", &format!("Payment failed: {e}"), "failed", now);
         cs.modified_at = now;
         let cols = DocColumns {
-            status: Some(cs.status.clone()),
+            status: Some(cs.status.as_str().into()),
             created_at: cs.created_at,
             modified_at: now,
             ..Default::default()

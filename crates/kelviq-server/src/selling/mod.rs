@@ -22,7 +22,10 @@ pub use self::scheduler::*;
 pub use self::subscriptions::*;
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use kelviq_core::billing::{Dunning, FeatureQuantity, FeeSchedule, Quote};
+use kelviq_core::billing::{
+    Dunning, FeatureQuantity, FeeSchedule, InvoiceStatus, OrderStatus, Quote, RefundStatus, SessionStatus,
+    TransactionStatus,
+};
 use kelviq_core::plans::{ChargePeriod, PlanVersion};
 use kelviq_core::Tenant;
 use kelviq_store::{StoreError, Work};

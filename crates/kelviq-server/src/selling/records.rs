@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 pub(super) fn order_columns(o: &Order) -> DocColumns {
     DocColumns {
         customer_id: Some(o.customer_id.clone()),
-        status: Some(o.status.clone()),
+        status: Some(o.status.as_str().into()),
         invoice_id: Some(o.invoice_id.clone()),
         subscription_id: o.subscription_id.map(|i| i.to_string()),
         billing_type: Some(o.billing_type.clone()),
@@ -63,7 +63,7 @@ pub(super) async fn parties(w: &mut Work, customer_id: &str, product_id: uuid::U
 /// Writes a transaction.
 pub(super) async fn save_transaction(w: &mut Work, t: &Transaction) -> ApiResult<()> {
     let cols = DocColumns {
-        status: Some(t.status.clone()),
+        status: Some(t.status.as_str().into()),
         order_id: Some(t.order_id.clone()),
         created_at: t.created_at,
         modified_at: t.created_at,
@@ -85,7 +85,7 @@ pub(super) fn charge_transaction(
         id: uuid::Uuid::new_v4(),
         order_id: o.id.clone(),
         transaction_type: "CHARGE".into(),
-        status: if paid { "success".into() } else { "failure".into() },
+        status: if paid { TransactionStatus::Success } else { TransactionStatus::Failure },
         currency: o.currency.clone(),
         amount_minor: o.total_minor,
         fees: if paid { fees(state).fees(o.total_minor, o.billing_type == "SUBSCRIPTION") } else { Vec::new() },
@@ -127,8 +127,8 @@ pub(super) async fn record_payment(
         billing_type: if s.is_one_time() { "ONE_TIME".into() } else { "SUBSCRIPTION".into() },
         is_renewal,
         is_trial,
-        status: if paid { "COMPLETE".into() } else { "FAILED".into() },
-        invoice_status: if paid { "PAID".into() } else { "PAYMENT_FAILED".into() },
+        status: if paid { OrderStatus::Complete } else { OrderStatus::Failed },
+        invoice_status: if paid { InvoiceStatus::Paid } else { InvoiceStatus::PaymentFailed },
         currency: s.currency.clone(),
         lines,
         subtotal_minor: subtotal,
@@ -165,7 +165,7 @@ pub(super) async fn order_events(
     } else {
         w.event(&OutboxEvent::new("order.updated", events::order_object(o, &sold, &tenant), None, at)).await?;
     }
-    let invoice_type = if o.invoice_status == "PAID" { "invoice.paid" } else { "invoice.payment_failed" };
+    let invoice_type = if o.invoice_status == InvoiceStatus::Paid { "invoice.paid" } else { "invoice.payment_failed" };
     if created {
         w.event(&OutboxEvent::new(
             "invoice.created",

@@ -26,7 +26,7 @@ pub async fn refund_order(
     let mut w = state.store.begin(tenant).await?;
     let mut order: Order =
         w.lock(DocTable::Orders, order_id).await?.ok_or_else(|| ApiError::NotFound("Order not found.".into()))?;
-    if order.status != "COMPLETE" && order.status != "PARTIAL_REFUND" {
+    if !order.status.refundable() {
         return Err(ApiError::BadRequest(format!("A {} order cannot be refunded.", order.status)));
     }
     let remaining = order.total_minor - order.refunded_minor;
@@ -49,12 +49,12 @@ pub async fn refund_order(
         currency: order.currency.clone(),
         reason: Some(reason.unwrap_or_else(|| "REQUESTED_BY_CUSTOMER".into())),
         internal_note: note,
-        status: "SUCCEEDED".into(),
+        status: RefundStatus::Succeeded,
         failure_reason: None,
         created_at: now,
     };
     let cols = DocColumns {
-        status: Some(refund.status.clone()),
+        status: Some(refund.status.as_str().into()),
         order_id: Some(order.id.clone()),
         created_at: now,
         modified_at: now,
@@ -65,7 +65,7 @@ pub async fn refund_order(
         id: uuid::Uuid::new_v4(),
         order_id: order.id.clone(),
         transaction_type: "REFUND".into(),
-        status: "success".into(),
+        status: TransactionStatus::Success,
         currency: order.currency.clone(),
         amount_minor: -amount,
         fees: Vec::new(),
@@ -85,7 +85,7 @@ pub async fn refund_order(
     w.put(DocTable::Transactions, &t.id.to_string(), &t, &tcols).await?;
     order.refunded_minor += amount;
     let full = order.refunded_minor >= order.total_minor;
-    order.status = if full { "REFUNDED".into() } else { "PARTIAL_REFUND".into() };
+    order.status = if full { OrderStatus::Refunded } else { OrderStatus::PartialRefund };
     save_order(&mut w, &order).await?;
     let p = parties(&mut w, &order.customer_id, order.product_id).await?;
     let object = events::refund_object(&refund, &p.customer, order.subscription_id, tenant);

@@ -77,7 +77,7 @@ pub(super) async fn collect_period(
     s.credit_minor -= credit_used;
     s.debit_minor = 0;
     let before = s.status;
-    if order.status == "COMPLETE" {
+    if order.status == OrderStatus::Complete {
         s.status = SubStatus::Active;
         s.unpaid_order = None;
     } else {
@@ -92,7 +92,7 @@ pub(super) async fn collect_period(
     }
     s.modified_at = at;
     order_events(w, &order, p, Some(pay_link(state, &order)), true).await?;
-    if s.status != before || order.status != "COMPLETE" {
+    if s.status != before || order.status != OrderStatus::Complete {
         subscription_event(w, "subscription.updated", s, p, None, at).await?;
     }
     if s.status == SubStatus::Canceled {
@@ -184,8 +184,8 @@ pub(super) async fn run_item(
             }
             s.retries += 1;
             if paid {
-                order.status = "COMPLETE".into();
-                order.invoice_status = "PAID".into();
+                order.status = OrderStatus::Complete;
+                order.invoice_status = InvoiceStatus::Paid;
                 order.paid_at = Some(at);
                 save_order(w, &order).await?;
                 let method = match order.payment_method_id.or(s.payment_method_id) {

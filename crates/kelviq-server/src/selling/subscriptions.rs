@@ -78,7 +78,7 @@ pub async fn change_subscription(
             charge_subscription(state, &mut w, &next, change.lines.clone(), change.charge_now_minor, false, now)
                 .await?;
         order_events(&mut w, &order, &p, Some(pay_link(state, &order)), true).await?;
-        if order.status == "COMPLETE" {
+        if order.status == OrderStatus::Complete {
             next.status = if s.status == SubStatus::Trialing { SubStatus::Trialing } else { SubStatus::Active };
             s.status = SubStatus::Superseded;
             s.superseded_by = Some(next.id);
@@ -172,7 +172,7 @@ pub async fn change_subscription(
 
 /// After an immediate charge: a declined one puts the subscription past due.
 pub(super) fn settle_immediate(state: &AppState, s: &mut Subscription, order: &Order, now: DateTime<Utc>) {
-    if order.status != "COMPLETE" {
+    if order.status != OrderStatus::Complete {
         s.status = SubStatus::PastDue;
         s.past_due_since = Some(now);
         s.retries = 0;

@@ -5,8 +5,6 @@ pub mod catalog;
 pub mod ops;
 pub mod plans;
 pub mod selling;
-#[cfg(debug_assertions)]
-pub mod selling_legacy;
 pub mod usage;
 
 use serde::{Deserialize, Deserializer};

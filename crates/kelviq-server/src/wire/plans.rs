@@ -42,7 +42,6 @@ impl PlanFileOut {
 #[serde(rename_all = "camelCase")]
 pub struct EntitlementDetailsOut {
     /// BOOLEAN: a boolean. CUSTOMIZABLE: a number. METER: the period limit, null when unlimited.
-    #[schema(value_type = Object)]
     pub value: Value,
     pub has_unlimited_usage: bool,
     pub reset: Option<String>,
@@ -78,9 +77,7 @@ impl PlanEntitlementOut {
         let object = |v: &Option<Value>| {
             camelize(v.clone().filter(|v| !v.is_null()).unwrap_or_else(|| Value::Object(Default::default())))
         };
-        #[cfg(debug_assertions)]
-        let legacy = legacy_entitlement_out(feature.clone(), details, from);
-        let out = PlanEntitlementOut {
+        PlanEntitlementOut {
             feature: FeatureOut::from(feature),
             details: EntitlementDetailsOut {
                 value: details.value.clone(),
@@ -93,31 +90,8 @@ impl PlanEntitlementOut {
                 is_inherited: from.inherited,
                 is_value_overridden: from.overridden,
             },
-        };
-        #[cfg(debug_assertions)]
-        assert_eq!(
-            serde_json::to_value(&out).ok(),
-            Some(legacy),
-            "the typed entitlement differs from the hand-built one"
-        );
-        out
-    }
-}
-
-#[cfg(debug_assertions)]
-fn legacy_entitlement_out(feature: Feature, details: &EntitlementDetails, from: Provenance) -> Value {
-    use serde_json::json;
-    let mut d = camelize(serde_json::to_value(details).expect("details serialise"));
-    for (key, empty) in
-        [("reset", Value::Null), ("resetTime", Value::Null), ("rollover", json!({})), ("usageAlerts", json!({}))]
-    {
-        if d.get(key).is_none() {
-            d[key] = empty;
         }
     }
-    d["isInherited"] = json!(from.inherited);
-    d["isValueOverridden"] = json!(from.overridden);
-    json!({ "feature": FeatureOut::from(feature), "details": d })
 }
 
 /// One tier of a TIERED, VOLUME or STAIRSTEP price.
@@ -129,7 +103,6 @@ pub struct TierOut {
     #[schema(value_type = f64)]
     pub unit_amount: Number,
     /// The tier's last unit, or `"inf"`.
-    #[schema(value_type = Object)]
     pub up_to: Value,
 }
 
@@ -154,7 +127,6 @@ pub struct ChargeOut {
     pub charge_period: Option<String>,
     pub price_data: PriceDataOut,
     pub tiers: Vec<TierOut>,
-    #[schema(value_type = Object)]
     pub advanced: Value,
 }
 

@@ -115,7 +115,6 @@ pub struct BatchOut {
 #[derive(Debug, Serialize, Default, ToSchema)]
 pub struct EventResult {
     #[serde(rename = "idempotencyKey")]
-    #[schema(value_type = Option<String>)]
     pub key: Option<Value>,
     /// accepted, duplicate or rejected.
     #[schema(value_type = String)]

@@ -16,7 +16,7 @@ pub use subscription::*;
 use crate::http::error::ApiResult;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use kelviq_core::billing::{CheckoutSession, LogEntry};
+use kelviq_core::billing::LogEntry;
 use kelviq_core::customer::Customer;
 use kelviq_core::plans::PlanVersion;
 use kelviq_core::timefmt::{date, iso_seconds};
@@ -104,26 +104,6 @@ impl<'a> Renderer<'a> {
     }
 }
 
-/// While the typed wire replaces the hand-built one: every typed record
-/// must serialise to what the old renderer built (debug builds, so the
-/// whole test suite checks it on both backends).
-#[cfg(debug_assertions)]
-fn same_as_legacy<T: Serialize>(typed: &T, legacy: Value) {
-    let typed = serde_json::to_value(typed).expect("a wire record serialises");
-    assert_eq!(typed, legacy, "the typed wire record differs from the hand-built one");
-}
-
-/// A session's status as of `now`: an open session past its expiry is expired.
-pub fn session_status(cs: &CheckoutSession, now: DateTime<Utc>) -> &str {
-    if cs.status == "open" && now >= cs.expires_at {
-        "expired"
-    } else if cs.status == "processing" {
-        "open"
-    } else {
-        &cs.status
-    }
-}
-
 /// An entry of a session's or an order's event log.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LogEntryOut {
@@ -132,7 +112,6 @@ pub struct LogEntryOut {
     pub code: String,
     pub status: String,
     pub timestamp: String,
-    #[schema(value_type = Object)]
     pub metadata: Value,
     /// The order's events only: the order's id.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@ use super::subscription::PlanRefOut;
 use super::{time_opt, ProductRef, Renderer};
 use crate::http::error::ApiResult;
 use kelviq_core::billing::{
-    amount_number, amount_text, bp_text, Order, PaymentMethod, Refund, Subscription, Transaction,
+    amount_number, amount_text, bp_text, Order, PaymentMethod, Refund, Subscription, Transaction, TransactionStatus,
 };
 use kelviq_core::customer::BillingAddress;
 use kelviq_core::money::currency_symbol;
@@ -239,17 +239,17 @@ impl Renderer<'_> {
             None => None,
         };
         let t = |m: i64| amount_text(m, &o.currency);
-        let out = OrderOut {
+        Ok(OrderOut {
             id: o.id.clone(),
             invoice_id: o.invoice_id.clone(),
-            invoice_status: o.invoice_status.clone(),
+            invoice_status: o.invoice_status.as_str().to_string(),
             customer: customer.as_ref().map(|c| OrderCustomerOut {
                 customer_id: c.customer_id.clone(),
                 name: c.name.clone(),
                 email: c.email.clone(),
             }),
             product,
-            status: o.status.clone(),
+            status: o.status.as_str().to_string(),
             paid_at: time_opt(o.paid_at),
             created_on: iso_seconds(o.created_at),
             amount_subtotal: t(o.subtotal_minor),
@@ -293,13 +293,7 @@ impl Renderer<'_> {
             }),
             custom_fields_data: Map::new(),
             payment_method: pm.as_ref().map(PaymentMethodSummary::from),
-        };
-        #[cfg(debug_assertions)]
-        super::same_as_legacy(
-            &out,
-            crate::wire::selling_legacy::Renderer::new(self.state, self.tenant, self.now).order(o).await?,
-        );
-        Ok(out)
+        })
     }
 
     pub async fn refund(&mut self, r: &Refund) -> ApiResult<RefundOut> {
@@ -308,7 +302,7 @@ impl Renderer<'_> {
             Some(o) => OrderOrId::Order(Box::new(self.order(&o).await?)),
             None => OrderOrId::Id { id: r.order_id.clone() },
         };
-        let out = RefundOut {
+        Ok(RefundOut {
             id: r.id.to_string(),
             reason: r.reason.clone(),
             amount_units: r.amount_minor,
@@ -316,16 +310,10 @@ impl Renderer<'_> {
             currency: r.currency.clone(),
             internal_note: r.internal_note.clone(),
             failure_reason: r.failure_reason.clone(),
-            status: r.status.clone(),
+            status: r.status.as_str().to_string(),
             created_on: iso_seconds(r.created_at),
             order,
-        };
-        #[cfg(debug_assertions)]
-        super::same_as_legacy(
-            &out,
-            crate::wire::selling_legacy::Renderer::new(self.state, self.tenant, self.now).refund(r).await?,
-        );
-        Ok(out)
+        })
     }
 
     pub async fn transaction(&mut self, t: &Transaction) -> ApiResult<TransactionOut> {
@@ -334,7 +322,7 @@ impl Renderer<'_> {
             Some(o) => OrderOrId::Order(Box::new(TransactionOrderOut {
                 id: o.id,
                 invoice_id: o.invoice_id,
-                status: o.status,
+                status: o.status.as_str().to_string(),
                 customer_id: o.customer_id,
                 billing_type: o.billing_type,
             })),
@@ -343,7 +331,7 @@ impl Renderer<'_> {
         let n = |m: i64| amount_number(m, &t.currency);
         // Payouts settle seven days after the charge.
         let available = (t.created_at + chrono::Duration::days(7)).date_naive();
-        let out = TransactionOut {
+        Ok(TransactionOut {
             id: t.id.to_string(),
             order,
             created_on: iso_seconds(t.created_at),
@@ -363,26 +351,20 @@ impl Renderer<'_> {
                 })
                 .collect(),
             collected_tax: n(t.tax_minor),
-            net_payout: n(if t.status == "success" { t.net_minor() } else { 0 }),
-            status: t.status.clone(),
+            net_payout: n(if t.status == TransactionStatus::Success { t.net_minor() } else { 0 }),
+            status: t.status.as_str().to_string(),
             transaction_type: t.transaction_type.clone(),
             payment_method_type: t.payment_method_type.clone(),
             available_on: date(available),
             is_settled: self.now.date_naive() >= available,
             payment_method_name: t.payment_method_name.clone(),
             last4: t.last4.clone(),
-        };
-        #[cfg(debug_assertions)]
-        super::same_as_legacy(
-            &out,
-            crate::wire::selling_legacy::Renderer::new(self.state, self.tenant, self.now).transaction(t).await?,
-        );
-        Ok(out)
+        })
     }
 
     pub async fn payment_method(&mut self, m: &StoredPaymentMethod<PaymentMethod>) -> ApiResult<PaymentMethodOut> {
         let customer = self.customer(&m.doc.customer_id).await?;
-        let out = PaymentMethodOut {
+        Ok(PaymentMethodOut {
             id: m.id,
             customer: PaymentMethodCustomerOut {
                 customer_id: m.doc.customer_id.clone(),
@@ -403,12 +385,6 @@ impl Renderer<'_> {
             status: m.doc.status.clone(),
             created_on: iso_micros(m.doc.created_at),
             modified_on: iso_micros(m.doc.modified_at),
-        };
-        #[cfg(debug_assertions)]
-        super::same_as_legacy(
-            &out,
-            crate::wire::selling_legacy::Renderer::new(self.state, self.tenant, self.now).payment_method(m).await?,
-        );
-        Ok(out)
+        })
     }
 }

@@ -2,7 +2,7 @@
 
 use super::orders::PaymentMethodSummary;
 use super::subscription::QuantityOut;
-use super::{date_opt, session_status, time_opt, ProductRef, Renderer};
+use super::{date_opt, time_opt, ProductRef, Renderer};
 use crate::http::error::ApiResult;
 use kelviq_core::billing::{amount_text, CheckoutSession, Order, Subscription};
 use kelviq_core::money::currency_symbol;
@@ -144,7 +144,7 @@ impl Renderer<'_> {
     /// A checkout session; `detail` adds its order, subscription and payment method.
     pub async fn session(&mut self, cs: &CheckoutSession, detail: bool) -> ApiResult<SessionOut> {
         let product = self.product(cs.product_id).await?;
-        let status = session_status(cs, self.now).to_string();
+        let status = cs.shown_status(self.now).as_str().to_string();
         let mut out = SessionOut {
             id: cs.id.clone(),
             customer: SessionCustomerOut {
@@ -199,11 +199,6 @@ impl Renderer<'_> {
         if detail {
             out.detail = Some(self.session_detail(cs).await?);
         }
-        #[cfg(debug_assertions)]
-        super::same_as_legacy(
-            &out,
-            crate::wire::selling_legacy::Renderer::new(self.state, self.tenant, self.now).session(cs, detail).await?,
-        );
         Ok(out)
     }
 
@@ -224,7 +219,7 @@ impl Renderer<'_> {
         };
         Ok(SessionDetailOut {
             order: order.map(|o| SessionOrderOut {
-                status: o.status.clone(),
+                status: o.status.as_str().to_string(),
                 paid_at: time_opt(o.paid_at),
                 created_on: iso_seconds(o.created_at),
                 billing_type: o.billing_type.clone(),
