@@ -50,6 +50,32 @@ pub fn meter_row(limit: Option<i64>, carried: i64, usage: i64, hard: bool) -> Ro
     }
 }
 
+/// A feature's combined limit over its granting rows: the sum of their
+/// period limits, unlimited (`None`) when any row is; saturating.
+pub fn combined_limit(limits: impl IntoIterator<Item = Option<i64>>) -> Option<i64> {
+    limits.into_iter().try_fold(0i64, |total, l| l.map(|l| total.saturating_add(l)))
+}
+
+/// How a feature's usage shows across its rows, in their order: each row
+/// takes usage up to its limit, and the last row (or the first unlimited
+/// one) takes the rest, so the rows add up to the usage.
+pub fn split_usage(usage: i64, limits: &[Option<i64>]) -> Vec<i64> {
+    let mut left = usage;
+    let n = limits.len();
+    limits
+        .iter()
+        .enumerate()
+        .map(|(i, limit)| {
+            let used = match limit {
+                Some(l) if i + 1 < n => left.min(*l).max(0),
+                _ => left,
+            };
+            left -= used;
+            used
+        })
+        .collect()
+}
+
 /// What rolls over at a reset: `min(unused × percentage / 100, cap)`, whole
 /// units rounded down (spec §4.1: 10 000 limit, 2 000 unused, 50 %, cap 750 ⇒ 750).
 pub fn rollover_carry(period_limit: i64, used: i64, percentage: i64, cap: Option<i64>) -> i64 {
@@ -98,6 +124,59 @@ pub fn meter_window(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn limits() -> impl Strategy<Value = Vec<Option<i64>>> {
+        proptest::collection::vec(proptest::option::of(0i64..1_000), 0..6)
+    }
+
+    proptest! {
+        /// The rows of a feature add up to its usage; each row but the last
+        /// stays within its limit; after an unlimited row the others show none.
+        #[test]
+        fn usage_splits_across_rows(usage in -100i64..5_000, limits in limits()) {
+            let split = split_usage(usage, &limits);
+            prop_assert_eq!(split.len(), limits.len());
+            if !limits.is_empty() {
+                prop_assert_eq!(split.iter().sum::<i64>(), usage);
+            }
+            for (i, (used, limit)) in split.iter().zip(&limits).enumerate() {
+                if i + 1 < limits.len() {
+                    if let Some(l) = limit {
+                        prop_assert!(*used <= *l && *used >= 0);
+                    }
+                }
+            }
+            if let Some(first_unlimited) = limits.iter().position(Option::is_none) {
+                prop_assert!(split[first_unlimited + 1..].iter().all(|u| *u == 0));
+            }
+        }
+
+        /// The combined limit is unlimited exactly when a row is, else the
+        /// sum of the rows' limits; no order of the rows changes it.
+        #[test]
+        fn limits_combine(limits in limits()) {
+            let combined = combined_limit(limits.iter().copied());
+            if limits.iter().any(Option::is_none) {
+                prop_assert_eq!(combined, None);
+            } else {
+                prop_assert_eq!(combined, Some(limits.iter().map(|l| l.unwrap()).sum::<i64>()));
+            }
+            let mut reversed = limits.clone();
+            reversed.reverse();
+            prop_assert_eq!(combined_limit(reversed), combined);
+        }
+
+        /// A hard-limited row grants access exactly while something remains;
+        /// a soft one always, its remaining going negative past the limit.
+        #[test]
+        fn hard_limits_stop_at_zero(limit in 0i64..1_000, carried in 0i64..500, usage in 0i64..2_000, hard in any::<bool>()) {
+            let row = meter_row(Some(limit), carried, usage, hard);
+            let remaining = limit + carried - usage;
+            prop_assert_eq!(row.remaining, Some(remaining));
+            prop_assert_eq!(row.has_access, !hard || remaining > 0);
+            prop_assert_eq!(row.usage_limit, Some(limit + carried));
+        }
+    }
 
     #[test]
     fn rows() {

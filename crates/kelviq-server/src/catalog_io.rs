@@ -179,15 +179,23 @@ fn fail(what: &str, errors: FieldErrors) -> anyhow::Error {
     anyhow!("{what}: {errors}")
 }
 
-/// Makes the tenant's catalog match `text`. Returns the changes made (or, with
-/// `dry_run`, the changes it would make).
+/// Whether `apply` writes, or only says what it would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyMode {
+    Write,
+    DryRun,
+}
+
+/// Makes the tenant's catalog match `text`. Returns the changes made (or, in
+/// a dry run, the changes it would make).
 pub async fn apply(
     store: &Store,
     tenant: &Tenant,
     text: &str,
-    dry_run: bool,
+    mode: ApplyMode,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<String>> {
+    let dry_run = mode == ApplyMode::DryRun;
     let doc: Value = toml::from_str::<toml::Value>(text)
         .context("the file is not valid TOML")
         .and_then(|v| serde_json::to_value(v).context("reading the TOML"))?;
@@ -383,7 +391,7 @@ pub async fn apply(
         .collect();
     let desired = parents_first(desired, |d| (d.identifier.clone(), d.fields.parent.clone()));
     for d in &desired {
-        apply_plan(store, tenant, d, &product_ids, &feature_refs, dry_run, now, &mut changes).await?;
+        apply_plan(store, tenant, d, &product_ids, &feature_refs, mode, now, &mut changes).await?;
     }
 
     // 5. Archive what the file does not have.
@@ -421,10 +429,11 @@ async fn apply_plan(
     d: &DesiredPlan,
     product_ids: &HashMap<String, uuid::Uuid>,
     feature_refs: &HashMap<String, FeatureRef>,
-    dry_run: bool,
+    mode: ApplyMode,
     now: DateTime<Utc>,
     changes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
+    let dry_run = mode == ApplyMode::DryRun;
     let lookup = |k: &str| feature_refs.get(k).cloned();
     let mut errors = FieldErrors::new();
     let prices: Vec<Value> = d

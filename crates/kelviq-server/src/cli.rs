@@ -1,6 +1,7 @@
 //! The `kelviq` command: `serve`, `migrate`, `keys`, `orgs`, `config`, `openapi`.
 
 use crate::app::{bootstrap_demo, open_store, serve};
+use crate::catalog_io::ApplyMode;
 use crate::config::{Config, LogFormat};
 use crate::state::AppState;
 use clap::{Parser, Subcommand};
@@ -327,7 +328,8 @@ async fn run_catalog(store: &Store, cmd: CatalogCommand) -> anyhow::Result<ExitC
             let tenant = kelviq_core::Tenant { org_id: org.id, org_seq: org.seq, env };
             let text =
                 std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-            let changes = crate::catalog_io::apply(store, &tenant, &text, dry_run, SystemClock.now()).await?;
+            let mode = if dry_run { ApplyMode::DryRun } else { ApplyMode::Write };
+            let changes = crate::catalog_io::apply(store, &tenant, &text, mode, SystemClock.now()).await?;
             let verb = if dry_run { "would" } else { "did" };
             for change in &changes {
                 println!("{verb} {change}");

@@ -1,7 +1,7 @@
 //! The tenant's clock: the server clock plus, in the sandbox, the test clock
 //! offset (which `selling::test_clock` moves).
 
-use crate::http::error::ApiResult;
+use crate::error::ServiceResult;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use kelviq_core::{Environment, Tenant};
@@ -9,7 +9,7 @@ use kelviq_core::{Environment, Tenant};
 /// The tenant's current time: the server clock plus the sandbox test clock.
 /// The offset is read once per process and then kept in memory; moves of
 /// the clock reach the other processes through the change feed.
-pub async fn tenant_now(state: &AppState, tenant: &Tenant) -> ApiResult<DateTime<Utc>> {
+pub async fn tenant_now(state: &AppState, tenant: &Tenant) -> ServiceResult<DateTime<Utc>> {
     if tenant.env == Environment::Production {
         return Ok(state.clock.now());
     }

@@ -7,6 +7,7 @@ pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod error;
 pub mod http;
 pub mod media;
 pub mod openapi;

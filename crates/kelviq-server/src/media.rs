@@ -3,7 +3,7 @@
 //! and records it. Links to files are signed with a secret shared by every
 //! server process on the database.
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use kelviq_core::signing::sign;
 use kelviq_core::Tenant;
@@ -75,7 +75,7 @@ pub async fn check_uploads(
     owner: MediaOwner,
     field: &str,
     keys: &[String],
-) -> ApiResult<Vec<Upload>> {
+) -> ServiceResult<Vec<Upload>> {
     let mut uploads: Vec<Upload> = Vec::new();
     for key in keys {
         if uploads.iter().any(|u| &u.file_key == key) {
@@ -83,12 +83,13 @@ pub async fn check_uploads(
         }
         match state.store.find_attachable_upload(tenant, key).await? {
             Some(mut u) if owner == MediaOwner::ProductImage => {
-                let head =
-                    file_head(&tmp_path(&state.config.media_dir(), &u.file_key)).await.map_err(ApiError::from_io)?;
+                let head = file_head(&tmp_path(&state.config.media_dir(), &u.file_key))
+                    .await
+                    .map_err(ServiceError::from_io)?;
                 match sniff_image(&head) {
                     Some(kind) => u.content_type = kind.to_string(),
                     None => {
-                        return Err(ApiError::field(
+                        return Err(ServiceError::field(
                             field,
                             format!("Upload \"{key}\" is not an image: use a PNG, JPEG, GIF or WebP file."),
                         ))
@@ -98,7 +99,7 @@ pub async fn check_uploads(
             }
             Some(u) => uploads.push(u),
             None => {
-                return Err(ApiError::field(
+                return Err(ServiceError::field(
                     field,
                     format!("Unknown upload key \"{key}\": upload it through /media/ first (keys are used once)."),
                 ))
@@ -116,7 +117,7 @@ pub async fn attach(
     owner: MediaOwner,
     owner_id: &str,
     uploads: Vec<Upload>,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     if uploads.is_empty() {
         return Ok(());
     }
@@ -138,7 +139,7 @@ pub async fn attach(
         .await;
         if let Err(e) = copied {
             remove_files(&root, files.iter().map(|(_, f): &(Upload, MediaFile)| f.storage_path.as_str())).await;
-            return Err(ApiError::Internal(anyhow::anyhow!("storing {}: {e}", upload.file_key)));
+            return Err(ServiceError::Internal(anyhow::anyhow!("storing {}: {e}", upload.file_key)));
         }
         let file = MediaFile {
             id,
@@ -158,7 +159,7 @@ pub async fn attach(
         remove_files(&root, files.iter().map(|(_, f)| f.storage_path.as_str())).await;
         return Err(match e {
             StoreError::Conflict(_) => {
-                ApiError::Conflict("An upload was attached by another request at the same time.".into())
+                ServiceError::Conflict("An upload was attached by another request at the same time.".into())
             }
             other => other.into(),
         });
@@ -184,7 +185,7 @@ pub async fn remove_files<'a>(root: &Path, paths: impl Iterator<Item = &'a str>)
 }
 
 /// A download link for a plan file, valid for [`DOWNLOAD_LINK_SECONDS`].
-pub async fn signed_file_url(state: &AppState, base: &str, file: &MediaFile) -> ApiResult<String> {
+pub async fn signed_file_url(state: &AppState, base: &str, file: &MediaFile) -> ServiceResult<String> {
     let expires = state.clock.now().timestamp() + DOWNLOAD_LINK_SECONDS;
     let secret = state.store.server_secret(MEDIA_SECRET).await?;
     let signature = sign(&secret, format!("{}:{expires}", file.id).as_bytes());
@@ -211,13 +212,13 @@ pub struct MediaPatch {
 }
 
 impl MediaPatch {
-    pub fn into_changes(self) -> ApiResult<MediaChanges> {
+    pub fn into_changes(self) -> ServiceResult<MediaChanges> {
         if let Some(n) = &self.name {
             if n.trim().is_empty() || n.chars().count() > 255 {
-                return Err(ApiError::field("name", "Give a name of 1 to 255 characters."));
+                return Err(ServiceError::field("name", "Give a name of 1 to 255 characters."));
             }
             if n.chars().any(char::is_control) || n.contains(['/', '\\']) {
-                return Err(ApiError::field("name", "A file name may not contain control characters or slashes."));
+                return Err(ServiceError::field("name", "A file name may not contain control characters or slashes."));
             }
         }
         Ok(MediaChanges { name: self.name, ordering: self.ordering, thumbnail: self.thumbnail, enabled: self.enabled })

@@ -10,9 +10,11 @@ mod status;
 mod subscription;
 #[cfg(test)]
 mod tests;
+mod transitions;
 
 pub use change::*;
 pub use quote::*;
 pub use records::*;
 pub use status::*;
 pub use subscription::*;
+pub use transitions::*;

@@ -18,6 +18,39 @@ pub fn amount_number(minor: i64, currency: &str) -> Value {
     money::minor_number(minor, currency_exponent(currency).unwrap_or(2))
 }
 
+/// Whether a charge went through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Charged {
+    Paid,
+    Declined,
+}
+
+impl Charged {
+    pub fn paid(self) -> bool {
+        self == Charged::Paid
+    }
+}
+
+/// Why an order was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderKind {
+    /// The first payment of a purchase.
+    Purchase,
+    /// A purchase that starts with a trial (nothing is charged yet).
+    TrialStart,
+    /// A renewal, or the first period after a trial.
+    Renewal,
+    /// A plan change charged now.
+    Change,
+}
+
+/// What a fee is taken on: subscriptions carry a surcharge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sale {
+    OneTime,
+    Subscription,
+}
+
 /// The platform fee schedule a transaction's `morFee` is computed with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeeSchedule {
@@ -50,7 +83,8 @@ pub(super) fn bp_of(amount: i64, bp: i64) -> i64 {
 
 impl FeeSchedule {
     /// The fee lines for a charge of `amount_minor` (none on a zero charge).
-    pub fn fees(&self, amount_minor: i64, subscription: bool) -> Vec<FeeLine> {
+    pub fn fees(&self, amount_minor: i64, sale: Sale) -> Vec<FeeLine> {
+        let subscription = sale == Sale::Subscription;
         if amount_minor <= 0 {
             return Vec::new();
         }

@@ -69,9 +69,9 @@ fn quotes() {
 #[test]
 fn fees_and_dunning() {
     let f = FeeSchedule::default();
-    let lines = f.fees(10_000, true);
+    let lines = f.fees(10_000, Sale::Subscription);
     assert_eq!(lines.iter().map(|l| l.value_minor).collect::<Vec<_>>(), [350, 30, 50]);
-    assert!(f.fees(0, true).is_empty());
+    assert!(f.fees(0, Sale::Subscription).is_empty());
     assert_eq!(bp_text(350), "3.5");
     assert_eq!(bp_text(50), "0.5");
     assert_eq!(bp_text(400), "4");
@@ -149,4 +149,111 @@ fn what_falls_due() {
     t.trial_end = Some(at("2026-04-15T00:00:00Z"));
     assert_eq!(t.next_due(), Some((at("2026-04-15T00:00:00Z"), Due::TrialEnd)));
     assert_eq!(t.trial_days_remaining(at("2026-04-01T12:00:00Z")), 14);
+}
+
+mod transitions {
+    use super::*;
+    use proptest::prelude::*;
+
+    const PERIODS: [ChargePeriod; 4] =
+        [ChargePeriod::Monthly, ChargePeriod::Yearly, ChargePeriod::Weekly, ChargePeriod::Daily];
+
+    fn subscription(period: ChargePeriod, start_days: i64) -> Subscription {
+        let p = plan(vec![]);
+        let start = at("2026-01-01T00:00:00Z") + chrono::Duration::days(start_days);
+        Subscription::start(uuid::Uuid::new_v4(), "ann", &p, period, "USD", 1000, vec![], start)
+    }
+
+    fn dunning(retries: u32, grace_days: i64) -> Dunning {
+        Dunning { grace_days, retries }
+    }
+
+    proptest! {
+        /// A restarted cycle's first period starts now, and the next thing
+        /// due is its renewal at the period's end.
+        #[test]
+        fn a_restart_starts_the_cycle_now(p in 0usize..4, start in 0i64..400, after_secs in 1i64..40_000_000) {
+            let mut s = subscription(PERIODS[p], start);
+            let now = s.started_at + chrono::Duration::seconds(after_secs);
+            s.restart_cycle(now);
+            prop_assert_eq!(s.period_start, Some(now));
+            prop_assert_eq!(s.period_index, 0);
+            let end = s.period_end.unwrap();
+            prop_assert!(end > now);
+            prop_assert_eq!(s.next_due(), Some((end, Due::Renew)));
+        }
+
+        /// Past due keeps access, retries first within the grace period, and
+        /// with no retries left nothing more falls due but a cancellation.
+        #[test]
+        fn past_due_keeps_access_and_retries(retries in 0u32..6, grace in 0i64..30, secs in 0i64..1_000_000) {
+            let mut s = subscription(ChargePeriod::Monthly, 0);
+            let now = s.started_at + chrono::Duration::seconds(secs);
+            s.fall_past_due(now, "ORD-1", &dunning(retries, grace));
+            prop_assert_eq!(s.status, SubStatus::PastDue);
+            prop_assert!(s.status.grants());
+            prop_assert_eq!(s.unpaid_order.as_deref(), Some("ORD-1"));
+            match s.next_due() {
+                Some((when, Due::Retry)) => {
+                    prop_assert!(retries > 0 && grace > 0);
+                    prop_assert!(when > now && when <= now + chrono::Duration::days(grace));
+                }
+                None => prop_assert!(retries == 0 || grace <= 0),
+                other => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+
+        /// Of a superseded subscription and its successor, exactly one
+        /// grants, and the successor keeps a trial going.
+        #[test]
+        fn exactly_one_of_a_supersession_grants(trialing in any::<bool>(), p in 0usize..4) {
+            let mut old = subscription(PERIODS[p], 0);
+            if trialing {
+                old.status = SubStatus::Trialing;
+            }
+            let mut next = subscription(PERIODS[p], 10);
+            next.status = SubStatus::Incomplete;
+            let now = next.started_at;
+            old.supersede(&mut next, now);
+            prop_assert!(!old.status.grants() && next.status.grants());
+            prop_assert_eq!(old.superseded_by, Some(next.id));
+            prop_assert_eq!(next.status == SubStatus::Trialing, trialing);
+            prop_assert!(old.next_due().is_none());
+        }
+
+        /// An ended subscription grants nothing and has nothing due; ending
+        /// it again keeps the first cancellation's time and reason.
+        #[test]
+        fn ending_is_final(p in 0usize..4, first in 0i64..1000, later in 0i64..1000) {
+            let mut s = subscription(PERIODS[p], 0);
+            let t1 = s.started_at + chrono::Duration::hours(first);
+            s.end(t1, "first");
+            prop_assert_eq!(s.status, SubStatus::Canceled);
+            prop_assert!(!s.status.grants());
+            prop_assert!(s.next_due().is_none());
+            let t2 = t1 + chrono::Duration::hours(later);
+            s.end(t2, "second");
+            prop_assert_eq!(s.canceled_at, Some(t1));
+            prop_assert_eq!(s.cancellation_reason.as_deref(), Some("first"));
+            prop_assert_eq!(s.ended_at, Some(t2));
+        }
+
+        /// Adopting a plan takes its identity, period, quantities and price,
+        /// and leaves the cycle alone.
+        #[test]
+        fn adopting_a_plan_keeps_the_cycle(p in 0usize..4, q in 0usize..4, amount in 0i64..1_000_000) {
+            let mut s = subscription(PERIODS[p], 0);
+            let before = (s.anchor_at, s.period_start, s.period_end, s.status);
+            let mut to = plan(vec![]);
+            to.identifier = "team".into();
+            to.version = 3;
+            let features = vec![FeatureQuantity { identifier: "seats".into(), quantity: 5 }];
+            s.adopt_plan(Adoption { plan: &to, period: PERIODS[q], features: features.clone(), amount_minor: amount });
+            prop_assert_eq!((s.plan_id, s.plan_identifier.as_str(), s.plan_version), (to.id, "team", 3));
+            prop_assert_eq!(s.charge_period, PERIODS[q]);
+            prop_assert_eq!(s.features, features);
+            prop_assert_eq!(s.amount_minor, amount);
+            prop_assert_eq!((s.anchor_at, s.period_start, s.period_end, s.status), before);
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The API error: knows its status and renders the Kelviq body shapes
 //! (spec §2.2): `{"field": ["message"]}` for validation, `{"detail": "…"}` otherwise.
 
+use crate::error::ServiceError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kelviq_core::FieldErrors;
@@ -100,6 +101,22 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(errors) => ApiError::Fields(errors),
             busy if busy.is_busy() => ApiError::Unavailable("The database is busy; retry shortly.".into()),
             other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+/// The one place a service's error becomes an HTTP one.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Fields(f) => ApiError::Fields(f),
+            ServiceError::FieldConflict(f) => ApiError::FieldConflict(f),
+            ServiceError::BadRequest(m) => ApiError::BadRequest(m),
+            ServiceError::Error(m) => ApiError::Error(m),
+            ServiceError::NotFound(m) => ApiError::NotFound(m),
+            ServiceError::Conflict(m) => ApiError::Conflict(m),
+            ServiceError::Unavailable(m) => ApiError::Unavailable(m),
+            ServiceError::Internal(e) => ApiError::Internal(e),
         }
     }
 }

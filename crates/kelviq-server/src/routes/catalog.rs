@@ -122,16 +122,27 @@ impl ProductImageOut {
     }
 }
 
+/// Whether a product shows the identifiers of its published plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProductView {
+    Listed,
+    WithPlans,
+}
+
 /// A product with its images (and, for the detail view, its published plans).
 async fn product_out(
     state: &AppState,
     tenant: &kelviq_core::Tenant,
     base: &str,
     p: Product,
-    with_plans: bool,
+    view: ProductView,
 ) -> ApiResult<ProductOut> {
     let images = state.store.list_media(tenant, MediaOwner::ProductImage, &p.id.to_string()).await?;
-    let plans = if with_plans { Some(state.store.published_plan_identifiers(tenant, p.id).await?) } else { None };
+    let plans = if view == ProductView::WithPlans {
+        Some(state.store.published_plan_identifiers(tenant, p.id).await?)
+    } else {
+        None
+    };
     let files = state.store.list_media(tenant, MediaOwner::ProductFile, &p.id.to_string()).await?;
     let mut out = ProductOut::from_product(p, plans);
     out.images = images.into_iter().map(|f| ProductImageOut::new(base, f)).collect();
@@ -208,7 +219,7 @@ pub async fn list_products(
     let products = state.store.list_products(&tenant, search, limit, offset).await?;
     let mut results = Vec::with_capacity(products.len());
     for p in products {
-        results.push(product_out(&state, &tenant, &base, p, false).await?);
+        results.push(product_out(&state, &tenant, &base, p, ProductView::Listed).await?);
     }
     Ok(Json(paging.page(total, results)))
 }
@@ -237,7 +248,7 @@ pub async fn create_product(
         .await
         .map_err(|e| conflict_on_identifier(e, "product"))?;
     media::attach(&state, &tenant, MediaOwner::ProductImage, &product.id.to_string(), images).await?;
-    Ok((StatusCode::CREATED, Json(product_out(&state, &tenant, &base, product, false).await?)))
+    Ok((StatusCode::CREATED, Json(product_out(&state, &tenant, &base, product, ProductView::Listed).await?)))
 }
 
 /// Retrieve a product by UUID or identifier, with its published plans.
@@ -251,7 +262,7 @@ pub async fn retrieve_product(
     Path(pk): Path<String>,
 ) -> ApiResult<Json<ProductOut>> {
     let product = state.store.find_product(&tenant, &pk).await?.ok_or_else(ApiError::not_found)?;
-    Ok(Json(product_out(&state, &tenant, &base, product, true).await?))
+    Ok(Json(product_out(&state, &tenant, &base, product, ProductView::WithPlans).await?))
 }
 
 /// Update a product's name, description or tax code.
@@ -286,7 +297,7 @@ pub async fn update_product(
     let product = state.store.update_product(&tenant, &pk, &changes, state.clock.now()).await?;
     media::attach(&state, &tenant, MediaOwner::ProductImage, &product.id.to_string(), images).await?;
     media::attach(&state, &tenant, MediaOwner::ProductFile, &product.id.to_string(), files).await?;
-    Ok(Json(product_out(&state, &tenant, &base, product, false).await?))
+    Ok(Json(product_out(&state, &tenant, &base, product, ProductView::Listed).await?))
 }
 
 /// Archive a product.

@@ -272,7 +272,7 @@ pub async fn list_sessions(
     let mut r = Renderer::new(&state, &tenant, now);
     let mut results = Vec::new();
     for s in &sessions {
-        results.push(r.session(s, false).await?);
+        results.push(r.session(s, SessionView::Summary).await?);
     }
     Ok(Json(paging.page(total, results)))
 }
@@ -291,7 +291,7 @@ pub async fn retrieve_session(
 ) -> ApiResult<Json<SessionOut>> {
     let cs = find_session(&state, &tenant, &id).await?;
     let now = tenant_now(&state, &tenant).await?;
-    Ok(Json(Renderer::new(&state, &tenant, now).session(&cs, true).await?))
+    Ok(Json(Renderer::new(&state, &tenant, now).session(&cs, SessionView::Detail).await?))
 }
 
 /// A checkout session's events, newest first.
@@ -346,8 +346,8 @@ pub async fn complete_session(
     };
     let cs = complete_checkout(&state, &tenant, &id, form).await.map_err(|e| match e {
         CheckoutError::Payer(field, m) => ApiError::field(field, m),
-        CheckoutError::Api(e) => e,
+        CheckoutError::Api(e) => e.into(),
     })?;
     let now = tenant_now(&state, &tenant).await?;
-    Ok(Json(Renderer::new(&state, &tenant, now).session(&cs, true).await?))
+    Ok(Json(Renderer::new(&state, &tenant, now).session(&cs, SessionView::Detail).await?))
 }

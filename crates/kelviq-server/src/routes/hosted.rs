@@ -3,6 +3,7 @@
 //! exactly as the sandbox API helper does, then redirects to `successUrl`.
 
 use crate::clock::tenant_now;
+use crate::error::ServiceError;
 use crate::http::error::ApiError;
 use crate::selling::payments::CardInput;
 use crate::selling::{complete_checkout, CheckoutError, CheckoutForm};
@@ -218,7 +219,7 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response
         Ok(Some((tenant, cs))) => {
             let now = match tenant_now(&state, &tenant).await {
                 Ok(n) => n,
-                Err(e) => return e.into_response(),
+                Err(e) => return ApiError::from(e).into_response(),
             };
             html(StatusCode::OK, render(&cs, tenant.env, cs.shown_status(now), &PayForm::default(), None))
         }
@@ -265,10 +266,10 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
     match complete_checkout(&state, &tenant, &id, checkout).await {
         Ok(done) => (StatusCode::SEE_OTHER, [(header::LOCATION, done.success_url)]).into_response(),
         Err(CheckoutError::Payer(_, message)) => fail(&message),
-        Err(CheckoutError::Api(ApiError::BadRequest(message))) => {
+        Err(CheckoutError::Api(ServiceError::BadRequest(message))) => {
             let now = tenant_now(&state, &tenant).await.unwrap_or_else(|_| state.clock.now());
             html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, cs.shown_status(now), &form, Some(&message)))
         }
-        Err(CheckoutError::Api(e)) => e.into_response(),
+        Err(CheckoutError::Api(e)) => ApiError::from(e).into_response(),
     }
 }

@@ -2,11 +2,13 @@
 //! currency, and per-feature entitlements. Every change to a plan whose
 //! newest version is published lands in a new draft version.
 
+use crate::error::ServiceResult;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Page;
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller};
 use crate::media;
 use crate::media::MediaPatch;
+use crate::selling::Migrate;
 use crate::state::AppState;
 use crate::wire::plans::*;
 use axum::extract::{Path, Query, State};
@@ -338,9 +340,10 @@ pub async fn publish_plan(
     Body(input): Body<PublishIn>,
 ) -> ApiResult<Json<PublishedOut>> {
     let (features, pricing) = (input.update_features.unwrap_or(false), input.update_pricing.unwrap_or(false));
-    let (plan, moved) = crate::selling::publish_and_migrate(&state, &tenant, &identifier, features, pricing)
-        .await
-        .map_err(plan_errors)?;
+    let (plan, moved) =
+        crate::selling::publish_and_migrate(&state, &tenant, &identifier, Migrate { features, pricing })
+            .await
+            .map_err(plan_errors)?;
     crate::http::reqlog::in_span(|| {
         tracing::info!(plan = %plan.identifier, version = plan.version, update_features = features, update_pricing = pricing,
         migrated = moved, "plan published")
@@ -380,7 +383,7 @@ pub async fn list_prices(
     let plan = live_plan(&state, &tenant, &identifier, parse_version(&q)?).await?;
     let mut paging = Paging::from_parts(&parts, CATALOG_PAGE_SIZE)?;
     let (page, total) = paging.slice(&plan.prices)?;
-    let page: Vec<PriceOut> = page.iter().map(PriceOut::new).collect::<ApiResult<_>>()?;
+    let page: Vec<PriceOut> = page.iter().map(PriceOut::new).collect::<ServiceResult<_>>()?;
     Ok(Json(paging.page(total, page)))
 }
 
@@ -444,7 +447,7 @@ pub async fn replace_prices(
         })
         .await
         .map_err(plan_errors)?;
-    Ok(Json(PricesOut { prices: plan.prices.iter().map(PriceOut::new).collect::<ApiResult<_>>()? }))
+    Ok(Json(PricesOut { prices: plan.prices.iter().map(PriceOut::new).collect::<ServiceResult<_>>()? }))
 }
 
 /// The features a plan version grants.

@@ -113,7 +113,7 @@ pub async fn list_subscriptions(
 }
 
 async fn find_subscription(state: &AppState, tenant: &Tenant, id: &str) -> ApiResult<Subscription> {
-    state.store.find_doc(DocTable::Subscriptions, tenant, id).await?.ok_or_else(selling::sub_not_found)
+    state.store.find_doc(DocTable::Subscriptions, tenant, id).await?.ok_or_else(|| selling::sub_not_found().into())
 }
 
 /// Retrieve a subscription.

@@ -2,7 +2,7 @@
 
 use super::payments::{provider_for, CardInput, PayError};
 use crate::clock::tenant_now;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::{DateTime, Duration, Utc};
 use kelviq_core::billing::{CheckoutSession, FeatureQuantity, Order, PaymentMethod, Quote, SubStatus, Subscription};
@@ -38,14 +38,14 @@ pub async fn buy(
     purchase: &Purchase,
     pm: Option<(i64, &mut PaymentMethod)>,
     now: DateTime<Utc>,
-) -> ApiResult<(Subscription, Order)> {
+) -> ServiceResult<(Subscription, Order)> {
     let provider = provider_for(w.tenant().env);
     let trial = purchase.trial_days > 0 && purchase.period.is_recurring();
     let due = if trial { 0 } else { purchase.quote.total_minor };
     let mut pm = pm;
     if due > 0 {
         let Some((_, method)) = pm.as_mut() else {
-            return Err(ApiError::BadRequest("A payment method is required to complete this payment.".into()));
+            return Err(ServiceError::BadRequest("A payment method is required to complete this payment.".into()));
         };
         provider.charge(method, due, &purchase.quote.currency).map_err(pay_error)?;
     }
@@ -73,16 +73,17 @@ pub async fn buy(
     }
     save_subscription(w, &s).await?;
     let pm_ref = pm.as_ref().map(|(id, m)| (*id, &**m));
-    let order =
-        record_payment(state, w, &s, pm_ref, purchase.quote.lines.clone(), due, true, false, trial, now).await?;
-    order_events(w, &order, parties, None, true).await?;
+    let kind = if trial { OrderKind::TrialStart } else { OrderKind::Purchase };
+    let lines = purchase.quote.lines.clone();
+    let order = record_payment(state, w, &s, pm_ref, lines, due, Charged::Paid, kind, now).await?;
+    order_events(w, &order, parties, None, OrderNews::Created).await?;
     subscription_event(w, "subscription.created", &s, parties, None, now).await?;
     w.entitlements_changed(&s.customer_id, now).await?;
     Ok((s, order))
 }
 
-pub fn pay_error(e: PayError) -> ApiError {
-    ApiError::BadRequest(e.to_string())
+pub fn pay_error(e: PayError) -> ServiceError {
+    ServiceError::BadRequest(e.to_string())
 }
 
 /// The sandbox card form of a hosted checkout (or its API twin).
@@ -99,11 +100,11 @@ pub struct CheckoutForm {
 pub enum CheckoutError {
     /// The payer can fix it (declined card, bad email): the field and what to show.
     Payer(&'static str, String),
-    Api(ApiError),
+    Api(ServiceError),
 }
 
-impl From<ApiError> for CheckoutError {
-    fn from(e: ApiError) -> Self {
+impl From<ServiceError> for CheckoutError {
+    fn from(e: ServiceError) -> Self {
         CheckoutError::Api(e)
     }
 }
@@ -128,14 +129,20 @@ pub async fn complete_checkout(
         .store
         .find_doc(DocTable::CheckoutSessions, tenant, session_id)
         .await?
-        .ok_or_else(|| CheckoutError::Api(ApiError::NotFound("Checkout session not found.".into())))?;
+        .ok_or_else(|| CheckoutError::Api(ServiceError::NotFound("Checkout session not found.".into())))?;
     match cs.status.as_str() {
         "open" if now >= cs.expires_at => {
-            return Err(CheckoutError::Api(ApiError::BadRequest("This checkout session has expired.".into())))
+            return Err(CheckoutError::Api(ServiceError::BadRequest("This checkout session has expired.".into())))
         }
         "open" => {}
-        "expired" => return Err(CheckoutError::Api(ApiError::BadRequest("This checkout session has expired.".into()))),
-        _ => return Err(CheckoutError::Api(ApiError::BadRequest("This checkout session is already complete.".into()))),
+        "expired" => {
+            return Err(CheckoutError::Api(ServiceError::BadRequest("This checkout session has expired.".into())))
+        }
+        _ => {
+            return Err(CheckoutError::Api(ServiceError::BadRequest(
+                "This checkout session is already complete.".into(),
+            )))
+        }
     }
     let email = match (&form.email, &cs.customer_email) {
         (Some(given), Some(locked)) if cs.lock_email && !given.eq_ignore_ascii_case(locked) => {
@@ -156,7 +163,7 @@ pub async fn complete_checkout(
     }
     let mut w = state.store.begin(tenant).await?;
     if !w.claim_session(session_id, "open", "processing").await? {
-        return Err(CheckoutError::Api(ApiError::BadRequest("This checkout session is already complete.".into())));
+        return Err(CheckoutError::Api(ServiceError::BadRequest("This checkout session is already complete.".into())));
     }
     // The customer: the session's, created when new.
     let customer_id = cs.customer_id.clone().unwrap_or_else(hex32);
@@ -206,7 +213,7 @@ pub async fn complete_checkout(
     let plan = w
         .find_plan_version(cs.plan_id)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("plan version {} of a session is gone", cs.plan_id)))?;
+        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("plan version {} of a session is gone", cs.plan_id)))?;
     let purchase = Purchase {
         plan,
         period: cs.charge_period,
@@ -218,7 +225,7 @@ pub async fn complete_checkout(
     let bought = buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|(id, m)| (*id, m)), now).await;
     let (sub, order) = match bought {
         Ok(done) => done,
-        Err(ApiError::BadRequest(message)) => {
+        Err(ServiceError::BadRequest(message)) => {
             drop(w);
             record_failed_attempt(state, tenant, session_id, &PayError::Declined(message.clone()), now).await?;
             return Err(CheckoutError::Payer("card", message));
@@ -257,7 +264,7 @@ pub(super) async fn record_failed_attempt(
     session_id: &str,
     e: &PayError,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let mut w = state.store.begin(tenant).await?;
     if let Some(mut cs) = w.lock::<CheckoutSession>(DocTable::CheckoutSessions, session_id).await? {
         cs.log("checkout_session.payment_failed", &format!("Payment failed: {e}"), "failed", now);

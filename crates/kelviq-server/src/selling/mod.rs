@@ -20,11 +20,11 @@ pub use self::refunds::*;
 pub use self::renewals::*;
 pub use self::scheduler::*;
 pub use self::subscriptions::*;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use kelviq_core::billing::{
-    Dunning, FeatureQuantity, FeeSchedule, InvoiceStatus, OrderStatus, Quote, RefundStatus, SessionStatus,
-    TransactionStatus,
+    Adoption, Charged, Dunning, FeatureQuantity, FeeSchedule, InvoiceStatus, OrderKind, OrderStatus, Quote,
+    RefundStatus, Sale, SessionStatus, TransactionStatus,
 };
 use kelviq_core::plans::{ChargePeriod, PlanVersion};
 use kelviq_core::Tenant;
@@ -54,7 +54,7 @@ pub fn fees(state: &AppState) -> FeeSchedule {
 }
 
 /// Feature identifiers by stored feature id, for quotes.
-pub async fn feature_identifiers(state: &AppState, tenant: &Tenant) -> ApiResult<HashMap<String, String>> {
+pub async fn feature_identifiers(state: &AppState, tenant: &Tenant) -> ServiceResult<HashMap<String, String>> {
     Ok(state.store.features_by_id(tenant).await?.into_values().map(|f| (f.id.to_string(), f.identifier)).collect())
 }
 
@@ -65,14 +65,14 @@ pub fn quote_plan(
     currency: Option<&str>,
     features: &[FeatureQuantity],
     identifiers: &HashMap<String, String>,
-) -> ApiResult<Quote> {
+) -> ServiceResult<Quote> {
     kelviq_core::billing::quote(plan, period, currency, features, &|id| identifiers.get(id).cloned())
-        .map_err(|e| ApiError::field(e.field, e.message))
+        .map_err(|e| ServiceError::field(e.field, e.message))
 }
 
 /// The published plan, or a 400 naming `planIdentifier`.
-pub async fn published_plan(state: &AppState, tenant: &Tenant, identifier: &str) -> ApiResult<PlanVersion> {
+pub async fn published_plan(state: &AppState, tenant: &Tenant, identifier: &str) -> ServiceResult<PlanVersion> {
     state.store.find_published_plan(tenant, identifier).await?.ok_or_else(|| {
-        ApiError::field("plan_identifier", format!("Plan \"{identifier}\" does not exist or is not published."))
+        ServiceError::field("plan_identifier", format!("Plan \"{identifier}\" does not exist or is not published."))
     })
 }

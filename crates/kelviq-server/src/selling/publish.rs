@@ -18,13 +18,22 @@ use super::*;
 /// period, currency and quantities from the next renewal (a subscriber whose
 /// period or currency the new version does not sell keeps its price).
 /// Returns the published version and how many subscriptions moved.
+/// What publishing moves live subscribers of earlier versions onto.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Migrate {
+    /// The new version's entitlements, at once.
+    pub features: bool,
+    /// The new version's price, from the next renewal.
+    pub pricing: bool,
+}
+
 pub async fn publish_and_migrate(
     state: &AppState,
     tenant: &Tenant,
     identifier: &str,
-    features: bool,
-    pricing: bool,
+    migrate: Migrate,
 ) -> Result<(PlanVersion, u64), StoreError> {
+    let Migrate { features, pricing } = migrate;
     let now = state.clock.now();
     let mut w = state.store.begin(tenant).await?;
     let plan = w.publish_plan(identifier, now).await?;

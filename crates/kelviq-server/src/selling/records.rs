@@ -2,7 +2,7 @@
 //! transactions, and the outbox events that announce them.
 
 use super::*;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use kelviq_core::billing::{order_number, Line, Order, PaymentMethod, Subscription, Transaction};
@@ -26,12 +26,12 @@ pub(super) fn order_columns(o: &Order) -> DocColumns {
     }
 }
 
-pub async fn save_subscription(w: &mut Work, s: &Subscription) -> ApiResult<()> {
+pub async fn save_subscription(w: &mut Work, s: &Subscription) -> ServiceResult<()> {
     w.put_subscription(s).await?;
     Ok(())
 }
 
-pub async fn save_order(w: &mut Work, o: &Order) -> ApiResult<()> {
+pub async fn save_order(w: &mut Work, o: &Order) -> ServiceResult<()> {
     w.put(DocTable::Orders, &o.id, o, &order_columns(o)).await?;
     Ok(())
 }
@@ -48,20 +48,19 @@ impl Parties {
     }
 }
 
-pub(super) async fn parties(w: &mut Work, customer_id: &str, product_id: uuid::Uuid) -> ApiResult<Parties> {
+pub(super) async fn parties(w: &mut Work, customer_id: &str, product_id: uuid::Uuid) -> ServiceResult<Parties> {
     let customer = match w.lock_customer(customer_id).await? {
         Some(c) => c,
-        None => w
-            .find_customer_any(customer_id)
-            .await?
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("customer {customer_id} of a subscription is gone")))?,
+        None => w.find_customer_any(customer_id).await?.ok_or_else(|| {
+            ServiceError::Internal(anyhow::anyhow!("customer {customer_id} of a subscription is gone"))
+        })?,
     };
     let product_name = w.find_product_any(&product_id.to_string()).await?.map(|p| p.name).unwrap_or_default();
     Ok(Parties { customer, product_name })
 }
 
 /// Writes a transaction.
-pub(super) async fn save_transaction(w: &mut Work, t: &Transaction) -> ApiResult<()> {
+pub(super) async fn save_transaction(w: &mut Work, t: &Transaction) -> ServiceResult<()> {
     let cols = DocColumns {
         status: Some(t.status.as_str().into()),
         order_id: Some(t.order_id.clone()),
@@ -78,9 +77,11 @@ pub(super) fn charge_transaction(
     state: &AppState,
     o: &Order,
     pm: Option<&PaymentMethod>,
-    paid: bool,
+    charged: Charged,
     at: DateTime<Utc>,
 ) -> Transaction {
+    let paid = charged.paid();
+    let sale = if o.billing_type == "SUBSCRIPTION" { Sale::Subscription } else { Sale::OneTime };
     Transaction {
         id: uuid::Uuid::new_v4(),
         order_id: o.id.clone(),
@@ -88,7 +89,7 @@ pub(super) fn charge_transaction(
         status: if paid { TransactionStatus::Success } else { TransactionStatus::Failure },
         currency: o.currency.clone(),
         amount_minor: o.total_minor,
-        fees: if paid { fees(state).fees(o.total_minor, o.billing_type == "SUBSCRIPTION") } else { Vec::new() },
+        fees: if paid { fees(state).fees(o.total_minor, sale) } else { Vec::new() },
         tax_minor: o.tax_minor,
         payment_method_type: "card".into(),
         payment_method_name: pm.map(|m| m.brand.clone()),
@@ -106,11 +107,11 @@ pub(super) async fn record_payment(
     pm: Option<(i64, &PaymentMethod)>,
     lines: Vec<Line>,
     total: i64,
-    paid: bool,
-    is_renewal: bool,
-    is_trial: bool,
+    charged: Charged,
+    kind: OrderKind,
     at: DateTime<Utc>,
-) -> ApiResult<Order> {
+) -> ServiceResult<Order> {
+    let paid = charged.paid();
     let subtotal: i64 = lines.iter().map(|l| l.amount_minor).sum::<i64>().max(total);
     let order = Order {
         id: order_number("ORD", at),
@@ -125,8 +126,8 @@ pub(super) async fn record_payment(
         product_id: s.product_id,
         charge_period: s.charge_period,
         billing_type: if s.is_one_time() { "ONE_TIME".into() } else { "SUBSCRIPTION".into() },
-        is_renewal,
-        is_trial,
+        is_renewal: kind == OrderKind::Renewal,
+        is_trial: kind == OrderKind::TrialStart,
         status: if paid { OrderStatus::Complete } else { OrderStatus::Failed },
         invoice_status: if paid { InvoiceStatus::Paid } else { InvoiceStatus::PaymentFailed },
         currency: s.currency.clone(),
@@ -145,9 +146,16 @@ pub(super) async fn record_payment(
     };
     save_order(w, &order).await?;
     if total > 0 {
-        save_transaction(w, &charge_transaction(state, &order, pm.map(|p| p.1), paid, at)).await?;
+        save_transaction(w, &charge_transaction(state, &order, pm.map(|p| p.1), charged, at)).await?;
     }
     Ok(order)
+}
+
+/// Whether an order's events announce a new order or a change to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OrderNews {
+    Created,
+    Updated,
 }
 
 pub(super) async fn order_events(
@@ -155,8 +163,9 @@ pub(super) async fn order_events(
     o: &Order,
     p: &Parties,
     pay_link: Option<String>,
-    created: bool,
-) -> ApiResult<()> {
+    news: OrderNews,
+) -> ServiceResult<()> {
+    let created = news == OrderNews::Created;
     let tenant = w.tenant().clone();
     let sold = p.sold(o.product_id);
     let at = o.paid_at.unwrap_or(o.created_at);
@@ -186,7 +195,7 @@ pub(super) async fn subscription_event(
     p: &Parties,
     previous: Option<Map<String, Value>>,
     at: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let tenant = w.tenant().clone();
     let object = events::subscription_object(s, &p.sold(s.product_id), &tenant);
     w.event(&OutboxEvent::new(kind, object, previous, at)).await?;

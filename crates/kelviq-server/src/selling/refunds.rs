@@ -3,10 +3,9 @@
 use super::checkout::*;
 use super::payments::provider_for;
 use super::records::*;
-use super::renewals::*;
 use super::*;
 use crate::clock::tenant_now;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use kelviq_core::billing::{Order, PaymentMethod, Refund, Subscription, Transaction};
 use kelviq_core::events::{self, OutboxEvent};
@@ -21,21 +20,21 @@ pub async fn refund_order(
     amount: Option<i64>,
     reason: Option<String>,
     note: Option<String>,
-) -> ApiResult<Refund> {
+) -> ServiceResult<Refund> {
     let now = tenant_now(state, tenant).await?;
     let mut w = state.store.begin(tenant).await?;
     let mut order: Order =
-        w.lock(DocTable::Orders, order_id).await?.ok_or_else(|| ApiError::NotFound("Order not found.".into()))?;
+        w.lock(DocTable::Orders, order_id).await?.ok_or_else(|| ServiceError::NotFound("Order not found.".into()))?;
     if !order.status.refundable() {
-        return Err(ApiError::BadRequest(format!("A {} order cannot be refunded.", order.status)));
+        return Err(ServiceError::BadRequest(format!("A {} order cannot be refunded.", order.status)));
     }
     let remaining = order.total_minor - order.refunded_minor;
     let amount = amount.unwrap_or(remaining);
     if amount > remaining {
-        return Err(ApiError::Error("Amount exceeds order total.".into()));
+        return Err(ServiceError::Error("Amount exceeds order total.".into()));
     }
     if amount <= 0 {
-        return Err(ApiError::Error("Nothing is left to refund on this order.".into()));
+        return Err(ServiceError::Error("Nothing is left to refund on this order.".into()));
     }
     let method = match order.payment_method_id {
         Some(id) => w.lock_payment_method::<PaymentMethod>(id).await?.map(|m| m.doc),
@@ -96,7 +95,7 @@ pub async fn refund_order(
         if let Some(sub_id) = order.subscription_id {
             if let Some(mut s) = w.lock::<Subscription>(DocTable::Subscriptions, &sub_id.to_string()).await? {
                 if s.status.grants() {
-                    end_subscription(&mut s, now, "CANCELLED_BY_MERCHANT");
+                    s.end(now, "CANCELLED_BY_MERCHANT");
                     s.modified_at = now;
                     save_subscription(&mut w, &s).await?;
                     subscription_event(&mut w, "subscription.cancelled", &s, &p, None, now).await?;

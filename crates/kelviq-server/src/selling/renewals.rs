@@ -4,7 +4,7 @@
 use super::payments::{provider_for, PaymentProvider};
 use super::records::*;
 use super::*;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use kelviq_core::billing::{Due, Line, Order, PaymentMethod, SubStatus, Subscription};
@@ -14,7 +14,7 @@ use kelviq_store::{DocTable, Work};
 
 /// The method a subscription is billed with: the customer's default one (a
 /// card saved later replaces a failing one), else the one it was bought with.
-pub(super) async fn billing_method(w: &mut Work, s: &Subscription) -> ApiResult<Option<(i64, PaymentMethod)>> {
+pub(super) async fn billing_method(w: &mut Work, s: &Subscription) -> ServiceResult<Option<(i64, PaymentMethod)>> {
     if let Some(m) = w.default_payment_method::<PaymentMethod>(&s.customer_id).await? {
         return Ok(Some((m.id, m.doc)));
     }
@@ -32,9 +32,9 @@ pub(super) async fn charge_subscription(
     s: &Subscription,
     lines: Vec<Line>,
     total: i64,
-    is_renewal: bool,
+    kind: OrderKind,
     at: DateTime<Utc>,
-) -> ApiResult<Order> {
+) -> ServiceResult<Order> {
     let provider: &dyn PaymentProvider = provider_for(w.tenant().env);
     let method = billing_method(w, s).await?;
     let mut method = method;
@@ -43,10 +43,11 @@ pub(super) async fn charge_subscription(
         Some((_, m)) => provider.charge(m, total, &s.currency).is_ok(),
         None => false,
     };
+    let charged = if paid { Charged::Paid } else { Charged::Declined };
     if let Some((id, m)) = &method {
         w.save_payment_method(*id, m).await?;
     }
-    record_payment(state, w, s, method.as_ref().map(|(i, m)| (*i, m)), lines, total, paid, is_renewal, false, at).await
+    record_payment(state, w, s, method.as_ref().map(|(i, m)| (*i, m)), lines, total, charged, kind, at).await
 }
 
 pub(super) fn renewal_lines(s: &Subscription, credit_used: i64) -> Vec<Line> {
@@ -68,12 +69,12 @@ pub(super) async fn collect_period(
     s: &mut Subscription,
     p: &Parties,
     at: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let gross = s.amount_minor + s.debit_minor;
     let credit_used = s.credit_minor.min(gross).max(0);
     let total = gross - credit_used;
     let lines = renewal_lines(s, credit_used);
-    let order = charge_subscription(state, w, s, lines, total, true, at).await?;
+    let order = charge_subscription(state, w, s, lines, total, OrderKind::Renewal, at).await?;
     s.credit_minor -= credit_used;
     s.debit_minor = 0;
     let before = s.status;
@@ -81,17 +82,13 @@ pub(super) async fn collect_period(
         s.status = SubStatus::Active;
         s.unpaid_order = None;
     } else {
-        s.status = SubStatus::PastDue;
-        s.past_due_since = Some(at);
-        s.retries = 0;
-        s.next_retry_at = dunning(state).next_retry(at, 0);
-        s.unpaid_order = Some(order.id.clone());
+        s.fall_past_due(at, &order.id, &dunning(state));
         if s.next_retry_at.is_none() {
-            end_subscription(s, at, "CANCELLED_BY_PROVIDER");
+            s.end(at, "CANCELLED_BY_PROVIDER");
         }
     }
     s.modified_at = at;
-    order_events(w, &order, p, Some(pay_link(state, &order)), true).await?;
+    order_events(w, &order, p, Some(pay_link(state, &order)), OrderNews::Created).await?;
     if s.status != before || order.status != OrderStatus::Complete {
         subscription_event(w, "subscription.updated", s, p, None, at).await?;
     }
@@ -106,20 +103,6 @@ pub(super) fn pay_link(state: &AppState, o: &Order) -> String {
     format!("{}/invoices/{}/pay/", base.trim_end_matches('/'), o.invoice_id)
 }
 
-pub(super) fn end_subscription(s: &mut Subscription, at: DateTime<Utc>, reason: &str) {
-    s.status = SubStatus::Canceled;
-    s.ended_at = Some(at);
-    s.cancel_at = None;
-    s.next_retry_at = None;
-    s.pending_change = None;
-    if s.canceled_at.is_none() {
-        s.canceled_at = Some(at);
-    }
-    if s.cancellation_reason.is_none() {
-        s.cancellation_reason = Some(reason.into());
-    }
-}
-
 /// Runs one due item of a locked subscription at its due time.
 pub(super) async fn run_item(
     state: &AppState,
@@ -127,11 +110,11 @@ pub(super) async fn run_item(
     mut s: Subscription,
     at: DateTime<Utc>,
     due: Due,
-) -> ApiResult<()> {
+) -> ServiceResult<()> {
     let p = parties(w, &s.customer_id, s.product_id).await?;
     match due {
         Due::Cancel => {
-            end_subscription(&mut s, at, "CANCELLED_BY_MERCHANT");
+            s.end(at, "CANCELLED_BY_MERCHANT");
             s.modified_at = at;
             subscription_event(w, "subscription.cancelled", &s, &p, None, at).await?;
         }
@@ -174,7 +157,7 @@ pub(super) async fn run_item(
             let mut order: Order = w
                 .lock(DocTable::Orders, &order_id)
                 .await?
-                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unpaid order {order_id} is gone")))?;
+                .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("unpaid order {order_id} is gone")))?;
             let provider = provider_for(w.tenant().env);
             let mut paid = false;
             if let Some((id, mut m)) = billing_method(w, &s).await? {
@@ -192,8 +175,8 @@ pub(super) async fn run_item(
                     Some(id) => w.lock_payment_method::<PaymentMethod>(id).await?.map(|m| m.doc),
                     None => None,
                 };
-                save_transaction(w, &charge_transaction(state, &order, method.as_ref(), true, at)).await?;
-                order_events(w, &order, &p, None, false).await?;
+                save_transaction(w, &charge_transaction(state, &order, method.as_ref(), Charged::Paid, at)).await?;
+                order_events(w, &order, &p, None, OrderNews::Updated).await?;
                 s.status = SubStatus::Active;
                 s.past_due_since = None;
                 s.next_retry_at = None;
@@ -204,7 +187,7 @@ pub(super) async fn run_item(
                 let since = s.past_due_since.unwrap_or(at);
                 s.next_retry_at = dunning(state).next_retry(since, s.retries);
                 if s.next_retry_at.is_none() {
-                    end_subscription(&mut s, at, "CANCELLED_BY_PROVIDER");
+                    s.end(at, "CANCELLED_BY_PROVIDER");
                     subscription_event(w, "subscription.cancelled", &s, &p, None, at).await?;
                 }
             }
@@ -228,7 +211,7 @@ pub struct DueRun {
 
 /// Runs everything of the tenant that falls due at or before `until`, in
 /// due order, each at its own due time, at most `limit` items.
-pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>, limit: u64) -> ApiResult<DueRun> {
+pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>, limit: u64) -> ServiceResult<DueRun> {
     let mut ran = 0;
     let mut last = None;
     loop {

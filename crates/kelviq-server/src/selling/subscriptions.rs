@@ -4,7 +4,7 @@ use super::records::*;
 use super::renewals::*;
 use super::*;
 use crate::clock::tenant_now;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use kelviq_core::billing::{plan_change, FeatureQuantity, Order, Proration, Quote, SubStatus, Subscription};
@@ -26,15 +26,27 @@ pub struct ChangeRequest {
     pub activate_on_payment: bool,
 }
 
+impl ChangeRequest {
+    /// What the subscription takes on.
+    pub fn adoption(&self) -> Adoption<'_> {
+        Adoption {
+            plan: &self.plan,
+            period: self.period,
+            features: self.features.clone(),
+            amount_minor: self.quote.total_minor,
+        }
+    }
+}
+
 /// Whether a subscription can be changed through `update/`.
-pub fn check_changeable(s: &Subscription) -> ApiResult<()> {
+pub fn check_changeable(s: &Subscription) -> ServiceResult<()> {
     if s.is_one_time() {
-        return Err(ApiError::BadRequest(
+        return Err(ServiceError::BadRequest(
             "Upgrading from a free or one-time plan is not supported here; start a checkout for the new plan.".into(),
         ));
     }
     if !s.status.grants() {
-        return Err(ApiError::BadRequest(format!("A {} subscription cannot be changed.", s.status.as_str())));
+        return Err(ServiceError::BadRequest(format!("A {} subscription cannot be changed.", s.status.as_str())));
     }
     Ok(())
 }
@@ -46,13 +58,13 @@ pub async fn change_subscription(
     tenant: &Tenant,
     id: &str,
     req: ChangeRequest,
-) -> ApiResult<uuid::Uuid> {
+) -> ServiceResult<uuid::Uuid> {
     let now = tenant_now(state, tenant).await?;
     let mut w = state.store.begin(tenant).await?;
     let mut s: Subscription = w.lock(DocTable::Subscriptions, id).await?.ok_or_else(sub_not_found)?;
     check_changeable(&s)?;
     if req.quote.currency != s.currency {
-        return Err(ApiError::field("plan_identifier", format!("The new plan has no price in {}.", s.currency)));
+        return Err(ServiceError::field("plan_identifier", format!("The new plan has no price in {}.", s.currency)));
     }
     let p = parties(&mut w, &s.customer_id, s.product_id).await?;
     let before = events::subscription_object(&s, &p.sold(s.product_id), tenant);
@@ -66,23 +78,27 @@ pub async fn change_subscription(
         let mut next = s.clone();
         next.id = uuid::Uuid::new_v4();
         next.status = SubStatus::Incomplete;
-        adopt_plan(&mut next, &req);
+        next.adopt_plan(req.adoption());
         next.created_at = now;
         next.modified_at = now;
         next.credit_minor = s.credit_minor + change.credit_minor;
         next.debit_minor = s.debit_minor + change.debit_minor;
         if change.restart_cycle {
-            restart_cycle(&mut next, now);
+            next.restart_cycle(now);
         }
-        let order =
-            charge_subscription(state, &mut w, &next, change.lines.clone(), change.charge_now_minor, false, now)
-                .await?;
-        order_events(&mut w, &order, &p, Some(pay_link(state, &order)), true).await?;
+        let order = charge_subscription(
+            state,
+            &mut w,
+            &next,
+            change.lines.clone(),
+            change.charge_now_minor,
+            OrderKind::Change,
+            now,
+        )
+        .await?;
+        order_events(&mut w, &order, &p, Some(pay_link(state, &order)), OrderNews::Created).await?;
         if order.status == OrderStatus::Complete {
-            next.status = if s.status == SubStatus::Trialing { SubStatus::Trialing } else { SubStatus::Active };
-            s.status = SubStatus::Superseded;
-            s.superseded_by = Some(next.id);
-            s.modified_at = now;
+            s.supersede(&mut next, now);
             save_subscription(&mut w, &s).await?;
             save_subscription(&mut w, &next).await?;
             subscription_event(&mut w, "subscription.plan_changed", &next, &p, before.as_object().cloned(), now)
@@ -108,24 +124,25 @@ pub async fn change_subscription(
     }
     if !same_plan || end_trial_now {
         let change = if end_trial_now {
-            adopt_plan(&mut s, &req);
-            restart_cycle(&mut s, now);
+            s.adopt_plan(req.adoption());
+            s.restart_cycle(now);
             let lines = req.quote.lines.clone();
-            let order = charge_subscription(state, &mut w, &s, lines, req.quote.total_minor, false, now).await?;
+            let order =
+                charge_subscription(state, &mut w, &s, lines, req.quote.total_minor, OrderKind::Change, now).await?;
             settle_immediate(state, &mut s, &order, now);
-            order_events(&mut w, &order, &p, Some(pay_link(state, &order)), true).await?;
+            order_events(&mut w, &order, &p, Some(pay_link(state, &order)), OrderNews::Created).await?;
             None
         } else {
             Some(plan_change(&s, req.quote.total_minor, req.period, req.proration, now))
         };
         if let Some(change) = change {
             if change.now {
-                adopt_plan(&mut s, &req);
+                s.adopt_plan(req.adoption());
                 s.pending_change = None;
                 s.credit_minor += change.credit_minor;
                 s.debit_minor += change.debit_minor;
                 if change.restart_cycle {
-                    restart_cycle(&mut s, now);
+                    s.restart_cycle(now);
                 }
                 if change.charge_now_minor > 0 {
                     let order = charge_subscription(
@@ -134,12 +151,12 @@ pub async fn change_subscription(
                         &s,
                         change.lines.clone(),
                         change.charge_now_minor,
-                        false,
+                        OrderKind::Change,
                         now,
                     )
                     .await?;
                     settle_immediate(state, &mut s, &order, now);
-                    order_events(&mut w, &order, &p, Some(pay_link(state, &order)), true).await?;
+                    order_events(&mut w, &order, &p, Some(pay_link(state, &order)), OrderNews::Created).await?;
                 }
             } else {
                 s.pending_change = Some(kelviq_core::billing::PendingChange {
@@ -173,35 +190,12 @@ pub async fn change_subscription(
 /// After an immediate charge: a declined one puts the subscription past due.
 pub(super) fn settle_immediate(state: &AppState, s: &mut Subscription, order: &Order, now: DateTime<Utc>) {
     if order.status != OrderStatus::Complete {
-        s.status = SubStatus::PastDue;
-        s.past_due_since = Some(now);
-        s.retries = 0;
-        s.next_retry_at = dunning(state).next_retry(now, 0);
-        s.unpaid_order = Some(order.id.clone());
+        s.fall_past_due(now, &order.id, &dunning(state));
     }
 }
 
-pub(super) fn adopt_plan(s: &mut Subscription, req: &ChangeRequest) {
-    s.plan_id = req.plan.id;
-    s.plan_identifier = req.plan.identifier.clone();
-    s.plan_name = req.plan.name.clone();
-    s.plan_version = req.plan.version;
-    s.product_id = req.plan.product_id;
-    s.features = req.features.clone();
-    s.amount_minor = req.quote.total_minor;
-    s.charge_period = req.period;
-}
-
-pub(super) fn restart_cycle(s: &mut Subscription, now: DateTime<Utc>) {
-    s.anchor_at = now;
-    s.period_index = 0;
-    if let Some((start, end)) = s.period_bounds(0) {
-        (s.period_start, s.period_end) = (Some(start), Some(end));
-    }
-}
-
-pub fn sub_not_found() -> ApiError {
-    ApiError::NotFound("Subscription not found.".into())
+pub fn sub_not_found() -> ServiceError {
+    ServiceError::NotFound("Subscription not found.".into())
 }
 
 /// A cancellation request.
@@ -213,12 +207,12 @@ pub struct Cancellation {
     pub comment: Option<String>,
 }
 
-pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c: Cancellation) -> ApiResult<()> {
+pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c: Cancellation) -> ServiceResult<()> {
     let now = tenant_now(state, tenant).await?;
     let mut w = state.store.begin(tenant).await?;
     let mut s: Subscription = w.lock(DocTable::Subscriptions, id).await?.ok_or_else(sub_not_found)?;
     if !s.status.grants() && s.status != SubStatus::Incomplete {
-        return Err(ApiError::BadRequest(format!("A {} subscription cannot be cancelled.", s.status.as_str())));
+        return Err(ServiceError::BadRequest(format!("A {} subscription cannot be cancelled.", s.status.as_str())));
     }
     let p = parties(&mut w, &s.customer_id, s.product_id).await?;
     let before = events::subscription_object(&s, &p.sold(s.product_id), tenant);
@@ -230,23 +224,26 @@ pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c:
     let at = match c.kind.as_str() {
         "IMMEDIATE" => None,
         "CURRENT_PERIOD_ENDS" if s.is_one_time() => {
-            return Err(ApiError::field("cancellation_type", "A one-time purchase has no period; cancel it IMMEDIATE."))
+            return Err(ServiceError::field(
+                "cancellation_type",
+                "A one-time purchase has no period; cancel it IMMEDIATE.",
+            ))
         }
         "CURRENT_PERIOD_ENDS" => s.period_end,
         _ => {
             let date = c
                 .date
-                .ok_or_else(|| ApiError::field("cancellation_date", "This field is required for SPECIFIC_DATE."))?;
+                .ok_or_else(|| ServiceError::field("cancellation_date", "This field is required for SPECIFIC_DATE."))?;
             let at = date.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
             if at <= now {
-                return Err(ApiError::field("cancellation_date", "The cancellation date must be in the future."));
+                return Err(ServiceError::field("cancellation_date", "The cancellation date must be in the future."));
             }
             Some(at)
         }
     };
     match at {
         None => {
-            end_subscription(&mut s, now, "CANCELLED_BY_MERCHANT");
+            s.end(now, "CANCELLED_BY_MERCHANT");
             save_subscription(&mut w, &s).await?;
             subscription_event(&mut w, "subscription.cancelled", &s, &p, None, now).await?;
         }
@@ -264,7 +261,11 @@ pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c:
 }
 
 /// Live subscriptions of a customer (for archive checks and entitlements).
-pub async fn live_subscriptions(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Vec<Subscription>> {
+pub async fn live_subscriptions(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+) -> ServiceResult<Vec<Subscription>> {
     let statuses = SubStatus::ALL.iter().filter(|s| s.grants()).map(|s| s.as_str().to_string()).collect();
     let filters = [Filter::Eq("customer_id", customer_id.to_string()), Filter::In("status", statuses)];
     Ok(state.store.list_docs(DocTable::Subscriptions, tenant, &filters, 1000, 0).await?)

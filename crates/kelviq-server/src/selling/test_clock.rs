@@ -2,7 +2,7 @@
 //! each at its own due time.
 
 use crate::clock::tenant_now;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::{DateTime, Duration, Utc};
 use kelviq_core::{Environment, Tenant};
@@ -13,15 +13,15 @@ pub const MAX_ADVANCE_DAYS: i64 = 3653;
 pub const MAX_ADVANCE_ITEMS: u64 = 10_000;
 
 /// The test clock only exists in the sandbox.
-pub fn sandbox_only(tenant: &Tenant) -> ApiResult<()> {
+pub fn sandbox_only(tenant: &Tenant) -> ServiceResult<()> {
     if tenant.env == Environment::Production {
-        return Err(ApiError::BadRequest("The test clock only exists in the sandbox environment.".into()));
+        return Err(ServiceError::BadRequest("The test clock only exists in the sandbox environment.".into()));
     }
     Ok(())
 }
 
 /// The sandbox's current time and its offset from the server clock.
-pub async fn test_clock(state: &AppState, tenant: &Tenant) -> ApiResult<(DateTime<Utc>, Duration)> {
+pub async fn test_clock(state: &AppState, tenant: &Tenant) -> ServiceResult<(DateTime<Utc>, Duration)> {
     sandbox_only(tenant)?;
     let offset = state.store.test_clock_offset(tenant).await?;
     Ok((state.clock.now() + offset, offset))
@@ -47,27 +47,33 @@ pub struct Advanced {
 /// the way, each at its own due time. With many due items (a daily plan
 /// over years) the clock stops at the last one run, and says so; another
 /// call goes on from there.
-pub async fn advance(state: &AppState, tenant: &Tenant, to: Move<'_>) -> ApiResult<Advanced> {
+pub async fn advance(state: &AppState, tenant: &Tenant, to: Move<'_>) -> ServiceResult<Advanced> {
     sandbox_only(tenant)?;
     let now = tenant_now(state, tenant).await?;
     let limit = now + Duration::days(MAX_ADVANCE_DAYS);
     let target = match to {
         Move::By { seconds } if seconds < 0 => {
-            return Err(ApiError::field("seconds", "The test clock only moves forward."))
+            return Err(ServiceError::field("seconds", "The test clock only moves forward."))
         }
         Move::By { seconds } if seconds > MAX_ADVANCE_DAYS * 86_400 => {
-            return Err(ApiError::field("seconds", format!("Move the clock at most {MAX_ADVANCE_DAYS} days per call.")))
+            return Err(ServiceError::field(
+                "seconds",
+                format!("Move the clock at most {MAX_ADVANCE_DAYS} days per call."),
+            ))
         }
         Move::By { seconds } => now + Duration::seconds(seconds),
         Move::To { instant } => {
             let t = DateTime::parse_from_rfc3339(instant)
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| ApiError::field("to", "Enter an ISO 8601 datetime, e.g. 2026-03-01T00:00:00Z."))?;
+                .map_err(|_| ServiceError::field("to", "Enter an ISO 8601 datetime, e.g. 2026-03-01T00:00:00Z."))?;
             if t < now {
-                return Err(ApiError::field("to", "The test clock only moves forward."));
+                return Err(ServiceError::field("to", "The test clock only moves forward."));
             }
             if t > limit {
-                return Err(ApiError::field("to", format!("Move the clock at most {MAX_ADVANCE_DAYS} days per call.")));
+                return Err(ServiceError::field(
+                    "to",
+                    format!("Move the clock at most {MAX_ADVANCE_DAYS} days per call."),
+                ));
             }
             t
         }

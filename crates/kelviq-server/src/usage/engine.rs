@@ -9,14 +9,16 @@
 
 use super::items::Counted;
 use super::tenant_map::{customer_hash, TenantMap};
-use crate::http::error::ApiResult;
+use crate::error::ServiceResult;
 use crate::selling::live_subscriptions;
 use crate::state::AppState;
 use crate::wire::usage::{CustomerEntitlementsOut, EntitlementRowOut};
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use kelviq_core::catalog::FeatureType;
-use kelviq_core::entitlements::{boolean_row, customizable_row, meter_row, meter_window, rollover_carry, RowState};
+use kelviq_core::entitlements::{
+    boolean_row, combined_limit, customizable_row, meter_row, meter_window, rollover_carry, split_usage, RowState,
+};
 use kelviq_core::plans::EntitlementDetails;
 use kelviq_core::timefmt::{from_micros, reset_at, to_micros};
 use kelviq_core::{Environment, Tenant};
@@ -212,16 +214,8 @@ impl CustomerState {
 
     /// The feature's combined limit at `now` (`None`: unlimited) and whether any grant is a hard limit.
     pub fn feature_limit(&self, feature: &str, now: DateTime<Utc>) -> (Option<i64>, bool) {
-        let mut total = Some(0i64);
-        let mut hard = false;
-        for g in self.grants_of(feature) {
-            hard |= g.details.hard_limit;
-            total = match (total, self.period_limit(g, now)) {
-                (Some(t), Some(l)) => Some(t + l),
-                _ => None,
-            };
-        }
-        (total, hard)
+        let hard = self.grants_of(feature).any(|g| g.details.hard_limit);
+        (combined_limit(self.grants_of(feature).map(|g| self.period_limit(g, now))), hard)
     }
 
     /// The check's rows at `now`. A feature's usage is counted once, in its
@@ -229,28 +223,32 @@ impl CustomerState {
     /// to its limit, the last (or an unlimited) row takes the rest, so the
     /// rows add up to the customer's usage.
     pub fn rows(&self, now: DateTime<Utc>) -> Vec<Row> {
-        let mut left: HashMap<&str, i64> = HashMap::new();
+        let limits: Vec<Option<i64>> = self.grants.iter().map(|g| self.period_limit(g, now)).collect();
+        // Each meter's usage, split across its rows (grant indexes in order).
+        let mut used = vec![0i64; self.grants.len()];
+        let mut seen: Vec<&str> = Vec::new();
+        for g in self.grants.iter().filter(|g| g.feature_type == FeatureType::Meter) {
+            if seen.contains(&g.feature.as_str()) {
+                continue;
+            }
+            seen.push(&g.feature);
+            let rows: Vec<usize> = (0..self.grants.len()).filter(|&i| self.grants[i].feature == g.feature).collect();
+            let (start, _) = self.counting_window(&g.feature, now);
+            let row_limits: Vec<Option<i64>> = rows.iter().map(|&i| limits[i]).collect();
+            for (&i, u) in rows.iter().zip(split_usage(self.usage(&g.feature, start), &row_limits)) {
+                used[i] = u;
+            }
+        }
         let mut out = Vec::with_capacity(self.grants.len());
         for (i, g) in self.grants.iter().enumerate() {
             let (state, reset) = match g.feature_type {
                 FeatureType::Boolean => (boolean_row(g.details.value.as_bool().unwrap_or(false)), None),
                 FeatureType::Customizable => (customizable_row(g.details.value.as_i64()), None),
                 FeatureType::Meter => {
-                    let remaining_usage = *left.entry(g.feature.as_str()).or_insert_with(|| {
-                        let (start, _) = self.counting_window(&g.feature, now);
-                        self.usage(&g.feature, start)
-                    });
-                    let limit = self.period_limit(g, now);
-                    let last = !self.grants[i + 1..].iter().any(|o| o.feature == g.feature);
-                    let used = match limit {
-                        Some(l) if !last => remaining_usage.min(l).max(0),
-                        _ => remaining_usage,
-                    };
-                    left.insert(g.feature.as_str(), remaining_usage - used);
                     // `meter_row` adds the carry to the limit itself; pass it apart.
-                    let row = match (g.limit, limit) {
-                        (Some(base), Some(l)) => meter_row(Some(base), l - base, used, g.details.hard_limit),
-                        _ => meter_row(None, 0, used, g.details.hard_limit),
+                    let row = match (g.limit, limits[i]) {
+                        (Some(base), Some(l)) => meter_row(Some(base), l - base, used[i], g.details.hard_limit),
+                        _ => meter_row(None, 0, used[i], g.details.hard_limit),
                     };
                     (row, g.window(now).1)
                 }
@@ -391,7 +389,7 @@ impl Engine {
 
 /// The customer's state, from memory or built from the database; `None` for
 /// an unknown customer.
-pub async fn load(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Option<Arc<CustomerState>>> {
+pub async fn load(state: &AppState, tenant: &Tenant, customer_id: &str) -> ServiceResult<Option<Arc<CustomerState>>> {
     if let Some(s) = state.entitlements.get(tenant, customer_id) {
         return Ok(Some(s));
     }
@@ -405,7 +403,7 @@ async fn load_from_database(
     state: &AppState,
     tenant: &Tenant,
     customer_id: &str,
-) -> ApiResult<Option<Arc<CustomerState>>> {
+) -> ServiceResult<Option<Arc<CustomerState>>> {
     let epoch = state.entitlements.epoch(tenant, customer_id);
     let Some(built) = build(state, tenant, customer_id).await? else { return Ok(None) };
     let built = Arc::new(built);
@@ -415,7 +413,7 @@ async fn load_from_database(
     Ok(Some(built))
 }
 
-async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Option<CustomerState>> {
+async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ServiceResult<Option<CustomerState>> {
     let Some(customer) = state.store.find_customer(tenant, customer_id).await? else { return Ok(None) };
     let mut subs = live_subscriptions(state, tenant, customer_id).await?;
     subs.reverse(); // oldest first: the base plan's rows before add-ons'
@@ -468,7 +466,7 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResul
 
 /// A customer's counters: the rows plus the additions not yet folded into
 /// them, read so that a fold committing meanwhile is not counted twice.
-async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Counters> {
+async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ServiceResult<Counters> {
     loop {
         let generation = state.ingest.fold_generation(tenant, customer_id);
         if generation % 2 == 1 {
@@ -490,7 +488,7 @@ async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiRe
 
 /// The grant definitions of a plan version, resolved (inheritance included)
 /// once per process and shared; cleared when a plan is published.
-async fn plan_grants(state: &AppState, tenant: &Tenant, plan_id: uuid::Uuid) -> ApiResult<Arc<Vec<Arc<GrantDef>>>> {
+async fn plan_grants(state: &AppState, tenant: &Tenant, plan_id: uuid::Uuid) -> ServiceResult<Arc<Vec<Arc<GrantDef>>>> {
     if let Some(defs) = state.entitlements.plans.read().unwrap_or_else(|e| e.into_inner()).get(&plan_id) {
         return Ok(defs.clone());
     }

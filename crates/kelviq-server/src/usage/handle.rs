@@ -4,7 +4,7 @@
 use super::engine::Counters;
 use super::items::*;
 use super::tenant_map::TenantMap;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use chrono::{DateTime, Utc};
 use kelviq_core::{Environment, Tenant};
 use std::collections::{HashMap, HashSet};
@@ -179,11 +179,12 @@ impl Ingest {
         metrics::gauge!("usage_writers_failing").set(writers.len() as f64);
     }
 
-    pub async fn submit(&self, tenant: Tenant, now: DateTime<Utc>, items: Vec<Item>) -> ApiResult<Vec<Outcome>> {
+    pub async fn submit(&self, tenant: Tenant, now: DateTime<Utc>, items: Vec<Item>) -> ServiceResult<Vec<Outcome>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let senders = self.tx.get().ok_or_else(|| ApiError::Unavailable("The usage writer is not running.".into()))?;
+        let senders =
+            self.tx.get().ok_or_else(|| ServiceError::Unavailable("The usage writer is not running.".into()))?;
         if senders.len() == 1 {
             return send(&senders[0], tenant, now, items).await;
         }
@@ -211,7 +212,9 @@ impl Ingest {
         writers
             .iter()
             .map(|&w| {
-                answers[w].next().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the usage writer gave no answer")))
+                answers[w]
+                    .next()
+                    .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("the usage writer gave no answer")))
             })
             .collect()
     }
@@ -223,9 +226,9 @@ impl Ingest {
         now: DateTime<Utc>,
         customer_id: String,
         op: Op,
-    ) -> ApiResult<Outcome> {
+    ) -> ServiceResult<Outcome> {
         let mut outcomes = self.submit(tenant, now, vec![Item { customer_id, op }]).await?;
-        outcomes.pop().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the usage writer gave no answer")))
+        outcomes.pop().ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("the usage writer gave no answer")))
     }
 
     /// The fold generation of a customer's share: read before and after
@@ -262,14 +265,14 @@ pub(super) async fn send(
     tenant: Tenant,
     now: DateTime<Utc>,
     items: Vec<Item>,
-) -> ApiResult<Vec<Outcome>> {
+) -> ServiceResult<Vec<Outcome>> {
     let (reply, answer) = oneshot::channel();
     let job = Job { tenant, now, items, reply: Some(reply) };
-    sender.send(job).await.map_err(|_| ApiError::Unavailable("The server is shutting down.".into()))?;
+    sender.send(job).await.map_err(|_| ServiceError::Unavailable("The server is shutting down.".into()))?;
     match answer.await {
         Ok(Ok(outcomes)) => Ok(outcomes),
-        Ok(Err(e)) => Err(ApiError::Internal(anyhow::anyhow!("usage write failed: {e}"))),
-        Err(_) => Err(ApiError::Unavailable("The server is shutting down.".into())),
+        Ok(Err(e)) => Err(ServiceError::Internal(anyhow::anyhow!("usage write failed: {e}"))),
+        Err(_) => Err(ServiceError::Unavailable("The server is shutting down.".into())),
     }
 }
 

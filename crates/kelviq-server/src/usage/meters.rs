@@ -1,7 +1,7 @@
 //! Meter matching: the tenant's features and RAW_EVENTS meters, read once
 //! per catalog load and kept briefly, and which meter features a report may name.
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use kelviq_core::catalog::{Feature, FeatureType};
 use kelviq_core::meters::Meter;
@@ -62,7 +62,7 @@ pub fn forget_all_catalogs() {
     catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
-pub async fn tenant_catalog(state: &AppState, tenant: &Tenant) -> ApiResult<Arc<TenantCatalog>> {
+pub async fn tenant_catalog(state: &AppState, tenant: &Tenant) -> ServiceResult<Arc<TenantCatalog>> {
     let k = (tenant.org_id, tenant.env.as_str());
     if let Some((at, c)) = catalog_cache().lock().unwrap_or_else(|e| e.into_inner()).get(&k) {
         if at.elapsed() < CATALOG_TTL {
@@ -83,13 +83,13 @@ pub async fn tenant_catalog(state: &AppState, tenant: &Tenant) -> ApiResult<Arc<
 }
 
 /// A meter feature of the tenant, or a 400 naming `featureId`.
-pub fn meter_feature<'a>(catalog: &'a TenantCatalog, identifier: &str) -> ApiResult<&'a Feature> {
+pub fn meter_feature<'a>(catalog: &'a TenantCatalog, identifier: &str) -> ServiceResult<&'a Feature> {
     let f = catalog
         .features
         .get(identifier)
-        .ok_or_else(|| ApiError::field("feature_id", format!("Feature \"{identifier}\" does not exist.")))?;
+        .ok_or_else(|| ServiceError::field("feature_id", format!("Feature \"{identifier}\" does not exist.")))?;
     if f.feature_type != FeatureType::Meter {
-        return Err(ApiError::field("feature_id", format!("Feature \"{identifier}\" is not a METER feature.")));
+        return Err(ServiceError::field("feature_id", format!("Feature \"{identifier}\" is not a METER feature.")));
     }
     Ok(f)
 }

@@ -6,7 +6,7 @@ use super::meters::tenant_catalog;
 use super::report::customer;
 use super::{Op, Target};
 use crate::clock::tenant_now;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use crate::wire::usage::CustomerEntitlementsOut;
 use chrono::{DateTime, Utc};
@@ -29,14 +29,19 @@ pub struct OverrideIn {
     pub reset: Option<String>,
 }
 
-async fn override_target(state: &AppState, tenant: &Tenant, customer_id: &str, feature: &str) -> ApiResult<Feature> {
-    state.store.find_customer(tenant, customer_id).await?.ok_or_else(ApiError::not_found)?;
+async fn override_target(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+    feature: &str,
+) -> ServiceResult<Feature> {
+    state.store.find_customer(tenant, customer_id).await?.ok_or_else(ServiceError::not_found)?;
     let catalog = tenant_catalog(state, tenant).await?;
     catalog
         .features
         .get(feature)
         .cloned()
-        .ok_or_else(|| ApiError::NotFound(format!("Feature \"{feature}\" not found.")))
+        .ok_or_else(|| ServiceError::NotFound(format!("Feature \"{feature}\" not found.")))
 }
 
 /// Admin: give a customer their own value of a feature (with or without a plan granting it).
@@ -46,7 +51,7 @@ pub async fn set_override(
     customer_id: String,
     feature: String,
     input: OverrideIn,
-) -> ApiResult<CustomerEntitlementsOut> {
+) -> ServiceResult<CustomerEntitlementsOut> {
     let f = override_target(state, &tenant, &customer_id, &feature).await?;
     let mut doc = Map::new();
     match (f.feature_type, input.value.as_ref().filter(|v| !v.is_null())) {
@@ -66,7 +71,7 @@ pub async fn set_override(
                 FeatureType::Customizable => "a number",
                 FeatureType::Meter => "a whole number, at least 0 (or hasUnlimitedUsage: true)",
             };
-            return Err(ApiError::field("value", format!("A {} feature's value is {want}.", ty.as_str())));
+            return Err(ServiceError::field("value", format!("A {} feature's value is {want}.", ty.as_str())));
         }
     }
     if let Some(u) = input.has_unlimited_usage {
@@ -77,7 +82,7 @@ pub async fn set_override(
     }
     if let Some(r) = &input.reset {
         if !kelviq_core::plans::RESET_PERIODS.contains(&r.as_str()) {
-            return Err(ApiError::field("reset", format!("\"{r}\" is not a valid choice.")));
+            return Err(ServiceError::field("reset", format!("\"{r}\" is not a valid choice.")));
         }
         doc.insert("reset".into(), json!(r));
     }
@@ -95,19 +100,24 @@ async fn feature_rows(
     customer_id: &str,
     feature: &str,
     now: DateTime<Utc>,
-) -> ApiResult<CustomerEntitlementsOut> {
+) -> ServiceResult<CustomerEntitlementsOut> {
     let c = customer(state, tenant, customer_id).await?;
     let entitlements = c.rows(now).iter().filter(|r| r.feature_id == feature).map(entitlements::Row::to_wire).collect();
     Ok(CustomerEntitlementsOut { customer_id: customer_id.to_string(), entitlements })
 }
 
 /// Admin: revert an override; the plans' values apply again.
-pub async fn revert_override(state: &AppState, tenant: Tenant, customer_id: String, feature: String) -> ApiResult<()> {
+pub async fn revert_override(
+    state: &AppState,
+    tenant: Tenant,
+    customer_id: String,
+    feature: String,
+) -> ServiceResult<()> {
     let f = override_target(state, &tenant, &customer_id, &feature).await?;
     let now = tenant_now(state, &tenant).await?;
     let mut w = state.store.begin(&tenant).await?;
     if !w.put_override(&customer_id, &f.identifier, None, now).await? {
-        return Err(ApiError::NotFound("This customer has no override of this feature.".into()));
+        return Err(ServiceError::NotFound("This customer has no override of this feature.".into()));
     }
     w.entitlements_changed(&customer_id, now).await?;
     crate::selling::finish(state, w).await?;
@@ -120,10 +130,10 @@ pub async fn reset_usage(
     tenant: Tenant,
     customer_id: String,
     feature: String,
-) -> ApiResult<CustomerEntitlementsOut> {
+) -> ServiceResult<CustomerEntitlementsOut> {
     let f = override_target(state, &tenant, &customer_id, &feature).await?;
     if f.feature_type != FeatureType::Meter {
-        return Err(ApiError::field("feature", "Only a METER feature has usage to reset."));
+        return Err(ServiceError::field("feature", "Only a METER feature has usage to reset."));
     }
     let now = tenant_now(state, &tenant).await?;
     let c = customer(state, &tenant, &customer_id).await?;

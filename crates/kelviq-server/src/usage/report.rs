@@ -6,7 +6,7 @@ use super::engine::{self as entitlements, CustomerState};
 use super::meters::{meter_feature, tenant_catalog, TenantCatalog};
 use super::{AlertSpec, ConsumeOp, EventData, Item, Op, Target};
 use crate::clock::tenant_now;
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::http::input::required_string;
 use crate::state::AppState;
 use crate::wire::stored_answer;
@@ -42,10 +42,14 @@ pub(super) fn alert_spec(customer: &CustomerState, f: &Feature, now: DateTime<Ut
     })
 }
 
-pub(super) async fn customer(state: &AppState, tenant: &Tenant, customer_id: &str) -> ApiResult<Arc<CustomerState>> {
+pub(super) async fn customer(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+) -> ServiceResult<Arc<CustomerState>> {
     entitlements::load(state, tenant, customer_id)
         .await?
-        .ok_or_else(|| ApiError::field("customer_id", format!("Customer \"{customer_id}\" does not exist.")))
+        .ok_or_else(|| ServiceError::field("customer_id", format!("Customer \"{customer_id}\" does not exist.")))
 }
 
 fn org_id(tenant: &Tenant) -> String {
@@ -68,7 +72,7 @@ pub struct UsageIn {
 }
 
 /// Report usage of a meter feature: `SET` replaces, `DELTA` adds.
-pub async fn report_usage(state: &AppState, tenant: Tenant, input: UsageIn) -> ApiResult<UsageReportOut> {
+pub async fn report_usage(state: &AppState, tenant: Tenant, input: UsageIn) -> ServiceResult<UsageReportOut> {
     let mut errors = FieldErrors::new();
     let customer_id = required_string(&input.customer_id, "customer_id", &mut errors);
     let feature_id = required_string(&input.feature_id, "feature_id", &mut errors);
@@ -200,7 +204,7 @@ async fn prepare_event(
     catalog: &TenantCatalog,
     input: EventIn,
     now: DateTime<Utc>,
-) -> ApiResult<(Item, Map<String, Value>)> {
+) -> ServiceResult<(Item, Map<String, Value>)> {
     let mut errors = FieldErrors::new();
     let customer_id = required_string(&input.customer_id, "customer_id", &mut errors);
     let event_name = required_string(&input.event_name, "event_name", &mut errors);
@@ -276,8 +280,8 @@ async fn prepare_event(
 /// The answer to a key used before for a different request: the key is
 /// bound to its first request (Stripe's rule), so nothing is counted and the
 /// first answer is not handed to another request.
-fn key_reused() -> ApiError {
-    ApiError::FieldConflict(FieldErrors::single(
+fn key_reused() -> ServiceError {
+    ServiceError::FieldConflict(FieldErrors::single(
         "idempotency_key",
         "This key was already used for a different request; use a new key.",
     ))
@@ -290,7 +294,7 @@ fn same_request(first: &Value, sent: &Value, fields: &[&str]) -> bool {
 }
 
 /// Report a raw event; a repeated `idempotencyKey` answers as the first time and counts nothing.
-pub async fn report_event(state: &AppState, tenant: Tenant, input: EventIn) -> ApiResult<EventOut> {
+pub async fn report_event(state: &AppState, tenant: Tenant, input: EventIn) -> ServiceResult<EventOut> {
     let now = tenant_now(state, &tenant).await?;
     let catalog = tenant_catalog(state, &tenant).await?;
     let (item, properties) = prepare_event(state, &tenant, &catalog, input, now).await?;
@@ -316,16 +320,16 @@ pub struct BatchIn {
 pub const MAX_EVENTS_PER_BATCH: usize = 1000;
 
 /// Up to 1000 events in one request; each gets its own result.
-pub async fn report_events_batch(state: &AppState, tenant: Tenant, body: &[u8]) -> ApiResult<BatchOut> {
+pub async fn report_events_batch(state: &AppState, tenant: Tenant, body: &[u8]) -> ServiceResult<BatchOut> {
     // Each event is read straight from the request text, on its own, so that
     // one malformed event is rejected alone.
     let input: BatchIn = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::field("events", "Expected {\"events\": [event, …]}."),
-        _ => ApiError::BadRequest(format!("JSON parse error - {e}")),
+        serde_json::error::Category::Data => ServiceError::field("events", "Expected {\"events\": [event, …]}."),
+        _ => ServiceError::BadRequest(format!("JSON parse error - {e}")),
     })?;
-    let events = input.events.ok_or_else(|| ApiError::field("events", "This field is required."))?;
+    let events = input.events.ok_or_else(|| ServiceError::field("events", "This field is required."))?;
     if events.len() > MAX_EVENTS_PER_BATCH {
-        return Err(ApiError::field("events", format!("At most {MAX_EVENTS_PER_BATCH} events per batch.")));
+        return Err(ServiceError::field("events", format!("At most {MAX_EVENTS_PER_BATCH} events per batch.")));
     }
     let now = tenant_now(state, &tenant).await?;
     let catalog = tenant_catalog(state, &tenant).await?;
@@ -336,7 +340,9 @@ pub async fn report_events_batch(state: &AppState, tenant: Tenant, body: &[u8]) 
     for (i, raw) in events.iter().enumerate() {
         let ready = match crate::http::extract::from_json_object::<EventIn>(raw.get()) {
             Ok(e) => prepare_event(state, &tenant, &catalog, e, now).await,
-            Err(e) => Err(e),
+            // Only field errors: the event was not a readable object.
+            Err(crate::http::error::ApiError::Fields(f)) => Err(ServiceError::Fields(f)),
+            Err(other) => Err(ServiceError::BadRequest(other.to_string())),
         };
         match ready {
             Ok((item, _)) => {
@@ -383,9 +389,9 @@ pub async fn report_events_batch(state: &AppState, tenant: Tenant, body: &[u8]) 
     Ok(BatchOut { accepted, duplicates, rejected, results })
 }
 
-fn error_body(e: ApiError) -> Value {
+fn error_body(e: ServiceError) -> Value {
     match e {
-        ApiError::Fields(f) | ApiError::FieldConflict(f) => json!(f.fields()),
+        ServiceError::Fields(f) | ServiceError::FieldConflict(f) => json!(f.fields()),
         other => json!({"detail": other.to_string()}),
     }
 }
@@ -403,7 +409,7 @@ pub struct ConsumeIn {
 }
 
 /// Check and deduct in one atomic step: a hard limit is never exceeded.
-pub async fn consume(state: &AppState, tenant: Tenant, input: ConsumeIn) -> ApiResult<ConsumeOut> {
+pub async fn consume(state: &AppState, tenant: Tenant, input: ConsumeIn) -> ServiceResult<ConsumeOut> {
     let mut errors = FieldErrors::new();
     let customer_id = required_string(&input.customer_id, "customer_id", &mut errors);
     let feature_id = required_string(&input.feature_id, "feature_id", &mut errors);

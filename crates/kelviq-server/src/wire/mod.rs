@@ -21,8 +21,8 @@ where
 
 /// A stored answer (a report's or a consume's, kept with its idempotency
 /// key) read as its wire type.
-pub fn stored_answer<T: serde::de::DeserializeOwned>(answer: serde_json::Value) -> crate::http::error::ApiResult<T> {
+pub fn stored_answer<T: serde::de::DeserializeOwned>(answer: serde_json::Value) -> crate::error::ServiceResult<T> {
     serde_json::from_value(answer).map_err(|e| {
-        crate::http::error::ApiError::Internal(anyhow::anyhow!("a stored answer does not read as its type: {e}"))
+        crate::error::ServiceError::Internal(anyhow::anyhow!("a stored answer does not read as its type: {e}"))
     })
 }

@@ -1,6 +1,6 @@
 //! Plans' prices, entitlements and files as the API shows them.
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::wire::catalog::FeatureOut;
 use kelviq_core::casing::camelize;
 use kelviq_core::catalog::Feature;
@@ -163,10 +163,10 @@ pub struct PriceOut {
 
 impl PriceOut {
     /// A stored price in the API's shape (amounts as decimal numbers).
-    pub fn new(stored: &Value) -> ApiResult<Self> {
+    pub fn new(stored: &Value) -> ServiceResult<Self> {
         let wire = price_to_wire(stored);
         let typed: PriceOut = serde_json::from_value(wire.clone())
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("a stored price does not read as a price: {e}")))?;
+            .map_err(|e| ServiceError::Internal(anyhow::anyhow!("a stored price does not read as a price: {e}")))?;
         debug_assert_eq!(serde_json::to_value(&typed).ok(), Some(wire), "a price's wire form is lossless");
         Ok(typed)
     }

@@ -8,7 +8,7 @@ use common::{Backend, TestServer};
 use kelviq_core::{Environment, Tenant};
 use kelviq_sdk::catalog::{CreateFeature, CreateProduct, UpdateProductSettings};
 use kelviq_sdk::plans::CreatePlan;
-use kelviq_server::catalog_io::{apply, export};
+use kelviq_server::catalog_io::{apply, export, ApplyMode};
 use serde_json::json;
 
 async fn build_sandbox_catalog(srv: &TestServer) {
@@ -113,11 +113,11 @@ async fn export_apply_round_trip(backend: Backend) {
     let now = common::start_time();
 
     // Dry run first: it says what it would do and does nothing.
-    let planned = apply(&srv.store, &production, &sandbox, true, now).await.unwrap();
+    let planned = apply(&srv.store, &production, &sandbox, ApplyMode::DryRun, now).await.unwrap();
     assert!(planned.contains(&"create product suite".to_string()), "{planned:?}");
     assert_eq!(srv.store.count_products(&production, None).await.unwrap(), 0);
 
-    let done = apply(&srv.store, &production, &sandbox, false, now).await.unwrap();
+    let done = apply(&srv.store, &production, &sandbox, ApplyMode::Write, now).await.unwrap();
     assert_eq!(done, planned, "the dry run told the truth");
     for change in [
         "create feature tokens",
@@ -135,7 +135,7 @@ async fn export_apply_round_trip(backend: Backend) {
     assert!(copied.starts_with("# kelviq catalog (production environment)"));
 
     // Applying the same file again changes nothing.
-    assert_eq!(apply(&srv.store, &production, &sandbox, false, now).await.unwrap(), Vec::<String>::new());
+    assert_eq!(apply(&srv.store, &production, &sandbox, ApplyMode::Write, now).await.unwrap(), Vec::<String>::new());
     let pro = srv.store.find_plan(&production, "pro", None).await.unwrap().unwrap();
     assert_eq!((pro.version, pro.fields.parent.as_deref()), (1, Some("starter")));
 
@@ -148,9 +148,9 @@ async fn export_apply_round_trip(backend: Backend) {
         edited[lab_start..].split_once("\n[[").map(|(_, rest)| format!("[[{rest}")).unwrap_or_default()
     );
     let before = export(&srv.store, &production).await.unwrap();
-    let planned = apply(&srv.store, &production, &edited, true, now).await.unwrap();
+    let planned = apply(&srv.store, &production, &edited, ApplyMode::DryRun, now).await.unwrap();
     assert_eq!(export(&srv.store, &production).await.unwrap(), before, "a dry run writes nothing");
-    let done = apply(&srv.store, &production, &edited, false, now).await.unwrap();
+    let done = apply(&srv.store, &production, &edited, ApplyMode::Write, now).await.unwrap();
     assert_eq!(done, planned);
     assert!(
         done.contains(&"update plan pro".to_string()) && done.contains(&"publish plan pro".to_string()),
@@ -163,7 +163,7 @@ async fn export_apply_round_trip(backend: Backend) {
     let pro = srv.store.find_plan(&production, "pro", None).await.unwrap().unwrap();
     assert_eq!((pro.version, pro.status), (2, kelviq_core::plans::PlanStatus::Published));
     assert_eq!(body(&export(&srv.store, &production).await.unwrap()), body(&edited));
-    assert_eq!(apply(&srv.store, &production, &edited, false, now).await.unwrap(), Vec::<String>::new());
+    assert_eq!(apply(&srv.store, &production, &edited, ApplyMode::Write, now).await.unwrap(), Vec::<String>::new());
     srv.stop().await;
 }
 
@@ -181,7 +181,7 @@ async fn bad_files_write_nothing(backend: Backend) {
         ("missing parent", &*sandbox.replace("parent = \"starter\"", "parent = \"ghost\"")),
     ];
     for (what, text) in bad {
-        let e = apply(&srv.store, &production, text, false, now).await;
+        let e = apply(&srv.store, &production, text, ApplyMode::Write, now).await;
         assert!(e.is_err(), "{what} was accepted");
         assert_eq!(srv.store.count_products(&production, None).await.unwrap(), 0, "{what} wrote something");
         assert_eq!(srv.store.count_features(&production, None).await.unwrap(), 0, "{what} wrote something");
@@ -192,7 +192,7 @@ async fn bad_files_write_nothing(backend: Backend) {
         "name = \"SSO\"\ndescription = \"\"\ntype = \"CUSTOMIZABLE\"",
     );
     assert_ne!(changed, sandbox);
-    let e = apply(&srv.store, &srv.tenant, &changed, false, now).await.unwrap_err();
+    let e = apply(&srv.store, &srv.tenant, &changed, ApplyMode::Write, now).await.unwrap_err();
     assert!(e.to_string().contains("cannot change"), "{e}");
     srv.stop().await;
 }

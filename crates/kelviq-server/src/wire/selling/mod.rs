@@ -13,7 +13,7 @@ pub use orders::*;
 pub use session::*;
 pub use subscription::*;
 
-use crate::http::error::ApiResult;
+use crate::error::ServiceResult;
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use kelviq_core::billing::LogEntry;
@@ -69,7 +69,7 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    async fn plan(&mut self, id: uuid::Uuid) -> ApiResult<Option<PlanVersion>> {
+    async fn plan(&mut self, id: uuid::Uuid) -> ServiceResult<Option<PlanVersion>> {
         if !self.plans.contains_key(&id) {
             let p = self.state.store.find_plan_version(self.tenant, id).await?;
             self.plans.insert(id, p);
@@ -78,7 +78,7 @@ impl<'a> Renderer<'a> {
     }
 
     /// `{id, identifier, name, description}` of a product, archived or not.
-    pub async fn product(&mut self, id: uuid::Uuid) -> ApiResult<ProductRef> {
+    pub async fn product(&mut self, id: uuid::Uuid) -> ServiceResult<ProductRef> {
         if !self.products.contains_key(&id) {
             let p = self.state.store.find_product_any(self.tenant, &id.to_string()).await?;
             let r = match p {
@@ -95,7 +95,7 @@ impl<'a> Renderer<'a> {
         Ok(self.products[&id].clone())
     }
 
-    pub async fn customer(&mut self, customer_id: &str) -> ApiResult<Option<Customer>> {
+    pub async fn customer(&mut self, customer_id: &str) -> ServiceResult<Option<Customer>> {
         if !self.customers.contains_key(customer_id) {
             let c = self.state.store.find_customer_any(self.tenant, customer_id).await?;
             self.customers.insert(customer_id.to_string(), c);

@@ -3,7 +3,7 @@
 
 use super::subscription::PlanRefOut;
 use super::{time_opt, ProductRef, Renderer};
-use crate::http::error::ApiResult;
+use crate::error::ServiceResult;
 use kelviq_core::billing::{
     amount_number, amount_text, bp_text, Order, PaymentMethod, Refund, Subscription, Transaction, TransactionStatus,
 };
@@ -219,13 +219,13 @@ pub struct PaymentMethodOut {
 
 impl Renderer<'_> {
     /// The saved method of a customer with this id, if it still exists.
-    pub(super) async fn saved_method(&mut self, customer_id: &str, id: i64) -> ApiResult<Option<PaymentMethod>> {
+    pub(super) async fn saved_method(&mut self, customer_id: &str, id: i64) -> ServiceResult<Option<PaymentMethod>> {
         let methods = self.state.store.payment_methods::<PaymentMethod>(self.tenant, Some(customer_id)).await?;
         Ok(methods.into_iter().find(|m| m.id == id).map(|m| m.doc))
     }
 
     /// An order (with its invoice id) as `GET /orders/{id}/` answers it.
-    pub async fn order(&mut self, o: &Order) -> ApiResult<OrderOut> {
+    pub async fn order(&mut self, o: &Order) -> ServiceResult<OrderOut> {
         let customer = self.customer(&o.customer_id).await?;
         let product = self.product(o.product_id).await?;
         let subscription = match o.subscription_id {
@@ -296,7 +296,7 @@ impl Renderer<'_> {
         })
     }
 
-    pub async fn refund(&mut self, r: &Refund) -> ApiResult<RefundOut> {
+    pub async fn refund(&mut self, r: &Refund) -> ServiceResult<RefundOut> {
         let order = self.state.store.find_doc::<Order>(DocTable::Orders, self.tenant, &r.order_id).await?;
         let order = match order {
             Some(o) => OrderOrId::Order(Box::new(self.order(&o).await?)),
@@ -316,7 +316,7 @@ impl Renderer<'_> {
         })
     }
 
-    pub async fn transaction(&mut self, t: &Transaction) -> ApiResult<TransactionOut> {
+    pub async fn transaction(&mut self, t: &Transaction) -> ServiceResult<TransactionOut> {
         let order = self.state.store.find_doc::<Order>(DocTable::Orders, self.tenant, &t.order_id).await?;
         let order = match order {
             Some(o) => OrderOrId::Order(Box::new(TransactionOrderOut {
@@ -362,7 +362,7 @@ impl Renderer<'_> {
         })
     }
 
-    pub async fn payment_method(&mut self, m: &StoredPaymentMethod<PaymentMethod>) -> ApiResult<PaymentMethodOut> {
+    pub async fn payment_method(&mut self, m: &StoredPaymentMethod<PaymentMethod>) -> ServiceResult<PaymentMethodOut> {
         let customer = self.customer(&m.doc.customer_id).await?;
         Ok(PaymentMethodOut {
             id: m.id,

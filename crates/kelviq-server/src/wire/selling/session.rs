@@ -3,7 +3,7 @@
 use super::orders::PaymentMethodSummary;
 use super::subscription::QuantityOut;
 use super::{date_opt, time_opt, ProductRef, Renderer};
-use crate::http::error::ApiResult;
+use crate::error::ServiceResult;
 use kelviq_core::billing::{amount_text, CheckoutSession, Order, Subscription};
 use kelviq_core::money::currency_symbol;
 use kelviq_core::periods::recurrence_fields;
@@ -109,6 +109,15 @@ pub struct SessionDetailOut {
     pub payment_method: Option<PaymentMethodSummary>,
 }
 
+/// How much of a session to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionView {
+    /// As lists show it.
+    Summary,
+    /// With its order, subscription and payment method.
+    Detail,
+}
+
 /// A checkout session, as `GET /checkout/sessions/{id}/` answers it (the
 /// list leaves out `order`, `subscription` and `paymentMethod`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -142,7 +151,7 @@ pub struct SessionOut {
 
 impl Renderer<'_> {
     /// A checkout session; `detail` adds its order, subscription and payment method.
-    pub async fn session(&mut self, cs: &CheckoutSession, detail: bool) -> ApiResult<SessionOut> {
+    pub async fn session(&mut self, cs: &CheckoutSession, view: SessionView) -> ServiceResult<SessionOut> {
         let product = self.product(cs.product_id).await?;
         let status = cs.shown_status(self.now).as_str().to_string();
         let mut out = SessionOut {
@@ -196,13 +205,13 @@ impl Renderer<'_> {
             trial_period: cs.trial_days,
             detail: None,
         };
-        if detail {
+        if view == SessionView::Detail {
             out.detail = Some(self.session_detail(cs).await?);
         }
         Ok(out)
     }
 
-    async fn session_detail(&mut self, cs: &CheckoutSession) -> ApiResult<SessionDetailOut> {
+    async fn session_detail(&mut self, cs: &CheckoutSession) -> ServiceResult<SessionDetailOut> {
         let order = match &cs.order_id {
             Some(id) => self.state.store.find_doc::<Order>(DocTable::Orders, self.tenant, id).await?,
             None => None,

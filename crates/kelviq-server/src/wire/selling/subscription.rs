@@ -1,7 +1,7 @@
 //! Subscriptions and one-time charges as the API shows them.
 
 use super::{date_opt, time_opt, ProductRef, Renderer};
-use crate::http::error::ApiResult;
+use crate::error::ServiceResult;
 use crate::wire::catalog::FeatureOut;
 use kelviq_core::billing::{amount_text, SubStatus, Subscription};
 use kelviq_core::casing::camelize;
@@ -112,7 +112,7 @@ pub struct SubscriptionOut {
 
 impl Renderer<'_> {
     /// The plan's features as the subscription object lists them.
-    async fn plan_features(&mut self, plan_id: uuid::Uuid) -> ApiResult<Vec<PlanFeatureOut>> {
+    async fn plan_features(&mut self, plan_id: uuid::Uuid) -> ServiceResult<Vec<PlanFeatureOut>> {
         let Some(plan) = self.plan(plan_id).await? else { return Ok(Vec::new()) };
         if self.features.is_none() {
             self.features = Some(self.state.store.features_by_id(self.tenant).await?);
@@ -138,7 +138,7 @@ impl Renderer<'_> {
     }
 
     /// A subscription in the shape of `GET /subscriptions/{id}/`.
-    pub async fn subscription(&mut self, s: &Subscription) -> ApiResult<SubscriptionOut> {
+    pub async fn subscription(&mut self, s: &Subscription) -> ServiceResult<SubscriptionOut> {
         let (billing_type, unit, kind) = recurrence_fields(s.charge_period.recurrence());
         let product = self.product(s.product_id).await?;
         let features = self.plan_features(s.plan_id).await?;
@@ -204,7 +204,7 @@ impl Renderer<'_> {
 
     /// A one-time charge as `POST /charges/` answers it: the subscription
     /// shape with the product as an object.
-    pub async fn charge(&mut self, s: &Subscription) -> ApiResult<SubscriptionOut> {
+    pub async fn charge(&mut self, s: &Subscription) -> ServiceResult<SubscriptionOut> {
         let mut out = self.subscription(s).await?;
         let ProductRef { id, identifier, name, .. } = self.product(s.product_id).await?;
         out.product = SubscriptionProduct::Object(ChargeProductOut { name, id, identifier });
