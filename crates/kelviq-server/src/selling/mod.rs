@@ -9,7 +9,7 @@ mod publish;
 mod records;
 mod refunds;
 mod renewals;
-mod scheduler;
+pub mod scheduler;
 mod subscriptions;
 pub mod test_clock;
 

@@ -109,6 +109,8 @@ pub struct TestServer {
     pub base_url: String,
     pub store: Store,
     pub clock: Arc<ManualClock>,
+    /// The running server's state: lets a test step a worker once.
+    pub state: AppState,
     pub tenant: Tenant,
     pub server_key: String,
     pub client_key: String,
@@ -148,10 +150,11 @@ impl TestServer {
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = AppState::new(store.clone(), clock.clone(), config.clone());
-        let task = tokio::spawn(kelviq_server::serve(state, listener, async move {
+        let task = tokio::spawn(kelviq_server::serve(state.clone(), listener, async move {
             let _ = rx.await;
         }));
         TestServer {
+            state,
             config,
             backend,
             base_url,
@@ -176,9 +179,10 @@ impl TestServer {
         self.base_url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = AppState::new(store.clone(), self.clock.clone(), self.config.clone());
-        self.task = Some(tokio::spawn(kelviq_server::serve(state, listener, async move {
+        self.task = Some(tokio::spawn(kelviq_server::serve(state.clone(), listener, async move {
             let _ = rx.await;
         })));
+        self.state = state;
         self.shutdown = Some(tx);
         self.store = store;
     }
