@@ -3,7 +3,8 @@
 //! `openapi.json`.
 
 use crate::routes::{
-    catalog, checkout, customers, entitlements, health, media, money, plans, reporting, subscriptions, test_clock,
+    catalog, charges, checkout, customers, entitlements, health, media, money, plans, reporting, subscriptions,
+    test_clock,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -29,7 +30,7 @@ use utoipa::{Modify, OpenApi};
         checkout::complete_session,
         subscriptions::list_subscriptions, subscriptions::retrieve_subscription, subscriptions::create_subscription,
         subscriptions::update_subscription, subscriptions::preview_update, subscriptions::cancel_subscription,
-        subscriptions::create_charge,
+        charges::create_charge,
         money::list_orders, money::retrieve_order, money::order_events, money::list_transactions, money::list_refunds,
         money::create_refund, money::retrieve_refund, money::list_payment_methods, test_clock::test_clock,
         test_clock::advance_test_clock, entitlements::get_entitlements,
@@ -42,7 +43,7 @@ use utoipa::{Modify, OpenApi};
         plans::PlanIn, plans::PlanOut, plans::PublishIn, plans::PricesIn, plans::PlanFeaturesIn, plans::PlanFeatureIn,
         crate::media::MediaPatch, catalog::ProductFileOut, media::PresignIn,
         checkout::CheckoutIn, crate::http::input::FeatureQuantityIn, checkout::CompleteIn,
-        subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, subscriptions::ChargeIn,
+        subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, charges::ChargeIn,
         money::RefundIn, test_clock::AdvanceIn,
         crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn)),
     modifiers(&BearerAuth),

@@ -173,3 +173,70 @@ pub fn plan_change(
         }
     }
 }
+
+/// What a change would cost, as `update/preview/` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePreview {
+    /// The new price per period.
+    pub recurring_minor: i64,
+    pub charge_now_minor: i64,
+    pub next_invoice_minor: i64,
+    /// When the next invoice is attempted.
+    pub next_at: Option<DateTime<Utc>>,
+    /// The next invoice's lines.
+    pub lines: Vec<Line>,
+}
+
+/// Previews changing `sub` to `quote` for `period` at `now`; with
+/// `end_trial_now`, a trialing subscription's trial ends now and its first
+/// period is charged (less its credit).
+pub fn preview_change(
+    sub: &Subscription,
+    quote: &Quote,
+    period: ChargePeriod,
+    proration: Option<Proration>,
+    end_trial_now: bool,
+    now: DateTime<Utc>,
+) -> ChangePreview {
+    let restarted_end = || {
+        let mut after = sub.clone();
+        after.anchor_at = now;
+        after.charge_period = period;
+        after.period_bounds(0).map(|b| b.1)
+    };
+    if end_trial_now && sub.status == SubStatus::Trialing {
+        let credit = sub.credit_minor.min(quote.total_minor);
+        return ChangePreview {
+            recurring_minor: quote.total_minor,
+            charge_now_minor: quote.total_minor - credit,
+            next_invoice_minor: quote.total_minor,
+            next_at: restarted_end(),
+            lines: quote.lines.clone(),
+        };
+    }
+    let change = plan_change(sub, quote.total_minor, period, proration, now);
+    let next_at = if change.restart_cycle {
+        restarted_end()
+    } else if sub.status == SubStatus::Trialing {
+        sub.trial_end
+    } else {
+        sub.period_end
+    };
+    let lines = if change.lines.is_empty() {
+        let mut lines = quote.lines.clone();
+        let diff = change.next_invoice_minor - quote.total_minor;
+        if diff != 0 {
+            lines.push(Line::plain("Adjustments", diff));
+        }
+        lines
+    } else {
+        change.lines.clone()
+    };
+    ChangePreview {
+        recurring_minor: quote.total_minor,
+        charge_now_minor: change.charge_now_minor,
+        next_invoice_minor: change.next_invoice_minor,
+        next_at,
+        lines,
+    }
+}

@@ -7,7 +7,8 @@ use crate::http::extract::Page;
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
 use crate::http::input::{self, FeatureQuantityIn};
 use crate::selling::payments::CardInput;
-use crate::selling::{self, complete_checkout, CheckoutError, CheckoutForm};
+use crate::selling::sessions::{open_session, NewCheckout};
+use crate::selling::{complete_checkout, CheckoutError, CheckoutForm};
 use crate::state::AppState;
 use crate::wire::selling::*;
 use axum::extract::{Path, Query, State};
@@ -16,13 +17,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Duration;
+use kelviq_core::billing::CheckoutSession;
 use kelviq_core::billing::SessionStatus;
-use kelviq_core::billing::{CheckoutSession, Line, Quote};
 use kelviq_core::customer::validate_customer_id;
-use kelviq_core::ids::random_alphanumeric;
 use kelviq_core::validation::is_valid_email;
 use kelviq_core::{Environment, FieldErrors, Tenant};
-use kelviq_store::{DocColumns, DocTable, Filter};
+use kelviq_store::{DocTable, Filter};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -74,18 +74,8 @@ pub struct CheckoutIn {
     pub metadata: Option<Value>,
 }
 
-/// How long a checkout session stays open.
-pub const SESSION_LIFETIME_HOURS: i64 = 24;
-
-/// Create a checkout session and get the hosted page's URL.
-#[utoipa::path(post, path = "/api/v1/checkout/", tag = "checkout", request_body = CheckoutIn, security(("bearer" = [])),
-    responses((status = 201, description = "`{checkoutUrl, checkoutSessionId}`", body = CheckoutCreatedOut), (status = 400, description = "Field errors"), (status = 401)))]
-pub async fn create_checkout(
-    State(state): State<AppState>,
-    ServerCaller(tenant): ServerCaller,
-    BaseUrl(base): BaseUrl,
-    Body(input): Body<CheckoutIn>,
-) -> ApiResult<(StatusCode, Json<CheckoutCreatedOut>)> {
+/// Checks the body of `POST /checkout/`.
+fn parse_checkout(input: CheckoutIn) -> ApiResult<NewCheckout> {
     let mut errors = FieldErrors::new();
     let plan_identifier = input::required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
     let period = input::period(input.charge_period.as_deref(), &mut errors);
@@ -136,87 +126,41 @@ pub async fn create_checkout(
         // No discount is defined in this environment, so no code can apply.
         errors.add("discount_code", "This discount code is invalid or has expired.");
     }
-    errors.clone().into_result()?;
-    let (plan_identifier, period) = (plan_identifier.expect("checked"), period.expect("checked"));
-    let plan = selling::published_plan(&state, &tenant, &plan_identifier).await?;
-    let identifiers = selling::feature_identifiers(&state, &tenant).await?;
-    let mut quote = selling::quote_plan(&plan, period, currency.as_deref(), &features, &identifiers)?;
-    if let (Some(minor), Some(c)) = (custom_minor, &currency) {
-        quote = Quote {
-            currency: c.clone(),
-            lines: vec![Line::plain(plan.name.clone(), minor)],
-            total_minor: minor,
-            trial_days: 0,
-            tax_behavior: tax.clone().unwrap_or_default(),
-            free: false,
-        };
-    } else if let Some(t) = &tax {
-        quote.tax_behavior = t.clone();
-    }
-    let trial_days = match input.trial_period {
-        Some(_) if !period.is_recurring() => {
-            return Err(ApiError::field("trial_period", "A one-time purchase has no trial."));
-        }
-        Some(d) => d,
-        None => quote.trial_days,
-    };
-    let now = tenant_now(&state, &tenant).await?;
-    // A known customer pre-fills the page.
-    let known = match &input.customer_id {
-        Some(id) => state.store.find_customer(&tenant, id).await?,
-        None => None,
-    };
-    let session = CheckoutSession {
-        id: format!("cs_{}", random_alphanumeric(45)),
-        status: SessionStatus::Open,
-        plan_id: plan.id,
-        plan_identifier: plan.identifier.clone(),
-        plan_name: plan.name.clone(),
-        plan_version: plan.version,
-        product_id: plan.product_id,
-        charge_period: period,
-        quote,
-        trial_days,
-        customer_id: input.customer_id.clone(),
-        customer_name: input.name.clone().or(known.as_ref().and_then(|c| c.name.clone())),
-        customer_email: email.or(known.as_ref().and_then(|c| c.email.clone())),
-        success_url: input.success_url.clone().unwrap_or_default(),
-        cancel_url: input.cancel_url.clone().filter(|u| !u.is_empty()),
+    errors.into_result()?;
+    Ok(NewCheckout {
+        plan_identifier: plan_identifier.expect("checked"),
+        period: period.expect("checked"),
+        success_url: input.success_url.unwrap_or_default(),
+        cancel_url: input.cancel_url.filter(|u| !u.is_empty()),
+        customer_id: input.customer_id,
+        email,
+        name: input.name,
         features,
+        trial_days: input.trial_period,
+        currency,
+        tax_behavior: tax,
+        custom_minor,
+        default_billing_country: country,
         metadata,
         discounts_enabled: input.discounts_enabled.unwrap_or(true),
-        discount_code: None,
         lock_email: input.lock_email.unwrap_or(false),
-        default_billing_country: country,
-        billing_country: None,
-        ip_address: input.ip_address.clone(),
-        offering_id: input.offering_id.clone(),
-        pricing_table_id: input.pricing_table_id.clone(),
-        rule_id: input.rule_id.clone(),
-        custom_amount: custom_minor.is_some(),
-        created_at: now,
-        expires_at: now + Duration::hours(SESSION_LIFETIME_HOURS),
-        modified_at: now,
-        order_id: None,
-        subscription_id: None,
-        payment_method_id: None,
-        log: Vec::new(),
-    };
-    let mut session = session;
-    session.log("checkout_session.created", "Checkout session created", "success", now);
-    let mut w = state.store.begin(&tenant).await?;
-    let cols = DocColumns {
-        status: Some("open".into()),
-        created_at: now,
-        modified_at: now,
-        expires_at: Some(session.expires_at),
-        ..Default::default()
-    };
-    w.put(DocTable::CheckoutSessions, &session.id, &session, &cols).await?;
-    w.commit().await?;
-    crate::http::reqlog::in_span(
-        || tracing::info!(session = %session.id, plan = %session.plan_identifier, "checkout session created"),
-    );
+        ip_address: input.ip_address,
+        offering_id: input.offering_id,
+        pricing_table_id: input.pricing_table_id,
+        rule_id: input.rule_id,
+    })
+}
+
+/// Create a checkout session and get the hosted page's URL.
+#[utoipa::path(post, path = "/api/v1/checkout/", tag = "checkout", request_body = CheckoutIn, security(("bearer" = [])),
+    responses((status = 201, description = "`{checkoutUrl, checkoutSessionId}`", body = CheckoutCreatedOut), (status = 400, description = "Field errors"), (status = 401)))]
+pub async fn create_checkout(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
+    Body(input): Body<CheckoutIn>,
+) -> ApiResult<(StatusCode, Json<CheckoutCreatedOut>)> {
+    let session = open_session(&state, &tenant, parse_checkout(input)?).await?;
     let url = format!("{base}/checkout/{}/", session.id);
     Ok((StatusCode::CREATED, Json(CheckoutCreatedOut { checkout_url: url, checkout_session_id: session.id })))
 }

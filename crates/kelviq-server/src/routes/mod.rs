@@ -1,6 +1,7 @@
 //! One module per resource, each with its own `router()`.
 
 pub mod catalog;
+pub mod charges;
 pub mod checkout;
 pub mod customers;
 pub mod docs;
@@ -28,6 +29,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(reporting::router())
         .merge(entitlements::api_router())
         .merge(subscriptions::router())
+        .merge(charges::router())
         .merge(money::router())
         .merge(test_clock::router())
         .merge(docs::router())

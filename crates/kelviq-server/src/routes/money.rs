@@ -13,13 +13,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use kelviq_core::billing::{Order, OrderStatus, PaymentMethod, Refund, RefundStatus, Transaction, TransactionStatus};
-use kelviq_core::timefmt::iso_seconds;
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{DocTable, Filter};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 pub fn router() -> Router<AppState> {
@@ -112,51 +110,7 @@ pub async fn order_events(
     parts: Parts,
 ) -> ApiResult<Json<Page<LogEntryOut>>> {
     let o = find_order(&state, &tenant, &id).await?;
-    let related: Vec<Order> = match o.subscription_id {
-        Some(sub) => {
-            let filters = [Filter::Eq("subscription_id", sub.to_string())];
-            state.store.list_docs::<Order>(DocTable::Orders, &tenant, &filters, 10_000, 0).await?
-        }
-        None => vec![o],
-    };
-    // An order's story: created, then paid or failed, then refunded.
-    let mut entries: Vec<(DateTime<Utc>, LogEntryOut)> = Vec::new();
-    for order in &related {
-        let mut push = |at: DateTime<Utc>, code: &str, title: &str, status: &str| {
-            let entry = LogEntryOut {
-                id: 0,
-                title: title.to_string(),
-                code: code.to_string(),
-                status: status.to_string(),
-                timestamp: iso_seconds(at),
-                metadata: json!({}),
-                order: Some(order.id.clone()),
-            };
-            entries.push((at, entry));
-        };
-        push(order.created_at, "order.created", "Order created", "success");
-        match order.status.as_str() {
-            "FAILED" => push(order.created_at, "order.payment_failed", "Payment failed", "failed"),
-            _ => {
-                if let Some(paid) = order.paid_at {
-                    push(paid, "order.completed", "Order completed", "success");
-                }
-            }
-        }
-        if order.refunded_minor > 0 {
-            push(order.created_at, "order.refunded", "Order refunded", "success");
-        }
-        entries.extend(log_entries(&order.log, Some(&order.id)).into_iter().map(|v| (order.created_at, v)));
-    }
-    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
-    let items: Vec<LogEntryOut> = entries
-        .into_iter()
-        .enumerate()
-        .map(|(i, (_, mut v))| {
-            v.id = i as i64 + 1;
-            v
-        })
-        .collect();
+    let items = order_history(&state, &tenant, o).await?;
     let mut paging = Paging::from_parts(&parts, DEFAULT_PAGE_SIZE)?;
     let (page, total) = paging.slice(&items)?;
     Ok(Json(paging.page(total, page.to_vec())))

@@ -8,7 +8,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Page;
 use crate::http::extract::{Body, ServerCaller};
 use crate::http::input::{self, required, FeatureQuantityIn};
-use crate::selling::{self, Cancellation, ChangeRequest, Parties, Purchase};
+use crate::selling::{self, Cancellation, ChangeRequest, Purchase};
 use crate::state::AppState;
 use crate::wire::selling::*;
 use axum::extract::{Path, Query, State};
@@ -16,15 +16,12 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kelviq_core::billing::{
-    amount_number, plan_change, Line, PaymentMethod, Proration, Quote, SubStatus, Subscription,
-};
+use kelviq_core::billing::{amount_number, preview_change, Proration, SubStatus, Subscription};
 use kelviq_core::plans::ChargePeriod;
 use kelviq_core::timefmt::iso_seconds;
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{DocTable, Filter};
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 pub fn router() -> Router<AppState> {
@@ -35,7 +32,6 @@ pub fn router() -> Router<AppState> {
         .route("/subscriptions/{id}/update", post(update_subscription))
         .route("/subscriptions/{id}/update/preview", post(preview_update))
         .route("/subscriptions/{id}/cancel", post(cancel_subscription))
-        .route("/charges", post(create_charge))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -140,29 +136,6 @@ pub struct CreateSubscriptionIn {
     pub ip_address: Option<String>,
 }
 
-/// Buys with the customer's saved default method; shared by create and charges.
-async fn buy_with_saved_method(
-    state: &AppState,
-    tenant: &Tenant,
-    customer_id: &str,
-    purchase: Purchase,
-) -> ApiResult<Subscription> {
-    let now = tenant_now(state, tenant).await?;
-    let mut w = state.store.begin(tenant).await?;
-    let customer =
-        w.lock_customer(customer_id).await?.ok_or_else(|| ApiError::BadRequest("Customer does not exist.".into()))?;
-    let mut pm = w.default_payment_method::<PaymentMethod>(customer_id).await?;
-    if pm.is_none() && !purchase.quote.free {
-        return Err(ApiError::BadRequest("A payment method is required to complete this payment.".into()));
-    }
-    let product_name = w.find_product_any(&purchase.plan.product_id.to_string()).await?.map(|p| p.name);
-    let parties = Parties { customer, product_name: product_name.unwrap_or_default() };
-    let (sub, _) =
-        selling::buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|m| (m.id, &mut m.doc)), now).await?;
-    selling::finish(state, w).await?;
-    Ok(sub)
-}
-
 /// Start a subscription for a customer with a saved payment method.
 #[utoipa::path(post, path = "/api/v1/subscriptions/create/", tag = "subscriptions", request_body = CreateSubscriptionIn,
     security(("bearer" = [])),
@@ -185,7 +158,7 @@ pub async fn create_subscription(
     let quote = selling::quote_plan(&plan, period, None, &features, &identifiers)?;
     let trial_days = quote.trial_days;
     let purchase = Purchase { plan, period, quote, features, trial_days, checkout_session: None };
-    let sub = buy_with_saved_method(&state, &tenant, &customer_id, purchase).await?;
+    let sub = selling::buy_with_saved_method(&state, &tenant, &customer_id, purchase).await?;
     let now = tenant_now(&state, &tenant).await?;
     Ok((StatusCode::CREATED, Json(Renderer::new(&state, &tenant, now).subscription(&sub).await?)))
 }
@@ -314,46 +287,21 @@ pub async fn preview_update(
     selling::check_changeable(&s)?;
     let req = parse_change(&state, &tenant, &s, input).await?;
     let now = tenant_now(&state, &tenant).await?;
-    let currency = s.currency.clone();
-    let n = |m: i64| amount_number(m, &currency);
-    let end_trial_now = matches!(req.trial_end, Some(None)) && s.status == SubStatus::Trialing;
-    let (charge_now, next_due, next_at, lines) = if end_trial_now {
-        let mut after = s.clone();
-        after.anchor_at = now;
-        after.charge_period = req.period;
-        let next_at = after.period_bounds(0).map(|b| b.1);
-        let credit = s.credit_minor.min(req.quote.total_minor);
-        (req.quote.total_minor - credit, req.quote.total_minor, next_at, req.quote.lines.clone())
-    } else {
-        let change = plan_change(&s, req.quote.total_minor, req.period, req.proration, now);
-        let next_at = if change.restart_cycle {
-            let mut after = s.clone();
-            after.anchor_at = now;
-            after.charge_period = req.period;
-            after.period_bounds(0).map(|b| b.1)
-        } else if s.status == SubStatus::Trialing {
-            s.trial_end
-        } else {
-            s.period_end
-        };
-        let lines = if change.lines.is_empty() {
-            next_invoice_lines(&req.quote, change.next_invoice_minor)
-        } else {
-            change.lines.clone()
-        };
-        (change.charge_now_minor, change.next_invoice_minor, next_at, lines)
-    };
+    let end_trial_now = matches!(req.trial_end, Some(None));
+    let preview = preview_change(&s, &req.quote, req.period, req.proration, end_trial_now, now);
+    let n = |m: i64| amount_number(m, &s.currency);
     Ok(Json(UpdatePreviewOut {
-        currency: currency.to_ascii_lowercase(),
-        recurring_amount: n(req.quote.total_minor),
-        recurring_amount_units: req.quote.total_minor,
-        amount_charged_immediately: n(charge_now),
-        amount_charged_immediately_units: charge_now,
+        currency: s.currency.to_ascii_lowercase(),
+        recurring_amount: n(preview.recurring_minor),
+        recurring_amount_units: preview.recurring_minor,
+        amount_charged_immediately: n(preview.charge_now_minor),
+        amount_charged_immediately_units: preview.charge_now_minor,
         next_invoice: NextInvoiceOut {
-            amount_due: n(next_due),
-            amount_due_units: next_due,
-            next_payment_attempt: next_at.map(iso_seconds),
-            line_items: lines
+            amount_due: n(preview.next_invoice_minor),
+            amount_due_units: preview.next_invoice_minor,
+            next_payment_attempt: preview.next_at.map(iso_seconds),
+            line_items: preview
+                .lines
                 .iter()
                 .map(|l| PreviewLineOut {
                     description: l.description.clone(),
@@ -363,15 +311,6 @@ pub async fn preview_update(
                 .collect(),
         },
     }))
-}
-
-fn next_invoice_lines(quote: &Quote, total: i64) -> Vec<Line> {
-    let mut lines = quote.lines.clone();
-    let diff = total - quote.total_minor;
-    if diff != 0 {
-        lines.push(Line::plain("Adjustments", diff));
-    }
-    lines
 }
 
 /// Body of `POST /subscriptions/{id}/cancel/`.
@@ -436,74 +375,4 @@ pub async fn cancel_subscription(
     };
     selling::cancel_subscription(&state, &tenant, &id, c).await?;
     Ok(Json(MessageOut { message: "Subscription cancellation processed successfully.".into() }))
-}
-
-/// Body of `POST /charges/`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ChargeIn {
-    pub plan_identifier: Option<String>,
-    /// Must be ONE_TIME.
-    pub charge_period: Option<String>,
-    pub customer_id: Option<String>,
-    pub features: Option<Vec<FeatureQuantityIn>>,
-    pub currency_code: Option<String>,
-    #[schema(value_type = Option<f64>)]
-    pub custom_amount: Option<Value>,
-    pub tax_behavior: Option<String>,
-    pub ip_address: Option<String>,
-}
-
-/// Charge a customer's saved payment method once for a one-time plan.
-#[utoipa::path(post, path = "/api/v1/charges/", tag = "subscriptions", request_body = ChargeIn, security(("bearer" = [])),
-    responses((status = 201, description = "The charge record", body = SubscriptionOut), (status = 400, description = "`{\"detail\": \"A payment method is required to complete this payment.\"}`"), (status = 401)))]
-pub async fn create_charge(
-    State(state): State<AppState>,
-    ServerCaller(tenant): ServerCaller,
-    Body(input): Body<ChargeIn>,
-) -> ApiResult<(StatusCode, Json<SubscriptionOut>)> {
-    let mut errors = FieldErrors::new();
-    let plan_identifier = required(&input.plan_identifier, "plan_identifier", &mut errors).map(str::to_string);
-    let period = input::period(input.charge_period.as_deref(), &mut errors);
-    if period.is_some_and(|p| p != ChargePeriod::OneTime) {
-        errors.add("charge_period", "A charge is ONE_TIME.");
-    }
-    let customer_id = required(&input.customer_id, "customer_id", &mut errors).map(str::to_string);
-    let features = input::quantities(input.features, &mut errors);
-    let currency = input::currency(input.currency_code.as_deref(), "currency_code", &mut errors);
-    if input.tax_behavior.as_deref().is_some_and(|t| t != "INCLUSIVE" && t != "EXCLUSIVE") {
-        errors.add("tax_behavior", "Must be INCLUSIVE or EXCLUSIVE.");
-    }
-    let mut custom = None;
-    if let Some(a) = input.custom_amount.as_ref().filter(|a| !a.is_null()) {
-        match &currency {
-            None => errors.add("currency_code", "This field is required with customAmount."),
-            Some(c) => match input::positive_amount(a, c, "customAmount") {
-                Ok(m) => custom = Some(m),
-                Err(m) => errors.add("custom_amount", m),
-            },
-        }
-    }
-    errors.into_result()?;
-    let (plan_identifier, customer_id) = (plan_identifier.expect("checked"), customer_id.expect("checked"));
-    let plan = selling::published_plan(&state, &tenant, &plan_identifier).await?;
-    let identifiers = selling::feature_identifiers(&state, &tenant).await?;
-    let mut quote = match custom {
-        Some(minor) => Quote {
-            currency: currency.clone().unwrap_or_default(),
-            lines: vec![Line::plain(plan.name.clone(), minor)],
-            total_minor: minor,
-            trial_days: 0,
-            tax_behavior: input.tax_behavior.clone().unwrap_or_else(|| "UNSPECIFIED".into()),
-            free: false,
-        },
-        None => selling::quote_plan(&plan, ChargePeriod::OneTime, currency.as_deref(), &features, &identifiers)?,
-    };
-    if let Some(t) = &input.tax_behavior {
-        quote.tax_behavior = t.clone();
-    }
-    let purchase =
-        Purchase { plan, period: ChargePeriod::OneTime, quote, features, trial_days: 0, checkout_session: None };
-    let sub = buy_with_saved_method(&state, &tenant, &customer_id, purchase).await?;
-    let now = tenant_now(&state, &tenant).await?;
-    Ok((StatusCode::CREATED, Json(Renderer::new(&state, &tenant, now).charge(&sub).await?)))
 }

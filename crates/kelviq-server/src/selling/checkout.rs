@@ -280,3 +280,66 @@ pub(super) async fn record_failed_attempt(
     finish(state, w).await?;
     Ok(())
 }
+
+/// Buys with the customer's saved default method; shared by create and charges.
+/// Buys `purchase` for a customer with their default saved method (a free
+/// purchase needs none), in one transaction.
+pub async fn buy_with_saved_method(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+    purchase: Purchase,
+) -> ServiceResult<Subscription> {
+    let now = tenant_now(state, tenant).await?;
+    let mut w = state.store.begin(tenant).await?;
+    let customer = w
+        .lock_customer(customer_id)
+        .await?
+        .ok_or_else(|| ServiceError::BadRequest("Customer does not exist.".into()))?;
+    let mut pm = w.default_payment_method::<PaymentMethod>(customer_id).await?;
+    if pm.is_none() && !purchase.quote.free {
+        return Err(ServiceError::BadRequest("A payment method is required to complete this payment.".into()));
+    }
+    let product_name = w.find_product_any(&purchase.plan.product_id.to_string()).await?.map(|p| p.name);
+    let parties = Parties { customer, product_name: product_name.unwrap_or_default() };
+    let (sub, _) = buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|m| (m.id, &mut m.doc)), now).await?;
+    finish(state, w).await?;
+    Ok(sub)
+}
+
+/// A one-time charge asked for, its fields checked.
+#[derive(Debug, Clone)]
+pub struct NewCharge {
+    pub plan_identifier: String,
+    pub customer_id: String,
+    pub features: Vec<FeatureQuantity>,
+    pub currency: Option<String>,
+    /// A custom amount in minor units of `currency`, instead of the plan's price.
+    pub custom_minor: Option<i64>,
+    pub tax_behavior: Option<String>,
+}
+
+/// Charges a customer's saved method once for a one-time plan (or a custom
+/// amount); the purchase grants the plan's entitlements.
+pub async fn charge_once(state: &AppState, tenant: &Tenant, charge: NewCharge) -> ServiceResult<Subscription> {
+    let NewCharge { plan_identifier, customer_id, features, currency, custom_minor: custom, tax_behavior } = charge;
+    let plan = published_plan(state, tenant, &plan_identifier).await?;
+    let identifiers = feature_identifiers(state, tenant).await?;
+    let mut quote = match custom {
+        Some(minor) => Quote {
+            currency: currency.clone().unwrap_or_default(),
+            lines: vec![Line::plain(plan.name.clone(), minor)],
+            total_minor: minor,
+            trial_days: 0,
+            tax_behavior: tax_behavior.clone().unwrap_or_else(|| "UNSPECIFIED".into()),
+            free: false,
+        },
+        None => quote_plan(&plan, ChargePeriod::OneTime, currency.as_deref(), &features, &identifiers)?,
+    };
+    if let Some(t) = &tax_behavior {
+        quote.tax_behavior = t.clone();
+    }
+    let purchase =
+        Purchase { plan, period: ChargePeriod::OneTime, quote, features, trial_days: 0, checkout_session: None };
+    buy_with_saved_method(state, tenant, &customer_id, purchase).await
+}

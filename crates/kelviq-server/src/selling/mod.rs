@@ -10,6 +10,7 @@ mod records;
 mod refunds;
 mod renewals;
 pub mod scheduler;
+pub mod sessions;
 mod subscriptions;
 pub mod test_clock;
 
@@ -23,7 +24,7 @@ pub use self::subscriptions::*;
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use kelviq_core::billing::{
-    Adoption, Charged, Dunning, FeatureQuantity, FeeSchedule, InvoiceStatus, OrderKind, OrderStatus, Quote,
+    Adoption, Charged, Dunning, FeatureQuantity, FeeSchedule, InvoiceStatus, Line, OrderKind, OrderStatus, Quote,
     RefundStatus, Sale, SessionStatus, TransactionStatus,
 };
 use kelviq_core::plans::{ChargePeriod, PlanVersion};

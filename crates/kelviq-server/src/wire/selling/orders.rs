@@ -2,16 +2,21 @@
 //! the API shows them.
 
 use super::subscription::PlanRefOut;
-use super::{time_opt, ProductRef, Renderer};
+use super::{log_entries, time_opt, LogEntryOut, ProductRef, Renderer};
 use crate::error::ServiceResult;
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
 use kelviq_core::billing::{
     amount_number, amount_text, bp_text, Order, PaymentMethod, Refund, Subscription, Transaction, TransactionStatus,
 };
 use kelviq_core::customer::BillingAddress;
 use kelviq_core::money::currency_symbol;
 use kelviq_core::timefmt::{date, iso_micros, iso_seconds};
+use kelviq_core::Tenant;
+use kelviq_store::Filter;
 use kelviq_store::{DocTable, StoredPaymentMethod};
 use serde::Serialize;
+use serde_json::json;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
@@ -387,4 +392,56 @@ impl Renderer<'_> {
             modified_on: iso_micros(m.doc.modified_at),
         })
     }
+}
+
+/// An order's story, newest first: created, then paid or failed, then
+/// refunded, with its log; for a subscription's order, every order of
+/// the subscription.
+pub async fn order_history(state: &AppState, tenant: &Tenant, o: Order) -> ServiceResult<Vec<LogEntryOut>> {
+    let related: Vec<Order> = match o.subscription_id {
+        Some(sub) => {
+            let filters = [Filter::Eq("subscription_id", sub.to_string())];
+            state.store.list_docs::<Order>(DocTable::Orders, tenant, &filters, 10_000, 0).await?
+        }
+        None => vec![o],
+    };
+    // An order's story: created, then paid or failed, then refunded.
+    let mut entries: Vec<(DateTime<Utc>, LogEntryOut)> = Vec::new();
+    for order in &related {
+        let mut push = |at: DateTime<Utc>, code: &str, title: &str, status: &str| {
+            let entry = LogEntryOut {
+                id: 0,
+                title: title.to_string(),
+                code: code.to_string(),
+                status: status.to_string(),
+                timestamp: iso_seconds(at),
+                metadata: json!({}),
+                order: Some(order.id.clone()),
+            };
+            entries.push((at, entry));
+        };
+        push(order.created_at, "order.created", "Order created", "success");
+        match order.status.as_str() {
+            "FAILED" => push(order.created_at, "order.payment_failed", "Payment failed", "failed"),
+            _ => {
+                if let Some(paid) = order.paid_at {
+                    push(paid, "order.completed", "Order completed", "success");
+                }
+            }
+        }
+        if order.refunded_minor > 0 {
+            push(order.created_at, "order.refunded", "Order refunded", "success");
+        }
+        entries.extend(log_entries(&order.log, Some(&order.id)).into_iter().map(|v| (order.created_at, v)));
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
+    let items: Vec<LogEntryOut> = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, mut v))| {
+            v.id = i as i64 + 1;
+            v
+        })
+        .collect();
+    Ok(items)
 }
