@@ -97,7 +97,7 @@ pub async fn serve(
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = stopping_tx.send(());
     };
-    let follower = tokio::spawn(crate::changes::follow(state.clone()));
+    let follower = tokio::spawn(crate::change_feed::follow(state.clone()));
     let writer = crate::usage::start(state.clone()).await?;
     let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
     let scheduler = crate::selling::spawn_scheduler(state.clone(), scheduler_stop);

@@ -1,7 +1,7 @@
 //! The `kelviq` command: `serve`, `migrate`, `keys`, `orgs`, `config`, `openapi`.
 
 use crate::app::{bootstrap_demo, open_store, serve};
-use crate::catalog_io::ApplyMode;
+use crate::catalog_file::ApplyMode;
 use crate::config::{Config, LogFormat};
 use crate::state::AppState;
 use clap::{Parser, Subcommand};
@@ -321,7 +321,7 @@ async fn run_catalog(store: &Store, cmd: CatalogCommand) -> anyhow::Result<ExitC
         CatalogCommand::Export { org, env } => {
             let org = pick_org(store, org.as_deref()).await?;
             let tenant = kelviq_core::Tenant { org_id: org.id, org_seq: org.seq, env };
-            print!("{}", crate::catalog_io::export(store, &tenant).await?);
+            print!("{}", crate::catalog_file::export(store, &tenant).await?);
         }
         CatalogCommand::Apply { file, org, env, dry_run } => {
             let org = pick_org(store, org.as_deref()).await?;
@@ -329,7 +329,7 @@ async fn run_catalog(store: &Store, cmd: CatalogCommand) -> anyhow::Result<ExitC
             let text =
                 std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let mode = if dry_run { ApplyMode::DryRun } else { ApplyMode::Write };
-            let changes = crate::catalog_io::apply(store, &tenant, &text, mode, SystemClock.now()).await?;
+            let changes = crate::catalog_file::apply(store, &tenant, &text, mode, SystemClock.now()).await?;
             let verb = if dry_run { "would" } else { "did" };
             for change in &changes {
                 println!("{verb} {change}");

@@ -2,8 +2,8 @@
 //! the pieces the `kelviq` command is built from.
 
 pub mod app;
-pub mod catalog_io;
-pub mod changes;
+pub mod catalog_file;
+pub mod change_feed;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -8,7 +8,7 @@ use common::{Backend, TestServer};
 use kelviq_core::{Environment, Tenant};
 use kelviq_sdk::catalog::{CreateFeature, CreateProduct, UpdateProductSettings};
 use kelviq_sdk::plans::CreatePlan;
-use kelviq_server::catalog_io::{apply, export, ApplyMode};
+use kelviq_server::catalog_file::{apply, export, ApplyMode};
 use serde_json::json;
 
 async fn build_sandbox_catalog(srv: &TestServer) {
