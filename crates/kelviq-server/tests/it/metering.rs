@@ -6,75 +6,9 @@
 
 use crate::common;
 
+use common::api::Api;
 use common::{Backend, TestServer};
 use serde_json::{json, Value};
-
-struct Api<'a> {
-    s: &'a TestServer,
-    key: String,
-}
-
-impl<'a> Api<'a> {
-    fn new(s: &'a TestServer) -> Api<'a> {
-        Api { s, key: s.server_key.clone() }
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = common::http().request(method, self.s.url(path)).bearer_auth(&self.key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn ok(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.post(path, body).await;
-        assert!((200..300).contains(&status), "POST {path} → {status}: {v}");
-        v
-    }
-
-    /// The customer's rows for a feature.
-    async fn rows(&self, customer: &str, feature: &str) -> Vec<Value> {
-        let (status, v) = self
-            .send(
-                reqwest::Method::GET,
-                &format!("/api/v1/entitlements/?customer_id={customer}&feature_id={feature}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{v}");
-        v["entitlements"].as_array().unwrap().clone()
-    }
-
-    async fn usage(&self, customer: &str, feature: &str, value: i64, behaviour: &str) -> Value {
-        self.ok(
-            "/api/v1/report/usage/",
-            json!({"customerId": customer, "featureId": feature, "value": value, "behaviour": behaviour}),
-        )
-        .await
-    }
-
-    async fn event(&self, customer: &str, key: &str, name: &str, at: &str, properties: Value) -> (u16, Value) {
-        self.post("/api/v1/report/event/", json!({"customerId": customer, "eventName": name, "idempotencyKey": key, "timestamp": at, "properties": properties})).await
-    }
-
-    async fn subscribe(&self, plan: &str, customer: &str) -> String {
-        let session = self
-            .ok("/api/v1/checkout/", json!({"planIdentifier": plan, "chargePeriod": "MONTHLY", "customerId": customer, "successUrl": "https://x.example/"}))
-            .await;
-        let id = session["checkoutSessionId"].as_str().unwrap();
-        let done =
-            self.ok(&format!("/api/v1/checkout/sessions/{id}/complete/"), json!({"card": "4242424242424242"})).await;
-        done["subscription"]["id"].as_str().unwrap().to_string()
-    }
-}
 
 fn meter(function: &str, field: Option<&str>, filters: Value) -> Value {
     json!({"aggregation": {"function": function, "field": field}, "filters": filters})

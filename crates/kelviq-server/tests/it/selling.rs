@@ -6,93 +6,11 @@
 
 use crate::common;
 
+use common::api::Api;
 use common::{Backend, TestServer};
 use kelviq_core::keys::KeyKind;
 use kelviq_core::Environment;
 use serde_json::{json, Value};
-
-struct Api<'a> {
-    s: &'a TestServer,
-    key: String,
-}
-
-impl<'a> Api<'a> {
-    fn new(s: &'a TestServer) -> Self {
-        Api { s, key: s.server_key.clone() }
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = common::http().request(method, self.s.url(path)).bearer_auth(&self.key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, path, None).await
-    }
-
-    /// POST that must succeed.
-    async fn ok(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.post(path, body).await;
-        assert!((200..300).contains(&status), "POST {path} → {status}: {v}");
-        v
-    }
-
-    async fn sub(&self, id: &str) -> Value {
-        let (status, v) = self.get(&format!("/api/v1/subscriptions/{id}/")).await;
-        assert_eq!(status, 200, "{v}");
-        v
-    }
-
-    async fn advance_to(&self, to: &str) -> Value {
-        self.ok("/api/v1/test-clock/advance/", json!({ "to": to })).await
-    }
-
-    /// Checkout for `customer` and pay with `card`; returns the subscription id.
-    async fn buy(&self, plan: &str, period: &str, customer: &str, card: &str, extra: Value) -> String {
-        let mut body = json!({"planIdentifier": plan, "chargePeriod": period, "customerId": customer,
-            "successUrl": "https://app.example.com/welcome"});
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        let session = self.ok("/api/v1/checkout/", body).await;
-        let id = session["checkoutSessionId"].as_str().unwrap();
-        let done = self
-            .ok(
-                &format!("/api/v1/checkout/sessions/{id}/complete/"),
-                json!({"card": card, "email": format!("{customer}@example.com")}),
-            )
-            .await;
-        done["subscription"]["id"].as_str().expect("a subscription").to_string()
-    }
-
-    async fn orders(&self, customer: &str) -> Vec<Value> {
-        let (_, page) = self.get("/api/v1/orders/?page_size=100").await;
-        let mut orders: Vec<Value> = page["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|o| o["customer"]["customerId"] == customer)
-            .cloned()
-            .collect();
-        orders.reverse();
-        orders
-    }
-
-    async fn event_types(&self) -> Vec<String> {
-        let events = self.s.store.list_events(&self.s.tenant, 0, 10_000).await.unwrap();
-        events.into_iter().map(|(_, e)| e.event_type).collect()
-    }
-}
 
 /// A catalog to sell: `basic` ($10/month, $100/year), `pro` ($30/month plus
 /// $5 per seat, 1–50 seats), `trial` ($20/month, 14-day trial), `lifetime`

@@ -109,4 +109,68 @@ impl<'a> Api<'a> {
         .await;
         self.ok("/api/v1/catalog/plans/base/publish/", json!({})).await;
     }
+
+    /// The customer's rows for a feature.
+    pub async fn rows(&self, customer: &str, feature: &str) -> Vec<Value> {
+        let (status, v) = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/entitlements/?customer_id={customer}&feature_id={feature}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["entitlements"].as_array().unwrap().clone()
+    }
+    pub async fn usage(&self, customer: &str, feature: &str, value: i64, behaviour: &str) -> Value {
+        self.ok(
+            "/api/v1/report/usage/",
+            json!({"customerId": customer, "featureId": feature, "value": value, "behaviour": behaviour}),
+        )
+        .await
+    }
+    pub async fn event(&self, customer: &str, key: &str, name: &str, at: &str, properties: Value) -> (u16, Value) {
+        self.post("/api/v1/report/event/", json!({"customerId": customer, "eventName": name, "idempotencyKey": key, "timestamp": at, "properties": properties})).await
+    }
+    pub async fn sub(&self, id: &str) -> Value {
+        let (status, v) = self.get(&format!("/api/v1/subscriptions/{id}/")).await;
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+    pub async fn advance_to(&self, to: &str) -> Value {
+        self.ok("/api/v1/test-clock/advance/", json!({ "to": to })).await
+    }
+    /// Checkout for `customer` and pay with `card`; returns the subscription id.
+    pub async fn buy(&self, plan: &str, period: &str, customer: &str, card: &str, extra: Value) -> String {
+        let mut body = json!({"planIdentifier": plan, "chargePeriod": period, "customerId": customer,
+            "successUrl": "https://app.example.com/welcome"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let session = self.ok("/api/v1/checkout/", body).await;
+        let id = session["checkoutSessionId"].as_str().unwrap();
+        let done = self
+            .ok(
+                &format!("/api/v1/checkout/sessions/{id}/complete/"),
+                json!({"card": card, "email": format!("{customer}@example.com")}),
+            )
+            .await;
+        done["subscription"]["id"].as_str().expect("a subscription").to_string()
+    }
+    pub async fn orders(&self, customer: &str) -> Vec<Value> {
+        let (_, page) = self.get("/api/v1/orders/?page_size=100").await;
+        let mut orders: Vec<Value> = page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["customer"]["customerId"] == customer)
+            .cloned()
+            .collect();
+        orders.reverse();
+        orders
+    }
+    pub async fn event_types(&self) -> Vec<String> {
+        let events = self.s.store.list_events(&self.s.tenant, 0, 10_000).await.unwrap();
+        events.into_iter().map(|(_, e)| e.event_type).collect()
+    }
 }
