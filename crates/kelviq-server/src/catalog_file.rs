@@ -14,7 +14,7 @@ use kelviq_core::casing::underscoreize;
 use kelviq_core::catalog::{Feature, FeatureChanges, NewFeature, NewProduct, Product, ProductChanges, ProductSettings};
 use kelviq_core::plans::{
     check_price_currencies, parse_entitlement_details, parse_price, price_to_wire, FeatureRef, NewPlan,
-    PlanEntitlement, PlanFields, PlanInput, PlanStatus, PlanVersion,
+    PlanEntitlement, PlanFields, PlanInput, PlanStatus, PlanVersion, Price,
 };
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::Store;
@@ -74,7 +74,7 @@ fn parents_first<T>(mut items: Vec<T>, key: impl Fn(&T) -> (String, Option<Strin
     out
 }
 
-fn price_for_file(stored: &Value, idents: &HashMap<String, String>) -> Value {
+fn price_for_file(stored: &Price, idents: &HashMap<String, String>) -> Value {
     let mut v = underscoreize(price_to_wire(stored));
     if let Some(m) = v.as_object_mut() {
         m.remove("id");
@@ -162,14 +162,12 @@ struct DesiredPlan {
     entitlements: Vec<PlanEntitlement>,
 }
 
-fn without_ids(prices: &[Value]) -> Vec<Value> {
+fn without_ids(prices: &[Price]) -> Vec<Price> {
     prices
         .iter()
         .map(|p| {
             let mut p = p.clone();
-            if let Some(m) = p.as_object_mut() {
-                m.remove("id");
-            }
+            p.id = None;
             p
         })
         .collect()
@@ -271,7 +269,7 @@ pub async fn apply(
         let mut errors = FieldErrors::new();
         let lookup = |k: &str| feature_refs.get(k).cloned();
         let raw_prices = p.get("prices").and_then(Value::as_array).cloned().unwrap_or_default();
-        let prices: Vec<Value> = raw_prices
+        let prices: Vec<Price> = raw_prices
             .iter()
             .enumerate()
             .filter_map(|(i, pr)| parse_price(pr, &format!("prices[{i}]: "), &lookup, &mut errors))
@@ -436,7 +434,7 @@ async fn apply_plan(
     let dry_run = mode == ApplyMode::DryRun;
     let lookup = |k: &str| feature_refs.get(k).cloned();
     let mut errors = FieldErrors::new();
-    let prices: Vec<Value> = d
+    let prices: Vec<Price> = d
         .raw_prices
         .iter()
         .enumerate()

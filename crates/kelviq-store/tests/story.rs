@@ -192,7 +192,8 @@ async fn story(postgres: bool) {
         rollover: None,
         usage_alerts: None,
     };
-    let price = json!({"currency": "USD", "price_type": "PAID", "charge_catalog_price": []});
+    let price: kelviq_core::plans::Price =
+        serde_json::from_value(json!({"currency": "USD", "price_type": "PAID", "charge_catalog_price": []})).unwrap();
     store
         .edit_plan(&tenant, "basic", now, |draft| {
             draft.entitlements.push(PlanEntitlement { feature_id: calls.id, details: grant.clone() });

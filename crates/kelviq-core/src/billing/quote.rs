@@ -1,9 +1,8 @@
 //! What a plan costs for one period: its lines and total.
 
 use crate::money::{PriceModel, Tier};
-use crate::plans::{ChargePeriod, PlanVersion};
+use crate::plans::{Charge, ChargePeriod, PlanVersion, Price};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// A quantity asked for a feature (seats and other purchased units).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,27 +51,19 @@ pub(super) fn quote_err(field: &'static str, message: impl Into<String>) -> Quot
     QuoteError { field, message: message.into() }
 }
 
-/// The stored price model of a charge of a feature group.
-pub(super) fn charge_model(group_model: &str, charge: &Value) -> PriceModel {
-    let amount = charge["amount_minor"].as_i64().unwrap_or(0);
+/// The price model of a charge of a feature group.
+pub(super) fn charge_model(group_model: &str, charge: &Charge) -> PriceModel {
+    let amount = charge.amount_minor.unwrap_or(0);
     let tiers = || -> Vec<Tier> {
-        charge["tiers"]
-            .as_array()
-            .map(|ts| {
-                ts.iter()
-                    .map(|t| Tier {
-                        up_to: t["up_to"].as_u64(),
-                        unit_micro: t["unit_micro"].as_i64().unwrap_or(0),
-                        flat_minor: t["flat_minor"].as_i64().unwrap_or(0),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        charge
+            .tiers
+            .iter()
+            .flatten()
+            .map(|t| Tier { up_to: t.up_to, unit_micro: t.unit_micro, flat_minor: t.flat_minor })
+            .collect()
     };
     match group_model {
-        "PACKAGE" => {
-            PriceModel::Package { block_size: charge["block_size"].as_u64().unwrap_or(1), block_minor: amount }
-        }
+        "PACKAGE" => PriceModel::Package { block_size: charge.block_size.unwrap_or(1), block_minor: amount },
         "TIERED" => PriceModel::Graduated(tiers()),
         "VOLUME" => PriceModel::Volume(tiers()),
         "STAIRSTEP" => PriceModel::StairStep(tiers()),
@@ -90,7 +81,7 @@ pub fn quote(
     quantities: &[FeatureQuantity],
     feature_identifier: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Quote, QuoteError> {
-    let enabled: Vec<&Value> = plan.prices.iter().filter(|p| p["enabled"].as_bool().unwrap_or(true)).collect();
+    let enabled: Vec<&Price> = plan.prices.iter().filter(|p| p.enabled).collect();
     if enabled.is_empty() {
         return Err(quote_err("plan_identifier", "This plan has no price."));
     }
@@ -98,14 +89,14 @@ pub fn quote(
     let price = match &wanted {
         Some(c) => enabled
             .iter()
-            .find(|p| p["currency"].as_str() == Some(c.as_str()) && p["price_type"] == "PAID")
-            .or_else(|| enabled.iter().find(|p| p["price_type"] != "PAID"))
+            .find(|p| p.currency == *c && p.is_paid())
+            .or_else(|| enabled.iter().find(|p| !p.is_paid()))
             .ok_or_else(|| quote_err("currency_code", format!("This plan has no price in {c}.")))?,
-        None => enabled.iter().find(|p| p["price_type"] == "PAID").or(enabled.first()).expect("not empty"),
+        None => enabled.iter().find(|p| p.is_paid()).or(enabled.first()).expect("not empty"),
     };
-    let currency = price["currency"].as_str().unwrap_or("USD").to_string();
-    let tax_behavior = price["tax_behavior"].as_str().unwrap_or("UNSPECIFIED").to_string();
-    if price["price_type"] != "PAID" {
+    let currency = price.currency.clone();
+    let tax_behavior = price.tax_behavior.clone().unwrap_or_else(|| "UNSPECIFIED".into());
+    if !price.is_paid() {
         if period != ChargePeriod::OneTime {
             return Err(quote_err("charge_period", "This plan is free: use the charge period ONE_TIME."));
         }
@@ -114,23 +105,20 @@ pub fn quote(
     let mut lines = Vec::new();
     let mut offered = false;
     let mut used_features = Vec::new();
-    for group in price["charge_catalog_price"].as_array().into_iter().flatten() {
-        let Some(charge) = group["charges"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["charge_period"].as_str() == Some(period.as_str())))
-        else {
+    for group in &price.charge_catalog_price {
+        let Some(charge) = group.charge_for(period.as_str()) else {
             continue;
         };
         offered = true;
-        match group["feature"].as_str() {
-            None => lines.push(Line::plain(plan.name.clone(), charge["amount_minor"].as_i64().unwrap_or(0))),
+        match group.feature.as_deref() {
+            None => lines.push(Line::plain(plan.name.clone(), charge.amount_minor.unwrap_or(0))),
             Some(feature_id) => {
-                if group["payment_type"] == "PAY_AS_YOU_GO" {
+                if group.payment_type.as_deref() == Some("PAY_AS_YOU_GO") {
                     continue; // billed in arrears from metered usage
                 }
                 let identifier = feature_identifier(feature_id).unwrap_or_else(|| feature_id.to_string());
-                let min = charge["advanced"]["min_quantity"].as_u64();
-                let max = charge["advanced"]["max_quantity"].as_u64();
+                let min = charge.advanced.as_ref().and_then(|a| a.min_quantity);
+                let max = charge.advanced.as_ref().and_then(|a| a.max_quantity);
                 let asked = quantities.iter().find(|q| q.identifier == identifier).map(|q| q.quantity);
                 let quantity = asked.or(min).unwrap_or(0);
                 if min.is_some_and(|m| quantity < m) || max.is_some_and(|m| quantity > m) {
@@ -144,7 +132,7 @@ pub fn quote(
                     ));
                 }
                 used_features.push(identifier.clone());
-                let amount = charge_model(group["price_model"].as_str().unwrap_or("FLAT"), charge).charge(quantity);
+                let amount = charge_model(group.price_model.as_deref().unwrap_or("FLAT"), charge).charge(quantity);
                 lines.push(Line {
                     description: format!("{identifier} × {quantity}"),
                     amount_minor: amount,
@@ -161,10 +149,6 @@ pub fn quote(
         return Err(quote_err("features", format!("{} has no per-unit price on this plan.", q.identifier)));
     }
     let total_minor = lines.iter().map(|l| l.amount_minor).sum();
-    let trial_days = if price["free_trial"].as_bool().unwrap_or(false) && period.is_recurring() {
-        price["trial_period"].as_i64().unwrap_or(0)
-    } else {
-        0
-    };
+    let trial_days = if price.free_trial && period.is_recurring() { price.trial_period.unwrap_or(0) } else { 0 };
     Ok(Quote { currency, lines, total_minor, trial_days, tax_behavior, free: false })
 }

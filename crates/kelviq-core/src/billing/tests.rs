@@ -19,7 +19,7 @@ fn plan(prices: Vec<Value>) -> PlanVersion {
         product_id: uuid::Uuid::new_v4(),
         name: "Pro".into(),
         fields: PlanFields::default(),
-        prices,
+        prices: prices.into_iter().map(|p| serde_json::from_value(p).expect("a stored price")).collect(),
         entitlements: vec![],
         status: PlanStatus::Published,
         created_at: at("2026-01-01T00:00:00Z"),

@@ -2,11 +2,13 @@
 //! per-feature entitlements. Validation of everything a plan version holds.
 
 mod entitlements;
+mod price;
 mod prices;
 #[cfg(test)]
 mod tests;
 
 pub use entitlements::*;
+pub use price::*;
 pub use prices::*;
 
 use crate::catalog::identifier_or_slug;
@@ -388,7 +390,7 @@ pub struct PlanVersion {
     pub name: String,
     pub fields: PlanFields,
     /// Stored prices (see [`parse_price`]).
-    pub prices: Vec<Value>,
+    pub prices: Vec<Price>,
     pub entitlements: Vec<PlanEntitlement>,
     pub status: PlanStatus,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -400,12 +402,7 @@ pub struct PlanVersion {
 impl PlanVersion {
     /// Currencies with a PAID price, upper case, sorted.
     pub fn paid_currencies(&self) -> Vec<String> {
-        let mut c: Vec<String> = self
-            .prices
-            .iter()
-            .filter(|p| p["price_type"] == "PAID")
-            .filter_map(|p| p["currency"].as_str().map(str::to_string))
-            .collect();
+        let mut c: Vec<String> = self.prices.iter().filter(|p| p.is_paid()).map(|p| p.currency.clone()).collect();
         c.sort();
         c.dedup();
         c

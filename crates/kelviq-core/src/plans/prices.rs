@@ -24,7 +24,7 @@ pub fn parse_price(
     at: &str,
     features: &dyn Fn(&str) -> Option<FeatureRef>,
     errors: &mut FieldErrors,
-) -> Option<Value> {
+) -> Option<Price> {
     let before = errors.fields().values().map(Vec::len).sum::<usize>();
     let mut err = |m: String| errors.add("prices", format!("{at}{m}"));
     let Some(p) = price.as_object() else {
@@ -102,18 +102,26 @@ pub fn parse_price(
         err("a free trial needs a recurring charge period.".into());
     }
     let after = errors.fields().values().map(Vec::len).sum::<usize>();
-    (after == before).then(|| {
-        json!({
-            "id": uuid::Uuid::new_v4().to_string(),
-            "price_type": price_type,
-            "currency": currency.unwrap_or_else(|| "USD".into()),
-            "free_trial": free_trial,
-            "trial_period": trial_period,
-            "enabled": flag("enabled").unwrap_or(true),
-            "tax_behavior": tax_behavior,
-            "charge_catalog_price": stored_groups,
-        })
-    })
+    if after != before {
+        return None;
+    }
+    let stored = json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "price_type": price_type,
+        "currency": currency.unwrap_or_else(|| "USD".into()),
+        "free_trial": free_trial,
+        "trial_period": trial_period,
+        "enabled": flag("enabled").unwrap_or(true),
+        "tax_behavior": tax_behavior,
+        "charge_catalog_price": stored_groups,
+    });
+    match serde_json::from_value(stored) {
+        Ok(price) => Some(price),
+        Err(e) => {
+            errors.add("prices", format!("{at}cannot be stored: {e}"));
+            None
+        }
+    }
 }
 
 pub(super) fn parse_charge_group(
@@ -277,7 +285,8 @@ pub(super) fn parse_charge(c: &Value, model: &str, exp: u32) -> Result<(ChargePe
 }
 
 /// The stored price rendered in the API's shape (camelCase, amounts as decimal numbers).
-pub fn price_to_wire(stored: &Value) -> Value {
+pub fn price_to_wire(price: &Price) -> Value {
+    let stored = &serde_json::to_value(price).unwrap_or_default();
     let currency = stored["currency"].as_str().unwrap_or("USD").to_string();
     let exp = currency_exponent(&currency).unwrap_or(2);
     let groups: Vec<Value> = stored["charge_catalog_price"]
@@ -349,10 +358,10 @@ pub(super) fn group_to_wire(group: &Value, currency: &str, exp: u32) -> Value {
 }
 
 /// Rejects two PAID prices in one currency (a bulk replace is all or nothing).
-pub fn check_price_currencies(prices: &[Value]) -> Result<(), FieldErrors> {
+pub fn check_price_currencies(prices: &[Price]) -> Result<(), FieldErrors> {
     let mut seen = Vec::new();
-    for p in prices.iter().filter(|p| p["price_type"] == "PAID") {
-        let c = p["currency"].as_str().unwrap_or("");
+    for p in prices.iter().filter(|p| p.is_paid()) {
+        let c = p.currency.as_str();
         if seen.contains(&c) {
             return Err(FieldErrors::single("prices", format!("Only one PAID price per currency: {c} appears twice.")));
         }

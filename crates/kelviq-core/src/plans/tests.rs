@@ -11,7 +11,7 @@ fn meter_ref(key: &str) -> Option<FeatureRef> {
     }
 }
 
-fn price(v: Value) -> Result<Value, FieldErrors> {
+fn price(v: Value) -> Result<Price, FieldErrors> {
     let mut e = FieldErrors::new();
     let out = parse_price(&crate::casing::underscoreize(v), "prices[0]: ", &meter_ref, &mut e);
     e.into_result().map(|_| out.unwrap())
@@ -31,13 +31,15 @@ fn prices_are_stored_in_minor_units_and_rendered_back() {
                     {"flatAmount": 5, "unitAmount": 0.001, "upTo": "inf"}]}]}
         ]
     });
-    let stored = price(wire).unwrap();
+    let typed = price(wire).unwrap();
+    let stored = serde_json::to_value(&typed).unwrap();
+    assert_eq!(serde_json::from_value::<Price>(stored.clone()).unwrap(), typed, "the stored form reads back");
     assert_eq!(stored["currency"], "USD");
     assert_eq!(stored["charge_catalog_price"][0]["charges"][0]["amount_minor"], 2999);
     assert_eq!(stored["charge_catalog_price"][0]["charges"][1]["amount_minor"], 29900);
     assert_eq!(stored["charge_catalog_price"][1]["charges"][0]["tiers"][1]["unit_micro"], 100_000);
     assert_eq!(stored["charge_catalog_price"][1]["feature"], uuid::Uuid::nil().to_string());
-    let back = price_to_wire(&stored);
+    let back = price_to_wire(&typed);
     assert_eq!(back["chargeCatalogPrice"][0]["charges"][0]["priceData"]["amount"], json!(29.99));
     assert_eq!(back["chargeCatalogPrice"][0]["charges"][1]["priceData"]["amount"], json!(299.0));
     assert_eq!(back["chargeCatalogPrice"][1]["charges"][0]["tiers"][1]["unitAmount"], json!(0.001));

@@ -94,14 +94,9 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// As a service would answer it (one mapping of store errors).
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => ApiError::not_found(),
-            StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists.")),
-            StoreError::Invalid(errors) => ApiError::Fields(errors),
-            busy if busy.is_busy() => ApiError::Unavailable("The database is busy; retry shortly.".into()),
-            other => ApiError::Internal(other.into()),
-        }
+        ServiceError::from(e).into()
     }
 }
 

@@ -20,7 +20,7 @@ use kelviq_core::casing::camelize;
 use kelviq_core::catalog::Feature;
 use kelviq_core::plans::{
     check_price_currencies, parse_entitlement_details, parse_price, FeatureRef, NewPlan, PlanChanges, PlanEntitlement,
-    PlanInput, PlanStatus, PlanVersion,
+    PlanInput, PlanStatus, PlanVersion, Price,
 };
 use kelviq_core::timefmt::iso_micros;
 use kelviq_core::{FieldErrors, Tenant};
@@ -432,7 +432,7 @@ pub async fn replace_prices(
     let features = referenced_features(&state, &tenant, &raw).await?;
     let lookup = |key: &str| features.get(key).cloned();
     let mut errors = FieldErrors::new();
-    let prices: Vec<Value> = raw
+    let prices: Vec<Price> = raw
         .iter()
         .enumerate()
         .filter_map(|(i, p)| parse_price(p, &format!("prices[{i}]: "), &lookup, &mut errors))

@@ -4,7 +4,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::wire::catalog::FeatureOut;
 use kelviq_core::casing::camelize;
 use kelviq_core::catalog::Feature;
-use kelviq_core::plans::{price_to_wire, EntitlementDetails};
+use kelviq_core::plans::{price_to_wire, EntitlementDetails, Price};
 use kelviq_store::MediaFile;
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
@@ -163,7 +163,7 @@ pub struct PriceOut {
 
 impl PriceOut {
     /// A stored price in the API's shape (amounts as decimal numbers).
-    pub fn new(stored: &Value) -> ServiceResult<Self> {
+    pub fn new(stored: &Price) -> ServiceResult<Self> {
         let wire = price_to_wire(stored);
         let typed: PriceOut = serde_json::from_value(wire.clone())
             .map_err(|e| ServiceError::Internal(anyhow::anyhow!("a stored price does not read as a price: {e}")))?;
