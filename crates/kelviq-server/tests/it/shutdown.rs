@@ -17,11 +17,17 @@ async fn in_flight_request_finishes(backend: Backend) {
         body.len()
     );
     conn.write_all(request.as_bytes()).await.unwrap();
-    // Let the server start on the request, then begin shutting down while the
-    // rest of the body is still on its way.
+    // Let the server accept the connection and start reading the request (it
+    // shows no sign of that a test could poll), then begin shutting down while
+    // the rest of the body is still on its way.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     srv.begin_shutdown();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Shutdown has begun once the listener refuses new connections.
+    let begun = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(&addr).await.is_ok() {
+        assert!(begun.elapsed() < std::time::Duration::from_secs(5), "the listener never closed");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     conn.write_all(tail.as_bytes()).await.unwrap();
     let mut response = String::new();
     conn.read_to_string(&mut response).await.unwrap();
