@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
         // The entitlement check, the hottest route, outside the nest: a
         // nested route's URI is rebuilt without its prefix on every request.
         .merge(routes::entitlements::router())
-        .nest("/api/v1", routes::api_router())
+        .nest("/api/v1", routes::api_router().merge(crate::openapi::router()))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })
         .layer(axum::middleware::from_fn(crate::http::reqlog::track))

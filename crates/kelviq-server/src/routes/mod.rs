@@ -4,7 +4,6 @@ pub mod catalog;
 pub mod charges;
 pub mod checkout;
 pub mod customers;
-pub mod docs;
 pub mod entitlements;
 pub mod health;
 pub mod hosted;
@@ -32,5 +31,4 @@ pub fn api_router() -> Router<AppState> {
         .merge(charges::router())
         .merge(money::router())
         .merge(test_clock::router())
-        .merge(docs::router())
 }
