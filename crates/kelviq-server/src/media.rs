@@ -224,3 +224,47 @@ impl MediaPatch {
         Ok(MediaChanges { name: self.name, ordering: self.ordering, thumbnail: self.thumbnail, enabled: self.enabled })
     }
 }
+
+/// What a presigned upload may write: where, and at most how much.
+#[derive(Debug, Clone)]
+pub struct UploadGrant {
+    pub key: String,
+    pub max_bytes: u64,
+    /// Where the file goes until it is attached.
+    pub target: PathBuf,
+}
+
+/// Checks an upload form's key, policy and signature (the policy signed by
+/// this server, for this key, not expired, for an upload not yet attached).
+pub async fn grant_upload(state: &AppState, key: &str, policy: &str, signature: &str) -> ServiceResult<UploadGrant> {
+    let refused = |m: &str| ServiceError::BadRequest(m.to_string());
+    let secret = state.store.server_secret(MEDIA_SECRET).await?;
+    if !kelviq_core::signing::verify(&secret, policy.as_bytes(), signature) {
+        return Err(refused("The upload signature does not match its policy."));
+    }
+    let terms: serde_json::Value = hex::decode(policy)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| refused("The upload policy is malformed."))?;
+    if terms["key"] != key {
+        return Err(refused("The key does not match the upload policy."));
+    }
+    if terms["expires"].as_i64().unwrap_or(0) < state.clock.now().timestamp() {
+        return Err(refused("The upload policy has expired; ask /media/ for a new one."));
+    }
+    let upload = state.store.find_upload(key).await?.ok_or_else(|| refused("Unknown upload key."))?;
+    if upload.consumed_at.is_some() {
+        return Err(refused("This upload was already attached."));
+    }
+    Ok(UploadGrant {
+        key: key.to_string(),
+        max_bytes: terms["max_bytes"].as_u64().unwrap_or(0),
+        target: tmp_path(&state.config.media_dir(), key),
+    })
+}
+
+/// Records that an upload's file is on disk (synced), `size` bytes long.
+pub async fn uploaded(state: &AppState, key: &str, size: u64) -> ServiceResult<()> {
+    state.store.mark_uploaded(key, size as i64, state.clock.now()).await?;
+    Ok(())
+}

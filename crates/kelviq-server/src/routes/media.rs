@@ -4,7 +4,7 @@
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, ServerCaller};
-use crate::media::{tmp_path, MEDIA_SECRET};
+use crate::media::{self, MEDIA_SECRET};
 use crate::state::AppState;
 use crate::wire::ops::{PresignFieldsOut, PresignOut};
 use axum::body::Body as HttpBody;
@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use kelviq_core::signing::{safe_file_name, sign, verify};
 use kelviq_store::{MediaFile, MediaOwner, Upload};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
@@ -163,27 +163,9 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> ApiResul
             (Some(k), Some(p), Some(s)) => (k.clone(), p.clone(), s.clone()),
             _ => return Err(refused("The key, policy and signature fields must come before the file.")),
         };
-        let secret = state.store.server_secret(MEDIA_SECRET).await?;
-        if !verify(&secret, policy.as_bytes(), &signature) {
-            return Err(ApiError::BadRequest("The upload signature does not match its policy.".into()));
-        }
-        let terms: Value = hex::decode(&policy)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| refused("The upload policy is malformed."))?;
-        if terms["key"] != key {
-            return Err(refused("The key does not match the upload policy."));
-        }
-        if terms["expires"].as_i64().unwrap_or(0) < state.clock.now().timestamp() {
-            return Err(refused("The upload policy has expired; ask /media/ for a new one."));
-        }
-        let max = terms["max_bytes"].as_u64().unwrap_or(0);
-        let upload = state.store.find_upload(&key).await?.ok_or_else(|| refused("Unknown upload key."))?;
-        if upload.consumed_at.is_some() {
-            return Err(refused("This upload was already attached."));
-        }
-        let root = state.config.media_dir();
-        let target = tmp_path(&root, &key);
+        let grant = media::grant_upload(&state, &key, &policy, &signature).await?;
+        let max = grant.max_bytes;
+        let target = grant.target;
         let partial = target.with_extension("partial");
         let written = async {
             tokio::fs::create_dir_all(target.parent().expect("has a parent")).await.map_err(ApiError::from_io)?;
@@ -209,7 +191,7 @@ pub async fn upload(State(state): State<AppState>, request: Request) -> ApiResul
                 return Err(e);
             }
         };
-        state.store.mark_uploaded(&key, size as i64, state.clock.now()).await?;
+        media::uploaded(&state, &key, size).await?;
         return Ok(StatusCode::NO_CONTENT);
     }
     Err(refused("The upload form has no file part."))
