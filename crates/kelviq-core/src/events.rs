@@ -235,3 +235,30 @@ pub fn refund_object(r: &Refund, customer: &Customer, subscription_id: Option<uu
         "subscription_id": subscription_id.map(|i| i.to_string()),
     })
 }
+
+/// The snake_case object of an endpoint in `endpoint.disabled` and `webhook.test`.
+pub fn endpoint_object(e: &crate::webhooks::Endpoint, tenant: &Tenant) -> Value {
+    json!({
+        "object": "webhook_endpoint",
+        "organization": tenant.org_id.to_string(),
+        "id": e.id.to_string(),
+        "url": e.url,
+        "description": e.description,
+        "event_types": e.event_types,
+        "enabled": e.enabled,
+        "disabled_reason": e.disabled_reason,
+        "failing_since": time_opt(e.failing_since),
+        "created_on": iso_seconds(e.created_at),
+        "modified_on": iso_seconds(e.modified_at),
+    })
+}
+
+/// The notice that an endpoint was disabled (it kept failing, or answered 410).
+pub fn endpoint_disabled(e: &crate::webhooks::Endpoint, tenant: &Tenant, now: DateTime<Utc>) -> OutboxEvent {
+    OutboxEvent::new("endpoint.disabled", endpoint_object(e, tenant), None, now)
+}
+
+/// The event `POST /webhooks/endpoints/{id}/test/` sends.
+pub fn webhook_test(e: &crate::webhooks::Endpoint, tenant: &Tenant, now: DateTime<Utc>) -> OutboxEvent {
+    OutboxEvent::new("webhook.test", endpoint_object(e, tenant), None, now)
+}

@@ -16,8 +16,10 @@ pub mod money;
 pub mod periods;
 pub mod plans;
 pub mod sandbox_cards;
+pub mod sealing;
 pub mod signing;
 pub mod timefmt;
+pub mod webhooks;
 pub mod validation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
