@@ -19,8 +19,8 @@ pub mod sandbox_cards;
 pub mod sealing;
 pub mod signing;
 pub mod timefmt;
-pub mod webhooks;
 pub mod validation;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use validation::FieldErrors;

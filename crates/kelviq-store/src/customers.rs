@@ -1,4 +1,3 @@
-use crate::events::insert_event;
 use crate::Work;
 use crate::{json_col, search_binds, search_filter, tenant_binds, uuid_col, Backend, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -44,9 +43,9 @@ impl Store {
     /// A customer id already used in this tenant, even by an archived
     /// customer, is `Conflict("customer id")`.
     pub async fn insert_customer(&self, tenant: &Tenant, new: &NewCustomer, now: DateTime<Utc>) -> Result<Customer> {
-        let mut tx = self.write_pool().begin().await?;
-        let customer = insert_customer_tx(&mut tx, tenant, new, now).await?;
-        tx.commit().await?;
+        let mut work = self.begin(tenant).await?;
+        let customer = work.insert_customer(new, now).await?;
+        work.commit().await?;
         Ok(customer)
     }
 
@@ -118,10 +117,10 @@ impl Store {
         changes: &CustomerChanges,
         now: DateTime<Utc>,
     ) -> Result<Customer> {
-        let mut tx = self.write_pool().begin().await?;
-        let current = lock_customer(&mut tx, self.backend, tenant, customer_id).await?.ok_or(StoreError::NotFound)?;
-        let next = update_customer_tx(&mut tx, tenant, &current, changes, now).await?;
-        tx.commit().await?;
+        let mut work = self.begin(tenant).await?;
+        let current = work.lock_customer(customer_id).await?.ok_or(StoreError::NotFound)?;
+        let next = work.update_customer(&current, changes, now).await?;
+        work.commit().await?;
         Ok(next)
     }
 
@@ -145,12 +144,8 @@ impl Store {
     }
 }
 
-async fn insert_customer_tx(
-    tx: &mut Transaction<'_, Any>,
-    tenant: &Tenant,
-    new: &NewCustomer,
-    now: DateTime<Utc>,
-) -> Result<Customer> {
+async fn insert_customer_tx(w: &mut Work, new: &NewCustomer, now: DateTime<Utc>) -> Result<Customer> {
+    let tenant = w.tenant().clone();
     let customer = Customer {
         id: uuid::Uuid::new_v4(),
         customer_id: new.customer_id.clone(),
@@ -163,7 +158,7 @@ async fn insert_customer_tx(
         modified_at: now,
         archived_at: None,
     };
-    let (org, env) = tenant_binds(tenant);
+    let (org, env) = tenant_binds(&tenant);
     sqlx::query(
         "INSERT INTO customers (id, org_id, environment, customer_id, name, email, metadata, billing_address, details, created_at, modified_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -179,10 +174,11 @@ async fn insert_customer_tx(
     .bind(customer.details.to_string())
     .bind(to_micros(now))
     .bind(to_micros(now))
-    .execute(&mut **tx)
+    .execute(&mut **w.tx())
     .await
     .map_err(|e| if StoreError::is_unique_violation(&e) { StoreError::Conflict("customer id") } else { e.into() })?;
-    insert_event(tx, tenant, &events::customer_created(&customer, tenant, now)).await?;
+    let event = events::customer_created(&customer, &tenant, now);
+    w.event(&event).await?;
     Ok(customer)
 }
 
@@ -206,12 +202,12 @@ async fn lock_customer(
 }
 
 async fn update_customer_tx(
-    tx: &mut Transaction<'_, Any>,
-    tenant: &Tenant,
+    w: &mut Work,
     current: &Customer,
     changes: &CustomerChanges,
     now: DateTime<Utc>,
 ) -> Result<Customer> {
+    let tenant = w.tenant().clone();
     let (mut next, previous) = changes.apply(current);
     if previous.is_empty() {
         return Ok(current.clone());
@@ -226,9 +222,10 @@ async fn update_customer_tx(
     .bind(address_json(&next.billing_address))
     .bind(to_micros(now))
     .bind(next.id.to_string())
-    .execute(&mut **tx)
+    .execute(&mut **w.tx())
     .await?;
-    insert_event(tx, tenant, &events::customer_updated(&next, tenant, previous, now)).await?;
+    let event = events::customer_updated(&next, &tenant, previous, now);
+    w.event(&event).await?;
     Ok(next)
 }
 
@@ -241,8 +238,7 @@ impl Work {
 
     /// Creates a customer (with its `customer.created` event).
     pub async fn insert_customer(&mut self, new: &NewCustomer, now: DateTime<Utc>) -> Result<Customer> {
-        let tenant = self.tenant().clone();
-        insert_customer_tx(self.tx(), &tenant, new, now).await
+        insert_customer_tx(self, new, now).await
     }
 
     /// Changes a customer (with `customer.updated` when something changed).
@@ -252,8 +248,7 @@ impl Work {
         changes: &CustomerChanges,
         now: DateTime<Utc>,
     ) -> Result<Customer> {
-        let tenant = self.tenant().clone();
-        update_customer_tx(self.tx(), &tenant, current, changes, now).await
+        update_customer_tx(self, current, changes, now).await
     }
 }
 

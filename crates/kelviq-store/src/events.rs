@@ -4,12 +4,20 @@ use kelviq_core::timefmt::{from_micros, to_micros};
 use kelviq_core::Tenant;
 use sqlx::{Any, Row, Transaction};
 
-/// Writes an event inside the caller's transaction: it commits or rolls back
-/// with the change that caused it.
-pub(crate) async fn insert_event(tx: &mut Transaction<'_, Any>, tenant: &Tenant, event: &OutboxEvent) -> Result<()> {
+/// Writes an event inside the caller's transaction, with one delivery to
+/// each endpoint that wants it: they commit or roll back with the change
+/// that caused them. Returns how many deliveries it queued.
+pub(crate) async fn insert_event(tx: &mut Transaction<'_, Any>, tenant: &Tenant, event: &OutboxEvent) -> Result<usize> {
+    write_event(tx, tenant, event).await?;
+    crate::webhooks::fan_out(tx, tenant, event).await
+}
+
+/// Writes an event without delivering it to anyone.
+pub(crate) async fn write_event(tx: &mut Transaction<'_, Any>, tenant: &Tenant, event: &OutboxEvent) -> Result<()> {
     let (org, env) = tenant_binds(tenant);
     sqlx::query(
-        "INSERT INTO events (id, org_id, environment, event_type, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO events (id, org_id, environment, event_type, payload, created_at, customer_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(event.id.to_string())
     .bind(org)
@@ -17,6 +25,7 @@ pub(crate) async fn insert_event(tx: &mut Transaction<'_, Any>, tenant: &Tenant,
     .bind(&event.event_type)
     .bind(event.payload.to_string())
     .bind(to_micros(event.created_at))
+    .bind(kelviq_core::webhooks::event_customer(&event.payload))
     .execute(&mut **tx)
     .await?;
     Ok(())

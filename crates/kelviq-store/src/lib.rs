@@ -27,6 +27,7 @@ mod orgs;
 mod plans;
 mod selling;
 mod usage;
+mod webhooks;
 mod work;
 pub use work::Work;
 
@@ -39,6 +40,7 @@ pub use selling::{DocColumns, DocTable, StoredPaymentMethod, TOPIC_CATALOG, TOPI
 pub use usage::journal::{EventJournal, JournalTx, WalSync};
 pub use usage::owner::{HandoverListener, UsageLock, HANDOVER_CHANNEL, LOCK_APPLICATION};
 pub use usage::{change_subject, AddRow, ChangeSubject, Counter, CounterChange, EventRow, StoredEvent, TOPIC_USAGE};
+pub use webhooks::{AttemptRow, Claimed, EndpointChanges, EventQuery, Finished, LogRow, Outcome};
 
 use kelviq_core::Tenant;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -144,6 +146,24 @@ pub struct Store {
     waker: changes::Waker,
     /// The usage tables' tenant numbers looked up so far.
     usage_tenants: UsageTenants,
+    /// Wakes this process's webhook dispatcher.
+    webhook_bell: WebhookBell,
+}
+
+/// Wakes the webhook dispatcher of this process when a commit queued
+/// deliveries (other processes find them when they next look).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookBell(std::sync::Arc<tokio::sync::Notify>);
+
+impl WebhookBell {
+    pub fn ring(&self) {
+        self.0.notify_one();
+    }
+
+    /// Waits for the next ring (a ring while nobody waits is kept for the next wait).
+    pub async fn rung(&self) {
+        self.0.notified().await
+    }
 }
 
 impl Store {
@@ -164,6 +184,7 @@ impl Store {
                     path: Some(path),
                     waker: changes::Waker::default(),
                     usage_tenants: UsageTenants::default(),
+                    webhook_bell: WebhookBell::default(),
                 })
             }
             Backend::Postgres => {
@@ -180,6 +201,7 @@ impl Store {
                     path: None,
                     waker,
                     usage_tenants: UsageTenants::default(),
+                    webhook_bell: WebhookBell::default(),
                 })
             }
         }
@@ -187,6 +209,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// What wakes this process's webhook dispatcher.
+    pub fn webhook_bell(&self) -> &WebhookBell {
+        &self.webhook_bell
     }
 
     /// The pool for reads; never asked while this task holds a transaction

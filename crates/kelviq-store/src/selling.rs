@@ -423,8 +423,13 @@ impl Work {
         row.map(|r| Ok((r.try_get("id")?, from_micros(r.try_get("next_due_at")?)))).transpose()
     }
 
+    /// Writes an event to the outbox, with a delivery to each endpoint
+    /// that wants it; the dispatcher hears of them once the work commits.
     pub async fn event(&mut self, event: &OutboxEvent) -> Result<()> {
-        insert_event(&mut self.tx, &self.tenant, event).await
+        if insert_event(&mut self.tx, &self.tenant, event).await? > 0 {
+            self.webhooks_queued = true;
+        }
+        Ok(())
     }
 
     /// Tells every server process that a customer's entitlements changed.

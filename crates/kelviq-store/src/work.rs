@@ -19,6 +19,8 @@ impl Store {
             waker: self.waker.clone(),
             wake: None,
             usage_tenants: self.usage_tenants.clone(),
+            webhook_bell: self.webhook_bell.clone(),
+            webhooks_queued: false,
         })
     }
 }
@@ -38,6 +40,9 @@ pub struct Work {
     pub(crate) wake: Option<String>,
     /// The usage tables' tenant numbers (the store's).
     pub(crate) usage_tenants: crate::UsageTenants,
+    /// Rung after the commit when the work queued webhook deliveries.
+    pub(crate) webhook_bell: crate::WebhookBell,
+    pub(crate) webhooks_queued: bool,
 }
 
 impl Work {
@@ -86,6 +91,9 @@ impl Work {
         self.tx.commit().await?;
         if let Some(origin) = &self.wake {
             self.waker.wake(Some(origin));
+        }
+        if self.webhooks_queued {
+            self.webhook_bell.ring();
         }
         Ok(self.changed)
     }

@@ -151,7 +151,9 @@ impl RetrySchedule {
 pub enum Verdict {
     Delivered,
     /// Try again later (at least `not_before` later, when the endpoint said so).
-    Failed { not_before: Option<Duration> },
+    Failed {
+        not_before: Option<Duration>,
+    },
     /// 410 Gone: the endpoint asks never to be called again.
     Gone,
 }
@@ -315,7 +317,9 @@ impl Subnet {
         let addr: IpAddr = addr.parse().map_err(|_| format!("{text:?} is not an address or CIDR subnet"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{text:?}: bad prefix length"))?,
+            Some(p) => {
+                p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{text:?}: bad prefix length"))?
+            }
             None => max,
         };
         Ok(Subnet { addr, prefix })

@@ -1,0 +1,456 @@
+//! The delivery queue: fan-out of an event to its endpoints, claiming due
+//! deliveries, recording attempts, resending and recovering.
+
+use super::{endpoint_from_row, stop_pending, ENDPOINT_COLUMNS};
+use crate::events::insert_event;
+use crate::{tenant_binds, Backend, Result, Store, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use kelviq_core::events::OutboxEvent;
+use kelviq_core::timefmt::{from_micros, to_micros};
+use kelviq_core::webhooks::{wants, DeliveryStatus, Endpoint};
+use kelviq_core::{Environment, FieldErrors, Tenant};
+use sqlx::{Any, Row, Transaction};
+
+/// Queues one delivery of `event` to each enabled endpoint of the tenant
+/// that wants its type, due at once. Returns how many.
+pub(crate) async fn fan_out(tx: &mut Transaction<'_, Any>, tenant: &Tenant, event: &OutboxEvent) -> Result<usize> {
+    let (org, env) = tenant_binds(tenant);
+    let rows = sqlx::query(
+        "SELECT id, event_types FROM webhook_endpoints \
+         WHERE org_id = $1 AND environment = $2 AND enabled = 1 AND deleted_at IS NULL",
+    )
+    .bind(&org)
+    .bind(env)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut queued = 0;
+    for row in rows {
+        let types: String = row.try_get("event_types")?;
+        let types: Vec<String> = serde_json::from_str(&types).unwrap_or_default();
+        if wants(&types, &event.event_type) {
+            let endpoint: String = row.try_get("id")?;
+            insert_delivery(tx, &org, env, &event.id.to_string(), &endpoint, &event.event_type, None, event.created_at)
+                .await?;
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_delivery(
+    tx: &mut Transaction<'_, Any>,
+    org: &str,
+    env: &str,
+    event_id: &str,
+    endpoint_id: &str,
+    event_type: &str,
+    due: Option<DateTime<Utc>>,
+    created: DateTime<Utc>,
+) -> Result<()> {
+    // A new event is due at once (0: before any retry, whatever the clocks).
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, org_id, environment, event_id, endpoint_id, event_type, status, \
+         attempts, round_attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', 0, 0, $7, $8)",
+    )
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(org)
+    .bind(env)
+    .bind(event_id)
+    .bind(endpoint_id)
+    .bind(event_type)
+    .bind(due.map_or(0, to_micros))
+    .bind(to_micros(created))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A delivery this process claimed: it alone may attempt it until its lease ends.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub seq: i64,
+    pub id: uuid::Uuid,
+    pub tenant: Tenant,
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    /// The envelope, exactly as stored (and as it is sent).
+    pub payload: String,
+    /// The endpoint as it is now (`None`: deleted).
+    pub endpoint: Option<Endpoint>,
+    /// Attempts since the last resend or recovery.
+    pub round_attempts: u32,
+    pub lease_token: String,
+}
+
+/// How an attempt ended, for [`Store::finish_deliveries`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Outcome {
+    Succeeded,
+    /// Failed; the next attempt is due then.
+    Retry(DateTime<Utc>),
+    /// Failed, and it was the last attempt.
+    Exhausted,
+    /// 410 Gone: the endpoint is disabled.
+    Gone,
+    /// Not attempted: its endpoint was disabled meanwhile (kept as failed).
+    EndpointDisabled,
+    /// Not attempted: its endpoint was deleted, or no longer wants the type.
+    Dropped,
+}
+
+/// One finished claim.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub seq: i64,
+    pub lease_token: String,
+    pub tenant: Tenant,
+    pub event_id: uuid::Uuid,
+    pub endpoint_id: uuid::Uuid,
+    pub attempted_at: DateTime<Utc>,
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    pub response_excerpt: String,
+    pub outcome: Outcome,
+}
+
+impl Store {
+    /// Claims up to `limit` deliveries due at `now` whose lease (if any)
+    /// has ended, leasing them to process `owner` until `lease_until`; skips
+    /// the endpoints in `busy`. Two processes never hold the same delivery.
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+        busy: &[uuid::Uuid],
+    ) -> Result<Vec<Claimed>> {
+        let token = owner.to_string();
+        let skip = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let not_busy = if busy.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = busy.iter().map(|id| format!("'{id}'")).collect();
+            format!(" AND endpoint_id NOT IN ({})", list.join(", "))
+        };
+        let claimed = sqlx::query(&format!(
+            "UPDATE webhook_deliveries SET lease_until = $1, lease_token = $2 WHERE seq IN (\
+             SELECT seq FROM webhook_deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $3 \
+             AND (lease_until IS NULL OR lease_until <= $3){not_busy} ORDER BY next_attempt_at, seq LIMIT $4{skip}) \
+             RETURNING seq"
+        ))
+        .bind(to_micros(lease_until))
+        .bind(&token)
+        .bind(to_micros(now))
+        .bind(limit)
+        .fetch_all(self.write_pool())
+        .await?;
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let seqs: Vec<String> =
+            claimed.iter().map(|r| r.try_get::<i64, _>("seq").map(|s| s.to_string())).collect::<Result<_, _>>()?;
+        let columns: String = ENDPOINT_COLUMNS.split(", ").map(|c| format!("w.{c}")).collect::<Vec<_>>().join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT d.seq, d.id AS delivery_id, d.org_id, d.environment, d.event_id, d.event_type, d.round_attempts, \
+             o.seq AS org_seq, e.payload, w.deleted_at, {columns} \
+             FROM webhook_deliveries d JOIN organizations o ON o.id = d.org_id \
+             JOIN events e ON e.id = d.event_id JOIN webhook_endpoints w ON w.id = d.endpoint_id \
+             WHERE d.seq IN ({}) AND d.lease_token = $1 ORDER BY d.next_attempt_at, d.seq",
+            seqs.join(", ")
+        ))
+        .bind(&token)
+        .fetch_all(self.read_pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let env: String = row.try_get("environment")?;
+                let deleted: Option<i64> = row.try_get("deleted_at")?;
+                Ok(Claimed {
+                    seq: row.try_get("seq")?,
+                    id: crate::uuid_col(row, "delivery_id")?,
+                    tenant: Tenant {
+                        org_id: crate::uuid_col(row, "org_id")?,
+                        org_seq: row.try_get("org_seq")?,
+                        env: env.parse::<Environment>().map_err(StoreError::Corrupt)?,
+                    },
+                    event_id: crate::uuid_col(row, "event_id")?,
+                    event_type: row.try_get("event_type")?,
+                    payload: row.try_get("payload")?,
+                    endpoint: if deleted.is_some() { None } else { Some(endpoint_from_row(row)?) },
+                    round_attempts: row.try_get::<i64, _>("round_attempts")? as u32,
+                    lease_token: token.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Gives claimed deliveries back untouched (a process stopping).
+    pub async fn release_deliveries(&self, claimed: &[(i64, String)]) -> Result<()> {
+        let mut tx = self.write_pool().begin().await?;
+        for (seq, token) in claimed {
+            sqlx::query(
+                "UPDATE webhook_deliveries SET lease_until = NULL, lease_token = NULL WHERE seq = $1 AND lease_token = $2",
+            )
+            .bind(seq)
+            .bind(token)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records finished attempts in one transaction: each attempt, its
+    /// delivery (when this process still holds its lease) and its endpoint's
+    /// health. An endpoint failing for `disable_after` (with at least
+    /// `min_span` between its first failure and this one) or answering 410
+    /// is disabled, and exactly one `endpoint.disabled` event is written
+    /// (delivered to the tenant's other endpoints that want it). Returns the
+    /// endpoints it disabled.
+    pub async fn finish_deliveries(
+        &self,
+        finished: &[Finished],
+        disable_after: Duration,
+        min_span: Duration,
+    ) -> Result<Vec<(Tenant, Endpoint)>> {
+        let mut work = self.begin(&finished.first().map(|f| f.tenant.clone()).ok_or(StoreError::NotFound)?).await?;
+        let mut disabled = Vec::new();
+        for f in finished {
+            let tx = &mut work.tx;
+            let (org, env) = tenant_binds(&f.tenant);
+            let attempted = !matches!(f.outcome, Outcome::EndpointDisabled | Outcome::Dropped);
+            let next = match f.outcome {
+                Outcome::Retry(at) => Some(to_micros(at)),
+                _ => None,
+            };
+            if attempted {
+                sqlx::query(
+                    "INSERT INTO webhook_attempts (id, delivery_seq, org_id, environment, event_id, endpoint_id, \
+                     attempted_at, status_code, latency_ms, response_excerpt, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(f.seq)
+                .bind(&org)
+                .bind(env)
+                .bind(f.event_id.to_string())
+                .bind(f.endpoint_id.to_string())
+                .bind(to_micros(f.attempted_at))
+                .bind(f.status_code.map(i64::from))
+                .bind(f.latency_ms)
+                .bind(&f.response_excerpt)
+                .bind(next)
+                .execute(&mut **tx)
+                .await?;
+            }
+            let status = match f.outcome {
+                Outcome::Succeeded => DeliveryStatus::Succeeded,
+                Outcome::Retry(_) => DeliveryStatus::Pending,
+                Outcome::Exhausted | Outcome::Gone | Outcome::EndpointDisabled => DeliveryStatus::Failed,
+                Outcome::Dropped => DeliveryStatus::Cancelled,
+            };
+            let counted = if attempted { 1 } else { 0 };
+            sqlx::query(
+                "UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, lease_until = NULL, lease_token = NULL, \
+                 attempts = attempts + $3, round_attempts = round_attempts + $3, \
+                 last_status = CASE WHEN $3 = 1 THEN $4 ELSE last_status END, \
+                 last_attempt_at = CASE WHEN $3 = 1 THEN $5 ELSE last_attempt_at END \
+                 WHERE seq = $6 AND lease_token = $7",
+            )
+            .bind(status.as_str())
+            .bind(next)
+            .bind(counted)
+            .bind(f.status_code.map(i64::from))
+            .bind(to_micros(f.attempted_at))
+            .bind(f.seq)
+            .bind(&f.lease_token)
+            .execute(&mut **tx)
+            .await?;
+            let endpoint = f.endpoint_id.to_string();
+            let reason = match f.outcome {
+                Outcome::Succeeded => {
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+                    )
+                    .bind(&endpoint)
+                    .execute(&mut **tx)
+                    .await?;
+                    None
+                }
+                Outcome::Retry(_) | Outcome::Exhausted => {
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
+                    )
+                    .bind(to_micros(f.attempted_at))
+                    .bind(&endpoint)
+                    .execute(&mut **tx)
+                    .await?;
+                    Some("failing")
+                }
+                Outcome::Gone => Some("gone"),
+                Outcome::EndpointDisabled | Outcome::Dropped => None,
+            };
+            let Some(reason) = reason else { continue };
+            // Only one of any number of concurrent failures finds it enabled.
+            let failing_long = if reason == "gone" {
+                String::new()
+            } else {
+                " AND failing_since IS NOT NULL AND failing_since <= $3 AND failing_since <= $4".to_string()
+            };
+            let row = sqlx::query(&format!(
+                "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, modified_at = $5 \
+                 WHERE id = $2 AND enabled = 1 AND deleted_at IS NULL{failing_long} RETURNING {ENDPOINT_COLUMNS}"
+            ))
+            .bind(reason)
+            .bind(&endpoint)
+            .bind(to_micros(f.attempted_at - disable_after))
+            .bind(to_micros(f.attempted_at - min_span))
+            .bind(to_micros(f.attempted_at))
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some(row) = row else { continue };
+            let ep = endpoint_from_row(&row)?;
+            stop_pending(tx, ep.id, DeliveryStatus::Failed).await?;
+            let notice = kelviq_core::events::endpoint_disabled(&ep, &f.tenant, f.attempted_at);
+            if insert_event(tx, &f.tenant, &notice).await? > 0 {
+                work.webhooks_queued = true;
+            }
+            disabled.push((f.tenant.clone(), ep));
+        }
+        work.commit().await?;
+        Ok(disabled)
+    }
+
+    /// Queues an event again: to one endpoint, or (`None`) to every enabled
+    /// endpoint that wants its type. Returns how many deliveries.
+    pub async fn resend_event(
+        &self,
+        tenant: &Tenant,
+        event_id: uuid::Uuid,
+        endpoint: Option<uuid::Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let (org, env) = tenant_binds(tenant);
+        let mut work = self.begin(tenant).await?;
+        let tx = &mut work.tx;
+        let event_type: String =
+            sqlx::query("SELECT event_type FROM events WHERE id = $1 AND org_id = $2 AND environment = $3")
+                .bind(event_id.to_string())
+                .bind(&org)
+                .bind(env)
+                .fetch_optional(&mut **tx)
+                .await?
+                .ok_or(StoreError::NotFound)?
+                .try_get("event_type")?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND environment = $2 \
+             AND deleted_at IS NULL AND ($3 = '' OR id = $3)"
+        ))
+        .bind(&org)
+        .bind(env)
+        .bind(endpoint.map(|e| e.to_string()).unwrap_or_default())
+        .fetch_all(&mut **tx)
+        .await?;
+        let endpoints: Vec<Endpoint> = rows.iter().map(endpoint_from_row).collect::<Result<_>>()?;
+        if let Some(id) = endpoint {
+            match endpoints.first() {
+                None => return Err(invalid("endpointId", "No such endpoint.")),
+                Some(e) if !e.enabled => {
+                    return Err(invalid("endpointId", "The endpoint is disabled; enable it first."))
+                }
+                Some(_) => {}
+            }
+            let _ = id;
+        }
+        let mut queued = 0;
+        for e in endpoints.iter().filter(|e| e.enabled && (endpoint.is_some() || wants(&e.event_types, &event_type))) {
+            let again = sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'PENDING', next_attempt_at = $1, round_attempts = 0, \
+                 lease_until = NULL, lease_token = NULL WHERE event_id = $2 AND endpoint_id = $3",
+            )
+            .bind(to_micros(now))
+            .bind(event_id.to_string())
+            .bind(e.id.to_string())
+            .execute(&mut **tx)
+            .await?;
+            if again.rows_affected() == 0 {
+                let (event, endpoint) = (event_id.to_string(), e.id.to_string());
+                insert_delivery(tx, &org, env, &event, &endpoint, &event_type, Some(now), now).await?;
+            }
+            queued += 1;
+        }
+        work.webhooks_queued = queued > 0;
+        work.commit().await?;
+        Ok(queued)
+    }
+
+    /// Queues again every failed delivery to an (enabled) endpoint of events
+    /// since `since`. Returns how many.
+    pub async fn recover_deliveries(
+        &self,
+        tenant: &Tenant,
+        endpoint: uuid::Uuid,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let e = self.find_webhook_endpoint(tenant, endpoint).await?.ok_or(StoreError::NotFound)?;
+        if !e.enabled {
+            return Err(invalid("enabled", "The endpoint is disabled; enable it first."));
+        }
+        let (org, env) = tenant_binds(tenant);
+        let mut work = self.begin(tenant).await?;
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = 'PENDING', next_attempt_at = $1, round_attempts = 0, \
+             lease_until = NULL, lease_token = NULL \
+             WHERE endpoint_id = $2 AND org_id = $3 AND environment = $4 AND status = 'FAILED' AND created_at >= $5",
+        )
+        .bind(to_micros(now))
+        .bind(endpoint.to_string())
+        .bind(org)
+        .bind(env)
+        .bind(to_micros(since))
+        .execute(&mut *work.tx)
+        .await?;
+        work.webhooks_queued = done.rows_affected() > 0;
+        work.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Writes an event delivered to one endpoint only (a test event).
+    pub async fn send_event_to(&self, tenant: &Tenant, endpoint: uuid::Uuid, event: &OutboxEvent) -> Result<()> {
+        let (org, env) = tenant_binds(tenant);
+        let mut work = self.begin(tenant).await?;
+        crate::events::write_event(&mut work.tx, tenant, event).await?;
+        let (id, endpoint) = (event.id.to_string(), endpoint.to_string());
+        insert_delivery(&mut work.tx, &org, env, &id, &endpoint, &event.event_type, None, event.created_at).await?;
+        work.webhooks_queued = true;
+        work.commit().await?;
+        Ok(())
+    }
+
+    /// How many deliveries wait (due or not), for metrics.
+    pub async fn pending_deliveries(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE next_attempt_at IS NOT NULL")
+            .fetch_one(self.read_pool())
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// When the soonest pending delivery is due.
+    pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let row =
+            sqlx::query("SELECT MIN(next_attempt_at) AS t FROM webhook_deliveries WHERE next_attempt_at IS NOT NULL")
+                .fetch_one(self.read_pool())
+                .await?;
+        Ok(row.try_get::<Option<i64>, _>("t")?.map(from_micros))
+    }
+}
+
+fn invalid(field: &str, message: &str) -> StoreError {
+    StoreError::Invalid(FieldErrors::single(field, message))
+}
