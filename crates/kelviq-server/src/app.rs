@@ -100,7 +100,8 @@ pub async fn serve(
     let follower = tokio::spawn(crate::change_feed::follow(state.clone()));
     let writer = crate::usage::start(state.clone()).await?;
     let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
-    let scheduler = crate::selling::spawn_scheduler(state.clone(), scheduler_stop);
+    let scheduler = crate::selling::spawn_scheduler(state.clone(), scheduler_stop.clone());
+    let dispatcher = crate::webhooks::dispatcher::spawn(state.clone(), scheduler_stop);
     let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(signal);
     let server = tokio::spawn(async move { server.await });
     tokio::pin!(server);
@@ -115,6 +116,7 @@ pub async fn serve(
     writer.stop().await;
     let _ = stop_scheduler.send(true);
     let _ = scheduler.await;
+    let _ = dispatcher.await;
     state.store.close().await;
     Ok(())
 }

@@ -61,6 +61,31 @@ pub struct Config {
     /// on PostgreSQL). A process that could not read the feed for most of
     /// this time builds every customer's state again.
     pub change_feed_usage_retention_seconds: u64,
+    /// The key that seals stored secrets (webhook signing secrets): 64 hex
+    /// digits or base64 of 32 bytes. Unset: read from `secret.key` in the
+    /// data directory, made there on first start. Several processes on one
+    /// PostgreSQL must share it.
+    pub secret_key: Option<String>,
+    /// Subnets webhooks may reach although they are private, e.g.
+    /// `["127.0.0.0/8", "::1/128"]`; plain `http://` endpoints only here.
+    pub webhook_allow_subnets: Vec<String>,
+    /// How long an endpoint has to answer.
+    pub webhook_timeout_ms: u64,
+    /// The waits between attempts (`s`, `m`, `h`, `d`).
+    pub webhook_retry_schedule: String,
+    pub webhook_retry_jitter_percent: i64,
+    /// An endpoint failing without a success this long is disabled …
+    pub webhook_disable_after_hours: i64,
+    /// … when at least this long lies between its first and last failure.
+    pub webhook_disable_min_span_hours: i64,
+    /// Most attempts in flight in this process, and to one endpoint.
+    pub webhook_concurrency: usize,
+    pub webhook_endpoint_concurrency: usize,
+    /// How often the dispatcher looks for due deliveries it was not told of
+    /// (this process is told of its own commits at once).
+    pub webhook_poll_interval_ms: u64,
+    /// How long events (and their delivery logs) are kept.
+    pub event_retention_days: i64,
 }
 
 impl Default for Config {
@@ -86,6 +111,17 @@ impl Default for Config {
             usage_fold_interval_ms: 1000,
             usage_writers: 4,
             change_feed_usage_retention_seconds: 300,
+            secret_key: None,
+            webhook_allow_subnets: Vec::new(),
+            webhook_timeout_ms: 15_000,
+            webhook_retry_schedule: "5s,5m,30m,2h,5h,10h,10h".into(),
+            webhook_retry_jitter_percent: 20,
+            webhook_disable_after_hours: 120,
+            webhook_disable_min_span_hours: 12,
+            webhook_concurrency: 128,
+            webhook_endpoint_concurrency: 16,
+            webhook_poll_interval_ms: 1000,
+            event_retention_days: 30,
         }
     }
 }
@@ -114,6 +150,18 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_USAGE_FOLD_INTERVAL_MS",
     "KELVIQ_USAGE_WRITERS",
     "KELVIQ_CHANGE_FEED_USAGE_RETENTION_SECONDS",
+    "KELVIQ_SECRET_KEY",
+    "KELVIQ_SECRET_KEY_FILE",
+    "KELVIQ_WEBHOOK_ALLOW_SUBNETS",
+    "KELVIQ_WEBHOOK_TIMEOUT_MS",
+    "KELVIQ_WEBHOOK_RETRY_SCHEDULE",
+    "KELVIQ_WEBHOOK_RETRY_JITTER_PERCENT",
+    "KELVIQ_WEBHOOK_DISABLE_AFTER_HOURS",
+    "KELVIQ_WEBHOOK_DISABLE_MIN_SPAN_HOURS",
+    "KELVIQ_WEBHOOK_CONCURRENCY",
+    "KELVIQ_WEBHOOK_ENDPOINT_CONCURRENCY",
+    "KELVIQ_WEBHOOK_POLL_INTERVAL_MS",
+    "KELVIQ_EVENT_RETENTION_DAYS",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -182,6 +230,30 @@ impl Config {
         parse_env(env, "KELVIQ_USAGE_FOLD_INTERVAL_MS", &mut cfg.usage_fold_interval_ms)?;
         parse_env(env, "KELVIQ_USAGE_WRITERS", &mut cfg.usage_writers)?;
         parse_env(env, "KELVIQ_CHANGE_FEED_USAGE_RETENTION_SECONDS", &mut cfg.change_feed_usage_retention_seconds)?;
+        if let Some(path) = env("KELVIQ_SECRET_KEY_FILE") {
+            let key =
+                std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("KELVIQ_SECRET_KEY_FILE {path}: {e}"))?;
+            cfg.secret_key = Some(key.trim().to_string());
+        }
+        if let Some(v) = env("KELVIQ_SECRET_KEY") {
+            cfg.secret_key = Some(v.trim().to_string());
+        }
+        if let Some(v) = env("KELVIQ_WEBHOOK_ALLOW_SUBNETS") {
+            cfg.webhook_allow_subnets =
+                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        if let Some(v) = env("KELVIQ_WEBHOOK_RETRY_SCHEDULE") {
+            cfg.webhook_retry_schedule = v;
+        }
+        parse_env(env, "KELVIQ_WEBHOOK_TIMEOUT_MS", &mut cfg.webhook_timeout_ms)?;
+        parse_env(env, "KELVIQ_WEBHOOK_RETRY_JITTER_PERCENT", &mut cfg.webhook_retry_jitter_percent)?;
+        parse_env(env, "KELVIQ_WEBHOOK_DISABLE_AFTER_HOURS", &mut cfg.webhook_disable_after_hours)?;
+        parse_env(env, "KELVIQ_WEBHOOK_DISABLE_MIN_SPAN_HOURS", &mut cfg.webhook_disable_min_span_hours)?;
+        parse_env(env, "KELVIQ_WEBHOOK_CONCURRENCY", &mut cfg.webhook_concurrency)?;
+        parse_env(env, "KELVIQ_WEBHOOK_ENDPOINT_CONCURRENCY", &mut cfg.webhook_endpoint_concurrency)?;
+        parse_env(env, "KELVIQ_WEBHOOK_POLL_INTERVAL_MS", &mut cfg.webhook_poll_interval_ms)?;
+        parse_env(env, "KELVIQ_EVENT_RETENTION_DAYS", &mut cfg.event_retention_days)?;
+        cfg.webhook_settings()?;
         if cfg.change_feed_usage_retention_seconds < 2 {
             anyhow::bail!(
                 "change_feed_usage_retention_seconds = {}: usage rows must stay in the change feed at least 2 s",
@@ -205,16 +277,110 @@ impl Config {
         format!("sqlite://{}", dir.join("kelviq.db").display())
     }
 
-    /// The config as TOML, with secrets (database password) redacted.
+    /// The webhook settings, checked.
+    pub fn webhook_settings(&self) -> anyhow::Result<WebhookSettings> {
+        use kelviq_core::webhooks::{DisablePolicy, RetrySchedule, Subnet};
+        let schedule = RetrySchedule::parse(&self.webhook_retry_schedule, self.webhook_retry_jitter_percent)
+            .map_err(|e| anyhow::anyhow!("webhook_retry_schedule: {e}"))?;
+        let allowed = self
+            .webhook_allow_subnets
+            .iter()
+            .map(|s| Subnet::parse(s).map_err(|e| anyhow::anyhow!("webhook_allow_subnets: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if !(1..=10 * 24).contains(&self.webhook_disable_after_hours) || self.webhook_disable_min_span_hours < 0 {
+            anyhow::bail!("webhook_disable_after_hours is 1 to 240, webhook_disable_min_span_hours at least 0");
+        }
+        if !(100..=120_000).contains(&self.webhook_timeout_ms) {
+            anyhow::bail!("webhook_timeout_ms is between 100 and 120000");
+        }
+        if self.webhook_concurrency == 0 || self.webhook_endpoint_concurrency == 0 {
+            anyhow::bail!("webhook_concurrency and webhook_endpoint_concurrency are at least 1");
+        }
+        if !(1..=3650).contains(&self.event_retention_days) {
+            anyhow::bail!("event_retention_days is between 1 and 3650");
+        }
+        Ok(WebhookSettings {
+            schedule,
+            allowed,
+            disable: DisablePolicy {
+                after: chrono::Duration::hours(self.webhook_disable_after_hours),
+                min_span: chrono::Duration::hours(self.webhook_disable_min_span_hours),
+            },
+            timeout: std::time::Duration::from_millis(self.webhook_timeout_ms),
+            concurrency: self.webhook_concurrency,
+            endpoint_concurrency: self.webhook_endpoint_concurrency,
+            poll_interval: std::time::Duration::from_millis(self.webhook_poll_interval_ms.max(10)),
+            retention: chrono::Duration::days(self.event_retention_days),
+        })
+    }
+
+    /// The key that seals stored secrets: the configured one, or the one in
+    /// `secret.key` in the data directory (made on first use, readable by
+    /// its owner only).
+    pub fn secret_key(&self) -> anyhow::Result<kelviq_core::sealing::SecretKey> {
+        use kelviq_core::sealing::SecretKey;
+        if let Some(text) = &self.secret_key {
+            return SecretKey::parse(text).map_err(|e| anyhow::anyhow!("secret_key: {e}"));
+        }
+        let path = self.data_dir.join("secret.key");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", self.data_dir.display()))?;
+                let key = SecretKey::generate();
+                write_private(&path, &key.to_hex())?;
+                // Two processes starting at once: whoever wrote first wins.
+                let text = std::fs::read_to_string(&path)?;
+                SecretKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            }
+            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        }
+    }
+
     /// Where uploaded files live.
     pub fn media_dir(&self) -> PathBuf {
         self.data_dir.join("media")
     }
 
+    /// The config as TOML, with secrets (database password, secret key) redacted.
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
+        if shown.secret_key.is_some() {
+            shown.secret_key = Some("***".into());
+        }
         shown.database_url = Some(kelviq_store::redact_url(&self.effective_database_url()));
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}"))
+    }
+}
+
+/// The checked webhook settings (see [`Config::webhook_settings`]).
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub schedule: kelviq_core::webhooks::RetrySchedule,
+    pub allowed: Vec<kelviq_core::webhooks::Subnet>,
+    pub disable: kelviq_core::webhooks::DisablePolicy,
+    pub timeout: std::time::Duration,
+    pub concurrency: usize,
+    pub endpoint_concurrency: usize,
+    pub poll_interval: std::time::Duration,
+    pub retention: chrono::Duration,
+}
+
+/// Creates `path` with `text`, readable by its owner only; an existing file is kept.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut f) => Ok(f.write_all(text.as_bytes()).and_then(|_| f.sync_all())?),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("cannot create {}: {e}", path.display())),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod routes;
 pub mod selling;
 pub mod state;
 pub mod usage;
+pub mod webhooks;
 pub mod wire;
 
 pub use app::{bootstrap_demo, launch, open_store, router, serve};

@@ -4,7 +4,7 @@
 
 use crate::routes::{
     catalog, charges, checkout, customers, entitlements, health, media, money, plans, reporting, subscriptions,
-    test_clock,
+    test_clock, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -36,6 +36,10 @@ use utoipa::{Modify, OpenApi};
         test_clock::advance_test_clock, entitlements::get_entitlements,
         reporting::report_usage, reporting::report_event, reporting::report_events_batch, entitlements::consume,
         entitlements::set_override, entitlements::revert_override, entitlements::reset_usage,
+        webhooks::create_endpoint, webhooks::list_endpoints, webhooks::retrieve_endpoint, webhooks::update_endpoint,
+        webhooks::delete_endpoint, webhooks::rotate_secret, webhooks::test_endpoint, webhooks::recover,
+        webhooks::list_events, webhooks::retrieve_event, webhooks::event_attempts, webhooks::resend,
+        webhooks::webhook_logs,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
@@ -45,9 +49,10 @@ use utoipa::{Modify, OpenApi};
         checkout::CheckoutIn, crate::http::input::FeatureQuantityIn, checkout::CompleteIn,
         subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, charges::ChargeIn,
         money::RefundIn, test_clock::AdvanceIn,
-        crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn)),
+        crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn,
+        webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

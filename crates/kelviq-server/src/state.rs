@@ -34,10 +34,16 @@ pub struct Shared {
     pub origin: Arc<str>,
     /// The usage writer (group commit), started by `serve`.
     pub ingest: crate::usage::Ingest,
+    /// Webhook settings, the secret key and the delivery client.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl AppState {
+    /// The state for `config`. Panics when the webhook settings or the
+    /// secret key are unusable: `serve` checks both first ([`crate::webhooks::Webhooks::new`]).
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let webhooks =
+            crate::webhooks::Webhooks::new(&config).unwrap_or_else(|e| panic!("webhook settings or secret key: {e:#}"));
         let keys = Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_seconds)));
         Self(Arc::new(Shared {
             store,
@@ -48,6 +54,7 @@ impl AppState {
             test_clocks: Arc::default(),
             origin: uuid::Uuid::new_v4().simple().to_string().into(),
             ingest: crate::usage::Ingest::default(),
+            webhooks,
         }))
     }
 }

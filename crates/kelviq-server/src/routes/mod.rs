@@ -13,6 +13,7 @@ pub mod plans;
 pub mod reporting;
 pub mod subscriptions;
 pub mod test_clock;
+pub mod webhooks;
 
 use crate::state::AppState;
 use axum::Router;
@@ -31,4 +32,5 @@ pub fn api_router() -> Router<AppState> {
         .merge(charges::router())
         .merge(money::router())
         .merge(test_clock::router())
+        .merge(webhooks::router())
 }

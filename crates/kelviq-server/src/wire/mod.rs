@@ -6,6 +6,7 @@ pub mod ops;
 pub mod plans;
 pub mod selling;
 pub mod usage;
+pub mod webhooks;
 
 use serde::{Deserialize, Deserializer};
 

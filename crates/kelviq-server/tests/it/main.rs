@@ -23,4 +23,5 @@ mod sdk_metering;
 mod sdk_selling;
 mod selling;
 mod shutdown;
+mod webhooks;
 mod wire_openapi;

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod process;
+pub mod receiver;
 
 use chrono::{DateTime, Utc};
 use kelviq_core::keys::{generate, KeyKind};

@@ -1,0 +1,288 @@
+//! The dispatcher: claims due deliveries from the database, keeps a queue
+//! per endpoint so that one slow or dead endpoint holds at most its own
+//! share of the attempts in flight, sends them, and hands each result to a
+//! writer that records them in batches.
+//!
+//! A claimed delivery is leased to this process; if the process dies, the
+//! lease ends and any process takes it again (at least once). Deliveries
+//! this process already holds are never started twice, even when a moved
+//! clock ends their lease early.
+
+use super::send::attempt;
+use crate::state::AppState;
+use kelviq_store::{Claimed, Finished};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// The most deliveries one claim takes.
+const CLAIM_BATCH: usize = 256;
+/// The most deliveries this process holds (in flight and waiting).
+const MAX_HELD: usize = 2048;
+/// The most results written in one transaction.
+const WRITE_BATCH: usize = 1024;
+/// How often old events are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// A delivery that waited longer than this in its endpoint's queue reads
+/// its endpoint again before it is sent.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+/// How long a stopping dispatcher waits for attempts in flight.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Starts the dispatcher; it runs until `stop` turns true.
+pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let (results, writer) = start_writer(state.clone());
+        Dispatcher::new(state, results).run(stop).await;
+        let _ = writer.await;
+    })
+}
+
+/// An endpoint's queue in this process.
+#[derive(Default)]
+struct Queue {
+    /// Claimed deliveries waiting for a slot, with when they were claimed.
+    waiting: VecDeque<(Instant, Claimed)>,
+    in_flight: usize,
+    /// The earliest a rate-limited endpoint may get its next message.
+    next_at: Option<Instant>,
+}
+
+struct Dispatcher {
+    state: AppState,
+    queues: HashMap<uuid::Uuid, Queue>,
+    /// Seqs of the deliveries this process holds.
+    held: HashSet<i64>,
+    in_flight: usize,
+    done_tx: mpsc::UnboundedSender<(uuid::Uuid, Finished)>,
+    done_rx: mpsc::UnboundedReceiver<(uuid::Uuid, Finished)>,
+    results: mpsc::Sender<Finished>,
+    /// The last claim was full: more may be due.
+    more_due: bool,
+    last_prune: Option<Instant>,
+}
+
+impl Dispatcher {
+    fn new(state: AppState, results: mpsc::Sender<Finished>) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Dispatcher {
+            state,
+            queues: HashMap::new(),
+            held: HashSet::new(),
+            in_flight: 0,
+            done_tx,
+            done_rx,
+            results,
+            more_due: true,
+            last_prune: None,
+        }
+    }
+
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let poll = self.state.webhooks.settings.poll_interval;
+        let bell = self.state.store.webhook_bell().clone();
+        let mut claim_now = true;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            if claim_now || self.more_due {
+                claim_now = false;
+                if let Err(e) = self.claim().await {
+                    if self.state.store.is_closed() {
+                        break;
+                    }
+                    tracing::warn!(error = %e, "claiming webhook deliveries failed; trying again shortly");
+                    self.more_due = false;
+                }
+            }
+            let wait_rate = self.start_ready();
+            self.prune_now_and_then().await;
+            let sleep = wait_rate.map_or(poll, |w| w.min(poll));
+            tokio::select! {
+                done = self.done_rx.recv() => {
+                    if let Some((endpoint, finished)) = done {
+                        self.finished(endpoint, finished).await;
+                    }
+                    // Ready for more of what is due, but without a claim per result.
+                    while let Ok((endpoint, finished)) = self.done_rx.try_recv() {
+                        self.finished(endpoint, finished).await;
+                    }
+                }
+                _ = bell.rung() => claim_now = true,
+                _ = tokio::time::sleep(sleep) => claim_now = wait_rate.is_none() || sleep == poll,
+                _ = stop.changed() => {}
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Claims what is due into the endpoints' queues.
+    async fn claim(&mut self) -> anyhow::Result<()> {
+        let held = self.held.len();
+        if held >= MAX_HELD {
+            self.more_due = false;
+            return Ok(());
+        }
+        let hooks = &self.state.webhooks;
+        let cap = hooks.settings.endpoint_concurrency;
+        // Endpoints with a backlog here are served from it first.
+        let busy: Vec<uuid::Uuid> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.waiting.is_empty() || q.in_flight >= cap)
+            .map(|(id, _)| *id)
+            .take(500)
+            .collect();
+        let limit = CLAIM_BATCH.min(MAX_HELD - held);
+        let now = self.state.clock.now();
+        // Long enough for a full claim to one endpoint to drain at its concurrency.
+        let rounds = limit.div_ceil(cap) as u32 + 1;
+        let lease = chrono::Duration::from_std(hooks.settings.timeout * rounds + Duration::from_secs(30))?;
+        let claimed =
+            self.state.store.claim_deliveries(&self.state.origin, now, now + lease, limit as i64, &busy).await?;
+        self.more_due = claimed.len() == limit;
+        for c in claimed {
+            if !self.held.insert(c.seq) {
+                continue; // still ours, from an earlier claim (the clock moved past its lease)
+            }
+            let endpoint = c.endpoint.as_ref().map_or(uuid::Uuid::nil(), |e| e.id);
+            self.queues.entry(endpoint).or_default().waiting.push_back((Instant::now(), c));
+        }
+        Ok(())
+    }
+
+    /// Starts every waiting delivery its endpoint and the process have room
+    /// for. Returns how long until a rate-limited endpoint may send again.
+    fn start_ready(&mut self) -> Option<Duration> {
+        let settings = &self.state.webhooks.settings;
+        let (cap, global) = (settings.endpoint_concurrency, settings.concurrency);
+        let mut soonest: Option<Duration> = None;
+        let now = Instant::now();
+        for (endpoint, queue) in self.queues.iter_mut() {
+            while self.in_flight < global && !queue.waiting.is_empty() {
+                let (_, first) = queue.waiting.front().expect("not empty");
+                let limits = first.endpoint.as_ref().map(|e| (e.fifo, e.rate_limit));
+                let cap = match limits {
+                    Some((true, _)) => 1,
+                    _ => cap,
+                };
+                if queue.in_flight >= cap {
+                    break;
+                }
+                if let Some(rate) = limits.and_then(|(_, r)| r).filter(|r| *r > 0) {
+                    if let Some(at) = queue.next_at.filter(|at| *at > now) {
+                        let wait = at - now;
+                        soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
+                        break;
+                    }
+                    queue.next_at = Some(now + Duration::from_secs(1) / rate as u32);
+                }
+                let (claimed_at, mut claimed) = queue.waiting.pop_front().expect("not empty");
+                queue.in_flight += 1;
+                self.in_flight += 1;
+                let (state, done, endpoint) = (self.state.clone(), self.done_tx.clone(), *endpoint);
+                tokio::spawn(async move {
+                    // What waited here a while is sent as its endpoint is now
+                    // (disabled, deleted or filtered meanwhile: not at all).
+                    if claimed_at.elapsed() > STALE_AFTER {
+                        if let Some(e) = &claimed.endpoint {
+                            match state.store.find_webhook_endpoint(&claimed.tenant, e.id).await {
+                                Ok(now) => claimed.endpoint = now,
+                                Err(err) => tracing::warn!(error = %err, "re-reading a webhook endpoint failed"),
+                            }
+                        }
+                    }
+                    let finished = attempt(&state.webhooks, state.clock.as_ref(), claimed).await;
+                    let _ = done.send((endpoint, finished));
+                });
+            }
+        }
+        metrics::gauge!("webhook_attempts_in_flight").set(self.in_flight as f64);
+        soonest
+    }
+
+    async fn finished(&mut self, endpoint: uuid::Uuid, finished: Finished) {
+        self.in_flight -= 1;
+        if let Some(q) = self.queues.get_mut(&endpoint) {
+            q.in_flight -= 1;
+            if q.in_flight == 0 && q.waiting.is_empty() && q.next_at.is_none_or(|at| at <= Instant::now()) {
+                self.queues.remove(&endpoint);
+            }
+        }
+        self.held.remove(&finished.seq);
+        if self.results.send(finished).await.is_err() {
+            tracing::warn!("the webhook result writer has stopped");
+        }
+    }
+
+    async fn prune_now_and_then(&mut self) {
+        if self.last_prune.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let before = self.state.clock.now() - self.state.webhooks.settings.retention;
+        match self.state.store.prune_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "pruned events past their retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning old events failed"),
+        }
+    }
+
+    /// Lets the attempts in flight finish (for a while), and gives back what waits.
+    async fn stop(mut self) {
+        let deadline = Instant::now() + STOP_WAIT;
+        while self.in_flight > 0 {
+            match tokio::time::timeout_at(deadline.into(), self.done_rx.recv()).await {
+                Ok(Some((endpoint, finished))) => self.finished(endpoint, finished).await,
+                _ => break,
+            }
+        }
+        let waiting: Vec<(i64, String)> =
+            self.queues.values().flat_map(|q| q.waiting.iter().map(|(_, c)| (c.seq, c.lease_token.clone()))).collect();
+        if !waiting.is_empty() {
+            if let Err(e) = self.state.store.release_deliveries(&waiting).await {
+                tracing::warn!(error = %e, "giving back waiting webhook deliveries failed; their lease will end");
+            }
+        }
+    }
+}
+
+/// The writer: records finished attempts in batches, retrying on errors.
+fn start_writer(state: AppState) -> (mpsc::Sender<Finished>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Finished>(MAX_HELD);
+    let task = tokio::spawn(async move {
+        let disable = state.webhooks.settings.disable;
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(f) => batch.push(f),
+                    Err(_) => break,
+                }
+            }
+            loop {
+                match state.store.finish_deliveries(&batch, disable.after, disable.min_span).await {
+                    Ok(disabled) => {
+                        for (tenant, endpoint) in disabled {
+                            tracing::warn!(org = %tenant.org_id, env = tenant.env.as_str(), endpoint = %endpoint.id,
+                                reason = endpoint.disabled_reason.as_deref().unwrap_or(""), "webhook endpoint disabled");
+                        }
+                        break;
+                    }
+                    Err(e) if state.store.is_closed() => {
+                        tracing::warn!(error = %e, results = batch.len(), "stopping with webhook results unwritten; those deliveries will be attempted again");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "recording webhook attempts failed; trying again");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            batch.clear();
+        }
+    });
+    (tx, task)
+}
