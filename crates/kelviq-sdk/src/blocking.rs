@@ -10,6 +10,7 @@ use crate::selling::{
     ListMoney, ListSubscriptions, MessageResponse, PaymentMethod, Refund, Subscription, Transaction, UpdatePreview,
     UpdateSubscription, UpdateSubscriptionResponse,
 };
+use crate::webhook_api::{EndpointParams, ListEvents, WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookLog};
 use crate::Error;
 use serde_json::Value;
 use std::sync::Arc;
@@ -32,6 +33,10 @@ impl Kelviq {
 
     pub fn customers(&self) -> Customers<'_> {
         Customers { client: self }
+    }
+
+    pub fn webhooks(&self) -> Webhooks<'_> {
+        Webhooks { client: self }
     }
 
     pub fn catalog(&self) -> Catalog<'_> {
@@ -354,5 +359,57 @@ impl Reporting<'_> {
     }
     pub fn flush(&self) -> usize {
         self.client.block_on(self.client.inner.reporting().flush())
+    }
+}
+
+/// Webhook management, blocking (see [`crate::webhook_api::Webhooks`]).
+pub struct Webhooks<'a> {
+    client: &'a Kelviq,
+}
+
+impl Webhooks<'_> {
+    pub fn create_endpoint(&self, params: EndpointParams) -> Result<WebhookEndpoint, Error> {
+        self.client.block_on(self.client.inner.webhooks().create_endpoint(params))
+    }
+    pub fn list_endpoints(&self, page: Option<u32>) -> Result<Page<WebhookEndpoint>, Error> {
+        self.client.block_on(self.client.inner.webhooks().list_endpoints(page))
+    }
+    pub fn retrieve_endpoint(&self, id: &str) -> Result<WebhookEndpoint, Error> {
+        self.client.block_on(self.client.inner.webhooks().retrieve_endpoint(id))
+    }
+    pub fn update_endpoint(&self, id: &str, changes: EndpointParams) -> Result<WebhookEndpoint, Error> {
+        self.client.block_on(self.client.inner.webhooks().update_endpoint(id, changes))
+    }
+    pub fn delete_endpoint(&self, id: &str) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.webhooks().delete_endpoint(id))
+    }
+    pub fn rotate_secret(&self, id: &str) -> Result<String, Error> {
+        self.client.block_on(self.client.inner.webhooks().rotate_secret(id))
+    }
+    pub fn test_endpoint(&self, id: &str) -> Result<String, Error> {
+        self.client.block_on(self.client.inner.webhooks().test_endpoint(id))
+    }
+    pub fn recover(&self, id: &str, since: &str) -> Result<u64, Error> {
+        self.client.block_on(self.client.inner.webhooks().recover(id, since))
+    }
+    pub fn list_events(&self, params: ListEvents) -> Result<Page<WebhookEvent>, Error> {
+        self.client.block_on(self.client.inner.webhooks().list_events(params))
+    }
+    pub fn retrieve_event(&self, id: &str) -> Result<WebhookEvent, Error> {
+        self.client.block_on(self.client.inner.webhooks().retrieve_event(id))
+    }
+    pub fn attempts(&self, event_id: &str) -> Result<Vec<WebhookAttempt>, Error> {
+        self.client.block_on(self.client.inner.webhooks().attempts(event_id))
+    }
+    pub fn resend(&self, event_id: &str, endpoint_id: Option<&str>) -> Result<u64, Error> {
+        self.client.block_on(self.client.inner.webhooks().resend(event_id, endpoint_id))
+    }
+    pub fn logs(
+        &self,
+        start_date: Option<&str>,
+        end_date: Option<&str>,
+        page: Option<u32>,
+    ) -> Result<Page<WebhookLog>, Error> {
+        self.client.block_on(self.client.inner.webhooks().logs(start_date, end_date, page))
     }
 }

@@ -25,6 +25,7 @@ pub mod models;
 pub mod plans;
 pub mod reporting;
 pub mod selling;
+pub mod webhook_api;
 pub mod webhooks;
 
 pub use environment::{environment_from_env, hosts_for};
@@ -174,6 +175,11 @@ impl Kelviq {
 
     pub fn customers(&self) -> customers::Customers<'_> {
         customers::Customers::new(&self.http)
+    }
+
+    /// Webhook endpoints, events, resend and recover (a self-hosted kelviq server).
+    pub fn webhooks(&self) -> webhook_api::Webhooks<'_> {
+        webhook_api::Webhooks::new(&self.http)
     }
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {

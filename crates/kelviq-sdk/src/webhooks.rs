@@ -28,11 +28,49 @@ pub fn sign(id: &str, timestamp: &str, body: &[u8], secret: &str) -> String {
     format!("v1,{}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// One signing secret, or several (a receiver switching secrets after a
+/// rotation accepts a delivery signed by any of them).
+pub trait Secrets {
+    fn each(&self) -> Vec<&str>;
+}
+
+impl Secrets for &str {
+    fn each(&self) -> Vec<&str> {
+        vec![self]
+    }
+}
+
+impl Secrets for &String {
+    fn each(&self) -> Vec<&str> {
+        vec![self.as_str()]
+    }
+}
+
+impl Secrets for &[&str] {
+    fn each(&self) -> Vec<&str> {
+        self.to_vec()
+    }
+}
+
+impl<const N: usize> Secrets for [&str; N] {
+    fn each(&self) -> Vec<&str> {
+        self.to_vec()
+    }
+}
+
+impl Secrets for &[String] {
+    fn each(&self) -> Vec<&str> {
+        self.iter().map(String::as_str).collect()
+    }
+}
+
 /// Verifies a delivery and returns its parsed JSON. `payload` must be the raw
-/// body as received; header names are matched case-insensitively.
-pub fn validate_event<'a, I>(payload: &[u8], headers: I, secret: &str) -> Result<Value, WebhookVerificationError>
+/// body as received; header names are matched case-insensitively; `secret`
+/// is one secret or a list (any of them may have signed it).
+pub fn validate_event<'a, I, S>(payload: &[u8], headers: I, secret: S) -> Result<Value, WebhookVerificationError>
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
+    S: Secrets,
 {
     let (mut id, mut timestamp, mut signature) = (None, None, None);
     for (name, value) in headers {
@@ -49,9 +87,14 @@ where
     let Some(given) = signature.strip_prefix("v1,") else {
         return Err(err("Invalid signature format."));
     };
-    let expected = sign(id, timestamp, payload, secret);
-    let expected = &expected["v1,".len()..];
-    if !(expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))) {
+    let matches = |secret: &str| {
+        let expected = sign(id, timestamp, payload, secret);
+        let expected = &expected["v1,".len()..];
+        expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+    };
+    // Every secret is tried, so the time taken does not say which matched.
+    let matched = secret.each().into_iter().fold(false, |found, s| matches(s) | found);
+    if !matched {
         return Err(err("Webhook signature verification failed."));
     }
     serde_json::from_slice(payload).map_err(|e| err(&format!("Webhook payload is not JSON: {e}")))
@@ -60,15 +103,16 @@ where
 /// [`validate_event`] that also refuses deliveries whose timestamp is more
 /// than `tolerance_seconds` from `now_unix` (the docs recommend 300 s; the
 /// official SDKs do not check it, so it is opt-in here).
-pub fn validate_event_with_tolerance<'a, I>(
+pub fn validate_event_with_tolerance<'a, I, S>(
     payload: &[u8],
     headers: I,
-    secret: &str,
+    secret: S,
     now_unix: i64,
     tolerance_seconds: i64,
 ) -> Result<Value, WebhookVerificationError>
 where
     I: IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    S: Secrets,
 {
     let timestamp = headers
         .clone()
@@ -122,6 +166,9 @@ mod tests {
             "Webhook signature verification failed."
         );
         assert!(validate_event_with_tolerance(BODY.as_bytes(), good, SECRET, 1_717_243_200 + 299, 300).is_ok());
+        // A list: any of its secrets may have signed it.
+        assert!(validate_event(BODY.as_bytes(), good, ["kq_whsec_new", SECRET]).is_ok());
+        assert!(validate_event(BODY.as_bytes(), good, ["kq_whsec_new", "kq_whsec_other"]).is_err());
         assert!(validate_event_with_tolerance(BODY.as_bytes(), good, SECRET, 1_717_243_200 + 301, 300).is_err());
     }
 }

@@ -270,16 +270,17 @@ pub async fn retrieve_event(
 
 /// Every attempt to deliver an event, oldest first.
 #[utoipa::path(get, path = "/api/v1/webhooks/events/{id}/attempts/", tag = "webhooks", params(("id" = String, Path)),
-    security(("bearer" = [])), responses((status = 200, description = "The attempts", body = Vec<AttemptOut>), (status = 401), (status = 404)))]
+    security(("bearer" = [])), responses((status = 200, description = "The attempts, all on one page", body = Page<AttemptOut>), (status = 401), (status = 404)))]
 pub async fn event_attempts(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<AttemptOut>>> {
+) -> ApiResult<Json<Page<AttemptOut>>> {
     let id = id_of(&id)?;
     state.store.find_event(&tenant, id).await?.ok_or_else(ApiError::not_found)?;
     let attempts = state.store.webhook_attempts(&tenant, id).await?;
-    Ok(Json(attempts.into_iter().map(AttemptOut::new).collect()))
+    let results: Vec<AttemptOut> = attempts.into_iter().map(AttemptOut::new).collect();
+    Ok(Json(Page { count: results.len() as u64, next: None, previous: None, results }))
 }
 
 /// Body of `POST /webhooks/events/{id}/resend/`.
