@@ -26,6 +26,8 @@ pub struct BenchOptions {
     pub batch_connections: usize,
     /// Measurements to run (empty: all).
     pub only: Vec<String>,
+    /// Events the webhook measurement delivers.
+    pub webhook_events: u64,
     /// `None`: a temporary SQLite file.
     pub database_url: Option<String>,
     /// The configuration the server runs with (its tunables: usage writers,
@@ -84,6 +86,8 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     config.data_dir = dir.to_path_buf();
     config.database_url = database_url;
     config.key_cache_seconds = 3600;
+    // The webhook measurement's receiver listens on this machine.
+    config.webhook_allow_subnets = vec!["127.0.0.0/8".into()];
     let store = open_store(&config).await?;
     let backend = store.backend().name();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -197,6 +201,9 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         .await;
         report("raw events, 100 per request", &batched);
         report_writer(&client, &base, before).await;
+    }
+    if wants("webhooks") {
+        crate::webhooks::run(&state, &base, &key, &tenant, options.webhook_events).await?;
     }
     let _ = stop.send(());
     let _ = server.await;

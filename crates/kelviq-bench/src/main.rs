@@ -5,6 +5,7 @@
 
 mod bench;
 mod loadgen;
+mod webhooks;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -39,7 +40,10 @@ struct Args {
     /// Concurrent connections sending 100-event batches.
     #[arg(long, default_value_t = 16)]
     batch_connections: usize,
-    /// Runs only these measurements (comma-separated: checks, events, batches).
+    /// Events the webhook measurement delivers.
+    #[arg(long, default_value_t = 50_000)]
+    webhook_events: u64,
+    /// Runs only these measurements (comma-separated: checks, events, batches, webhooks).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -74,6 +78,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         connections: args.connections,
         batch_connections: args.batch_connections,
         only: args.only,
+        webhook_events: args.webhook_events,
         database_url: config.database_url.clone(),
         config,
     };

@@ -96,7 +96,11 @@ impl Dispatcher {
                     self.more_due = false;
                 }
             }
-            let wait_rate = self.start_ready();
+            let (wait_rate, drained) = self.start_ready();
+            if drained {
+                claim_now = true;
+                continue;
+            }
             self.prune_now_and_then().await;
             let sleep = wait_rate.map_or(poll, |w| w.min(poll));
             tokio::select! {
@@ -126,14 +130,10 @@ impl Dispatcher {
         }
         let hooks = &self.state.webhooks;
         let cap = hooks.settings.endpoint_concurrency;
-        // Endpoints with a backlog here are served from it first.
-        let busy: Vec<uuid::Uuid> = self
-            .queues
-            .iter()
-            .filter(|(_, q)| !q.waiting.is_empty() || q.in_flight >= cap)
-            .map(|(id, _)| *id)
-            .take(500)
-            .collect();
+        // Endpoints with a backlog here are served from it first; the
+        // moment one's backlog is gone, the dispatcher claims again.
+        let busy: Vec<uuid::Uuid> =
+            self.queues.iter().filter(|(_, q)| !q.waiting.is_empty()).map(|(id, _)| *id).take(500).collect();
         let limit = CLAIM_BATCH.min(MAX_HELD - held);
         let now = self.state.clock.now();
         // Long enough for a full claim to one endpoint to drain at its concurrency.
@@ -153,8 +153,10 @@ impl Dispatcher {
     }
 
     /// Starts every waiting delivery its endpoint and the process have room
-    /// for. Returns how long until a rate-limited endpoint may send again.
-    fn start_ready(&mut self) -> Option<Duration> {
+    /// for. Returns how long until a rate-limited endpoint may send again,
+    /// and whether an endpoint's backlog ran out (time to claim more).
+    fn start_ready(&mut self) -> (Option<Duration>, bool) {
+        let mut drained = false;
         let settings = &self.state.webhooks.settings;
         let (cap, global) = (settings.endpoint_concurrency, settings.concurrency);
         let mut soonest: Option<Duration> = None;
@@ -179,6 +181,7 @@ impl Dispatcher {
                     queue.next_at = Some(now + Duration::from_secs(1) / rate as u32);
                 }
                 let (claimed_at, mut claimed) = queue.waiting.pop_front().expect("not empty");
+                drained |= queue.waiting.is_empty();
                 queue.in_flight += 1;
                 self.in_flight += 1;
                 let (state, done, endpoint) = (self.state.clone(), self.done_tx.clone(), *endpoint);
@@ -199,7 +202,7 @@ impl Dispatcher {
             }
         }
         metrics::gauge!("webhook_attempts_in_flight").set(self.in_flight as f64);
-        soonest
+        (soonest, drained)
     }
 
     async fn finished(&mut self, endpoint: uuid::Uuid, finished: Finished) {

@@ -220,6 +220,8 @@ impl Store {
     ) -> Result<Vec<(Tenant, Endpoint)>> {
         let mut work = self.begin(&finished.first().map(|f| f.tenant.clone()).ok_or(StoreError::NotFound)?).await?;
         let mut disabled = Vec::new();
+        // Endpoints a success in this batch brought back, not yet written.
+        let mut recovered = std::collections::HashSet::new();
         for f in finished {
             let tx = &mut work.tx;
             let (org, env) = tenant_binds(&f.tenant);
@@ -274,15 +276,14 @@ impl Store {
             let endpoint = f.endpoint_id.to_string();
             let reason = match f.outcome {
                 Outcome::Succeeded => {
-                    sqlx::query(
-                        "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-                    )
-                    .bind(&endpoint)
-                    .execute(&mut **tx)
-                    .await?;
+                    // Once per endpoint and batch, unless a failure follows.
+                    recovered.insert(endpoint.clone());
                     None
                 }
                 Outcome::Retry(_) | Outcome::Exhausted => {
+                    if recovered.remove(&endpoint) {
+                        clear_failing(tx, &endpoint).await?;
+                    }
                     sqlx::query(
                         "UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
                     )
@@ -321,6 +322,9 @@ impl Store {
                 work.webhooks_queued = true;
             }
             disabled.push((f.tenant.clone(), ep));
+        }
+        for endpoint in &recovered {
+            clear_failing(&mut work.tx, endpoint).await?;
         }
         work.commit().await?;
         Ok(disabled)
@@ -449,6 +453,15 @@ impl Store {
                 .await?;
         Ok(row.try_get::<Option<i64>, _>("t")?.map(from_micros))
     }
+}
+
+/// An endpoint answered: it is failing no more.
+async fn clear_failing(tx: &mut Transaction<'_, Any>, endpoint: &str) -> Result<()> {
+    sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL")
+        .bind(endpoint)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 fn invalid(field: &str, message: &str) -> StoreError {
