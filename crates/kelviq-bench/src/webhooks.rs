@@ -116,18 +116,22 @@ async fn commit_to_attempt(
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let seen = arrivals.0.lock().unwrap();
-        if committed.iter().all(|(id, _)| seen.contains_key(id)) || Instant::now() > deadline {
-            let mut ms: Vec<f64> = committed
-                .iter()
-                .filter_map(|(id, at)| {
-                    seen.get(id).map(|got| got.saturating_duration_since(*at).as_secs_f64() * 1000.0)
-                })
-                .collect();
-            ms.sort_by(f64::total_cmp);
+        let done = {
+            let seen = arrivals.0.lock().unwrap();
+            (committed.iter().all(|(id, _)| seen.contains_key(id)) || Instant::now() > deadline).then(|| {
+                let mut ms: Vec<f64> = committed
+                    .iter()
+                    .filter_map(|(id, at)| {
+                        seen.get(id).map(|got| got.saturating_duration_since(*at).as_secs_f64() * 1000.0)
+                    })
+                    .collect();
+                ms.sort_by(f64::total_cmp);
+                ms
+            })
+        };
+        if let Some(ms) = done {
             return Ok(ms);
         }
-        drop(seen);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -58,6 +58,9 @@ enum Command {
     /// Export or apply an environment's catalog as a TOML file.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Manage webhook endpoints (a running server delivers to them).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Print the effective configuration (secrets redacted).
     Config,
     /// Print this server's OpenAPI document.
@@ -107,6 +110,57 @@ enum CatalogCommand {
         /// Print the changes without making them.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhooksCommand {
+    /// Make an endpoint; prints its id and its signing secret (shown this once).
+    Create {
+        url: String,
+        /// Event types, comma-separated (default: every type).
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// `kelviq` (default) or `standard` (Standard Webhooks).
+        #[arg(long)]
+        signature_format: Option<String>,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value = "sandbox")]
+        env: Environment,
+    },
+    /// List the endpoints.
+    List {
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value = "sandbox")]
+        env: Environment,
+    },
+    /// Delete an endpoint; its pending deliveries are cancelled.
+    Delete {
+        id: uuid::Uuid,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value = "sandbox")]
+        env: Environment,
+    },
+    /// Give an endpoint a new signing secret; prints it (shown this once).
+    Rotate {
+        id: uuid::Uuid,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value = "sandbox")]
+        env: Environment,
+    },
+    /// Queue a `webhook.test` event to an endpoint.
+    Test {
+        id: uuid::Uuid,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value = "sandbox")]
+        env: Environment,
     },
 }
 
@@ -200,6 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Keys(cmd) => run_keys(&open_store(&cfg).await?, cmd).await,
             Command::Orgs(cmd) => run_orgs(&open_store(&cfg).await?, cmd).await,
             Command::Catalog(cmd) => run_catalog(&open_store(&cfg).await?, cmd).await,
+            Command::Webhooks(cmd) => run_webhooks(cfg, cmd).await,
             Command::Config | Command::Openapi => unreachable!("handled above"),
         }
     })
@@ -337,6 +392,66 @@ async fn run_catalog(store: &Store, cmd: CatalogCommand) -> anyhow::Result<ExitC
             if changes.is_empty() {
                 println!("no changes: {} {env} already matches {}", org.slug, file.display());
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_webhooks(cfg: Config, cmd: WebhooksCommand) -> anyhow::Result<ExitCode> {
+    use crate::webhooks::endpoints::{self as hooks, EndpointFields};
+    crate::webhooks::Webhooks::new(&cfg)?; // the settings and the secret key, checked before anything
+    let store = open_store(&cfg).await?;
+    let state = AppState::new(store.clone(), Arc::new(SystemClock), cfg);
+    let tenant = |org: Option<String>, env: Environment| {
+        let store = store.clone();
+        async move {
+            let org = pick_org(&store, org.as_deref()).await?;
+            anyhow::Ok(kelviq_core::Tenant { org_id: org.id, org_seq: org.seq, env })
+        }
+    };
+    let failed = |e: crate::error::ServiceError| match e {
+        crate::error::ServiceError::Fields(f) => anyhow::anyhow!("{f}"),
+        other => anyhow::anyhow!("{other}"),
+    };
+    match cmd {
+        WebhooksCommand::Create { url, events, description, signature_format, org, env } => {
+            let t = tenant(org, env).await?;
+            let fields = EndpointFields {
+                url: Some(url),
+                description,
+                event_types: Some(events),
+                signature_format,
+                ..EndpointFields::default()
+            };
+            let (endpoint, secret) = hooks::create(&state, &t, fields).await.map_err(failed)?;
+            println!("endpoint: {}", endpoint.id);
+            println!("signing secret: {secret}");
+            println!("Keep it safe: it cannot be shown again. `kelviq webhooks rotate` makes a new one.");
+        }
+        WebhooksCommand::List { org, env } => {
+            let t = tenant(org, env).await?;
+            let (_, endpoints) = store.list_webhook_endpoints(&t, 10_000, 0).await?;
+            for e in endpoints {
+                let types = if e.event_types.is_empty() { "all events".to_string() } else { e.event_types.join(",") };
+                let state = if e.enabled {
+                    "enabled".to_string()
+                } else {
+                    format!("disabled ({})", e.disabled_reason.unwrap_or_default())
+                };
+                println!("{}  {}  {}  {}", e.id, e.url, types, state);
+            }
+        }
+        WebhooksCommand::Delete { id, org, env } => {
+            hooks::delete(&state, &tenant(org, env).await?, id).await.map_err(failed)?;
+            println!("deleted {id}");
+        }
+        WebhooksCommand::Rotate { id, org, env } => {
+            let secret = hooks::rotate(&state, &tenant(org, env).await?, id).await.map_err(failed)?;
+            println!("signing secret: {secret}");
+        }
+        WebhooksCommand::Test { id, org, env } => {
+            let event = hooks::send_test(&state, &tenant(org, env).await?, id).await.map_err(failed)?;
+            println!("queued test event {event}; a running server delivers it");
         }
     }
     Ok(ExitCode::SUCCESS)

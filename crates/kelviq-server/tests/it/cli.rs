@@ -1026,3 +1026,40 @@ async fn a_takeover_waits_for_then_refuses_deferred_writes_of_the_old_epoch() {
     w.fence_usage(0, new).await.unwrap();
     assert!(matches!(w.fence_usage(1, new).await, Err(StoreError::Fenced)), "a writer the epoch does not have");
 }
+
+/// `kelviq webhooks create|list|rotate|test|delete` on a server's database;
+/// the running server delivers the test event the command queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [
+        ("KELVIQ_DATA_DIR", data.to_str().unwrap()),
+        ("KELVIQ_WEBHOOK_ALLOW_SUBNETS", "127.0.0.0/8"),
+        ("KELVIQ_WEBHOOK_POLL_INTERVAL_MS", "50"),
+    ];
+    let _server = serve(&env);
+    let rx = common::receiver::Receiver::start().await;
+    let url = format!("{}/cli", rx.url);
+    let (ok, out, err) = run(&env, &["webhooks", "create", &url, "--events", "webhook.test,order.created"]);
+    assert!(ok, "{err}");
+    let id = out.lines().find_map(|l| l.strip_prefix("endpoint: ")).unwrap().to_string();
+    let secret = out.lines().find_map(|l| l.strip_prefix("signing secret: ")).unwrap().to_string();
+    assert!(secret.starts_with("kq_whsec_"));
+    let (ok, listed, _) = run(&env, &["webhooks", "list"]);
+    assert!(ok && listed.contains(&id) && listed.contains("webhook.test,order.created"), "{listed}");
+    assert!(!listed.contains("kq_whsec_"), "list never shows secrets");
+    let (ok, out, err) = run(&env, &["webhooks", "rotate", &id]);
+    assert!(ok, "{err}");
+    let rotated = out.lines().find_map(|l| l.strip_prefix("signing secret: ")).unwrap().to_string();
+    let (ok, _, err) = run(&env, &["webhooks", "test", &id]);
+    assert!(ok, "{err}");
+    let got = rx.wait_for("/cli", 1, Duration::from_secs(20)).await;
+    assert!(kelviq_sdk::validate_event(&got[0].body, got[0].header_pairs(), rotated.as_str()).is_ok());
+    let (ok, _, err) = run(&env, &["webhooks", "create", "ftp://example.com"]);
+    assert!(!ok && err.contains("url"), "{err}");
+    let (ok, _, err) = run(&env, &["webhooks", "delete", &id]);
+    assert!(ok, "{err}");
+    let (_, listed, _) = run(&env, &["webhooks", "list"]);
+    assert!(!listed.contains(&id));
+}
