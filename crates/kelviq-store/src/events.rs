@@ -9,7 +9,8 @@ use sqlx::{Any, Row, Transaction};
 /// that caused them. Returns how many deliveries it queued.
 pub(crate) async fn insert_event(tx: &mut Transaction<'_, Any>, tenant: &Tenant, event: &OutboxEvent) -> Result<usize> {
     write_event(tx, tenant, event).await?;
-    crate::webhooks::fan_out(tx, tenant, event).await
+    let subscribers = crate::webhooks::subscribers(tx, tenant).await?;
+    crate::webhooks::fan_out(tx, tenant, &subscribers, event).await
 }
 
 /// Writes an event without delivering it to anyone.

@@ -7,7 +7,7 @@
 //! plan change is all-or-nothing.
 
 use crate::changes::record_change;
-use crate::events::insert_event;
+use crate::events::write_event;
 use crate::filters::{bind_all, where_clause, Filter};
 use crate::{tenant_binds, Backend, Result, Store, StoreError, Work};
 use chrono::{DateTime, Duration, Utc};
@@ -426,7 +426,14 @@ impl Work {
     /// Writes an event to the outbox, with a delivery to each endpoint
     /// that wants it; the dispatcher hears of them once the work commits.
     pub async fn event(&mut self, event: &OutboxEvent) -> Result<()> {
-        if insert_event(&mut self.tx, &self.tenant, event).await? > 0 {
+        write_event(&mut self.tx, &self.tenant, event).await?;
+        let subscribers = match self.subscribers.take() {
+            Some((tenant, known)) if tenant == self.tenant => known,
+            _ => crate::webhooks::subscribers(&mut self.tx, &self.tenant).await?,
+        };
+        let queued = crate::webhooks::fan_out(&mut self.tx, &self.tenant, &subscribers, event).await;
+        self.subscribers = Some((self.tenant.clone(), subscribers));
+        if queued? > 0 {
             self.webhooks_queued = true;
         }
         Ok(())

@@ -21,6 +21,7 @@ impl Store {
             usage_tenants: self.usage_tenants.clone(),
             webhook_bell: self.webhook_bell.clone(),
             webhooks_queued: false,
+            subscribers: None,
         })
     }
 }
@@ -43,6 +44,8 @@ pub struct Work {
     /// Rung after the commit when the work queued webhook deliveries.
     pub(crate) webhook_bell: crate::WebhookBell,
     pub(crate) webhooks_queued: bool,
+    /// The endpoints the work's events go to, read with its first event.
+    pub(crate) subscribers: Option<(Tenant, crate::webhooks::Subscribers)>,
 }
 
 impl Work {

@@ -11,9 +11,12 @@ use kelviq_core::webhooks::{wants, DeliveryStatus, Endpoint};
 use kelviq_core::{Environment, FieldErrors, Tenant};
 use sqlx::{Any, Row, Transaction};
 
-/// Queues one delivery of `event` to each enabled endpoint of the tenant
-/// that wants its type, due at once. Returns how many.
-pub(crate) async fn fan_out(tx: &mut Transaction<'_, Any>, tenant: &Tenant, event: &OutboxEvent) -> Result<usize> {
+/// The tenant's enabled endpoints and the event types each wants (empty: all).
+pub(crate) type Subscribers = Vec<(String, Vec<String>)>;
+
+/// Reads the tenant's enabled endpoints, for [`fan_out`]; a unit of work
+/// reads them once for all the events it writes.
+pub(crate) async fn subscribers(tx: &mut Transaction<'_, Any>, tenant: &Tenant) -> Result<Subscribers> {
     let (org, env) = tenant_binds(tenant);
     let rows = sqlx::query(
         "SELECT id, event_types FROM webhook_endpoints \
@@ -23,16 +26,29 @@ pub(crate) async fn fan_out(tx: &mut Transaction<'_, Any>, tenant: &Tenant, even
     .bind(env)
     .fetch_all(&mut **tx)
     .await?;
+    rows.iter()
+        .map(|row| {
+            let types: String = row.try_get("event_types")?;
+            let types = serde_json::from_str(&types).map_err(|e| StoreError::Corrupt(format!("event_types: {e}")))?;
+            Ok((row.try_get("id")?, types))
+        })
+        .collect()
+}
+
+/// Queues one delivery of `event` to each of `subscribers` that wants its
+/// type, due at once. Returns how many.
+pub(crate) async fn fan_out(
+    tx: &mut Transaction<'_, Any>,
+    tenant: &Tenant,
+    subscribers: &Subscribers,
+    event: &OutboxEvent,
+) -> Result<usize> {
+    let (org, env) = tenant_binds(tenant);
     let mut queued = 0;
-    for row in rows {
-        let types: String = row.try_get("event_types")?;
-        let types: Vec<String> = serde_json::from_str(&types).unwrap_or_default();
-        if wants(&types, &event.event_type) {
-            let endpoint: String = row.try_get("id")?;
-            insert_delivery(tx, &org, env, &event.id.to_string(), &endpoint, &event.event_type, None, event.created_at)
-                .await?;
-            queued += 1;
-        }
+    for (endpoint, _) in subscribers.iter().filter(|(_, types)| wants(types, &event.event_type)) {
+        insert_delivery(tx, &org, env, &event.id.to_string(), endpoint, &event.event_type, None, event.created_at)
+            .await?;
+        queued += 1;
     }
     Ok(queued)
 }

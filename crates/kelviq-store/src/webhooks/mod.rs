@@ -4,7 +4,7 @@
 mod deliveries;
 mod logs;
 
-pub(crate) use deliveries::fan_out;
+pub(crate) use deliveries::{fan_out, subscribers, Subscribers};
 pub use deliveries::{Claimed, Finished, Outcome};
 pub use logs::{AttemptRow, EventQuery, LogRow};
 
