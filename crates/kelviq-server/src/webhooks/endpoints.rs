@@ -156,17 +156,6 @@ pub async fn resend(
     event: uuid::Uuid,
     endpoint: Option<uuid::Uuid>,
 ) -> ServiceResult<u64> {
-    if let Some(id) = endpoint {
-        let e = state.store.find_webhook_endpoint(tenant, id).await?;
-        let found = state.store.find_event(tenant, event).await?.ok_or_else(ServiceError::not_found)?;
-        match e {
-            None => return Err(ServiceError::field("endpointId", "No such endpoint.")),
-            Some(e) if !kelviq_core::webhooks::wants(&e.event_types, &found.event_type) => {
-                return Err(ServiceError::field("endpointId", "The endpoint does not subscribe to this event's type."))
-            }
-            Some(_) => {}
-        }
-    }
     Ok(state.store.resend_event(tenant, event, endpoint, state.clock.now()).await? as u64)
 }
 

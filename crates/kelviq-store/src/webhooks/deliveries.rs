@@ -346,8 +346,9 @@ impl Store {
         Ok(disabled)
     }
 
-    /// Queues an event again: to one endpoint, or (`None`) to every enabled
-    /// endpoint that wants its type. Returns how many deliveries.
+    /// Queues an event again: to one endpoint (which must be enabled and
+    /// want its type), or (`None`) to every enabled endpoint that wants it.
+    /// Returns how many deliveries.
     pub async fn resend_event(
         &self,
         tenant: &Tenant,
@@ -377,18 +378,20 @@ impl Store {
         .fetch_all(&mut **tx)
         .await?;
         let endpoints: Vec<Endpoint> = rows.iter().map(endpoint_from_row).collect::<Result<_>>()?;
-        if let Some(id) = endpoint {
+        if endpoint.is_some() {
             match endpoints.first() {
                 None => return Err(invalid("endpointId", "No such endpoint.")),
                 Some(e) if !e.enabled => {
                     return Err(invalid("endpointId", "The endpoint is disabled; enable it first."))
                 }
+                Some(e) if !wants(&e.event_types, &event_type) => {
+                    return Err(invalid("endpointId", "The endpoint does not subscribe to this event's type."))
+                }
                 Some(_) => {}
             }
-            let _ = id;
         }
         let mut queued = 0;
-        for e in endpoints.iter().filter(|e| e.enabled && (endpoint.is_some() || wants(&e.event_types, &event_type))) {
+        for e in endpoints.iter().filter(|e| e.enabled && wants(&e.event_types, &event_type)) {
             let again = sqlx::query(
                 "UPDATE webhook_deliveries SET status = 'PENDING', next_attempt_at = $1, round_attempts = 0, \
                  lease_until = NULL, lease_token = NULL WHERE event_id = $2 AND endpoint_id = $3",
