@@ -212,7 +212,13 @@ impl DisablePolicy {
     /// Whether an endpoint failing since `first_failure` (no success since)
     /// is disabled by a failure at `now`.
     pub fn disables(&self, first_failure: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        now - first_failure >= self.after && now - first_failure >= self.min_span
+        first_failure <= self.cutoff(now)
+    }
+
+    /// The latest first failure that a failure at `now` disables (the store
+    /// asks it of the endpoint row in the same statement that disables it).
+    pub fn cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - self.after.max(self.min_span)
     }
 }
 

@@ -266,7 +266,7 @@ fn start_writer(state: AppState) -> (mpsc::Sender<Finished>, tokio::task::JoinHa
                 }
             }
             loop {
-                match state.store.finish_deliveries(&batch, disable.after, disable.min_span).await {
+                match state.store.finish_deliveries(&batch, disable).await {
                     Ok(disabled) => {
                         for (tenant, endpoint) in disabled {
                             tracing::warn!(org = %tenant.org_id, env = tenant.env.as_str(), endpoint = %endpoint.id,

@@ -4,10 +4,10 @@
 use super::{endpoint_from_row, stop_pending, ENDPOINT_COLUMNS};
 use crate::events::insert_event;
 use crate::{tenant_binds, Backend, Result, Store, StoreError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use kelviq_core::events::OutboxEvent;
-use kelviq_core::timefmt::{from_micros, to_micros};
-use kelviq_core::webhooks::{wants, DeliveryStatus, Endpoint};
+use kelviq_core::timefmt::to_micros;
+use kelviq_core::webhooks::{wants, DeliveryStatus, DisablePolicy, Endpoint};
 use kelviq_core::{Environment, FieldErrors, Tenant};
 use sqlx::{Any, Row, Transaction};
 
@@ -223,16 +223,14 @@ impl Store {
 
     /// Records finished attempts in one transaction: each attempt, its
     /// delivery (when this process still holds its lease) and its endpoint's
-    /// health. An endpoint failing for `disable_after` (with at least
-    /// `min_span` between its first failure and this one) or answering 410
+    /// health. An endpoint failing since before the policy's cutoff or answering 410
     /// is disabled, and exactly one `endpoint.disabled` event is written
     /// (delivered to the tenant's other endpoints that want it). Returns the
     /// endpoints it disabled.
     pub async fn finish_deliveries(
         &self,
         finished: &[Finished],
-        disable_after: Duration,
-        min_span: Duration,
+        disable: DisablePolicy,
     ) -> Result<Vec<(Tenant, Endpoint)>> {
         let mut work = self.begin(&finished.first().map(|f| f.tenant.clone()).ok_or(StoreError::NotFound)?).await?;
         let mut disabled = Vec::new();
@@ -317,16 +315,15 @@ impl Store {
             let failing_long = if reason == "gone" {
                 String::new()
             } else {
-                " AND failing_since IS NOT NULL AND failing_since <= $3 AND failing_since <= $4".to_string()
+                " AND failing_since IS NOT NULL AND failing_since <= $3".to_string()
             };
             let row = sqlx::query(&format!(
-                "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, modified_at = $5 \
+                "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, modified_at = $4 \
                  WHERE id = $2 AND enabled = 1 AND deleted_at IS NULL{failing_long} RETURNING {ENDPOINT_COLUMNS}"
             ))
             .bind(reason)
             .bind(&endpoint)
-            .bind(to_micros(f.attempted_at - disable_after))
-            .bind(to_micros(f.attempted_at - min_span))
+            .bind(to_micros(disable.cutoff(f.attempted_at)))
             .bind(to_micros(f.attempted_at))
             .fetch_optional(&mut **tx)
             .await?;
@@ -462,15 +459,6 @@ impl Store {
             .fetch_one(self.read_pool())
             .await?;
         Ok(row.try_get("n")?)
-    }
-
-    /// When the soonest pending delivery is due.
-    pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let row =
-            sqlx::query("SELECT MIN(next_attempt_at) AS t FROM webhook_deliveries WHERE next_attempt_at IS NOT NULL")
-                .fetch_one(self.read_pool())
-                .await?;
-        Ok(row.try_get::<Option<i64>, _>("t")?.map(from_micros))
     }
 }
 
