@@ -26,12 +26,13 @@ pub async fn attempt(hooks: &Webhooks, clock: &dyn kelviq_core::Clock, claimed: 
         response_excerpt: String::new(),
         outcome: Outcome::Dropped,
     };
-    let Some(endpoint) = &claimed.endpoint else { return finished };
+    let Claimed { endpoint, payload, round_attempts, event_type, .. } = claimed;
+    let Some(endpoint) = endpoint else { return finished };
     if !endpoint.enabled {
         finished.outcome = Outcome::EndpointDisabled;
         return finished;
     }
-    if claimed.event_type != "webhook.test" && !wants(&endpoint.event_types, &claimed.event_type) {
+    if event_type != "webhook.test" && !wants(&endpoint.event_types, &event_type) {
         return finished;
     }
     let mut secrets = Vec::new();
@@ -39,7 +40,7 @@ pub async fn attempt(hooks: &Webhooks, clock: &dyn kelviq_core::Clock, claimed: 
         Ok(s) => secrets.push(s),
         Err(e) => {
             tracing::error!(endpoint = %endpoint.id, error = %e, "cannot open the endpoint's signing secret; is secret_key the one it was sealed with?");
-            return failed(hooks, finished, &claimed, None, format!("not sent: {e}"));
+            return failed(hooks, finished, round_attempts, format!("not sent: {e}"));
         }
     }
     let overlap = endpoint.previous_secret_until.is_some_and(|until| until > started);
@@ -50,14 +51,14 @@ pub async fn attempt(hooks: &Webhooks, clock: &dyn kelviq_core::Clock, claimed: 
     }
     let url = match url::Url::parse(&endpoint.url) {
         Ok(u) => u,
-        Err(e) => return failed(hooks, finished, &claimed, None, format!("not sent: bad URL: {e}")),
+        Err(e) => return failed(hooks, finished, round_attempts, format!("not sent: bad URL: {e}")),
     };
     if let Some(ip) = refused_literal(&url, &hooks.settings.allowed) {
-        return failed(hooks, finished, &claimed, None, format!("not sent: {ip} is a private address"));
+        return failed(hooks, finished, round_attempts, format!("not sent: {ip} is a private address"));
     }
-    let id = claimed.event_id.to_string();
+    let id = finished.event_id.to_string();
     let timestamp = started.timestamp();
-    let body = claimed.payload.clone().into_bytes();
+    let body = payload.into_bytes();
     let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let signature = signature_header(endpoint.signature_format, &refs, &id, timestamp, &body);
     let clock_start = std::time::Instant::now();
@@ -104,7 +105,7 @@ pub async fn attempt(hooks: &Webhooks, clock: &dyn kelviq_core::Clock, claimed: 
             finished
         }
         Verdict::Failed { not_before } => {
-            finished.outcome = retry_outcome(hooks, &claimed, not_before, now);
+            finished.outcome = retry_outcome(hooks, round_attempts, not_before, now);
             finished.response_excerpt = excerpt;
             metrics::counter!("webhook_attempts_total", "result" => "failed").increment(1);
             finished
@@ -114,21 +115,20 @@ pub async fn attempt(hooks: &Webhooks, clock: &dyn kelviq_core::Clock, claimed: 
 
 fn retry_outcome(
     hooks: &Webhooks,
-    claimed: &Claimed,
+    round_attempts: u32,
     not_before: Option<chrono::Duration>,
     now: DateTime<Utc>,
 ) -> Outcome {
     let unit = rand::thread_rng().gen_range(-1.0..=1.0);
-    match next_attempt(&hooks.settings.schedule, claimed.round_attempts + 1, not_before, now, unit) {
+    match next_attempt(&hooks.settings.schedule, round_attempts + 1, not_before, now, unit) {
         Some(at) => Outcome::Retry(at),
         None => Outcome::Exhausted,
     }
 }
 
 /// A failure before anything was sent (it counts as an attempt).
-fn failed(hooks: &Webhooks, mut finished: Finished, claimed: &Claimed, status: Option<u16>, why: String) -> Finished {
-    finished.status_code = status;
-    finished.outcome = retry_outcome(hooks, claimed, None, finished.attempted_at);
+fn failed(hooks: &Webhooks, mut finished: Finished, round_attempts: u32, why: String) -> Finished {
+    finished.outcome = retry_outcome(hooks, round_attempts, None, finished.attempted_at);
     finished.response_excerpt = why;
     metrics::counter!("webhook_attempts_total", "result" => "failed").increment(1);
     finished
