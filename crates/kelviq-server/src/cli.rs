@@ -261,6 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_serve(cfg: Config) -> anyhow::Result<ExitCode> {
+    cfg.secret_key()?; // read (or made) before anything, so a bad key is an error, not a panic
     let store = open_store(&cfg).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     if let Some(boot) = bootstrap_demo(&store, clock.as_ref()).await? {
@@ -399,7 +400,7 @@ async fn run_catalog(store: &Store, cmd: CatalogCommand) -> anyhow::Result<ExitC
 
 async fn run_webhooks(cfg: Config, cmd: WebhooksCommand) -> anyhow::Result<ExitCode> {
     use crate::webhooks::endpoints::{self as hooks, EndpointFields};
-    crate::webhooks::Webhooks::new(&cfg)?; // the settings and the secret key, checked before anything
+    cfg.secret_key()?; // read (or made) before anything, so a bad key is an error, not a panic
     let store = open_store(&cfg).await?;
     let state = AppState::new(store.clone(), Arc::new(SystemClock), cfg);
     let tenant = |org: Option<String>, env: Environment| {

@@ -39,8 +39,9 @@ pub struct Shared {
 }
 
 impl AppState {
-    /// The state for `config`. Panics when the webhook settings or the
-    /// secret key are unusable: `serve` checks both first ([`crate::webhooks::Webhooks::new`]).
+    /// The state for `config`. Panics when the secret key cannot be read or
+    /// made, or the webhook settings are unusable: `Config::load` checks the
+    /// settings, and `kelviq serve` and `kelviq webhooks` read the key first.
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
         let webhooks =
             crate::webhooks::Webhooks::new(&config).unwrap_or_else(|e| panic!("webhook settings or secret key: {e:#}"));
