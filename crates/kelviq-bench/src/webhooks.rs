@@ -23,7 +23,7 @@ async fn receive(State(a): State<Arrivals>, uri: Uri, headers: HeaderMap) -> &'s
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
-        a.0.lock().unwrap().entry(id.to_string()).or_insert_with(Instant::now);
+        a.0.lock().unwrap_or_else(|e| e.into_inner()).entry(id.to_string()).or_insert_with(Instant::now);
     }
     "ok"
 }
@@ -65,10 +65,10 @@ pub async fn run(state: &AppState, base: &str, key: &str, tenant: &Tenant, event
     }
     let written = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(600);
-    while arrivals.0.lock().unwrap().len() < ids.len() && Instant::now() < deadline {
+    while arrivals.0.lock().unwrap_or_else(|e| e.into_inner()).len() < ids.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let got: Vec<Instant> = arrivals.0.lock().unwrap().values().copied().collect();
+    let got: Vec<Instant> = arrivals.0.lock().unwrap_or_else(|e| e.into_inner()).values().copied().collect();
     let (first, last) = (got.iter().min().copied(), got.iter().max().copied());
     let drained = last.map_or(Duration::ZERO, |l| l - started);
     // Every result recorded: nothing left pending.
@@ -117,7 +117,7 @@ async fn commit_to_attempt(
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let done = {
-            let seen = arrivals.0.lock().unwrap();
+            let seen = arrivals.0.lock().unwrap_or_else(|e| e.into_inner());
             (committed.iter().all(|(id, _)| seen.contains_key(id)) || Instant::now() > deadline).then(|| {
                 let mut ms: Vec<f64> = committed
                     .iter()
