@@ -233,60 +233,21 @@ impl Store {
         disable: DisablePolicy,
     ) -> Result<Vec<(Tenant, Endpoint)>> {
         let mut work = self.begin(&finished.first().map(|f| f.tenant.clone()).ok_or(StoreError::NotFound)?).await?;
+        // PostgreSQL pays a round trip per statement, SQLite a parse per
+        // distinct statement: many rows per statement there, one here.
+        let rows = match self.backend {
+            Backend::Postgres => ROWS_PER_STATEMENT,
+            Backend::Sqlite => 1,
+        };
+        for chunk in finished.chunks(rows) {
+            record_attempts(&mut work.tx, chunk).await?;
+            update_deliveries(&mut work.tx, chunk).await?;
+        }
         let mut disabled = Vec::new();
         // Endpoints a success in this batch brought back, not yet written.
         let mut recovered = std::collections::HashSet::new();
         for f in finished {
             let tx = &mut work.tx;
-            let (org, env) = tenant_binds(&f.tenant);
-            let attempted = !matches!(f.outcome, Outcome::EndpointDisabled | Outcome::Dropped);
-            let next = match f.outcome {
-                Outcome::Retry(at) => Some(to_micros(at)),
-                _ => None,
-            };
-            if attempted {
-                sqlx::query(
-                    "INSERT INTO webhook_attempts (id, delivery_seq, org_id, environment, event_id, endpoint_id, \
-                     attempted_at, status_code, latency_ms, response_excerpt, next_attempt_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(f.seq)
-                .bind(&org)
-                .bind(env)
-                .bind(f.event_id.to_string())
-                .bind(f.endpoint_id.to_string())
-                .bind(to_micros(f.attempted_at))
-                .bind(f.status_code.map(i64::from))
-                .bind(f.latency_ms)
-                .bind(&f.response_excerpt)
-                .bind(next)
-                .execute(&mut **tx)
-                .await?;
-            }
-            let status = match f.outcome {
-                Outcome::Succeeded => DeliveryStatus::Succeeded,
-                Outcome::Retry(_) => DeliveryStatus::Pending,
-                Outcome::Exhausted | Outcome::Gone | Outcome::EndpointDisabled => DeliveryStatus::Failed,
-                Outcome::Dropped => DeliveryStatus::Cancelled,
-            };
-            let counted = if attempted { 1 } else { 0 };
-            sqlx::query(
-                "UPDATE webhook_deliveries SET status = $1, next_attempt_at = $2, lease_until = NULL, lease_token = NULL, \
-                 attempts = attempts + $3, round_attempts = round_attempts + $3, \
-                 last_status = CASE WHEN $3 = 1 THEN $4 ELSE last_status END, \
-                 last_attempt_at = CASE WHEN $3 = 1 THEN $5 ELSE last_attempt_at END \
-                 WHERE seq = $6 AND lease_token = $7",
-            )
-            .bind(status.as_str())
-            .bind(next)
-            .bind(counted)
-            .bind(f.status_code.map(i64::from))
-            .bind(to_micros(f.attempted_at))
-            .bind(f.seq)
-            .bind(&f.lease_token)
-            .execute(&mut **tx)
-            .await?;
             let endpoint = f.endpoint_id.to_string();
             let reason = match f.outcome {
                 Outcome::Succeeded => {
@@ -460,6 +421,105 @@ impl Store {
             .await?;
         Ok(row.try_get("n")?)
     }
+}
+
+/// Rows per multi-row statement on PostgreSQL (well under its bind limit).
+const ROWS_PER_STATEMENT: usize = 256;
+
+fn attempted(f: &Finished) -> bool {
+    !matches!(f.outcome, Outcome::EndpointDisabled | Outcome::Dropped)
+}
+
+fn next_attempt(f: &Finished) -> Option<i64> {
+    match f.outcome {
+        Outcome::Retry(at) => Some(to_micros(at)),
+        _ => None,
+    }
+}
+
+/// `(CAST($1 AS t1), …), (…)`: `rows` rows of placeholders typed as `types`.
+fn values_rows(rows: usize, types: &[&str]) -> String {
+    let mut n = 0;
+    (0..rows)
+        .map(|_| {
+            let row: Vec<String> = types
+                .iter()
+                .map(|t| {
+                    n += 1;
+                    format!("CAST(${n} AS {t})")
+                })
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One `webhook_attempts` row per attempt made, in one statement.
+async fn record_attempts(tx: &mut Transaction<'_, Any>, finished: &[Finished]) -> Result<()> {
+    let made: Vec<&Finished> = finished.iter().filter(|f| attempted(f)).collect();
+    if made.is_empty() {
+        return Ok(());
+    }
+    let types = ["TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT"];
+    let sql = format!(
+        "INSERT INTO webhook_attempts (id, delivery_seq, org_id, environment, event_id, endpoint_id, \
+         attempted_at, status_code, latency_ms, response_excerpt, next_attempt_at) VALUES {}",
+        values_rows(made.len(), &types)
+    );
+    let mut query = sqlx::query(&sql);
+    for f in made {
+        let (org, env) = tenant_binds(&f.tenant);
+        query = query
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(f.seq)
+            .bind(org)
+            .bind(env)
+            .bind(f.event_id.to_string())
+            .bind(f.endpoint_id.to_string())
+            .bind(to_micros(f.attempted_at))
+            .bind(f.status_code.map(i64::from))
+            .bind(f.latency_ms)
+            .bind(f.response_excerpt.as_str())
+            .bind(next_attempt(f));
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Each delivery's new state, where this process still holds its lease, in
+/// one statement.
+async fn update_deliveries(tx: &mut Transaction<'_, Any>, finished: &[Finished]) -> Result<()> {
+    // seq, lease token, status, next attempt, attempts made (0 or 1), status code, attempted at
+    let types = ["BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT"];
+    let sql = format!(
+        "UPDATE webhook_deliveries SET status = v.column3, next_attempt_at = v.column4, \
+         lease_until = NULL, lease_token = NULL, \
+         attempts = attempts + v.column5, round_attempts = round_attempts + v.column5, \
+         last_status = CASE WHEN v.column5 = 1 THEN v.column6 ELSE last_status END, \
+         last_attempt_at = CASE WHEN v.column5 = 1 THEN v.column7 ELSE last_attempt_at END \
+         FROM (VALUES {}) AS v WHERE webhook_deliveries.seq = v.column1 AND webhook_deliveries.lease_token = v.column2",
+        values_rows(finished.len(), &types)
+    );
+    let mut query = sqlx::query(&sql);
+    for f in finished {
+        let status = match f.outcome {
+            Outcome::Succeeded => DeliveryStatus::Succeeded,
+            Outcome::Retry(_) => DeliveryStatus::Pending,
+            Outcome::Exhausted | Outcome::Gone | Outcome::EndpointDisabled => DeliveryStatus::Failed,
+            Outcome::Dropped => DeliveryStatus::Cancelled,
+        };
+        query = query
+            .bind(f.seq)
+            .bind(f.lease_token.as_str())
+            .bind(status.as_str())
+            .bind(next_attempt(f))
+            .bind(i64::from(attempted(f)))
+            .bind(f.status_code.map(i64::from))
+            .bind(to_micros(f.attempted_at));
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// An endpoint answered: it is failing no more.
