@@ -88,6 +88,10 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     config.key_cache_seconds = 3600;
     // The webhook measurement's receiver listens on this machine.
     config.webhook_allow_subnets = vec!["127.0.0.0/8".into()];
+    // The webhook backlog is written through a second store, as another
+    // process would, and the dispatcher is woken when it is complete: it
+    // must not find it by polling halfway.
+    config.webhook_poll_interval_ms = 600_000;
     let store = open_store(&config).await?;
     let backend = store.backend().name();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -203,7 +207,9 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         report_writer(&client, &base, before).await;
     }
     if wants("webhooks") {
-        crate::webhooks::run(&state, &base, &key, &tenant, options.webhook_events).await?;
+        let writer = open_store(&state.config).await?;
+        crate::webhooks::run(&state, &writer, &base, &key, &tenant, options.webhook_events).await?;
+        writer.close().await;
     }
     let _ = stop.send(());
     let _ = server.await;
