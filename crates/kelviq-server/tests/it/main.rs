@@ -23,5 +23,6 @@ mod sdk_metering;
 mod sdk_selling;
 mod selling;
 mod shutdown;
+mod webhook_events;
 mod webhooks;
 mod wire_openapi;
