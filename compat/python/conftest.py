@@ -27,6 +27,8 @@ class Server:
         full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KELVIQ_DATABASE_URL", "KELVIQ_BIN")}
         full_env.update(env)
         full_env.setdefault("KELVIQ_LOG", "warn")
+        # The webhook tests' receiver listens on this machine.
+        full_env.setdefault("KELVIQ_WEBHOOK_ALLOW_SUBNETS", "127.0.0.0/8")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", "127.0.0.1:0"], env=full_env, stdout=subprocess.PIPE, text=True
         )
