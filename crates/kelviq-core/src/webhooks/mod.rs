@@ -389,6 +389,10 @@ pub struct Endpoint {
 /// How long the secret before a rotation keeps signing in the standard format.
 pub const ROTATION_OVERLAP: Duration = Duration::hours(24);
 
+/// The longest a delivery to a `fifo` endpoint waits for an older one to
+/// that endpoint (still being attempted or retried); after it, it goes.
+pub const FIFO_MAX_WAIT: Duration = Duration::seconds(60);
+
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {

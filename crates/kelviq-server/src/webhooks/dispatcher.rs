@@ -268,6 +268,11 @@ fn start_writer(state: AppState) -> (mpsc::Sender<Finished>, tokio::task::JoinHa
             loop {
                 match state.store.finish_deliveries(&batch, disable).await {
                     Ok(disabled) => {
+                        // What these results held back (a fifo endpoint's
+                        // next delivery) may be claimed now.
+                        if batch.iter().any(|f| f.fifo) {
+                            state.store.webhook_bell().ring();
+                        }
                         for (tenant, endpoint) in disabled {
                             tracing::warn!(org = %tenant.org_id, env = tenant.env.as_str(), endpoint = %endpoint.id,
                                 reason = endpoint.disabled_reason.as_deref().unwrap_or(""), "webhook endpoint disabled");

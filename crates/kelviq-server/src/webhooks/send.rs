@@ -20,6 +20,7 @@ pub async fn attempt(hooks: &Webhooks, clock: &dyn kelviq_core::Clock, claimed: 
         tenant: claimed.tenant.clone(),
         event_id: claimed.event_id,
         endpoint_id: claimed.endpoint.as_ref().map_or(uuid::Uuid::nil(), |e| e.id),
+        fifo: claimed.endpoint.as_ref().is_some_and(|e| e.fifo),
         attempted_at: started,
         status_code: None,
         latency_ms: 0,

@@ -413,6 +413,7 @@ on_both_backends!(
     a_slow_endpoint_delays_no_other,
     bad_endpoint_input_names_the_field,
     the_sdk_manages_webhooks,
+    fifo_keeps_the_order,
 );
 
 /// Two server processes on one PostgreSQL: 1,000 events, each delivered
@@ -423,15 +424,7 @@ async fn two_processes_on_postgres_deliver_each_event_once() {
     let rx = Receiver::start().await;
     let api = Api::new(&s);
     endpoint(&api, &format!("{}/both", rx.url), json!({"eventTypes": ["customer.created"]})).await;
-    // The second process: its own store, pool, dispatcher and lease owner.
-    let store = kelviq_server::open_store(&s.config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let second_url = format!("http://{}", listener.local_addr().unwrap());
-    let second = kelviq_server::AppState::new(store, s.clock.clone(), s.config.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(kelviq_server::serve(second, listener, async move {
-        let _ = stopped.await;
-    }));
+    let (second_url, stop, task) = second_process(&s).await;
     let http = crate::common::http();
     let mut creates = Vec::new();
     for i in 0..1000 {
@@ -467,6 +460,77 @@ async fn two_processes_on_postgres_deliver_each_event_once() {
     assert!(counts.values().all(|n| *n == 1), "{} deliveries for 1000 events", got.len());
     let _ = stop.send(());
     task.await.unwrap().unwrap();
+}
+
+type Served = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// A second server process on the same database: its own store, pool,
+/// dispatcher and lease owner, and the test's clock. Its URL, and what stops it.
+async fn second_process(s: &TestServer) -> (String, tokio::sync::oneshot::Sender<()>, Served) {
+    let store = kelviq_server::open_store(&s.config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let second = kelviq_server::AppState::new(store, s.clock.clone(), s.config.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(kelviq_server::serve(second, listener, async move {
+        let _ = stopped.await;
+    }));
+    (url, stop, task)
+}
+
+/// A fifo endpoint gets a newer event only once the older one succeeded or
+/// has kept it waiting 60 s, whichever process holds it (on PostgreSQL,
+/// two processes write and deliver).
+async fn fifo_keeps_the_order(backend: Backend) {
+    let s = server(backend).await;
+    let api = Api::new(&s);
+    let rx = Receiver::start().await;
+    let second = match backend {
+        Backend::Postgres => Some(second_process(&s).await),
+        Backend::Sqlite => None,
+    };
+    let bases = [s.base_url.clone(), second.as_ref().map_or(s.base_url.clone(), |(url, _, _)| url.clone())];
+    rx.script(|n, _| match n {
+        1 => Reply::Status(500),
+        4 => Reply::WithHeader(503, "retry-after", "3600".into()),
+        _ => Reply::Status(200),
+    });
+    endpoint(&api, &format!("{}/fifo", rx.url), json!({"fifo": true, "eventTypes": ["customer.created"]})).await;
+    let http = crate::common::http();
+    let create = |i: usize| {
+        let (http, url, key) = (http.clone(), format!("{}/api/v1/customers/", bases[i % 2]), s.server_key.clone());
+        async move {
+            let res =
+                http.post(url).bearer_auth(key).json(&json!({"customerId": format!("cus_fifo_{i}")})).send().await;
+            assert_eq!(res.unwrap().status(), 201);
+        }
+    };
+    let ids = |got: &[crate::common::receiver::Received]| -> Vec<String> {
+        got.iter().map(|r| r.json()["data"]["object"]["customer_id"].as_str().unwrap().to_string()).collect()
+    };
+    let quiet = StdDuration::from_millis(400);
+    for i in 0..3 {
+        create(i).await;
+    }
+    // The first fails: the others wait for its retry.
+    rx.wait_for("/fifo", 1, WAIT).await;
+    tokio::time::sleep(quiet).await;
+    assert_eq!(ids(&rx.got_on("/fifo")), ["cus_fifo_0"]);
+    s.clock.advance(Duration::seconds(7));
+    let got = rx.wait_for("/fifo", 4, WAIT).await;
+    assert_eq!(ids(&got), ["cus_fifo_0", "cus_fifo_0", "cus_fifo_1", "cus_fifo_2"]);
+    // The third is told to come back in an hour: the next waits 60 s, no more.
+    create(3).await;
+    s.clock.advance(Duration::seconds(30));
+    tokio::time::sleep(quiet).await;
+    assert_eq!(rx.got_on("/fifo").len(), 4, "a newer event waits for the older one");
+    s.clock.advance(Duration::seconds(31));
+    let got = rx.wait_for("/fifo", 5, WAIT).await;
+    assert_eq!(ids(&got)[4], "cus_fifo_3");
+    if let Some((_, stop, task)) = second {
+        let _ = stop.send(());
+        task.await.unwrap().unwrap();
+    }
 }
 
 /// The Rust SDK's webhooks module against the server: manage an endpoint,

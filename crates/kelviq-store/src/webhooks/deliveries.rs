@@ -7,7 +7,7 @@ use crate::{tenant_binds, Backend, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use kelviq_core::events::OutboxEvent;
 use kelviq_core::timefmt::to_micros;
-use kelviq_core::webhooks::{wants, DeliveryStatus, DisablePolicy, Endpoint};
+use kelviq_core::webhooks::{wants, DeliveryStatus, DisablePolicy, Endpoint, FIFO_MAX_WAIT};
 use kelviq_core::{Environment, FieldErrors, Tenant};
 use sqlx::{Any, Row, Transaction};
 
@@ -123,6 +123,8 @@ pub struct Finished {
     pub tenant: Tenant,
     pub event_id: uuid::Uuid,
     pub endpoint_id: uuid::Uuid,
+    /// Its endpoint is fifo: its end may let a newer delivery go.
+    pub fifo: bool,
     pub attempted_at: DateTime<Utc>,
     pub status_code: Option<u16>,
     pub latency_ms: i64,
@@ -151,18 +153,28 @@ impl Store {
             String::new()
         } else {
             let list: Vec<String> = busy.iter().map(|id| format!("'{id}'")).collect();
-            format!(" AND endpoint_id NOT IN ({})", list.join(", "))
+            format!(" AND d.endpoint_id NOT IN ({})", list.join(", "))
         };
+        // A fifo endpoint's delivery waits while an older one to it is
+        // pending (in flight or to be retried), unless it has waited long
+        // enough; whichever process holds the older one. (The fifo
+        // endpoints are read once per claim, before any look for older
+        // deliveries: looking for them per candidate grows with the backlog.)
         let claimed = sqlx::query(&format!(
             "UPDATE webhook_deliveries SET lease_until = $1, lease_token = $2 WHERE seq IN (\
-             SELECT seq FROM webhook_deliveries WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $3 \
-             AND (lease_until IS NULL OR lease_until <= $3){not_busy} ORDER BY next_attempt_at, seq LIMIT $4{skip}) \
+             SELECT d.seq FROM webhook_deliveries d WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $3 \
+             AND (d.lease_until IS NULL OR d.lease_until <= $3){not_busy} \
+             AND (d.created_at <= $5 OR d.endpoint_id NOT IN (SELECT id FROM webhook_endpoints WHERE fifo = 1) \
+                 OR NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
+                 WHERE o.endpoint_id = d.endpoint_id AND o.status = 'PENDING' AND o.seq < d.seq)) \
+             ORDER BY d.next_attempt_at, d.seq LIMIT $4{skip}) \
              RETURNING seq"
         ))
         .bind(to_micros(lease_until))
         .bind(&token)
         .bind(to_micros(now))
         .bind(limit)
+        .bind(to_micros(now - FIFO_MAX_WAIT))
         .fetch_all(self.write_pool())
         .await?;
         if claimed.is_empty() {
