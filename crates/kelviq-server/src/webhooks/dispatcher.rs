@@ -3,8 +3,10 @@
 //! share of the attempts in flight, sends them, and hands each result to a
 //! writer that records them in batches.
 //!
-//! A claimed delivery is leased to this process; if the process dies, the
-//! lease ends and any process takes it again (at least once). Deliveries
+//! A claimed delivery is leased to this process, which renews the lease
+//! while it holds it; if the process dies, the lease ends within an
+//! attempt's timeout and a few seconds, and any process takes it again
+//! (at least once). Deliveries
 //! this process already holds are never started twice, even when a moved
 //! clock ends their lease early.
 
@@ -28,6 +30,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 const STALE_AFTER: Duration = Duration::from_secs(1);
 /// How long a stopping dispatcher waits for attempts in flight.
 const STOP_WAIT: Duration = Duration::from_secs(5);
+/// A claim's lease lasts one attempt's timeout and this; the dispatcher
+/// renews the leases it holds every [`RENEW_EVERY`], so a process that
+/// dies gives its deliveries up this long after its last renewal.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the dispatcher; it runs until `stop` turns true.
 pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
@@ -60,6 +67,9 @@ struct Dispatcher {
     /// The last claim was full: more may be due.
     more_due: bool,
     last_prune: Option<Instant>,
+    /// When leases were last renewed, and whether any were.
+    last_renew: Instant,
+    leases_held: bool,
 }
 
 impl Dispatcher {
@@ -75,6 +85,8 @@ impl Dispatcher {
             results,
             more_due: true,
             last_prune: None,
+            last_renew: Instant::now(),
+            leases_held: false,
         }
     }
 
@@ -102,6 +114,7 @@ impl Dispatcher {
                 continue;
             }
             self.prune_now_and_then().await;
+            self.renew_now_and_then().await;
             let sleep = wait_rate.map_or(poll, |w| w.min(poll));
             tokio::select! {
                 done = self.done_rx.recv() => {
@@ -128,19 +141,15 @@ impl Dispatcher {
             self.more_due = false;
             return Ok(());
         }
-        let hooks = &self.state.webhooks;
-        let cap = hooks.settings.endpoint_concurrency;
         // Endpoints with a backlog here are served from it first; the
         // moment one's backlog is gone, the dispatcher claims again.
         let busy: Vec<uuid::Uuid> =
             self.queues.iter().filter(|(_, q)| !q.waiting.is_empty()).map(|(id, _)| *id).take(500).collect();
         let limit = CLAIM_BATCH.min(MAX_HELD - held);
         let now = self.state.clock.now();
-        // Long enough for a full claim to one endpoint to drain at its concurrency.
-        let rounds = limit.div_ceil(cap) as u32 + 1;
-        let lease = chrono::Duration::from_std(hooks.settings.timeout * rounds + Duration::from_secs(30))?;
         let claimed =
-            self.state.store.claim_deliveries(&self.state.origin, now, now + lease, limit as i64, &busy).await?;
+            self.state.store.claim_deliveries(&self.state.origin, now, self.lease_end(), limit as i64, &busy).await?;
+        self.leases_held |= !claimed.is_empty();
         self.more_due = claimed.len() == limit;
         for c in claimed {
             if !self.held.insert(c.seq) {
@@ -216,6 +225,32 @@ impl Dispatcher {
         self.held.remove(&finished.seq);
         if self.results.send(finished).await.is_err() {
             tracing::warn!("the webhook result writer has stopped");
+        }
+    }
+
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.state.webhooks.settings.timeout + LEASE_MARGIN).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Where a lease taken or renewed now ends.
+    fn lease_end(&self) -> chrono::DateTime<chrono::Utc> {
+        self.state.clock.now() + self.lease()
+    }
+
+    /// Keeps the leases of what this process holds from ending while it
+    /// lives: the deliveries waiting here, in flight, and those whose
+    /// results wait for the writer.
+    async fn renew_now_and_then(&mut self) {
+        let holds = self.leases_held || !self.held.is_empty();
+        if !holds || self.last_renew.elapsed() < RENEW_EVERY {
+            return;
+        }
+        self.last_renew = Instant::now();
+        // Only those past half their lease: a busy drain renews nothing.
+        let half_left = self.state.clock.now() + self.lease() / 2;
+        match self.state.store.renew_leases(&self.state.origin, self.lease_end(), half_left).await {
+            Ok(n) => self.leases_held = n > 0 || !self.held.is_empty(),
+            Err(e) => tracing::warn!(error = %e, "renewing webhook delivery leases failed"),
         }
     }
 

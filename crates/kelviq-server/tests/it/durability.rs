@@ -1,11 +1,13 @@
 //! Nothing acknowledged is lost: the server is killed with SIGKILL in the
 //! middle of a stream of events and keyed usage reports; after a restart
 //! every acknowledged one is counted exactly once, and retrying the
-//! unacknowledged ones with the same keys counts each once.
+//! unacknowledged ones with the same keys counts each once. A webhook
+//! attempt in flight at a SIGKILL is made again by the next process.
 
 use crate::common;
 
 use common::process::serve;
+use common::receiver::{Receiver, Reply};
 use common::{http, Backend, TestDatabase};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -193,4 +195,50 @@ fn is_report(key: &str) -> bool {
     key.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n % 3 == 0)
 }
 
-on_both_backends!(killed_mid_stream);
+/// A webhook attempt in flight when the process is killed is made again,
+/// with the same webhook-id, by the next process once the dead one's lease
+/// has ended (an attempt's timeout and a few seconds).
+async fn killed_mid_webhook_attempt(backend: Backend) {
+    let db = TestDatabase::new(backend).await;
+    let rx = Receiver::start().await;
+    rx.script(|n, _| if n == 1 { Reply::Hang(Duration::from_secs(60)) } else { Reply::Status(200) });
+    let mut env = env_for(&db, backend);
+    env.push(("KELVIQ_WEBHOOK_ALLOW_SUBNETS", "127.0.0.0/8".into()));
+    env.push(("KELVIQ_WEBHOOK_TIMEOUT_MS", "3000".into()));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut server = serve(&env_refs);
+    let key = server.server_key.clone().expect("first start prints the keys");
+    let url = server.url.clone();
+    must(&url, &key, "/api/v1/webhooks/endpoints/", json!({"url": format!("{}/hook", rx.url)})).await;
+    must(&url, &key, "/api/v1/customers/", json!({"customerId": "cus_killed"})).await;
+    let first = rx.wait_for("/hook", 1, Duration::from_secs(20)).await;
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    let killed_at = std::time::Instant::now();
+
+    let server = serve(&env_refs);
+    let got = rx.wait_for("/hook", 2, Duration::from_secs(30)).await;
+    assert_eq!(got[1].header("webhook-id"), first[0].header("webhook-id"));
+    assert!(killed_at.elapsed() < Duration::from_secs(20), "taken again after {:?}", killed_at.elapsed());
+    let event = first[0].header("webhook-id").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = http()
+            .get(format!("{}/api/v1/webhooks/events/{event}/attempts/", server.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        let attempts: Value = res.json().await.unwrap();
+        // The killed attempt left no record; the one after the restart succeeded.
+        if attempts["results"].as_array().is_some_and(|a| a.iter().any(|a| a["statusCode"] == 200)) {
+            assert_eq!(attempts["count"], 1, "{attempts}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{attempts}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rx.got_on("/hook").len(), 2, "attempted again once");
+}
+
+on_both_backends!(killed_mid_stream, killed_mid_webhook_attempt);

@@ -462,6 +462,33 @@ async fn two_processes_on_postgres_deliver_each_event_once() {
     task.await.unwrap().unwrap();
 }
 
+/// Deliveries a process holds longer than a lease (a rate-limited backlog)
+/// keep their lease while it lives: the other process never takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_deliveries_keep_their_lease_on_postgres() {
+    let s = server(Backend::Postgres).await;
+    let rx = Receiver::start().await;
+    let api = Api::new(&s);
+    // Lease: the 2 s timeout and 5 s; 40 events at 4/s take 10 s.
+    endpoint(&api, &format!("{}/slowly", rx.url), json!({"rateLimit": 4, "eventTypes": ["customer.created"]})).await;
+    for i in 0..40 {
+        customer(&api, &format!("cus_slowly_{i}")).await;
+    }
+    let (_, stop, task) = second_process(&s).await;
+    // The test's clock moves with real time, so leases end as they would.
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
+    while rx.got_on("/slowly").len() < 40 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(StdDuration::from_millis(250)).await;
+        s.clock.advance(Duration::milliseconds(250));
+    }
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    let got = rx.got_on("/slowly");
+    let ids: std::collections::HashSet<_> = got.iter().map(|r| r.header("webhook-id").unwrap().to_string()).collect();
+    assert_eq!((ids.len(), rx.got_on("/slowly").len()), (40, 40), "each event sent once");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
 type Served = tokio::task::JoinHandle<anyhow::Result<()>>;
 
 /// A second server process on the same database: its own store, pool,

@@ -217,6 +217,22 @@ impl Store {
             .collect()
     }
 
+    /// Extends to `until` the leases of process `owner` that end before
+    /// `ending_before` (claimed, in flight, or finished with the result not
+    /// yet written). Returns how many.
+    pub async fn renew_leases(&self, owner: &str, until: DateTime<Utc>, ending_before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET lease_until = $1 \
+             WHERE next_attempt_at IS NOT NULL AND lease_token = $2 AND lease_until < $3",
+        )
+        .bind(to_micros(until))
+        .bind(owner)
+        .bind(to_micros(ending_before))
+        .execute(self.write_pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Gives claimed deliveries back untouched (a process stopping).
     pub async fn release_deliveries(&self, claimed: &[(i64, String)]) -> Result<()> {
         let mut tx = self.write_pool().begin().await?;
