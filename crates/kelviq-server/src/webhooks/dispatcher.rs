@@ -35,6 +35,10 @@ const STOP_WAIT: Duration = Duration::from_secs(5);
 /// dies gives its deliveries up this long after its last renewal.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// After a full claim, the next looks past the endpoints with a backlog
+/// here for others' deliveries; with a long backlog that reads all of it,
+/// so it waits this long after the last claim (nothing else calls for one).
+const EXPLORE_AFTER: Duration = Duration::from_millis(100);
 
 /// Starts the dispatcher; it runs until `stop` turns true.
 pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
@@ -67,6 +71,7 @@ struct Dispatcher {
     /// The last claim was full: more may be due.
     more_due: bool,
     last_prune: Option<Instant>,
+    last_claim: Instant,
     /// When leases were last renewed, and whether any were.
     last_renew: Instant,
     leases_held: bool,
@@ -85,6 +90,7 @@ impl Dispatcher {
             results,
             more_due: true,
             last_prune: None,
+            last_claim: Instant::now(),
             last_renew: Instant::now(),
             leases_held: false,
         }
@@ -98,8 +104,10 @@ impl Dispatcher {
             if *stop.borrow() {
                 break;
             }
-            if claim_now || self.more_due {
+            let explore = self.more_due && self.last_claim.elapsed() >= EXPLORE_AFTER;
+            if claim_now || explore {
                 claim_now = false;
+                self.last_claim = Instant::now();
                 if let Err(e) = self.claim().await {
                     if self.state.store.is_closed() {
                         break;
@@ -115,7 +123,10 @@ impl Dispatcher {
             }
             self.prune_now_and_then().await;
             self.renew_now_and_then().await;
-            let sleep = wait_rate.map_or(poll, |w| w.min(poll));
+            let mut sleep = wait_rate.map_or(poll, |w| w.min(poll));
+            if self.more_due {
+                sleep = sleep.min(EXPLORE_AFTER.saturating_sub(self.last_claim.elapsed()));
+            }
             tokio::select! {
                 done = self.done_rx.recv() => {
                     if let Some((endpoint, finished)) = done {
@@ -127,7 +138,7 @@ impl Dispatcher {
                     }
                 }
                 _ = bell.rung() => claim_now = true,
-                _ = tokio::time::sleep(sleep) => claim_now = wait_rate.is_none() || sleep == poll,
+                _ = tokio::time::sleep(sleep) => claim_now = !self.more_due && (wait_rate.is_none() || sleep == poll),
                 _ = stop.changed() => {}
             }
         }
