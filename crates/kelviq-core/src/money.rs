@@ -263,6 +263,90 @@ impl PriceModel {
     }
 }
 
+/// One tier's share of a tiered usage line: the units that fell in it, its
+/// rate and fee, and its part of the line's amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TierShare {
+    pub up_to: Option<u64>,
+    pub quantity: u64,
+    pub unit_micro: i64,
+    pub flat_minor: i64,
+    pub amount_minor: i64,
+}
+
+/// A usage line priced: its amount in minor units and, for the tiered
+/// models, how it breaks down by tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rated {
+    pub amount_minor: i64,
+    /// Graduated: every tier the units reached, in order (a free one with
+    /// 0); their quantities add up to the units and their amounts to
+    /// `amount_minor`. Volume and stair-step: the one tier the total lands
+    /// in. Flat and package: none.
+    pub tiers: Vec<TierShare>,
+}
+
+impl PriceModel {
+    /// [`PriceModel::charge`] with its breakdown by tier. The line is
+    /// rounded once; the rounding is shared out among the graduated tiers by
+    /// largest remainder, so the tiers always add up to the line.
+    pub fn rate(&self, units: u64) -> Rated {
+        let amount_minor = self.charge(units);
+        let tiers = match self {
+            PriceModel::Flat { .. } | PriceModel::Package { .. } => Vec::new(),
+            PriceModel::Graduated(tiers) => graduated_shares(tiers, units, amount_minor),
+            PriceModel::Volume(tiers) | PriceModel::StairStep(tiers) => match tier_for(tiers, units) {
+                Some(t) if units > 0 => vec![TierShare {
+                    up_to: t.up_to,
+                    quantity: units,
+                    unit_micro: if matches!(self, PriceModel::Volume(_)) { t.unit_micro } else { 0 },
+                    flat_minor: t.flat_minor,
+                    amount_minor,
+                }],
+                _ => Vec::new(),
+            },
+        };
+        Rated { amount_minor, tiers }
+    }
+}
+
+/// The graduated tiers `units` reached, with the line's `amount_minor`
+/// shared among them: each gets its flat fee and its units' exact amount
+/// rounded down, and the cents the line's one rounding adds go to the tiers
+/// with the largest remainders (the earlier on a tie).
+fn graduated_shares(tiers: &[Tier], units: u64, amount_minor: i64) -> Vec<TierShare> {
+    let mut shares = Vec::new();
+    let mut remainders = Vec::new();
+    let mut lower = 0u64;
+    for t in tiers {
+        if units <= lower {
+            break;
+        }
+        let upper = t.up_to.map_or(units, |u| u.min(units));
+        let micro = (upper - lower) as i128 * t.unit_micro as i128;
+        remainders.push(micro.rem_euclid(MICROS));
+        shares.push(TierShare {
+            up_to: t.up_to,
+            quantity: upper - lower,
+            unit_micro: t.unit_micro,
+            flat_minor: t.flat_minor,
+            amount_minor: micro.div_euclid(MICROS) as i64 + t.flat_minor,
+        });
+        lower = t.up_to.unwrap_or(u64::MAX);
+    }
+    let mut left = amount_minor - shares.iter().map(|s| s.amount_minor).sum::<i64>();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    order.sort_by(|a, b| remainders[*b].cmp(&remainders[*a]).then(a.cmp(b)));
+    for i in order.into_iter().cycle().take(shares.len() * 2) {
+        if left <= 0 {
+            break;
+        }
+        shares[i].amount_minor += 1;
+        left -= 1;
+    }
+    shares
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,7 +402,67 @@ mod tests {
         assert_eq!(PriceModel::StairStep(tiers()).charge(10), 0);
     }
 
+    #[test]
+    fn tier_breakdowns() {
+        // 6000 units: 1000 free, 4000 at 0.1¢ with a 5.00 fee, 1000 at 0.05¢.
+        let rated = PriceModel::Graduated(tiers()).rate(6000);
+        assert_eq!(rated.amount_minor, 950);
+        let shares: Vec<(Option<u64>, u64, i64)> =
+            rated.tiers.iter().map(|t| (t.up_to, t.quantity, t.amount_minor)).collect();
+        assert_eq!(shares, [(Some(1000), 1000, 0), (Some(5000), 4000, 900), (None, 1000, 50)]);
+        // Three tiers at a third of a cent, 1 unit each: the line is 1¢ and one tier carries it.
+        let third = Tier { up_to: None, unit_micro: 333_333, flat_minor: 0 };
+        let thirds = vec![Tier { up_to: Some(1), ..third }, Tier { up_to: Some(2), ..third }, third];
+        let rated = PriceModel::Graduated(thirds).rate(3);
+        assert_eq!(rated.amount_minor, 1);
+        assert_eq!(rated.tiers.iter().map(|t| t.amount_minor).collect::<Vec<_>>(), [1, 0, 0]);
+        let volume = PriceModel::Volume(tiers()).rate(2000);
+        assert_eq!(volume.tiers.len(), 1);
+        assert_eq!((volume.tiers[0].quantity, volume.tiers[0].amount_minor), (2000, 700));
+        assert!(PriceModel::Graduated(tiers()).rate(0).tiers.is_empty());
+        assert!(PriceModel::Flat { unit_micro: 1 }.rate(10).tiers.is_empty());
+    }
+
+    fn any_tiers() -> impl Strategy<Value = Vec<Tier>> {
+        prop::collection::vec((1u64..5_000, 0i64..3_000_000, 0i64..1_000), 1..5).prop_map(|raw| {
+            let mut up_to = 0;
+            let mut tiers: Vec<Tier> = raw
+                .into_iter()
+                .map(|(step, unit_micro, flat_minor)| {
+                    up_to += step;
+                    Tier { up_to: Some(up_to), unit_micro, flat_minor }
+                })
+                .collect();
+            tiers.last_mut().expect("at least one").up_to = None;
+            tiers
+        })
+    }
+
     proptest! {
+        #[test]
+        fn graduated_tiers_add_up(tiers in any_tiers(), units in 0u64..30_000) {
+            let rated = PriceModel::Graduated(tiers.clone()).rate(units);
+            prop_assert_eq!(rated.amount_minor, PriceModel::Graduated(tiers).charge(units));
+            prop_assert_eq!(rated.tiers.iter().map(|t| t.quantity).sum::<u64>(), units);
+            prop_assert_eq!(rated.tiers.iter().map(|t| t.amount_minor).sum::<i64>(), rated.amount_minor);
+            for t in &rated.tiers {
+                // Within a cent of its exact amount.
+                let exact = t.quantity as i128 * t.unit_micro as i128 + t.flat_minor as i128 * MICROS;
+                prop_assert!((t.amount_minor as i128 * MICROS - exact).abs() < MICROS, "{:?}", t);
+            }
+        }
+
+        #[test]
+        fn volume_and_stairs_show_the_tier_they_land_in(tiers in any_tiers(), units in 1u64..30_000) {
+            for model in [PriceModel::Volume(tiers.clone()), PriceModel::StairStep(tiers.clone())] {
+                let rated = model.rate(units);
+                prop_assert_eq!(rated.tiers.len(), 1);
+                prop_assert_eq!(rated.tiers[0].quantity, units);
+                prop_assert_eq!(rated.tiers[0].amount_minor, rated.amount_minor);
+                prop_assert!(rated.tiers[0].up_to.is_none_or(|u| units <= u));
+            }
+        }
+
         #[test]
         fn minor_round_trips(minor in 0i64..10_000_000_000, exp in 0u32..4) {
             let text = minor_to_decimal(minor, exp);
