@@ -7,5 +7,6 @@ pub mod error;
 pub mod extract;
 pub mod input;
 pub mod metrics;
+pub mod paging;
 pub mod reqlog;
 pub mod urlcheck;
