@@ -18,6 +18,7 @@ pub mod plans;
 pub mod sandbox_cards;
 pub mod sealing;
 pub mod signing;
+pub mod tax;
 pub mod timefmt;
 pub mod validation;
 pub mod webhooks;
