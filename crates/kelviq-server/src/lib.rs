@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod routes;
 pub mod selling;
 pub mod state;
+pub mod tax;
 pub mod usage;
 pub mod webhooks;
 pub mod wire;

@@ -4,7 +4,7 @@
 
 use crate::routes::{
     catalog, charges, checkout, customers, entitlements, health, media, money, plans, reporting, subscriptions,
-    test_clock, webhooks,
+    tax_rates, test_clock, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -40,6 +40,8 @@ use utoipa::{Modify, OpenApi};
         webhooks::delete_endpoint, webhooks::rotate_secret, webhooks::test_endpoint, webhooks::recover,
         webhooks::list_events, webhooks::retrieve_event, webhooks::event_attempts, webhooks::resend,
         webhooks::webhook_logs,
+        tax_rates::create_tax_rate, tax_rates::list_tax_rates, tax_rates::retrieve_tax_rate,
+        tax_rates::update_tax_rate, tax_rates::delete_tax_rate,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
@@ -50,9 +52,9 @@ use utoipa::{Modify, OpenApi};
         subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, charges::ChargeIn,
         money::RefundIn, test_clock::AdvanceIn,
         crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn,
-        webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn)),
+        webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn, tax_rates::TaxRateIn)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

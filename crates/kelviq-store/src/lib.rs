@@ -26,6 +26,7 @@ mod migrations;
 mod orgs;
 mod plans;
 mod selling;
+mod tax_rates;
 mod usage;
 mod webhooks;
 mod work;

@@ -12,6 +12,7 @@ pub mod money;
 pub mod plans;
 pub mod reporting;
 pub mod subscriptions;
+pub mod tax_rates;
 pub mod test_clock;
 pub mod webhooks;
 
@@ -33,4 +34,5 @@ pub fn api_router() -> Router<AppState> {
         .merge(money::router())
         .merge(test_clock::router())
         .merge(webhooks::router())
+        .merge(tax_rates::router())
 }

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod ops;
 pub mod plans;
 pub mod selling;
+pub mod tax;
 pub mod usage;
 pub mod webhooks;
 

@@ -23,6 +23,7 @@ mod sdk_metering;
 mod sdk_selling;
 mod selling;
 mod shutdown;
+mod tax_rates;
 mod webhook_events;
 mod webhooks;
 mod wire_openapi;

@@ -1,0 +1,98 @@
+//! Tax rates through the real server, on SQLite and PostgreSQL: made,
+//! listed, filtered, changed and deleted with the server key; one per
+//! country and region; bad input named field by field, nothing written;
+//! other environments and client keys see nothing.
+
+use crate::common::api::Api;
+use crate::common::{Backend, TestServer};
+use kelviq_core::keys::KeyKind;
+use kelviq_core::Environment;
+use serde_json::json;
+
+async fn tax_rates_are_managed(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    let de = api.ok("/api/v1/tax-rates/", json!({"name": "DE VAT", "country": "de", "percentage": 19})).await;
+    assert_eq!(
+        (de["country"].clone(), de["region"].clone(), de["percentage"].clone()),
+        (json!("DE"), json!(null), json!(19.0))
+    );
+    let ca = api
+        .ok("/api/v1/tax-rates/", json!({"name": "California", "country": "US", "region": "ca", "percentage": "7.25"}))
+        .await;
+    assert_eq!((ca["region"].clone(), ca["percentage"].clone()), (json!("CA"), json!(7.25)));
+    let us = api.ok("/api/v1/tax-rates/", json!({"name": "US", "country": "US", "percentage": 0})).await;
+
+    // One per country and region.
+    let (status, e) = api.post("/api/v1/tax-rates/", json!({"name": "again", "country": "DE", "percentage": 7})).await;
+    assert_eq!(
+        (status, e.clone()),
+        (400, json!({"country": ["A tax rate for this country and region already exists."]}))
+    );
+    // Every bad field named, nothing written.
+    let (status, e) = api
+        .post(
+            "/api/v1/tax-rates/",
+            json!({"name": "bad\u{7}", "country": "DEU", "region": "CA-ON", "percentage": 100.5}),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    for field in ["name", "country", "region", "percentage"] {
+        assert!(e[field].is_array(), "{field} in {e}");
+    }
+    let (status, e) = api.post("/api/v1/tax-rates/", json!({})).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        e,
+        json!({"name": ["This field is required."], "country": ["This field is required."], "percentage": ["This field is required."]})
+    );
+    let (_, all) = api.get("/api/v1/tax-rates/").await;
+    assert_eq!(all["count"], 3, "{all}");
+    assert_eq!(all["results"][0]["id"], de["id"], "oldest first");
+    let (_, only_us) = api.get("/api/v1/tax-rates/?country=us&page_size=1").await;
+    assert_eq!((only_us["count"].clone(), only_us["results"].as_array().unwrap().len()), (json!(2), 1));
+    let (status, _) = api.get("/api/v1/tax-rates/?country=USA").await;
+    assert_eq!(status, 400);
+
+    let id = ca["id"].as_str().unwrap();
+    let (status, changed) = api
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/tax-rates/{id}/"),
+            Some(json!({"percentage": 8.875, "name": "CA"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (changed["percentage"].clone(), changed["name"].clone(), changed["region"].clone()),
+        (json!(8.875), json!("CA"), json!("CA"))
+    );
+    // Moving it onto a taken place is refused; the rate stays as it was.
+    let (status, e) =
+        api.send(reqwest::Method::PATCH, &format!("/api/v1/tax-rates/{id}/"), Some(json!({"region": null}))).await;
+    assert_eq!((status, e["country"].is_array()), (400, true), "{e}");
+    let (_, kept) = api.get(&format!("/api/v1/tax-rates/{id}/")).await;
+    assert_eq!((kept["region"].clone(), kept["percentage"].clone()), (json!("CA"), json!(8.875)));
+
+    // Deleted: gone from the API, and its place is free again.
+    let (status, _) =
+        api.send(reqwest::Method::DELETE, &format!("/api/v1/tax-rates/{}/", us["id"].as_str().unwrap()), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = api.get(&format!("/api/v1/tax-rates/{}/", us["id"].as_str().unwrap())).await;
+    assert_eq!(status, 404);
+    api.ok("/api/v1/tax-rates/", json!({"name": "US again", "country": "US", "percentage": 0})).await;
+    let (status, _) = api.get("/api/v1/tax-rates/not-a-uuid/").await;
+    assert_eq!(status, 404);
+
+    // Scoped to the environment; client keys read nothing.
+    let production = s.key_for(KeyKind::Server, Environment::Production).await;
+    let (_, none) = Api::with_key(&s, &production).get("/api/v1/tax-rates/").await;
+    assert_eq!(none["count"], 0, "{none}");
+    let (status, _) = Api::with_key(&s, &production).get(&format!("/api/v1/tax-rates/{id}/")).await;
+    assert_eq!(status, 404);
+    let client = s.key_for(KeyKind::Client, Environment::Sandbox).await;
+    let (status, _) = Api::with_key(&s, &client).get("/api/v1/tax-rates/").await;
+    assert!(status == 401 || status == 403, "{status}");
+}
+
+on_both_backends!(tax_rates_are_managed);
