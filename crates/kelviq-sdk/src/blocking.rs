@@ -10,6 +10,7 @@ use crate::selling::{
     ListMoney, ListSubscriptions, MessageResponse, PaymentMethod, Refund, Subscription, Transaction, UpdatePreview,
     UpdateSubscription, UpdateSubscriptionResponse,
 };
+use crate::tax_rates::{TaxRate, TaxRateParams};
 use crate::webhook_api::{EndpointParams, ListEvents, WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookLog};
 use crate::Error;
 use serde_json::Value;
@@ -37,6 +38,10 @@ impl Kelviq {
 
     pub fn webhooks(&self) -> Webhooks<'_> {
         Webhooks { client: self }
+    }
+
+    pub fn tax_rates(&self) -> TaxRates<'_> {
+        TaxRates { client: self }
     }
 
     pub fn catalog(&self) -> Catalog<'_> {
@@ -411,5 +416,28 @@ impl Webhooks<'_> {
         page: Option<u32>,
     ) -> Result<Page<WebhookLog>, Error> {
         self.client.block_on(self.client.inner.webhooks().logs(start_date, end_date, page))
+    }
+}
+
+/// Tax rates, blocking (see [`crate::tax_rates::TaxRates`]).
+pub struct TaxRates<'a> {
+    client: &'a Kelviq,
+}
+
+impl TaxRates<'_> {
+    pub fn create(&self, params: TaxRateParams) -> Result<TaxRate, Error> {
+        self.client.block_on(self.client.inner.tax_rates().create(params))
+    }
+    pub fn list(&self, country: Option<&str>, page: Option<u32>) -> Result<Page<TaxRate>, Error> {
+        self.client.block_on(self.client.inner.tax_rates().list(country, page))
+    }
+    pub fn retrieve(&self, id: &str) -> Result<TaxRate, Error> {
+        self.client.block_on(self.client.inner.tax_rates().retrieve(id))
+    }
+    pub fn update(&self, id: &str, changes: TaxRateParams) -> Result<TaxRate, Error> {
+        self.client.block_on(self.client.inner.tax_rates().update(id, changes))
+    }
+    pub fn delete(&self, id: &str) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.tax_rates().delete(id))
     }
 }

@@ -25,6 +25,7 @@ pub mod models;
 pub mod plans;
 pub mod reporting;
 pub mod selling;
+pub mod tax_rates;
 pub mod webhook_api;
 pub mod webhooks;
 
@@ -180,6 +181,11 @@ impl Kelviq {
     /// Webhook endpoints, events, resend and recover (a self-hosted kelviq server).
     pub fn webhooks(&self) -> webhook_api::Webhooks<'_> {
         webhook_api::Webhooks::new(&self.http)
+    }
+
+    /// Tax rates by country and region (a self-hosted kelviq server).
+    pub fn tax_rates(&self) -> tax_rates::TaxRates<'_> {
+        tax_rates::TaxRates::new(&self.http)
     }
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {

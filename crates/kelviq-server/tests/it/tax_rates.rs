@@ -1,12 +1,14 @@
 //! Tax rates through the real server, on SQLite and PostgreSQL: made,
 //! listed, filtered, changed and deleted with the server key; one per
 //! country and region; bad input named field by field, nothing written;
-//! other environments and client keys see nothing.
+//! other environments and client keys see nothing; the Rust SDK, async
+//! and blocking.
 
 use crate::common::api::Api;
 use crate::common::{Backend, TestServer};
 use kelviq_core::keys::KeyKind;
 use kelviq_core::Environment;
+use kelviq_sdk::tax_rates::TaxRateParams;
 use serde_json::json;
 
 async fn tax_rates_are_managed(backend: Backend) {
@@ -95,4 +97,32 @@ async fn tax_rates_are_managed(backend: Backend) {
     assert!(status == 401 || status == 403, "{status}");
 }
 
-on_both_backends!(tax_rates_are_managed);
+/// The Rust SDK's tax-rate module, async and blocking.
+async fn the_sdk_manages_tax_rates(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let rates = s.sdk();
+    let rates = rates.tax_rates();
+    let ny = rates.create(TaxRateParams::new("New York", "us", "8.875").region("ny")).await.unwrap();
+    assert_eq!((ny.country.as_str(), ny.region.as_deref(), ny.percentage), ("US", Some("NY"), 8.875));
+    let changed =
+        rates.update(&ny.id, TaxRateParams { percentage: Some("8.5".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(changed.percentage, 8.5);
+    let e = rates.create(TaxRateParams::new("again", "US", "1").region("NY")).await.unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    let (base, key) = (s.base_url.clone(), s.server_key.clone());
+    let listed = tokio::task::spawn_blocking(move || {
+        let client = kelviq_sdk::Kelviq::builder().access_token(key).base_url(&base).build_blocking().unwrap();
+        let fr = client.tax_rates().create(TaxRateParams::new("FR TVA", "FR", "20")).unwrap();
+        assert_eq!(client.tax_rates().retrieve(&fr.id).unwrap().region, None);
+        let listed = client.tax_rates().list(Some("FR"), None).unwrap();
+        client.tax_rates().delete(&fr.id).unwrap();
+        assert_eq!(client.tax_rates().retrieve(&fr.id).unwrap_err().status(), Some(404));
+        listed.count
+    })
+    .await
+    .unwrap();
+    assert_eq!(listed, 1);
+    assert_eq!(rates.list(None, None).await.unwrap().count, 1);
+}
+
+on_both_backends!(tax_rates_are_managed, the_sdk_manages_tax_rates);
