@@ -489,6 +489,35 @@ async fn held_deliveries_keep_their_lease_on_postgres() {
     task.await.unwrap().unwrap();
 }
 
+/// A rate limit holds across processes: events written through two servers
+/// reach the endpoint no faster than its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_across_processes_on_postgres() {
+    let s = server(Backend::Postgres).await;
+    let rx = Receiver::start().await;
+    let api = Api::new(&s);
+    endpoint(&api, &format!("{}/limited", rx.url), json!({"rateLimit": 5, "eventTypes": ["customer.created"]})).await;
+    let (second_url, stop, task) = second_process(&s).await;
+    let http = crate::common::http();
+    for i in 0..20 {
+        let base = if i % 2 == 0 { &s.base_url } else { &second_url };
+        let res = http
+            .post(format!("{base}/api/v1/customers/"))
+            .bearer_auth(&s.server_key)
+            .json(&json!({"customerId": format!("cus_limited_{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let got = rx.wait_for("/limited", 20, StdDuration::from_secs(30)).await;
+    // 5 a second: 200 ms apart, never two at once from two processes.
+    let gaps: Vec<u128> = got.windows(2).map(|w| (w[1].at - w[0].at).as_millis()).collect();
+    assert!(gaps.iter().all(|g| *g >= 100), "gaps between deliveries (ms): {gaps:?}");
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
 type Served = tokio::task::JoinHandle<anyhow::Result<()>>;
 
 /// A second server process on the same database: its own store, pool,

@@ -157,9 +157,11 @@ impl Store {
         };
         // A fifo endpoint's delivery waits while an older one to it is
         // pending (in flight or to be retried), unless it has waited long
-        // enough; whichever process holds the older one. (The fifo
-        // endpoints are read once per claim, before any look for older
-        // deliveries: looking for them per candidate grows with the backlog.)
+        // enough; whichever process holds the older one. A rate-limited
+        // endpoint's deliveries are held by one process at a time, so its
+        // limit holds across processes. (The fifo and rate-limited endpoints
+        // are read once per claim, before any per-candidate look at other
+        // deliveries, whose cost grows with the backlog.)
         let claimed = sqlx::query(&format!(
             "UPDATE webhook_deliveries SET lease_until = $1, lease_token = $2 WHERE seq IN (\
              SELECT d.seq FROM webhook_deliveries d WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $3 \
@@ -167,6 +169,9 @@ impl Store {
              AND (d.created_at <= $5 OR d.endpoint_id NOT IN (SELECT id FROM webhook_endpoints WHERE fifo = 1) \
                  OR NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
                  WHERE o.endpoint_id = d.endpoint_id AND o.status = 'PENDING' AND o.seq < d.seq)) \
+             AND (d.endpoint_id NOT IN (SELECT id FROM webhook_endpoints WHERE rate_limit > 0) \
+                 OR NOT EXISTS (SELECT 1 FROM webhook_deliveries o WHERE o.endpoint_id = d.endpoint_id \
+                 AND o.next_attempt_at IS NOT NULL AND o.lease_token <> $2 AND o.lease_until > $3)) \
              ORDER BY d.next_attempt_at, d.seq LIMIT $4{skip}) \
              RETURNING seq"
         ))
