@@ -497,6 +497,9 @@ async fn a_rate_limit_holds_across_processes_on_postgres() {
     let rx = Receiver::start().await;
     let api = Api::new(&s);
     endpoint(&api, &format!("{}/limited", rx.url), json!({"rateLimit": 5, "eventTypes": ["customer.created"]})).await;
+    // Each answer takes 150 ms: a process holds the endpoint at least that
+    // long after its last message, so a hand-over never comes closer.
+    rx.script(|_, _| Reply::Hang(StdDuration::from_millis(150)));
     let (second_url, stop, task) = second_process(&s).await;
     let http = crate::common::http();
     for i in 0..20 {
