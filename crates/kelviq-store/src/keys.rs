@@ -143,7 +143,7 @@ impl Store {
             [one] => key_from_row(one)?,
             _ => return Err(StoreError::Conflict("ambiguous key prefix")),
         };
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(to_micros(now))
             .bind(key.id.to_string())

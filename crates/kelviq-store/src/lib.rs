@@ -232,6 +232,17 @@ impl Store {
         &self.write
     }
 
+    /// Starts a write transaction. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`): a transaction that read first and wrote
+    /// later would fail at once, not wait, when another process (the CLI
+    /// beside a server) had written in between.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.write_pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write_pool().begin().await?,
+        })
+    }
+
     /// The SQLite file (`None` on PostgreSQL).
     pub fn sqlite_path(&self) -> Option<&Path> {
         self.path.as_deref()

@@ -181,7 +181,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let (org, env) = tenant_binds(tenant);
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (upload, f) in files {
             let used = sqlx::query("UPDATE uploads SET consumed_at = $1 WHERE file_key = $2 AND consumed_at IS NULL")
                 .bind(to_micros(now))
@@ -263,7 +263,7 @@ impl Store {
     ) -> Result<MediaFile> {
         let mut file = self.find_media(tenant, owner, owner_id, id).await?.ok_or(StoreError::NotFound)?;
         let (org, env) = tenant_binds(tenant);
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         if changes.thumbnail == Some(true) {
             sqlx::query(
                 "UPDATE media_files SET thumbnail = 0 WHERE org_id = $1 AND environment = $2 AND owner_kind = $3 AND owner_id = $4",

@@ -34,7 +34,7 @@ impl Store {
 
     /// Creates an organisation. A taken slug is `Conflict("organization slug")`.
     pub async fn create_organization(&self, name: &str, slug: &str, now: DateTime<Utc>) -> Result<Organization> {
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) AS next FROM organizations")
             .fetch_one(&mut *tx)
             .await?;

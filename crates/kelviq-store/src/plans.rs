@@ -137,7 +137,7 @@ impl Store {
             published_at: None,
             archived_at: None,
         };
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let (org, env) = tenant_binds(tenant);
         let taken = sqlx::query(
             "SELECT 1 AS one FROM plans WHERE org_id = $1 AND environment = $2 AND identifier = $3 LIMIT 1",
@@ -255,7 +255,7 @@ impl Store {
     where
         F: FnOnce(&mut PlanVersion) -> std::result::Result<(), FieldErrors>,
     {
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let newest = self.lock_newest_plan(&mut tx, tenant, identifier).await?;
         let (mut draft, is_new) = match newest.status {
             PlanStatus::Draft => (newest, false),
@@ -283,7 +283,7 @@ impl Store {
     /// Publishes the newest version (a draft): it becomes the one on offer and
     /// the previously published version is superseded.
     pub async fn publish_plan(&self, tenant: &Tenant, identifier: &str, now: DateTime<Utc>) -> Result<PlanVersion> {
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         // (publish_in records the change-feed entry every server acts on.)
         let draft = publish_in(&mut tx, self.backend, tenant, identifier, now).await?;
         tx.commit().await?;
@@ -293,7 +293,7 @@ impl Store {
     /// Deletes the newest version if it is a draft; a plan that was never
     /// published disappears with its only draft.
     pub async fn discard_plan_draft(&self, tenant: &Tenant, identifier: &str) -> Result<()> {
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let newest = self.lock_newest_plan(&mut tx, tenant, identifier).await?;
         if newest.status != PlanStatus::Draft {
             return Err(StoreError::Conflict("already published"));
@@ -306,7 +306,7 @@ impl Store {
     /// Archives every version. An archived plan is `Conflict("already archived")`.
     pub async fn archive_plan(&self, tenant: &Tenant, identifier: &str, now: DateTime<Utc>) -> Result<()> {
         let (org, env) = tenant_binds(tenant);
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT COUNT(*) AS total, CAST(COALESCE(SUM(CASE WHEN archived_at IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS live \
              FROM plans WHERE org_id = $1 AND environment = $2 AND identifier = $3",

@@ -11,7 +11,7 @@ impl Store {
     /// Starts a unit of work for a tenant.
     pub async fn begin(&self, tenant: &Tenant) -> Result<Work> {
         Ok(Work {
-            tx: self.write_pool().begin().await?,
+            tx: self.begin_write().await?,
             _held: crate::held::Held::enter(),
             backend: self.backend,
             tenant: tenant.clone(),

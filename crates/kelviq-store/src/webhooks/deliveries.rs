@@ -240,7 +240,7 @@ impl Store {
 
     /// Gives claimed deliveries back untouched (a process stopping).
     pub async fn release_deliveries(&self, claimed: &[(i64, String)]) -> Result<()> {
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (seq, token) in claimed {
             sqlx::query(
                 "UPDATE webhook_deliveries SET lease_until = NULL, lease_token = NULL WHERE seq = $1 AND lease_token = $2",

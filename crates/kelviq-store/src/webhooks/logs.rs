@@ -179,7 +179,7 @@ impl Store {
     /// many events.
     pub async fn prune_events(&self, before: DateTime<Utc>) -> Result<u64> {
         let before = to_micros(before);
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM webhook_attempts WHERE attempted_at < $1").bind(before).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM webhook_deliveries WHERE created_at < $1 AND next_attempt_at IS NULL")
             .bind(before)

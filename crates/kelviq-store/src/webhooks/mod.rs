@@ -133,7 +133,7 @@ impl Store {
         changes: &EndpointChanges,
         now: DateTime<Utc>,
     ) -> Result<Endpoint> {
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut e = lock_endpoint(&mut tx, self.backend, tenant, id).await?.ok_or(StoreError::NotFound)?;
         let was_enabled = e.enabled;
         if let Some(url) = &changes.url {
@@ -194,7 +194,7 @@ impl Store {
 
     /// Deletes an endpoint; its pending deliveries are cancelled.
     pub async fn delete_webhook_endpoint(&self, tenant: &Tenant, id: uuid::Uuid, now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_endpoint(&mut tx, self.backend, tenant, id).await?.ok_or(StoreError::NotFound)?;
         sqlx::query("UPDATE webhook_endpoints SET deleted_at = $1, enabled = 0, modified_at = $1 WHERE id = $2")
             .bind(to_micros(now))
@@ -216,7 +216,7 @@ impl Store {
         previous_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.write_pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         lock_endpoint(&mut tx, self.backend, tenant, id).await?.ok_or(StoreError::NotFound)?;
         sqlx::query(
             "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = $1, secret = $2, \
