@@ -5,18 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Kelviq, InvalidRequestError } = require('@kelviq/node-sdk');
-const { startServer } = require('./server');
-
-async function api(server, method, path, body) {
-  const res = await fetch(`${server.url}/api/v1${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${server.serverKey}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json();
-  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
+const { startServer, api } = require('./server');
 
 for (const backend of ['sqlite', 'postgres']) {
   test(`checkout and subscriptions through the Node SDK (${backend})`, async (t) => {

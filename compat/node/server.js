@@ -7,6 +7,7 @@ const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 const crypto = require('node:crypto');
+const assert = require('node:assert/strict');
 
 const REPO = path.resolve(__dirname, '..', '..');
 const BIN = process.env.KELVIQ_BIN || path.join(REPO, 'target', 'debug', 'kelviq');
@@ -61,4 +62,16 @@ async function startServer(backend) {
   return server;
 }
 
-module.exports = { startServer };
+/** A call to the server's API with its server key; fails the test unless it is a 2xx. */
+async function api(server, method, path, body) {
+  const res = await fetch(`${server.url}/api/v1${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${server.serverKey}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  assert.ok(res.status < 300, `${method} ${path} → ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+module.exports = { startServer, api };
