@@ -57,17 +57,9 @@ impl Store {
     ) -> Result<(i64, Vec<LogRow>)> {
         let (org, env) = tenant_binds(tenant);
         let filter = "d.org_id = $1 AND d.environment = $2 AND d.last_attempt_at >= $3 AND d.last_attempt_at < $4";
-        let count: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM webhook_deliveries d WHERE {filter}"))
-            .bind(&org)
-            .bind(env)
-            .bind(to_micros(from))
-            .bind(to_micros(before))
-            .fetch_one(self.read_pool())
-            .await?
-            .try_get("n")?;
         let rows = sqlx::query(&format!(
-            "SELECT d.id, d.event_id, d.endpoint_id, d.event_type, d.status, d.last_status, d.attempts, \
-             d.last_attempt_at, d.created_at, e.payload FROM webhook_deliveries d JOIN events e ON e.id = d.event_id \
+            "SELECT COUNT(*) OVER () AS n, d.id, d.event_id, d.endpoint_id, d.event_type, d.status, d.last_status, \
+             d.attempts, d.last_attempt_at, d.created_at, e.payload FROM webhook_deliveries d JOIN events e ON e.id = d.event_id \
              WHERE {filter} ORDER BY d.last_attempt_at DESC, d.seq DESC LIMIT $5 OFFSET $6"
         ))
         .bind(&org)
@@ -78,7 +70,8 @@ impl Store {
         .bind(offset)
         .fetch_all(self.read_pool())
         .await?;
-        let rows = rows
+        let total: i64 = rows.first().map(|r| r.try_get("n")).transpose()?.unwrap_or(0);
+        let rows_out = rows
             .iter()
             .map(|row| {
                 Ok(LogRow {
@@ -94,8 +87,22 @@ impl Store {
                     payload: crate::json_col(row, "payload")?,
                 })
             })
-            .collect::<Result<_>>()?;
-        Ok((count, rows))
+            .collect::<Result<Vec<_>>>()?;
+        // The count comes with the page, from the same snapshot; a page past
+        // the end has no row to carry it.
+        let count: i64 = match (rows_out.first(), offset) {
+            (Some(_), _) => total,
+            (None, 0) => 0,
+            (None, _) => sqlx::query(&format!("SELECT COUNT(*) AS n FROM webhook_deliveries d WHERE {filter}"))
+                .bind(&org)
+                .bind(env)
+                .bind(to_micros(from))
+                .bind(to_micros(before))
+                .fetch_one(self.read_pool())
+                .await?
+                .try_get("n")?,
+        };
+        Ok((count, rows_out))
     }
 
     /// Every attempt to deliver an event, oldest first.
