@@ -64,6 +64,10 @@ struct Dispatcher {
     queues: HashMap<uuid::Uuid, Queue>,
     /// Seqs of the deliveries this process holds.
     held: HashSet<i64>,
+    /// Held deliveries claimed again while in flight (a resend gave their
+    /// lease back; a process never re-takes its own lease otherwise): sent
+    /// again once the attempt ends.
+    reclaimed: HashMap<i64, Claimed>,
     in_flight: usize,
     done_tx: mpsc::UnboundedSender<(uuid::Uuid, Finished)>,
     done_rx: mpsc::UnboundedReceiver<(uuid::Uuid, Finished)>,
@@ -84,6 +88,7 @@ impl Dispatcher {
             state,
             queues: HashMap::new(),
             held: HashSet::new(),
+            reclaimed: HashMap::new(),
             in_flight: 0,
             done_tx,
             done_rx,
@@ -164,7 +169,9 @@ impl Dispatcher {
         self.more_due = claimed.len() == limit;
         for c in claimed {
             if !self.held.insert(c.seq) {
-                continue; // still ours, from an earlier claim (the clock moved past its lease)
+                // Still ours and in flight: its lease token is now this one.
+                self.reclaimed.insert(c.seq, c);
+                continue;
             }
             let endpoint = c.endpoint.as_ref().map_or(uuid::Uuid::nil(), |e| e.id);
             self.queues.entry(endpoint).or_default().waiting.push_back((Instant::now(), c));
@@ -233,7 +240,15 @@ impl Dispatcher {
                 self.queues.remove(&endpoint);
             }
         }
-        self.held.remove(&finished.seq);
+        match self.reclaimed.remove(&finished.seq) {
+            Some(again) => {
+                let endpoint = again.endpoint.as_ref().map_or(uuid::Uuid::nil(), |e| e.id);
+                self.queues.entry(endpoint).or_default().waiting.push_back((Instant::now(), again));
+            }
+            None => {
+                self.held.remove(&finished.seq);
+            }
+        }
         if self.results.send(finished).await.is_err() {
             tracing::warn!("the webhook result writer has stopped");
         }
@@ -287,8 +302,13 @@ impl Dispatcher {
                 _ => break,
             }
         }
-        let waiting: Vec<(i64, String)> =
-            self.queues.values().flat_map(|q| q.waiting.iter().map(|(_, c)| (c.seq, c.lease_token.clone()))).collect();
+        let waiting: Vec<(i64, String)> = self
+            .queues
+            .values()
+            .flat_map(|q| q.waiting.iter().map(|(_, c)| c))
+            .chain(self.reclaimed.values())
+            .map(|c| (c.seq, c.lease_token.clone()))
+            .collect();
         if !waiting.is_empty() {
             if let Err(e) = self.state.store.release_deliveries(&waiting).await {
                 tracing::warn!(error = %e, "giving back waiting webhook deliveries failed; their lease will end");

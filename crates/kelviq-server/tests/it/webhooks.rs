@@ -420,6 +420,7 @@ on_both_backends!(
     bad_endpoint_input_names_the_field,
     the_sdk_manages_webhooks,
     fifo_keeps_the_order,
+    a_resend_during_an_attempt_counts_both,
 );
 
 /// Two server processes on one PostgreSQL: 1,000 events, each delivered
@@ -637,4 +638,34 @@ async fn the_sdk_manages_webhooks(backend: Backend) {
     assert_eq!(off.disabled_reason.as_deref(), Some("manual"));
     hooks.delete_endpoint(&made.id).await.unwrap();
     assert_eq!(hooks.list_endpoints(None).await.unwrap().count, 0);
+}
+
+/// A resend while the first attempt is still waiting for its answer: both
+/// attempts count in the delivery's log, whichever result is written first.
+async fn a_resend_during_an_attempt_counts_both(backend: Backend) {
+    use kelviq_sdk::webhook_api::EndpointParams;
+    let s = server(backend).await;
+    let sdk = s.sdk();
+    let hooks = sdk.webhooks();
+    let rx = Receiver::start().await;
+    rx.script(|n, _| if n == 1 { Reply::Hang(StdDuration::from_millis(800)) } else { Reply::Status(200) });
+    let made = hooks
+        .create_endpoint(EndpointParams::url(format!("{}/slow", rx.url)).event_types(&["webhook.test"]))
+        .await
+        .unwrap();
+    let event = hooks.test_endpoint(&made.id).await.unwrap();
+    rx.wait_for("/slow", 1, WAIT).await;
+    assert_eq!(hooks.resend(&event, Some(&made.id)).await.unwrap(), 1);
+    rx.wait_for("/slow", 2, WAIT).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let logs = hooks.logs(None, None, None).await.unwrap();
+        let attempts = hooks.attempts(&event).await.unwrap().len();
+        if attempts == 2 && logs.results.first().is_some_and(|l| l.retry_count == 1 && l.is_success) {
+            assert_eq!(logs.count, 1);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "attempts {attempts}, log {:?}", logs.results.first());
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
 }

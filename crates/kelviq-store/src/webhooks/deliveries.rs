@@ -135,7 +135,9 @@ pub struct Finished {
 impl Store {
     /// Claims up to `limit` deliveries due at `now` whose lease (if any)
     /// has ended, leasing them to process `owner` until `lease_until`; skips
-    /// the endpoints in `busy`. Two processes never hold the same delivery.
+    /// the endpoints in `busy`. Two processes never hold the same delivery,
+    /// and a process never re-takes a lease of its own that ran out (only a
+    /// moved test clock does that: it still holds the delivery).
     pub async fn claim_deliveries(
         &self,
         owner: &str,
@@ -144,7 +146,10 @@ impl Store {
         limit: i64,
         busy: &[uuid::Uuid],
     ) -> Result<Vec<Claimed>> {
-        let token = owner.to_string();
+        // A token per claim, prefixed by its owner: a result is applied only
+        // to the claim it came from, and a process knows its own leases.
+        let token = format!("{owner}:{}", uuid::Uuid::new_v4().simple());
+        let mine = format!("{owner}:%");
         let skip = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -165,13 +170,13 @@ impl Store {
         let claimed = sqlx::query(&format!(
             "UPDATE webhook_deliveries SET lease_until = $1, lease_token = $2 WHERE seq IN (\
              SELECT d.seq FROM webhook_deliveries d WHERE d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $3 \
-             AND (d.lease_until IS NULL OR d.lease_until <= $3){not_busy} \
+             AND (d.lease_until IS NULL OR (d.lease_until <= $3 AND d.lease_token NOT LIKE $6)){not_busy} \
              AND (d.created_at <= $5 OR d.endpoint_id NOT IN (SELECT id FROM webhook_endpoints WHERE fifo = 1) \
                  OR NOT EXISTS (SELECT 1 FROM webhook_deliveries o \
                  WHERE o.endpoint_id = d.endpoint_id AND o.status = 'PENDING' AND o.seq < d.seq)) \
              AND (d.endpoint_id NOT IN (SELECT id FROM webhook_endpoints WHERE rate_limit > 0) \
                  OR NOT EXISTS (SELECT 1 FROM webhook_deliveries o WHERE o.endpoint_id = d.endpoint_id \
-                 AND o.next_attempt_at IS NOT NULL AND o.lease_token <> $2 AND o.lease_until > $3)) \
+                 AND o.next_attempt_at IS NOT NULL AND o.lease_token NOT LIKE $6 AND o.lease_until > $3)) \
              ORDER BY d.next_attempt_at, d.seq LIMIT $4{skip}) \
              RETURNING seq"
         ))
@@ -180,6 +185,7 @@ impl Store {
         .bind(to_micros(now))
         .bind(limit)
         .bind(to_micros(now - FIFO_MAX_WAIT))
+        .bind(&mine)
         .fetch_all(self.write_pool())
         .await?;
         if claimed.is_empty() {
@@ -228,10 +234,10 @@ impl Store {
     pub async fn renew_leases(&self, owner: &str, until: DateTime<Utc>, ending_before: DateTime<Utc>) -> Result<u64> {
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET lease_until = $1 \
-             WHERE next_attempt_at IS NOT NULL AND lease_token = $2 AND lease_until < $3",
+             WHERE next_attempt_at IS NOT NULL AND lease_token LIKE $2 AND lease_until < $3",
         )
         .bind(to_micros(until))
-        .bind(owner)
+        .bind(format!("{owner}:%"))
         .bind(to_micros(ending_before))
         .execute(self.write_pool())
         .await?;
@@ -525,14 +531,27 @@ async fn record_attempts(tx: &mut Transaction<'_, Any>, finished: &[Finished]) -
 async fn update_deliveries(tx: &mut Transaction<'_, Any>, finished: &[Finished]) -> Result<()> {
     // seq, lease token, status, next attempt, attempts made (0 or 1), status code, attempted at
     let types = ["BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT"];
+    // A result whose lease was taken meanwhile (a resend, or another
+    // process after the lease ran out) leaves the schedule to the holder,
+    // but the attempt it made still counts and shows in the log.
+    let held = "webhook_deliveries.lease_token IS NOT NULL AND webhook_deliveries.lease_token = v.column2";
+    let newer = "v.column5 = 1 AND (webhook_deliveries.last_attempt_at IS NULL \
+                 OR webhook_deliveries.last_attempt_at <= v.column7)";
     let sql = format!(
-        "UPDATE webhook_deliveries SET status = v.column3, next_attempt_at = v.column4, \
-         lease_until = NULL, lease_token = NULL, \
-         attempts = attempts + v.column5, round_attempts = round_attempts + v.column5, \
-         last_status = CASE WHEN v.column5 = 1 THEN v.column6 ELSE last_status END, \
-         last_attempt_at = CASE WHEN v.column5 = 1 THEN v.column7 ELSE last_attempt_at END \
-         FROM (VALUES {}) AS v WHERE webhook_deliveries.seq = v.column1 AND webhook_deliveries.lease_token = v.column2",
-        values_rows(finished.len(), &types)
+        "UPDATE webhook_deliveries SET \
+         status = CASE WHEN {held} THEN v.column3 ELSE status END, \
+         next_attempt_at = CASE WHEN {held} THEN v.column4 ELSE next_attempt_at END, \
+         round_attempts = CASE WHEN {held} THEN round_attempts + v.column5 ELSE round_attempts END, \
+         lease_until = CASE WHEN {held} THEN NULL ELSE lease_until END, \
+         lease_token = CASE WHEN {held} THEN NULL ELSE lease_token END, \
+         attempts = attempts + v.column5, \
+         last_status = CASE WHEN {newer} THEN v.column6 ELSE last_status END, \
+         last_attempt_at = CASE WHEN {newer} THEN v.column7 ELSE last_attempt_at END \
+         FROM (VALUES {}) AS v WHERE webhook_deliveries.seq = v.column1 AND (webhook_deliveries.lease_token = v.column2 \
+         OR v.column5 = 1)",
+        values_rows(finished.len(), &types),
+        held = held,
+        newer = newer,
     );
     let mut query = sqlx::query(&sql);
     for f in finished {
