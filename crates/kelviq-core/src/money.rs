@@ -229,6 +229,14 @@ fn tier_for(tiers: &[Tier], units: u64) -> Option<&Tier> {
 }
 
 impl PriceModel {
+    /// The price of one unit, for the models that have one.
+    pub fn unit_micro(&self) -> Option<i64> {
+        match self {
+            PriceModel::Flat { unit_micro } => Some(*unit_micro),
+            _ => None,
+        }
+    }
+
     /// The charge in minor units for `units` of usage in one period.
     pub fn charge(&self, units: u64) -> i64 {
         match self {
@@ -265,7 +273,7 @@ impl PriceModel {
 
 /// One tier's share of a tiered usage line: the units that fell in it, its
 /// rate and fee, and its part of the line's amount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TierShare {
     pub up_to: Option<u64>,
     pub quantity: u64,

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod invoices;
 pub mod media;
 pub mod openapi;
 pub mod routes;

@@ -3,8 +3,8 @@
 //! `openapi.json`. It is assembled from the routes; no route imports it.
 
 use crate::routes::{
-    catalog, charges, checkout, customers, entitlements, health, media, money, plans, reporting, subscriptions,
-    tax_rates, test_clock, webhooks,
+    catalog, charges, checkout, customers, entitlements, health, invoices, media, money, plans, reporting,
+    subscriptions, tax_rates, test_clock, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -42,6 +42,7 @@ use utoipa::{Modify, OpenApi};
         webhooks::webhook_logs,
         tax_rates::create_tax_rate, tax_rates::list_tax_rates, tax_rates::retrieve_tax_rate,
         tax_rates::update_tax_rate, tax_rates::delete_tax_rate,
+        invoices::list_invoices, invoices::retrieve_invoice, invoices::void_invoice, invoices::pay_invoice,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
@@ -54,7 +55,7 @@ use utoipa::{Modify, OpenApi};
         crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn,
         webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn, tax_rates::TaxRateIn)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "invoices"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

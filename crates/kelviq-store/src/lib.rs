@@ -20,6 +20,7 @@ mod customers;
 mod events;
 mod filters;
 mod held;
+mod invoices;
 mod keys;
 mod media;
 mod migrations;

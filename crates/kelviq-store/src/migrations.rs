@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "usage owner", include_str!("../migrations/0012_usage_owner.sql")),
     (13, "webhooks", include_str!("../migrations/0013_webhooks.sql")),
     (14, "tax rates", include_str!("../migrations/0014_tax_rates.sql")),
+    (15, "invoices", include_str!("../migrations/0015_invoices.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

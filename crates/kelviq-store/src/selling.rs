@@ -37,6 +37,7 @@ pub enum DocTable {
     Orders,
     Transactions,
     Refunds,
+    Invoices,
 }
 
 impl DocTable {
@@ -47,6 +48,7 @@ impl DocTable {
             DocTable::Orders => "orders",
             DocTable::Transactions => "transactions",
             DocTable::Refunds => "refunds",
+            DocTable::Invoices => "invoices",
         }
     }
 
@@ -225,6 +227,9 @@ pub struct DocColumns {
     pub is_renewal: bool,
     pub paid_at: Option<DateTime<Utc>>,
     pub order_id: Option<String>,
+    /// Invoices: the number, and what the invoice bills (unique).
+    pub number: Option<String>,
+    pub billing_key: Option<String>,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
 }
@@ -326,7 +331,7 @@ impl Work {
                     .execute(&mut *self.tx)
                     .await?
             }
-            DocTable::Transactions | DocTable::Refunds => {
+            DocTable::Transactions | DocTable::Refunds | DocTable::Invoices => {
                 sqlx::query(&format!("UPDATE {} SET status = $1, doc = $2 WHERE id = $3 AND org_id = $4", table.name()))
                     .bind(&status)
                     .bind(&text)
@@ -384,6 +389,21 @@ impl Work {
             .bind(cols.is_renewal)
             .bind(&text)
             .bind(cols.paid_at.map(to_micros))
+            .bind(created),
+            DocTable::Invoices => sqlx::query(
+                "INSERT INTO invoices (id, number, org_id, environment, customer_id, subscription_id, order_id, status, \
+                 billing_key, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(id)
+            .bind(cols.number.clone().unwrap_or_default())
+            .bind(&org)
+            .bind(env)
+            .bind(cols.customer_id.clone().unwrap_or_default())
+            .bind(cols.subscription_id.clone())
+            .bind(cols.order_id.clone().unwrap_or_default())
+            .bind(&status)
+            .bind(cols.billing_key.clone().unwrap_or_else(|| id.to_string()))
+            .bind(&text)
             .bind(created),
             DocTable::Transactions | DocTable::Refunds => sqlx::query(&money_sql)
                 .bind(id)

@@ -96,7 +96,7 @@ pub fn plan_change(
         let charge = (due - available).max(0);
         let mut lines = vec![Line::plain(format!("New plan ({})", new_period.as_str()), new_minor)];
         if credit > 0 {
-            lines.push(Line::plain("Unused time on the previous plan", -credit));
+            lines.push(Line::of_kind(LineKind::Proration, "Unused time on the previous plan", -credit));
         }
         let credit_left = (available - due).max(0);
         return ChangePlan {
@@ -128,8 +128,8 @@ pub fn plan_change(
         vec![]
     } else {
         vec![
-            Line::plain("Remaining time on the new plan", p.charge_minor),
-            Line::plain("Unused time on the previous plan", -p.credit_minor),
+            Line::of_kind(LineKind::Proration, "Remaining time on the new plan", p.charge_minor),
+            Line::of_kind(LineKind::Proration, "Unused time on the previous plan", -p.credit_minor),
         ]
     };
     match behaviour {
@@ -226,7 +226,7 @@ pub fn preview_change(
         let mut lines = quote.lines.clone();
         let diff = change.next_invoice_minor - quote.total_minor;
         if diff != 0 {
-            lines.push(Line::plain("Adjustments", diff));
+            lines.push(Line::of_kind(LineKind::Proration, "Adjustments", diff));
         }
         lines
     } else {

@@ -4,6 +4,7 @@
 //! Amounts are integer minor units of the record's currency throughout.
 
 mod change;
+mod invoice;
 mod quote;
 mod records;
 mod status;
@@ -13,6 +14,7 @@ mod tests;
 mod transitions;
 
 pub use change::*;
+pub use invoice::*;
 pub use quote::*;
 pub use records::*;
 pub use status::*;

@@ -1,7 +1,9 @@
 //! What a plan costs for one period: its lines and total.
 
-use crate::money::{PriceModel, Tier};
+use super::LineKind;
+use crate::money::{PriceModel, Tier, TierShare};
 use crate::plans::{Charge, ChargePeriod, PlanVersion, Price};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A quantity asked for a feature (seats and other purchased units).
@@ -11,7 +13,7 @@ pub struct FeatureQuantity {
     pub quantity: u64,
 }
 
-/// One line of what a plan costs for one period.
+/// One line of what a plan costs for one period, and of an invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     pub description: String,
@@ -19,12 +21,46 @@ pub struct Line {
     /// The feature identifier for per-unit lines.
     pub feature: Option<String>,
     pub quantity: Option<u64>,
+    #[serde(default)]
+    pub kind: LineKind,
+    /// The price of one unit in millionths of a minor unit, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_micro: Option<i64>,
+    /// The period the line charges for (usage: the period it was used in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<DateTime<Utc>>,
+    /// A usage line's breakdown by tier.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierShare>,
 }
 
 impl Line {
-    /// A line that is not per unit.
+    /// A base line (not per unit).
     pub fn plain(description: impl Into<String>, amount_minor: i64) -> Line {
-        Line { description: description.into(), amount_minor, feature: None, quantity: None }
+        Line::of_kind(LineKind::Base, description, amount_minor)
+    }
+
+    /// A line of `kind` that is not per unit.
+    pub fn of_kind(kind: LineKind, description: impl Into<String>, amount_minor: i64) -> Line {
+        Line {
+            description: description.into(),
+            amount_minor,
+            feature: None,
+            quantity: None,
+            kind,
+            unit_micro: None,
+            period_start: None,
+            period_end: None,
+            tiers: Vec::new(),
+        }
+    }
+
+    /// The line with the period it charges for.
+    pub fn for_period(mut self, start: DateTime<Utc>, end: DateTime<Utc>) -> Line {
+        (self.period_start, self.period_end) = (Some(start), Some(end));
+        self
     }
 }
 
@@ -132,12 +168,13 @@ pub fn quote(
                     ));
                 }
                 used_features.push(identifier.clone());
-                let amount = charge_model(group.price_model.as_deref().unwrap_or("FLAT"), charge).charge(quantity);
+                let model = charge_model(group.price_model.as_deref().unwrap_or("FLAT"), charge);
+                let amount = model.charge(quantity);
                 lines.push(Line {
-                    description: format!("{identifier} × {quantity}"),
-                    amount_minor: amount,
-                    feature: Some(identifier),
+                    feature: Some(identifier.clone()),
                     quantity: Some(quantity),
+                    unit_micro: model.unit_micro(),
+                    ..Line::of_kind(LineKind::Quantity, format!("{identifier} × {quantity}"), amount)
                 });
             }
         }

@@ -57,11 +57,44 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// Whether an order's invoice was paid.
+    /// Where an invoice is. Orders show OPEN, PAID or PAYMENT_FAILED; an
+    /// invoice may also be voided, or written off as uncollectible after
+    /// its retries ran out. DRAFT is accepted as a filter: invoices here
+    /// are finalised when they are issued.
     InvoiceStatus {
+        Draft = "DRAFT",
         Open = "OPEN",
         Paid = "PAID",
         PaymentFailed = "PAYMENT_FAILED",
+        Void = "VOID",
+        Uncollectible = "UNCOLLECTIBLE",
+    }
+}
+
+wire_enum! {
+    /// What an invoice line charges or credits.
+    LineKind {
+        /// The plan's recurring or one-time price.
+        Base = "BASE",
+        /// A per-unit feature bought in advance (seats).
+        Quantity = "QUANTITY",
+        /// Metered usage of the period, billed in arrears.
+        Usage = "USAGE",
+        /// Time on a plan before or after a change.
+        Proration = "PRORATION",
+        Discount = "DISCOUNT",
+        Tax = "TAX",
+        /// The customer's balance applied.
+        Credit = "CREDIT",
+        /// Usage dated in a period already invoiced.
+        LateUsage = "LATE_USAGE",
+    }
+}
+
+#[allow(clippy::derivable_impls)] // the enum comes from `wire_enum!`
+impl Default for LineKind {
+    fn default() -> Self {
+        LineKind::Base
     }
 }
 

@@ -7,6 +7,7 @@ pub mod customers;
 pub mod entitlements;
 pub mod health;
 pub mod hosted;
+pub mod invoices;
 pub mod media;
 pub mod money;
 pub mod plans;
@@ -35,4 +36,5 @@ pub fn api_router() -> Router<AppState> {
         .merge(test_clock::router())
         .merge(webhooks::router())
         .merge(tax_rates::router())
+        .merge(invoices::router())
 }

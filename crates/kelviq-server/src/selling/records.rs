@@ -145,6 +145,8 @@ pub(super) async fn record_payment(
         log: Vec::new(),
     };
     save_order(w, &order).await?;
+    let period = s.period_start.zip(s.period_end);
+    crate::invoices::issue(w, &order, period).await?;
     if total > 0 {
         save_transaction(w, &charge_transaction(state, &order, pm.map(|p| p.1), charged, at)).await?;
     }

@@ -7,7 +7,7 @@ use super::*;
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use kelviq_core::billing::{Due, Line, Order, PaymentMethod, SubStatus, Subscription};
+use kelviq_core::billing::{Due, Line, LineKind, Order, PaymentMethod, SubStatus, Subscription};
 use kelviq_core::events::{self};
 use kelviq_core::Tenant;
 use kelviq_store::{DocTable, Work};
@@ -53,10 +53,10 @@ pub(super) async fn charge_subscription(
 pub(super) fn renewal_lines(s: &Subscription, credit_used: i64) -> Vec<Line> {
     let mut lines = vec![Line::plain(format!("{} ({})", s.plan_name, s.charge_period.as_str()), s.amount_minor)];
     if s.debit_minor > 0 {
-        lines.push(Line::plain("Proration from a plan change", s.debit_minor));
+        lines.push(Line::of_kind(LineKind::Proration, "Proration from a plan change", s.debit_minor));
     }
     if credit_used > 0 {
-        lines.push(Line::plain("Account credit", -credit_used));
+        lines.push(Line::of_kind(LineKind::Credit, "Account credit", -credit_used));
     }
     lines
 }
@@ -154,36 +154,9 @@ pub(super) async fn run_item(
         }
         Due::Retry => {
             let order_id = s.unpaid_order.clone().unwrap_or_default();
-            let mut order: Order = w
-                .lock(DocTable::Orders, &order_id)
-                .await?
-                .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("unpaid order {order_id} is gone")))?;
-            let provider = provider_for(w.tenant().env);
-            let mut paid = false;
-            if let Some((id, mut m)) = billing_method(w, &s).await? {
-                paid = provider.charge(&mut m, order.total_minor, &order.currency).is_ok();
-                w.save_payment_method(id, &m).await?;
-                s.payment_method_id = Some(id);
-            }
-            s.retries += 1;
-            if paid {
-                order.status = OrderStatus::Complete;
-                order.invoice_status = InvoiceStatus::Paid;
-                order.paid_at = Some(at);
-                save_order(w, &order).await?;
-                let method = match order.payment_method_id.or(s.payment_method_id) {
-                    Some(id) => w.lock_payment_method::<PaymentMethod>(id).await?.map(|m| m.doc),
-                    None => None,
-                };
-                save_transaction(w, &charge_transaction(state, &order, method.as_ref(), Charged::Paid, at)).await?;
-                order_events(w, &order, &p, None, OrderNews::Updated).await?;
-                s.status = SubStatus::Active;
-                s.past_due_since = None;
-                s.next_retry_at = None;
-                s.unpaid_order = None;
-                s.retries = 0;
-                subscription_event(w, "subscription.updated", &s, &p, None, at).await?;
-            } else {
+            let mut order = lock_order(w, &order_id).await?;
+            if !charge_unpaid(state, w, &mut s, &mut order, &p, at).await? {
+                s.retries += 1;
                 let since = s.past_due_since.unwrap_or(at);
                 s.next_retry_at = dunning(state).next_retry(since, s.retries);
                 if s.next_retry_at.is_none() {
@@ -197,6 +170,76 @@ pub(super) async fn run_item(
     save_subscription(w, &s).await?;
     w.entitlements_changed(&s.customer_id, at).await?;
     Ok(())
+}
+
+async fn lock_order(w: &mut Work, order_id: &str) -> ServiceResult<Order> {
+    w.lock(DocTable::Orders, order_id)
+        .await?
+        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("unpaid order {order_id} is gone")))
+}
+
+/// Charges a subscription's unpaid order with its billing method. Paid:
+/// the order, its invoice and the subscription are settled (the
+/// subscription is not saved here). Returns whether it was paid.
+async fn charge_unpaid(
+    state: &AppState,
+    w: &mut Work,
+    s: &mut Subscription,
+    order: &mut Order,
+    p: &Parties,
+    at: DateTime<Utc>,
+) -> ServiceResult<bool> {
+    let provider = provider_for(w.tenant().env);
+    let mut paid = false;
+    if let Some((id, mut m)) = billing_method(w, s).await? {
+        paid = provider.charge(&mut m, order.total_minor, &order.currency).is_ok();
+        w.save_payment_method(id, &m).await?;
+        s.payment_method_id = Some(id);
+    }
+    if !paid {
+        return Ok(false);
+    }
+    order.status = OrderStatus::Complete;
+    order.invoice_status = InvoiceStatus::Paid;
+    order.paid_at = Some(at);
+    save_order(w, order).await?;
+    crate::invoices::follow_order(w, order, at).await?;
+    let method = match order.payment_method_id.or(s.payment_method_id) {
+        Some(id) => w.lock_payment_method::<PaymentMethod>(id).await?.map(|m| m.doc),
+        None => None,
+    };
+    save_transaction(w, &charge_transaction(state, order, method.as_ref(), Charged::Paid, at)).await?;
+    order_events(w, order, p, None, OrderNews::Updated).await?;
+    if s.unpaid_order.as_deref() == Some(order.id.as_str()) {
+        s.status = SubStatus::Active;
+        s.past_due_since = None;
+        s.next_retry_at = None;
+        s.unpaid_order = None;
+        s.retries = 0;
+        s.modified_at = at;
+        subscription_event(w, "subscription.updated", s, p, None, at).await?;
+    }
+    Ok(true)
+}
+
+/// Tries now to collect an unpaid order of a subscription (an invoice paid
+/// on demand). Returns whether it was paid; a decline changes nothing else.
+pub async fn collect_unpaid(state: &AppState, w: &mut Work, order_id: &str, at: DateTime<Utc>) -> ServiceResult<bool> {
+    let mut order = lock_order(w, order_id).await?;
+    let Some(sub_id) = order.subscription_id else {
+        return Err(ServiceError::BadRequest("Only a subscription's invoice can be paid again.".into()));
+    };
+    let mut s = w
+        .lock::<Subscription>(DocTable::Subscriptions, &sub_id.to_string())
+        .await?
+        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("subscription {sub_id} is gone")))?;
+    let p = parties(w, &s.customer_id, s.product_id).await?;
+    if !charge_unpaid(state, w, &mut s, &mut order, &p, at).await? {
+        return Ok(false);
+    }
+    save_subscription(w, &s).await?;
+    w.entitlements_changed(&s.customer_id, at).await?;
+    Ok(true)
 }
 
 /// What [`run_due`] did.

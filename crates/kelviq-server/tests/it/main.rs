@@ -14,6 +14,7 @@ mod customers;
 mod durability;
 mod hardening;
 mod integration_guide;
+mod invoices;
 mod media;
 mod metering;
 mod migrations;

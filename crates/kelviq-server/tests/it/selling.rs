@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 /// A catalog to sell: `basic` ($10/month, $100/year), `pro` ($30/month plus
 /// $5 per seat, 1–50 seats), `trial` ($20/month, 14-day trial), `lifetime`
 /// ($99 once), `free`.
-async fn seed(api: &Api<'_>) {
+pub(crate) async fn seed(api: &Api<'_>) {
     api.ok("/api/v1/catalog/products/", json!({"name": "Suite", "identifier": "suite", "taxCode": "saas"})).await;
     for (name, ty, details) in [
         ("SSO", "BOOLEAN", json!(null)),

@@ -1,0 +1,165 @@
+//! Invoices: one issued with every order, numbered in sequence per
+//! environment, with its lines and totals; listed, voided and paid.
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::selling::{self, finish};
+use crate::state::AppState;
+use chrono::{DateTime, Utc};
+use kelviq_core::billing::{
+    invoice_number, Invoice, InvoiceStatus, Line, LineKind, Order, OrderStatus, SubStatus, Subscription, Totals,
+};
+use kelviq_core::timefmt::to_micros;
+use kelviq_core::Tenant;
+use kelviq_store::{DocColumns, DocTable, Work};
+
+/// What an invoice bills, unique per environment: a subscription's period
+/// for renewals (a billing run that restarts finds it issued), else the order.
+pub fn billing_key(o: &Order, period_start: Option<DateTime<Utc>>) -> String {
+    match (o.is_renewal, o.subscription_id, period_start) {
+        (true, Some(s), Some(start)) => format!("{s}:{}", to_micros(start)),
+        _ => o.id.clone(),
+    }
+}
+
+fn columns(i: &Invoice) -> DocColumns {
+    DocColumns {
+        customer_id: Some(i.customer_id.clone()),
+        subscription_id: i.subscription_id.map(|s| s.to_string()),
+        order_id: Some(i.order_id.clone()),
+        status: Some(i.status.as_str().into()),
+        number: Some(i.number.clone()),
+        created_at: i.created_at,
+        modified_at: i.modified_at,
+        ..Default::default()
+    }
+}
+
+/// Issues the invoice of a new order: the order's lines (a discount the
+/// lines do not show becomes a line), its status and payment.
+pub async fn issue(w: &mut Work, o: &Order, period: Option<(DateTime<Utc>, DateTime<Utc>)>) -> ServiceResult<Invoice> {
+    let key = billing_key(o, period.map(|p| p.0));
+    if let Some(id) = w.invoice_billing(&key).await? {
+        return Err(ServiceError::Conflict(format!("{key} is billed already, by invoice {id}")));
+    }
+    let mut lines = o.lines.clone();
+    let shown: i64 = lines.iter().map(|l| l.amount_minor).sum();
+    if shown != o.total_minor {
+        lines.push(Line::of_kind(LineKind::Discount, "Discount", o.total_minor - shown));
+    }
+    let customer = w.find_customer_any(&o.customer_id).await?;
+    let number = invoice_number(w.next_invoice_number().await?);
+    let paid = o.invoice_status == InvoiceStatus::Paid;
+    let invoice = Invoice {
+        id: o.invoice_id.clone(),
+        number,
+        status: o.invoice_status,
+        currency: o.currency.clone(),
+        customer_uuid: o.customer_uuid,
+        customer_id: o.customer_id.clone(),
+        subscription_id: o.subscription_id,
+        order_id: o.id.clone(),
+        period_start: period.map(|p| p.0),
+        period_end: period.map(|p| p.1),
+        totals: Totals::of(&lines),
+        lines,
+        amount_paid_minor: if paid { o.total_minor } else { 0 },
+        billing_address: customer.and_then(|c| c.billing_address),
+        due_at: o.due_at,
+        paid_at: o.paid_at,
+        voided_at: None,
+        created_at: o.created_at,
+        modified_at: o.created_at,
+    };
+    let cols = DocColumns { billing_key: Some(key), ..columns(&invoice) };
+    w.put(DocTable::Invoices, &invoice.id, &invoice, &cols).await?;
+    Ok(invoice)
+}
+
+/// Brings an order's invoice in line with the order's payment.
+pub async fn follow_order(w: &mut Work, o: &Order, at: DateTime<Utc>) -> ServiceResult<()> {
+    let Some(mut invoice) = w.lock::<Invoice>(DocTable::Invoices, &o.invoice_id).await? else {
+        return Ok(()); // an order from before invoices were records
+    };
+    invoice.status = o.invoice_status;
+    invoice.paid_at = o.paid_at;
+    if o.invoice_status == InvoiceStatus::Paid {
+        invoice.amount_paid_minor = invoice.totals.total_minor;
+    }
+    invoice.modified_at = at;
+    w.put(DocTable::Invoices, &invoice.id, &invoice, &columns(&invoice)).await?;
+    Ok(())
+}
+
+pub async fn get(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<Invoice> {
+    state
+        .store
+        .find_doc(DocTable::Invoices, tenant, id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("invoice {id}")))
+}
+
+async fn lock(w: &mut Work, id: &str) -> ServiceResult<Invoice> {
+    w.lock::<Invoice>(DocTable::Invoices, id).await?.ok_or_else(|| ServiceError::NotFound(format!("invoice {id}")))
+}
+
+/// Voids an unpaid invoice: nothing is owed on it any more, its order is
+/// cancelled, and a subscription past due on it is active again (its
+/// retries stop).
+pub async fn void(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<Invoice> {
+    let now = crate::clock::tenant_now(state, tenant).await?;
+    let mut w = state.store.begin(tenant).await?;
+    let mut invoice = lock(&mut w, id).await?;
+    if !invoice.voidable() {
+        return Err(ServiceError::BadRequest(format!(
+            "Invoice {} is {}: only an unpaid invoice can be voided.",
+            invoice.number, invoice.status
+        )));
+    }
+    invoice.status = InvoiceStatus::Void;
+    invoice.voided_at = Some(now);
+    invoice.modified_at = now;
+    w.put(DocTable::Invoices, &invoice.id, &invoice, &columns(&invoice)).await?;
+    if let Some(mut o) = w.lock::<Order>(DocTable::Orders, &invoice.order_id).await? {
+        o.status = OrderStatus::Cancelled;
+        o.invoice_status = InvoiceStatus::Void;
+        selling::save_order(&mut w, &o).await?;
+        let sub = match o.subscription_id {
+            Some(s) => w.lock::<Subscription>(DocTable::Subscriptions, &s.to_string()).await?,
+            None => None,
+        };
+        if let Some(mut s) = sub.filter(|s| s.unpaid_order.as_deref() == Some(o.id.as_str())) {
+            if s.status == SubStatus::PastDue {
+                s.status = SubStatus::Active;
+            }
+            (s.unpaid_order, s.past_due_since, s.next_retry_at, s.retries) = (None, None, None, 0);
+            s.modified_at = now;
+            selling::save_subscription(&mut w, &s).await?;
+            w.entitlements_changed(&s.customer_id, now).await?;
+        }
+    }
+    finish(state, w).await?;
+    Ok(invoice)
+}
+
+/// Tries now to collect an invoice whose payment failed, with the
+/// customer's billing method (as a scheduled retry would).
+pub async fn pay(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<Invoice> {
+    let now = crate::clock::tenant_now(state, tenant).await?;
+    let mut w = state.store.begin(tenant).await?;
+    let invoice = lock(&mut w, id).await?;
+    match invoice.status {
+        InvoiceStatus::PaymentFailed | InvoiceStatus::Open => {}
+        other => {
+            return Err(ServiceError::BadRequest(format!(
+                "Invoice {} is {other}: only an unpaid invoice can be paid.",
+                invoice.number
+            )))
+        }
+    }
+    let paid = selling::collect_unpaid(state, &mut w, &invoice.order_id, now).await?;
+    finish(state, w).await?;
+    if !paid {
+        return Err(ServiceError::Error("The payment was declined.".into()));
+    }
+    get(state, tenant, id).await
+}

@@ -1,0 +1,129 @@
+//! Invoices as records, on both backends: one with every order, numbered
+//! in sequence, with typed lines and totals; listed and filtered; a failed
+//! one paid on demand or voided.
+
+use crate::common::api::Api;
+use crate::common::{Backend, TestServer};
+use crate::selling::seed;
+use serde_json::{json, Value};
+
+const GOOD: &str = "4242424242424242";
+/// Pays once, then declines.
+const FAILS_LATER: &str = "4000000000000341";
+
+async fn invoices_of(api: &Api<'_>, customer: &str) -> Vec<Value> {
+    let (status, page) = api.get(&format!("/api/v1/invoices/?customer_id={customer}&page_size=100")).await;
+    assert_eq!(status, 200, "{page}");
+    let mut all = page["results"].as_array().unwrap().clone();
+    all.reverse(); // oldest first
+    all
+}
+
+fn kinds_and_amounts(invoice: &Value) -> Vec<(String, String)> {
+    invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["kind"].as_str().unwrap().to_string(), l["amount"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+async fn every_order_has_its_invoice(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let sub = api.buy("basic", "MONTHLY", "ann", GOOD, json!({})).await;
+    let first = &invoices_of(&api, "ann").await[0];
+    let order = &api.orders("ann").await[0];
+    assert_eq!(first["id"], order["invoiceId"]);
+    assert_eq!(first["orderId"], order["id"]);
+    assert_eq!(
+        (&first["number"], &first["status"], &first["total"], &first["amountDue"], &first["subscriptionId"]),
+        (&json!("INV-000001"), &json!("PAID"), &json!("10.00"), &json!("0.00"), &json!(sub))
+    );
+    assert_eq!(kinds_and_amounts(first), [("BASE".to_string(), "10.00".to_string())]);
+    assert_eq!(
+        (&first["periodStart"], &first["periodEnd"]),
+        (&json!("2026-01-31T10:00:00Z"), &json!("2026-02-28T10:00:00Z"))
+    );
+
+    // Seats are QUANTITY lines with their unit price.
+    api.buy("pro", "MONTHLY", "bo", GOOD, json!({"features": [{"identifier": "seats", "quantity": 3}]})).await;
+    let pro = &invoices_of(&api, "bo").await[0];
+    assert_eq!(pro["number"], "INV-000002");
+    assert_eq!(kinds_and_amounts(pro), [("BASE".into(), "30.00".into()), ("QUANTITY".into(), "15.00".into())]);
+    let seats = &pro["lines"][1];
+    assert_eq!(
+        (&seats["featureId"], &seats["quantity"], &seats["unitAmount"]),
+        (&json!("seats"), &json!(3), &json!("5"))
+    );
+    assert_eq!((&pro["subtotal"], &pro["tax"], &pro["total"]), (&json!("45.00"), &json!("0.00"), &json!("45.00")));
+
+    // The renewal is the next number, for the next period.
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    let ann = invoices_of(&api, "ann").await;
+    assert_eq!(ann.len(), 2);
+    assert_eq!(
+        (&ann[1]["number"], &ann[1]["status"]),
+        (&json!("INV-000003"), &json!("PAID")),
+        "due at once: in order of purchase"
+    );
+    assert_eq!(ann[1]["periodStart"], "2026-02-28T10:00:00Z");
+
+    let (_, one) = api.get(&format!("/api/v1/invoices/{}/", first["id"].as_str().unwrap())).await;
+    assert_eq!(one, *first);
+    let (_, paid) = api.get("/api/v1/invoices/?status=PAID").await;
+    assert_eq!(paid["count"], 4);
+    let (_, by_sub) = api.get(&format!("/api/v1/invoices/?subscription_id={sub}")).await;
+    assert_eq!(by_sub["count"], 2);
+    let (_, dated) = api.get("/api/v1/invoices/?start_date=2026-02-01").await;
+    assert_eq!(dated["count"], 2);
+    let (status, e) = api.get("/api/v1/invoices/?status=LOST").await;
+    assert_eq!(status, 400);
+    assert!(e.to_string().contains("status"), "{e}");
+    let (status, _) = api.get("/api/v1/invoices/INV-nothing/").await;
+    assert_eq!(status, 404);
+}
+
+async fn a_failed_invoice_is_paid_or_voided(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let cy = api.buy("basic", "MONTHLY", "cy", FAILS_LATER, json!({})).await;
+    let di = api.buy("basic", "MONTHLY", "di", FAILS_LATER, json!({})).await;
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    let failed = invoices_of(&api, "cy").await[1].clone();
+    let id = failed["id"].as_str().unwrap().to_string();
+    assert_eq!((&failed["status"], &failed["amountDue"]), (&json!("PAYMENT_FAILED"), &json!("10.00")));
+    // Declined again: a 400, and nothing changes.
+    let (status, e) = api.post(&format!("/api/v1/invoices/{id}/pay/"), json!({})).await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(api.sub(&cy).await["status"], "past_due");
+    // A working card saved, the customer pays now.
+    api.buy("lifetime", "ONE_TIME", "cy", GOOD, json!({})).await;
+    let (status, paid) = api.post(&format!("/api/v1/invoices/{id}/pay/"), json!({})).await;
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!(
+        (&paid["status"], &paid["amountPaid"], &paid["amountDue"]),
+        (&json!("PAID"), &json!("10.00"), &json!("0.00"))
+    );
+    assert_eq!(api.sub(&cy).await["status"], "active");
+    let (status, _) = api.post(&format!("/api/v1/invoices/{id}/void/"), json!({})).await;
+    assert_eq!(status, 400, "a paid invoice is not voided");
+
+    // Voided: nothing owed, no more retries, the subscription active again.
+    let unpaid = invoices_of(&api, "di").await[1]["id"].as_str().unwrap().to_string();
+    let (status, void) = api.post(&format!("/api/v1/invoices/{unpaid}/void/"), json!({})).await;
+    assert_eq!(status, 200, "{void}");
+    assert_eq!((&void["status"], &void["amountDue"]), (&json!("VOID"), &json!("0.00")));
+    assert_eq!(api.sub(&di).await["status"], "active");
+    let orders = api.orders("di").await.len();
+    api.advance_to("2026-03-05T10:00:00Z").await;
+    assert_eq!(api.orders("di").await.len(), orders, "no retry of a voided invoice");
+    let order = api.orders("di").await.last().unwrap().clone();
+    assert_eq!(order["status"], "CANCELLED");
+    let (status, _) = api.post(&format!("/api/v1/invoices/{unpaid}/pay/"), json!({})).await;
+    assert_eq!(status, 400, "a voided invoice is not paid");
+}
+
+on_both_backends!(every_order_has_its_invoice, a_failed_invoice_is_paid_or_voided);
