@@ -195,6 +195,22 @@ impl Store {
         rows.iter().map(payment_method_from_row).collect()
     }
 
+    /// The subscription due soonest at or before `at`, read without a lock
+    /// (what its work will need is read before the work begins).
+    pub async fn peek_due<T: DeserializeOwned>(&self, tenant: &Tenant, at: DateTime<Utc>) -> Result<Option<T>> {
+        let (org, env) = tenant_binds(tenant);
+        let row = sqlx::query(
+            "SELECT doc FROM subscriptions WHERE org_id = $1 AND environment = $2 \
+             AND next_due_at IS NOT NULL AND next_due_at <= $3 ORDER BY next_due_at, pk LIMIT 1",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(to_micros(at))
+        .fetch_optional(self.read_pool())
+        .await?;
+        row.as_ref().map(doc_from_row).transpose()
+    }
+
     /// The tenants with subscriptions due at or before `at`.
     pub async fn tenants_with_due_work(&self, at: DateTime<Utc>) -> Result<Vec<(uuid::Uuid, i64, String)>> {
         let rows = sqlx::query(

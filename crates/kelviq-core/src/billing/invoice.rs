@@ -112,6 +112,86 @@ pub fn usage_line(
     }
 }
 
+/// How much of a period's usage of a feature was invoiced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BilledUsage {
+    pub feature: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub units: u64,
+    /// Invoiced up to here (the period's end once it closed).
+    pub billed_until: DateTime<Utc>,
+    /// The period ended and was invoiced: what is counted in it later is late.
+    pub closed: bool,
+}
+
+/// How many closed periods per feature are kept for late usage.
+pub const LATE_PERIODS: usize = 6;
+
+/// A pay-as-you-go charge: the feature and how its usage is priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeteredCharge {
+    pub feature: String,
+    pub model: PriceModel,
+}
+
+/// The usage lines of an invoice at `at` for the billing period `period`:
+/// first what was counted in closed periods since they were invoiced
+/// (LATE_USAGE), then this period's usage not yet invoiced (USAGE, from
+/// where the last invoice of the period stopped). `usage(feature, start)`
+/// is the usage counted in the period starting at `start`. With `close`
+/// the period ends here. `billed` is updated.
+pub fn arrears_lines(
+    billed: &mut Vec<BilledUsage>,
+    charges: &[MeteredCharge],
+    usage: &dyn Fn(&str, DateTime<Utc>) -> u64,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    at: DateTime<Utc>,
+    close: bool,
+) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for c in charges {
+        for b in billed.iter_mut().filter(|b| b.closed && b.feature == c.feature && b.period_start != period.0) {
+            let now = usage(&c.feature, b.period_start);
+            if now > b.units {
+                lines.push(usage_line(&c.feature, &c.model, now, Some(b.units), (b.period_start, b.period_end)));
+                b.units = now;
+            }
+        }
+    }
+    for c in charges {
+        let used = usage(&c.feature, period.0);
+        let earlier = billed.iter().position(|b| b.feature == c.feature && b.period_start == period.0);
+        let (so_far, from) = earlier.map_or((0, period.0), |i| (billed[i].units, billed[i].billed_until));
+        if earlier.is_some_and(|i| billed[i].closed) {
+            continue; // invoiced already (its late usage is above)
+        }
+        lines.push(usage_line(&c.feature, &c.model, used.saturating_sub(so_far), None, (from, at)));
+        let entry = BilledUsage {
+            feature: c.feature.clone(),
+            period_start: period.0,
+            period_end: period.1,
+            units: used.max(so_far),
+            billed_until: at,
+            closed: close,
+        };
+        match earlier {
+            Some(i) => billed[i] = entry,
+            None => billed.push(entry),
+        }
+    }
+    // The latest periods of each feature only.
+    billed.sort_by(|a, b| (&a.feature, b.period_start).cmp(&(&b.feature, a.period_start)));
+    let mut kept: Vec<BilledUsage> = Vec::with_capacity(billed.len());
+    for b in billed.drain(..) {
+        if kept.iter().filter(|k| k.feature == b.feature).count() < LATE_PERIODS {
+            kept.push(b);
+        }
+    }
+    *billed = kept;
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +228,27 @@ mod tests {
             prop_assert_eq!(on_time.amount_minor + late.amount_minor, model.charge(first + more));
             prop_assert_eq!(on_time.tiers.iter().map(|t| t.quantity).sum::<u64>(), first);
         }
+    }
+
+    #[test]
+    fn usage_is_billed_once_then_late() {
+        let t = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 1, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        let charges = [MeteredCharge { feature: "api".into(), model: PriceModel::Flat { unit_micro: 1_000_000 } }];
+        let mut billed = Vec::new();
+        // Part of period 1 at a plan change, the rest at its end.
+        let lines = arrears_lines(&mut billed, &charges, &|_, _| 40, (t(1), t(11)), t(5), false);
+        assert_eq!((lines[0].quantity, lines[0].amount_minor), (Some(40), 40));
+        let lines = arrears_lines(&mut billed, &charges, &|_, _| 100, (t(1), t(11)), t(11), true);
+        assert_eq!((lines[0].quantity, lines[0].amount_minor, lines[0].period_start), (Some(60), 60, Some(t(5))));
+        // Period 2: nothing late yet; then 7 units counted in period 1 after it closed.
+        let usage = |_: &str, start: DateTime<Utc>| if start == t(1) { 107 } else { 3 };
+        let lines = arrears_lines(&mut billed, &charges, &usage, (t(11), t(21)), t(21), true);
+        assert_eq!(lines.len(), 2);
+        assert_eq!((lines[0].kind, lines[0].quantity, lines[0].amount_minor), (LineKind::LateUsage, Some(7), 7));
+        assert_eq!((lines[1].kind, lines[1].quantity), (LineKind::Usage, Some(3)));
+        // Nothing is billed twice.
+        let lines = arrears_lines(&mut billed, &charges, &usage, (t(21), t(31)), t(31), true);
+        assert_eq!(lines.iter().map(|l| l.amount_minor).sum::<i64>(), 3);
     }
 
     #[test]

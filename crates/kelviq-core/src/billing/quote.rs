@@ -1,6 +1,6 @@
 //! What a plan costs for one period: its lines and total.
 
-use super::LineKind;
+use super::{LineKind, MeteredCharge};
 use crate::money::{PriceModel, Tier, TierShare};
 use crate::plans::{Charge, ChargePeriod, PlanVersion, Price};
 use chrono::{DateTime, Utc};
@@ -188,4 +188,47 @@ pub fn quote(
     let total_minor = lines.iter().map(|l| l.amount_minor).sum();
     let trial_days = if price.free_trial && period.is_recurring() { price.trial_period.unwrap_or(0) } else { 0 };
     Ok(Quote { currency, lines, total_minor, trial_days, tax_behavior, free: false })
+}
+
+/// The feature ids a plan bills in arrears (pay-as-you-go), in any price.
+pub fn pay_as_you_go_features(plan: &PlanVersion) -> Vec<String> {
+    let mut ids: Vec<String> = plan
+        .prices
+        .iter()
+        .filter(|p| p.enabled)
+        .flat_map(|p| &p.charge_catalog_price)
+        .filter(|g| g.payment_type.as_deref() == Some("PAY_AS_YOU_GO"))
+        .filter_map(|g| g.feature.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The pay-as-you-go charges of `plan`'s price in `currency` for `period`:
+/// each metered feature (by identifier) and how its usage is priced.
+pub fn metered_charges(
+    plan: &PlanVersion,
+    period: ChargePeriod,
+    currency: &str,
+    feature_identifier: &dyn Fn(&str) -> Option<String>,
+) -> Vec<MeteredCharge> {
+    let Some(price) =
+        plan.prices.iter().find(|p| p.enabled && p.is_paid() && p.currency.eq_ignore_ascii_case(currency))
+    else {
+        return Vec::new();
+    };
+    price
+        .charge_catalog_price
+        .iter()
+        .filter(|g| g.payment_type.as_deref() == Some("PAY_AS_YOU_GO"))
+        .filter_map(|g| {
+            let charge = g.charge_for(period.as_str())?;
+            let feature = g.feature.as_deref()?;
+            Some(MeteredCharge {
+                feature: feature_identifier(feature).unwrap_or_else(|| feature.to_string()),
+                model: charge_model(g.price_model.as_deref().unwrap_or("FLAT"), charge),
+            })
+        })
+        .collect()
 }

@@ -42,6 +42,8 @@ pub enum OrderKind {
     Renewal,
     /// A plan change charged now.
     Change,
+    /// The usage of a period that ends early (a cancellation), in arrears.
+    FinalUsage,
 }
 
 /// What a fee is taken on: subscriptions carry a surcharge.

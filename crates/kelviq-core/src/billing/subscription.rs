@@ -114,6 +114,9 @@ pub struct Subscription {
     pub checkout_session: Option<String>,
     /// The order of a failed renewal being retried.
     pub unpaid_order: Option<String>,
+    /// Usage billed in arrears, per feature and period (the latest few).
+    #[serde(default)]
+    pub billed_usage: Vec<BilledUsage>,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
 }
@@ -209,6 +212,7 @@ impl Subscription {
             superseded_by: None,
             checkout_session: None,
             unpaid_order: None,
+            billed_usage: Vec::new(),
             created_at: at,
             modified_at: at,
         };

@@ -3,6 +3,7 @@
 //! that runs due work. Every operation is one store [`Work`] (transaction):
 //! records, outbox events and the entitlement change notice commit together.
 
+pub mod arrears;
 mod checkout;
 pub mod payments;
 mod publish;

@@ -1,6 +1,7 @@
 //! Renewals and their retries, trial ends and scheduled changes: the due
 //! items of a subscription, run at their due time.
 
+use super::arrears::Metered;
 use super::payments::{provider_for, PaymentProvider};
 use super::records::*;
 use super::*;
@@ -50,30 +51,33 @@ pub(super) async fn charge_subscription(
     record_payment(state, w, s, method.as_ref().map(|(i, m)| (*i, m)), lines, total, charged, kind, at).await
 }
 
-pub(super) fn renewal_lines(s: &Subscription, credit_used: i64) -> Vec<Line> {
+pub(super) fn renewal_lines(s: &Subscription, usage: Vec<Line>, credit_used: i64) -> Vec<Line> {
     let mut lines = vec![Line::plain(format!("{} ({})", s.plan_name, s.charge_period.as_str()), s.amount_minor)];
     if s.debit_minor > 0 {
         lines.push(Line::of_kind(LineKind::Proration, "Proration from a plan change", s.debit_minor));
     }
+    lines.extend(usage);
     if credit_used > 0 {
         lines.push(Line::of_kind(LineKind::Credit, "Account credit", -credit_used));
     }
     lines
 }
 
-/// Collects a renewal (or the first period after a trial) at `at`: paid →
-/// active; declined → past due with retries.
+/// Collects a renewal (or the first period after a trial) at `at`, with
+/// the usage of the period that ended: paid → active; declined → past due
+/// with retries.
 pub(super) async fn collect_period(
     state: &AppState,
     w: &mut Work,
     s: &mut Subscription,
     p: &Parties,
+    usage: Vec<Line>,
     at: DateTime<Utc>,
 ) -> ServiceResult<()> {
-    let gross = s.amount_minor + s.debit_minor;
+    let gross = s.amount_minor + s.debit_minor + usage.iter().map(|l| l.amount_minor).sum::<i64>();
     let credit_used = s.credit_minor.min(gross).max(0);
     let total = gross - credit_used;
-    let lines = renewal_lines(s, credit_used);
+    let lines = renewal_lines(s, usage, credit_used);
     let order = charge_subscription(state, w, s, lines, total, OrderKind::Renewal, at).await?;
     s.credit_minor -= credit_used;
     s.debit_minor = 0;
@@ -110,10 +114,15 @@ pub(super) async fn run_item(
     mut s: Subscription,
     at: DateTime<Utc>,
     due: Due,
+    metered: &Metered,
 ) -> ServiceResult<()> {
     let p = parties(w, &s.customer_id, s.product_id).await?;
     match due {
         Due::Cancel => {
+            let usage = metered.lines(&mut s, at, true);
+            if !usage.is_empty() {
+                bill_final_usage(state, w, &s, &p, usage, at).await?;
+            }
             s.end(at, "CANCELLED_BY_MERCHANT");
             s.modified_at = at;
             subscription_event(w, "subscription.cancelled", &s, &p, None, at).await?;
@@ -123,9 +132,11 @@ pub(super) async fn run_item(
             s.period_index = 0;
             let (start, end) = s.period_bounds(0).expect("trials are recurring");
             (s.period_start, s.period_end) = (Some(start), Some(end));
-            collect_period(state, w, &mut s, &p, at).await?;
+            collect_period(state, w, &mut s, &p, Vec::new(), at).await?;
         }
         Due::Renew => {
+            // The period that ends is billed for its usage before it moves on.
+            let usage = metered.lines(&mut s, at, true);
             let before = events::subscription_object(&s, &p.sold(s.product_id), w.tenant());
             let mut changed_plan = false;
             if let Some(change) = s.pending_change.take() {
@@ -150,7 +161,7 @@ pub(super) async fn run_item(
                 let p2 = parties(w, &s.customer_id, s.product_id).await?;
                 subscription_event(w, "subscription.plan_changed", &s, &p2, before.as_object().cloned(), at).await?;
             }
-            collect_period(state, w, &mut s, &p, at).await?;
+            collect_period(state, w, &mut s, &p, usage, at).await?;
         }
         Due::Retry => {
             let order_id = s.unpaid_order.clone().unwrap_or_default();
@@ -252,21 +263,46 @@ pub struct DueRun {
     pub stopped_at: Option<DateTime<Utc>>,
 }
 
+/// Bills the usage of a period that ends early (a cancellation): its own
+/// order and invoice, charged now.
+pub(super) async fn bill_final_usage(
+    state: &AppState,
+    w: &mut Work,
+    s: &Subscription,
+    p: &Parties,
+    usage: Vec<Line>,
+    at: DateTime<Utc>,
+) -> ServiceResult<()> {
+    let total = usage.iter().map(|l| l.amount_minor).sum();
+    let order = charge_subscription(state, w, s, usage, total, OrderKind::FinalUsage, at).await?;
+    order_events(w, &order, p, Some(pay_link(state, &order)), OrderNews::Created).await?;
+    Ok(())
+}
+
 /// Runs everything of the tenant that falls due at or before `until`, in
 /// due order, each at its own due time, at most `limit` items.
 pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>, limit: u64) -> ServiceResult<DueRun> {
     let mut ran = 0;
     let mut last = None;
     loop {
+        // What the next one bills in arrears is read before its work begins.
+        let Some(peeked) = state.store.peek_due::<Subscription>(tenant, until).await? else { break };
+        let metered = super::arrears::metered(state, tenant, &peeked).await?;
         let mut w = state.store.begin(tenant).await?;
         let Some((id, _)) = w.next_due(until).await? else { break };
         if ran >= limit {
             return Ok(DueRun { ran, stopped_at: last });
         }
         let Some(s) = w.lock::<Subscription>(DocTable::Subscriptions, &id).await? else { break };
+        if s.id != peeked.id || !metered.is_for(&s) {
+            // Another process took it, or it changed: look again.
+            drop(w);
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            continue;
+        }
         match s.next_due() {
             Some((at, due)) if at <= until => {
-                run_item(state, &mut w, s, at, due).await?;
+                run_item(state, &mut w, s, at, due, &metered).await?;
                 ran += 1;
                 last = Some(at);
             }

@@ -60,9 +60,13 @@ pub async fn change_subscription(
     req: ChangeRequest,
 ) -> ServiceResult<uuid::Uuid> {
     let now = tenant_now(state, tenant).await?;
+    let metered = super::arrears::metered_of(state, tenant, id).await?;
     let mut w = state.store.begin(tenant).await?;
     let mut s: Subscription = w.lock(DocTable::Subscriptions, id).await?.ok_or_else(sub_not_found)?;
     check_changeable(&s)?;
+    if !metered.is_for(&s) {
+        return Err(super::arrears::changed_meanwhile());
+    }
     if req.quote.currency != s.currency {
         return Err(ServiceError::field("plan_identifier", format!("The new plan has no price in {}.", s.currency)));
     }
@@ -137,6 +141,11 @@ pub async fn change_subscription(
         };
         if let Some(change) = change {
             if change.now {
+                // The old plan's usage so far is billed now; a new cycle ends the period.
+                let usage = metered.lines(&mut s, now, change.restart_cycle);
+                if !usage.is_empty() {
+                    bill_final_usage(state, &mut w, &s, &p, usage, now).await?;
+                }
                 s.adopt_plan(req.adoption());
                 s.pending_change = None;
                 s.credit_minor += change.credit_minor;
@@ -209,8 +218,12 @@ pub struct Cancellation {
 
 pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c: Cancellation) -> ServiceResult<()> {
     let now = tenant_now(state, tenant).await?;
+    let metered = super::arrears::metered_of(state, tenant, id).await?;
     let mut w = state.store.begin(tenant).await?;
     let mut s: Subscription = w.lock(DocTable::Subscriptions, id).await?.ok_or_else(sub_not_found)?;
+    if !metered.is_for(&s) {
+        return Err(super::arrears::changed_meanwhile());
+    }
     if !s.status.grants() && s.status != SubStatus::Incomplete {
         return Err(ServiceError::BadRequest(format!("A {} subscription cannot be cancelled.", s.status.as_str())));
     }
@@ -243,6 +256,11 @@ pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c:
     };
     match at {
         None => {
+            // The usage of the part of the period that elapsed is billed now.
+            let usage = metered.lines(&mut s, now, true);
+            if !usage.is_empty() {
+                bill_final_usage(state, &mut w, &s, &p, usage, now).await?;
+            }
             s.end(now, "CANCELLED_BY_MERCHANT");
             save_subscription(&mut w, &s).await?;
             subscription_event(&mut w, "subscription.cancelled", &s, &p, None, now).await?;

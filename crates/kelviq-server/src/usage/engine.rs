@@ -19,6 +19,7 @@ use kelviq_core::catalog::FeatureType;
 use kelviq_core::entitlements::{
     boolean_row, combined_limit, customizable_row, meter_row, meter_window, rollover_carry, split_usage, RowState,
 };
+use kelviq_core::periods::{period_containing, Interval};
 use kelviq_core::plans::EntitlementDetails;
 use kelviq_core::timefmt::{from_micros, reset_at, to_micros};
 use kelviq_core::{Environment, Tenant};
@@ -34,6 +35,9 @@ pub struct GrantDef {
     pub feature: String,
     pub feature_type: FeatureType,
     pub details: EntitlementDetails,
+    /// The plan bills its usage in arrears (pay-as-you-go): it is counted
+    /// per billing period.
+    pub pay_as_you_go: bool,
 }
 
 /// What one granting row gives.
@@ -46,6 +50,9 @@ pub struct Grant {
     pub anchor: DateTime<Utc>,
     pub subscription_id: Option<uuid::Uuid>,
     pub overridden: bool,
+    /// Pay-as-you-go: the subscription's billing anchor and interval, whose
+    /// periods the usage is counted in (each billed when it ends).
+    pub billing: Option<(DateTime<Utc>, Interval)>,
 }
 
 impl std::ops::Deref for Grant {
@@ -58,6 +65,10 @@ impl std::ops::Deref for Grant {
 impl Grant {
     /// The usage period at `now` as (start in microseconds, 0 for never; end).
     pub fn window(&self, now: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
+        if let Some((anchor, interval)) = self.billing {
+            let (start, end) = period_containing(anchor, interval, now);
+            return (to_micros(start), Some(end));
+        }
         match meter_window(self.details.reset.as_deref(), self.details.reset_time.as_deref(), self.anchor, now) {
             Some((start, end)) => (to_micros(start), Some(end)),
             None => (0, None),
@@ -196,6 +207,22 @@ impl CustomerState {
     /// The feature's usage period: its first grant's (where usage is counted).
     pub fn counting_window(&self, feature: &str, now: DateTime<Utc>) -> (i64, Option<DateTime<Utc>>) {
         self.grants_of(feature).next().map_or((0, None), |g| g.window(now))
+    }
+
+    /// The period an event dated `at` counts in, seen at `now`: the current
+    /// one (for an event of now or later); for usage billed in arrears, the
+    /// earlier billing period of the subscription it is dated in (late
+    /// usage, billed with the next invoice); else none (stored, not counted).
+    pub fn event_window(&self, feature: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<i64> {
+        let first = self.grants_of(feature).next();
+        let (start, _) = first.map_or((0, None), |g| g.window(now));
+        if start == 0 || at >= from_micros(start) {
+            return Some(start);
+        }
+        match first.and_then(|g| g.billing) {
+            Some((anchor, interval)) if at >= anchor => Some(to_micros(period_containing(anchor, interval, at).0)),
+            _ => None,
+        }
     }
 
     /// A grant's limit for the period at `now`, with what rolled over.
@@ -429,6 +456,7 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ServiceR
                 anchor: sub.started_at,
                 subscription_id: Some(sub.id),
                 overridden: false,
+                billing: if def.pay_as_you_go { sub.interval().map(|i| (sub.anchor_at, i)) } else { None },
             });
         }
     }
@@ -452,10 +480,16 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ServiceR
             _ => None,
         };
         let grant = Grant {
-            def: Arc::new(GrantDef { feature: feature.clone(), feature_type: f.feature_type, details }),
+            def: Arc::new(GrantDef {
+                feature: feature.clone(),
+                feature_type: f.feature_type,
+                details,
+                pay_as_you_go: base.as_ref().is_some_and(|b| b.pay_as_you_go),
+            }),
             limit,
             anchor: base.as_ref().map_or(customer.created_at, |b| b.anchor),
-            subscription_id: base.and_then(|b| b.subscription_id),
+            subscription_id: base.as_ref().and_then(|b| b.subscription_id),
+            billing: base.and_then(|b| b.billing),
             overridden: true,
         };
         grants.insert(first.unwrap_or(grants.len()).min(grants.len()), grant);
@@ -466,7 +500,7 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ServiceR
 
 /// A customer's counters: the rows plus the additions not yet folded into
 /// them, read so that a fold committing meanwhile is not counted twice.
-async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ServiceResult<Counters> {
+pub async fn counters(state: &AppState, tenant: &Tenant, customer_id: &str) -> ServiceResult<Counters> {
     loop {
         let generation = state.ingest.fold_generation(tenant, customer_id);
         if generation % 2 == 1 {
@@ -493,9 +527,12 @@ async fn plan_grants(state: &AppState, tenant: &Tenant, plan_id: uuid::Uuid) -> 
         return Ok(defs.clone());
     }
     let features = state.store.features_by_id(tenant).await?;
-    let resolved = match state.store.find_plan_version(tenant, plan_id).await? {
-        Some(plan) => state.store.effective_entitlements(tenant, &plan).await?,
-        None => Vec::new(),
+    let (resolved, in_arrears) = match state.store.find_plan_version(tenant, plan_id).await? {
+        Some(plan) => (
+            state.store.effective_entitlements(tenant, &plan).await?,
+            kelviq_core::billing::pay_as_you_go_features(&plan),
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     let defs: Vec<Arc<GrantDef>> = resolved
         .iter()
@@ -505,6 +542,7 @@ async fn plan_grants(state: &AppState, tenant: &Tenant, plan_id: uuid::Uuid) -> 
                 feature: f.identifier.clone(),
                 feature_type: f.feature_type,
                 details: e.details.clone(),
+                pay_as_you_go: in_arrears.contains(&e.feature_id.to_string()),
             }))
         })
         .collect();

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use kelviq_core::catalog::Feature;
 use kelviq_core::ids::hex32;
 use kelviq_core::meters::{Step, MAX_USAGE_VALUE};
-use kelviq_core::timefmt::{from_micros, parse_report_timestamp, report_timestamp};
+use kelviq_core::timefmt::{parse_report_timestamp, report_timestamp};
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::{CounterChange, StoredEvent};
 use serde::Deserialize;
@@ -247,11 +247,9 @@ async fn prepare_event(
         if !meter.matches(&event) {
             continue;
         }
-        // Only the current period counts; an older event is stored, not counted.
-        let (start, _) = customer.counting_window(&feature.identifier, now);
-        if start > 0 && at < from_micros(start) {
-            continue;
-        }
+        // The current period counts (and an earlier billing period, for usage
+        // billed in arrears); an older event is stored, not counted.
+        let Some(start) = customer.event_window(&feature.identifier, at, now) else { continue };
         let change = match meter.step(&event) {
             Step::Add(n) => CounterChange::Add(n),
             Step::Max(n) => CounterChange::Max(n),

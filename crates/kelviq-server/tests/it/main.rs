@@ -25,6 +25,7 @@ mod sdk_selling;
 mod selling;
 mod shutdown;
 mod tax_rates;
+mod usage_billing;
 mod webhook_events;
 mod webhooks;
 mod wire_openapi;

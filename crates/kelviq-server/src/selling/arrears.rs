@@ -1,0 +1,71 @@
+//! Usage billed in arrears: a subscription's pay-as-you-go charges and the
+//! usage counted in its billing periods, read before the work that bills
+//! them begins (a transaction never waits for another pool connection).
+
+use crate::error::ServiceResult;
+use crate::state::AppState;
+use crate::usage::engine::{self, Counters};
+use chrono::{DateTime, Utc};
+use kelviq_core::billing::{arrears_lines, metered_charges, Line, MeteredCharge, SubStatus, Subscription};
+use kelviq_core::timefmt::to_micros;
+use kelviq_core::Tenant;
+
+/// What a subscription's plan bills in arrears, and the customer's usage.
+#[derive(Debug, Default)]
+pub struct Metered {
+    /// The plan version it was read for.
+    plan_id: Option<uuid::Uuid>,
+    charges: Vec<MeteredCharge>,
+    counters: Counters,
+}
+
+impl Metered {
+    /// Whether it was read for the subscription as it is now.
+    pub fn is_for(&self, s: &Subscription) -> bool {
+        self.plan_id.is_none() || self.plan_id == Some(s.plan_id)
+    }
+
+    /// The usage lines due at `at` for the subscription's current period
+    /// (and late usage of earlier ones); `close` ends the period. The
+    /// subscription records what was billed.
+    pub fn lines(&self, s: &mut Subscription, at: DateTime<Utc>, close: bool) -> Vec<Line> {
+        let (Some(start), Some(end)) = (s.period_start, s.period_end) else { return Vec::new() };
+        // A free trial's usage is not billed.
+        if self.charges.is_empty() || s.status == SubStatus::Trialing {
+            return Vec::new();
+        }
+        let usage = |feature: &str, start: DateTime<Utc>| self.counters.get(feature, to_micros(start)).max(0) as u64;
+        arrears_lines(&mut s.billed_usage, &self.charges, &usage, (start, end), at, close)
+    }
+}
+
+/// Reads what `s` bills in arrears, with the usage so far.
+pub async fn metered(state: &AppState, tenant: &Tenant, s: &Subscription) -> ServiceResult<Metered> {
+    if s.is_one_time() {
+        return Ok(Metered::default());
+    }
+    let Some(plan) = state.store.find_plan_version(tenant, s.plan_id).await? else {
+        return Ok(Metered::default());
+    };
+    if kelviq_core::billing::pay_as_you_go_features(&plan).is_empty() {
+        return Ok(Metered { plan_id: Some(s.plan_id), ..Default::default() });
+    }
+    let identifiers = super::feature_identifiers(state, tenant).await?;
+    let charges = metered_charges(&plan, s.charge_period, &s.currency, &|id| identifiers.get(id).cloned());
+    let counters = engine::counters(state, tenant, &s.customer_id).await?;
+    Ok(Metered { plan_id: Some(s.plan_id), charges, counters })
+}
+
+/// [`metered`] for the subscription `id` as it is now (read without a lock),
+/// before a request's work begins; nothing when there is no such subscription.
+pub async fn metered_of(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<Metered> {
+    match state.store.find_doc::<Subscription>(kelviq_store::DocTable::Subscriptions, tenant, id).await? {
+        Some(s) => metered(state, tenant, &s).await,
+        None => Ok(Metered::default()),
+    }
+}
+
+/// The answer when a subscription changed between reading its usage and locking it.
+pub fn changed_meanwhile() -> crate::error::ServiceError {
+    crate::error::ServiceError::Conflict("The subscription changed meanwhile; try again.".into())
+}

@@ -1,0 +1,207 @@
+//! Usage billed in arrears, on both backends, over four months of the test
+//! clock: a TIERED pay-as-you-go meter fed by raw events and a PACKAGE one
+//! fed by usage reports. Every invoice's lines are checked against a table
+//! computed by hand here: renewals, late usage, an upgrade mid-period (a
+//! final usage invoice at the old prices) and the cancellations (final
+//! usage invoices).
+
+use crate::common::api::Api;
+use crate::common::{Backend, TestServer};
+use serde_json::{json, Value};
+
+const GOOD: &str = "4242424242424242";
+
+/// `api-calls` (SUM of `calls` of `api` events) and `storage` (reported);
+/// plan `metered` ($20 a month; calls: 1,000 free, then $0.002 up to
+/// 10,000, then $0.001; storage: $5 per started block of 100) and `bigger`
+/// ($50; calls $0.0005 each; storage $4 per block).
+async fn seed(api: &Api<'_>) {
+    api.ok("/api/v1/catalog/products/", json!({"name": "Cloud", "identifier": "cloud", "taxCode": "saas"})).await;
+    let units = json!({"singular": "unit", "plural": "units"});
+    api.ok(
+        "/api/v1/catalog/features/",
+        json!({"name": "API Calls", "featureType": "METER", "featureDetails": {"featureSubType": "RAW_EVENTS", "units": units},
+            "meter": {"aggregation": {"function": "SUM", "field": "calls"},
+                      "filters": [[{"property": "event_name", "operator": "equals", "value": "api"}]]}}),
+    )
+    .await;
+    api.ok(
+        "/api/v1/catalog/features/",
+        json!({"name": "Storage", "featureType": "METER", "featureDetails": {"featureSubType": "PRE_AGGREGATED_USAGE", "units": units}}),
+    )
+    .await;
+    let plans = [
+        (
+            "metered",
+            20,
+            json!([{"upTo": 1000, "unitAmount": 0, "flatAmount": 0}, {"upTo": 10000, "unitAmount": 0.002, "flatAmount": 0},
+            {"upTo": "inf", "unitAmount": 0.001, "flatAmount": 0}]),
+            5,
+        ),
+        ("bigger", 50, json!([{"upTo": "inf", "unitAmount": 0.0005, "flatAmount": 0}]), 4),
+    ];
+    for (id, base, tiers, block) in plans {
+        api.ok("/api/v1/catalog/plans/", json!({"name": id, "identifier": id, "product": "cloud"})).await;
+        api.ok(
+            &format!("/api/v1/catalog/plans/{id}/prices/bulk/"),
+            json!({"prices": [{"priceType": "PAID", "currency": "USD", "chargeCatalogPrice": [
+                {"charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": base}}]},
+                {"feature": "api-calls", "priceModel": "TIERED", "paymentType": "PAY_AS_YOU_GO",
+                 "charges": [{"chargePeriod": "MONTHLY", "priceData": {"currency": "USD"}, "tiers": tiers}]},
+                {"feature": "storage", "priceModel": "PACKAGE", "paymentType": "PAY_AS_YOU_GO",
+                 "charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": block, "blockSize": 100}}]}]}]}),
+        )
+        .await;
+        let unlimited = json!({"value": null, "hasUnlimitedUsage": true, "hardLimit": false});
+        api.ok(
+            &format!("/api/v1/catalog/plans/{id}/features/"),
+            json!({"planEntitlements": [{"feature": "api-calls", "details": unlimited}, {"feature": "storage", "details": unlimited}]}),
+        )
+        .await;
+        api.ok(&format!("/api/v1/catalog/plans/{id}/publish/"), json!({})).await;
+    }
+}
+
+/// The invoices of a customer, oldest first.
+async fn invoices(api: &Api<'_>, customer: &str) -> Vec<Value> {
+    let (status, page) = api.get(&format!("/api/v1/invoices/?customer_id={customer}&page_size=100")).await;
+    assert_eq!(status, 200, "{page}");
+    let mut all = page["results"].as_array().unwrap().clone();
+    all.reverse();
+    all
+}
+
+/// An invoice's lines as (kind, feature, quantity, amount).
+fn lines(invoice: &Value) -> Vec<(String, String, i64, String)> {
+    invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_string(),
+                l["featureId"].as_str().unwrap_or("").to_string(),
+                l["quantity"].as_i64().unwrap_or(1),
+                l["amount"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn row(kind: &str, feature: &str, quantity: i64, amount: &str) -> (String, String, i64, String) {
+    (kind.into(), feature.into(), quantity, amount.into())
+}
+
+/// `n` calls in one `api` event dated `at` (RFC 3339).
+async fn calls(api: &Api<'_>, customer: &str, key: &str, at: &str, n: i64) {
+    let at = at.replace('T', " ").replace('Z', ".000000");
+    let (status, body) = api.event(customer, key, "api", &at, json!({"calls": n})).await;
+    assert!(status < 300, "{body}");
+}
+
+async fn usage_is_billed_in_arrears(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let sub = api.buy("metered", "MONTHLY", "ann", GOOD, json!({})).await;
+    assert_eq!(lines(&invoices(&api, "ann").await[0]), [row("BASE", "", 1, "20.00")]);
+
+    // Period 1 (Jan 31 – Feb 28): 12,000 calls, 250 of storage.
+    api.advance_to("2026-02-10T00:00:00Z").await;
+    calls(&api, "ann", "c1", "2026-02-10T00:00:00Z", 12_000).await;
+    api.usage("ann", "storage", 250, "DELTA").await;
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    let renewal = invoices(&api, "ann").await[1].clone();
+    // 1,000 free + 9,000 × 0.002 + 2,000 × 0.001 = 20.00; ⌈250 / 100⌉ × 5 = 15.00.
+    assert_eq!(
+        lines(&renewal),
+        [
+            row("BASE", "", 1, "20.00"),
+            row("USAGE", "api-calls", 12_000, "20.00"),
+            row("USAGE", "storage", 250, "15.00")
+        ]
+    );
+    assert_eq!((&renewal["total"], &renewal["status"]), (&json!("55.00"), &json!("PAID")));
+    let usage = &renewal["lines"][1];
+    assert_eq!(
+        (&usage["periodStart"], &usage["periodEnd"]),
+        (&json!("2026-01-31T10:00:00Z"), &json!("2026-02-28T10:00:00Z"))
+    );
+    let tiers: Vec<(i64, String)> = usage["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["quantity"].as_i64().unwrap(), t["amount"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(tiers, [(1000, "0.00".into()), (9000, "18.00".into()), (2000, "2.00".into())]);
+    assert_eq!((&usage["tiers"][1]["upTo"], &usage["tiers"][1]["unitAmount"]), (&json!(10000), &json!("0.002")));
+    assert_eq!(usage["tiers"][2]["upTo"], Value::Null);
+
+    // Period 2: 500 calls, and 300 more dated in period 1 (late).
+    api.advance_to("2026-03-10T00:00:00Z").await;
+    calls(&api, "ann", "c2", "2026-03-10T00:00:00Z", 500).await;
+    calls(&api, "ann", "late", "2026-02-20T00:00:00Z", 300).await;
+    api.advance_to("2026-03-31T10:00:00Z").await;
+    let renewal = invoices(&api, "ann").await[2].clone();
+    assert_eq!(
+        lines(&renewal),
+        [
+            row("BASE", "", 1, "20.00"),
+            row("LATE_USAGE", "api-calls", 300, "0.30"),
+            row("USAGE", "api-calls", 500, "0.00"),
+            row("USAGE", "storage", 0, "0.00"),
+        ]
+    );
+    assert_eq!(renewal["total"], "20.30");
+    assert_eq!(renewal["lines"][1]["periodStart"], "2026-01-31T10:00:00Z", "late usage names its period");
+    assert_eq!(invoices(&api, "ann").await[1]["total"], "55.00", "a paid invoice is never rewritten");
+
+    // Period 3: an upgrade on Apr 10 bills the usage so far at the old prices.
+    api.advance_to("2026-04-10T10:00:00Z").await;
+    calls(&api, "ann", "c3", "2026-04-10T10:00:00Z", 2_000).await;
+    api.usage("ann", "storage", 150, "DELTA").await;
+    api.ok(
+        &format!("/api/v1/subscriptions/{sub}/update/"),
+        json!({"planIdentifier": "bigger", "chargePeriod": "MONTHLY", "prorationBehavior": "IMMEDIATE_CHARGE"}),
+    )
+    .await;
+    let all = invoices(&api, "ann").await;
+    assert_eq!(all.len(), 5, "a final usage invoice, then the proration");
+    // 1,000 free + 1,000 × 0.002 = 2.00; ⌈150 / 100⌉ × 5 = 10.00.
+    assert_eq!(lines(&all[3]), [row("USAGE", "api-calls", 2_000, "2.00"), row("USAGE", "storage", 150, "10.00")]);
+    assert_eq!(all[3]["lines"][0]["periodEnd"], "2026-04-10T10:00:00Z");
+    assert!(lines(&all[4]).iter().all(|l| l.0 == "PRORATION"), "{:?}", lines(&all[4]));
+
+    // Apr 20: 1,000 more calls, then cancelled now: the rest at the new prices.
+    api.advance_to("2026-04-20T10:00:00Z").await;
+    calls(&api, "ann", "c4", "2026-04-20T10:00:00Z", 1_000).await;
+    api.ok(&format!("/api/v1/subscriptions/{sub}/cancel/"), json!({"cancellationType": "IMMEDIATE"})).await;
+    let all = invoices(&api, "ann").await;
+    assert_eq!(all.len(), 6);
+    assert_eq!(lines(&all[5]), [row("USAGE", "api-calls", 1_000, "0.50"), row("USAGE", "storage", 0, "0.00")]);
+    assert_eq!(all[5]["lines"][0]["periodStart"], "2026-04-10T10:00:00Z");
+    let numbers: Vec<&str> = all.iter().map(|i| i["number"].as_str().unwrap()).collect();
+    assert_eq!(numbers, ["INV-000001", "INV-000002", "INV-000003", "INV-000004", "INV-000005", "INV-000006"]);
+}
+
+/// A cancellation scheduled for a date bills the usage up to it.
+async fn a_scheduled_cancellation_bills_the_last_usage(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let sub = api.buy("metered", "MONTHLY", "bo", GOOD, json!({})).await;
+    api.usage("bo", "storage", 100, "DELTA").await;
+    api.ok(
+        &format!("/api/v1/subscriptions/{sub}/cancel/"),
+        json!({"cancellationType": "SPECIFIC_DATE", "cancellationDate": "2026-02-15"}),
+    )
+    .await;
+    api.advance_to("2026-02-16T00:00:00Z").await;
+    assert_eq!(api.sub(&sub).await["status"], "canceled");
+    let all = invoices(&api, "bo").await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(lines(&all[1]), [row("USAGE", "api-calls", 0, "0.00"), row("USAGE", "storage", 100, "5.00")]);
+    assert_eq!(all[1]["lines"][1]["periodEnd"], "2026-02-15T00:00:00Z");
+}
+
+on_both_backends!(usage_is_billed_in_arrears, a_scheduled_cancellation_bills_the_last_usage);
