@@ -163,3 +163,58 @@ pub async fn pay(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<I
     }
     get(state, tenant, id).await
 }
+
+/// What the subscription's next invoice would be if its period ended now:
+/// the next period's charges (a scheduled change applied) and the usage
+/// of this one so far, less the customer's credit. Nothing is saved.
+pub async fn upcoming(state: &AppState, tenant: &Tenant, subscription_id: &str) -> ServiceResult<Invoice> {
+    let now = crate::clock::tenant_now(state, tenant).await?;
+    let mut s: Subscription = state
+        .store
+        .find_doc(DocTable::Subscriptions, tenant, subscription_id)
+        .await?
+        .ok_or_else(selling::sub_not_found)?;
+    if s.is_one_time() || !s.status.grants() || s.cancel_at.is_some_and(|c| s.period_end.is_none_or(|e| c <= e)) {
+        return Err(ServiceError::NotFound("This subscription has no upcoming invoice.".into()));
+    }
+    let metered = selling::arrears::metered(state, tenant, &s).await?;
+    let (Some(start), Some(end)) = (s.period_start, s.period_end) else {
+        return Err(ServiceError::NotFound("This subscription has no upcoming invoice.".into()));
+    };
+    let usage = if s.status == SubStatus::Trialing { Vec::new() } else { metered.lines(&mut s, end, true) };
+    let mut next_end = s.period_bounds(s.period_index + 1).map_or(end, |b| b.1);
+    if let Some(change) = s.pending_change.take() {
+        if change.charge_period != s.charge_period {
+            next_end = change.charge_period.interval().map_or(end, |i| kelviq_core::periods::boundary(end, i, 1));
+        }
+        (s.plan_name, s.charge_period, s.amount_minor) = (change.plan_name, change.charge_period, change.amount_minor);
+    }
+    let gross = s.amount_minor + s.debit_minor + usage.iter().map(|l| l.amount_minor).sum::<i64>();
+    let credit = s.credit_minor.min(gross).max(0);
+    let lines: Vec<Line> = selling::renewal_lines(&s, usage, credit)
+        .into_iter()
+        .map(|l| if l.kind == LineKind::Base { l.for_period(end, next_end) } else { l })
+        .collect();
+    let customer = state.store.find_customer_any(tenant, &s.customer_id).await?;
+    Ok(Invoice {
+        id: String::new(),
+        number: String::new(),
+        status: InvoiceStatus::Draft,
+        currency: s.currency.clone(),
+        customer_uuid: s.customer_uuid,
+        customer_id: s.customer_id.clone(),
+        subscription_id: Some(s.id),
+        order_id: String::new(),
+        period_start: Some(end),
+        period_end: Some(next_end),
+        totals: Totals::of(&lines),
+        lines,
+        amount_paid_minor: 0,
+        billing_address: customer.and_then(|c| c.billing_address),
+        due_at: end,
+        paid_at: None,
+        voided_at: None,
+        created_at: now.max(start),
+        modified_at: now,
+    })
+}

@@ -1,5 +1,6 @@
 //! Invoices (server key): `GET /invoices/`, `GET /invoices/{id}/`,
-//! `POST /invoices/{id}/void/`, `POST /invoices/{id}/pay/`.
+//! `POST /invoices/{id}/void/`, `POST /invoices/{id}/pay/`,
+//! `GET /subscriptions/{id}/upcoming-invoice/`.
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Page, ServerCaller};
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/invoices/{id}", get(retrieve_invoice))
         .route("/invoices/{id}/void", post(void_invoice))
         .route("/invoices/{id}/pay", post(pay_invoice))
+        .route("/subscriptions/{id}/upcoming-invoice", get(upcoming_invoice))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -94,4 +96,18 @@ pub async fn pay_invoice(
     Path(id): Path<String>,
 ) -> ApiResult<Json<InvoiceOut>> {
     Ok(Json(InvoiceOut::from(&invoices::pay(&state, &tenant, &id).await?)))
+}
+
+/// What the subscription's next invoice would be if its period ended now
+/// (the next period's charges and this period's usage so far); a DRAFT
+/// without id or number.
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}/upcoming-invoice/", tag = "invoices", params(("id" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, description = "The upcoming invoice", body = InvoiceOut),
+    (status = 401), (status = 404, description = "No such subscription, or nothing more to invoice")))]
+pub async fn upcoming_invoice(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<InvoiceOut>> {
+    Ok(Json(InvoiceOut::from(&invoices::upcoming(&state, &tenant, &id).await?)))
 }

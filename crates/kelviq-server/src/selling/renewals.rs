@@ -51,7 +51,7 @@ pub(super) async fn charge_subscription(
     record_payment(state, w, s, method.as_ref().map(|(i, m)| (*i, m)), lines, total, charged, kind, at).await
 }
 
-pub(super) fn renewal_lines(s: &Subscription, usage: Vec<Line>, credit_used: i64) -> Vec<Line> {
+pub fn renewal_lines(s: &Subscription, usage: Vec<Line>, credit_used: i64) -> Vec<Line> {
     let mut lines = vec![Line::plain(format!("{} ({})", s.plan_name, s.charge_period.as_str()), s.amount_minor)];
     if s.debit_minor > 0 {
         lines.push(Line::of_kind(LineKind::Proration, "Proration from a plan change", s.debit_minor));

@@ -141,17 +141,24 @@ async fn usage_is_billed_in_arrears(backend: Backend) {
     api.advance_to("2026-03-10T00:00:00Z").await;
     calls(&api, "ann", "c2", "2026-03-10T00:00:00Z", 500).await;
     calls(&api, "ann", "late", "2026-02-20T00:00:00Z", 300).await;
+    // The upcoming invoice shows it all already, and changes nothing.
+    let (status, upcoming) = api.get(&format!("/api/v1/subscriptions/{sub}/upcoming-invoice/")).await;
+    assert_eq!(status, 200, "{upcoming}");
+    let expected = [
+        row("BASE", "", 1, "20.00"),
+        row("LATE_USAGE", "api-calls", 300, "0.30"),
+        row("USAGE", "api-calls", 500, "0.00"),
+        row("USAGE", "storage", 0, "0.00"),
+    ];
+    assert_eq!(lines(&upcoming), expected);
+    assert_eq!((&upcoming["status"], &upcoming["total"]), (&json!("DRAFT"), &json!("20.30")));
+    assert_eq!(
+        (&upcoming["periodStart"], &upcoming["periodEnd"]),
+        (&json!("2026-03-31T10:00:00Z"), &json!("2026-04-30T10:00:00Z"))
+    );
     api.advance_to("2026-03-31T10:00:00Z").await;
     let renewal = invoices(&api, "ann").await[2].clone();
-    assert_eq!(
-        lines(&renewal),
-        [
-            row("BASE", "", 1, "20.00"),
-            row("LATE_USAGE", "api-calls", 300, "0.30"),
-            row("USAGE", "api-calls", 500, "0.00"),
-            row("USAGE", "storage", 0, "0.00"),
-        ]
-    );
+    assert_eq!(lines(&renewal), expected);
     assert_eq!(renewal["total"], "20.30");
     assert_eq!(renewal["lines"][1]["periodStart"], "2026-01-31T10:00:00Z", "late usage names its period");
     assert_eq!(invoices(&api, "ann").await[1]["total"], "55.00", "a paid invoice is never rewritten");
@@ -202,6 +209,8 @@ async fn a_scheduled_cancellation_bills_the_last_usage(backend: Backend) {
     assert_eq!(all.len(), 2);
     assert_eq!(lines(&all[1]), [row("USAGE", "api-calls", 0, "0.00"), row("USAGE", "storage", 100, "5.00")]);
     assert_eq!(all[1]["lines"][1]["periodEnd"], "2026-02-15T00:00:00Z");
+    let (status, _) = api.get(&format!("/api/v1/subscriptions/{sub}/upcoming-invoice/")).await;
+    assert_eq!(status, 404, "nothing more to invoice");
 }
 
 on_both_backends!(usage_is_billed_in_arrears, a_scheduled_cancellation_bills_the_last_usage);
