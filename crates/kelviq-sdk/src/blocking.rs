@@ -3,6 +3,7 @@
 
 use crate::catalog::{CreateFeature, CreateProduct, ListCatalog, UpdateFeature, UpdateProduct, UpdateProductSettings};
 use crate::customers::{CreateCustomer, ListCustomers, UpdateCustomer};
+use crate::invoices::{Invoice, ListInvoices};
 use crate::models::{ArchiveResponse, Customer, Feature, Page, Plan, PlanFeature, PlanPrice, Product, ProductSettings};
 use crate::plans::{CreatePlan, UpdatePlan};
 use crate::selling::{
@@ -38,6 +39,10 @@ impl Kelviq {
 
     pub fn webhooks(&self) -> Webhooks<'_> {
         Webhooks { client: self }
+    }
+
+    pub fn invoices(&self) -> Invoices<'_> {
+        Invoices { client: self }
     }
 
     pub fn tax_rates(&self) -> TaxRates<'_> {
@@ -439,5 +444,28 @@ impl TaxRates<'_> {
     }
     pub fn delete(&self, id: &str) -> Result<(), Error> {
         self.client.block_on(self.client.inner.tax_rates().delete(id))
+    }
+}
+
+/// Invoices, blocking (see [`crate::invoices::Invoices`]).
+pub struct Invoices<'a> {
+    client: &'a Kelviq,
+}
+
+impl Invoices<'_> {
+    pub fn list(&self, q: ListInvoices) -> Result<Page<Invoice>, Error> {
+        self.client.block_on(self.client.inner.invoices().list(q))
+    }
+    pub fn retrieve(&self, id: &str) -> Result<Invoice, Error> {
+        self.client.block_on(self.client.inner.invoices().retrieve(id))
+    }
+    pub fn upcoming(&self, subscription_id: &str) -> Result<Invoice, Error> {
+        self.client.block_on(self.client.inner.invoices().upcoming(subscription_id))
+    }
+    pub fn void(&self, id: &str) -> Result<Invoice, Error> {
+        self.client.block_on(self.client.inner.invoices().void(id))
+    }
+    pub fn pay(&self, id: &str) -> Result<Invoice, Error> {
+        self.client.block_on(self.client.inner.invoices().pay(id))
     }
 }

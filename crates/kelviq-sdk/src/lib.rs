@@ -21,6 +21,7 @@ pub mod entitlements;
 mod environment;
 mod error;
 mod http;
+pub mod invoices;
 pub mod models;
 pub mod plans;
 pub mod reporting;
@@ -181,6 +182,11 @@ impl Kelviq {
     /// Webhook endpoints, events, resend and recover (a self-hosted kelviq server).
     pub fn webhooks(&self) -> webhook_api::Webhooks<'_> {
         webhook_api::Webhooks::new(&self.http)
+    }
+
+    /// Invoices, the upcoming invoice, void and pay (a self-hosted kelviq server).
+    pub fn invoices(&self) -> invoices::Invoices<'_> {
+        invoices::Invoices::new(&self.http)
     }
 
     /// Tax rates by country and region (a self-hosted kelviq server).

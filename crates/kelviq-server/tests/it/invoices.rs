@@ -126,4 +126,41 @@ async fn a_failed_invoice_is_paid_or_voided(backend: Backend) {
     assert_eq!(status, 400, "a voided invoice is not paid");
 }
 
-on_both_backends!(every_order_has_its_invoice, a_failed_invoice_is_paid_or_voided);
+/// The Rust SDK's invoices module, async and blocking.
+async fn the_sdk_reads_invoices(backend: Backend) {
+    use kelviq_sdk::invoices::ListInvoices;
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let sub =
+        api.buy("pro", "MONTHLY", "ann", GOOD, json!({"features": [{"identifier": "seats", "quantity": 2}]})).await;
+    api.buy("basic", "MONTHLY", "bo", FAILS_LATER, json!({})).await;
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    let sdk = s.sdk();
+    let invoices = sdk.invoices();
+    let ann = invoices.list(ListInvoices { customer_id: Some("ann".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(ann.count, 2);
+    let first = invoices.retrieve(&ann.results[1].id).await.unwrap();
+    assert_eq!((first.number.as_str(), first.total_units, first.lines.len()), ("INV-000001", 4000, 2));
+    assert_eq!((first.lines[1].kind.as_str(), first.lines[1].quantity), ("QUANTITY", Some(2)));
+    let upcoming = invoices.upcoming(&sub).await.unwrap();
+    assert_eq!((upcoming.status.as_str(), upcoming.total.as_str()), ("DRAFT", "40.00"));
+    let failed =
+        invoices.list(ListInvoices { status: Some("PAYMENT_FAILED".into()), ..Default::default() }).await.unwrap();
+    assert_eq!((failed.count, failed.results[0].customer_id.as_str()), (1, "bo"));
+    let id = failed.results[0].id.clone();
+    assert!(invoices.pay(&id).await.is_err(), "declined again");
+    let (key, base) = (s.server_key.clone(), s.base_url.clone());
+    let voided = tokio::task::spawn_blocking(move || {
+        let client = kelviq_sdk::Kelviq::builder().access_token(key).base_url(&base).build_blocking().unwrap();
+        let voided = client.invoices().void(&id).unwrap();
+        assert_eq!(client.invoices().retrieve(&id).unwrap(), voided);
+        voided
+    })
+    .await
+    .unwrap();
+    assert_eq!((voided.status.as_str(), voided.amount_due_units), ("VOID", 0));
+    assert_eq!(invoices.retrieve("INV-none").await.unwrap_err().status(), Some(404));
+}
+
+on_both_backends!(every_order_has_its_invoice, a_failed_invoice_is_paid_or_voided, the_sdk_reads_invoices);
