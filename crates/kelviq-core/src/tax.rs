@@ -123,6 +123,54 @@ pub fn region_code(text: &str) -> Option<String> {
     ((1..=3).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| t.to_ascii_uppercase())
 }
 
+/// A percentage as text, without trailing zeros (`19`, `7.25`).
+pub fn percentage_text(value: i64) -> String {
+    let text = crate::money::minor_to_decimal(value, 4);
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+impl TaxBehavior {
+    /// A price's `taxBehavior`: EXCLUSIVE or INCLUSIVE; `None` for
+    /// UNSPECIFIED (or absent), which takes the environment's default.
+    pub fn of_price(text: Option<&str>) -> Option<TaxBehavior> {
+        match text {
+            Some("EXCLUSIVE") => Some(TaxBehavior::Exclusive),
+            Some("INCLUSIVE") => Some(TaxBehavior::Inclusive),
+            _ => None,
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TaxBehavior> {
+        TaxBehavior::of_price(Some(text.trim().to_ascii_uppercase().as_str()))
+    }
+}
+
+/// The lines tax is charged on: what is sold (and discounted), not the
+/// customer's balance applied, nor tax itself.
+fn taxable(kind: crate::billing::LineKind) -> bool {
+    use crate::billing::LineKind::*;
+    matches!(kind, Base | Quantity | Usage | LateUsage | Proration | Discount)
+}
+
+/// Taxes an invoice's lines at `rate`: each taxable line's tax rounded on
+/// its own; exclusive tax is added on top, inclusive tax is taken out of
+/// the lines (they show their net). One TAX line carries the sum. Returns
+/// how much the invoice's total grows (the exclusive tax; 0 when inclusive).
+pub fn tax_lines(lines: &mut Vec<crate::billing::Line>, rate: &TaxRate, behavior: TaxBehavior) -> i64 {
+    let mut tax = 0;
+    for l in lines.iter_mut().filter(|l| taxable(l.kind)) {
+        let t = line_tax(l.amount_minor, rate.percentage, behavior);
+        l.amount_minor = t.net_minor;
+        tax += t.tax_minor;
+    }
+    let name = format!("{} ({}%)", rate.name, percentage_text(rate.percentage));
+    lines.push(crate::billing::Line::of_kind(crate::billing::LineKind::Tax, name, tax));
+    match behavior {
+        TaxBehavior::Exclusive => tax,
+        TaxBehavior::Inclusive => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +263,28 @@ mod tests {
             let gross = line_tax(net, pct, TaxBehavior::Exclusive).gross_minor;
             let back = line_tax(gross, pct, TaxBehavior::Inclusive);
             prop_assert!((back.net_minor - net).abs() <= 1, "{} → {} → {:?}", net, gross, back);
+        }
+    }
+
+    proptest::proptest! {
+        /// Exclusive tax adds exactly the TAX line; inclusive tax leaves the
+        /// total as it was; either way each line is taxed on its own.
+        #[test]
+        fn taxed_lines_add_up(amounts in proptest::collection::vec(-100_000i64..1_000_000, 1..8), pct in 0i64..=HUNDRED_PERCENT, inclusive in proptest::bool::ANY) {
+            use crate::billing::{Line, LineKind};
+            let rate = TaxRate { id: uuid::Uuid::nil(), name: "VAT".into(), country: "DE".into(), region: String::new(),
+                percentage: pct, created_at: chrono::Utc::now(), modified_at: chrono::Utc::now() };
+            let behavior = if inclusive { TaxBehavior::Inclusive } else { TaxBehavior::Exclusive };
+            let mut lines: Vec<Line> = amounts.iter().map(|a| Line::of_kind(LineKind::Usage, "x", *a)).collect();
+            lines.push(Line::of_kind(LineKind::Credit, "credit", -50));
+            let before: i64 = lines.iter().map(|l| l.amount_minor).sum();
+            let added = tax_lines(&mut lines, &rate, behavior);
+            let after: i64 = lines.iter().map(|l| l.amount_minor).sum();
+            proptest::prop_assert_eq!(after, before + added);
+            let tax = lines.last().unwrap().amount_minor;
+            let expected: i64 = amounts.iter().map(|a| line_tax(*a, pct, behavior).tax_minor).sum();
+            proptest::prop_assert_eq!(tax, expected);
+            proptest::prop_assert_eq!(added, if inclusive { 0 } else { tax });
         }
     }
 }

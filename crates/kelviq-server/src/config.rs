@@ -41,6 +41,9 @@ pub struct Config {
     /// After a failed renewal, how long the customer keeps access while the
     /// charge is retried; then the subscription is cancelled.
     pub grace_period_days: i64,
+    /// How a price with `taxBehavior` UNSPECIFIED is taxed: EXCLUSIVE (tax
+    /// added on top) or INCLUSIVE (the price includes it).
+    pub default_tax_behavior: String,
     /// How many retries the grace period spreads evenly.
     pub renewal_retries: u32,
     /// Platform fee on each charge, in basis points (350 = 3.5 %).
@@ -103,6 +106,7 @@ impl Default for Config {
             key_cache_seconds: 60,
             media_max_bytes: 50 * 1024 * 1024,
             grace_period_days: 14,
+            default_tax_behavior: "EXCLUSIVE".into(),
             renewal_retries: 8,
             fee_base_bp: 350,
             fee_fixed_minor: 30,
@@ -142,6 +146,7 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_KEY_CACHE_SECONDS",
     "KELVIQ_MEDIA_MAX_BYTES",
     "KELVIQ_GRACE_PERIOD_DAYS",
+    "KELVIQ_DEFAULT_TAX_BEHAVIOR",
     "KELVIQ_RENEWAL_RETRIES",
     "KELVIQ_FEE_BASE_BP",
     "KELVIQ_FEE_FIXED_MINOR",
@@ -222,6 +227,12 @@ impl Config {
         parse_env(env, "KELVIQ_KEY_CACHE_SECONDS", &mut cfg.key_cache_seconds)?;
         parse_env(env, "KELVIQ_MEDIA_MAX_BYTES", &mut cfg.media_max_bytes)?;
         parse_env(env, "KELVIQ_GRACE_PERIOD_DAYS", &mut cfg.grace_period_days)?;
+        if let Some(v) = env("KELVIQ_DEFAULT_TAX_BEHAVIOR") {
+            let b = kelviq_core::tax::TaxBehavior::parse(&v)
+                .ok_or_else(|| anyhow::anyhow!("KELVIQ_DEFAULT_TAX_BEHAVIOR={v}: EXCLUSIVE or INCLUSIVE"))?;
+            cfg.default_tax_behavior =
+                if b == kelviq_core::tax::TaxBehavior::Inclusive { "INCLUSIVE" } else { "EXCLUSIVE" }.into();
+        }
         parse_env(env, "KELVIQ_RENEWAL_RETRIES", &mut cfg.renewal_retries)?;
         parse_env(env, "KELVIQ_FEE_BASE_BP", &mut cfg.fee_base_bp)?;
         parse_env(env, "KELVIQ_FEE_FIXED_MINOR", &mut cfg.fee_fixed_minor)?;

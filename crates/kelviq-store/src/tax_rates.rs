@@ -140,3 +140,19 @@ impl Store {
         Ok((count, rows.iter().map(rate_from_row).collect::<Result<_>>()?))
     }
 }
+
+impl crate::Work {
+    /// The rate a billing address in `country` (and `region`) gets, read in
+    /// this work: the region's, else the whole country's.
+    pub async fn tax_rate_for(&mut self, country: &str, region: Option<&str>) -> Result<Option<TaxRate>> {
+        let (org, env) = tenant_binds(&self.tenant);
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tax_rates WHERE {LIVE} AND country = $3"))
+            .bind(org)
+            .bind(env)
+            .bind(country.trim().to_ascii_uppercase())
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let rates = rows.iter().map(rate_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(kelviq_core::tax::rate_for(&rates, country, region).cloned())
+    }
+}

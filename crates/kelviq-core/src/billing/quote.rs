@@ -232,3 +232,12 @@ pub fn metered_charges(
         })
         .collect()
 }
+
+/// The `taxBehavior` of `plan`'s price in `currency` (None: UNSPECIFIED).
+pub fn price_tax_behavior(plan: &PlanVersion, currency: &str) -> Option<String> {
+    plan.prices
+        .iter()
+        .find(|p| p.enabled && p.currency.eq_ignore_ascii_case(currency))
+        .and_then(|p| p.tax_behavior.clone())
+        .filter(|t| t != "UNSPECIFIED")
+}

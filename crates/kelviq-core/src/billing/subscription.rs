@@ -117,6 +117,9 @@ pub struct Subscription {
     /// Usage billed in arrears, per feature and period (the latest few).
     #[serde(default)]
     pub billed_usage: Vec<BilledUsage>,
+    /// The price's `taxBehavior` (EXCLUSIVE, INCLUSIVE); None: the environment's default.
+    #[serde(default)]
+    pub tax_behavior: Option<String>,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
 }
@@ -213,6 +216,7 @@ impl Subscription {
             checkout_session: None,
             unpaid_order: None,
             billed_usage: Vec::new(),
+            tax_behavior: price_tax_behavior(plan, currency),
             created_at: at,
             modified_at: at,
         };

@@ -29,6 +29,7 @@ impl Subscription {
         self.product_id = to.plan.product_id;
         self.features = to.features;
         self.amount_minor = to.amount_minor;
+        self.tax_behavior = super::price_tax_behavior(to.plan, &self.currency);
         self.charge_period = to.period;
     }
 

@@ -191,11 +191,13 @@ pub async fn upcoming(state: &AppState, tenant: &Tenant, subscription_id: &str) 
     }
     let gross = s.amount_minor + s.debit_minor + usage.iter().map(|l| l.amount_minor).sum::<i64>();
     let credit = s.credit_minor.min(gross).max(0);
-    let lines: Vec<Line> = selling::renewal_lines(&s, usage, credit)
+    let mut lines: Vec<Line> = selling::renewal_lines(&s, usage, credit)
         .into_iter()
         .map(|l| if l.kind == LineKind::Base { l.for_period(end, next_end) } else { l })
         .collect();
     let customer = state.store.find_customer_any(tenant, &s.customer_id).await?;
+    let address = customer.as_ref().and_then(|c| c.billing_address.as_ref());
+    crate::tax::tax_preview(state, tenant, address, s.tax_behavior.as_deref(), &mut lines).await?;
     Ok(Invoice {
         id: String::new(),
         number: String::new(),

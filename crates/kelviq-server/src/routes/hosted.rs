@@ -17,7 +17,9 @@ use kelviq_core::billing::SessionStatus;
 use kelviq_core::billing::{amount_text, CheckoutSession};
 use kelviq_core::money::currency_symbol;
 use kelviq_core::plans::ChargePeriod;
+use kelviq_core::tax::TaxBehavior;
 use kelviq_core::Environment;
+use kelviq_core::Tenant;
 use serde::Deserialize;
 
 pub fn router() -> Router<AppState> {
@@ -94,6 +96,7 @@ fn render(
     status: SessionStatus,
     form: &PayForm,
     error: Option<&str>,
+    tax: Option<TaxBehavior>,
 ) -> String {
     let title = format!("Checkout: {}", cs.plan_name);
     if status == SessionStatus::Success {
@@ -161,12 +164,20 @@ fn render(
         "Start trial".to_string()
     } else if q.free {
         "Get it free".to_string()
+    } else if tax == Some(TaxBehavior::Exclusive) {
+        format!("Pay {total} + tax")
     } else {
         format!("Pay {total}")
     };
+    let tax_note = match tax {
+        _ if q.free => "",
+        Some(TaxBehavior::Exclusive) => "<p id=\"tax-note\">Tax for your billing country is added to this amount.</p>",
+        Some(TaxBehavior::Inclusive) => "<p id=\"tax-note\">Prices include tax for your billing country.</p>",
+        None => "",
+    };
     let body = format!(
         "<h1>{plan}</h1>{error}<section class=\"summary\" aria-label=\"Order summary\"><table>{lines}</table>\
-         <p><strong>Total: <span id=\"total\">{total}</span>{per}</strong></p>{trial}</section>\
+         <p><strong>Total: <span id=\"total\">{total}</span>{per}</strong></p>{tax_note}{trial}</section>\
          <form method=\"post\" action=\"/checkout/{id}/\">\
          <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\"{locked}>\
          <label for=\"name\">Name</label><input id=\"name\" name=\"name\" autocomplete=\"name\" value=\"{name}\">\
@@ -221,10 +232,20 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response
                 Ok(n) => n,
                 Err(e) => return ApiError::from(e).into_response(),
             };
-            html(StatusCode::OK, render(&cs, tenant.env, cs.shown_status(now), &PayForm::default(), None))
+            let tax = tax_shown(&state, &tenant, &cs).await;
+            html(StatusCode::OK, render(&cs, tenant.env, cs.shown_status(now), &PayForm::default(), None, tax))
         }
         Ok(None) => not_found(),
         Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// How the page speaks of tax: not at all when the environment has no
+/// rates, else as the price is taxed (added on top, or included).
+async fn tax_shown(state: &AppState, tenant: &Tenant, cs: &CheckoutSession) -> Option<TaxBehavior> {
+    match crate::tax::any_rates(state, tenant).await {
+        Ok(true) => Some(crate::tax::behavior(state, Some(&cs.quote.tax_behavior))),
+        _ => None,
     }
 }
 
@@ -240,8 +261,9 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
         Ok(None) => return not_found(),
         Err(e) => return ApiError::from(e).into_response(),
     };
+    let tax = tax_shown(&state, &tenant, &cs).await;
     let fail = |message: &str| {
-        html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, SessionStatus::Open, &form, Some(message)))
+        html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, SessionStatus::Open, &form, Some(message), tax))
     };
     if !form.discount_code.trim().is_empty() {
         return fail("This discount code is invalid or has expired.");
@@ -268,7 +290,7 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
         Err(CheckoutError::Payer(_, message)) => fail(&message),
         Err(CheckoutError::Api(ServiceError::BadRequest(message))) => {
             let now = tenant_now(&state, &tenant).await.unwrap_or_else(|_| state.clock.now());
-            html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, cs.shown_status(now), &form, Some(&message)))
+            html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, cs.shown_status(now), &form, Some(&message), tax))
         }
         Err(CheckoutError::Api(e)) => ApiError::from(e).into_response(),
     }

@@ -41,7 +41,14 @@ pub async fn buy(
 ) -> ServiceResult<(Subscription, Order)> {
     let provider = provider_for(w.tenant().env);
     let trial = purchase.trial_days > 0 && purchase.period.is_recurring();
-    let due = if trial { 0 } else { purchase.quote.total_minor };
+    let mut lines = purchase.quote.lines.clone();
+    let due = if trial {
+        0
+    } else {
+        let address = parties.customer.billing_address.as_ref();
+        let behavior = Some(purchase.quote.tax_behavior.as_str());
+        purchase.quote.total_minor + crate::tax::tax_invoice(state, w, address, behavior, &mut lines).await?
+    };
     let mut pm = pm;
     if due > 0 {
         let Some((_, method)) = pm.as_mut() else {
@@ -74,7 +81,6 @@ pub async fn buy(
     save_subscription(w, &s).await?;
     let pm_ref = pm.as_ref().map(|(id, m)| (*id, &**m));
     let kind = if trial { OrderKind::TrialStart } else { OrderKind::Purchase };
-    let lines = purchase.quote.lines.clone();
     let order = record_payment(state, w, &s, pm_ref, lines, due, Charged::Paid, kind, now).await?;
     order_events(w, &order, parties, None, OrderNews::Created).await?;
     subscription_event(w, "subscription.created", &s, parties, None, now).await?;

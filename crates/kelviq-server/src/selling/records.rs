@@ -5,7 +5,7 @@ use super::*;
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
-use kelviq_core::billing::{order_number, Line, Order, PaymentMethod, Subscription, Transaction};
+use kelviq_core::billing::{order_number, Line, LineKind, Order, PaymentMethod, Subscription, Transaction};
 use kelviq_core::customer::Customer;
 use kelviq_core::events::{self, OutboxEvent, Sold};
 use kelviq_store::{DocColumns, DocTable, Work};
@@ -112,7 +112,9 @@ pub(super) async fn record_payment(
     at: DateTime<Utc>,
 ) -> ServiceResult<Order> {
     let paid = charged.paid();
-    let subtotal: i64 = lines.iter().map(|l| l.amount_minor).sum::<i64>().max(total);
+    let tax: i64 = lines.iter().filter(|l| l.kind == LineKind::Tax).map(|l| l.amount_minor).sum();
+    let subtotal: i64 =
+        lines.iter().filter(|l| l.kind != LineKind::Tax).map(|l| l.amount_minor).sum::<i64>().max(total - tax);
     let order = Order {
         id: order_number("ORD", at),
         invoice_id: order_number("INV", at),
@@ -133,8 +135,8 @@ pub(super) async fn record_payment(
         currency: s.currency.clone(),
         lines,
         subtotal_minor: subtotal,
-        discount_minor: subtotal - total,
-        tax_minor: 0,
+        discount_minor: subtotal + tax - total,
+        tax_minor: tax,
         total_minor: total,
         refunded_minor: 0,
         paid_at: paid.then_some(at),

@@ -37,6 +37,10 @@ pub(super) async fn charge_subscription(
     at: DateTime<Utc>,
 ) -> ServiceResult<Order> {
     let provider: &dyn PaymentProvider = provider_for(w.tenant().env);
+    let address = w.find_customer_any(&s.customer_id).await?.and_then(|c| c.billing_address);
+    let mut lines = lines;
+    let total =
+        total + crate::tax::tax_invoice(state, w, address.as_ref(), s.tax_behavior.as_deref(), &mut lines).await?;
     let method = billing_method(w, s).await?;
     let mut method = method;
     let paid = match method.as_mut() {

@@ -4,8 +4,12 @@
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
+use kelviq_core::billing::Line;
+use kelviq_core::customer::BillingAddress;
+use kelviq_core::tax::TaxBehavior;
 use kelviq_core::tax::{country_code, parse_percentage, region_code, TaxRate};
 use kelviq_core::{FieldErrors, Tenant};
+use kelviq_store::Work;
 use serde_json::Value;
 
 /// The longest name.
@@ -100,4 +104,50 @@ pub async fn update(state: &AppState, tenant: &Tenant, id: uuid::Uuid, f: RateFi
 
 pub async fn delete(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> ServiceResult<()> {
     Ok(state.store.delete_tax_rate(tenant, id, state.clock.now()).await?)
+}
+
+/// How a price's `taxBehavior` is applied (UNSPECIFIED: the server's default).
+pub fn behavior(state: &AppState, price: Option<&str>) -> TaxBehavior {
+    price
+        .and_then(TaxBehavior::parse)
+        .or_else(|| TaxBehavior::parse(&state.config.default_tax_behavior))
+        .unwrap_or(TaxBehavior::Exclusive)
+}
+
+/// Taxes an invoice's lines at the rate of the billing address (its region's,
+/// else its country's; none: no tax), adding a TAX line. Returns how much
+/// the total grows (exclusive tax; inclusive tax is taken out of the lines).
+pub async fn tax_invoice(
+    state: &AppState,
+    w: &mut Work,
+    address: Option<&BillingAddress>,
+    price_behavior: Option<&str>,
+    lines: &mut Vec<Line>,
+) -> ServiceResult<i64> {
+    let Some(country) = address.and_then(|a| a.country.as_deref()).filter(|c| !c.trim().is_empty()) else {
+        return Ok(0);
+    };
+    let region = address.and_then(|a| a.state.as_deref());
+    let Some(rate) = w.tax_rate_for(country, region).await? else { return Ok(0) };
+    Ok(kelviq_core::tax::tax_lines(lines, &rate, behavior(state, price_behavior)))
+}
+
+/// [`tax_invoice`] outside a unit of work (an upcoming invoice, a page).
+pub async fn tax_preview(
+    state: &AppState,
+    tenant: &Tenant,
+    address: Option<&BillingAddress>,
+    price_behavior: Option<&str>,
+    lines: &mut Vec<Line>,
+) -> ServiceResult<i64> {
+    let Some(country) = address.and_then(|a| a.country.as_deref()).and_then(country_code) else { return Ok(0) };
+    let (_, rates) = state.store.list_tax_rates(tenant, Some(&country), 1_000, 0).await?;
+    let region = address.and_then(|a| a.state.as_deref());
+    let Some(rate) = kelviq_core::tax::rate_for(&rates, &country, region) else { return Ok(0) };
+    Ok(kelviq_core::tax::tax_lines(lines, rate, behavior(state, price_behavior)))
+}
+
+/// Whether the environment taxes anything (a page says tax is added).
+pub async fn any_rates(state: &AppState, tenant: &Tenant) -> ServiceResult<bool> {
+    Ok(state.store.list_tax_rates(tenant, None, 1, 0).await?.0 > 0)
 }

@@ -163,4 +163,80 @@ async fn the_sdk_reads_invoices(backend: Backend) {
     assert_eq!(invoices.retrieve("INV-none").await.unwrap_err().status(), Some(404));
 }
 
-on_both_backends!(every_order_has_its_invoice, a_failed_invoice_is_paid_or_voided, the_sdk_reads_invoices);
+/// Tax by the billing address: exclusive (added on top) and inclusive
+/// (taken out of the price), a region's rate before its country's, none
+/// where no rate applies; rounded per line, half up.
+async fn tax_follows_the_billing_address(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    api.ok("/api/v1/catalog/plans/", json!({"name": "Incl", "identifier": "incl", "product": "suite"})).await;
+    api.ok(
+        "/api/v1/catalog/plans/incl/prices/bulk/",
+        json!({"prices": [{"priceType": "PAID", "currency": "USD", "taxBehavior": "INCLUSIVE",
+            "chargeCatalogPrice": [{"charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 10}}]}]}]}),
+    )
+    .await;
+    api.ok("/api/v1/catalog/plans/incl/publish/", json!({})).await;
+    for rate in [
+        json!({"name": "VAT", "country": "DE", "percentage": 19}),
+        json!({"name": "Sales tax", "country": "US", "percentage": 5}),
+        json!({"name": "CA sales tax", "country": "US", "region": "CA", "percentage": "7.25"}),
+    ] {
+        api.ok("/api/v1/tax-rates/", rate).await;
+    }
+    api.ok("/api/v1/customers/", json!({"customerId": "ca", "billingAddress": {"country": "US", "state": "CA"}})).await;
+    let de = json!({"defaultBillingCountry": "DE"});
+    api.buy("basic", "MONTHLY", "de1", GOOD, de.clone()).await;
+    api.buy("incl", "MONTHLY", "de2", GOOD, de).await;
+    api.buy("basic", "MONTHLY", "ca", GOOD, json!({})).await;
+    api.buy("basic", "MONTHLY", "fr", GOOD, json!({"defaultBillingCountry": "FR"})).await;
+    let table = [
+        // Exclusive: 19 % of 10.00 on top.
+        ("de1", vec![("BASE", "10.00"), ("TAX", "1.90")], "11.90"),
+        // Inclusive: 10.00 / 1.19 = 8.403… → 8.40 net, 1.60 tax.
+        ("de2", vec![("BASE", "8.40"), ("TAX", "1.60")], "10.00"),
+        // The region's rate: 7.25 % of 10.00 = 0.725 → 0.73.
+        ("ca", vec![("BASE", "10.00"), ("TAX", "0.73")], "10.73"),
+        ("fr", vec![("BASE", "10.00")], "10.00"),
+    ];
+    for (customer, lines, total) in &table {
+        let invoice = &invoices_of(&api, customer).await[0];
+        let got: Vec<(String, String)> = kinds_and_amounts(invoice);
+        let want: Vec<(String, String)> = lines.iter().map(|(k, a)| (k.to_string(), a.to_string())).collect();
+        assert_eq!(got, want, "{customer}");
+        assert_eq!(invoice["total"], *total, "{customer}");
+        let order = &api.orders(customer).await[0];
+        assert_eq!((&order["amountTotal"], &order["amountTax"]), (&json!(total), &invoice["tax"]), "{customer}");
+    }
+    let de1 = &invoices_of(&api, "de1").await[0];
+    assert_eq!((&de1["subtotal"], &de1["tax"]), (&json!("10.00"), &json!("1.90")));
+    assert_eq!(de1["lines"][1]["description"], "VAT (19%)");
+    // The hosted page says the tax is added.
+    let session = api
+        .ok(
+            "/api/v1/checkout/",
+            json!({"planIdentifier": "basic", "chargePeriod": "MONTHLY", "successUrl": "https://x.example/"}),
+        )
+        .await;
+    let page = crate::common::http()
+        .get(s.url(&format!("/checkout/{}/", session["checkoutSessionId"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Pay $10.00 + tax") && page.contains("id=\"tax-note\""), "{page}");
+    // Renewals are taxed the same way.
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    assert_eq!(invoices_of(&api, "de1").await[1]["total"], "11.90");
+    assert_eq!(invoices_of(&api, "ca").await[1]["total"], "10.73");
+}
+
+on_both_backends!(
+    every_order_has_its_invoice,
+    a_failed_invoice_is_paid_or_voided,
+    the_sdk_reads_invoices,
+    tax_follows_the_billing_address
+);
