@@ -280,6 +280,9 @@ pub struct Refund {
     pub internal_note: Option<String>,
     pub status: RefundStatus,
     pub failure_reason: Option<String>,
+    /// Given back as credit on the subscription's next invoices, not to the card.
+    #[serde(default)]
+    pub as_credit: bool,
     pub created_at: DateTime<Utc>,
 }
 

@@ -215,6 +215,9 @@ impl<'a> Refunds<'a> {
         if let Some(n) = params.internal_note {
             body["internal_note"] = json!(n);
         }
+        if params.as_credit {
+            body["as_credit"] = json!(true);
+        }
         let url = self.http.url(Host::Core, &["refunds"], true);
         decode(self.http.request(Method::POST, url, &[], Some(&body)).await?)
     }

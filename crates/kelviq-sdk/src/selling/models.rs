@@ -343,6 +343,9 @@ pub struct CreateRefund {
     pub amount: Option<f64>,
     pub reason: Option<RefundReason>,
     pub internal_note: Option<String>,
+    /// A self-hosted kelviq server: give it back as credit on the
+    /// subscription's next invoices instead of to the card.
+    pub as_credit: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -358,6 +361,9 @@ pub struct Refund {
     #[serde(default)]
     pub failure_reason: Option<String>,
     pub status: RefundStatus,
+    /// A self-hosted kelviq server: given back as credit.
+    #[serde(default)]
+    pub as_credit: bool,
     #[serde(default)]
     pub order: Map<String, Value>,
 }

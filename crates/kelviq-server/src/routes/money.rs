@@ -175,6 +175,9 @@ pub struct RefundIn {
     /// DUPLICATE, FRAUDULENT, REQUESTED_BY_CUSTOMER (default) or OTHER.
     pub reason: Option<String>,
     pub internal_note: Option<String>,
+    /// Beyond Kelviq: give the amount back as credit on the subscription's
+    /// next invoices instead of to the card (the subscription carries on).
+    pub as_credit: Option<bool>,
 }
 
 /// Refund an order in full (no amount) or in part.
@@ -204,7 +207,9 @@ pub async fn create_refund(
         }
         (None, None) => None,
     };
-    let refund = selling::refund_order(&state, &tenant, &order.id, amount, input.reason, input.internal_note).await?;
+    let how =
+        selling::RefundTo { reason: input.reason, note: input.internal_note, as_credit: input.as_credit == Some(true) };
+    let refund = selling::refund_order(&state, &tenant, &order.id, amount, how).await?;
     crate::http::reqlog::in_span(
         || tracing::info!(order = %order.id, refund = %refund.id, amount = refund.amount_minor, "refund created"),
     );

@@ -12,15 +12,26 @@ use kelviq_core::events::{self, OutboxEvent};
 use kelviq_core::Tenant;
 use kelviq_store::{DocColumns, DocTable};
 
-/// Refunds (part of) an order. A full refund revokes what the order bought.
+/// How a refund is given, and why.
+#[derive(Debug, Clone, Default)]
+pub struct RefundTo {
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    /// As credit on the subscription's next invoices, not to the card.
+    pub as_credit: bool,
+}
+
+/// Refunds (part of) an order. A full refund to the card revokes what the
+/// order bought; a refund as credit leaves the subscription as it is and
+/// takes the amount off its next invoices.
 pub async fn refund_order(
     state: &AppState,
     tenant: &Tenant,
     order_id: &str,
     amount: Option<i64>,
-    reason: Option<String>,
-    note: Option<String>,
+    how: RefundTo,
 ) -> ServiceResult<Refund> {
+    let RefundTo { reason, note, as_credit } = how;
     let now = tenant_now(state, tenant).await?;
     let mut w = state.store.begin(tenant).await?;
     let mut order: Order =
@@ -40,7 +51,27 @@ pub async fn refund_order(
         Some(id) => w.lock_payment_method::<PaymentMethod>(id).await?.map(|m| m.doc),
         None => None,
     };
-    provider_for(tenant.env).refund(method.as_ref(), amount, &order.currency).map_err(pay_error)?;
+    let mut credited = match order.subscription_id {
+        Some(id) if as_credit => w.lock::<Subscription>(DocTable::Subscriptions, &id.to_string()).await?,
+        _ => None,
+    };
+    if as_credit {
+        match credited.as_mut().filter(|s| s.status.grants() && !s.is_one_time()) {
+            Some(s) => {
+                s.credit_minor += amount;
+                s.modified_at = now;
+                save_subscription(&mut w, s).await?;
+            }
+            None => {
+                return Err(ServiceError::field(
+                    "as_credit",
+                    "Only an order of a live subscription can be refunded as credit.",
+                ))
+            }
+        }
+    } else {
+        provider_for(tenant.env).refund(method.as_ref(), amount, &order.currency).map_err(pay_error)?;
+    }
     let refund = Refund {
         id: uuid::Uuid::new_v4(),
         order_id: order.id.clone(),
@@ -50,6 +81,7 @@ pub async fn refund_order(
         internal_note: note,
         status: RefundStatus::Succeeded,
         failure_reason: None,
+        as_credit,
         created_at: now,
     };
     let cols = DocColumns {
@@ -60,28 +92,9 @@ pub async fn refund_order(
         ..Default::default()
     };
     w.put(DocTable::Refunds, &refund.id.to_string(), &refund, &cols).await?;
-    let t = Transaction {
-        id: uuid::Uuid::new_v4(),
-        order_id: order.id.clone(),
-        transaction_type: "REFUND".into(),
-        status: TransactionStatus::Success,
-        currency: order.currency.clone(),
-        amount_minor: -amount,
-        fees: Vec::new(),
-        tax_minor: 0,
-        payment_method_type: "card".into(),
-        payment_method_name: method.as_ref().map(|m| m.brand.clone()),
-        last4: method.as_ref().map(|m| m.last4.clone()),
-        created_at: now,
-    };
-    let tcols = DocColumns {
-        status: Some("success".into()),
-        order_id: Some(order.id.clone()),
-        created_at: now,
-        modified_at: now,
-        ..Default::default()
-    };
-    w.put(DocTable::Transactions, &t.id.to_string(), &t, &tcols).await?;
+    if !as_credit {
+        refund_transaction(&mut w, &order, method.as_ref(), amount, now).await?;
+    }
     order.refunded_minor += amount;
     let full = order.refunded_minor >= order.total_minor;
     order.status = if full { OrderStatus::Refunded } else { OrderStatus::PartialRefund };
@@ -91,7 +104,7 @@ pub async fn refund_order(
     w.event(&OutboxEvent::new("refund.created", object, None, now)).await?;
     let object = events::order_object(&order, &p.sold(order.product_id), tenant);
     w.event(&OutboxEvent::new("order.refunded", object, None, now)).await?;
-    if full {
+    if full && !as_credit {
         if let Some(sub_id) = order.subscription_id {
             if let Some(mut s) = w.lock::<Subscription>(DocTable::Subscriptions, &sub_id.to_string()).await? {
                 if s.status.grants() {
@@ -106,4 +119,37 @@ pub async fn refund_order(
     }
     finish(state, w).await?;
     Ok(refund)
+}
+
+/// The money going back to the card, as a transaction.
+async fn refund_transaction(
+    w: &mut kelviq_store::Work,
+    order: &Order,
+    method: Option<&PaymentMethod>,
+    amount: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ServiceResult<()> {
+    let t = Transaction {
+        id: uuid::Uuid::new_v4(),
+        order_id: order.id.clone(),
+        transaction_type: "REFUND".into(),
+        status: TransactionStatus::Success,
+        currency: order.currency.clone(),
+        amount_minor: -amount,
+        fees: Vec::new(),
+        tax_minor: 0,
+        payment_method_type: "card".into(),
+        payment_method_name: method.map(|m| m.brand.clone()),
+        last4: method.map(|m| m.last4.clone()),
+        created_at: now,
+    };
+    let cols = DocColumns {
+        status: Some("success".into()),
+        order_id: Some(order.id.clone()),
+        created_at: now,
+        modified_at: now,
+        ..Default::default()
+    };
+    w.put(DocTable::Transactions, &t.id.to_string(), &t, &cols).await?;
+    Ok(())
 }

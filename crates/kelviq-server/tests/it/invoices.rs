@@ -234,7 +234,46 @@ async fn tax_follows_the_billing_address(backend: Backend) {
     assert_eq!(invoices_of(&api, "ca").await[1]["total"], "10.73");
 }
 
+/// A refund given as credit: no money moves, the subscription carries on,
+/// and the next invoices take it off as CREDIT lines until it is used up.
+async fn a_refund_as_credit_pays_the_next_invoices(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let sub = api.buy("basic", "MONTHLY", "cr", GOOD, json!({})).await;
+    let order = api.orders("cr").await[0]["id"].as_str().unwrap().to_string();
+    let (status, refund) =
+        api.post("/api/v1/refunds/", json!({"orderId": order, "amountUnits": 1400, "asCredit": true})).await;
+    assert_eq!(status, 400, "more than the order: {refund}");
+    let refund = api.ok("/api/v1/refunds/", json!({"orderId": order, "amountUnits": 1000, "asCredit": true})).await;
+    assert_eq!((&refund["asCredit"], &refund["status"]), (&json!(true), &json!("SUCCEEDED")));
+    assert_eq!(api.sub(&sub).await["status"], "active", "a full refund as credit cancels nothing");
+    let (_, transactions) = api.get("/api/v1/transaction/").await;
+    assert!(
+        transactions["results"].as_array().unwrap().iter().all(|t| t["transactionType"] != "REFUND"),
+        "no money moved"
+    );
+    let (_, upcoming) = api.get(&format!("/api/v1/subscriptions/{sub}/upcoming-invoice/")).await;
+    assert_eq!((&upcoming["total"], &upcoming["creditApplied"]), (&json!("0.00"), &json!("10.00")));
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    let renewal = &invoices_of(&api, "cr").await[1];
+    assert_eq!(kinds_and_amounts(renewal), [("BASE".into(), "10.00".into()), ("CREDIT".into(), "-10.00".into())]);
+    assert_eq!(
+        (&renewal["total"], &renewal["creditApplied"], &renewal["subtotal"]),
+        (&json!("0.00"), &json!("10.00"), &json!("10.00"))
+    );
+    api.advance_to("2026-03-31T10:00:00Z").await;
+    assert_eq!(invoices_of(&api, "cr").await[2]["total"], "10.00", "used up");
+    // A one-time purchase has no next invoice to credit.
+    api.buy("lifetime", "ONE_TIME", "cr", GOOD, json!({})).await;
+    let once = api.orders("cr").await.last().unwrap()["id"].as_str().unwrap().to_string();
+    let (status, e) = api.post("/api/v1/refunds/", json!({"orderId": once, "asCredit": true})).await;
+    assert_eq!(status, 400);
+    assert!(e.to_string().contains("as_credit") || e.to_string().contains("asCredit"), "{e}");
+}
+
 on_both_backends!(
+    a_refund_as_credit_pays_the_next_invoices,
     every_order_has_its_invoice,
     a_failed_invoice_is_paid_or_voided,
     the_sdk_reads_invoices,

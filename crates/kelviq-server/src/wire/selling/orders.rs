@@ -130,6 +130,8 @@ pub struct RefundOut {
     pub internal_note: Option<String>,
     pub failure_reason: Option<String>,
     pub status: String,
+    /// Beyond Kelviq: given back as credit on the subscription's next invoices.
+    pub as_credit: bool,
     pub created_on: String,
     #[schema(value_type = Object)]
     pub order: OrderOrId<OrderOut>,
@@ -316,6 +318,7 @@ impl Renderer<'_> {
             internal_note: r.internal_note.clone(),
             failure_reason: r.failure_reason.clone(),
             status: r.status.as_str().to_string(),
+            as_credit: r.as_credit,
             created_on: iso_seconds(r.created_at),
             order,
         })
