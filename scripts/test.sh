@@ -19,6 +19,13 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+if ! command -v pdftotext >/dev/null 2>&1; then
+  step "installing pdftotext (Debian package poppler-utils), to read invoice PDFs in the tests"
+  $sudo apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q poppler-utils >/dev/null
+fi
+
 step "rust tests (SQLite and PostgreSQL)"
 cargo test --workspace --locked
 
@@ -33,7 +40,6 @@ step "official Node SDK against the server (SQLite and PostgreSQL)"
 step "hosted checkout page in headless Chromium"
 if ! command -v chromium >/dev/null 2>&1; then
   echo "installing Chromium (Debian package chromium)"
-  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >/dev/null
 fi

@@ -462,6 +462,9 @@ impl Invoices<'_> {
     pub fn upcoming(&self, subscription_id: &str) -> Result<Invoice, Error> {
         self.client.block_on(self.client.inner.invoices().upcoming(subscription_id))
     }
+    pub fn document(&self, id: &str, format: &str) -> Result<Vec<u8>, Error> {
+        self.client.block_on(self.client.inner.invoices().document(id, format))
+    }
     pub fn void(&self, id: &str) -> Result<Invoice, Error> {
         self.client.block_on(self.client.inner.invoices().void(id))
     }

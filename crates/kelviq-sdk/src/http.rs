@@ -68,6 +68,31 @@ impl Http {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, Error> {
+        let (status, bytes, shown) = self.send(method, url, query, body).await?;
+        let parsed = parse_body(status, &bytes);
+        if (200..300).contains(&status) {
+            // A 2xx body that is not a JSON object reads as `{}`, as in the Python SDK.
+            return Ok(parsed.filter(Value::is_object).unwrap_or_else(|| Value::Object(Default::default())));
+        }
+        Err(Error::from_status(status, &shown, parsed))
+    }
+
+    /// A GET whose 2xx answer is a file (a document), as bytes.
+    pub(crate) async fn download(&self, url: url::Url, query: &[(&str, String)]) -> Result<Vec<u8>, Error> {
+        let (status, bytes, shown) = self.send(Method::GET, url, query, None).await?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        Err(Error::from_status(status, &shown, parse_body(status, &bytes)))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: url::Url,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>, String), Error> {
         let shown = url.to_string();
         let mut req = self.client.request(method.clone(), url);
         if !query.is_empty() {
@@ -91,20 +116,19 @@ impl Http {
             .bytes()
             .await
             .map_err(|e| Error::new(ErrorKind::Api, None, format!("reading response: {e}"), None))?;
-        let parsed: Option<Value> = if bytes.is_empty() {
-            None
-        } else {
-            match serde_json::from_slice(&bytes) {
-                Ok(v) => Some(v),
-                Err(_) if status >= 500 => Some(Value::String(String::from_utf8_lossy(&bytes).into_owned())),
-                Err(_) => Some(Value::String("Invalid JSON response".into())),
-            }
-        };
-        if (200..300).contains(&status) {
-            // A 2xx body that is not a JSON object reads as `{}`, as in the Python SDK.
-            return Ok(parsed.filter(Value::is_object).unwrap_or_else(|| Value::Object(Default::default())));
-        }
-        Err(Error::from_status(status, &shown, parsed))
+        Ok((status, bytes.to_vec(), shown))
+    }
+}
+
+/// A response body as JSON (a server error's text kept as a string).
+fn parse_body(status: u16, bytes: &[u8]) -> Option<Value> {
+    if bytes.is_empty() {
+        return None;
+    }
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Some(v),
+        Err(_) if status >= 500 => Some(Value::String(String::from_utf8_lossy(bytes).into_owned())),
+        Err(_) => Some(Value::String("Invalid JSON response".into())),
     }
 }
 

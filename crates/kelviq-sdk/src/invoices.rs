@@ -129,6 +129,11 @@ impl<'a> Invoices<'a> {
         decode(self.http.request(Method::GET, url, &[], None).await?)
     }
 
+    /// The invoice as a document: `"html"` or `"pdf"`, as bytes.
+    pub async fn document(&self, id: &str, format: &str) -> Result<Vec<u8>, Error> {
+        self.http.download(self.url(&["invoices", id, "document"]), &[("format", format.to_string())]).await
+    }
+
     /// Voids an unpaid invoice.
     pub async fn void(&self, id: &str) -> Result<Invoice, Error> {
         let body = serde_json::json!({});

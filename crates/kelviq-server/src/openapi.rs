@@ -43,7 +43,7 @@ use utoipa::{Modify, OpenApi};
         tax_rates::create_tax_rate, tax_rates::list_tax_rates, tax_rates::retrieve_tax_rate,
         tax_rates::update_tax_rate, tax_rates::delete_tax_rate,
         invoices::list_invoices, invoices::retrieve_invoice, invoices::void_invoice, invoices::pay_invoice,
-        invoices::upcoming_invoice,
+        invoices::upcoming_invoice, invoices::invoice_document,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,

@@ -79,4 +79,12 @@ impl Store {
             .await?;
         row.as_ref().map(org_from_row).transpose()
     }
+
+    pub async fn find_organization(&self, id: uuid::Uuid) -> Result<Option<Organization>> {
+        let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organizations WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.read_pool())
+            .await?;
+        row.as_ref().map(org_from_row).transpose()
+    }
 }

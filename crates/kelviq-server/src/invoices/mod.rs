@@ -1,6 +1,8 @@
 //! Invoices: one issued with every order, numbered in sequence per
 //! environment, with its lines and totals; listed, voided and paid.
 
+pub mod document;
+
 use crate::error::{ServiceError, ServiceResult};
 use crate::selling::{self, finish};
 use crate::state::AppState;
@@ -219,4 +221,13 @@ pub async fn upcoming(state: &AppState, tenant: &Tenant, subscription_id: &str) 
         created_at: now.max(start),
         modified_at: now,
     })
+}
+
+/// An invoice as a document: its invoice, the seller's name and the customer.
+pub async fn document(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<(Invoice, document::Document)> {
+    let invoice = get(state, tenant, id).await?;
+    let seller = state.store.find_organization(tenant.org_id).await?.map(|o| o.name).unwrap_or_default();
+    let customer = state.store.find_customer_any(tenant, &invoice.customer_id).await?;
+    let doc = document::Document::new(&invoice, &seller, customer.as_ref());
+    Ok((invoice, doc))
 }

@@ -1,5 +1,6 @@
 //! Invoices (server key): `GET /invoices/`, `GET /invoices/{id}/`,
 //! `POST /invoices/{id}/void/`, `POST /invoices/{id}/pay/`,
+//! `GET /invoices/{id}/document/?format=html|pdf`,
 //! `GET /subscriptions/{id}/upcoming-invoice/`.
 
 use crate::http::error::{ApiError, ApiResult};
@@ -10,6 +11,8 @@ use crate::state::AppState;
 use crate::wire::invoices::InvoiceOut;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kelviq_core::billing::{Invoice, InvoiceStatus};
@@ -23,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/invoices/{id}", get(retrieve_invoice))
         .route("/invoices/{id}/void", post(void_invoice))
         .route("/invoices/{id}/pay", post(pay_invoice))
+        .route("/invoices/{id}/document", get(invoice_document))
         .route("/subscriptions/{id}/upcoming-invoice", get(upcoming_invoice))
 }
 
@@ -110,4 +114,42 @@ pub async fn upcoming_invoice(
     Path(id): Path<String>,
 ) -> ApiResult<Json<InvoiceOut>> {
     Ok(Json(InvoiceOut::from(&invoices::upcoming(&state, &tenant, &id).await?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DocumentQuery {
+    /// `html` (the default) or `pdf`.
+    pub format: Option<String>,
+}
+
+/// The invoice as a document: a page of HTML (no scripts, no external
+/// assets) or a PDF, with the seller, the customer, the lines and totals.
+#[utoipa::path(get, path = "/api/v1/invoices/{id}/document/", tag = "invoices", params(("id" = String, Path), DocumentQuery),
+    security(("bearer" = [])), responses(
+        (status = 200, description = "The document", content(("text/html"), ("application/pdf"))),
+        (status = 400), (status = 401), (status = 404)))]
+pub async fn invoice_document(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+    Query(q): Query<DocumentQuery>,
+) -> ApiResult<Response> {
+    let pdf = match q.format.as_deref().unwrap_or("html") {
+        "html" | "" => false,
+        "pdf" => true,
+        other => return Err(ApiError::field("format", format!("\"{other}\" is not a valid choice: html or pdf."))),
+    };
+    let (invoice, doc) = invoices::document(&state, &tenant, &id).await?;
+    if !pdf {
+        return Ok(crate::routes::hosted::html(StatusCode::OK, doc.html()));
+    }
+    let name = format!("inline; filename=\"{}.pdf\"", invoice.number);
+    let headers = [
+        (header::CONTENT_TYPE, "application/pdf".to_string()),
+        (header::CONTENT_DISPOSITION, name),
+        (header::CACHE_CONTROL, "no-store".to_string()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
+    ];
+    Ok((StatusCode::OK, headers, doc.pdf()).into_response())
 }

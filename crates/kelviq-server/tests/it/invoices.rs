@@ -143,6 +143,11 @@ async fn the_sdk_reads_invoices(backend: Backend) {
     let first = invoices.retrieve(&ann.results[1].id).await.unwrap();
     assert_eq!((first.number.as_str(), first.total_units, first.lines.len()), ("INV-000001", 4000, 2));
     assert_eq!((first.lines[1].kind.as_str(), first.lines[1].quantity), ("QUANTITY", Some(2)));
+    let pdf = invoices.document(&first.id, "pdf").await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let html = String::from_utf8(invoices.document(&first.id, "html").await.unwrap()).unwrap();
+    assert!(html.contains("Invoice INV-000001"));
+    assert_eq!(invoices.document(&first.id, "doc").await.unwrap_err().status(), Some(400));
     let upcoming = invoices.upcoming(&sub).await.unwrap();
     assert_eq!((upcoming.status.as_str(), upcoming.total.as_str()), ("DRAFT", "40.00"));
     let failed =

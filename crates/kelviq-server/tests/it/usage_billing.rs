@@ -136,6 +136,7 @@ async fn usage_is_billed_in_arrears(backend: Backend) {
     assert_eq!(tiers, [(1000, "0.00".into()), (9000, "18.00".into()), (2000, "2.00".into())]);
     assert_eq!((&usage["tiers"][1]["upTo"], &usage["tiers"][1]["unitAmount"]), (&json!(10000), &json!("0.002")));
     assert_eq!(usage["tiers"][2]["upTo"], Value::Null);
+    documents_show_it(&s, renewal["id"].as_str().unwrap()).await;
 
     // Period 2: 500 calls, and 300 more dated in period 1 (late).
     api.advance_to("2026-03-10T00:00:00Z").await;
@@ -189,6 +190,44 @@ async fn usage_is_billed_in_arrears(backend: Backend) {
     assert_eq!(all[5]["lines"][0]["periodStart"], "2026-04-10T10:00:00Z");
     let numbers: Vec<&str> = all.iter().map(|i| i["number"].as_str().unwrap()).collect();
     assert_eq!(numbers, ["INV-000001", "INV-000002", "INV-000003", "INV-000004", "INV-000005", "INV-000006"]);
+}
+
+/// The renewal invoice as HTML and as PDF (its text read back with
+/// `pdftotext`): the number, the parties, the usage tiers and the total.
+async fn documents_show_it(s: &TestServer, id: &str) {
+    let http = crate::common::http();
+    let get = |format: &str| {
+        http.get(s.url(&format!("/api/v1/invoices/{id}/document/?format={format}"))).bearer_auth(&s.server_key).send()
+    };
+    let html = get("html").await.unwrap();
+    assert_eq!(html.status(), 200);
+    assert!(html.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    let html = html.text().await.unwrap();
+    for text in ["Invoice INV-000002", "ann@example.com", "tier up to 10000", "18.00 USD", "55.00 USD", "Amount due"] {
+        assert!(html.contains(text), "{text} in {html}");
+    }
+    let pdf = get("pdf").await.unwrap();
+    assert_eq!((pdf.status().as_u16(), pdf.headers()["content-type"].to_str().unwrap()), (200, "application/pdf"));
+    let bytes = pdf.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("invoice.pdf");
+    std::fs::write(&path, &bytes).unwrap();
+    if let Ok(keep) = std::env::var("KELVIQ_KEEP_PDF") {
+        std::fs::write(keep, &bytes).unwrap();
+    }
+    let out = std::process::Command::new("pdftotext")
+        .arg("-layout")
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for text_in in ["Invoice INV-000002", "ann@example.com", "api-calls", "tier up to 10000", "55.00 USD"] {
+        assert!(text.contains(text_in), "{text_in} in {text}");
+    }
+    assert_eq!(get("xml").await.unwrap().status().as_u16(), 400);
 }
 
 /// A cancellation scheduled for a date bills the usage up to it.
