@@ -82,7 +82,7 @@ pub(super) async fn collect_period(
     let credit_used = s.credit_minor.min(gross).max(0);
     let total = gross - credit_used;
     let lines = renewal_lines(s, usage, credit_used);
-    let order = charge_subscription(state, w, s, lines, total, OrderKind::Renewal, at).await?;
+    let mut order = charge_subscription(state, w, s, lines, total, OrderKind::Renewal, at).await?;
     s.credit_minor -= credit_used;
     s.debit_minor = 0;
     let before = s.status;
@@ -92,6 +92,9 @@ pub(super) async fn collect_period(
     } else {
         s.fall_past_due(at, &order.id, &dunning(state));
         if s.next_retry_at.is_none() {
+            order.invoice_status = InvoiceStatus::Uncollectible;
+            save_order(w, &order).await?;
+            crate::invoices::follow_order(w, &order, at).await?;
             s.end(at, "CANCELLED_BY_PROVIDER");
         }
     }
@@ -175,6 +178,10 @@ pub(super) async fn run_item(
                 let since = s.past_due_since.unwrap_or(at);
                 s.next_retry_at = dunning(state).next_retry(since, s.retries);
                 if s.next_retry_at.is_none() {
+                    // Out of retries: the invoice is written off, the subscription ends.
+                    order.invoice_status = InvoiceStatus::Uncollectible;
+                    save_order(w, &order).await?;
+                    crate::invoices::follow_order(w, &order, at).await?;
                     s.end(at, "CANCELLED_BY_PROVIDER");
                     subscription_event(w, "subscription.cancelled", &s, &p, None, at).await?;
                 }

@@ -124,6 +124,16 @@ async fn a_failed_invoice_is_paid_or_voided(backend: Backend) {
     assert_eq!(order["status"], "CANCELLED");
     let (status, _) = api.post(&format!("/api/v1/invoices/{unpaid}/pay/"), json!({})).await;
     assert_eq!(status, 400, "a voided invoice is not paid");
+    // Retries that all fail write the invoice off.
+    api.advance_to("2026-03-20T10:00:00Z").await;
+    assert_eq!(api.sub(&cy).await["status"], "active");
+    let ev = api.buy("basic", "MONTHLY", "ev", FAILS_LATER, json!({})).await;
+    api.advance_to("2026-04-20T10:00:00Z").await;
+    assert_eq!(api.sub(&ev).await["status"], "past_due");
+    api.advance_to("2026-05-10T10:00:00Z").await;
+    assert_eq!(api.sub(&ev).await["status"], "canceled");
+    let lost = &invoices_of(&api, "ev").await[1];
+    assert_eq!((&lost["status"], &lost["amountDue"]), (&json!("UNCOLLECTIBLE"), &json!("0.00")));
 }
 
 /// The Rust SDK's invoices module, async and blocking.
