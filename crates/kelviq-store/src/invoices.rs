@@ -1,4 +1,4 @@
-//! Invoice numbers, and finding what an invoice bills.
+//! Invoice numbers.
 
 use crate::{tenant_binds, Result, Work};
 use sqlx::Row;
@@ -17,17 +17,5 @@ impl Work {
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(row.try_get("last")?)
-    }
-
-    /// The id of the invoice that bills `billing_key`, if one was issued.
-    pub async fn invoice_billing(&mut self, billing_key: &str) -> Result<Option<String>> {
-        let (org, env) = tenant_binds(&self.tenant);
-        let row = sqlx::query("SELECT id FROM invoices WHERE org_id = $1 AND environment = $2 AND billing_key = $3")
-            .bind(org)
-            .bind(env)
-            .bind(billing_key)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 }

@@ -195,20 +195,28 @@ impl Store {
         rows.iter().map(payment_method_from_row).collect()
     }
 
-    /// The subscription due soonest at or before `at`, read without a lock
-    /// (what its work will need is read before the work begins).
-    pub async fn peek_due<T: DeserializeOwned>(&self, tenant: &Tenant, at: DateTime<Utc>) -> Result<Option<T>> {
+    /// Up to `limit` subscriptions due soonest at or before `at`, all due
+    /// at that same instant (what falls due later waits for them), read
+    /// without a lock: what their work needs is read before it begins.
+    pub async fn peek_due<T: DeserializeOwned>(
+        &self,
+        tenant: &Tenant,
+        at: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<T>> {
         let (org, env) = tenant_binds(tenant);
-        let row = sqlx::query(
-            "SELECT doc FROM subscriptions WHERE org_id = $1 AND environment = $2 \
-             AND next_due_at IS NOT NULL AND next_due_at <= $3 ORDER BY next_due_at, pk LIMIT 1",
+        let rows = sqlx::query(
+            "SELECT doc FROM subscriptions WHERE org_id = $1 AND environment = $2 AND next_due_at = \
+             (SELECT MIN(next_due_at) FROM subscriptions WHERE org_id = $1 AND environment = $2 \
+              AND next_due_at IS NOT NULL AND next_due_at <= $3) ORDER BY pk LIMIT $4",
         )
         .bind(org)
         .bind(env)
         .bind(to_micros(at))
-        .fetch_optional(self.read_pool())
+        .bind(limit)
+        .fetch_all(self.read_pool())
         .await?;
-        row.as_ref().map(doc_from_row).transpose()
+        rows.iter().map(doc_from_row).collect()
     }
 
     /// The tenants with subscriptions due at or before `at`.
@@ -309,10 +317,9 @@ impl Work {
 
     /// Inserts or replaces a document.
     pub async fn put<T: Serialize>(&mut self, table: DocTable, id: &str, doc: &T, cols: &DocColumns) -> Result<()> {
-        let (org, env) = tenant_binds(&self.tenant);
+        let (org, _) = tenant_binds(&self.tenant);
         let text = to_doc(doc);
         let status = cols.status.clone().unwrap_or_default();
-        let created = to_micros(cols.created_at);
         let updated = match table {
             DocTable::CheckoutSessions => {
                 sqlx::query("UPDATE checkout_sessions SET status = $1, doc = $2 WHERE id = $3 AND org_id = $4")
@@ -360,6 +367,21 @@ impl Work {
         if updated.rows_affected() == 1 {
             return Ok(());
         }
+        self.insert_doc(table, id, doc, cols).await
+    }
+
+    /// Inserts a new document (one that cannot exist yet: [`Work::put`] without its update).
+    pub async fn insert_doc<T: Serialize>(
+        &mut self,
+        table: DocTable,
+        id: &str,
+        doc: &T,
+        cols: &DocColumns,
+    ) -> Result<()> {
+        let (org, env) = tenant_binds(&self.tenant);
+        let text = to_doc(doc);
+        let status = cols.status.clone().unwrap_or_default();
+        let created = to_micros(cols.created_at);
         let money_sql = format!(
             "INSERT INTO {} (id, org_id, environment, order_id, status, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             table.name()
@@ -441,6 +463,35 @@ impl Work {
         let sql = format!("SELECT doc FROM {} WHERE {clause} ORDER BY pk{}", table.name(), self.backend.for_update());
         let rows = bind_all(sqlx::query(&sql).bind(org).bind(env), binds).fetch_all(&mut *self.tx).await?;
         rows.iter().map(doc_from_row).collect()
+    }
+
+    /// A subscription still due at or before `at`, locked until the work
+    /// ends; `None` when it is not due any more or (PostgreSQL) another
+    /// process holds it.
+    pub async fn lock_due<T: DeserializeOwned>(&mut self, id: &str, at: DateTime<Utc>) -> Result<Option<T>> {
+        let (org, env) = tenant_binds(&self.tenant);
+        let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let row = sqlx::query(&format!(
+            "SELECT doc FROM subscriptions WHERE org_id = $1 AND environment = $2 AND id = $3 \
+             AND next_due_at IS NOT NULL AND next_due_at <= $4{skip}"
+        ))
+        .bind(org)
+        .bind(env)
+        .bind(id)
+        .bind(to_micros(at))
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(doc_from_row).transpose()
+    }
+
+    /// Whether an order or invoice id is taken already.
+    pub async fn order_id_taken(&mut self, order_id: &str, invoice_id: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS taken FROM orders WHERE id = $1 OR invoice_id = $2 LIMIT 1")
+            .bind(order_id)
+            .bind(invoice_id)
+            .fetch_optional(&mut *self.tx)
+            .await?;
+        Ok(row.is_some())
     }
 
     /// The id of the tenant's subscription due soonest at or before `at`, with its due time.

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use kelviq_core::billing::{
     invoice_number, Invoice, InvoiceStatus, Line, LineKind, Order, OrderStatus, SubStatus, Subscription, Totals,
 };
+use kelviq_core::customer::BillingAddress;
 use kelviq_core::timefmt::to_micros;
 use kelviq_core::Tenant;
 use kelviq_store::{DocColumns, DocTable, Work};
@@ -38,17 +39,20 @@ fn columns(i: &Invoice) -> DocColumns {
 
 /// Issues the invoice of a new order: the order's lines (a discount the
 /// lines do not show becomes a line), its status and payment.
-pub async fn issue(w: &mut Work, o: &Order, period: Option<(DateTime<Utc>, DateTime<Utc>)>) -> ServiceResult<Invoice> {
+pub async fn issue(
+    w: &mut Work,
+    o: &Order,
+    period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    billing_address: Option<&BillingAddress>,
+) -> ServiceResult<Invoice> {
+    // What it bills is unique (a constraint): a second invoice for a
+    // subscription's period fails the work that tries to issue it.
     let key = billing_key(o, period.map(|p| p.0));
-    if let Some(id) = w.invoice_billing(&key).await? {
-        return Err(ServiceError::Conflict(format!("{key} is billed already, by invoice {id}")));
-    }
     let mut lines = o.lines.clone();
     let shown: i64 = lines.iter().map(|l| l.amount_minor).sum();
     if shown != o.total_minor {
         lines.push(Line::of_kind(LineKind::Discount, "Discount", o.total_minor - shown));
     }
-    let customer = w.find_customer_any(&o.customer_id).await?;
     let number = invoice_number(w.next_invoice_number().await?);
     let paid = o.invoice_status == InvoiceStatus::Paid;
     let invoice = Invoice {
@@ -65,7 +69,7 @@ pub async fn issue(w: &mut Work, o: &Order, period: Option<(DateTime<Utc>, DateT
         totals: Totals::of(&lines),
         lines,
         amount_paid_minor: if paid { o.total_minor } else { 0 },
-        billing_address: customer.and_then(|c| c.billing_address),
+        billing_address: billing_address.cloned(),
         due_at: o.due_at,
         paid_at: o.paid_at,
         voided_at: None,
@@ -73,7 +77,7 @@ pub async fn issue(w: &mut Work, o: &Order, period: Option<(DateTime<Utc>, DateT
         modified_at: o.created_at,
     };
     let cols = DocColumns { billing_key: Some(key), ..columns(&invoice) };
-    w.put(DocTable::Invoices, &invoice.id, &invoice, &cols).await?;
+    w.insert_doc(DocTable::Invoices, &invoice.id, &invoice, &cols).await?;
     Ok(invoice)
 }
 

@@ -69,3 +69,46 @@ pub async fn metered_of(state: &AppState, tenant: &Tenant, id: &str) -> ServiceR
 pub fn changed_meanwhile() -> crate::error::ServiceError {
     crate::error::ServiceError::Conflict("The subscription changed meanwhile; try again.".into())
 }
+
+/// [`metered`] for many subscriptions at once: each plan and the feature
+/// identifiers read once.
+pub async fn metered_many(state: &AppState, tenant: &Tenant, subs: &[Subscription]) -> ServiceResult<Vec<Metered>> {
+    let mut plans: std::collections::HashMap<(uuid::Uuid, ChargeKey), Option<Vec<MeteredCharge>>> = Default::default();
+    let mut identifiers = None;
+    let mut out = Vec::with_capacity(subs.len());
+    for s in subs {
+        if s.is_one_time() {
+            out.push(Metered::default());
+            continue;
+        }
+        let key = (s.plan_id, (s.charge_period.as_str().to_string(), s.currency.clone()));
+        if !plans.contains_key(&key) {
+            let charges = match state.store.find_plan_version(tenant, s.plan_id).await? {
+                Some(plan) if !kelviq_core::billing::pay_as_you_go_features(&plan).is_empty() => {
+                    if identifiers.is_none() {
+                        identifiers = Some(super::feature_identifiers(state, tenant).await?);
+                    }
+                    let ids = identifiers.as_ref().expect("read");
+                    Some(metered_charges(&plan, s.charge_period, &s.currency, &|id| ids.get(id).cloned()))
+                }
+                Some(_) => Some(Vec::new()),
+                None => None,
+            };
+            plans.insert(key.clone(), charges);
+        }
+        let m = match &plans[&key] {
+            None => Metered::default(),
+            Some(charges) if charges.is_empty() => Metered { plan_id: Some(s.plan_id), ..Default::default() },
+            Some(charges) => Metered {
+                plan_id: Some(s.plan_id),
+                charges: charges.clone(),
+                counters: engine::counters(state, tenant, &s.customer_id).await?,
+            },
+        };
+        out.push(m);
+    }
+    Ok(out)
+}
+
+/// A charge period and currency.
+type ChargeKey = (String, String);

@@ -81,7 +81,8 @@ pub async fn buy(
     save_subscription(w, &s).await?;
     let pm_ref = pm.as_ref().map(|(id, m)| (*id, &**m));
     let kind = if trial { OrderKind::TrialStart } else { OrderKind::Purchase };
-    let order = record_payment(state, w, &s, pm_ref, lines, due, Charged::Paid, kind, now).await?;
+    let address = parties.customer.billing_address.as_ref();
+    let order = record_payment(state, w, &s, pm_ref, lines, due, Charged::Paid, kind, address, now).await?;
     order_events(w, &order, parties, None, OrderNews::Created).await?;
     subscription_event(w, "subscription.created", &s, parties, None, now).await?;
     w.entitlements_changed(&s.customer_id, now).await?;

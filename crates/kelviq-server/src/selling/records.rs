@@ -6,7 +6,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use kelviq_core::billing::{order_number, Line, LineKind, Order, PaymentMethod, Subscription, Transaction};
-use kelviq_core::customer::Customer;
+use kelviq_core::customer::{BillingAddress, Customer};
 use kelviq_core::events::{self, OutboxEvent, Sold};
 use kelviq_store::{DocColumns, DocTable, Work};
 use serde_json::{Map, Value};
@@ -68,7 +68,7 @@ pub(super) async fn save_transaction(w: &mut Work, t: &Transaction) -> ServiceRe
         modified_at: t.created_at,
         ..Default::default()
     };
-    w.put(DocTable::Transactions, &t.id.to_string(), t, &cols).await?;
+    w.insert_doc(DocTable::Transactions, &t.id.to_string(), t, &cols).await?;
     Ok(())
 }
 
@@ -109,15 +109,22 @@ pub(super) async fn record_payment(
     total: i64,
     charged: Charged,
     kind: OrderKind,
+    address: Option<&BillingAddress>,
     at: DateTime<Utc>,
 ) -> ServiceResult<Order> {
     let paid = charged.paid();
     let tax: i64 = lines.iter().filter(|l| l.kind == LineKind::Tax).map(|l| l.amount_minor).sum();
     let subtotal: i64 =
         lines.iter().filter(|l| l.kind != LineKind::Tax).map(|l| l.amount_minor).sum::<i64>().max(total - tax);
+    // Ids carry the second and five random characters: a billing run of
+    // many renewals at one instant draws again on a collision.
+    let (mut id, mut invoice_id) = (order_number("ORD", at), order_number("INV", at));
+    while w.order_id_taken(&id, &invoice_id).await? {
+        (id, invoice_id) = (order_number("ORD", at), order_number("INV", at));
+    }
     let order = Order {
-        id: order_number("ORD", at),
-        invoice_id: order_number("INV", at),
+        id,
+        invoice_id,
         customer_uuid: s.customer_uuid,
         customer_id: s.customer_id.clone(),
         subscription_id: Some(s.id),
@@ -146,9 +153,9 @@ pub(super) async fn record_payment(
         features: s.features.clone(),
         log: Vec::new(),
     };
-    save_order(w, &order).await?;
+    w.insert_doc(DocTable::Orders, &order.id, &order, &order_columns(&order)).await?;
     let period = s.period_start.zip(s.period_end);
-    crate::invoices::issue(w, &order, period).await?;
+    crate::invoices::issue(w, &order, period, address).await?;
     if total > 0 {
         save_transaction(w, &charge_transaction(state, &order, pm.map(|p| p.1), charged, at)).await?;
     }

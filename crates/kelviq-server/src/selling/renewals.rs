@@ -52,7 +52,8 @@ pub(super) async fn charge_subscription(
     if let Some((id, m)) = &method {
         w.save_payment_method(*id, m).await?;
     }
-    record_payment(state, w, s, method.as_ref().map(|(i, m)| (*i, m)), lines, total, charged, kind, at).await
+    let pm = method.as_ref().map(|(i, m)| (*i, m));
+    record_payment(state, w, s, pm, lines, total, charged, kind, address.as_ref(), at).await
 }
 
 pub fn renewal_lines(s: &Subscription, usage: Vec<Line>, credit_used: i64) -> Vec<Line> {
@@ -296,31 +297,43 @@ pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>, li
     let mut ran = 0;
     let mut last = None;
     loop {
-        // What the next one bills in arrears is read before its work begins.
-        let Some(peeked) = state.store.peek_due::<Subscription>(tenant, until).await? else { break };
-        let metered = super::arrears::metered(state, tenant, &peeked).await?;
-        let mut w = state.store.begin(tenant).await?;
-        let Some((id, _)) = w.next_due(until).await? else { break };
+        // Those due at the next instant, a batch per unit of work; what
+        // they bill in arrears is read before the work begins.
+        let room = limit.saturating_sub(ran).clamp(1, DUE_BATCH) as i64;
+        let peeked: Vec<Subscription> = state.store.peek_due(tenant, until, room).await?;
+        if peeked.is_empty() {
+            break;
+        }
         if ran >= limit {
             return Ok(DueRun { ran, stopped_at: last });
         }
-        let Some(s) = w.lock::<Subscription>(DocTable::Subscriptions, &id).await? else { break };
-        if s.id != peeked.id || !metered.is_for(&s) {
-            // Another process took it, or it changed: look again.
-            drop(w);
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            continue;
-        }
-        match s.next_due() {
-            Some((at, due)) if at <= until => {
-                run_item(state, &mut w, s, at, due, &metered).await?;
-                ran += 1;
-                last = Some(at);
+        let metered = super::arrears::metered_many(state, tenant, &peeked).await?;
+        let mut w = state.store.begin(tenant).await?;
+        let mut progressed = false;
+        for (p, m) in peeked.iter().zip(&metered) {
+            // Not due any more, held by another process, or changed: the next round sees it.
+            let Some(s) = w.lock_due::<Subscription>(&p.id.to_string(), until).await? else { continue };
+            if !m.is_for(&s) {
+                continue;
             }
-            // The column was stale: correct it.
-            _ => save_subscription(&mut w, &s).await?,
+            progressed = true;
+            match s.next_due() {
+                Some((at, due)) if at <= until => {
+                    run_item(state, &mut w, s, at, due, m).await?;
+                    ran += 1;
+                    last = Some(at);
+                }
+                // The column was stale: correct it.
+                _ => save_subscription(&mut w, &s).await?,
+            }
         }
         finish(state, w).await?;
+        if !progressed {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
     Ok(DueRun { ran, stopped_at: None })
 }
+
+/// Subscriptions renewed in one unit of work (one commit) by [`run_due`].
+const DUE_BATCH: u64 = 100;

@@ -9,6 +9,7 @@ use crate::common;
 use common::process::serve;
 use common::receiver::{Receiver, Reply};
 use common::{http, Backend, TestDatabase};
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -241,4 +242,104 @@ async fn killed_mid_webhook_attempt(backend: Backend) {
     assert_eq!(rx.got_on("/hook").len(), 2, "attempted again once");
 }
 
-on_both_backends!(killed_mid_stream, killed_mid_webhook_attempt);
+/// A billing run killed (SIGKILL) half way and run again renews every
+/// subscription exactly once: one renewal invoice each, numbers in
+/// sequence without a gap or a repeat.
+async fn killed_mid_billing_run(backend: Backend) {
+    const SUBSCRIPTIONS: usize = 600;
+    let db = TestDatabase::new(backend).await;
+    let env = env_for(&db, backend);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut server = serve(&env_refs);
+    let key = server.server_key.clone().expect("first start prints the keys");
+    let url = server.url.clone();
+    must(&url, &key, "/api/v1/catalog/products/", json!({"name": "Run", "identifier": "run", "taxCode": "saas"})).await;
+    must(&url, &key, "/api/v1/catalog/plans/", json!({"name": "Basic", "identifier": "basic", "product": "run"})).await;
+    let prices = json!({"prices": [{"priceType": "PAID", "currency": "USD",
+        "chargeCatalogPrice": [{"charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 10}}]}]}]});
+    must(&url, &key, "/api/v1/catalog/plans/basic/prices/bulk/", prices).await;
+    must(&url, &key, "/api/v1/catalog/plans/basic/publish/", json!({})).await;
+    let buys: Vec<_> = (0..SUBSCRIPTIONS)
+        .map(|i| {
+            let (url, key) = (url.clone(), key.clone());
+            async move {
+                let session = must(
+                    &url,
+                    &key,
+                    "/api/v1/checkout/",
+                    json!({"planIdentifier": "basic", "chargePeriod": "MONTHLY",
+                    "customerId": format!("run{i}"), "successUrl": "https://x.example/"}),
+                )
+                .await;
+                let id = session["checkoutSessionId"].as_str().unwrap().to_string();
+                must(
+                    &url,
+                    &key,
+                    &format!("/api/v1/checkout/sessions/{id}/complete/"),
+                    json!({"card": "4242424242424242"}),
+                )
+                .await;
+            }
+        })
+        .collect();
+    futures::stream::iter(buys).buffer_unordered(8).collect::<Vec<_>>().await;
+    let count = |url: String| {
+        let key = key.clone();
+        async move {
+            let res = http().get(format!("{url}/api/v1/invoices/?page_size=1")).bearer_auth(&key).send().await;
+            match res {
+                Ok(r) => r.json::<Value>().await.ok().and_then(|v| v["count"].as_u64()),
+                Err(_) => None,
+            }
+        }
+    };
+    assert_eq!(count(url.clone()).await, Some(SUBSCRIPTIONS as u64));
+    // The month ends for all of them at once; killed while renewing.
+    let advance = {
+        let (url, key) = (url.clone(), key.clone());
+        tokio::spawn(
+            async move { post(&url, &key, "/api/v1/test-clock/advance/", &json!({"seconds": 32 * 86_400})).await },
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = count(url.clone()).await.unwrap_or(0) as usize;
+        if n > SUBSCRIPTIONS + 50 {
+            assert!(n < 2 * SUBSCRIPTIONS, "the run ended before the kill: use more subscriptions");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no renewal started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    let _ = advance.await;
+
+    let server = serve(&env_refs);
+    must(&server.url, &key, "/api/v1/test-clock/advance/", json!({"seconds": 32 * 86_400})).await;
+    let mut numbers = Vec::new();
+    let mut per_subscription = std::collections::HashMap::<String, usize>::new();
+    for page in 1.. {
+        let res = http()
+            .get(format!("{}/api/v1/invoices/?page_size=100&page={page}", server.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap();
+        for i in body["results"].as_array().unwrap() {
+            numbers.push(i["number"].as_str().unwrap().to_string());
+            *per_subscription.entry(i["subscriptionId"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+        if body["next"].is_null() {
+            break;
+        }
+    }
+    numbers.sort();
+    let expected: Vec<String> = (1..=2 * SUBSCRIPTIONS).map(|n| format!("INV-{n:06}")).collect();
+    assert_eq!(numbers, expected, "every number once, none skipped");
+    assert_eq!(per_subscription.len(), SUBSCRIPTIONS);
+    assert!(per_subscription.values().all(|n| *n == 2), "a purchase and one renewal each");
+}
+
+on_both_backends!(killed_mid_stream, killed_mid_webhook_attempt, killed_mid_billing_run);
