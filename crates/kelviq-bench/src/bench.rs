@@ -28,6 +28,8 @@ pub struct BenchOptions {
     pub only: Vec<String>,
     /// Events the webhook measurement delivers.
     pub webhook_events: u64,
+    /// Subscriptions the billing run renews at once.
+    pub billing_subscriptions: u64,
     /// `None`: a temporary SQLite file.
     pub database_url: Option<String>,
     /// The configuration the server runs with (its tunables: usage writers,
@@ -36,7 +38,7 @@ pub struct BenchOptions {
     pub config: Config,
 }
 
-fn rss_bytes() -> Option<u64> {
+pub fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -92,6 +94,8 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     // process would, and the dispatcher is woken when it is complete: it
     // must not find it by polling halfway.
     config.webhook_poll_interval_ms = 600_000;
+    // The billing run calls the scheduler's loop itself, timed.
+    config.scheduler_interval_ms = 3_600_000;
     let store = open_store(&config).await?;
     let backend = store.backend().name();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -205,6 +209,11 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         .await;
         report("raw events, 100 per request", &batched);
         report_writer(&client, &base, before).await;
+    }
+    // The billing run is measured only when asked for (it renews every
+    // subscription it loads, once).
+    if options.only.iter().any(|o| o == "billing") {
+        crate::billing::run(&state, &client, &base, &key, &tenant, options.billing_subscriptions).await?;
     }
     if wants("webhooks") {
         let writer = open_store(&state.config).await?;

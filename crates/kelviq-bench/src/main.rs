@@ -4,6 +4,7 @@
 //! ingestion and resident memory. Kept out of the `kelviq` binary.
 
 mod bench;
+mod billing;
 mod loadgen;
 mod webhooks;
 
@@ -43,7 +44,11 @@ struct Args {
     /// Events the webhook measurement delivers.
     #[arg(long, default_value_t = 50_000)]
     webhook_events: u64,
-    /// Runs only these measurements (comma-separated: checks, events, batches, webhooks).
+    /// Subscriptions the billing run renews at once.
+    #[arg(long, default_value_t = 100_000)]
+    billing_subscriptions: u64,
+    /// Runs only these measurements (comma-separated: checks, events, batches, webhooks, billing;
+    /// billing runs only when named).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -79,6 +84,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         batch_connections: args.batch_connections,
         only: args.only,
         webhook_events: args.webhook_events,
+        billing_subscriptions: args.billing_subscriptions,
         database_url: config.database_url.clone(),
         config,
     };

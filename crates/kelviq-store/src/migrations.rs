@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (13, "webhooks", include_str!("../migrations/0013_webhooks.sql")),
     (14, "tax rates", include_str!("../migrations/0014_tax_rates.sql")),
     (15, "invoices", include_str!("../migrations/0015_invoices.sql")),
+    (16, "due order", include_str!("../migrations/0016_due_order.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";
