@@ -283,16 +283,16 @@ fn report(name: &str, r: &Run) {
     }
 }
 
+/// POSTs seed data to the server's API; anything but a 2xx is an error.
+pub async fn seed_post(client: &reqwest::Client, base: &str, key: &str, path: &str, body: Value) -> anyhow::Result<()> {
+    let res = client.post(format!("{base}/api/v1{path}")).bearer_auth(key).json(&body).send().await?;
+    let url = res.url().clone();
+    anyhow::ensure!(res.status().is_success(), "seeding {url}: {}", res.text().await.unwrap_or_default());
+    Ok(())
+}
+
 async fn seed_catalog(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
-    let post = |path: &str, body: Value| {
-        let req = client.post(format!("{base}/api/v1{path}")).bearer_auth(key).json(&body);
-        async move {
-            let res = req.send().await?;
-            let url = res.url().clone();
-            anyhow::ensure!(res.status().is_success(), "seeding {url}: {}", res.text().await.unwrap_or_default());
-            Ok::<_, anyhow::Error>(())
-        }
-    };
+    let post = |path: &'static str, body: Value| seed_post(client, base, key, path, body);
     let units = json!({"singular": "call", "plural": "calls"});
     post("/catalog/products/", json!({"name": "Bench", "identifier": "bench", "taxCode": "saas"})).await?;
     post("/catalog/features/", json!({"name": "SSO", "identifier": "sso", "featureType": "BOOLEAN"})).await?;

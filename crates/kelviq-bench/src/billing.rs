@@ -3,7 +3,7 @@
 //! whose usage is already counted, renewed by the scheduler's own loop;
 //! invoices per second and resident memory before and after.
 
-use crate::bench::rss_bytes;
+use crate::bench::{rss_bytes, seed_post};
 use chrono::{DateTime, Duration, Utc};
 use kelviq_core::billing::{PaymentMethod, Subscription};
 use kelviq_core::customer::NewCustomer;
@@ -59,15 +59,7 @@ pub async fn run(
 }
 
 async fn seed_plan(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
-    let post = |path: &str, body: Value| {
-        let req = client.post(format!("{base}/api/v1{path}")).bearer_auth(key).json(&body);
-        async move {
-            let res = req.send().await?;
-            let url = res.url().clone();
-            anyhow::ensure!(res.status().is_success(), "seeding {url}: {}", res.text().await.unwrap_or_default());
-            Ok::<_, anyhow::Error>(())
-        }
-    };
+    let post = |path: &'static str, body: Value| seed_post(client, base, key, path, body);
     let units = json!({"singular": "unit", "plural": "units"});
     for (name, id) in [("Requests", "requests"), ("Storage", "storage")] {
         post(
