@@ -27,17 +27,20 @@ pub(super) async fn billing_method(w: &mut Work, s: &Subscription) -> ServiceRes
 
 /// Charges a subscription's saved method for `total`, recording the order.
 /// Returns the order; the subscription is not saved here.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn charge_subscription(
     state: &AppState,
     w: &mut Work,
     s: &Subscription,
+    p: &Parties,
     lines: Vec<Line>,
     total: i64,
     kind: OrderKind,
     at: DateTime<Utc>,
 ) -> ServiceResult<Order> {
     let provider: &dyn PaymentProvider = provider_for(w.tenant().env);
-    let address = w.find_customer_any(&s.customer_id).await?.and_then(|c| c.billing_address);
+    // The customer was read (and locked) with the parties already.
+    let address = p.customer.billing_address.clone();
     let mut lines = lines;
     let total =
         total + crate::tax::tax_invoice(state, w, address.as_ref(), s.tax_behavior.as_deref(), &mut lines).await?;
@@ -83,7 +86,7 @@ pub(super) async fn collect_period(
     let credit_used = s.credit_minor.min(gross).max(0);
     let total = gross - credit_used;
     let lines = renewal_lines(s, usage, credit_used);
-    let mut order = charge_subscription(state, w, s, lines, total, OrderKind::Renewal, at).await?;
+    let mut order = charge_subscription(state, w, s, p, lines, total, OrderKind::Renewal, at).await?;
     s.credit_minor -= credit_used;
     s.debit_minor = 0;
     let before = s.status;
@@ -286,7 +289,7 @@ pub(super) async fn bill_final_usage(
     at: DateTime<Utc>,
 ) -> ServiceResult<()> {
     let total = usage.iter().map(|l| l.amount_minor).sum();
-    let order = charge_subscription(state, w, s, usage, total, OrderKind::FinalUsage, at).await?;
+    let order = charge_subscription(state, w, s, p, usage, total, OrderKind::FinalUsage, at).await?;
     order_events(w, &order, p, Some(pay_link(state, &order)), OrderNews::Created).await?;
     Ok(())
 }

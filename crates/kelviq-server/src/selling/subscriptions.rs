@@ -94,6 +94,7 @@ pub async fn change_subscription(
             state,
             &mut w,
             &next,
+            &p,
             change.lines.clone(),
             change.charge_now_minor,
             OrderKind::Change,
@@ -132,7 +133,8 @@ pub async fn change_subscription(
             s.restart_cycle(now);
             let lines = req.quote.lines.clone();
             let order =
-                charge_subscription(state, &mut w, &s, lines, req.quote.total_minor, OrderKind::Change, now).await?;
+                charge_subscription(state, &mut w, &s, &p, lines, req.quote.total_minor, OrderKind::Change, now)
+                    .await?;
             settle_immediate(state, &mut s, &order, now);
             order_events(&mut w, &order, &p, Some(pay_link(state, &order)), OrderNews::Created).await?;
             None
@@ -158,6 +160,7 @@ pub async fn change_subscription(
                         state,
                         &mut w,
                         &s,
+                        &p,
                         change.lines.clone(),
                         change.charge_now_minor,
                         OrderKind::Change,
