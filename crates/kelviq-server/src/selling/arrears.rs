@@ -41,19 +41,7 @@ impl Metered {
 
 /// Reads what `s` bills in arrears, with the usage so far.
 pub async fn metered(state: &AppState, tenant: &Tenant, s: &Subscription) -> ServiceResult<Metered> {
-    if s.is_one_time() {
-        return Ok(Metered::default());
-    }
-    let Some(plan) = state.store.find_plan_version(tenant, s.plan_id).await? else {
-        return Ok(Metered::default());
-    };
-    if kelviq_core::billing::pay_as_you_go_features(&plan).is_empty() {
-        return Ok(Metered { plan_id: Some(s.plan_id), ..Default::default() });
-    }
-    let identifiers = super::feature_identifiers(state, tenant).await?;
-    let charges = metered_charges(&plan, s.charge_period, &s.currency, &|id| identifiers.get(id).cloned());
-    let counters = engine::counters(state, tenant, &s.customer_id).await?;
-    Ok(Metered { plan_id: Some(s.plan_id), charges, counters })
+    Ok(metered_many(state, tenant, std::slice::from_ref(s)).await?.pop().unwrap_or_default())
 }
 
 /// [`metered`] for the subscription `id` as it is now (read without a lock),
