@@ -93,6 +93,9 @@ pub fn usage_wake_payload(origin: &str) -> String {
     format!("{}@{origin}", crate::TOPIC_USAGE)
 }
 
+/// The statement head of a change's row: topic, subject, time.
+pub(crate) const CHANGE_INSERT: &str = "INSERT INTO change_feed (topic, subject, created_at)";
+
 /// Records a change inside the caller's transaction (it is seen only if the
 /// transaction commits), without waking followers: the caller wakes them
 /// with a [`Waker`] once the transaction has committed.
@@ -102,7 +105,7 @@ pub(crate) async fn record_quiet_change(
     subject: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO change_feed (topic, subject, created_at) VALUES ($1, $2, $3)")
+    sqlx::query(&format!("{CHANGE_INSERT} VALUES ($1, $2, $3)"))
         .bind(topic)
         .bind(subject)
         .bind(to_micros(now))

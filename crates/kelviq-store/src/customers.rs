@@ -236,6 +236,23 @@ impl Work {
         lock_customer(self.tx(), backend, &tenant, customer_id).await
     }
 
+    /// The live customers among `customer_ids`, locked until the work ends.
+    pub async fn lock_customers(&mut self, customer_ids: &[&str]) -> Result<Vec<Customer>> {
+        if customer_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (org, env) = tenant_binds(self.tenant());
+        let sql = format!(
+            "SELECT {COLUMNS} FROM customers WHERE org_id = $1 AND environment = $2 AND archived_at IS NULL \
+             AND customer_id IN {} ORDER BY customer_id{}",
+            crate::pending::placeholders(1, customer_ids.len(), 3),
+            self.backend().for_update()
+        );
+        let q = sqlx::query(&sql).bind(org).bind(env);
+        let rows = customer_ids.iter().fold(q, |q, c| q.bind(*c)).fetch_all(&mut **self.tx()).await?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
     /// Creates a customer (with its `customer.created` event).
     pub async fn insert_customer(&mut self, new: &NewCustomer, now: DateTime<Utc>) -> Result<Customer> {
         insert_customer_tx(self, new, now).await

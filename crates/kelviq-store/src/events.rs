@@ -1,3 +1,4 @@
+use crate::pending::Arg;
 use crate::{json_col, tenant_binds, uuid_col, Result, Store};
 use kelviq_core::events::OutboxEvent;
 use kelviq_core::timefmt::{from_micros, to_micros};
@@ -13,23 +14,27 @@ pub(crate) async fn insert_event(tx: &mut Transaction<'_, Any>, tenant: &Tenant,
     crate::webhooks::fan_out(tx, tenant, &subscribers, event).await
 }
 
+/// The statement head of an event's row (see [`event_row`]).
+pub(crate) const EVENT_INSERT: &str =
+    "INSERT INTO events (id, org_id, environment, event_type, payload, created_at, customer_id)";
+
+/// An event's row for [`EVENT_INSERT`].
+pub(crate) fn event_row(tenant: &Tenant, event: &OutboxEvent) -> Vec<Arg> {
+    let (org, env) = tenant_binds(tenant);
+    vec![
+        Arg::Text(event.id.to_string()),
+        Arg::Text(org),
+        Arg::Text(env.to_string()),
+        Arg::Text(event.event_type.clone()),
+        Arg::Text(event.payload.to_string()),
+        Arg::Int(to_micros(event.created_at)),
+        Arg::OptText(kelviq_core::webhooks::event_customer(&event.payload)),
+    ]
+}
+
 /// Writes an event without delivering it to anyone.
 pub(crate) async fn write_event(tx: &mut Transaction<'_, Any>, tenant: &Tenant, event: &OutboxEvent) -> Result<()> {
-    let (org, env) = tenant_binds(tenant);
-    sqlx::query(
-        "INSERT INTO events (id, org_id, environment, event_type, payload, created_at, customer_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(event.id.to_string())
-    .bind(org)
-    .bind(env)
-    .bind(&event.event_type)
-    .bind(event.payload.to_string())
-    .bind(to_micros(event.created_at))
-    .bind(kelviq_core::webhooks::event_customer(&event.payload))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    crate::pending::insert_row(tx, EVENT_INSERT, event_row(tenant, event)).await
 }
 
 impl Store {

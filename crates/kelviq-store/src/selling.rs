@@ -7,12 +7,13 @@
 //! plan change is all-or-nothing.
 
 use crate::changes::record_change;
-use crate::events::write_event;
+use crate::events::{event_row, write_event, EVENT_INSERT};
 use crate::filters::{bind_all, where_clause, Filter};
-use crate::{tenant_binds, Backend, Result, Store, StoreError, Work};
+use crate::pending::Arg;
+use crate::{tenant_binds, Result, Store, StoreError, Work};
 use chrono::{DateTime, Duration, Utc};
 use kelviq_core::events::OutboxEvent;
-use kelviq_core::timefmt::{from_micros, to_micros};
+use kelviq_core::timefmt::to_micros;
 use kelviq_core::Tenant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -52,6 +53,36 @@ impl DocTable {
         }
     }
 
+    /// Whether a deferring work holds back its inserts (see [`crate::pending`]).
+    fn deferrable(self) -> bool {
+        matches!(self, DocTable::Orders | DocTable::Invoices | DocTable::Transactions)
+    }
+
+    /// The head of an insert of a row from [`doc_row`].
+    fn insert_head(self) -> &'static str {
+        match self {
+            DocTable::CheckoutSessions => {
+                "INSERT INTO checkout_sessions (id, org_id, environment, status, doc, created_at, expires_at)"
+            }
+            DocTable::Subscriptions => {
+                "INSERT INTO subscriptions (id, org_id, environment, customer_id, status, next_due_at, doc, \
+                 started_at, created_at, modified_at)"
+            }
+            DocTable::Orders => {
+                "INSERT INTO orders (id, invoice_id, org_id, environment, customer_id, subscription_id, status, \
+                 billing_type, is_renewal, doc, paid_at, created_at)"
+            }
+            DocTable::Invoices => {
+                "INSERT INTO invoices (id, number, org_id, environment, customer_id, subscription_id, order_id, \
+                 status, billing_key, doc, created_at)"
+            }
+            DocTable::Transactions => {
+                "INSERT INTO transactions (id, org_id, environment, order_id, status, doc, created_at)"
+            }
+            DocTable::Refunds => "INSERT INTO refunds (id, org_id, environment, order_id, status, doc, created_at)",
+        }
+    }
+
     /// The column lists are newest-first by.
     fn newest(self) -> &'static str {
         match self {
@@ -61,22 +92,76 @@ impl DocTable {
     }
 }
 
-fn doc_from_row<T: DeserializeOwned>(row: &AnyRow) -> Result<T> {
+pub(crate) fn doc_from_row<T: DeserializeOwned>(row: &AnyRow) -> Result<T> {
     let text: String = row.try_get("doc")?;
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("doc: {e}")))
 }
 
-fn to_doc<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("documents serialise")
+/// A new document's row, for its table's [`DocTable::insert_head`].
+fn doc_row(table: DocTable, tenant: &Tenant, id: &str, text: String, cols: &DocColumns) -> Vec<Arg> {
+    let (org, env) = tenant_binds(tenant);
+    let key = cols.billing_key.clone().unwrap_or_else(|| id.to_string());
+    let (org, env, id) = (Arg::Text(org), Arg::Text(env.to_string()), Arg::Text(id.to_string()));
+    let status = Arg::Text(cols.status.clone().unwrap_or_default());
+    let created = to_micros(cols.created_at);
+    let text_or_empty = |v: &Option<String>| Arg::Text(v.clone().unwrap_or_default());
+    match table {
+        DocTable::CheckoutSessions => vec![
+            id,
+            org,
+            env,
+            status,
+            Arg::Text(text),
+            Arg::Int(created),
+            Arg::Int(cols.expires_at.map(to_micros).unwrap_or(created)),
+        ],
+        DocTable::Subscriptions => vec![
+            id,
+            org,
+            env,
+            text_or_empty(&cols.customer_id),
+            status,
+            Arg::OptInt(cols.next_due_at.map(to_micros)),
+            Arg::Text(text),
+            Arg::Int(cols.started_at.map(to_micros).unwrap_or(created)),
+            Arg::Int(created),
+            Arg::Int(to_micros(cols.modified_at)),
+        ],
+        DocTable::Orders => vec![
+            id,
+            text_or_empty(&cols.invoice_id),
+            org,
+            env,
+            text_or_empty(&cols.customer_id),
+            Arg::OptText(cols.subscription_id.clone()),
+            status,
+            text_or_empty(&cols.billing_type),
+            Arg::Bool(cols.is_renewal),
+            Arg::Text(text),
+            Arg::OptInt(cols.paid_at.map(to_micros)),
+            Arg::Int(created),
+        ],
+        DocTable::Invoices => vec![
+            id,
+            text_or_empty(&cols.number),
+            org,
+            env,
+            text_or_empty(&cols.customer_id),
+            Arg::OptText(cols.subscription_id.clone()),
+            text_or_empty(&cols.order_id),
+            status,
+            Arg::Text(key),
+            Arg::Text(text),
+            Arg::Int(created),
+        ],
+        DocTable::Transactions | DocTable::Refunds => {
+            vec![id, org, env, text_or_empty(&cols.order_id), status, Arg::Text(text), Arg::Int(created)]
+        }
+    }
 }
 
-/// A stored payment method: its integer id, whether it is the customer's
-/// default, and its document.
-#[derive(Debug, Clone)]
-pub struct StoredPaymentMethod<T> {
-    pub id: i64,
-    pub is_default: bool,
-    pub doc: T,
+pub(crate) fn to_doc<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("documents serialise")
 }
 
 impl Store {
@@ -175,66 +260,6 @@ impl Store {
         };
         Ok(Some((tenant, doc_from_row(&row)?)))
     }
-
-    /// A customer's payment methods, default first then newest first.
-    pub async fn payment_methods<T: DeserializeOwned>(
-        &self,
-        tenant: &Tenant,
-        customer_id: Option<&str>,
-    ) -> Result<Vec<StoredPaymentMethod<T>>> {
-        let (org, env) = tenant_binds(tenant);
-        let rows = sqlx::query(
-            "SELECT id, CAST(CASE WHEN is_default THEN 1 ELSE 0 END AS BIGINT) AS is_default, doc FROM payment_methods WHERE org_id = $1 AND environment = $2 \
-             AND ($3 = '' OR customer_id = $3) ORDER BY created_at DESC, id DESC",
-        )
-        .bind(org)
-        .bind(env)
-        .bind(customer_id.unwrap_or(""))
-        .fetch_all(self.read_pool())
-        .await?;
-        rows.iter().map(payment_method_from_row).collect()
-    }
-
-    /// Up to `limit` subscriptions due soonest at or before `at`, all due
-    /// at that same instant (what falls due later waits for them), read
-    /// without a lock: what their work needs is read before it begins.
-    pub async fn peek_due<T: DeserializeOwned>(
-        &self,
-        tenant: &Tenant,
-        at: DateTime<Utc>,
-        limit: i64,
-    ) -> Result<Vec<T>> {
-        let (org, env) = tenant_binds(tenant);
-        let rows = sqlx::query(
-            "SELECT doc FROM subscriptions WHERE org_id = $1 AND environment = $2 AND next_due_at = \
-             (SELECT MIN(next_due_at) FROM subscriptions WHERE org_id = $1 AND environment = $2 \
-              AND next_due_at IS NOT NULL AND next_due_at <= $3) ORDER BY pk LIMIT $4",
-        )
-        .bind(org)
-        .bind(env)
-        .bind(to_micros(at))
-        .bind(limit)
-        .fetch_all(self.read_pool())
-        .await?;
-        rows.iter().map(doc_from_row).collect()
-    }
-
-    /// The tenants with subscriptions due at or before `at`.
-    pub async fn tenants_with_due_work(&self, at: DateTime<Utc>) -> Result<Vec<(uuid::Uuid, i64, String)>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT s.org_id, o.seq, s.environment FROM subscriptions s \
-             JOIN organizations o ON o.id = s.org_id WHERE s.next_due_at IS NOT NULL AND s.next_due_at <= $1",
-        )
-        .bind(to_micros(at))
-        .fetch_all(self.read_pool())
-        .await?;
-        rows.iter().map(|r| Ok((crate::uuid_col(r, "org_id")?, r.try_get("seq")?, r.try_get("environment")?))).collect()
-    }
-}
-
-fn payment_method_from_row<T: DeserializeOwned>(row: &AnyRow) -> Result<StoredPaymentMethod<T>> {
-    let is_default = row.try_get::<i64, _>("is_default")? != 0;
-    Ok(StoredPaymentMethod { id: row.try_get("id")?, is_default, doc: doc_from_row(row)? })
 }
 
 /// The columns a document table keeps beside the document.
@@ -284,6 +309,7 @@ impl Work {
 impl Work {
     /// Reads a document and locks its row until the work ends.
     pub async fn lock<T: DeserializeOwned>(&mut self, table: DocTable, id: &str) -> Result<Option<T>> {
+        self.flush().await?;
         let (org, env) = tenant_binds(&self.tenant);
         let row = sqlx::query(&format!(
             "SELECT doc FROM {} WHERE org_id = $1 AND environment = $2 AND id = $3{}",
@@ -301,6 +327,7 @@ impl Work {
     /// Moves a checkout session from `from` to `to` status; false if it was not in `from`.
     /// This is the claim that makes two simultaneous completions produce one order.
     pub async fn claim_session(&mut self, id: &str, from: &str, to: &str) -> Result<bool> {
+        self.flush().await?;
         let (org, env) = tenant_binds(&self.tenant);
         let done = sqlx::query(
             "UPDATE checkout_sessions SET status = $1 WHERE org_id = $2 AND environment = $3 AND id = $4 AND status = $5",
@@ -320,6 +347,17 @@ impl Work {
         let (org, _) = tenant_binds(&self.tenant);
         let text = to_doc(doc);
         let status = cols.status.clone().unwrap_or_default();
+        if let (DocTable::Subscriptions, Some(pending)) = (table, self.pending.as_mut()) {
+            // A deferring work updates only subscriptions it holds.
+            let next = cols.next_due_at.map(to_micros);
+            let modified = to_micros(cols.modified_at);
+            pending.update_subscription(
+                id,
+                [Arg::Text(status), Arg::Text(text), Arg::OptInt(next), Arg::Int(modified), Arg::Text(org)],
+            );
+            return Ok(());
+        }
+        self.flush().await?;
         let updated = match table {
             DocTable::CheckoutSessions => {
                 sqlx::query("UPDATE checkout_sessions SET status = $1, doc = $2 WHERE id = $3 AND org_id = $4")
@@ -378,86 +416,21 @@ impl Work {
         doc: &T,
         cols: &DocColumns,
     ) -> Result<()> {
-        let (org, env) = tenant_binds(&self.tenant);
-        let text = to_doc(doc);
-        let status = cols.status.clone().unwrap_or_default();
-        let created = to_micros(cols.created_at);
-        let money_sql = format!(
-            "INSERT INTO {} (id, org_id, environment, order_id, status, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            table.name()
-        );
-        let q = match table {
-            DocTable::CheckoutSessions => sqlx::query(
-                "INSERT INTO checkout_sessions (id, org_id, environment, status, doc, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(id)
-            .bind(&org)
-            .bind(env)
-            .bind(&status)
-            .bind(&text)
-            .bind(created)
-            .bind(cols.expires_at.map(to_micros).unwrap_or(created)),
-            DocTable::Subscriptions => sqlx::query(
-                "INSERT INTO subscriptions (id, org_id, environment, customer_id, status, next_due_at, doc, started_at, \
-                 created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(id)
-            .bind(&org)
-            .bind(env)
-            .bind(cols.customer_id.clone().unwrap_or_default())
-            .bind(&status)
-            .bind(cols.next_due_at.map(to_micros))
-            .bind(&text)
-            .bind(cols.started_at.map(to_micros).unwrap_or(created))
-            .bind(created)
-            .bind(to_micros(cols.modified_at)),
-            DocTable::Orders => sqlx::query(
-                "INSERT INTO orders (id, invoice_id, org_id, environment, customer_id, subscription_id, status, \
-                 billing_type, is_renewal, doc, paid_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(id)
-            .bind(cols.invoice_id.clone().unwrap_or_default())
-            .bind(&org)
-            .bind(env)
-            .bind(cols.customer_id.clone().unwrap_or_default())
-            .bind(cols.subscription_id.clone())
-            .bind(&status)
-            .bind(cols.billing_type.clone().unwrap_or_default())
-            .bind(cols.is_renewal)
-            .bind(&text)
-            .bind(cols.paid_at.map(to_micros))
-            .bind(created),
-            DocTable::Invoices => sqlx::query(
-                "INSERT INTO invoices (id, number, org_id, environment, customer_id, subscription_id, order_id, status, \
-                 billing_key, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(id)
-            .bind(cols.number.clone().unwrap_or_default())
-            .bind(&org)
-            .bind(env)
-            .bind(cols.customer_id.clone().unwrap_or_default())
-            .bind(cols.subscription_id.clone())
-            .bind(cols.order_id.clone().unwrap_or_default())
-            .bind(&status)
-            .bind(cols.billing_key.clone().unwrap_or_else(|| id.to_string()))
-            .bind(&text)
-            .bind(created),
-            DocTable::Transactions | DocTable::Refunds => sqlx::query(&money_sql)
-                .bind(id)
-                .bind(&org)
-                .bind(env)
-                .bind(cols.order_id.clone().unwrap_or_default())
-                .bind(&status)
-                .bind(&text)
-                .bind(created),
-        };
-        q.execute(&mut *self.tx).await?;
-        Ok(())
+        let row = doc_row(table, &self.tenant, id, to_doc(doc), cols);
+        if let (true, Some(pending)) = (table.deferrable(), self.pending.as_mut()) {
+            if table == DocTable::Orders {
+                pending.order_ids.insert(id.to_string());
+                pending.order_ids.insert(cols.invoice_id.clone().unwrap_or_default());
+            }
+            pending.insert(table.insert_head(), row);
+            return Ok(());
+        }
+        crate::pending::insert_row(&mut self.tx, table.insert_head(), row).await
     }
 
     /// Documents of a table matching filters, locked, oldest first.
     pub async fn lock_all<T: DeserializeOwned>(&mut self, table: DocTable, filters: &[Filter]) -> Result<Vec<T>> {
+        self.flush().await?;
         let (org, env) = tenant_binds(&self.tenant);
         let (clause, binds) = where_clause(filters, 3);
         let sql = format!("SELECT doc FROM {} WHERE {clause} ORDER BY pk{}", table.name(), self.backend.for_update());
@@ -465,60 +438,26 @@ impl Work {
         rows.iter().map(doc_from_row).collect()
     }
 
-    /// A subscription still due at or before `at`, locked until the work
-    /// ends; `None` when it is not due any more or (PostgreSQL) another
-    /// process holds it.
-    pub async fn lock_due<T: DeserializeOwned>(&mut self, id: &str, at: DateTime<Utc>) -> Result<Option<T>> {
-        let (org, env) = tenant_binds(&self.tenant);
-        let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let row = sqlx::query(&format!(
-            "SELECT doc FROM subscriptions WHERE org_id = $1 AND environment = $2 AND id = $3 \
-             AND next_due_at IS NOT NULL AND next_due_at <= $4{skip}"
-        ))
-        .bind(org)
-        .bind(env)
-        .bind(id)
-        .bind(to_micros(at))
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.as_ref().map(doc_from_row).transpose()
-    }
-
-    /// Whether an order or invoice id is taken already.
-    pub async fn order_id_taken(&mut self, order_id: &str, invoice_id: &str) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 AS taken FROM orders WHERE id = $1 OR invoice_id = $2 LIMIT 1")
-            .bind(order_id)
-            .bind(invoice_id)
-            .fetch_optional(&mut *self.tx)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    /// The id of the tenant's subscription due soonest at or before `at`, with its due time.
-    pub async fn next_due(&mut self, at: DateTime<Utc>) -> Result<Option<(String, DateTime<Utc>)>> {
-        let (org, env) = tenant_binds(&self.tenant);
-        let skip = if self.backend == Backend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let row = sqlx::query(&format!(
-            "SELECT id, next_due_at FROM subscriptions WHERE org_id = $1 AND environment = $2 \
-             AND next_due_at IS NOT NULL AND next_due_at <= $3 ORDER BY next_due_at, pk LIMIT 1{skip}"
-        ))
-        .bind(org)
-        .bind(env)
-        .bind(to_micros(at))
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.map(|r| Ok((r.try_get("id")?, from_micros(r.try_get("next_due_at")?)))).transpose()
-    }
-
     /// Writes an event to the outbox, with a delivery to each endpoint
     /// that wants it; the dispatcher hears of them once the work commits.
     pub async fn event(&mut self, event: &OutboxEvent) -> Result<()> {
-        write_event(&mut self.tx, &self.tenant, event).await?;
         let subscribers = match self.subscribers.take() {
             Some((tenant, known)) if tenant == self.tenant => known,
             _ => crate::webhooks::subscribers(&mut self.tx, &self.tenant).await?,
         };
-        let queued = crate::webhooks::fan_out(&mut self.tx, &self.tenant, &subscribers, event).await;
+        let queued = match self.pending.as_mut() {
+            Some(pending) => {
+                pending.insert(EVENT_INSERT, event_row(&self.tenant, event));
+                let rows = crate::webhooks::delivery_rows(&self.tenant, &subscribers, event);
+                let n = rows.len();
+                rows.into_iter().for_each(|r| pending.insert(crate::webhooks::DELIVERY_INSERT, r));
+                Ok(n)
+            }
+            None => match write_event(&mut self.tx, &self.tenant, event).await {
+                Ok(()) => crate::webhooks::fan_out(&mut self.tx, &self.tenant, &subscribers, event).await,
+                Err(e) => Err(e),
+            },
+        };
         self.subscribers = Some((self.tenant.clone(), subscribers));
         if queued? > 0 {
             self.webhooks_queued = true;
@@ -530,91 +469,13 @@ impl Work {
     pub async fn entitlements_changed(&mut self, customer_id: &str, now: DateTime<Utc>) -> Result<()> {
         self.changed.push((self.tenant.clone(), customer_id.to_string()));
         let subject = format!("{}:{}:{customer_id}", self.tenant.org_id, self.tenant.env.as_str());
-        record_change(&mut self.tx, self.backend, TOPIC_ENTITLEMENTS, &subject, now).await
-    }
-
-    /// Saves a payment method; a default one makes the customer's others non-default.
-    pub async fn insert_payment_method<T: Serialize>(
-        &mut self,
-        customer_id: &str,
-        doc: &T,
-        is_default: bool,
-        now: DateTime<Utc>,
-    ) -> Result<i64> {
-        let (org, env) = tenant_binds(&self.tenant);
-        if is_default {
-            sqlx::query(
-                "UPDATE payment_methods SET is_default = $1 WHERE org_id = $2 AND environment = $3 AND customer_id = $4",
-            )
-            .bind(false)
-            .bind(&org)
-            .bind(env)
-            .bind(customer_id)
-            .execute(&mut *self.tx)
-            .await?;
+        if let Some(pending) = self.pending.as_mut() {
+            let row = vec![Arg::Text(TOPIC_ENTITLEMENTS.into()), Arg::Text(subject), Arg::Int(to_micros(now))];
+            pending.insert(crate::changes::CHANGE_INSERT, row);
+            pending.topic(TOPIC_ENTITLEMENTS);
+            return Ok(());
         }
-        let row = sqlx::query(
-            "INSERT INTO payment_methods (org_id, environment, customer_id, is_default, doc, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(&org)
-        .bind(env)
-        .bind(customer_id)
-        .bind(is_default)
-        .bind(to_doc(doc))
-        .bind(to_micros(now))
-        .fetch_one(&mut *self.tx)
-        .await?;
-        Ok(row.try_get("id")?)
-    }
-
-    /// A payment method of the tenant, locked.
-    pub async fn lock_payment_method<T: DeserializeOwned>(
-        &mut self,
-        id: i64,
-    ) -> Result<Option<StoredPaymentMethod<T>>> {
-        let (org, env) = tenant_binds(&self.tenant);
-        let row = sqlx::query(&format!(
-            "SELECT id, CAST(CASE WHEN is_default THEN 1 ELSE 0 END AS BIGINT) AS is_default, doc FROM payment_methods WHERE org_id = $1 AND environment = $2 AND id = $3{}",
-            self.backend.for_update()
-        ))
-        .bind(org)
-        .bind(env)
-        .bind(id)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.as_ref().map(payment_method_from_row).transpose()
-    }
-
-    /// The customer's default payment method, locked.
-    pub async fn default_payment_method<T: DeserializeOwned>(
-        &mut self,
-        customer_id: &str,
-    ) -> Result<Option<StoredPaymentMethod<T>>> {
-        let (org, env) = tenant_binds(&self.tenant);
-        let row = sqlx::query(&format!(
-            "SELECT id, CAST(CASE WHEN is_default THEN 1 ELSE 0 END AS BIGINT) AS is_default, doc FROM payment_methods WHERE org_id = $1 AND environment = $2 \
-             AND customer_id = $3 AND is_default = $4 ORDER BY id DESC LIMIT 1{}",
-            self.backend.for_update()
-        ))
-        .bind(org)
-        .bind(env)
-        .bind(customer_id)
-        .bind(true)
-        .fetch_optional(&mut *self.tx)
-        .await?;
-        row.as_ref().map(payment_method_from_row).transpose()
-    }
-
-    pub async fn save_payment_method<T: Serialize>(&mut self, id: i64, doc: &T) -> Result<()> {
-        let (org, _) = tenant_binds(&self.tenant);
-        sqlx::query("UPDATE payment_methods SET doc = $1 WHERE id = $2 AND org_id = $3")
-            .bind(to_doc(doc))
-            .bind(id)
-            .bind(org)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        record_change(&mut self.tx, self.backend, TOPIC_ENTITLEMENTS, &subject, now).await
     }
 
     /// Sets the tenant's test clock offset (and tells the other processes).

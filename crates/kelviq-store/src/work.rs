@@ -22,6 +22,10 @@ impl Store {
             webhook_bell: self.webhook_bell.clone(),
             webhooks_queued: false,
             subscribers: None,
+            pending: None,
+            invoice_number: None,
+            payment_methods: None,
+            free_order_ids: Vec::new(),
         })
     }
 }
@@ -46,6 +50,17 @@ pub struct Work {
     pub(crate) webhooks_queued: bool,
     /// The endpoints the work's events go to, read with its first event.
     pub(crate) subscribers: Option<(Tenant, crate::webhooks::Subscribers)>,
+    /// Writes held back until the commit (see [`crate::pending`]).
+    pub(crate) pending: Option<crate::pending::Pending>,
+    /// A deferring work's invoice counter: its tenant, the last number it
+    /// gave, and whether that is not written yet.
+    pub(crate) invoice_number: Option<(Tenant, i64, bool)>,
+    /// Customers' default payment methods read for the whole work (customer
+    /// id → id and document), kept current by its writes.
+    pub(crate) payment_methods: Option<std::collections::HashMap<String, Option<(i64, String)>>>,
+    /// Order and invoice id pairs found free in this work, with the second
+    /// they were drawn for.
+    pub(crate) free_order_ids: Vec<(i64, String, String)>,
 }
 
 impl Work {
@@ -90,7 +105,8 @@ impl Work {
 
     /// Commits; returns the customers whose entitlements changed, so that
     /// this process can forget what it cached about them at once.
-    pub async fn commit(self) -> Result<Vec<(Tenant, String)>> {
+    pub async fn commit(mut self) -> Result<Vec<(Tenant, String)>> {
+        self.flush().await?;
         self.tx.commit().await?;
         if let Some(origin) = &self.wake {
             self.waker.wake(Some(origin));

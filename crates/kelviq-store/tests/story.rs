@@ -296,7 +296,10 @@ async fn story(postgres: bool) {
             .len(),
         1
     );
-    assert_eq!(w.next_due(now + Duration::days(40)).await.unwrap().map(|d| d.0), Some(sub.id.to_string()));
+    let due: Vec<Subscription> =
+        w.lock_due(&[sub.id.to_string(), "gone".into()], now + Duration::days(40)).await.unwrap();
+    assert_eq!(due.iter().map(|s| s.id).collect::<Vec<_>>(), vec![sub.id]);
+    assert!(w.lock_due::<Subscription>(&[sub.id.to_string()], now).await.unwrap().is_empty(), "not due yet");
     w.event(&OutboxEvent::new("order.created", order.clone(), None, now)).await.unwrap();
     w.entitlements_changed("ann", now).await.unwrap();
     w.set_test_clock(Duration::days(2), now).await.unwrap();
@@ -331,6 +334,15 @@ async fn story(postgres: bool) {
     assert_eq!(DocColumns::of_subscription(&sub).customer_id.as_deref(), Some("ann"));
     let events = store.list_events(&tenant, 0, 100).await.unwrap();
     assert!(events.iter().any(|(_, e)| e.event_type == "order.created"));
+    let (position, peeked) =
+        store.peek_due::<Subscription>(&tenant, now + Duration::days(40), None, 10).await.unwrap()[0].clone();
+    assert_eq!(peeked.id, sub.id);
+    assert!(store
+        .peek_due::<Subscription>(&tenant, now + Duration::days(40), Some(position), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    deferred_writes(&store, &tenant, &sub, now).await;
 
     // Usage: events, counters, keys, overrides, alerts; the dialect's append.
     let period = kelviq_core::timefmt::to_micros(now);
@@ -424,6 +436,80 @@ async fn story(postgres: bool) {
     store.analyze().await.unwrap();
     store.close().await;
     assert!(store.is_closed());
+}
+
+/// A deferring work (a billing run's batch) sends its writes together,
+/// more rows than one statement takes; it reads what it wrote; dropped, it
+/// writes nothing.
+async fn deferred_writes(store: &Store, tenant: &Tenant, sub: &Subscription, now: DateTime<Utc>) {
+    let count = || store.count_docs(DocTable::Orders, tenant, &[]);
+    let before = count().await.unwrap();
+    let events_before = store.list_events(tenant, 0, 10_000).await.unwrap().len();
+
+    let mut w = store.begin(tenant).await.unwrap();
+    w.defer_writes();
+    hold_orders(&mut w, "X", now).await;
+    drop(w);
+    assert_eq!(count().await.unwrap(), before, "a dropped work writes nothing");
+
+    let mut w = store.begin(tenant).await.unwrap();
+    w.defer_writes();
+    assert_eq!(w.lock_due::<Subscription>(&[sub.id.to_string()], now + Duration::days(40)).await.unwrap().len(), 1);
+    w.read_default_payment_methods_of(&["ann", "nobody"]).await.unwrap();
+    assert!(w.default_payment_method::<serde_json::Value>("nobody").await.unwrap().is_none());
+    let mut m = w.default_payment_method::<serde_json::Value>("ann").await.unwrap().unwrap();
+    m.doc["last4"] = json!("1111");
+    w.save_payment_method(m.id, &m.doc).await.unwrap();
+    assert_eq!(w.default_payment_method::<serde_json::Value>("ann").await.unwrap().unwrap().doc["last4"], "1111");
+    let first = w.next_invoice_number().await.unwrap();
+    assert_eq!(w.next_invoice_number().await.unwrap(), first + 1);
+    hold_orders(&mut w, "Y", now).await;
+    assert!(w.order_id_taken("ORD-Y7", "INV-none").await.unwrap(), "an order held back is taken");
+    let taken = w.order_ids_taken(&["INV-Y299".into(), "ORD-1".into(), "ORD-free".into()]).await.unwrap();
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    w.keep_free_order_ids(now, vec![("ORD-kept".into(), "INV-kept".into())]);
+    assert!(w.order_id_taken("ORD-kept", "INV-other").await.unwrap(), "a kept id is taken");
+    assert_eq!(w.take_free_order_ids(now + Duration::days(1)), None);
+    assert_eq!(w.take_free_order_ids(now), Some(("ORD-kept".into(), "INV-kept".into())));
+    let mut changed = sub.clone();
+    changed.plan_name = "Renewed".into();
+    w.put_subscription(&changed).await.unwrap();
+    w.entitlements_changed("ann", now).await.unwrap();
+    // A read of a table it holds rows for sends them first.
+    assert!(w.lock::<serde_json::Value>(DocTable::Orders, "ORD-Y299").await.unwrap().is_some());
+    assert_eq!(
+        w.lock::<Subscription>(DocTable::Subscriptions, &sub.id.to_string()).await.unwrap().unwrap().plan_name,
+        "Renewed"
+    );
+    w.put_subscription(sub).await.unwrap();
+    w.commit().await.unwrap();
+
+    assert_eq!(count().await.unwrap(), before + 300);
+    assert_eq!(store.list_events(tenant, 0, 10_000).await.unwrap().len(), events_before + 300);
+    let stored: Subscription =
+        store.find_doc(DocTable::Subscriptions, tenant, &sub.id.to_string()).await.unwrap().unwrap();
+    assert_eq!(stored.plan_name, sub.plan_name, "the last update of a subscription wins");
+    assert_eq!(store.payment_methods::<serde_json::Value>(tenant, Some("ann")).await.unwrap()[0].doc["last4"], "1111");
+    let mut w = store.begin(tenant).await.unwrap();
+    assert_eq!(w.next_invoice_number().await.unwrap(), first + 2, "the counter was written");
+    drop(w);
+}
+
+/// 300 orders, each with an event: more rows than one statement takes.
+async fn hold_orders(w: &mut Work, prefix: &str, now: DateTime<Utc>) {
+    for i in 0..300 {
+        let id = format!("ORD-{prefix}{i}");
+        let cols = DocColumns {
+            customer_id: Some("ann".into()),
+            invoice_id: Some(format!("INV-{prefix}{i}")),
+            status: Some("COMPLETE".into()),
+            created_at: now,
+            modified_at: now,
+            ..Default::default()
+        };
+        w.insert_doc(DocTable::Orders, &id, &json!({"id": id}), &cols).await.unwrap();
+        w.event(&OutboxEvent::new("order.created", json!({"id": id}), None, now)).await.unwrap();
+    }
 }
 
 fn clone_feature(f: &kelviq_core::catalog::Feature) -> NewFeature {

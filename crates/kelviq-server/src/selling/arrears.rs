@@ -64,6 +64,7 @@ pub async fn metered_many(state: &AppState, tenant: &Tenant, subs: &[Subscriptio
     let mut plans: std::collections::HashMap<(uuid::Uuid, ChargeKey), Option<Vec<MeteredCharge>>> = Default::default();
     let mut identifiers = None;
     let mut out = Vec::with_capacity(subs.len());
+    let mut counted = Vec::new();
     for s in subs {
         if s.is_one_time() {
             out.push(Metered::default());
@@ -87,13 +88,17 @@ pub async fn metered_many(state: &AppState, tenant: &Tenant, subs: &[Subscriptio
         let m = match &plans[&key] {
             None => Metered::default(),
             Some(charges) if charges.is_empty() => Metered { plan_id: Some(s.plan_id), ..Default::default() },
-            Some(charges) => Metered {
-                plan_id: Some(s.plan_id),
-                charges: charges.clone(),
-                counters: engine::counters(state, tenant, &s.customer_id).await?,
-            },
+            Some(charges) => {
+                counted.push((out.len(), s.customer_id.as_str()));
+                Metered { plan_id: Some(s.plan_id), charges: charges.clone(), counters: Default::default() }
+            }
         };
         out.push(m);
+    }
+    // The usage of every customer with something to bill, in one read.
+    let customers: Vec<&str> = counted.iter().map(|c| c.1).collect();
+    for ((i, _), counters) in counted.iter().zip(engine::counters_many(state, tenant, &customers).await?) {
+        out[*i].counters = counters;
     }
     Ok(out)
 }

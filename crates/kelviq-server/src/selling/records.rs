@@ -116,12 +116,10 @@ pub(super) async fn record_payment(
     let tax: i64 = lines.iter().filter(|l| l.kind == LineKind::Tax).map(|l| l.amount_minor).sum();
     let subtotal: i64 =
         lines.iter().filter(|l| l.kind != LineKind::Tax).map(|l| l.amount_minor).sum::<i64>().max(total - tax);
-    // Ids carry the second and five random characters: a billing run of
-    // many renewals at one instant draws again on a collision.
-    let (mut id, mut invoice_id) = (order_number("ORD", at), order_number("INV", at));
-    while w.order_id_taken(&id, &invoice_id).await? {
-        (id, invoice_id) = (order_number("ORD", at), order_number("INV", at));
-    }
+    let (id, invoice_id) = match w.take_free_order_ids(at) {
+        Some(ids) => ids,
+        None => draw_order_ids(w, at).await?,
+    };
     let order = Order {
         id,
         invoice_id,
@@ -160,6 +158,68 @@ pub(super) async fn record_payment(
         save_transaction(w, &charge_transaction(state, &order, pm.map(|p| p.1), charged, at)).await?;
     }
     Ok(order)
+}
+
+/// An order id and an invoice id for an order made at `at`, free. Ids
+/// carry the second and five random characters: many orders in one second
+/// (a billing run) draw again on a collision.
+async fn draw_order_ids(w: &mut Work, at: DateTime<Utc>) -> ServiceResult<(String, String)> {
+    loop {
+        let (id, invoice_id) = (order_number("ORD", at), order_number("INV", at));
+        if !w.order_id_taken(&id, &invoice_id).await? {
+            return Ok((id, invoice_id));
+        }
+    }
+}
+
+/// Draws `n` pairs of order and invoice ids for orders made at `at`, found
+/// free in one read, and keeps them in the work for its next orders.
+pub(super) async fn reserve_order_ids(w: &mut Work, at: DateTime<Utc>, n: usize) -> ServiceResult<()> {
+    let mut free = Vec::with_capacity(n);
+    let mut drawn = std::collections::HashSet::new();
+    while free.len() < n {
+        let pairs: Vec<(String, String)> = (free.len()..n)
+            .map(|_| (order_number("ORD", at), order_number("INV", at)))
+            .filter(|(o, i)| drawn.insert(o.clone()) & drawn.insert(i.clone()))
+            .collect();
+        let ids: Vec<String> = pairs.iter().flat_map(|(o, i)| [o.clone(), i.clone()]).collect();
+        let taken = w.order_ids_taken(&ids).await?;
+        free.extend(pairs.into_iter().filter(|(o, i)| !taken.contains(o) && !taken.contains(i)));
+    }
+    w.keep_free_order_ids(at, free);
+    Ok(())
+}
+
+/// The parties of a batch of subscriptions: their customers read (and
+/// locked) at once, each product's name read once.
+pub(super) struct BatchParties {
+    customers: std::collections::HashMap<String, Customer>,
+    products: std::collections::HashMap<uuid::Uuid, String>,
+}
+
+impl BatchParties {
+    pub(super) async fn read(w: &mut Work, customer_ids: &[&str]) -> ServiceResult<BatchParties> {
+        let customers = w.lock_customers(customer_ids).await?;
+        let customers = customers.into_iter().map(|c| (c.customer_id.clone(), c)).collect();
+        Ok(BatchParties { customers, products: Default::default() })
+    }
+
+    /// The parties of one subscription of the batch.
+    pub(super) async fn of(&mut self, w: &mut Work, s: &Subscription) -> ServiceResult<Parties> {
+        let Some(customer) = self.customers.get(&s.customer_id) else {
+            // Archived since: read as it was.
+            return parties(w, &s.customer_id, s.product_id).await;
+        };
+        let product_name = match self.products.get(&s.product_id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = w.find_product_any(&s.product_id.to_string()).await?.map(|p| p.name).unwrap_or_default();
+                self.products.insert(s.product_id, name.clone());
+                name
+            }
+        };
+        Ok(Parties { customer: customer.clone(), product_name })
+    }
 }
 
 /// Whether an order's events announce a new order or a change to one.

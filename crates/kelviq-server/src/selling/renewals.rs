@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use kelviq_core::billing::{Due, Line, LineKind, Order, PaymentMethod, SubStatus, Subscription};
 use kelviq_core::events::{self};
 use kelviq_core::Tenant;
-use kelviq_store::{DocTable, Work};
+use kelviq_store::{DocTable, DuePosition, Work};
+use std::collections::HashMap;
 
 /// The method a subscription is billed with: the customer's default one (a
 /// card saved later replaces a failing one), else the one it was bought with.
@@ -123,11 +124,10 @@ pub(super) async fn run_item(
     state: &AppState,
     w: &mut Work,
     mut s: Subscription,
-    at: DateTime<Utc>,
-    due: Due,
+    p: Parties,
+    (at, due): (DateTime<Utc>, Due),
     metered: &Metered,
 ) -> ServiceResult<()> {
-    let p = parties(w, &s.customer_id, s.product_id).await?;
     match due {
         Due::Cancel => {
             let usage = metered.lines(&mut s, at, true);
@@ -299,43 +299,78 @@ pub(super) async fn bill_final_usage(
 pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>, limit: u64) -> ServiceResult<DueRun> {
     let mut ran = 0;
     let mut last = None;
+    let mut position = None;
     loop {
         // Those due at the next instant, a batch per unit of work; what
         // they bill in arrears is read before the work begins.
         let room = limit.saturating_sub(ran).clamp(1, DUE_BATCH) as i64;
-        let peeked: Vec<Subscription> = state.store.peek_due(tenant, until, room).await?;
-        if peeked.is_empty() {
+        let peeked: Vec<(DuePosition, Subscription)> = state.store.peek_due(tenant, until, position, room).await?;
+        let Some((next, _)) = peeked.last() else {
+            // The end of an instant's walk: once more from the start, for
+            // what it passed over (held elsewhere, changed) or what fell due since.
+            if position.take().is_some() {
+                continue;
+            }
             break;
-        }
+        };
         if ran >= limit {
             return Ok(DueRun { ran, stopped_at: last });
         }
-        let metered = super::arrears::metered_many(state, tenant, &peeked).await?;
-        let mut w = state.store.begin(tenant).await?;
-        let mut progressed = false;
-        for (p, m) in peeked.iter().zip(&metered) {
-            // Not due any more, held by another process, or changed: the next round sees it.
-            let Some(s) = w.lock_due::<Subscription>(&p.id.to_string(), until).await? else { continue };
-            if !m.is_for(&s) {
-                continue;
-            }
-            progressed = true;
-            match s.next_due() {
-                Some((at, due)) if at <= until => {
-                    run_item(state, &mut w, s, at, due, m).await?;
-                    ran += 1;
-                    last = Some(at);
-                }
-                // The column was stale: correct it.
-                _ => save_subscription(&mut w, &s).await?,
-            }
-        }
-        finish(state, w).await?;
-        if !progressed {
+        position = Some(*next);
+        let subs: Vec<Subscription> = peeked.into_iter().map(|p| p.1).collect();
+        let metered = super::arrears::metered_many(state, tenant, &subs).await?;
+        let batch = run_batch(state, tenant, &subs, &metered, until).await?;
+        ran += batch.ran;
+        last = batch.stopped_at.or(last);
+        if batch.ran == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
     Ok(DueRun { ran, stopped_at: None })
+}
+
+/// Runs the due items of a batch of subscriptions in one unit of work: the
+/// subscriptions, their customers and default payment methods locked and
+/// read at once, the ids of their orders drawn at once, and what they write
+/// sent together when the work commits.
+async fn run_batch(
+    state: &AppState,
+    tenant: &Tenant,
+    subs: &[Subscription],
+    metered: &[Metered],
+    until: DateTime<Utc>,
+) -> ServiceResult<DueRun> {
+    let mut w = state.store.begin(tenant).await?;
+    w.defer_writes();
+    let ids: Vec<String> = subs.iter().map(|s| s.id.to_string()).collect();
+    // Not due any more, held by another process, or changed: the next round sees it.
+    let locked: Vec<Subscription> = w.lock_due(&ids, until).await?;
+    let metered: HashMap<uuid::Uuid, &Metered> = subs.iter().map(|s| s.id).zip(metered).collect();
+    let mut customers: Vec<&str> = locked.iter().map(|s| s.customer_id.as_str()).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    let mut parties = BatchParties::read(&mut w, &customers).await?;
+    w.read_default_payment_methods_of(&customers).await?;
+    let due: Vec<_> = locked.iter().filter_map(|s| s.next_due()).filter(|(at, _)| *at <= until).collect();
+    if let Some((at, _)) = due.first() {
+        reserve_order_ids(&mut w, *at, due.len()).await?;
+    }
+    let (mut ran, mut last) = (0, None);
+    for s in locked {
+        let Some(m) = metered.get(&s.id).filter(|m| m.is_for(&s)) else { continue };
+        match s.next_due() {
+            Some((at, due)) if at <= until => {
+                let p = parties.of(&mut w, &s).await?;
+                run_item(state, &mut w, s, p, (at, due), m).await?;
+                ran += 1;
+                last = Some(at);
+            }
+            // The column was stale: correct it.
+            _ => save_subscription(&mut w, &s).await?,
+        }
+    }
+    finish(state, w).await?;
+    Ok(DueRun { ran, stopped_at: last })
 }
 
 /// Subscriptions renewed in one unit of work (one commit) by [`run_due`].

@@ -31,6 +31,23 @@ impl Store {
         rows.iter().map(counter_from_row).collect()
     }
 
+    /// [`Store::counters`] of many customers in one read: each with its counters.
+    pub async fn counters_of_many(&self, tenant: &Tenant, customer_ids: &[&str]) -> Result<Vec<(String, Counter)>> {
+        if customer_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (org, env) = usage_binds(tenant);
+        let sql = format!(
+            "SELECT customer_id, feature, period_start, value, value_at, alerts FROM usage_counters \
+             WHERE tenant = {} AND customer_id IN {}",
+            usage_tenant("$1", "$2"),
+            crate::pending::placeholders(1, customer_ids.len(), 3)
+        );
+        let q = sqlx::query(&sql).bind(org).bind(env);
+        let rows = customer_ids.iter().fold(q, |q, c| q.bind(*c)).fetch_all(self.read_pool()).await?;
+        rows.iter().map(|r| Ok((r.try_get("customer_id")?, counter_from_row(r)?))).collect()
+    }
+
     /// A customer's overrides: feature identifier → document.
     pub async fn overrides(&self, tenant: &Tenant, customer_id: &str) -> Result<Vec<(String, serde_json::Value)>> {
         let (org, env) = tenant_binds(tenant);

@@ -3,6 +3,7 @@
 
 use super::{endpoint_from_row, stop_pending, ENDPOINT_COLUMNS};
 use crate::events::insert_event;
+use crate::pending::{insert_row, Arg};
 use crate::{tenant_binds, Backend, Result, Store, StoreError};
 use chrono::{DateTime, Utc};
 use kelviq_core::events::OutboxEvent;
@@ -43,19 +44,34 @@ pub(crate) async fn fan_out(
     subscribers: &Subscribers,
     event: &OutboxEvent,
 ) -> Result<usize> {
-    let (org, env) = tenant_binds(tenant);
-    let mut queued = 0;
-    for (endpoint, _) in subscribers.iter().filter(|(_, types)| wants(types, &event.event_type)) {
-        insert_delivery(tx, &org, env, &event.id.to_string(), endpoint, &event.event_type, None, event.created_at)
-            .await?;
-        queued += 1;
+    let rows = delivery_rows(tenant, subscribers, event);
+    let n = rows.len();
+    for row in rows {
+        insert_row(tx, DELIVERY_INSERT, row).await?;
     }
-    Ok(queued)
+    Ok(n)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn insert_delivery(
-    tx: &mut Transaction<'_, Any>,
+/// The statement head of a delivery's row (see [`delivery_rows`]).
+pub(crate) const DELIVERY_INSERT: &str = "INSERT INTO webhook_deliveries (id, org_id, environment, event_id, \
+     endpoint_id, event_type, status, attempts, round_attempts, next_attempt_at, created_at)";
+
+/// The deliveries of `event` to those of `subscribers` that want its type,
+/// as rows for [`DELIVERY_INSERT`].
+pub(crate) fn delivery_rows(tenant: &Tenant, subscribers: &Subscribers, event: &OutboxEvent) -> Vec<Vec<Arg>> {
+    let (org, env) = tenant_binds(tenant);
+    subscribers
+        .iter()
+        .filter(|(_, types)| wants(types, &event.event_type))
+        .map(|(endpoint, _)| {
+            new_delivery(&org, env, &event.id.to_string(), endpoint, &event.event_type, None, event.created_at)
+        })
+        .collect()
+}
+
+/// A new delivery's row; a new event is due at once (0: before any retry,
+/// whatever the clocks).
+fn new_delivery(
     org: &str,
     env: &str,
     event_id: &str,
@@ -63,23 +79,20 @@ async fn insert_delivery(
     event_type: &str,
     due: Option<DateTime<Utc>>,
     created: DateTime<Utc>,
-) -> Result<()> {
-    // A new event is due at once (0: before any retry, whatever the clocks).
-    sqlx::query(
-        "INSERT INTO webhook_deliveries (id, org_id, environment, event_id, endpoint_id, event_type, status, \
-         attempts, round_attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', 0, 0, $7, $8)",
-    )
-    .bind(uuid::Uuid::new_v4().to_string())
-    .bind(org)
-    .bind(env)
-    .bind(event_id)
-    .bind(endpoint_id)
-    .bind(event_type)
-    .bind(due.map_or(0, to_micros))
-    .bind(to_micros(created))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+) -> Vec<Arg> {
+    vec![
+        Arg::Text(uuid::Uuid::new_v4().to_string()),
+        Arg::Text(org.to_string()),
+        Arg::Text(env.to_string()),
+        Arg::Text(event_id.to_string()),
+        Arg::Text(endpoint_id.to_string()),
+        Arg::Text(event_type.to_string()),
+        Arg::Text("PENDING".into()),
+        Arg::Int(0),
+        Arg::Int(0),
+        Arg::Int(due.map_or(0, to_micros)),
+        Arg::Int(to_micros(created)),
+    ]
 }
 
 /// A delivery this process claimed: it alone may attempt it until its lease ends.
@@ -400,7 +413,12 @@ impl Store {
             .await?;
             if again.rows_affected() == 0 {
                 let (event, endpoint) = (event_id.to_string(), e.id.to_string());
-                insert_delivery(tx, &org, env, &event, &endpoint, &event_type, Some(now), now).await?;
+                insert_row(
+                    tx,
+                    DELIVERY_INSERT,
+                    new_delivery(&org, env, &event, &endpoint, &event_type, Some(now), now),
+                )
+                .await?;
             }
             queued += 1;
         }
@@ -447,7 +465,8 @@ impl Store {
         let mut work = self.begin(tenant).await?;
         crate::events::write_event(&mut work.tx, tenant, event).await?;
         let (id, endpoint) = (event.id.to_string(), endpoint.to_string());
-        insert_delivery(&mut work.tx, &org, env, &id, &endpoint, &event.event_type, None, event.created_at).await?;
+        let row = new_delivery(&org, env, &id, &endpoint, &event.event_type, None, event.created_at);
+        insert_row(&mut work.tx, DELIVERY_INSERT, row).await?;
         work.webhooks_queued = true;
         work.commit().await?;
         Ok(())

@@ -4,7 +4,7 @@
 mod deliveries;
 mod logs;
 
-pub(crate) use deliveries::{fan_out, subscribers, Subscribers};
+pub(crate) use deliveries::{delivery_rows, fan_out, subscribers, Subscribers, DELIVERY_INSERT};
 pub use deliveries::{Claimed, Finished, Outcome};
 pub use logs::{AttemptRow, EventQuery, LogRow};
 
