@@ -182,8 +182,8 @@ impl Store {
         match backend {
             Backend::Sqlite => {
                 let (url, path) = prepare_sqlite_url(url)?;
-                let read = sqlite_pool(max_connections.max(2), READ_CACHE_KIB).connect(&url).await?;
-                let write = sqlite_pool(1, WRITE_CACHE_KIB).connect(&url).await?;
+                let read = sqlite_pool(max_connections.max(2), READ_CACHE_KIB, 1_000).connect(&url).await?;
+                let write = sqlite_pool(1, WRITE_CACHE_KIB, WRITE_AUTOCHECKPOINT_PAGES).connect(&url).await?;
                 Ok(Store {
                     backend,
                     read,
@@ -385,8 +385,14 @@ const READ_CACHE_KIB: u32 = 2_000;
 /// Page cache of the one writing connection: the pages that inserts and
 /// counter updates touch stay in memory instead of being read again.
 const WRITE_CACHE_KIB: u32 = 64_000;
+/// The writing connection copies the log into the database file itself
+/// only when the log passes this many pages (about 40 MB): the usage
+/// journal's checkpoint thread copies it every 100 ms, without holding up a
+/// commit. At SQLite's default (1,000 pages), a billing run's batch of 100
+/// renewals made every commit a checkpoint.
+const WRITE_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
-fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
+fn sqlite_pool(max: u32, cache_kib: u32, autocheckpoint: u32) -> AnyPoolOptions {
     // A local file needs no liveness ping before each use (a round trip to
     // the connection's thread on every transaction).
     AnyPoolOptions::new()
@@ -402,6 +408,7 @@ fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
                     "PRAGMA busy_timeout = 10000".to_string(),
                     "PRAGMA temp_store = MEMORY".to_string(),
                     format!("PRAGMA cache_size = -{cache_kib}"),
+                    format!("PRAGMA wal_autocheckpoint = {autocheckpoint}"),
                 ] {
                     sqlx::query(&pragma).execute(&mut *conn).await?;
                 }
