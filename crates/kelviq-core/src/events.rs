@@ -3,8 +3,9 @@
 //! Built here, from domain values, so the store can write them in the same
 //! transaction as the change that causes them.
 
-use crate::billing::{amount_text, CheckoutSession, InvoiceStatus, Order, PaymentMethod, Refund, Subscription};
+use crate::billing::{amount_text, CheckoutSession, InvoiceStatus, Line, Order, PaymentMethod, Refund, Subscription};
 use crate::customer::Customer;
+use crate::money::{currency_exponent, micro_minor_to_decimal};
 use crate::timefmt::{iso_micros, iso_seconds};
 use crate::Tenant;
 use chrono::{DateTime, Utc};
@@ -161,6 +162,41 @@ pub fn invoice_object(o: &Order, sold: &Sold<'_>, tenant: &Tenant, payment_link:
         "subscription_id": o.subscription_id.map(|i| i.to_string()),
         "product": {"id": sold.product_id.to_string(), "name": sold.product_name},
         "payment_link": if o.invoice_status == InvoiceStatus::Paid { Value::Null } else { json!(payment_link) },
+        "amount_tax": amount_text(o.tax_minor, &o.currency),
+        "amount_tax_units": o.tax_minor,
+        "lines": o.invoice_lines().iter().map(|l| line_object(l, &o.currency)).collect::<Vec<_>>(),
+    })
+}
+
+/// An invoice line of `invoice.*` events: the fields of the API's invoice
+/// line, in snake_case.
+fn line_object(l: &Line, currency: &str) -> Value {
+    let exp = currency_exponent(currency).unwrap_or(2);
+    let tiers: Vec<Value> = l
+        .tiers
+        .iter()
+        .map(|t| {
+            json!({
+                "up_to": t.up_to,
+                "quantity": t.quantity,
+                "unit_amount": micro_minor_to_decimal(t.unit_micro, exp),
+                "flat_amount": amount_text(t.flat_minor, currency),
+                "amount": amount_text(t.amount_minor, currency),
+                "amount_units": t.amount_minor,
+            })
+        })
+        .collect();
+    json!({
+        "kind": l.kind.as_str(),
+        "description": l.description,
+        "feature_id": l.feature,
+        "quantity": l.quantity,
+        "unit_amount": l.unit_micro.map(|u| micro_minor_to_decimal(u, exp)),
+        "amount": amount_text(l.amount_minor, currency),
+        "amount_units": l.amount_minor,
+        "period_start": time_opt(l.period_start),
+        "period_end": time_opt(l.period_end),
+        "tiers": tiers,
     })
 }
 

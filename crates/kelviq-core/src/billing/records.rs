@@ -287,6 +287,20 @@ pub struct Refund {
 }
 
 /// `ORD-YYYYMMDDHHMMSS-XXXXX` / `INV-…` (spec §2.4).
+impl Order {
+    /// The lines of the order's invoice: the order's own, and a discount
+    /// line when they add up to more than the order's total (a discount the
+    /// lines do not show), so that the invoice's lines always add up to it.
+    pub fn invoice_lines(&self) -> Vec<super::Line> {
+        let mut lines = self.lines.clone();
+        let shown: i64 = lines.iter().map(|l| l.amount_minor).sum();
+        if shown != self.total_minor {
+            lines.push(super::Line::of_kind(super::LineKind::Discount, "Discount", self.total_minor - shown));
+        }
+        lines
+    }
+}
+
 pub fn order_number(prefix: &str, at: DateTime<Utc>) -> String {
     let suffix: String = crate::ids::random_alphanumeric(16)
         .chars()

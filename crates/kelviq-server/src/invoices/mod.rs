@@ -48,11 +48,7 @@ pub async fn issue(
     // What it bills is unique (a constraint): a second invoice for a
     // subscription's period fails the work that tries to issue it.
     let key = billing_key(o, period.map(|p| p.0));
-    let mut lines = o.lines.clone();
-    let shown: i64 = lines.iter().map(|l| l.amount_minor).sum();
-    if shown != o.total_minor {
-        lines.push(Line::of_kind(LineKind::Discount, "Discount", o.total_minor - shown));
-    }
+    let lines = o.invoice_lines();
     let number = invoice_number(w.next_invoice_number().await?);
     let paid = o.invoice_status == InvoiceStatus::Paid;
     let invoice = Invoice {

@@ -122,6 +122,17 @@ async fn usage_is_billed_in_arrears(backend: Backend) {
         ]
     );
     assert_eq!((&renewal["total"], &renewal["status"]), (&json!("55.00"), &json!("PAID")));
+    // The order shows the same lines, with their kinds.
+    let (_, order) = api.get(&format!("/api/v1/orders/{}/", renewal["orderId"].as_str().unwrap())).await;
+    let items: Vec<(&str, &str, i64)> = order["lineItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (l["kind"].as_str().unwrap(), l["featureId"].as_str().unwrap_or(""), l["amountUnits"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(items, [("BASE", "", 2000), ("USAGE", "api-calls", 2000), ("USAGE", "storage", 1500)]);
     let usage = &renewal["lines"][1];
     assert_eq!(
         (&usage["periodStart"], &usage["periodEnd"]),

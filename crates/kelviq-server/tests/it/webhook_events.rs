@@ -146,6 +146,17 @@ async fn every_event_type_is_delivered_and_verifies(backend: Backend) {
     for t in EMITTED {
         assert!(types.contains(t), "{t} was never emitted: {types:?}");
     }
+    // An invoice's events carry its lines, adding up to its total.
+    let invoices: Vec<&Value> =
+        delivered.values().filter(|e| e["type"].as_str().unwrap().starts_with("invoice.")).collect();
+    assert!(!invoices.is_empty());
+    for e in invoices {
+        let invoice = &e["data"]["object"];
+        let lines = invoice["lines"].as_array().unwrap_or_else(|| panic!("no lines: {e}"));
+        assert!(!lines.is_empty() && lines.iter().all(|l| l["kind"].is_string()), "{e}");
+        let sum: i64 = lines.iter().map(|l| l["amount_units"].as_i64().unwrap()).sum();
+        assert_eq!(sum, invoice["amount_total_units"].as_i64().unwrap(), "{e}");
+    }
     let disabled = delivered.values().find(|e| e["type"] == "endpoint.disabled").unwrap();
     assert_eq!(disabled["data"]["object"]["id"], gone["id"]);
 }

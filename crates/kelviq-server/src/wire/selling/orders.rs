@@ -33,7 +33,12 @@ pub struct OrderCustomerOut {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LineOut {
+    /// BASE, QUANTITY, USAGE, PRORATION, DISCOUNT, TAX, CREDIT or LATE_USAGE.
+    pub kind: String,
     pub description: String,
+    /// The feature's identifier, for per-unit and usage lines.
+    pub feature_id: Option<String>,
+    pub quantity: Option<u64>,
     pub amount: String,
     pub amount_units: i64,
 }
@@ -284,7 +289,10 @@ impl Renderer<'_> {
                 .lines
                 .iter()
                 .map(|l| LineOut {
+                    kind: l.kind.as_str().to_string(),
                     description: l.description.clone(),
+                    feature_id: l.feature.clone(),
+                    quantity: l.quantity,
                     amount: t(l.amount_minor),
                     amount_units: l.amount_minor,
                 })
