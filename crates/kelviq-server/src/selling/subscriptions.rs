@@ -79,7 +79,11 @@ pub async fn change_subscription(
     if req.activate_on_payment && !same_plan {
         let change =
             plan_change(&s, req.quote.total_minor, req.period, req.proration.or(Some(Proration::ImmediateCharge)), now);
-        let mut next = s.clone();
+        // The usage so far is billed at the old prices once the new plan is
+        // paid for; the new subscription bills only what follows.
+        let mut billed = s.clone();
+        let usage = metered.lines(&mut billed, now, change.restart_cycle);
+        let mut next = billed.clone();
         next.id = uuid::Uuid::new_v4();
         next.status = SubStatus::Incomplete;
         next.adopt_plan(req.adoption());
@@ -103,6 +107,10 @@ pub async fn change_subscription(
         .await?;
         order_events(&mut w, &order, &p, Some(pay_link(state, &order)), OrderNews::Created).await?;
         if order.status == OrderStatus::Complete {
+            if !usage.is_empty() {
+                bill_final_usage(state, &mut w, &billed, &p, usage, now).await?;
+            }
+            s.billed_usage = billed.billed_usage;
             s.supersede(&mut next, now);
             save_subscription(&mut w, &s).await?;
             save_subscription(&mut w, &next).await?;

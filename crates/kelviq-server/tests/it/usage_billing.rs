@@ -263,4 +263,47 @@ async fn a_scheduled_cancellation_bills_the_last_usage(backend: Backend) {
     assert_eq!(status, 404, "nothing more to invoice");
 }
 
-on_both_backends!(usage_is_billed_in_arrears, a_scheduled_cancellation_bills_the_last_usage);
+/// A plan change that activates on payment bills the usage so far at the
+/// old prices once it is paid; the new subscription bills only what follows.
+async fn a_change_activated_on_payment_bills_the_usage_so_far(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let old = api.buy("metered", "MONTHLY", "cy", GOOD, json!({})).await;
+    api.advance_to("2026-02-10T10:00:00Z").await;
+    calls(&api, "cy", "c1", "2026-02-10T10:00:00Z", 3_000).await;
+    api.usage("cy", "storage", 120, "DELTA").await;
+    let changed = api
+        .ok(
+            &format!("/api/v1/subscriptions/{old}/update/"),
+            json!({"planIdentifier": "bigger", "chargePeriod": "MONTHLY", "prorationBehavior": "IMMEDIATE_CHARGE",
+                   "paymentBehavior": "activate_on_payment"}),
+        )
+        .await;
+    let all = invoices(&api, "cy").await;
+    assert_eq!(all.len(), 3, "the purchase, the change, then the usage so far");
+    assert!(lines(&all[1]).iter().all(|l| l.0 == "PRORATION"), "{:?}", lines(&all[1]));
+    // 1,000 free + 2,000 × 0.002 = 4.00; ⌈120 / 100⌉ × 5 = 10.00.
+    assert_eq!(lines(&all[2]), [row("USAGE", "api-calls", 3_000, "4.00"), row("USAGE", "storage", 120, "10.00")]);
+    assert_eq!(all[2]["subscriptionId"], old.as_str());
+
+    // At the renewal the new subscription bills only the later usage, at its prices.
+    let new = changed["subscriptionId"].as_str().unwrap_or_else(|| panic!("{changed}")).to_string();
+    assert_ne!(new, old);
+    api.advance_to("2026-02-20T10:00:00Z").await;
+    calls(&api, "cy", "c2", "2026-02-20T10:00:00Z", 1_000).await;
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    let all = invoices(&api, "cy").await;
+    assert_eq!(all.len(), 4);
+    assert_eq!(
+        lines(&all[3]),
+        [row("BASE", "", 1, "50.00"), row("USAGE", "api-calls", 1_000, "0.50"), row("USAGE", "storage", 0, "0.00")]
+    );
+    assert_eq!(all[3]["subscriptionId"], new.as_str());
+}
+
+on_both_backends!(
+    usage_is_billed_in_arrears,
+    a_scheduled_cancellation_bills_the_last_usage,
+    a_change_activated_on_payment_bills_the_usage_so_far
+);
