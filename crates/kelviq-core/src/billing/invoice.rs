@@ -133,6 +133,8 @@ pub const LATE_PERIODS: usize = 6;
 pub struct MeteredCharge {
     pub feature: String,
     pub model: PriceModel,
+    /// Whether usage during a free trial is billed.
+    pub bill_trial_usage: bool,
 }
 
 /// The usage lines of an invoice at `at` for the billing period `period`:
@@ -233,7 +235,11 @@ mod tests {
     #[test]
     fn usage_is_billed_once_then_late() {
         let t = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 1, d).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc();
-        let charges = [MeteredCharge { feature: "api".into(), model: PriceModel::Flat { unit_micro: 1_000_000 } }];
+        let charges = [MeteredCharge {
+            feature: "api".into(),
+            model: PriceModel::Flat { unit_micro: 1_000_000 },
+            bill_trial_usage: false,
+        }];
         let mut billed = Vec::new();
         // Part of period 1 at a plan change, the rest at its end.
         let lines = arrears_lines(&mut billed, &charges, &|_, _| 40, (t(1), t(11)), t(5), false);

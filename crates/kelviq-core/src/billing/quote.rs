@@ -228,6 +228,7 @@ pub fn metered_charges(
             Some(MeteredCharge {
                 feature: feature_identifier(feature).unwrap_or_else(|| feature.to_string()),
                 model: charge_model(g.price_model.as_deref().unwrap_or("FLAT"), charge),
+                bill_trial_usage: g.bill_trial_usage,
             })
         })
         .collect()

@@ -234,6 +234,16 @@ impl Subscription {
         !self.charge_period.is_recurring()
     }
 
+    /// Where pay-as-you-go usage periods count from: during a free trial
+    /// the trial's start (the trial is billed as a period of its own, when
+    /// its charges bill trial usage), else the billing anchor.
+    pub fn usage_anchor(&self) -> DateTime<Utc> {
+        match (self.status, self.period_start) {
+            (SubStatus::Trialing, Some(start)) => start,
+            _ => self.anchor_at,
+        }
+    }
+
     /// The period that follows `index` from the anchor.
     pub fn period_bounds(&self, index: i64) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         let i = self.interval()?;

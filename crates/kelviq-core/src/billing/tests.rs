@@ -151,6 +151,17 @@ fn what_falls_due() {
     assert_eq!(t.trial_days_remaining(at("2026-04-01T12:00:00Z")), 14);
 }
 
+#[test]
+fn a_trial_counts_usage_from_its_start() {
+    let mut t = monthly_sub(1_000);
+    assert_eq!(t.usage_anchor(), t.anchor_at);
+    t.status = SubStatus::Trialing;
+    (t.anchor_at, t.period_start) = (at("2026-04-15T00:00:00Z"), Some(at("2026-04-01T00:00:00Z")));
+    assert_eq!(t.usage_anchor(), at("2026-04-01T00:00:00Z"), "the trial is a period of its own");
+    t.status = SubStatus::Active;
+    assert_eq!(t.usage_anchor(), at("2026-04-15T00:00:00Z"), "after it, billing periods count from its end");
+}
+
 mod transitions {
     use super::*;
     use proptest::prelude::*;

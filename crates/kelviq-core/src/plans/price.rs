@@ -54,6 +54,9 @@ pub struct ChargeGroup {
     /// ADVANCE_COMMITMENT or PAY_AS_YOU_GO.
     #[serde(default)]
     pub payment_type: Option<String>,
+    /// PAY_AS_YOU_GO: whether usage during a free trial is billed.
+    #[serde(default)]
+    pub bill_trial_usage: bool,
     #[serde(default)]
     pub rollover: Option<Value>,
     #[serde(default)]

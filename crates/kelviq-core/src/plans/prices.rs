@@ -167,6 +167,13 @@ pub(super) fn parse_charge_group(
             return Err("PAY_AS_YOU_GO has no rollover".into());
         }
     }
+    // A free trial's usage is billed only where the price says so.
+    let bill_trial_usage = match get("bill_trial_usage") {
+        None => false,
+        Some(Value::Bool(b)) if !*b || payment == "PAY_AS_YOU_GO" => *b,
+        Some(Value::Bool(_)) => return Err("billTrialUsage applies to PAY_AS_YOU_GO charges only".into()),
+        Some(_) => return Err("billTrialUsage must be true or false".into()),
+    };
     let reset = get("reset").and_then(Value::as_str).map(str::to_string);
     if reset.as_deref().is_some_and(|r| !RESET_PERIODS.contains(&r)) {
         return Err(format!("reset must be one of {}", RESET_PERIODS.join(", ")));
@@ -199,6 +206,7 @@ pub(super) fn parse_charge_group(
             "reset_time": get("reset_time").cloned(),
             "has_unlimited_usage": get("has_unlimited_usage").and_then(Value::as_bool).unwrap_or(false),
             "payment_type": payment,
+            "bill_trial_usage": bill_trial_usage,
             "rollover": rollover,
             "usage_alerts": usage_alerts,
             "charges": stored,
@@ -351,6 +359,7 @@ pub(super) fn group_to_wire(group: &Value, currency: &str, exp: u32) -> Value {
         "resetTime": group["reset_time"],
         "hasUnlimitedUsage": group["has_unlimited_usage"],
         "paymentType": group["payment_type"],
+        "billTrialUsage": group.get("bill_trial_usage").and_then(Value::as_bool).unwrap_or(false),
         "rollover": crate::casing::camelize(group.get("rollover").cloned().filter(|r| !r.is_null()).unwrap_or_else(|| json!({}))),
         "usageAlerts": crate::casing::camelize(group.get("usage_alerts").cloned().filter(|r| !r.is_null()).unwrap_or_else(|| json!({}))),
         "charges": charges,

@@ -30,12 +30,15 @@ impl Metered {
     /// subscription records what was billed.
     pub fn lines(&self, s: &mut Subscription, at: DateTime<Utc>, close: bool) -> Vec<Line> {
         let (Some(start), Some(end)) = (s.period_start, s.period_end) else { return Vec::new() };
-        // A free trial's usage is not billed.
-        if self.charges.is_empty() || s.status == SubStatus::Trialing {
+        // A free trial's usage is billed only for the charges that say so.
+        let trial = s.status == SubStatus::Trialing;
+        let charges: Vec<MeteredCharge> =
+            self.charges.iter().filter(|c| !trial || c.bill_trial_usage).cloned().collect();
+        if charges.is_empty() {
             return Vec::new();
         }
         let usage = |feature: &str, start: DateTime<Utc>| self.counters.get(feature, to_micros(start)).max(0) as u64;
-        arrears_lines(&mut s.billed_usage, &self.charges, &usage, (start, end), at, close)
+        arrears_lines(&mut s.billed_usage, &charges, &usage, (start, end), at, close)
     }
 }
 

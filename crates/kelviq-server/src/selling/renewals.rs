@@ -139,11 +139,13 @@ pub(super) async fn run_item(
             subscription_event(w, "subscription.cancelled", &s, &p, None, at).await?;
         }
         Due::TrialEnd => {
+            // The trial's usage, where its charges bill it, with the first period.
+            let usage = metered.lines(&mut s, at, true);
             s.anchor_at = at;
             s.period_index = 0;
             let (start, end) = s.period_bounds(0).expect("trials are recurring");
             (s.period_start, s.period_end) = (Some(start), Some(end));
-            collect_period(state, w, &mut s, &p, Vec::new(), at).await?;
+            collect_period(state, w, &mut s, &p, usage, at).await?;
         }
         Due::Renew => {
             // The period that ends is billed for its usage before it moves on.

@@ -456,7 +456,7 @@ async fn build(state: &AppState, tenant: &Tenant, customer_id: &str) -> ServiceR
                 anchor: sub.started_at,
                 subscription_id: Some(sub.id),
                 overridden: false,
-                billing: if def.pay_as_you_go { sub.interval().map(|i| (sub.anchor_at, i)) } else { None },
+                billing: if def.pay_as_you_go { sub.interval().map(|i| (sub.usage_anchor(), i)) } else { None },
             });
         }
     }

@@ -140,6 +140,8 @@ pub struct ChargeGroupOut {
     pub reset_time: Option<String>,
     pub has_unlimited_usage: Option<bool>,
     pub payment_type: Option<String>,
+    /// PAY_AS_YOU_GO: whether usage during a free trial is billed (default false).
+    pub bill_trial_usage: bool,
     #[schema(value_type = Object)]
     pub rollover: Value,
     #[schema(value_type = Object)]

@@ -302,7 +302,75 @@ async fn a_change_activated_on_payment_bills_the_usage_so_far(backend: Backend) 
     assert_eq!(all[3]["subscriptionId"], new.as_str());
 }
 
+/// A free trial bills no usage, except for the charges that bill trial
+/// usage: those are billed with the first period when the trial ends.
+async fn a_trial_bills_the_usage_its_charges_ask_for(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    api.ok("/api/v1/catalog/plans/", json!({"name": "Trial", "identifier": "trial", "product": "cloud"})).await;
+    let calls_price = |bill: bool| {
+        json!({"feature": "api-calls", "priceModel": "TIERED", "paymentType": "PAY_AS_YOU_GO", "billTrialUsage": bill,
+               "charges": [{"chargePeriod": "MONTHLY", "priceData": {"currency": "USD"},
+                            "tiers": [{"upTo": "inf", "unitAmount": 0.002, "flatAmount": 0}]}]})
+    };
+    let prices = |calls: Value| {
+        json!({"prices": [{"priceType": "PAID", "currency": "USD", "freeTrial": true, "trialPeriod": 14, "chargeCatalogPrice": [
+            {"charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 20}}]},
+            calls,
+            {"feature": "storage", "priceModel": "PACKAGE", "paymentType": "PAY_AS_YOU_GO",
+             "charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 5, "blockSize": 100}}]}]}]})
+    };
+    // Only pay-as-you-go charges bill trial usage.
+    let mut committed = calls_price(true);
+    committed["paymentType"] = json!("ADVANCE_COMMITMENT");
+    let (status, body) = api.post("/api/v1/catalog/plans/trial/prices/bulk/", prices(committed)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("billTrialUsage"), "{body}");
+    api.ok("/api/v1/catalog/plans/trial/prices/bulk/", prices(calls_price(true))).await;
+    let unlimited = json!({"value": null, "hasUnlimitedUsage": true, "hardLimit": false});
+    api.ok(
+        "/api/v1/catalog/plans/trial/features/",
+        json!({"planEntitlements": [{"feature": "api-calls", "details": unlimited}, {"feature": "storage", "details": unlimited}]}),
+    )
+    .await;
+    api.ok("/api/v1/catalog/plans/trial/publish/", json!({})).await;
+    let (_, listed) = api.get("/api/v1/catalog/plans/trial/prices/").await;
+    assert_eq!(listed["results"][0]["chargeCatalogPrice"][1]["billTrialUsage"], true, "{listed}");
+    assert_eq!(listed["results"][0]["chargeCatalogPrice"][2]["billTrialUsage"], false);
+
+    let sub = api.buy("trial", "MONTHLY", "dee", GOOD, json!({})).await;
+    assert_eq!(api.sub(&sub).await["status"], "trialing");
+    let before = invoices(&api, "dee").await.len();
+    api.advance_to("2026-02-05T10:00:00Z").await;
+    calls(&api, "dee", "t1", "2026-02-05T10:00:00Z", 3_000).await;
+    api.usage("dee", "storage", 150, "DELTA").await;
+
+    // The trial ends on Feb 14: the first period, and the trial's calls (not its storage).
+    api.advance_to("2026-02-14T10:00:00Z").await;
+    let all = invoices(&api, "dee").await;
+    assert_eq!(all.len(), before + 1);
+    let first = &all[before];
+    assert_eq!(lines(first), [row("BASE", "", 1, "20.00"), row("USAGE", "api-calls", 3_000, "6.00")]);
+    assert_eq!(
+        (&first["lines"][1]["periodStart"], &first["lines"][1]["periodEnd"]),
+        (&json!("2026-01-31T10:00:00Z"), &json!("2026-02-14T10:00:00Z"))
+    );
+
+    // The next period bills its own usage of both.
+    api.advance_to("2026-02-20T10:00:00Z").await;
+    calls(&api, "dee", "t2", "2026-02-20T10:00:00Z", 1_000).await;
+    api.usage("dee", "storage", 250, "DELTA").await;
+    api.advance_to("2026-03-14T10:00:00Z").await;
+    let all = invoices(&api, "dee").await;
+    assert_eq!(
+        lines(&all[before + 1]),
+        [row("BASE", "", 1, "20.00"), row("USAGE", "api-calls", 1_000, "2.00"), row("USAGE", "storage", 250, "15.00")]
+    );
+}
+
 on_both_backends!(
+    a_trial_bills_the_usage_its_charges_ask_for,
     usage_is_billed_in_arrears,
     a_scheduled_cancellation_bills_the_last_usage,
     a_change_activated_on_payment_bills_the_usage_so_far
