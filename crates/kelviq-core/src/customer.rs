@@ -16,6 +16,9 @@ pub struct BillingAddress {
     pub postal_code: Option<String>,
     pub city: Option<String>,
     pub state: Option<String>,
+    /// The buyer's tax id (a VAT number), normalised (see [`crate::tax_ids`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +152,9 @@ fn normalise_address(address: Option<BillingAddress>, errors: &mut FieldErrors) 
         if value.as_ref().is_some_and(|v| v.chars().any(char::is_control)) {
             errors.add("billing_address", format!("{field} may not contain control characters."));
         }
+    }
+    if let Some(id) = a.tax_id.take() {
+        a.tax_id = crate::tax_ids::parse_tax_id(a.country.as_deref(), &id, "billing_address", errors);
     }
     // An address with nothing in it is no address.
     let empty = [&a.country, &a.line1, &a.line2, &a.postal_code, &a.city, &a.state].iter().all(|v| v.is_none());

@@ -19,6 +19,7 @@ pub mod sandbox_cards;
 pub mod sealing;
 pub mod signing;
 pub mod tax;
+pub mod tax_ids;
 pub mod timefmt;
 pub mod validation;
 pub mod webhooks;

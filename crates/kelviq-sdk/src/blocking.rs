@@ -11,7 +11,7 @@ use crate::selling::{
     ListMoney, ListSubscriptions, MessageResponse, PaymentMethod, Refund, Subscription, Transaction, UpdatePreview,
     UpdateSubscription, UpdateSubscriptionResponse,
 };
-use crate::tax_rates::{TaxRate, TaxRateParams};
+use crate::tax_rates::{TaxRate, TaxRateParams, TaxSettings, TaxSettingsParams};
 use crate::webhook_api::{EndpointParams, ListEvents, WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookLog};
 use crate::Error;
 use serde_json::Value;
@@ -444,6 +444,12 @@ impl TaxRates<'_> {
     }
     pub fn delete(&self, id: &str) -> Result<(), Error> {
         self.client.block_on(self.client.inner.tax_rates().delete(id))
+    }
+    pub fn settings(&self) -> Result<TaxSettings, Error> {
+        self.client.block_on(self.client.inner.tax_rates().settings())
+    }
+    pub fn update_settings(&self, changes: TaxSettingsParams) -> Result<TaxSettings, Error> {
+        self.client.block_on(self.client.inner.tax_rates().update_settings(changes))
     }
 }
 

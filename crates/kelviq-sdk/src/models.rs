@@ -31,6 +31,9 @@ pub struct BillingAddress {
     pub city: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// The buyer's tax id (a VAT number), checked against the country's format.
+    #[serde(default, alias = "tax_id", skip_serializing_if = "Option::is_none")]
+    pub tax_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

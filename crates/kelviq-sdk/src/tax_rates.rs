@@ -52,6 +52,31 @@ impl TaxRateParams {
     }
 }
 
+/// An environment's tax settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxSettings {
+    /// `EXCLUSIVE` or `INCLUSIVE` for prices that leave it UNSPECIFIED;
+    /// None: the server's default.
+    pub default_tax_behavior: Option<String>,
+    /// Business buyers with a tax id of their country's format pay no tax.
+    pub reverse_charge: bool,
+    /// The merchant's own country: its buyers are never reverse charged.
+    pub origin_country: Option<String>,
+}
+
+/// The settings to change (`Some(None)`: cleared).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxSettingsParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_tax_behavior: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reverse_charge: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin_country: Option<Option<String>>,
+}
+
 pub struct TaxRates<'a> {
     http: &'a Http,
 }
@@ -94,5 +119,16 @@ impl<'a> TaxRates<'a> {
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
         self.http.request(Method::DELETE, self.url(&["tax-rates", id]), &[], None).await?;
         Ok(())
+    }
+
+    /// The environment's tax settings.
+    pub async fn settings(&self) -> Result<TaxSettings, Error> {
+        decode(self.http.request(Method::GET, self.url(&["tax-settings"]), &[], None).await?)
+    }
+
+    /// Changes the environment's tax settings.
+    pub async fn update_settings(&self, changes: TaxSettingsParams) -> Result<TaxSettings, Error> {
+        let body = serde_json::to_value(&changes).expect("params serialise");
+        decode(self.http.request(Method::PATCH, self.url(&["tax-settings"]), &[], Some(&body)).await?)
     }
 }

@@ -41,7 +41,8 @@ use utoipa::{Modify, OpenApi};
         webhooks::list_events, webhooks::retrieve_event, webhooks::event_attempts, webhooks::resend,
         webhooks::webhook_logs,
         tax_rates::create_tax_rate, tax_rates::list_tax_rates, tax_rates::retrieve_tax_rate,
-        tax_rates::update_tax_rate, tax_rates::delete_tax_rate,
+        tax_rates::update_tax_rate, tax_rates::delete_tax_rate, tax_rates::retrieve_tax_settings,
+        tax_rates::update_tax_settings,
         invoices::list_invoices, invoices::retrieve_invoice, invoices::void_invoice, invoices::pay_invoice,
         invoices::upcoming_invoice, invoices::invoice_document,
     ),
@@ -54,7 +55,7 @@ use utoipa::{Modify, OpenApi};
         subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, charges::ChargeIn,
         money::RefundIn, test_clock::AdvanceIn,
         crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn,
-        webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn, tax_rates::TaxRateIn)),
+        webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn, tax_rates::TaxRateIn, tax_rates::TaxSettingsIn)),
     modifiers(&BearerAuth),
     tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "invoices"), (name = "operations"))
 )]

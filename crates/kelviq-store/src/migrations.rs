@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "tax rates", include_str!("../migrations/0014_tax_rates.sql")),
     (15, "invoices", include_str!("../migrations/0015_invoices.sql")),
     (16, "due order", include_str!("../migrations/0016_due_order.sql")),
+    (17, "tax settings", include_str!("../migrations/0017_tax_settings.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

@@ -2,7 +2,9 @@
 //! country and region; deleting one keeps it for the records.
 
 use crate::{tenant_binds, Result, Store, StoreError};
+use chrono::{DateTime, Utc};
 use kelviq_core::tax::TaxRate;
+use kelviq_core::tax_ids::TaxSettings;
 use kelviq_core::timefmt::{from_micros, to_micros};
 use kelviq_core::{FieldErrors, Tenant};
 use sqlx::any::AnyRow;
@@ -154,5 +156,47 @@ impl crate::Work {
             .await?;
         let rates = rows.iter().map(rate_from_row).collect::<Result<Vec<_>>>()?;
         Ok(kelviq_core::tax::rate_for(&rates, country, region).cloned())
+    }
+}
+
+/// An environment's tax settings (migration 0017).
+const SETTINGS: &str = "SELECT doc FROM tax_settings WHERE org_id = $1 AND environment = $2";
+
+fn settings_from(row: Option<AnyRow>) -> Result<Option<TaxSettings>> {
+    let Some(row) = row else { return Ok(None) };
+    let doc: String = row.try_get("doc")?;
+    serde_json::from_str(&doc).map(Some).map_err(|e| StoreError::Corrupt(format!("tax settings: {e}")))
+}
+
+impl Store {
+    /// The environment's tax settings, if it has any.
+    pub async fn tax_settings(&self, tenant: &Tenant) -> Result<Option<TaxSettings>> {
+        let (org, env) = tenant_binds(tenant);
+        settings_from(sqlx::query(SETTINGS).bind(org).bind(env).fetch_optional(self.read_pool()).await?)
+    }
+
+    /// Replaces the environment's tax settings.
+    pub async fn put_tax_settings(&self, tenant: &Tenant, settings: &TaxSettings, now: DateTime<Utc>) -> Result<()> {
+        let (org, env) = tenant_binds(tenant);
+        let doc = serde_json::to_string(settings).expect("settings serialise");
+        sqlx::query(
+            "INSERT INTO tax_settings (org_id, environment, doc, modified_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (org_id, environment) DO UPDATE SET doc = $3, modified_at = $4",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(doc)
+        .bind(to_micros(now))
+        .execute(self.write_pool())
+        .await?;
+        Ok(())
+    }
+}
+
+impl crate::Work {
+    /// The environment's tax settings, read in this work.
+    pub async fn tax_settings(&mut self) -> Result<Option<TaxSettings>> {
+        let (org, env) = tenant_binds(&self.tenant);
+        settings_from(sqlx::query(SETTINGS).bind(org).bind(env).fetch_optional(&mut *self.tx).await?)
     }
 }

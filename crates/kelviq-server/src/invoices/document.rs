@@ -41,6 +41,7 @@ impl Document {
             if !place.is_empty() {
                 buyer.push(place.join(" "));
             }
+            buyer.extend(a.tax_id.as_ref().map(|id| format!("Tax id {id}")));
         }
         let mut facts =
             vec![("Status".to_string(), i.status.as_str().to_string()), ("Issued".into(), day(i.created_at))];

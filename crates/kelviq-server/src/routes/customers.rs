@@ -39,6 +39,10 @@ pub struct BillingAddressWire {
     pub city: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// The buyer's tax id (a VAT number such as `DE123456789`), checked
+    /// against the format of the address's country.
+    #[serde(default, alias = "tax_id", skip_serializing_if = "Option::is_none")]
+    pub tax_id: Option<String>,
 }
 
 impl From<BillingAddressWire> for BillingAddress {
@@ -50,6 +54,7 @@ impl From<BillingAddressWire> for BillingAddress {
             postal_code: a.postal_code,
             city: a.city,
             state: a.state,
+            tax_id: a.tax_id,
         }
     }
 }
@@ -63,6 +68,7 @@ impl From<BillingAddress> for BillingAddressWire {
             postal_code: a.postal_code,
             city: a.city,
             state: a.state,
+            tax_id: a.tax_id,
         }
     }
 }

@@ -244,7 +244,7 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response
 /// rates, else as the price is taxed (added on top, or included).
 async fn tax_shown(state: &AppState, tenant: &Tenant, cs: &CheckoutSession) -> Option<TaxBehavior> {
     match crate::tax::any_rates(state, tenant).await {
-        Ok(true) => Some(crate::tax::behavior(state, Some(&cs.quote.tax_behavior))),
+        Ok(true) => crate::tax::behavior(state, tenant, Some(&cs.quote.tax_behavior)).await.ok(),
         _ => None,
     }
 }

@@ -5,9 +5,10 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Body, Page, ServerCaller};
 use crate::http::paging::{map_page, paged};
 use crate::state::AppState;
+use crate::tax::settings::SettingsChange;
 use crate::tax::{self, RateFields};
 use crate::wire::double_option;
-use crate::wire::tax::TaxRateOut;
+use crate::wire::tax::{TaxRateOut, TaxSettingsOut};
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/tax-rates", get(list_tax_rates).post(create_tax_rate))
         .route("/tax-rates/{id}", get(retrieve_tax_rate).patch(update_tax_rate).delete(delete_tax_rate))
+        .route("/tax-settings", get(retrieve_tax_settings).patch(update_tax_settings))
 }
 
 fn id_of(text: &str) -> ApiResult<uuid::Uuid> {
@@ -125,4 +127,46 @@ pub async fn delete_tax_rate(
 ) -> ApiResult<StatusCode> {
     tax::delete(&state, &tenant, id_of(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `PATCH /tax-settings/`: the fields given change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaxSettingsIn {
+    /// EXCLUSIVE or INCLUSIVE: how prices that leave it UNSPECIFIED are taxed; null: the server's default.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub default_tax_behavior: Option<Option<String>>,
+    /// Business buyers with a tax id of their country's format pay no tax (reverse charge).
+    pub reverse_charge: Option<bool>,
+    /// The merchant's own country (ISO 3166-1 alpha-2): its buyers are never reverse charged.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub origin_country: Option<Option<String>>,
+}
+
+/// The environment's tax settings.
+#[utoipa::path(get, path = "/api/v1/tax-settings/", tag = "tax", security(("bearer" = [])),
+    responses((status = 200, description = "The settings", body = TaxSettingsOut), (status = 401)))]
+pub async fn retrieve_tax_settings(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+) -> ApiResult<Json<TaxSettingsOut>> {
+    Ok(Json(TaxSettingsOut::from(&tax::settings::get(&state, &tenant).await?)))
+}
+
+/// Change the environment's tax settings.
+#[utoipa::path(patch, path = "/api/v1/tax-settings/", tag = "tax", request_body = TaxSettingsIn, security(("bearer" = [])),
+    responses((status = 200, description = "The settings", body = TaxSettingsOut), (status = 400), (status = 401)))]
+pub async fn update_tax_settings(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Body(input): Body<TaxSettingsIn>,
+) -> ApiResult<Json<TaxSettingsOut>> {
+    let change = SettingsChange {
+        default_tax_behavior: input.default_tax_behavior,
+        reverse_charge: input.reverse_charge,
+        origin_country: input.origin_country,
+    };
+    Ok(Json(TaxSettingsOut::from(&tax::settings::update(&state, &tenant, change).await?)))
 }

@@ -4,10 +4,13 @@
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
-use kelviq_core::billing::Line;
+pub mod settings;
+
+use kelviq_core::billing::{Line, LineKind};
 use kelviq_core::customer::BillingAddress;
 use kelviq_core::tax::TaxBehavior;
 use kelviq_core::tax::{country_code, parse_percentage, region_code, TaxRate};
+use kelviq_core::tax_ids::{reverse_charge_note, reverse_charged, TaxSettings};
 use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::Work;
 use serde_json::Value;
@@ -106,17 +109,16 @@ pub async fn delete(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> Servic
     Ok(state.store.delete_tax_rate(tenant, id, state.clock.now()).await?)
 }
 
-/// How a price's `taxBehavior` is applied (UNSPECIFIED: the server's default).
-pub fn behavior(state: &AppState, price: Option<&str>) -> TaxBehavior {
-    price
-        .and_then(TaxBehavior::parse)
-        .or_else(|| TaxBehavior::parse(&state.config.default_tax_behavior))
-        .unwrap_or(TaxBehavior::Exclusive)
+/// How a price's `taxBehavior` is applied in an environment (UNSPECIFIED:
+/// the environment's default, else the server's).
+pub async fn behavior(state: &AppState, tenant: &Tenant, price: Option<&str>) -> ServiceResult<TaxBehavior> {
+    Ok(settings::behavior(state, &settings::get(state, tenant).await?, price))
 }
 
 /// Taxes an invoice's lines at the rate of the billing address (its region's,
-/// else its country's; none: no tax), adding a TAX line. Returns how much
-/// the total grows (exclusive tax; inclusive tax is taken out of the lines).
+/// else its country's; none: no tax), adding a TAX line; a reverse-charged
+/// buyer pays none, and the line says so. Returns how much the total grows
+/// (exclusive tax; inclusive tax is taken out of the lines).
 pub async fn tax_invoice(
     state: &AppState,
     w: &mut Work,
@@ -127,9 +129,13 @@ pub async fn tax_invoice(
     let Some(country) = address.and_then(|a| a.country.as_deref()).filter(|c| !c.trim().is_empty()) else {
         return Ok(0);
     };
+    let settings = w.tax_settings().await?.unwrap_or_default();
+    if reverse_charge(&settings, country, address, lines) {
+        return Ok(0);
+    }
     let region = address.and_then(|a| a.state.as_deref());
     let Some(rate) = w.tax_rate_for(country, region).await? else { return Ok(0) };
-    Ok(kelviq_core::tax::tax_lines(lines, &rate, behavior(state, price_behavior)))
+    Ok(kelviq_core::tax::tax_lines(lines, &rate, settings::behavior(state, &settings, price_behavior)))
 }
 
 /// [`tax_invoice`] outside a unit of work (an upcoming invoice, a page).
@@ -141,10 +147,33 @@ pub async fn tax_preview(
     lines: &mut Vec<Line>,
 ) -> ServiceResult<i64> {
     let Some(country) = address.and_then(|a| a.country.as_deref()).and_then(country_code) else { return Ok(0) };
+    let settings = settings::get(state, tenant).await?;
+    if reverse_charge(&settings, &country, address, lines) {
+        return Ok(0);
+    }
     let (_, rates) = state.store.list_tax_rates(tenant, Some(&country), 1_000, 0).await?;
     let region = address.and_then(|a| a.state.as_deref());
     let Some(rate) = kelviq_core::tax::rate_for(&rates, &country, region) else { return Ok(0) };
-    Ok(kelviq_core::tax::tax_lines(lines, rate, behavior(state, price_behavior)))
+    Ok(kelviq_core::tax::tax_lines(lines, rate, settings::behavior(state, &settings, price_behavior)))
+}
+
+/// Whether the buyer is reverse charged; if so, the lines get a TAX line of
+/// nothing that says so.
+fn reverse_charge(
+    settings: &TaxSettings,
+    country: &str,
+    address: Option<&BillingAddress>,
+    lines: &mut Vec<Line>,
+) -> bool {
+    let tax_id = address.and_then(|a| a.tax_id.as_deref());
+    let origin = settings.origin_country.as_deref();
+    match tax_id.filter(|_| reverse_charged(settings.reverse_charge, origin, country, tax_id)) {
+        Some(id) => {
+            lines.push(Line::of_kind(LineKind::Tax, reverse_charge_note(id), 0));
+            true
+        }
+        None => false,
+    }
 }
 
 /// Whether the environment taxes anything (a page says tax is added).

@@ -1,6 +1,7 @@
 //! Tax rates as the API shows them.
 
 use kelviq_core::tax::{percentage_number, TaxRate};
+use kelviq_core::tax_ids::TaxSettings;
 use kelviq_core::timefmt::iso_micros;
 use serde::Serialize;
 use serde_json::Value;
@@ -33,6 +34,26 @@ impl From<&TaxRate> for TaxRateOut {
             percentage: percentage_number(r.percentage),
             created_on: iso_micros(r.created_at),
             modified_on: iso_micros(r.modified_at),
+        }
+    }
+}
+
+/// An environment's tax settings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxSettingsOut {
+    /// EXCLUSIVE or INCLUSIVE; null: the server's default (`KELVIQ_DEFAULT_TAX_BEHAVIOR`).
+    pub default_tax_behavior: Option<String>,
+    pub reverse_charge: bool,
+    pub origin_country: Option<String>,
+}
+
+impl From<&TaxSettings> for TaxSettingsOut {
+    fn from(s: &TaxSettings) -> Self {
+        TaxSettingsOut {
+            default_tax_behavior: s.default_behavior.clone(),
+            reverse_charge: s.reverse_charge,
+            origin_country: s.origin_country.clone(),
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::common::api::Api;
 use crate::common::{Backend, TestServer};
 use kelviq_core::keys::KeyKind;
 use kelviq_core::Environment;
-use kelviq_sdk::tax_rates::TaxRateParams;
+use kelviq_sdk::tax_rates::{TaxRateParams, TaxSettingsParams};
 use serde_json::json;
 
 async fn tax_rates_are_managed(backend: Backend) {
@@ -117,12 +117,135 @@ async fn the_sdk_manages_tax_rates(backend: Backend) {
         let listed = client.tax_rates().list(Some("FR"), None).unwrap();
         client.tax_rates().delete(&fr.id).unwrap();
         assert_eq!(client.tax_rates().retrieve(&fr.id).unwrap_err().status(), Some(404));
+        let changes = TaxSettingsParams { origin_country: Some(Some("FR".into())), ..Default::default() };
+        assert_eq!(client.tax_rates().update_settings(changes).unwrap().origin_country.as_deref(), Some("FR"));
         listed.count
     })
     .await
     .unwrap();
     assert_eq!(listed, 1);
     assert_eq!(rates.list(None, None).await.unwrap().count, 1);
+    let changes = TaxSettingsParams {
+        default_tax_behavior: Some(Some("INCLUSIVE".into())),
+        reverse_charge: Some(true),
+        ..Default::default()
+    };
+    let settings = rates.update_settings(changes).await.unwrap();
+    assert_eq!((settings.default_tax_behavior.as_deref(), settings.reverse_charge), (Some("INCLUSIVE"), true));
+    assert_eq!(rates.settings().await.unwrap().origin_country.as_deref(), Some("FR"), "kept");
+    let bad = TaxSettingsParams { default_tax_behavior: Some(Some("NEVER".into())), ..Default::default() };
+    assert_eq!(rates.update_settings(bad).await.unwrap_err().status(), Some(400));
 }
 
-on_both_backends!(tax_rates_are_managed, the_sdk_manages_tax_rates);
+/// An environment's tax settings: the default tax behaviour of prices that
+/// leave it UNSPECIFIED, and the B2B reverse charge for buyers with a tax id
+/// of their country's format outside the merchant's own country.
+async fn tax_settings_and_the_reverse_charge(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    let (status, settings) = api.get("/api/v1/tax-settings/").await;
+    assert_eq!(
+        (status, settings),
+        (200, json!({"defaultTaxBehavior": null, "reverseCharge": false, "originCountry": null}))
+    );
+    let (status, e) = api
+        .send(
+            reqwest::Method::PATCH,
+            "/api/v1/tax-settings/",
+            Some(json!({"defaultTaxBehavior": "SOMETIMES", "originCountry": "FRA"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["defaultTaxBehavior"].is_array() && e["originCountry"].is_array(), "{e}");
+    assert_eq!(api.get("/api/v1/tax-settings/").await.1["reverseCharge"], false, "nothing written");
+    // A tax id must have its country's format.
+    let (status, e) = api
+        .post("/api/v1/customers/", json!({"customerId": "bad", "billingAddress": {"country": "DE", "taxId": "DE12"}}))
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["billingAddress"][0].as_str().unwrap_or_else(|| panic!("{e}")).contains("DE12"), "{e}");
+    assert_eq!(api.get("/api/v1/customers/bad/").await.0, 404);
+
+    api.ok("/api/v1/catalog/products/", json!({"name": "Tools", "identifier": "tools", "taxCode": "saas"})).await;
+    api.ok("/api/v1/catalog/plans/", json!({"name": "Team", "identifier": "team", "product": "tools"})).await;
+    api.ok(
+        "/api/v1/catalog/plans/team/prices/bulk/",
+        json!({"prices": [{"priceType": "PAID", "currency": "USD",
+            "chargeCatalogPrice": [{"charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 10}}]}]}]}),
+    )
+    .await;
+    api.ok("/api/v1/catalog/plans/team/publish/", json!({})).await;
+    api.ok("/api/v1/tax-rates/", json!({"name": "VAT", "country": "DE", "percentage": 19})).await;
+    api.ok("/api/v1/tax-rates/", json!({"name": "TVA", "country": "FR", "percentage": 20})).await;
+    let patch = json!({"reverseCharge": true, "originCountry": "fr", "defaultTaxBehavior": "INCLUSIVE"});
+    let (status, settings) = api.send(reqwest::Method::PATCH, "/api/v1/tax-settings/", Some(patch)).await;
+    assert_eq!(
+        (status, settings),
+        (200, json!({"defaultTaxBehavior": "INCLUSIVE", "reverseCharge": true, "originCountry": "FR"}))
+    );
+    for (customer, address) in [
+        ("biz", json!({"country": "DE", "taxId": "de 123.456.789"})),
+        ("con", json!({"country": "DE"})),
+        ("home", json!({"country": "FR", "taxId": "FRAB123456789"})),
+    ] {
+        let c = api.ok("/api/v1/customers/", json!({"customerId": customer, "billingAddress": address})).await;
+        if customer == "biz" {
+            assert_eq!(c["billingAddress"]["taxId"], "DE123456789", "kept normalised: {c}");
+        }
+        api.buy("team", "MONTHLY", customer, "4242424242424242", json!({})).await;
+    }
+    let invoice = |customer: &'static str| {
+        let api = &api;
+        async move {
+            let (_, page) = api.get(&format!("/api/v1/invoices/?customer_id={customer}")).await;
+            page["results"][0].clone()
+        }
+    };
+    let lines = |i: &serde_json::Value| -> Vec<(String, String)> {
+        i["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["kind"].as_str().unwrap().into(), l["amount"].as_str().unwrap().into()))
+            .collect()
+    };
+    let pair = |k: &str, a: &str| (k.to_string(), a.to_string());
+    // A German business: reverse charged, no tax, the line says why.
+    let biz = invoice("biz").await;
+    assert_eq!(lines(&biz), [pair("BASE", "10.00"), pair("TAX", "0.00")]);
+    assert_eq!(biz["total"], "10.00");
+    let note = biz["lines"][1]["description"].as_str().unwrap();
+    assert!(note.contains("Reverse charge") && note.contains("DE123456789"), "{note}");
+    // A German consumer: the environment's default makes the price include its VAT.
+    let con = invoice("con").await;
+    assert_eq!(lines(&con), [pair("BASE", "8.40"), pair("TAX", "1.60")]);
+    // A French business buys in the merchant's own country: taxed.
+    let home = invoice("home").await;
+    assert_eq!(lines(&home), [pair("BASE", "8.33"), pair("TAX", "1.67")]);
+    // The document shows the buyer's tax id.
+    let id = biz["id"].as_str().unwrap();
+    let html = crate::common::http()
+        .get(s.url(&format!("/api/v1/invoices/{id}/document/?format=html")))
+        .bearer_auth(&s.server_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Tax id DE123456789") && html.contains("Reverse charge"), "{html}");
+
+    // Back to the server's default (exclusive): the next renewal adds the tax.
+    let (status, _) =
+        api.send(reqwest::Method::PATCH, "/api/v1/tax-settings/", Some(json!({"defaultTaxBehavior": null}))).await;
+    assert_eq!(status, 200);
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    let (_, page) = api.get("/api/v1/invoices/?customer_id=con").await;
+    assert_eq!(lines(&page["results"][0]), [pair("BASE", "10.00"), pair("TAX", "1.90")]);
+    // Client keys see no settings.
+    let client = s.key_for(KeyKind::Client, Environment::Sandbox).await;
+    let (status, _) = Api::with_key(&s, &client).get("/api/v1/tax-settings/").await;
+    assert!(status == 401 || status == 403, "{status}");
+}
+
+on_both_backends!(tax_rates_are_managed, the_sdk_manages_tax_rates, tax_settings_and_the_reverse_charge);
