@@ -264,6 +264,8 @@ pub struct CompleteIn {
     pub email: Option<String>,
     pub name: Option<String>,
     pub billing_country: Option<String>,
+    /// A business buyer's tax id, e.g. `DE123456789` (checked against the billing country's format).
+    pub tax_id: Option<String>,
 }
 
 /// Sandbox only: complete a session as submitting its hosted page would.
@@ -287,6 +289,7 @@ pub async fn complete_session(
         email: input.email,
         name: input.name,
         billing_country: input.billing_country,
+        tax_id: input.tax_id.filter(|t| !t.trim().is_empty()),
     };
     let cs = complete_checkout(&state, &tenant, &id, form).await.map_err(|e| match e {
         CheckoutError::Payer(field, m) => ApiError::field(field, m),

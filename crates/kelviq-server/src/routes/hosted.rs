@@ -81,6 +81,8 @@ pub struct PayForm {
     #[serde(default)]
     pub country: String,
     #[serde(default)]
+    pub tax_id: String,
+    #[serde(default)]
     pub card_number: String,
     #[serde(default)]
     pub expiry: String,
@@ -182,6 +184,7 @@ fn render(
          <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\"{locked}>\
          <label for=\"name\">Name</label><input id=\"name\" name=\"name\" autocomplete=\"name\" value=\"{name}\">\
          <label for=\"country\">Billing country</label><input id=\"country\" name=\"country\" autocomplete=\"country\" maxlength=\"2\" value=\"{country}\" placeholder=\"US\">\
+         <label for=\"tax_id\">Tax id (businesses, optional)</label><input id=\"tax_id\" name=\"tax_id\" maxlength=\"24\" value=\"{tax_id}\" placeholder=\"DE123456789\">\
          {discount}{card}<button type=\"submit\">{button}</button></form>{hint}",
         hint = if env == Environment::Sandbox && !q.free {
             "<p class=\"muted\">Sandbox: pay with 4242 4242 4242 4242; 4000 0000 0000 0002 is declined.</p>"
@@ -194,6 +197,7 @@ fn render(
         email = esc(&email),
         name = esc(&name),
         country = esc(&country),
+        tax_id = esc(&form.tax_id),
     );
     shell(&title, &body)
 }
@@ -284,6 +288,7 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
         email: Some(form.email.clone()),
         name: Some(form.name.clone()).filter(|n| !n.trim().is_empty()),
         billing_country: Some(form.country.trim().to_ascii_uppercase()).filter(|c| c.len() == 2),
+        tax_id: Some(form.tax_id.clone()).filter(|t| !t.trim().is_empty()),
     };
     match complete_checkout(&state, &tenant, &id, checkout).await {
         Ok(done) => (StatusCode::SEE_OTHER, [(header::LOCATION, done.success_url)]).into_response(),

@@ -10,6 +10,7 @@ use kelviq_core::customer::{BillingAddress, CustomerChanges, NewCustomer};
 use kelviq_core::events::{self, OutboxEvent};
 use kelviq_core::ids::hex32;
 use kelviq_core::plans::{ChargePeriod, PlanVersion};
+use kelviq_core::tax_ids::parse_tax_id;
 use kelviq_core::Tenant;
 use kelviq_store::{DocColumns, DocTable, StoreError, Work};
 use serde_json::Value;
@@ -100,6 +101,8 @@ pub struct CheckoutForm {
     pub email: Option<String>,
     pub name: Option<String>,
     pub billing_country: Option<String>,
+    /// A business buyer's tax id (checked against the billing country's format).
+    pub tax_id: Option<String>,
 }
 
 /// Why a checkout could not complete.
@@ -163,6 +166,12 @@ pub async fn complete_checkout(
             return Err(CheckoutError::Payer("email", "Enter a valid email address.".into()));
         }
     }
+    let country = form.billing_country.as_deref().or(cs.default_billing_country.as_deref()).filter(|c| !c.is_empty());
+    let mut errors = kelviq_core::FieldErrors::new();
+    let tax_id = form.tax_id.as_deref().and_then(|id| parse_tax_id(country, id, "tax_id", &mut errors));
+    if let Some(message) = errors.fields().values().flatten().next() {
+        return Err(CheckoutError::Payer("tax_id", message.clone()));
+    }
     let provider = provider_for(tenant.env);
     let needs_card = !cs.quote.free;
     if needs_card && form.card.is_none() {
@@ -177,13 +186,22 @@ pub async fn complete_checkout(
     let country = form.billing_country.clone().or(cs.default_billing_country.clone()).filter(|c| !c.is_empty());
     let customer = match w.lock_customer(&customer_id).await? {
         Some(existing) => {
+            // A tax id given now joins the address it belongs to.
+            let address = match (&existing.billing_address, &tax_id) {
+                (None, _) => country.clone().map(|c| BillingAddress {
+                    country: Some(c),
+                    tax_id: tax_id.clone(),
+                    ..Default::default()
+                }),
+                (Some(a), Some(id)) if a.country == country => {
+                    Some(BillingAddress { tax_id: Some(id.clone()), ..a.clone() })
+                }
+                _ => None,
+            };
             let changes = CustomerChanges {
                 email: email.clone().filter(|e| existing.email.as_deref() != Some(e)).map(Some),
                 name: form.name.clone().filter(|n| !n.is_empty() && existing.name.is_none()).map(Some),
-                billing_address: country
-                    .clone()
-                    .filter(|_| existing.billing_address.is_none())
-                    .map(|c| Some(BillingAddress { country: Some(c), ..Default::default() })),
+                billing_address: address.filter(|a| existing.billing_address.as_ref() != Some(a)).map(Some),
                 ..Default::default()
             };
             w.update_customer(&existing, &changes, now).await?
@@ -194,7 +212,11 @@ pub async fn complete_checkout(
                 name: form.name.clone().filter(|n| !n.is_empty()).or(cs.customer_name.clone()),
                 email: email.clone(),
                 metadata: Value::Object(Default::default()),
-                billing_address: country.clone().map(|c| BillingAddress { country: Some(c), ..Default::default() }),
+                billing_address: country.clone().map(|c| BillingAddress {
+                    country: Some(c),
+                    tax_id: tax_id.clone(),
+                    ..Default::default()
+                }),
             };
             w.insert_customer(&new, now).await?
         }

@@ -222,6 +222,47 @@ async fn tax_settings_and_the_reverse_charge(backend: Backend) {
     // A French business buys in the merchant's own country: taxed.
     let home = invoice("home").await;
     assert_eq!(lines(&home), [pair("BASE", "8.33"), pair("TAX", "1.67")]);
+    // A tax id given at checkout: a wrong one is named and the session stays open; a right one is reverse charged.
+    let session = api
+        .ok(
+            "/api/v1/checkout/",
+            json!({"planIdentifier": "team", "chargePeriod": "MONTHLY", "customerId": "viaco",
+                   "successUrl": "https://x.example/", "defaultBillingCountry": "AT"}),
+        )
+        .await;
+    let complete = format!("/api/v1/checkout/sessions/{}/complete/", session["checkoutSessionId"].as_str().unwrap());
+    let (status, e) = api
+        .post(&complete, json!({"card": "4242424242424242", "email": "v@example.com", "taxId": "DE999999999"}))
+        .await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["taxId"][0].as_str().unwrap_or_else(|| panic!("{e}")).contains("AT"), "{e}");
+    api.ok(&complete, json!({"card": "4242424242424242", "email": "v@example.com", "taxId": "ATU12345678"})).await;
+    let (_, viaco) = api.get("/api/v1/customers/viaco/").await;
+    let address = &viaco["billingAddress"];
+    assert_eq!((&address["country"], &address["taxId"]), (&json!("AT"), &json!("ATU12345678")), "{viaco}");
+    assert_eq!(invoice("viaco").await["lines"][1]["amount"], "0.00");
+    // The hosted page asks for it.
+    let page = crate::common::http()
+        .get(
+            s.url(&format!(
+                "/checkout/{}/",
+                api.ok(
+                    "/api/v1/checkout/",
+                    json!({"planIdentifier": "team",
+            "chargePeriod": "MONTHLY", "successUrl": "https://x.example/"})
+                )
+                .await["checkoutSessionId"]
+                    .as_str()
+                    .unwrap()
+            )),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"tax_id\""), "{page}");
     // The document shows the buyer's tax id.
     let id = biz["id"].as_str().unwrap();
     let html = crate::common::http()
