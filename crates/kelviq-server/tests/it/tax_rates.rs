@@ -242,26 +242,14 @@ async fn tax_settings_and_the_reverse_charge(backend: Backend) {
     assert_eq!((&address["country"], &address["taxId"]), (&json!("AT"), &json!("ATU12345678")), "{viaco}");
     assert_eq!(invoice("viaco").await["lines"][1]["amount"], "0.00");
     // The hosted page asks for it.
-    let page = crate::common::http()
-        .get(
-            s.url(&format!(
-                "/checkout/{}/",
-                api.ok(
-                    "/api/v1/checkout/",
-                    json!({"planIdentifier": "team",
-            "chargePeriod": "MONTHLY", "successUrl": "https://x.example/"})
-                )
-                .await["checkoutSessionId"]
-                    .as_str()
-                    .unwrap()
-            )),
+    let open = api
+        .ok(
+            "/api/v1/checkout/",
+            json!({"planIdentifier": "team", "chargePeriod": "MONTHLY", "successUrl": "https://x.example/"}),
         )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .await;
+    let url = s.url(&format!("/checkout/{}/", open["checkoutSessionId"].as_str().unwrap()));
+    let page = crate::common::http().get(url).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("name=\"tax_id\""), "{page}");
     // The document shows the buyer's tax id.
     let id = biz["id"].as_str().unwrap();
