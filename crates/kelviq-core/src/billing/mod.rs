@@ -5,6 +5,7 @@
 
 mod change;
 mod invoice;
+mod overage;
 mod quote;
 mod records;
 mod status;
@@ -15,6 +16,7 @@ mod transitions;
 
 pub use change::*;
 pub use invoice::*;
+pub use overage::*;
 pub use quote::*;
 pub use records::*;
 pub use status::*;

@@ -205,6 +205,11 @@ pub fn pay_as_you_go_features(plan: &PlanVersion) -> Vec<String> {
     ids
 }
 
+/// `plan`'s enabled paid price in `currency`.
+pub(super) fn paid_price<'p>(plan: &'p PlanVersion, currency: &str) -> Option<&'p crate::plans::Price> {
+    plan.prices.iter().find(|p| p.enabled && p.is_paid() && p.currency.eq_ignore_ascii_case(currency))
+}
+
 /// The pay-as-you-go charges of `plan`'s price in `currency` for `period`:
 /// each metered feature (by identifier) and how its usage is priced.
 pub fn metered_charges(
@@ -213,11 +218,7 @@ pub fn metered_charges(
     currency: &str,
     feature_identifier: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<MeteredCharge> {
-    let Some(price) =
-        plan.prices.iter().find(|p| p.enabled && p.is_paid() && p.currency.eq_ignore_ascii_case(currency))
-    else {
-        return Vec::new();
-    };
+    let Some(price) = paid_price(plan, currency) else { return Vec::new() };
     price
         .charge_catalog_price
         .iter()

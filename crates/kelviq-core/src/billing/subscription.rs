@@ -117,6 +117,9 @@ pub struct Subscription {
     /// Usage billed in arrears, per feature and period (the latest few).
     #[serde(default)]
     pub billed_usage: Vec<BilledUsage>,
+    /// How far each committed meter's overage was invoiced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub billed_overage: Vec<super::BilledOverage>,
     /// The price's `taxBehavior` (EXCLUSIVE, INCLUSIVE); None: the environment's default.
     #[serde(default)]
     pub tax_behavior: Option<String>,
@@ -216,6 +219,7 @@ impl Subscription {
             checkout_session: None,
             unpaid_order: None,
             billed_usage: Vec::new(),
+            billed_overage: Vec::new(),
             tax_behavior: price_tax_behavior(plan, currency),
             created_at: at,
             modified_at: at,

@@ -545,7 +545,11 @@ pub async fn counters_many(state: &AppState, tenant: &Tenant, customer_ids: &[&s
 
 /// The grant definitions of a plan version, resolved (inheritance included)
 /// once per process and shared; cleared when a plan is published.
-async fn plan_grants(state: &AppState, tenant: &Tenant, plan_id: uuid::Uuid) -> ServiceResult<Arc<Vec<Arc<GrantDef>>>> {
+pub(crate) async fn plan_grants(
+    state: &AppState,
+    tenant: &Tenant,
+    plan_id: uuid::Uuid,
+) -> ServiceResult<Arc<Vec<Arc<GrantDef>>>> {
     if let Some(defs) = state.entitlements.plans.read().unwrap_or_else(|e| e.into_inner()).get(&plan_id) {
         return Ok(defs.clone());
     }

@@ -369,7 +369,60 @@ async fn a_trial_bills_the_usage_its_charges_ask_for(backend: Backend) {
     );
 }
 
+/// A committed meter with a soft limit: the units bought are billed in
+/// advance, and the usage above them in each usage window is billed at the
+/// charge's price on the first invoice after the window ends, once.
+async fn a_soft_limit_bills_its_overage(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let api = Api::new(&s);
+    seed(&api).await;
+    let units = json!({"singular": "export", "plural": "exports"});
+    api.ok(
+        "/api/v1/catalog/features/",
+        json!({"name": "Exports", "featureType": "METER", "featureDetails": {"featureSubType": "PRE_AGGREGATED_USAGE", "units": units}}),
+    )
+    .await;
+    api.ok("/api/v1/catalog/plans/", json!({"name": "Pro", "identifier": "pro", "product": "cloud"})).await;
+    api.ok(
+        "/api/v1/catalog/plans/pro/prices/bulk/",
+        json!({"prices": [{"priceType": "PAID", "currency": "USD", "chargeCatalogPrice": [
+            {"charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 10}}]},
+            {"feature": "exports", "priceModel": "FLAT", "paymentType": "ADVANCE_COMMITMENT",
+             "charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 0.1}}]}]}]}),
+    )
+    .await;
+    let soft = json!({"value": 100, "hasUnlimitedUsage": false, "hardLimit": false, "reset": "EVERY_MONTH",
+                      "resetTime": "SUBSCRIPTION_START"});
+    api.ok(
+        "/api/v1/catalog/plans/pro/features/",
+        json!({"planEntitlements": [{"feature": "exports", "details": soft}]}),
+    )
+    .await;
+    api.ok("/api/v1/catalog/plans/pro/publish/", json!({})).await;
+    let features = json!({"features": [{"identifier": "exports", "quantity": 200}]});
+    let sub = api.buy("pro", "MONTHLY", "eve", GOOD, features).await;
+    assert_eq!(invoices(&api, "eve").await[0]["total"], "30.00", "10.00 and 200 × 0.10 in advance");
+
+    // 260 used in the first month: 60 above the 200 bought.
+    api.advance_to("2026-02-10T00:00:00Z").await;
+    api.usage("eve", "exports", 260, "DELTA").await;
+    let (_, upcoming) = api.get(&format!("/api/v1/subscriptions/{sub}/upcoming-invoice/")).await;
+    api.advance_to("2026-02-28T10:00:00Z").await;
+    let renewal = invoices(&api, "eve").await[1].clone();
+    assert_eq!(lines(&renewal), [row("BASE", "", 1, "30.00"), row("USAGE", "exports", 60, "6.00")]);
+    assert_eq!(lines(&upcoming), lines(&renewal), "the upcoming invoice foretold it");
+    assert_eq!(
+        (&renewal["lines"][1]["periodStart"], &renewal["lines"][1]["periodEnd"]),
+        (&json!("2026-01-31T10:00:00Z"), &json!("2026-02-28T10:00:00Z"))
+    );
+    // Within the limit in the second month: no overage, and the first is not billed again.
+    api.usage("eve", "exports", 150, "DELTA").await;
+    api.advance_to("2026-03-31T10:00:00Z").await;
+    assert_eq!(lines(&invoices(&api, "eve").await[2]), [row("BASE", "", 1, "30.00")]);
+}
+
 on_both_backends!(
+    a_soft_limit_bills_its_overage,
     a_trial_bills_the_usage_its_charges_ask_for,
     usage_is_billed_in_arrears,
     a_scheduled_cancellation_bills_the_last_usage,
