@@ -143,19 +143,38 @@ impl Store {
     }
 }
 
+/// What a work read of its tenant's tax: the settings and rates per country.
+#[derive(Debug)]
+pub(crate) struct TaxRead {
+    tenant: Tenant,
+    settings: Option<Option<TaxSettings>>,
+    rates: std::collections::HashMap<String, Vec<TaxRate>>,
+}
+
 impl crate::Work {
+    fn tax_read(&mut self) -> &mut TaxRead {
+        if self.tax.as_ref().is_none_or(|t| t.tenant != self.tenant) {
+            self.tax = Some(TaxRead { tenant: self.tenant.clone(), settings: None, rates: Default::default() });
+        }
+        self.tax.as_mut().expect("just set")
+    }
+
     /// The rate a billing address in `country` (and `region`) gets, read in
-    /// this work: the region's, else the whole country's.
+    /// this work (each country once): the region's, else the whole country's.
     pub async fn tax_rate_for(&mut self, country: &str, region: Option<&str>) -> Result<Option<TaxRate>> {
-        let (org, env) = tenant_binds(&self.tenant);
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tax_rates WHERE {LIVE} AND country = $3"))
-            .bind(org)
-            .bind(env)
-            .bind(country.trim().to_ascii_uppercase())
-            .fetch_all(&mut *self.tx)
-            .await?;
-        let rates = rows.iter().map(rate_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(kelviq_core::tax::rate_for(&rates, country, region).cloned())
+        let country = country.trim().to_ascii_uppercase();
+        if !self.tax_read().rates.contains_key(&country) {
+            let (org, env) = tenant_binds(&self.tenant);
+            let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM tax_rates WHERE {LIVE} AND country = $3"))
+                .bind(org)
+                .bind(env)
+                .bind(&country)
+                .fetch_all(&mut *self.tx)
+                .await?;
+            let rates = rows.iter().map(rate_from_row).collect::<Result<Vec<_>>>()?;
+            self.tax_read().rates.insert(country.clone(), rates);
+        }
+        Ok(kelviq_core::tax::rate_for(&self.tax_read().rates[&country], &country, region).cloned())
     }
 }
 
@@ -194,9 +213,14 @@ impl Store {
 }
 
 impl crate::Work {
-    /// The environment's tax settings, read in this work.
+    /// The environment's tax settings, read in this work (once).
     pub async fn tax_settings(&mut self) -> Result<Option<TaxSettings>> {
+        if let Some(known) = &self.tax_read().settings {
+            return Ok(known.clone());
+        }
         let (org, env) = tenant_binds(&self.tenant);
-        settings_from(sqlx::query(SETTINGS).bind(org).bind(env).fetch_optional(&mut *self.tx).await?)
+        let read = settings_from(sqlx::query(SETTINGS).bind(org).bind(env).fetch_optional(&mut *self.tx).await?)?;
+        self.tax_read().settings = Some(read.clone());
+        Ok(read)
     }
 }

@@ -26,6 +26,7 @@ impl Store {
             invoice_number: None,
             payment_methods: None,
             free_order_ids: Vec::new(),
+            tax: None,
         })
     }
 }
@@ -61,6 +62,9 @@ pub struct Work {
     /// Order and invoice id pairs found free in this work, with the second
     /// they were drawn for.
     pub(crate) free_order_ids: Vec<(i64, String, String)>,
+    /// The tax settings and each country's rates, read once per work (a
+    /// billing run's batch taxes many invoices), for the tenant named.
+    pub(crate) tax: Option<crate::tax_rates::TaxRead>,
 }
 
 impl Work {
