@@ -7,6 +7,7 @@ pub mod casing;
 pub mod catalog;
 pub mod clock;
 pub mod customer;
+pub mod discounts;
 pub mod entitlements;
 pub mod events;
 pub mod ids;
