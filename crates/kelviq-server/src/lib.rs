@@ -7,6 +7,7 @@ pub mod change_feed;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod discounts;
 pub mod error;
 pub mod http;
 pub mod invoices;

@@ -3,7 +3,7 @@
 //! `openapi.json`. It is assembled from the routes; no route imports it.
 
 use crate::routes::{
-    catalog, charges, checkout, customers, entitlements, health, invoices, media, money, plans, reporting,
+    catalog, charges, checkout, customers, discounts, entitlements, health, invoices, media, money, plans, reporting,
     subscriptions, tax_rates, test_clock, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -42,7 +42,8 @@ use utoipa::{Modify, OpenApi};
         webhooks::webhook_logs,
         tax_rates::create_tax_rate, tax_rates::list_tax_rates, tax_rates::retrieve_tax_rate,
         tax_rates::update_tax_rate, tax_rates::delete_tax_rate, tax_rates::retrieve_tax_settings,
-        tax_rates::update_tax_settings,
+        tax_rates::update_tax_settings, discounts::create_discount, discounts::list_discounts,
+        discounts::retrieve_discount, discounts::update_discount, discounts::delete_discount,
         invoices::list_invoices, invoices::retrieve_invoice, invoices::void_invoice, invoices::pay_invoice,
         invoices::upcoming_invoice, invoices::invoice_document,
     ),
@@ -55,9 +56,10 @@ use utoipa::{Modify, OpenApi};
         subscriptions::CreateSubscriptionIn, subscriptions::UpdateSubscriptionIn, subscriptions::CancelIn, charges::ChargeIn,
         money::RefundIn, test_clock::AdvanceIn,
         crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn,
-        webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn, tax_rates::TaxRateIn, tax_rates::TaxSettingsIn)),
+        webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn, tax_rates::TaxRateIn, tax_rates::TaxSettingsIn,
+        discounts::DiscountIn, discounts::AmountInput)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "invoices"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "discounts"), (name = "invoices"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -17,6 +17,7 @@
 mod catalog;
 mod changes;
 mod customers;
+mod discounts;
 mod due;
 mod events;
 mod filters;
@@ -37,6 +38,7 @@ mod work;
 pub use work::Work;
 
 pub use changes::{usage_wake_payload, Change, ChangeListener, CHANGES_CHANNEL, TOPIC_API_KEY};
+pub use discounts::Taken as DiscountTaken;
 pub use due::DuePosition;
 pub use filters::Filter;
 pub use keys::{ApiKey, KeyIdentity};

@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "invoices", include_str!("../migrations/0015_invoices.sql")),
     (16, "due order", include_str!("../migrations/0016_due_order.sql")),
     (17, "tax settings", include_str!("../migrations/0017_tax_settings.sql")),
+    (18, "discounts", include_str!("../migrations/0018_discounts.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

@@ -166,6 +166,9 @@ pub struct CheckoutSession {
     pub metadata: Value,
     pub discounts_enabled: bool,
     pub discount_code: Option<String>,
+    /// The terms of the code applied (held for the session while it is open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<crate::discounts::AppliedDiscount>,
     pub lock_email: bool,
     pub default_billing_country: Option<String>,
     pub billing_country: Option<String>,

@@ -123,6 +123,9 @@ pub struct Subscription {
     /// The price's `taxBehavior` (EXCLUSIVE, INCLUSIVE); None: the environment's default.
     #[serde(default)]
     pub tax_behavior: Option<String>,
+    /// A discount code's terms while they last (the invoices they still cover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount: Option<crate::discounts::AppliedDiscount>,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
 }
@@ -216,6 +219,7 @@ impl Subscription {
             retries: 0,
             next_retry_at: None,
             superseded_by: None,
+            discount: None,
             checkout_session: None,
             unpaid_order: None,
             billed_usage: Vec::new(),

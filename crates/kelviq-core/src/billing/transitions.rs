@@ -55,11 +55,12 @@ impl Subscription {
 
     /// `next` carries on from this subscription (a paid plan change that
     /// made a new one): it is live as this one was (trialing or active),
-    /// and this one stops granting.
+    /// and this one stops granting. A discount carries over.
     pub fn supersede(&mut self, next: &mut Subscription, now: DateTime<Utc>) {
         next.status = if self.status == SubStatus::Trialing { SubStatus::Trialing } else { SubStatus::Active };
         self.status = SubStatus::Superseded;
         self.superseded_by = Some(next.id);
+        next.discount = self.discount.take();
         self.modified_at = now;
     }
 

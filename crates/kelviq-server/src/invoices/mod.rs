@@ -191,9 +191,8 @@ pub async fn upcoming(state: &AppState, tenant: &Tenant, subscription_id: &str) 
         }
         (s.plan_name, s.charge_period, s.amount_minor) = (change.plan_name, change.charge_period, change.amount_minor);
     }
-    let gross = s.amount_minor + s.debit_minor + usage.iter().map(|l| l.amount_minor).sum::<i64>();
-    let credit = s.credit_minor.min(gross).max(0);
-    let mut lines: Vec<Line> = selling::renewal_lines(&s, usage, credit)
+    let mut lines: Vec<Line> = selling::renewal_lines(&s, usage)
+        .0
         .into_iter()
         .map(|l| if l.kind == LineKind::Base { l.for_period(end, next_end) } else { l })
         .collect();

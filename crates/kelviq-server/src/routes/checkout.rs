@@ -122,10 +122,6 @@ fn parse_checkout(input: CheckoutIn) -> ApiResult<NewCheckout> {
             json!({})
         }
     };
-    if input.discount_code.as_deref().is_some_and(|c| !c.trim().is_empty()) {
-        // No discount is defined in this environment, so no code can apply.
-        errors.add("discount_code", "This discount code is invalid or has expired.");
-    }
     errors.into_result()?;
     Ok(NewCheckout {
         plan_identifier: plan_identifier.expect("checked"),
@@ -143,6 +139,7 @@ fn parse_checkout(input: CheckoutIn) -> ApiResult<NewCheckout> {
         default_billing_country: country,
         metadata,
         discounts_enabled: input.discounts_enabled.unwrap_or(true),
+        discount_code: input.discount_code.filter(|c| !c.trim().is_empty()),
         lock_email: input.lock_email.unwrap_or(false),
         ip_address: input.ip_address,
         offering_id: input.offering_id,
@@ -266,6 +263,8 @@ pub struct CompleteIn {
     pub billing_country: Option<String>,
     /// A business buyer's tax id, e.g. `DE123456789` (checked against the billing country's format).
     pub tax_id: Option<String>,
+    /// A discount code typed on the page (a session that holds one keeps it).
+    pub discount_code: Option<String>,
 }
 
 /// Sandbox only: complete a session as submitting its hosted page would.
@@ -290,6 +289,7 @@ pub async fn complete_session(
         name: input.name,
         billing_country: input.billing_country,
         tax_id: input.tax_id.filter(|t| !t.trim().is_empty()),
+        discount_code: input.discount_code.filter(|c| !c.trim().is_empty()),
     };
     let cs = complete_checkout(&state, &tenant, &id, form).await.map_err(|e| match e {
         CheckoutError::Payer(field, m) => ApiError::field(field, m),

@@ -3,18 +3,20 @@
 //! exactly as the sandbox API helper does, then redirects to `successUrl`.
 
 use crate::clock::tenant_now;
+use crate::discounts::redeem::{self, NotTaken};
 use crate::error::ServiceError;
 use crate::http::error::ApiError;
 use crate::selling::payments::CardInput;
 use crate::selling::{complete_checkout, CheckoutError, CheckoutForm};
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use kelviq_core::billing::SessionStatus;
 use kelviq_core::billing::{amount_text, CheckoutSession};
+use kelviq_core::discounts::AppliedDiscount;
 use kelviq_core::money::currency_symbol;
 use kelviq_core::plans::ChargePeriod;
 use kelviq_core::tax::TaxBehavior;
@@ -90,6 +92,9 @@ pub struct PayForm {
     pub cvc: String,
     #[serde(default)]
     pub discount_code: String,
+    /// Set by the Apply button: show the code's price, do not pay yet.
+    #[serde(default)]
+    pub apply: String,
 }
 
 fn render(
@@ -99,6 +104,7 @@ fn render(
     form: &PayForm,
     error: Option<&str>,
     tax: Option<TaxBehavior>,
+    applied: Option<&AppliedDiscount>,
 ) -> String {
     let title = format!("Checkout: {}", cs.plan_name);
     if status == SessionStatus::Success {
@@ -113,9 +119,13 @@ fn render(
         return shell(&title, "<h1>This checkout has expired</h1><p>Start again from the page that sent you here.</p>");
     }
     let q = &cs.quote;
-    let total = format!("{}{}", currency_symbol(&q.currency), amount_text(q.total_minor, &q.currency));
+    let code_refused = error.is_some() && applied.is_none() && !form.discount_code.is_empty();
+    let mut shown = q.lines.clone();
+    shown.extend(applied.and_then(|d| d.line(&q.lines)));
+    let total_minor: i64 = q.total_minor + shown.iter().skip(q.lines.len()).map(|l| l.amount_minor).sum::<i64>();
+    let total = format!("{}{}", currency_symbol(&q.currency), amount_text(total_minor, &q.currency));
     let mut lines = String::new();
-    for l in &q.lines {
+    for l in &shown {
         lines.push_str(&format!(
             "<tr><td>{}</td><td>{}{}</td></tr>",
             esc(&l.description),
@@ -142,13 +152,17 @@ fn render(
         form.country.clone()
     };
     let locked = if cs.lock_email && cs.customer_email.is_some() { " readonly aria-readonly=\"true\"" } else { "" };
-    let discount = if cs.discounts_enabled {
-        format!(
-            "<label for=\"discount_code\">Discount code (optional)</label><input id=\"discount_code\" name=\"discount_code\" value=\"{}\" autocomplete=\"off\">",
-            esc(&form.discount_code)
-        )
-    } else {
-        String::new()
+    let discount = match (&cs.discount, applied) {
+        (Some(held), _) => format!("<p id=\"discount\">Discount code <strong>{}</strong> applied.</p>", esc(&held.code)),
+        _ if !cs.discounts_enabled || q.free || cs.custom_amount => String::new(),
+        (None, shown) => format!(
+            "<label for=\"discount_code\">Discount code (optional)</label>\
+             <div class=\"row\"><div><input id=\"discount_code\" name=\"discount_code\" value=\"{}\" autocomplete=\"off\"{}></div>\
+             <div style=\"flex:0 0 6rem\"><button type=\"submit\" name=\"apply\" value=\"1\" formnovalidate style=\"margin-top:0;padding:.5rem\">Apply</button></div></div>{}",
+            esc(&form.discount_code),
+            if code_refused { " aria-invalid=\"true\" aria-describedby=\"error\"" } else { "" },
+            shown.map(|d| format!("<p id=\"discount\">Discount code <strong>{}</strong> applied.</p>", esc(&d.code))).unwrap_or_default()
+        ),
     };
     let card = if q.free {
         String::new()
@@ -229,7 +243,14 @@ fn not_found() -> Response {
     )
 }
 
-async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+/// Query of the page: `discount_code` pre-fills the discount field.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    #[serde(default)]
+    pub discount_code: String,
+}
+
+async fn page(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Response {
     match state.store.find_checkout_session_anywhere::<CheckoutSession>(&id).await {
         Ok(Some((tenant, cs))) => {
             let now = match tenant_now(&state, &tenant).await {
@@ -237,10 +258,38 @@ async fn page(State(state): State<AppState>, Path(id): Path<String>) -> Response
                 Err(e) => return ApiError::from(e).into_response(),
             };
             let tax = tax_shown(&state, &tenant, &cs).await;
-            html(StatusCode::OK, render(&cs, tenant.env, cs.shown_status(now), &PayForm::default(), None, tax))
+            let form = PayForm { discount_code: q.discount_code.chars().take(64).collect(), ..Default::default() };
+            let (applied, error) = match typed_code(&state, &tenant, &cs, &form).await {
+                Ok(applied) => (applied, None),
+                Err(message) => (None, Some(message)),
+            };
+            let status = cs.shown_status(now);
+            html(StatusCode::OK, render(&cs, tenant.env, status, &form, error.as_deref(), tax, applied.as_ref()))
         }
         Ok(None) => not_found(),
         Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// The code typed in the form, checked against the session (not taken):
+/// what it takes off, or why it cannot be used.
+async fn typed_code(
+    state: &AppState,
+    tenant: &Tenant,
+    cs: &CheckoutSession,
+    form: &PayForm,
+) -> Result<Option<AppliedDiscount>, String> {
+    let code = form.discount_code.trim();
+    if code.is_empty() || cs.discount.is_some() {
+        return Ok(None);
+    }
+    match redeem::preview(state, tenant, cs, code).await {
+        Ok(d) => Ok(Some(d)),
+        Err(NotTaken::Refused(m)) => Err(m),
+        Err(NotTaken::Store(e)) => {
+            tracing::warn!(error = %e, "a discount code could not be checked");
+            Err("The discount code could not be checked; try again.".into())
+        }
     }
 }
 
@@ -266,11 +315,18 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
         Err(e) => return ApiError::from(e).into_response(),
     };
     let tax = tax_shown(&state, &tenant, &cs).await;
+    let typed = typed_code(&state, &tenant, &cs, &form).await;
+    let applied = typed.as_ref().ok().cloned().flatten();
     let fail = |message: &str| {
-        html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, SessionStatus::Open, &form, Some(message), tax))
+        let page = render(&cs, tenant.env, SessionStatus::Open, &form, Some(message), tax, applied.as_ref());
+        html(StatusCode::BAD_REQUEST, page)
     };
-    if !form.discount_code.trim().is_empty() {
-        return fail("This discount code is invalid or has expired.");
+    if let Err(message) = &typed {
+        return fail(message);
+    }
+    if !form.apply.is_empty() {
+        let page = render(&cs, tenant.env, SessionStatus::Open, &form, None, tax, applied.as_ref());
+        return html(StatusCode::OK, page);
     }
     let expiry = if cs.quote.free { None } else { parse_expiry(&form.expiry) };
     if !cs.quote.free && expiry.is_none() {
@@ -289,13 +345,15 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
         name: Some(form.name.clone()).filter(|n| !n.trim().is_empty()),
         billing_country: Some(form.country.trim().to_ascii_uppercase()).filter(|c| c.len() == 2),
         tax_id: Some(form.tax_id.clone()).filter(|t| !t.trim().is_empty()),
+        discount_code: applied.as_ref().map(|d| d.code.clone()),
     };
     match complete_checkout(&state, &tenant, &id, checkout).await {
         Ok(done) => (StatusCode::SEE_OTHER, [(header::LOCATION, done.success_url)]).into_response(),
         Err(CheckoutError::Payer(_, message)) => fail(&message),
         Err(CheckoutError::Api(ServiceError::BadRequest(message))) => {
             let now = tenant_now(&state, &tenant).await.unwrap_or_else(|_| state.clock.now());
-            html(StatusCode::BAD_REQUEST, render(&cs, tenant.env, cs.shown_status(now), &form, Some(&message), tax))
+            let page = render(&cs, tenant.env, cs.shown_status(now), &form, Some(&message), tax, applied.as_ref());
+            html(StatusCode::BAD_REQUEST, page)
         }
         Err(CheckoutError::Api(e)) => ApiError::from(e).into_response(),
     }

@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod charges;
 pub mod checkout;
 pub mod customers;
+pub mod discounts;
 pub mod entitlements;
 pub mod health;
 pub mod hosted;
@@ -36,5 +37,6 @@ pub fn api_router() -> Router<AppState> {
         .merge(test_clock::router())
         .merge(webhooks::router())
         .merge(tax_rates::router())
+        .merge(discounts::router())
         .merge(invoices::router())
 }

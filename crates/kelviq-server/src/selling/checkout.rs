@@ -2,11 +2,13 @@
 
 use super::payments::{provider_for, CardInput, PayError};
 use crate::clock::tenant_now;
+use crate::discounts::redeem::{self, NotTaken, Trying};
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::{DateTime, Duration, Utc};
 use kelviq_core::billing::{CheckoutSession, FeatureQuantity, Order, PaymentMethod, Quote, SubStatus, Subscription};
 use kelviq_core::customer::{BillingAddress, CustomerChanges, NewCustomer};
+use kelviq_core::discounts::AppliedDiscount;
 use kelviq_core::events::{self, OutboxEvent};
 use kelviq_core::ids::hex32;
 use kelviq_core::plans::{ChargePeriod, PlanVersion};
@@ -26,6 +28,9 @@ pub struct Purchase {
     pub features: Vec<FeatureQuantity>,
     pub trial_days: i64,
     pub checkout_session: Option<String>,
+    /// A redeemed code's terms: the first invoice that bills a period is
+    /// its first cycle.
+    pub discount: Option<AppliedDiscount>,
 }
 
 /// Buys `purchase` for `customer` with a saved method: charges the first
@@ -43,12 +48,21 @@ pub async fn buy(
     let provider = provider_for(w.tenant().env);
     let trial = purchase.trial_days > 0 && purchase.period.is_recurring();
     let mut lines = purchase.quote.lines.clone();
+    let mut discount = purchase.discount.clone();
     let due = if trial {
         0
     } else {
+        let mut net = purchase.quote.total_minor;
+        if let Some(d) = discount.as_mut() {
+            if let Some(line) = d.line(&lines) {
+                net += line.amount_minor;
+                lines.push(line);
+            }
+            d.use_cycle();
+        }
         let address = parties.customer.billing_address.as_ref();
         let behavior = Some(purchase.quote.tax_behavior.as_str());
-        purchase.quote.total_minor + crate::tax::tax_invoice(state, w, address, behavior, &mut lines).await?
+        net + crate::tax::tax_invoice(state, w, address, behavior, &mut lines).await?
     };
     let mut pm = pm;
     if due > 0 {
@@ -73,6 +87,7 @@ pub async fn buy(
     );
     s.payment_method_id = pm.as_ref().map(|p| p.0);
     s.checkout_session = purchase.checkout_session.clone();
+    s.discount = discount.filter(|d| d.live() && purchase.period.is_recurring());
     if let Some(end) = trial_end {
         // During a trial the period is the trial; billing periods count from its end.
         s.status = SubStatus::Trialing;
@@ -103,6 +118,8 @@ pub struct CheckoutForm {
     pub billing_country: Option<String>,
     /// A business buyer's tax id (checked against the billing country's format).
     pub tax_id: Option<String>,
+    /// A code typed on the page (a session that holds one keeps it).
+    pub discount_code: Option<String>,
 }
 
 /// Why a checkout could not complete.
@@ -243,6 +260,11 @@ pub async fn complete_checkout(
         .find_plan_version(cs.plan_id)
         .await?
         .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("plan version {} of a session is gone", cs.plan_id)))?;
+    let discount = match discount_at_completion(&mut w, &cs, form.discount_code.as_deref(), &customer_id, now).await {
+        Ok(d) => d,
+        Err(NotTaken::Refused(m)) => return Err(CheckoutError::Payer("discount_code", m)),
+        Err(NotTaken::Store(e)) => return Err(e.into()),
+    };
     let purchase = Purchase {
         plan,
         period: cs.charge_period,
@@ -250,6 +272,7 @@ pub async fn complete_checkout(
         features: cs.features.clone(),
         trial_days: cs.trial_days,
         checkout_session: Some(cs.id.clone()),
+        discount: discount.clone(),
     };
     let bought = buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|(id, m)| (*id, m)), now).await;
     let (sub, order) = match bought {
@@ -261,6 +284,11 @@ pub async fn complete_checkout(
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(d) = &discount {
+        w.redeem_discount(d.discount_id, &customer_id, &cs.id, &order.id, now).await?;
+        cs.discount_code = Some(d.code.clone());
+        cs.discount = Some(d.clone());
+    }
     cs.status = SessionStatus::Success;
     cs.customer_id = Some(customer_id);
     cs.customer_email = parties.customer.email.clone();
@@ -285,6 +313,25 @@ pub async fn complete_checkout(
         || tracing::info!(session = %cs.id, order = %order.id, subscription = %sub.id, "checkout completed"),
     );
     Ok(cs)
+}
+
+/// The code a completing checkout sells with: the one it holds (checked
+/// again now that the buyer is known), else one typed on the page.
+async fn discount_at_completion(
+    w: &mut Work,
+    cs: &CheckoutSession,
+    typed: Option<&str>,
+    customer_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<AppliedDiscount>, NotTaken> {
+    if let Some(held) = &cs.discount {
+        redeem::recheck_for_buyer(w, held, &cs.id, customer_id, now).await?;
+        return Ok(Some(held.clone()));
+    }
+    let Some(code) = typed.map(str::trim).filter(|c| !c.is_empty()) else { return Ok(None) };
+    redeem::session_takes_codes(cs)?;
+    let trying = Trying::of_session(cs, Some(customer_id), now);
+    Ok(Some(redeem::check(w, code, &trying).await?))
 }
 
 pub(super) async fn record_failed_attempt(
@@ -368,7 +415,14 @@ pub async fn charge_once(state: &AppState, tenant: &Tenant, charge: NewCharge) -
     if let Some(t) = &tax_behavior {
         quote.tax_behavior = t.clone();
     }
-    let purchase =
-        Purchase { plan, period: ChargePeriod::OneTime, quote, features, trial_days: 0, checkout_session: None };
+    let purchase = Purchase {
+        plan,
+        period: ChargePeriod::OneTime,
+        quote,
+        features,
+        trial_days: 0,
+        checkout_session: None,
+        discount: None,
+    };
     buy_with_saved_method(state, tenant, &customer_id, purchase).await
 }

@@ -114,8 +114,13 @@ pub(super) async fn record_payment(
 ) -> ServiceResult<Order> {
     let paid = charged.paid();
     let tax: i64 = lines.iter().filter(|l| l.kind == LineKind::Tax).map(|l| l.amount_minor).sum();
-    let subtotal: i64 =
-        lines.iter().filter(|l| l.kind != LineKind::Tax).map(|l| l.amount_minor).sum::<i64>().max(total - tax);
+    let discount: i64 = -lines.iter().filter(|l| l.kind == LineKind::Discount).map(|l| l.amount_minor).sum::<i64>();
+    let subtotal: i64 = lines
+        .iter()
+        .filter(|l| !matches!(l.kind, LineKind::Tax | LineKind::Discount))
+        .map(|l| l.amount_minor)
+        .sum::<i64>()
+        .max(total - tax + discount);
     let (id, invoice_id) = match w.take_free_order_ids(at) {
         Some(ids) => ids,
         None => draw_order_ids(w, at).await?,

@@ -104,6 +104,10 @@ pub async fn refund_order(
     w.event(&OutboxEvent::new("refund.created", object, None, now)).await?;
     let object = events::order_object(&order, &p.sold(order.product_id), tenant);
     w.event(&OutboxEvent::new("order.refunded", object, None, now)).await?;
+    if full {
+        // A code the order redeemed can be redeemed again.
+        w.release_discount_of_order(&order.id, now).await?;
+    }
     if full && !as_credit {
         if let Some(sub_id) = order.subscription_id {
             if let Some(mut s) = w.lock::<Subscription>(DocTable::Subscriptions, &sub_id.to_string()).await? {

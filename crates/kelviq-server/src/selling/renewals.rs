@@ -60,21 +60,29 @@ pub(super) async fn charge_subscription(
     record_payment(state, w, s, pm, lines, total, charged, kind, address.as_ref(), at).await
 }
 
-pub fn renewal_lines(s: &Subscription, usage: Vec<Line>, credit_used: i64) -> Vec<Line> {
+/// A period's invoice lines: the plan, a proration owed, the usage, the
+/// subscription's discount while it lasts, and its credit (at most what is
+/// left to pay). Returns the lines and the credit used.
+pub fn renewal_lines(s: &Subscription, usage: Vec<Line>) -> (Vec<Line>, i64) {
     let mut lines = vec![Line::plain(format!("{} ({})", s.plan_name, s.charge_period.as_str()), s.amount_minor)];
     if s.debit_minor > 0 {
         lines.push(Line::of_kind(LineKind::Proration, "Proration from a plan change", s.debit_minor));
     }
     lines.extend(usage);
+    if let Some(line) = s.discount.as_ref().and_then(|d| d.line(&lines)) {
+        lines.push(line);
+    }
+    let net: i64 = lines.iter().map(|l| l.amount_minor).sum();
+    let credit_used = s.credit_minor.min(net).max(0);
     if credit_used > 0 {
         lines.push(Line::of_kind(LineKind::Credit, "Account credit", -credit_used));
     }
-    lines
+    (lines, credit_used)
 }
 
 /// Collects a renewal (or the first period after a trial) at `at`, with
 /// the usage of the period that ended: paid → active; declined → past due
-/// with retries.
+/// with retries. A discount counts the invoice as one of its cycles.
 pub(super) async fn collect_period(
     state: &AppState,
     w: &mut Work,
@@ -83,10 +91,12 @@ pub(super) async fn collect_period(
     usage: Vec<Line>,
     at: DateTime<Utc>,
 ) -> ServiceResult<()> {
-    let gross = s.amount_minor + s.debit_minor + usage.iter().map(|l| l.amount_minor).sum::<i64>();
-    let credit_used = s.credit_minor.min(gross).max(0);
-    let total = gross - credit_used;
-    let lines = renewal_lines(s, usage, credit_used);
+    let (lines, credit_used) = renewal_lines(s, usage);
+    let total = lines.iter().map(|l| l.amount_minor).sum();
+    if let Some(d) = s.discount.as_mut() {
+        d.use_cycle();
+    }
+    s.discount = s.discount.take().filter(|d| d.live());
     let mut order = charge_subscription(state, w, s, p, lines, total, OrderKind::Renewal, at).await?;
     s.credit_minor -= credit_used;
     s.debit_minor = 0;

@@ -3,14 +3,16 @@
 
 use super::{feature_identifiers, published_plan, quote_plan};
 use crate::clock::tenant_now;
+use crate::discounts::redeem::{self, NotTaken, Trying};
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use chrono::Duration;
+use chrono::{DateTime, Utc};
 use kelviq_core::billing::{CheckoutSession, FeatureQuantity, Line, Quote, SessionStatus};
 use kelviq_core::ids::random_alphanumeric;
 use kelviq_core::plans::ChargePeriod;
 use kelviq_core::Tenant;
-use kelviq_store::{DocColumns, DocTable};
+use kelviq_store::{DocColumns, DocTable, Work};
 use serde_json::Value;
 
 /// How long a checkout session stays open.
@@ -37,6 +39,8 @@ pub struct NewCheckout {
     pub default_billing_country: Option<String>,
     pub metadata: Value,
     pub discounts_enabled: bool,
+    /// A discount code to apply (held for the session while it is open).
+    pub discount_code: Option<String>,
     pub lock_email: bool,
     pub ip_address: Option<String>,
     pub offering_id: Option<String>,
@@ -94,6 +98,7 @@ pub async fn open_session(state: &AppState, tenant: &Tenant, new: NewCheckout) -
         metadata: new.metadata,
         discounts_enabled: new.discounts_enabled,
         discount_code: None,
+        discount: None,
         lock_email: new.lock_email,
         default_billing_country: new.default_billing_country,
         billing_country: None,
@@ -112,6 +117,9 @@ pub async fn open_session(state: &AppState, tenant: &Tenant, new: NewCheckout) -
     };
     session.log("checkout_session.created", "Checkout session created", "success", now);
     let mut w = state.store.begin(tenant).await?;
+    if let Some(code) = &new.discount_code {
+        hold_code(&mut w, &mut session, code, now).await?;
+    }
     let cols = DocColumns {
         status: Some(SessionStatus::Open.as_str().into()),
         created_at: now,
@@ -125,4 +133,23 @@ pub async fn open_session(state: &AppState, tenant: &Tenant, new: NewCheckout) -
         || tracing::info!(session = %session.id, plan = %session.plan_identifier, "checkout session created"),
     );
     Ok(session)
+}
+
+/// Applies a code to a new session and holds one of its redemptions until
+/// the session expires.
+async fn hold_code(w: &mut Work, session: &mut CheckoutSession, code: &str, now: DateTime<Utc>) -> ServiceResult<()> {
+    let trying = Trying::of_session(session, session.customer_id.as_deref(), now);
+    let checked = match redeem::session_takes_codes(session) {
+        Ok(()) => redeem::check(w, code, &trying).await,
+        Err(e) => Err(e),
+    };
+    let terms = match checked {
+        Ok(terms) => terms,
+        Err(NotTaken::Refused(m)) => return Err(ServiceError::field("discount_code", m)),
+        Err(NotTaken::Store(e)) => return Err(e.into()),
+    };
+    w.hold_discount(terms.discount_id, session.customer_id.as_deref(), &session.id, session.expires_at, now).await?;
+    session.discount_code = Some(terms.code.clone());
+    session.discount = Some(terms);
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! shared by the wire types.
 
 pub mod catalog;
+pub mod discounts;
 pub mod invoices;
 pub mod ops;
 pub mod plans;

@@ -11,6 +11,7 @@ mod catalog;
 mod catalog_code;
 mod cli;
 mod customers;
+mod discounts;
 mod durability;
 mod hardening;
 mod integration_guide;

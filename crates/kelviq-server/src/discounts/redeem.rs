@@ -1,0 +1,129 @@
+//! Redeeming a code inside the unit of work that sells with it: the code's
+//! row is locked first, so the redemptions counted are all there are.
+
+use chrono::{DateTime, Utc};
+use kelviq_core::billing::CheckoutSession;
+use kelviq_core::discounts::{normalize_code, AppliedDiscount, Redeeming};
+use kelviq_store::{StoreError, Work};
+
+/// What a code is tried on.
+#[derive(Debug, Clone)]
+pub struct Trying<'a> {
+    pub product_id: uuid::Uuid,
+    pub plan_identifier: &'a str,
+    pub currency: &'a str,
+    /// What the first invoice charges before the discount.
+    pub subtotal_minor: i64,
+    /// The buyer, when known.
+    pub customer_id: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+/// Why a code was not taken: the buyer's message, or the store's fault.
+#[derive(Debug)]
+pub enum NotTaken {
+    Refused(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for NotTaken {
+    fn from(e: StoreError) -> Self {
+        NotTaken::Store(e)
+    }
+}
+
+impl<'a> Trying<'a> {
+    /// A code tried on a checkout session's purchase, by `customer_id`.
+    pub fn of_session(cs: &'a CheckoutSession, customer_id: Option<&'a str>, now: DateTime<Utc>) -> Trying<'a> {
+        Trying {
+            product_id: cs.product_id,
+            plan_identifier: &cs.plan_identifier,
+            currency: &cs.quote.currency,
+            subtotal_minor: cs.quote.total_minor,
+            customer_id,
+            now,
+        }
+    }
+}
+
+/// Whether a session takes a code at all: it allows discounts, and its
+/// price is the plan's, not free and not an amount the buyer chose.
+pub fn session_takes_codes(cs: &CheckoutSession) -> Result<(), NotTaken> {
+    if !cs.discounts_enabled {
+        return Err(NotTaken::Refused("Discounts are not enabled for this checkout.".into()));
+    }
+    if cs.custom_amount || cs.quote.free {
+        return Err(NotTaken::Refused("A discount code does not apply to this purchase.".into()));
+    }
+    Ok(())
+}
+
+pub const UNKNOWN_CODE: &str = "This discount code is invalid or has expired.";
+
+/// Checks `code` for a purchase and locks it for the work; returns its
+/// terms in the purchase's currency. The caller then holds or redeems it in
+/// the same work.
+pub async fn check(w: &mut Work, code: &str, t: &Trying<'_>) -> Result<AppliedDiscount, NotTaken> {
+    let code = normalize_code(code).map_err(|_| NotTaken::Refused(UNKNOWN_CODE.into()))?;
+    let Some(d) = w.lock_discount(&code).await? else {
+        return Err(NotTaken::Refused(UNKNOWN_CODE.into()));
+    };
+    let taken = w.discount_taken(d.id, t.customer_id, None, t.now).await?;
+    let bought_before = match t.customer_id {
+        Some(c) if d.first_purchase_only => w.customer_bought_before(c).await?,
+        _ => false,
+    };
+    let trying = Redeeming {
+        now: t.now,
+        product_id: t.product_id,
+        plan_identifier: t.plan_identifier,
+        currency: t.currency,
+        subtotal_minor: t.subtotal_minor,
+        taken: taken.all,
+        taken_by_customer: taken.by_customer,
+        bought_before,
+    };
+    d.check(&trying).map_err(|r| NotTaken::Refused(r.message()))?;
+    d.terms(t.currency).ok_or_else(|| NotTaken::Refused(UNKNOWN_CODE.into()))
+}
+
+/// Checks a code an open checkout holds against the buyer now known (the
+/// per-customer limit and first purchase only); the code itself still
+/// counts its hold. A code deleted since keeps its hold's terms.
+pub async fn recheck_for_buyer(
+    w: &mut Work,
+    held: &AppliedDiscount,
+    session_id: &str,
+    customer_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), NotTaken> {
+    let Some(d) = w.lock_discount(&held.code).await?.filter(|d| d.id == held.discount_id) else {
+        return Ok(());
+    };
+    if let Some(m) = d.max_redemptions_per_customer {
+        if w.discount_taken(d.id, Some(customer_id), Some(session_id), now).await?.by_customer >= i64::from(m) {
+            return Err(NotTaken::Refused(kelviq_core::discounts::Refusal::CustomerLimit.message()));
+        }
+    }
+    if d.first_purchase_only && w.customer_bought_before(customer_id).await? {
+        return Err(NotTaken::Refused(kelviq_core::discounts::Refusal::NotFirstPurchase.message()));
+    }
+    Ok(())
+}
+
+/// What a code would take off an open checkout, without taking it (the
+/// hosted page's Apply): checked in a work that is then dropped.
+pub async fn preview(
+    state: &crate::state::AppState,
+    tenant: &kelviq_core::Tenant,
+    cs: &CheckoutSession,
+    code: &str,
+) -> Result<AppliedDiscount, NotTaken> {
+    session_takes_codes(cs)?;
+    let now = crate::clock::tenant_now(state, tenant).await.map_err(|_| NotTaken::Refused(UNKNOWN_CODE.into()))?;
+    let mut w = state.store.begin(tenant).await?;
+    let trying = Trying::of_session(cs, cs.customer_id.as_deref(), now);
+    let terms = check(&mut w, code, &trying).await;
+    drop(w);
+    terms
+}
