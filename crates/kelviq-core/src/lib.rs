@@ -10,6 +10,7 @@ pub mod customer;
 pub mod discounts;
 pub mod entitlements;
 pub mod events;
+pub mod geo;
 pub mod ids;
 pub mod keys;
 pub mod meters;
