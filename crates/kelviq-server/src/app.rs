@@ -6,7 +6,7 @@ use crate::http::error::ApiError;
 use crate::http::metrics;
 use crate::routes;
 use crate::state::AppState;
-use axum::extract::{DefaultBodyLimit, OriginalUri, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, OriginalUri, Request};
 use axum::http::Uri;
 use axum::response::IntoResponse;
 use axum::Router;
@@ -101,8 +101,20 @@ pub async fn serve(
     let writer = crate::usage::start(state.clone()).await?;
     let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
     let scheduler = crate::selling::spawn_scheduler(state.clone(), scheduler_stop.clone());
-    let dispatcher = crate::webhooks::dispatcher::spawn(state.clone(), scheduler_stop);
-    let server = axum::serve(listener, tower::make::Shared::new(service)).with_graceful_shutdown(signal);
+    let dispatcher = crate::webhooks::dispatcher::spawn(state.clone(), scheduler_stop.clone());
+    crate::geo::spawn_reloader(state.geo.clone(), state.config.geo_reload_interval_ms, scheduler_stop.clone());
+    // Each connection's requests carry its peer's address (see `geo`).
+    let make = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, TcpListener>| {
+        let peer = ConnectInfo(*incoming.remote_addr());
+        let service = service.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(tower::service_fn(move |mut req: Request| {
+                req.extensions_mut().insert(peer);
+                service.clone().oneshot(req)
+            }))
+        }
+    });
+    let server = axum::serve(listener, make).with_graceful_shutdown(signal);
     let server = tokio::spawn(async move { server.await });
     tokio::pin!(server);
     tokio::select! {

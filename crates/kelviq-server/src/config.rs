@@ -89,6 +89,23 @@ pub struct Config {
     pub webhook_poll_interval_ms: u64,
     /// How long events (and their delivery logs) are kept.
     pub event_retention_days: i64,
+    /// Proxies (CIDR) whose `X-Forwarded-For` and country header are
+    /// believed; empty: the peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// A header a trusted proxy sets to the client's country (`CF-IPCountry`).
+    pub geo_country_header: Option<String>,
+    /// IP ranges to countries: Tor's `geoip` (`/usr/share/tor/geoip`) or a
+    /// CSV of `start,end,country`; `geoip6_file` for Tor's IPv6 file.
+    pub geoip_file: Option<PathBuf>,
+    pub geoip6_file: Option<PathBuf>,
+    /// Networks (one CIDR per line) a promotion treats as VPN, Tor, proxy
+    /// or relay (Apple Private Relay) exits.
+    pub vpn_networks_file: Option<PathBuf>,
+    pub tor_networks_file: Option<PathBuf>,
+    pub proxy_networks_file: Option<PathBuf>,
+    pub relay_networks_file: Option<PathBuf>,
+    /// How often those files are checked for changes (reloaded without a restart).
+    pub geo_reload_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -126,6 +143,15 @@ impl Default for Config {
             webhook_endpoint_concurrency: 16,
             webhook_poll_interval_ms: 1000,
             event_retention_days: 30,
+            trusted_proxies: Vec::new(),
+            geo_country_header: None,
+            geoip_file: None,
+            geoip6_file: None,
+            vpn_networks_file: None,
+            tor_networks_file: None,
+            proxy_networks_file: None,
+            relay_networks_file: None,
+            geo_reload_interval_ms: 30_000,
         }
     }
 }
@@ -167,6 +193,15 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_WEBHOOK_ENDPOINT_CONCURRENCY",
     "KELVIQ_WEBHOOK_POLL_INTERVAL_MS",
     "KELVIQ_EVENT_RETENTION_DAYS",
+    "KELVIQ_TRUSTED_PROXIES",
+    "KELVIQ_GEO_COUNTRY_HEADER",
+    "KELVIQ_GEOIP_FILE",
+    "KELVIQ_GEOIP6_FILE",
+    "KELVIQ_VPN_NETWORKS_FILE",
+    "KELVIQ_TOR_NETWORKS_FILE",
+    "KELVIQ_PROXY_NETWORKS_FILE",
+    "KELVIQ_RELAY_NETWORKS_FILE",
+    "KELVIQ_GEO_RELOAD_INTERVAL_MS",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -264,6 +299,25 @@ impl Config {
         parse_env(env, "KELVIQ_WEBHOOK_ENDPOINT_CONCURRENCY", &mut cfg.webhook_endpoint_concurrency)?;
         parse_env(env, "KELVIQ_WEBHOOK_POLL_INTERVAL_MS", &mut cfg.webhook_poll_interval_ms)?;
         parse_env(env, "KELVIQ_EVENT_RETENTION_DAYS", &mut cfg.event_retention_days)?;
+        if let Some(v) = env("KELVIQ_TRUSTED_PROXIES") {
+            cfg.trusted_proxies = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        if let Some(v) = env("KELVIQ_GEO_COUNTRY_HEADER") {
+            cfg.geo_country_header = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        for (name, into) in [
+            ("KELVIQ_GEOIP_FILE", &mut cfg.geoip_file),
+            ("KELVIQ_GEOIP6_FILE", &mut cfg.geoip6_file),
+            ("KELVIQ_VPN_NETWORKS_FILE", &mut cfg.vpn_networks_file),
+            ("KELVIQ_TOR_NETWORKS_FILE", &mut cfg.tor_networks_file),
+            ("KELVIQ_PROXY_NETWORKS_FILE", &mut cfg.proxy_networks_file),
+            ("KELVIQ_RELAY_NETWORKS_FILE", &mut cfg.relay_networks_file),
+        ] {
+            if let Some(v) = env(name).filter(|v| !v.trim().is_empty()) {
+                *into = Some(PathBuf::from(v));
+            }
+        }
+        parse_env(env, "KELVIQ_GEO_RELOAD_INTERVAL_MS", &mut cfg.geo_reload_interval_ms)?;
         cfg.webhook_settings()?;
         if cfg.change_feed_usage_retention_seconds < 2 {
             anyhow::bail!(

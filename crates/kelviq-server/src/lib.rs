@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod discounts;
 pub mod error;
+pub mod geo;
 pub mod http;
 pub mod invoices;
 pub mod media;

@@ -36,6 +36,8 @@ pub struct Shared {
     pub ingest: crate::usage::Ingest,
     /// Webhook settings, the secret key and the delivery client.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Where requests come from (see `geo`).
+    pub geo: Arc<crate::geo::Geo>,
 }
 
 impl AppState {
@@ -46,6 +48,7 @@ impl AppState {
         let webhooks =
             crate::webhooks::Webhooks::new(&config).unwrap_or_else(|e| panic!("webhook settings or secret key: {e:#}"));
         let keys = Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_seconds)));
+        let geo = Arc::new(crate::geo::Geo::load(&config).unwrap_or_else(|e| panic!("geo files: {e:#}")));
         Self(Arc::new(Shared {
             store,
             clock,
@@ -56,6 +59,7 @@ impl AppState {
             origin: uuid::Uuid::new_v4().simple().to_string().into(),
             ingest: crate::usage::Ingest::default(),
             webhooks,
+            geo,
         }))
     }
 }
