@@ -78,6 +78,13 @@ pub struct Discount {
     pub first_purchase_only: bool,
     /// The least a purchase must come to (before the discount), in one currency.
     pub minimum_amount: Option<CurrencyAmount>,
+    /// Only buyers billed in one of these countries may redeem it (a
+    /// promotion's strict country coupon); empty: anyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub countries: Vec<String>,
+    /// The promotion that made it (a country's coupon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_id: Option<uuid::Uuid>,
     /// Completed redemptions (kept by the store).
     #[serde(default)]
     pub times_redeemed: i64,
@@ -117,6 +124,11 @@ pub struct Redeeming<'a> {
     pub taken_by_customer: i64,
     /// Whether the buyer bought anything before.
     pub bought_before: bool,
+    /// The buyer's billing country, when known.
+    pub country: Option<&'a str>,
+    /// Whether `country` is final (the checkout completes): an unknown
+    /// country then fails a code limited to countries.
+    pub country_final: bool,
 }
 
 /// Why a code cannot be redeemed on a purchase.
@@ -130,6 +142,8 @@ pub enum Refusal {
     Currency(String),
     Minimum(CurrencyAmount),
     NotFirstPurchase,
+    /// Limited to buyers billed in a country (the first named).
+    Country(String),
 }
 
 impl Refusal {
@@ -148,6 +162,10 @@ impl Refusal {
                 m.currency
             ),
             Refusal::NotFirstPurchase => "This discount code is for a first purchase only.".into(),
+            Refusal::Country(c) => format!(
+                "This discount code is for buyers billed in {}.",
+                crate::geo::country_name(c).unwrap_or(c.as_str())
+            ),
         }
     }
 }
@@ -181,6 +199,8 @@ impl Discount {
             plans: Vec::new(),
             first_purchase_only: false,
             minimum_amount: None,
+            countries: Vec::new(),
+            promotion_id: None,
             times_redeemed: 0,
             created_at: now,
             modified_at: now,
@@ -236,6 +256,13 @@ impl Discount {
         }
         if self.first_purchase_only && r.bought_before {
             return Err(Refusal::NotFirstPurchase);
+        }
+        if let Some(first) = self.countries.first() {
+            match r.country.map(str::to_ascii_uppercase) {
+                Some(c) if self.countries.contains(&c) => {}
+                None if !r.country_final => {}
+                _ => return Err(Refusal::Country(first.clone())),
+            }
         }
         Ok(())
     }
@@ -359,6 +386,8 @@ mod tests {
             taken: 0,
             taken_by_customer: 0,
             bought_before: false,
+            country: None,
+            country_final: false,
         }
     }
 
@@ -400,6 +429,16 @@ mod tests {
         d.minimum_amount = None;
         d.first_purchase_only = true;
         assert_eq!(d.check(&Redeeming { bought_before: true, ..buying(at(6)) }), Err(Refusal::NotFirstPurchase));
+        let mut local = code(pct(40));
+        local.countries = vec!["IN".into()];
+        assert_eq!(local.check(&buying(at(6))), Ok(()), "the country is not known yet");
+        assert_eq!(local.check(&Redeeming { country: Some("in"), country_final: true, ..buying(at(6)) }), Ok(()));
+        let elsewhere = Redeeming { country: Some("US"), ..buying(at(6)) };
+        assert_eq!(local.check(&elsewhere).unwrap_err().message(), "This discount code is for buyers billed in India.");
+        assert_eq!(
+            local.check(&Redeeming { country_final: true, ..buying(at(6)) }),
+            Err(Refusal::Country("IN".into()))
+        );
         let fixed = code(DiscountValue::Fixed { amounts: vec![CurrencyAmount { currency: "EUR".into(), minor: 500 }] });
         assert_eq!(fixed.check(&buying(at(6))), Err(Refusal::Currency("USD".into())));
         assert_eq!(fixed.terms("usd"), None);

@@ -17,6 +17,7 @@ pub mod meters;
 pub mod money;
 pub mod periods;
 pub mod plans;
+pub mod promotions;
 pub mod sandbox_cards;
 pub mod sealing;
 pub mod signing;

@@ -14,6 +14,7 @@ pub mod http;
 pub mod invoices;
 pub mod media;
 pub mod openapi;
+pub mod promotions;
 pub mod routes;
 pub mod selling;
 pub mod state;

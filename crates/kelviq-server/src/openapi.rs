@@ -3,8 +3,8 @@
 //! `openapi.json`. It is assembled from the routes; no route imports it.
 
 use crate::routes::{
-    catalog, charges, checkout, customers, discounts, entitlements, health, invoices, media, money, plans, reporting,
-    subscriptions, tax_rates, test_clock, webhooks,
+    catalog, charges, checkout, customers, discounts, entitlements, health, invoices, media, money, plans, promotions,
+    reporting, subscriptions, tax_rates, test_clock, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -44,6 +44,9 @@ use utoipa::{Modify, OpenApi};
         tax_rates::update_tax_rate, tax_rates::delete_tax_rate, tax_rates::retrieve_tax_settings,
         tax_rates::update_tax_settings, discounts::create_discount, discounts::list_discounts,
         discounts::retrieve_discount, discounts::update_discount, discounts::delete_discount,
+        promotions::create_promotion, promotions::list_or_edge, promotions::retrieve_promotion,
+        promotions::update_promotion, promotions::delete_promotion, promotions::list_country_groups,
+        promotions::update_country_group,
         invoices::list_invoices, invoices::retrieve_invoice, invoices::void_invoice, invoices::pay_invoice,
         invoices::upcoming_invoice, invoices::invoice_document,
     ),
@@ -57,9 +60,11 @@ use utoipa::{Modify, OpenApi};
         money::RefundIn, test_clock::AdvanceIn,
         crate::usage::report::UsageIn, crate::usage::report::EventIn, crate::usage::report::BatchIn, crate::usage::report::ConsumeIn, crate::usage::overrides::OverrideIn,
         webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn, tax_rates::TaxRateIn, tax_rates::TaxSettingsIn,
-        discounts::DiscountIn, discounts::AmountInput)),
+        discounts::DiscountIn, discounts::AmountInput, promotions::PromotionIn, crate::promotions::WidgetFields,
+        promotions::GroupPercentageIn, promotions::CountryOverrideIn, promotions::CountryGroupIn,
+        crate::wire::promotions::PromotionOut)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "discounts"), (name = "invoices"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "discounts"), (name = "promotions"), (name = "invoices"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

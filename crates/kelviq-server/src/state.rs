@@ -38,6 +38,8 @@ pub struct Shared {
     pub webhooks: crate::webhooks::Webhooks,
     /// Where requests come from (see `geo`).
     pub geo: Arc<crate::geo::Geo>,
+    /// Promotions the edge answer read recently.
+    pub promotions: crate::promotions::edge::Cache,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             ingest: crate::usage::Ingest::default(),
             webhooks,
             geo,
+            promotions: Default::default(),
         }))
     }
 }

@@ -14,7 +14,7 @@ use kelviq_core::{FieldErrors, Tenant};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-const LIVE: &str = "org_id = $1 AND environment = $2 AND deleted_at IS NULL";
+pub(crate) const LIVE: &str = "org_id = $1 AND environment = $2 AND deleted_at IS NULL";
 
 fn discount_from_row(row: &AnyRow) -> Result<Discount> {
     let mut d: Discount = doc_from_row(row)?;
@@ -23,7 +23,7 @@ fn discount_from_row(row: &AnyRow) -> Result<Discount> {
 }
 
 /// Another live code has this code.
-fn taken(e: sqlx::Error) -> StoreError {
+pub(crate) fn taken(e: sqlx::Error) -> StoreError {
     if StoreError::is_unique_violation(&e) {
         StoreError::Invalid(FieldErrors::single("code", "A discount with this code already exists."))
     } else {
@@ -44,23 +44,28 @@ pub struct Taken {
     pub by_customer: i64,
 }
 
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// The statement that adds a code.
+pub(crate) fn insert_query<'q>(tenant: &Tenant, d: &'q Discount) -> Result<Query<'q>> {
+    let (org, env) = tenant_binds(tenant);
+    Ok(sqlx::query(
+        "INSERT INTO discounts (id, org_id, environment, code, doc, promotion_id, created_at, modified_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(d.id.to_string())
+    .bind(org)
+    .bind(env)
+    .bind(&d.code)
+    .bind(text(d)?)
+    .bind(d.promotion_id.map(|p| p.to_string()))
+    .bind(to_micros(d.created_at))
+    .bind(to_micros(d.modified_at)))
+}
+
 impl Store {
     pub async fn insert_discount(&self, tenant: &Tenant, d: &Discount) -> Result<()> {
-        let (org, env) = tenant_binds(tenant);
-        sqlx::query(
-            "INSERT INTO discounts (id, org_id, environment, code, doc, created_at, modified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(d.id.to_string())
-        .bind(org)
-        .bind(env)
-        .bind(&d.code)
-        .bind(text(d)?)
-        .bind(to_micros(d.created_at))
-        .bind(to_micros(d.modified_at))
-        .execute(self.write_pool())
-        .await
-        .map_err(taken)?;
+        insert_query(tenant, d)?.execute(self.write_pool()).await.map_err(taken)?;
         Ok(())
     }
 
@@ -124,17 +129,20 @@ impl Store {
         row.as_ref().map(discount_from_row).transpose()
     }
 
-    /// A page of the live codes (oldest first), with how many there are.
+    /// A page of the live codes made by API (oldest first; a promotion's
+    /// coupons are the promotion's), with how many there are.
     pub async fn list_discounts(&self, tenant: &Tenant, limit: i64, offset: i64) -> Result<(i64, Vec<Discount>)> {
         let (org, env) = tenant_binds(tenant);
-        let count: i64 = sqlx::query(&format!("SELECT COUNT(*) AS n FROM discounts WHERE {LIVE}"))
-            .bind(&org)
-            .bind(env)
-            .fetch_one(self.read_pool())
-            .await?
-            .try_get("n")?;
+        let count: i64 =
+            sqlx::query(&format!("SELECT COUNT(*) AS n FROM discounts WHERE {LIVE} AND promotion_id IS NULL"))
+                .bind(&org)
+                .bind(env)
+                .fetch_one(self.read_pool())
+                .await?
+                .try_get("n")?;
         let rows = sqlx::query(&format!(
-            "SELECT doc, times_redeemed FROM discounts WHERE {LIVE} ORDER BY seq LIMIT $3 OFFSET $4"
+            "SELECT doc, times_redeemed FROM discounts WHERE {LIVE} AND promotion_id IS NULL \
+             ORDER BY seq LIMIT $3 OFFSET $4"
         ))
         .bind(&org)
         .bind(env)

@@ -30,6 +30,7 @@ mod orgs;
 mod payment_methods;
 mod pending;
 mod plans;
+mod promotions;
 mod selling;
 mod tax_rates;
 mod usage;

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (16, "due order", include_str!("../migrations/0016_due_order.sql")),
     (17, "tax settings", include_str!("../migrations/0017_tax_settings.sql")),
     (18, "discounts", include_str!("../migrations/0018_discounts.sql")),
+    (19, "promotions", include_str!("../migrations/0019_promotions.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

@@ -265,8 +265,19 @@ pub async fn get(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> ServiceRe
     state.store.find_discount(tenant, id).await?.ok_or_else(ServiceError::not_found)
 }
 
+/// A code made by API (a promotion's coupons change with their promotion).
+async fn own(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> ServiceResult<Discount> {
+    let d = get(state, tenant, id).await?;
+    if d.promotion_id.is_some() {
+        return Err(ServiceError::BadRequest(
+            "This code is a promotion's coupon: change or delete the promotion instead.".into(),
+        ));
+    }
+    Ok(d)
+}
+
 pub async fn update(state: &AppState, tenant: &Tenant, id: uuid::Uuid, f: DiscountFields) -> ServiceResult<Discount> {
-    let mut d = get(state, tenant, id).await?;
+    let mut d = own(state, tenant, id).await?;
     let mut errors = FieldErrors::new();
     apply(f, &mut d, &mut errors);
     check_scope(state, tenant, &d, &mut errors).await?;
@@ -277,6 +288,7 @@ pub async fn update(state: &AppState, tenant: &Tenant, id: uuid::Uuid, f: Discou
 }
 
 pub async fn delete(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> ServiceResult<()> {
+    own(state, tenant, id).await?;
     let now = tenant_now(state, tenant).await?;
     Ok(state.store.delete_discount(tenant, id, now).await?)
 }

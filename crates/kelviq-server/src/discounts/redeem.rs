@@ -16,6 +16,9 @@ pub struct Trying<'a> {
     pub subtotal_minor: i64,
     /// The buyer, when known.
     pub customer_id: Option<&'a str>,
+    /// The buyer's billing country, when known, and whether it is final.
+    pub country: Option<&'a str>,
+    pub country_final: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -41,8 +44,16 @@ impl<'a> Trying<'a> {
             currency: &cs.quote.currency,
             subtotal_minor: cs.quote.total_minor,
             customer_id,
+            country: cs.billing_country.as_deref().or(cs.default_billing_country.as_deref()),
+            country_final: false,
             now,
         }
+    }
+
+    /// The same, at completion: the billing country is the buyer's last word.
+    pub fn completing(mut self, country: Option<&'a str>) -> Trying<'a> {
+        (self.country, self.country_final) = (country, true);
+        self
     }
 }
 
@@ -82,33 +93,48 @@ pub async fn check(w: &mut Work, code: &str, t: &Trying<'_>) -> Result<AppliedDi
         taken: taken.all,
         taken_by_customer: taken.by_customer,
         bought_before,
+        country: t.country,
+        country_final: t.country_final,
     };
     d.check(&trying).map_err(|r| NotTaken::Refused(r.message()))?;
     d.terms(t.currency).ok_or_else(|| NotTaken::Refused(UNKNOWN_CODE.into()))
 }
 
 /// Checks a code an open checkout holds against the buyer now known (the
-/// per-customer limit and first purchase only); the code itself still
-/// counts its hold. A code deleted since keeps its hold's terms.
+/// per-customer limit, first purchase only, the billing country); the code
+/// itself still counts its hold. A code deleted since keeps its hold's terms.
 pub async fn recheck_for_buyer(
     w: &mut Work,
     held: &AppliedDiscount,
     session_id: &str,
-    customer_id: &str,
-    now: DateTime<Utc>,
+    t: &Trying<'_>,
 ) -> Result<(), NotTaken> {
     let Some(d) = w.lock_discount(&held.code).await?.filter(|d| d.id == held.discount_id) else {
         return Ok(());
     };
-    if let Some(m) = d.max_redemptions_per_customer {
-        if w.discount_taken(d.id, Some(customer_id), Some(session_id), now).await?.by_customer >= i64::from(m) {
-            return Err(NotTaken::Refused(kelviq_core::discounts::Refusal::CustomerLimit.message()));
-        }
-    }
-    if d.first_purchase_only && w.customer_bought_before(customer_id).await? {
-        return Err(NotTaken::Refused(kelviq_core::discounts::Refusal::NotFirstPurchase.message()));
-    }
-    Ok(())
+    let customer_id = t.customer_id.unwrap_or_default();
+    let taken = match d.max_redemptions_per_customer {
+        Some(_) => w.discount_taken(d.id, Some(customer_id), Some(session_id), t.now).await?,
+        None => Default::default(),
+    };
+    let bought_before = d.first_purchase_only && w.customer_bought_before(customer_id).await?;
+    let buyer = Redeeming {
+        now: t.now,
+        product_id: t.product_id,
+        plan_identifier: t.plan_identifier,
+        currency: t.currency,
+        subtotal_minor: t.subtotal_minor,
+        taken: 0,
+        taken_by_customer: taken.by_customer,
+        bought_before,
+        country: t.country,
+        country_final: t.country_final,
+    };
+    // Its window, limit and scope held when the hold was taken.
+    let mut held_terms = d.clone();
+    (held_terms.starts_at, held_terms.expires_at, held_terms.max_redemptions) = (None, None, None);
+    (held_terms.minimum_amount, held_terms.products, held_terms.plans) = (None, Vec::new(), Vec::new());
+    held_terms.check(&buyer).map_err(|r| NotTaken::Refused(r.message()))
 }
 
 /// What a code would take off an open checkout, without taking it (the

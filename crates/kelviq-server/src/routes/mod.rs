@@ -12,6 +12,7 @@ pub mod invoices;
 pub mod media;
 pub mod money;
 pub mod plans;
+pub mod promotions;
 pub mod reporting;
 pub mod subscriptions;
 pub mod tax_rates;
@@ -38,5 +39,6 @@ pub fn api_router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(tax_rates::router())
         .merge(discounts::router())
+        .merge(promotions::router())
         .merge(invoices::router())
 }

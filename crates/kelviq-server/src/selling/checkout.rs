@@ -260,7 +260,8 @@ pub async fn complete_checkout(
         .find_plan_version(cs.plan_id)
         .await?
         .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("plan version {} of a session is gone", cs.plan_id)))?;
-    let discount = match discount_at_completion(&mut w, &cs, form.discount_code.as_deref(), &customer_id, now).await {
+    let typed = form.discount_code.as_deref();
+    let discount = match discount_at_completion(&mut w, &cs, typed, &customer_id, country.as_deref(), now).await {
         Ok(d) => d,
         Err(NotTaken::Refused(m)) => return Err(CheckoutError::Payer("discount_code", m)),
         Err(NotTaken::Store(e)) => return Err(e.into()),
@@ -322,15 +323,16 @@ async fn discount_at_completion(
     cs: &CheckoutSession,
     typed: Option<&str>,
     customer_id: &str,
+    country: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<AppliedDiscount>, NotTaken> {
+    let trying = Trying::of_session(cs, Some(customer_id), now).completing(country);
     if let Some(held) = &cs.discount {
-        redeem::recheck_for_buyer(w, held, &cs.id, customer_id, now).await?;
+        redeem::recheck_for_buyer(w, held, &cs.id, &trying).await?;
         return Ok(Some(held.clone()));
     }
     let Some(code) = typed.map(str::trim).filter(|c| !c.is_empty()) else { return Ok(None) };
     redeem::session_takes_codes(cs)?;
-    let trying = Trying::of_session(cs, Some(customer_id), now);
     Ok(Some(redeem::check(w, code, &trying).await?))
 }
 

@@ -58,6 +58,10 @@ pub struct DiscountOut {
     pub plans: Vec<String>,
     pub first_purchase_only: bool,
     pub minimum_amount: Option<AmountOut>,
+    /// Only buyers billed in these countries may redeem it (a promotion's strict coupon).
+    pub countries: Vec<String>,
+    /// The promotion whose coupon it is.
+    pub promotion_id: Option<String>,
     /// ACTIVE, or EXPIRED (past its end or out of redemptions).
     pub status: String,
     pub created_on: String,
@@ -91,6 +95,8 @@ impl DiscountOut {
             plans: d.plans.clone(),
             first_purchase_only: d.first_purchase_only,
             minimum_amount: d.minimum_amount.as_ref().map(AmountOut::from),
+            countries: d.countries.clone(),
+            promotion_id: d.promotion_id.map(|p| p.to_string()),
             status: d.status(now).as_str().into(),
             created_on: iso_micros(d.created_at),
             modified_on: iso_micros(d.modified_at),

@@ -6,6 +6,7 @@ pub mod discounts;
 pub mod invoices;
 pub mod ops;
 pub mod plans;
+pub mod promotions;
 pub mod selling;
 pub mod tax;
 pub mod usage;

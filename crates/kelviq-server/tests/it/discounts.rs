@@ -91,7 +91,8 @@ async fn discounts_are_managed(backend: Backend) {
             "amounts": [], "duration": "REPEATING", "durationInCycles": 3, "maxRedemptions": 100,
             "maxRedemptionsPerCustomer": 1, "timesRedeemed": 0, "startsAt": null,
             "expiresAt": "2026-03-01T00:00:00.000000Z", "products": [product["id"]], "plans": ["team"],
-            "firstPurchaseOnly": true, "minimumAmount": {"currency": "USD", "amount": 10.5}, "status": "ACTIVE",
+            "firstPurchaseOnly": true, "minimumAmount": {"currency": "USD", "amount": 10.5}, "countries": [],
+            "promotionId": null, "status": "ACTIVE",
             "createdOn": d["createdOn"], "modifiedOn": d["modifiedOn"]})
     );
     let fixed = code(&api, json!({"code": "FIVE", "discountType": "FIXED", "amounts": [{"currency": "USD", "amount": 5}, {"currency": "EUR", "amount": 4.5}], "duration": "FOREVER"})).await;

@@ -20,6 +20,7 @@ mod media;
 mod metering;
 mod migrations;
 mod plans;
+mod promotions;
 mod sdk;
 mod sdk_metering;
 mod sdk_selling;
