@@ -3,8 +3,8 @@
 //! `openapi.json`. It is assembled from the routes; no route imports it.
 
 use crate::routes::{
-    catalog, charges, checkout, customers, discounts, entitlements, health, invoices, media, money, plans, promotions,
-    reporting, subscriptions, tax_rates, test_clock, webhooks,
+    catalog, charges, checkout, customers, discounts, entitlements, health, invoices, media, money, offering, plans,
+    promotions, reporting, subscriptions, tax_rates, test_clock, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -46,7 +46,7 @@ use utoipa::{Modify, OpenApi};
         discounts::retrieve_discount, discounts::update_discount, discounts::delete_discount,
         promotions::create_promotion, promotions::list_or_edge, promotions::retrieve_promotion,
         promotions::update_promotion, promotions::delete_promotion, promotions::list_country_groups,
-        promotions::update_country_group,
+        promotions::update_country_group, offering::product_offering,
         invoices::list_invoices, invoices::retrieve_invoice, invoices::void_invoice, invoices::pay_invoice,
         invoices::upcoming_invoice, invoices::invoice_document,
     ),
@@ -64,7 +64,7 @@ use utoipa::{Modify, OpenApi};
         promotions::GroupPercentageIn, promotions::CountryOverrideIn, promotions::CountryGroupIn,
         crate::wire::promotions::PromotionOut)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "discounts"), (name = "promotions"), (name = "invoices"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "discounts"), (name = "promotions"), (name = "monetization"), (name = "invoices"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -11,6 +11,7 @@ pub mod hosted;
 pub mod invoices;
 pub mod media;
 pub mod money;
+pub mod offering;
 pub mod plans;
 pub mod promotions;
 pub mod reporting;
@@ -40,5 +41,6 @@ pub fn api_router() -> Router<AppState> {
         .merge(tax_rates::router())
         .merge(discounts::router())
         .merge(promotions::router())
+        .merge(offering::router())
         .merge(invoices::router())
 }

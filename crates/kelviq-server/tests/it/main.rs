@@ -19,6 +19,7 @@ mod invoices;
 mod media;
 mod metering;
 mod migrations;
+mod offering;
 mod plans;
 mod promotions;
 mod sdk;
