@@ -3,9 +3,12 @@
 
 use crate::catalog::{CreateFeature, CreateProduct, ListCatalog, UpdateFeature, UpdateProduct, UpdateProductSettings};
 use crate::customers::{CreateCustomer, ListCustomers, UpdateCustomer};
+use crate::discounts::{Discount, DiscountParams};
 use crate::invoices::{Invoice, ListInvoices};
 use crate::models::{ArchiveResponse, Customer, Feature, Page, Plan, PlanFeature, PlanPrice, Product, ProductSettings};
+use crate::offering::{OfferingParams, ProductOffering};
 use crate::plans::{CreatePlan, UpdatePlan};
+use crate::promotions::{CountryGroup, Promotion, PromotionParams, PromotionResponse};
 use crate::selling::{
     CancellationType, CheckoutSessionCreated, CreateCharge, CreateCheckoutSession, CreateRefund, CreateSubscription,
     ListMoney, ListSubscriptions, MessageResponse, PaymentMethod, Refund, Subscription, Transaction, UpdatePreview,
@@ -47,6 +50,15 @@ impl Kelviq {
 
     pub fn tax_rates(&self) -> TaxRates<'_> {
         TaxRates { client: self }
+    }
+    pub fn discounts(&self) -> Discounts<'_> {
+        Discounts { client: self }
+    }
+    pub fn promotions(&self) -> Promotions<'_> {
+        Promotions { client: self }
+    }
+    pub fn offering(&self) -> Offering<'_> {
+        Offering { client: self }
     }
 
     pub fn catalog(&self) -> Catalog<'_> {
@@ -476,5 +488,71 @@ impl Invoices<'_> {
     }
     pub fn pay(&self, id: &str) -> Result<Invoice, Error> {
         self.client.block_on(self.client.inner.invoices().pay(id))
+    }
+}
+
+/// Discount codes, blocking (see [`crate::discounts::Discounts`]).
+pub struct Discounts<'a> {
+    client: &'a Kelviq,
+}
+
+impl Discounts<'_> {
+    pub fn create(&self, params: DiscountParams) -> Result<Discount, Error> {
+        self.client.block_on(self.client.inner.discounts().create(params))
+    }
+    pub fn list(&self, page: Option<u32>) -> Result<Page<Discount>, Error> {
+        self.client.block_on(self.client.inner.discounts().list(page))
+    }
+    pub fn retrieve(&self, id: &str) -> Result<Discount, Error> {
+        self.client.block_on(self.client.inner.discounts().retrieve(id))
+    }
+    pub fn update(&self, id: &str, changes: DiscountParams) -> Result<Discount, Error> {
+        self.client.block_on(self.client.inner.discounts().update(id, changes))
+    }
+    pub fn delete(&self, id: &str) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.discounts().delete(id))
+    }
+}
+
+/// Promotions, blocking (see [`crate::promotions::Promotions`]).
+pub struct Promotions<'a> {
+    client: &'a Kelviq,
+}
+
+impl Promotions<'_> {
+    pub fn get(&self, promotion_id: &str) -> Result<PromotionResponse, Error> {
+        self.client.block_on(self.client.inner.promotions().get(promotion_id))
+    }
+    pub fn create(&self, params: PromotionParams) -> Result<Promotion, Error> {
+        self.client.block_on(self.client.inner.promotions().create(params))
+    }
+    pub fn list(&self, page: Option<u32>) -> Result<Page<Promotion>, Error> {
+        self.client.block_on(self.client.inner.promotions().list(page))
+    }
+    pub fn retrieve(&self, id: &str) -> Result<Promotion, Error> {
+        self.client.block_on(self.client.inner.promotions().retrieve(id))
+    }
+    pub fn update(&self, id: &str, changes: PromotionParams) -> Result<Promotion, Error> {
+        self.client.block_on(self.client.inner.promotions().update(id, changes))
+    }
+    pub fn delete(&self, id: &str) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.promotions().delete(id))
+    }
+    pub fn country_groups(&self) -> Result<Page<CountryGroup>, Error> {
+        self.client.block_on(self.client.inner.promotions().country_groups())
+    }
+    pub fn update_country_group(&self, group: &str, countries: Vec<String>) -> Result<CountryGroup, Error> {
+        self.client.block_on(self.client.inner.promotions().update_country_group(group, countries))
+    }
+}
+
+/// Product offerings, blocking (see [`crate::offering::Offering`]).
+pub struct Offering<'a> {
+    client: &'a Kelviq,
+}
+
+impl Offering<'_> {
+    pub fn get(&self, product_id: &str, params: OfferingParams) -> Result<ProductOffering, Error> {
+        self.client.block_on(self.client.inner.offering().get(product_id, params))
     }
 }

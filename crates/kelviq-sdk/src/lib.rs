@@ -17,13 +17,16 @@ pub mod blocking;
 pub mod cache;
 pub mod catalog;
 pub mod customers;
+pub mod discounts;
 pub mod entitlements;
 mod environment;
 mod error;
 mod http;
 pub mod invoices;
 pub mod models;
+pub mod offering;
 pub mod plans;
+pub mod promotions;
 pub mod reporting;
 pub mod selling;
 pub mod tax_rates;
@@ -192,6 +195,21 @@ impl Kelviq {
     /// Tax rates by country and region (a self-hosted kelviq server).
     pub fn tax_rates(&self) -> tax_rates::TaxRates<'_> {
         tax_rates::TaxRates::new(&self.http)
+    }
+
+    /// Discount codes (a self-hosted kelviq server).
+    pub fn discounts(&self) -> discounts::Discounts<'_> {
+        discounts::Discounts::new(&self.http)
+    }
+
+    /// Purchasing-power-parity promotions and their edge answer.
+    pub fn promotions(&self) -> promotions::Promotions<'_> {
+        promotions::Promotions::new(&self.http)
+    }
+
+    /// A product's offering, for pricing pages.
+    pub fn offering(&self) -> offering::Offering<'_> {
+        offering::Offering::new(&self.http)
     }
 
     pub fn catalog(&self) -> catalog::Catalog<'_> {

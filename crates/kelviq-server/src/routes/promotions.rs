@@ -4,7 +4,7 @@
 
 use crate::geo::Visitor;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Body, Caller, Page, ServerCaller};
+use crate::http::extract::{Body, Caller, Page, Paging, ServerCaller};
 use crate::http::paging::{map_page, paged};
 use crate::promotions::{self, PromotionChange, PromotionFields, WidgetFields};
 use crate::state::AppState;
@@ -193,15 +193,20 @@ pub async fn delete_promotion(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The country groups promotions give percentages to.
+/// The country groups promotions give percentages to, highest income first.
 #[utoipa::path(get, path = "/api/v1/promotions/country-groups/", tag = "promotions", security(("bearer" = [])),
-    responses((status = 200, description = "The groups, highest income first", body = Vec<CountryGroupOut>), (status = 401)))]
+    params(("page" = Option<String>, Query), ("page_size" = Option<String>, Query)),
+    responses((status = 200, description = "A page of groups", body = Page<CountryGroupOut>), (status = 401)))]
 pub async fn list_country_groups(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
-) -> ApiResult<Json<Vec<CountryGroupOut>>> {
-    let groups = promotions::groups(&state, &tenant).await?;
-    Ok(Json(groups.iter().map(CountryGroupOut::from).collect()))
+    parts: Parts,
+) -> ApiResult<Json<Page<CountryGroupOut>>> {
+    let groups: Vec<CountryGroupOut> =
+        promotions::groups(&state, &tenant).await?.iter().map(CountryGroupOut::from).collect();
+    let mut paging = Paging::from_parts(&parts, 100)?;
+    let (page, total) = paging.slice(&groups)?;
+    Ok(Json(paging.page(total, page.to_vec())))
 }
 
 /// Body of `PATCH /promotions/country-groups/{group}/`.

@@ -24,6 +24,7 @@ mod plans;
 mod promotions;
 mod sdk;
 mod sdk_metering;
+mod sdk_offers;
 mod sdk_selling;
 mod selling;
 mod shutdown;

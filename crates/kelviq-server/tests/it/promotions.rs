@@ -253,14 +253,14 @@ async fn a_coupon_sells_at_its_country(backend: Backend) {
 
     // Country groups: listed, and editable (a country moved leaves its old group).
     let (_, groups) = api.get("/api/v1/promotions/country-groups/").await;
-    let names: Vec<&str> = groups.as_array().unwrap().iter().map(|g| g["group"].as_str().unwrap()).collect();
+    let names: Vec<&str> = groups["results"].as_array().unwrap().iter().map(|g| g["group"].as_str().unwrap()).collect();
     assert_eq!(names, ["TIER_1", "TIER_2", "TIER_3", "TIER_4", "TIER_5"]);
     let (status, moved) = api
         .send(Method::PATCH, "/api/v1/promotions/country-groups/TIER_4/", Some(json!({"countries": ["in", "BR"]})))
         .await;
     assert_eq!((status, moved), (200, json!({"group": "TIER_4", "countries": ["BR", "IN"]})));
     let (_, groups) = api.get("/api/v1/promotions/country-groups/").await;
-    assert!(!groups[2]["countries"].as_array().unwrap().contains(&json!("BR")), "BR left TIER_3");
+    assert!(!groups["results"][2]["countries"].as_array().unwrap().contains(&json!("BR")), "BR left TIER_3");
     let (status, e) =
         api.send(Method::PATCH, "/api/v1/promotions/country-groups/TIER_4/", Some(json!({"countries": ["XX"]}))).await;
     assert_eq!((status, e["countries"].is_array()), (400, true));
