@@ -96,6 +96,15 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     config.webhook_poll_interval_ms = 600_000;
     // The billing run calls the scheduler's loop itself, timed.
     config.scheduler_interval_ms = 3_600_000;
+    // The promotions measurement resolves visitors behind a trusted proxy
+    // through a generated range file.
+    let promotions = options.only.iter().any(|o| o == "promotions");
+    if promotions {
+        let file = crate::promotions::write_ranges(dir)?;
+        crate::promotions::time_lookups(&file)?;
+        config.geoip_file = Some(file);
+        config.trusted_proxies = vec!["127.0.0.0/8".into()];
+    }
     let store = open_store(&config).await?;
     let backend = store.backend().name();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -149,11 +158,17 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
             path: "/healthz".into(),
             body: None,
             items: 1,
+            headers: String::new(),
         })
         .await;
         let checks = load(addr, Some(&key), options.connections, options.seconds, move |worker, i| {
             let c = (worker as u64 * 7919 + i * 104_729) % n;
-            Request { path: format!("/api/v1/entitlements?customer_id=c{c}").into(), body: None, items: 1 }
+            Request {
+                path: format!("/api/v1/entitlements?customer_id=c{c}").into(),
+                body: None,
+                items: 1,
+                headers: String::new(),
+            }
         })
         .await;
         report("healthz (HTTP floor)", &floor);
@@ -185,7 +200,7 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
             let mut body = String::with_capacity(160);
             let i = dup(i);
             event(&mut body, (worker as u64 * 31 + i) % n, "w", worker, i, &t);
-            Request { path: "/api/v1/report/event/".into(), body: Some(body), items: 1 }
+            Request { path: "/api/v1/report/event/".into(), body: Some(body), items: 1, headers: String::new() }
         })
         .await;
         report("raw events, one per request", &single);
@@ -204,7 +219,12 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
                 event(&mut body, (worker as u64 * 131 + k) % n, "b", worker, k, &ts);
             }
             body.push_str("]}");
-            Request { path: "/api/v1/report/events/batch/".into(), body: Some(body), items: 100 }
+            Request {
+                path: "/api/v1/report/events/batch/".into(),
+                body: Some(body),
+                items: 100,
+                headers: String::new(),
+            }
         })
         .await;
         report("raw events, 100 per request", &batched);
@@ -214,6 +234,10 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     // subscription it loads, once).
     if options.only.iter().any(|o| o == "billing") {
         crate::billing::run(&state, &client, &base, &key, &tenant, options.billing_subscriptions).await?;
+    }
+    if promotions {
+        let (conns, secs) = (options.connections, options.seconds);
+        crate::promotions::run(addr, &client, &base, &key, &boot.client_key, conns, secs).await?;
     }
     if wants("webhooks") {
         let writer = open_store(&state.config).await?;
@@ -262,7 +286,7 @@ async fn report_writer(client: &reqwest::Client, base: &str, before: [f64; 5]) {
     }
 }
 
-fn report(name: &str, r: &Run) {
+pub(crate) fn report(name: &str, r: &Run) {
     println!(
         "{name}: {:.0}/s ({} requests in {:.1} s, {} errors), latency p50 {:.2} ms, p99 {:.2} ms",
         r.rate(),

@@ -20,6 +20,8 @@ pub struct Request {
     pub path: Cow<'static, str>,
     pub body: Option<String>,
     pub items: u64,
+    /// Extra header lines, each ending in `\r\n`.
+    pub headers: String,
 }
 
 /// Latencies and throughput of one load run.
@@ -235,6 +237,7 @@ impl Connection {
         if let Some(k) = key {
             write!(self.out, "Authorization: Bearer {k}\r\n")?;
         }
+        self.out.extend_from_slice(req.headers.as_bytes());
         match &req.body {
             Some(b) => {
                 write!(self.out, "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", b.len())?;
@@ -342,7 +345,13 @@ mod tests {
     #[tokio::test]
     async fn counts_answers_by_status_and_reads_split_bodies() {
         let ok = serve(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nhello world").await;
-        let run = load(ok, Some("k"), 2, 1, |_, _| Request { path: Cow::Borrowed("/x"), body: None, items: 3 }).await;
+        let run = load(ok, Some("k"), 2, 1, |_, _| Request {
+            path: Cow::Borrowed("/x"),
+            body: None,
+            items: 3,
+            headers: String::new(),
+        })
+        .await;
         assert!(run.requests > 10, "{} requests", run.requests);
         assert_eq!(run.errors, 0);
         assert_eq!(run.items, run.requests * 3);
@@ -359,7 +368,13 @@ mod tests {
         assert!(run.others_cpu_per_request_us().is_some());
 
         let refused = serve(b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 2\r\n\r\n{}").await;
-        let run = load(refused, None, 1, 1, |_, _| Request { path: Cow::Borrowed("/x"), body: None, items: 1 }).await;
+        let run = load(refused, None, 1, 1, |_, _| Request {
+            path: Cow::Borrowed("/x"),
+            body: None,
+            items: 1,
+            headers: String::new(),
+        })
+        .await;
         assert!(run.requests > 0);
         assert_eq!(run.errors, run.requests, "every non-2xx answer is an error");
         assert_eq!(run.items, 0);

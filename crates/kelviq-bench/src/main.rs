@@ -6,6 +6,7 @@
 mod bench;
 mod billing;
 mod loadgen;
+mod promotions;
 mod webhooks;
 
 use clap::Parser;
@@ -47,8 +48,8 @@ struct Args {
     /// Subscriptions the billing run renews at once.
     #[arg(long, default_value_t = 100_000)]
     billing_subscriptions: u64,
-    /// Runs only these measurements (comma-separated: checks, events, batches, webhooks, billing;
-    /// billing runs only when named).
+    /// Runs only these measurements (comma-separated: checks, events, batches, webhooks, billing,
+    /// promotions; billing and promotions run only when named).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
