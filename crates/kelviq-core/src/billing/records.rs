@@ -169,6 +169,12 @@ pub struct CheckoutSession {
     /// The terms of the code applied (held for the session while it is open).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discount: Option<crate::discounts::AppliedDiscount>,
+    /// The country whose local price the quote is, and whether only a
+    /// buyer billed there pays it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_country: Option<String>,
+    #[serde(default)]
+    pub price_strict: bool,
     pub lock_email: bool,
     pub default_billing_country: Option<String>,
     pub billing_country: Option<String>,

@@ -2,12 +2,14 @@
 //! per-feature entitlements. Validation of everything a plan version holds.
 
 mod entitlements;
+mod local;
 mod price;
 mod prices;
 #[cfg(test)]
 mod tests;
 
 pub use entitlements::*;
+pub use local::*;
 pub use price::*;
 pub use prices::*;
 

@@ -28,6 +28,9 @@ pub struct Price {
     pub tax_behavior: Option<String>,
     #[serde(default)]
     pub charge_catalog_price: Vec<ChargeGroup>,
+    /// Fixed prices for buyers in some countries (see `local`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_prices: Vec<super::LocalPrice>,
 }
 
 impl Price {

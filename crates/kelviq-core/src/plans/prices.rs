@@ -101,6 +101,20 @@ pub fn parse_price(
     if free_trial && !any_recurring {
         err("a free trial needs a recurring charge period.".into());
     }
+    let local_prices = match get("local_prices") {
+        Some(v) if price_type == "PAID" => match super::local::parse_local_prices(v, &stored_groups, features) {
+            Ok(l) => l,
+            Err(m) => {
+                err(m);
+                Vec::new()
+            }
+        },
+        Some(_) => {
+            err(format!("a {price_type} price has no local prices."));
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
     let after = errors.fields().values().map(Vec::len).sum::<usize>();
     if after != before {
         return None;
@@ -114,6 +128,7 @@ pub fn parse_price(
         "enabled": flag("enabled").unwrap_or(true),
         "tax_behavior": tax_behavior,
         "charge_catalog_price": stored_groups,
+        "local_prices": local_prices,
     });
     match serde_json::from_value(stored) {
         Ok(price) => Some(price),
@@ -301,7 +316,7 @@ pub fn price_to_wire(price: &Price) -> Value {
         .as_array()
         .map(|g| g.iter().map(|group| group_to_wire(group, &currency, exp)).collect())
         .unwrap_or_default();
-    json!({
+    let mut wire = json!({
         "id": stored["id"],
         "priceType": stored["price_type"],
         "currency": currency,
@@ -310,7 +325,11 @@ pub fn price_to_wire(price: &Price) -> Value {
         "enabled": stored["enabled"],
         "taxBehavior": stored["tax_behavior"],
         "chargeCatalogPrice": groups,
-    })
+    });
+    if !price.local_prices.is_empty() {
+        wire["localPrices"] = super::local::local_prices_to_wire(&price.local_prices);
+    }
+    wire
 }
 
 pub(super) fn group_to_wire(group: &Value, currency: &str, exp: u32) -> Value {

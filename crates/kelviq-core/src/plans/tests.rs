@@ -174,3 +174,59 @@ fn plans() {
     assert_eq!(e.fields().keys().collect::<Vec<_>>(), ["license", "links", "name", "ordering", "product"]);
     assert!(ChargePeriod::parse("QUARTERLY") == Some(ChargePeriod::ThreeMonths));
 }
+
+#[test]
+fn local_prices_localize_a_plan() {
+    let wire = json!({
+        "priceType": "PAID", "currency": "USD",
+        "chargeCatalogPrice": [
+            {"charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 20}}]},
+            {"feature": "api-calls", "priceModel": "PACKAGE", "charges": [
+                {"chargePeriod": "MONTHLY", "priceData": {"amount": 5, "blockSize": 100}}]}],
+        "localPrices": [
+            {"group": "TIER_4", "currency": "INR", "charges": [
+                {"chargePeriod": "MONTHLY", "priceData": {"amount": 499}},
+                {"feature": "api-calls", "chargePeriod": "MONTHLY", "priceData": {"amount": 99}}]},
+            {"countries": ["in"], "currency": "USD", "strictCountry": false, "charges": [
+                {"chargePeriod": "MONTHLY", "priceData": {"amount": 8}},
+                {"feature": "api-calls", "chargePeriod": "MONTHLY", "priceData": {"amount": 2}}]}]
+    });
+    let typed = price(wire).unwrap();
+    let back = price_to_wire(&typed);
+    assert_eq!(back["localPrices"][1]["countries"], json!(["IN"]));
+    assert_eq!(back["localPrices"][0]["charges"][1]["priceData"], json!({"amount": 99.0, "blockSize": 100}));
+    let group_of = |c: &str| ["IN", "PK"].contains(&c).then(|| "TIER_4".to_string());
+    // The country's own local price wins over its group's.
+    assert_eq!(typed.local_for("in", &group_of).map(|l| l.currency.as_str()), Some("USD"));
+    assert_eq!(typed.local_for("PK", &group_of).map(|l| l.currency.as_str()), Some("INR"));
+    assert_eq!(typed.local_for("US", &group_of), None);
+    let pk = typed.localized(typed.local_for("PK", &group_of).unwrap());
+    assert_eq!(pk.currency, "INR");
+    let amounts: Vec<(Option<i64>, Option<u64>)> =
+        pk.charge_catalog_price.iter().map(|g| (g.charges[0].amount_minor, g.charges[0].block_size)).collect();
+    assert_eq!(amounts, [(Some(49_900), None), (Some(9_900), Some(100))], "amounts local, block size the price's");
+    assert!(pk.local_prices.is_empty());
+    let plan = |prices: Vec<Price>| PlanVersion {
+        id: uuid::Uuid::nil(),
+        identifier: "pro".into(),
+        version: 1,
+        product_id: uuid::Uuid::nil(),
+        name: "Pro".into(),
+        fields: PlanFields::default(),
+        prices,
+        entitlements: Vec::new(),
+        status: PlanStatus::Published,
+        created_at: chrono::DateTime::UNIX_EPOCH,
+        modified_at: chrono::DateTime::UNIX_EPOCH,
+        published_at: None,
+        archived_at: None,
+    };
+    let india = plan(vec![typed.clone()]).localized(Some("IN"), &group_of);
+    assert_eq!(india.local, Some(false), "not strict");
+    assert_eq!(india.plan.prices.len(), 1, "a local price in USD takes the USD price's place");
+    assert_eq!(india.plan.prices[0].charge_catalog_price[0].charges[0].amount_minor, Some(800));
+    let pakistan = plan(vec![typed.clone()]).localized(Some("PK"), &group_of);
+    let currencies: Vec<&str> = pakistan.plan.prices.iter().map(|p| p.currency.as_str()).collect();
+    assert_eq!((currencies, pakistan.local), (vec!["INR", "USD"], Some(true)), "the local price first");
+    assert_eq!(plan(vec![typed]).localized(None, &group_of).local, None);
+}

@@ -26,7 +26,10 @@ pub struct OfferingAsk {
 #[derive(Debug, Clone)]
 pub struct OfferedPlan {
     pub plan: PlanVersion,
+    /// The price the buyer pays (a local price for their country, if any).
     pub price: Option<Price>,
+    /// The plan's own price, in the base currency.
+    pub original: Option<Price>,
     pub features: Vec<PlanEntitlementOut>,
     /// The name of the plan it builds on, if any.
     pub base_plan_name: Option<String>,
@@ -44,7 +47,10 @@ pub struct Standing {
 pub struct Offering {
     pub product: Product,
     pub country: Option<String>,
+    /// The buyer's currency (a local price's, else the base currency).
     pub currency: String,
+    /// The currency of the plans' own prices.
+    pub base_currency: String,
     pub plans: Vec<OfferedPlan>,
     /// Charge periods any plan offers, in order.
     pub periods: Vec<ChargePeriod>,
@@ -84,12 +90,14 @@ pub async fn offering(
     }
     // Display order: the plan's ordering, then the order plans were made.
     plans.sort_by_key(|p| p.fields.ordering.unwrap_or(i64::MAX));
-    let currency = plans
+    let base_currency = plans
         .iter()
         .flat_map(|p| p.prices.iter().filter(|x| x.enabled && x.is_paid()))
         .map(|x| x.currency.clone())
         .next()
         .unwrap_or_else(|| "USD".into());
+    let country = visitor.country.as_deref();
+    let mut currency = base_currency.clone();
     let mut offered = Vec::with_capacity(plans.len());
     for plan in plans {
         let mut features = Vec::new();
@@ -104,7 +112,17 @@ pub async fn offering(
             Some(parent) => state.store.find_plan(tenant, parent, None).await?.map(|p| p.name),
             None => None,
         };
-        offered.push(OfferedPlan { price: price_in(&plan, &currency), plan, features, base_plan_name });
+        let original = price_in(&plan, &base_currency);
+        let (local_plan, local) = crate::selling::sessions::localized(state, tenant, &plan, country).await?;
+        let price = match local {
+            Some(_) => {
+                let p = local_plan.prices.first().cloned();
+                currency = p.as_ref().map_or(currency, |p| p.currency.clone());
+                p
+            }
+            None => original.clone(),
+        };
+        offered.push(OfferedPlan { price, original, plan, features, base_plan_name });
     }
     let periods = ChargePeriod::ALL
         .into_iter()
@@ -118,7 +136,8 @@ pub async fn offering(
         Some(c) => standing(state, tenant, c, product.id).await?,
         None => Standing::default(),
     };
-    Ok(Some(Offering { product, country: visitor.country.clone(), currency, plans: offered, periods, standing }))
+    let country = visitor.country.clone();
+    Ok(Some(Offering { product, country, currency, base_currency, plans: offered, periods, standing }))
 }
 
 async fn standing(

@@ -2,6 +2,7 @@
 //! events, and the sandbox helper that completes a session without a browser.
 
 use crate::clock::tenant_now;
+use crate::geo::Visitor;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Page;
 use crate::http::extract::{BaseUrl, Body, Paging, ServerCaller, DEFAULT_PAGE_SIZE};
@@ -114,6 +115,9 @@ fn parse_checkout(input: CheckoutIn) -> ApiResult<NewCheckout> {
         }
     }
     let country = input::country(input.default_billing_country.as_deref(), "default_billing_country", &mut errors);
+    if let Some(ip) = input.ip_address.as_deref().filter(|ip| ip.trim().parse::<std::net::IpAddr>().is_err()) {
+        errors.add("ip_address", format!("\"{ip}\" is not an IPv4 or IPv6 address."));
+    }
     let metadata = match input.metadata {
         None | Some(Value::Null) => json!({}),
         Some(m @ Value::Object(_)) => m,
@@ -142,6 +146,7 @@ fn parse_checkout(input: CheckoutIn) -> ApiResult<NewCheckout> {
         discount_code: input.discount_code.filter(|c| !c.trim().is_empty()),
         lock_email: input.lock_email.unwrap_or(false),
         ip_address: input.ip_address,
+        visitor_country: None,
         offering_id: input.offering_id,
         pricing_table_id: input.pricing_table_id,
         rule_id: input.rule_id,
@@ -155,9 +160,16 @@ pub async fn create_checkout(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
     BaseUrl(base): BaseUrl,
+    visitor: Visitor,
     Body(input): Body<CheckoutIn>,
 ) -> ApiResult<(StatusCode, Json<CheckoutCreatedOut>)> {
-    let session = open_session(&state, &tenant, parse_checkout(input)?).await?;
+    let mut new = parse_checkout(input)?;
+    // The buyer's address as the merchant gives it, else the request's.
+    new.visitor_country = match new.ip_address.as_deref().and_then(|ip| ip.trim().parse().ok()) {
+        Some(ip) => Visitor::at(&state.geo, ip).country,
+        None => visitor.country,
+    };
+    let session = open_session(&state, &tenant, new).await?;
     let url = format!("{base}/checkout/{}/", session.id);
     Ok((StatusCode::CREATED, Json(CheckoutCreatedOut { checkout_url: url, checkout_session_id: session.id })))
 }

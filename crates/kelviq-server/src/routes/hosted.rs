@@ -349,6 +349,15 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
     };
     match complete_checkout(&state, &tenant, &id, checkout).await {
         Ok(done) => (StatusCode::SEE_OTHER, [(header::LOCATION, done.success_url)]).into_response(),
+        Err(CheckoutError::Payer("billing_country", message)) => {
+            // Priced again (a local price for another country): show the new price.
+            let cs = match state.store.find_checkout_session_anywhere::<CheckoutSession>(&id).await {
+                Ok(Some((_, cs))) => cs,
+                _ => cs.clone(),
+            };
+            let page = render(&cs, tenant.env, SessionStatus::Open, &form, Some(&message), tax, applied.as_ref());
+            html(StatusCode::BAD_REQUEST, page)
+        }
         Err(CheckoutError::Payer(_, message)) => fail(&message),
         Err(CheckoutError::Api(ServiceError::BadRequest(message))) => {
             let now = tenant_now(&state, &tenant).await.unwrap_or_else(|_| state.clock.now());

@@ -189,6 +189,20 @@ pub async fn complete_checkout(
     if let Some(message) = errors.fields().values().flatten().next() {
         return Err(CheckoutError::Payer("tax_id", message.clone()));
     }
+    if let Some(shown) = cs.price_country.clone().filter(|_| cs.price_strict) {
+        let billed = form.billing_country.as_deref().or(cs.default_billing_country.as_deref()).map(str::to_uppercase);
+        if billed.as_deref() != Some(shown.as_str()) {
+            fall_back_to_global_price(state, tenant, &cs, now).await?;
+            let name = kelviq_core::geo::country_name(&shown).unwrap_or(shown.as_str());
+            return Err(CheckoutError::Payer(
+                "billing_country",
+                format!(
+                    "The price shown is for buyers billed in {name}; this checkout now shows the standard price. \
+                     Submit again to pay it."
+                ),
+            ));
+        }
+    }
     let provider = provider_for(tenant.env);
     let needs_card = !cs.quote.free;
     if needs_card && form.card.is_none() {
@@ -314,6 +328,44 @@ pub async fn complete_checkout(
         || tracing::info!(session = %cs.id, order = %order.id, subscription = %sub.id, "checkout completed"),
     );
     Ok(cs)
+}
+
+/// A strict local price shown to a buyer billed elsewhere: the session is
+/// priced again at the plan's own price (nothing is charged here).
+async fn fall_back_to_global_price(
+    state: &AppState,
+    tenant: &Tenant,
+    cs: &CheckoutSession,
+    now: DateTime<Utc>,
+) -> Result<(), CheckoutError> {
+    let identifiers = feature_identifiers(state, tenant).await?;
+    let mut w = state.store.begin(tenant).await?;
+    let Some(mut fresh) = w.lock::<CheckoutSession>(DocTable::CheckoutSessions, &cs.id).await? else {
+        return Ok(());
+    };
+    let plan = w.find_plan_version(fresh.plan_id).await?.ok_or_else(|| {
+        ServiceError::Internal(anyhow::anyhow!("plan version {} of a session is gone", fresh.plan_id))
+    })?;
+    let mut quote = quote_plan(&plan, fresh.charge_period, None, &fresh.features, &identifiers)?;
+    quote.tax_behavior = fresh.quote.tax_behavior.clone();
+    (fresh.quote, fresh.price_country, fresh.price_strict) = (quote, None, false);
+    fresh.modified_at = now;
+    fresh.log(
+        "checkout_session.repriced",
+        "Priced at the standard price: billed outside the price's country",
+        "success",
+        now,
+    );
+    let cols = DocColumns {
+        status: Some(fresh.status.as_str().into()),
+        created_at: fresh.created_at,
+        modified_at: now,
+        expires_at: Some(fresh.expires_at),
+        ..Default::default()
+    };
+    w.put(DocTable::CheckoutSessions, &fresh.id, &fresh, &cols).await?;
+    finish(state, w).await?;
+    Ok(())
 }
 
 /// The code a completing checkout sells with: the one it holds (checked

@@ -43,6 +43,8 @@ pub struct NewCheckout {
     pub discount_code: Option<String>,
     pub lock_email: bool,
     pub ip_address: Option<String>,
+    /// The country of `ip_address` (a server key's), else of the request.
+    pub visitor_country: Option<String>,
     pub offering_id: Option<String>,
     pub pricing_table_id: Option<String>,
     pub rule_id: Option<String>,
@@ -52,7 +54,12 @@ pub struct NewCheckout {
 pub async fn open_session(state: &AppState, tenant: &Tenant, new: NewCheckout) -> ServiceResult<CheckoutSession> {
     let plan = published_plan(state, tenant, &new.plan_identifier).await?;
     let identifiers = feature_identifiers(state, tenant).await?;
+    // The buyer's country: the billing country given, else the address's.
+    let country = new.default_billing_country.clone().or(new.visitor_country.clone());
+    let (plan, price_local) = localized(state, tenant, &plan, country.as_deref()).await?;
     let mut quote = quote_plan(&plan, new.period, new.currency.as_deref(), &new.features, &identifiers)?;
+    let local_quoted = price_local
+        .filter(|_| new.custom_minor.is_none() && plan.prices.first().is_some_and(|p| p.currency == quote.currency));
     if let (Some(minor), Some(c)) = (new.custom_minor, &new.currency) {
         quote = Quote {
             currency: c.clone(),
@@ -99,6 +106,8 @@ pub async fn open_session(state: &AppState, tenant: &Tenant, new: NewCheckout) -
         discounts_enabled: new.discounts_enabled,
         discount_code: None,
         discount: None,
+        price_country: local_quoted.and(country.clone()),
+        price_strict: local_quoted.unwrap_or(false),
         lock_email: new.lock_email,
         default_billing_country: new.default_billing_country,
         billing_country: None,
@@ -133,6 +142,23 @@ pub async fn open_session(state: &AppState, tenant: &Tenant, new: NewCheckout) -
         || tracing::info!(session = %session.id, plan = %session.plan_identifier, "checkout session created"),
     );
     Ok(session)
+}
+
+/// A plan as a buyer in `country` pays for it (its local prices first), and
+/// whether a local price applies (and holds only for buyers billed there).
+pub async fn localized(
+    state: &AppState,
+    tenant: &Tenant,
+    plan: &kelviq_core::plans::PlanVersion,
+    country: Option<&str>,
+) -> ServiceResult<(kelviq_core::plans::PlanVersion, Option<bool>)> {
+    if country.is_none() || plan.prices.iter().all(|p| p.local_prices.is_empty()) {
+        return Ok((plan.clone(), None));
+    }
+    let groups = crate::promotions::groups(state, tenant).await?;
+    let group_of = |c: &str| groups.iter().find(|g| g.countries.iter().any(|x| x == c)).map(|g| g.name.clone());
+    let l = plan.localized(country, &group_of);
+    Ok((l.plan, l.local))
 }
 
 /// Applies a code to a new session and holds one of its redemptions until

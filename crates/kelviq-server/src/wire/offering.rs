@@ -92,7 +92,7 @@ pub struct OfferingPlanOut {
     /// The identifier of the plan it builds on.
     pub base_plan: Option<String>,
     pub price: Option<OfferingPriceOut>,
-    /// The plan's own price per charge period (`{"MONTHLY": 19.0}`).
+    /// The plan's own price per charge period, in the base currency (`{"MONTHLY": 19.0}`).
     #[schema(value_type = Object)]
     pub original_price: Map<String, Value>,
     pub features: Vec<PlanEntitlementOut>,
@@ -107,8 +107,9 @@ pub struct OfferingPlanOut {
 
 fn plan_out(o: OfferedPlan) -> ServiceResult<OfferingPlanOut> {
     let price = o.price.as_ref().map(PriceOut::new).transpose()?;
+    let original = o.original.as_ref().map(PriceOut::new).transpose()?;
     let mut original_price = Map::new();
-    for g in price.iter().flat_map(|p| &p.charge_catalog_price).filter(|g| g.feature.is_none()) {
+    for g in original.iter().flat_map(|p| &p.charge_catalog_price).filter(|g| g.feature.is_none()) {
         for c in &g.charges {
             if let (Some(period), Some(amount)) = (&c.charge_period, &c.price_data.amount) {
                 original_price.insert(period.clone(), Value::Number(amount.clone()));
@@ -178,7 +179,7 @@ pub struct OfferingOut {
     pub pricing_locale: String,
     pub currency_code: String,
     pub currency_symbol: String,
-    /// Always 1: prices are set per currency, never converted at live rates.
+    /// Always 1: local prices are set per country, never converted at live rates.
     #[schema(value_type = f64)]
     pub currency_conversion_rate: Value,
     pub base_currency_code: String,
@@ -192,6 +193,7 @@ pub struct OfferingOut {
 impl OfferingOut {
     pub fn new(tenant: &Tenant, o: Offering) -> ServiceResult<Self> {
         let symbol = currency_symbol(&o.currency);
+        let base_symbol = currency_symbol(&o.base_currency);
         let current = o.standing.current.as_ref();
         Ok(OfferingOut {
             organization_id: tenant.org_seq,
@@ -200,8 +202,8 @@ impl OfferingOut {
             currency_code: o.currency.clone(),
             currency_symbol: symbol.clone(),
             currency_conversion_rate: json!(1.0),
-            base_currency_code: o.currency,
-            base_currency_symbol: symbol,
+            base_currency_code: o.base_currency,
+            base_currency_symbol: base_symbol,
             plans: o.plans.into_iter().map(plan_out).collect::<ServiceResult<_>>()?,
             subscription: OfferingSubscriptionOut {
                 has_previous_subscription: o.standing.has_previous,

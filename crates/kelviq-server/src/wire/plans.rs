@@ -149,6 +149,29 @@ pub struct ChargeGroupOut {
     pub charges: Vec<ChargeOut>,
 }
 
+/// A local price's charge: the price's charge for a feature (null: the
+/// plan's own) and period, at the local amount.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalChargeOut {
+    pub feature: Option<String>,
+    #[serde(flatten)]
+    pub charge: ChargeOut,
+}
+
+/// Fixed prices for buyers in some countries (or a country group), in their currency.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalPriceOut {
+    pub countries: Vec<String>,
+    /// TIER_1 … TIER_5.
+    pub group: Option<String>,
+    pub currency: String,
+    /// Only a buyer billed in the country whose price was shown pays it.
+    pub strict_country: bool,
+    pub charges: Vec<LocalChargeOut>,
+}
+
 /// A price of a plan in one currency.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -161,6 +184,9 @@ pub struct PriceOut {
     pub enabled: Option<bool>,
     pub tax_behavior: Option<String>,
     pub charge_catalog_price: Vec<ChargeGroupOut>,
+    /// Beyond Kelviq: fixed prices for buyers in some countries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_prices: Vec<LocalPriceOut>,
 }
 
 impl PriceOut {

@@ -16,6 +16,7 @@ mod durability;
 mod hardening;
 mod integration_guide;
 mod invoices;
+mod local_prices;
 mod media;
 mod metering;
 mod migrations;
