@@ -1,5 +1,7 @@
 // The hosted checkout page in real headless Chromium: fill it, see a declined
-// card's message, pay, land on successUrl; the subscription exists.
+// card's message, pay, land on successUrl; the subscription exists. A
+// discount code: a bad one says so, a good one shows the discounted total and
+// is what is paid.
 'use strict';
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -63,7 +65,7 @@ test('pay on the hosted page and land on successUrl', async () => {
   assert.equal(await page.locator('#discount_code').count(), 1, 'discount field shown when enabled');
   // Every field has a label.
   const unlabeled = await page.$$eval('input', (inputs) =>
-    inputs.filter((i) => !document.querySelector(`label[for="${i.id}"]`)).map((i) => i.name));
+    inputs.filter((i) => i.type !== 'hidden' && !document.querySelector(`label[for="${i.id}"]`)).map((i) => i.name));
   assert.deepEqual(unlabeled, []);
   assert.ok(requests.every((u) => u.startsWith(server.url)), `no external assets: ${requests}`);
 
@@ -71,14 +73,14 @@ test('pay on the hosted page and land on successUrl', async () => {
   await page.fill('#card_number', '4000 0000 0000 0002');
   await page.fill('#expiry', '12/30');
   await page.fill('#cvc', '123');
-  await page.click('button[type=submit]');
+  await page.click('#pay');
   await page.waitForSelector('#error');
   assert.equal(await page.locator('#error').innerText(), 'Your card was declined.');
   assert.equal(await page.locator('#name').inputValue(), 'Ann', 'the form keeps what was typed');
 
   await page.fill('#card_number', '4242 4242 4242 4242');
   await page.fill('#cvc', '123');
-  await Promise.all([page.waitForURL(successUrl), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForURL(successUrl), page.click('#pay')]);
   assert.equal(page.url(), successUrl);
 
   const subs = await api('GET', '/subscriptions/?customer_id=browser-1');
@@ -90,5 +92,38 @@ test('pay on the hosted page and land on successUrl', async () => {
   // Back on the page: it says the payment is complete.
   await page.goto(session.checkoutUrl);
   assert.equal(await page.locator('h1').innerText(), 'Payment complete');
+  await page.close();
+});
+
+test('a discount code on the hosted page', async () => {
+  await api('POST', '/discounts/', { code: 'LAUNCH', percentage: 20, duration: 'ONCE' });
+  const successUrl = `${server.url}/healthz?landed=discount`;
+  const session = await api('POST', '/checkout/', {
+    planIdentifier: 'pro', chargePeriod: 'MONTHLY', customerId: 'browser-2', successUrl, discountsEnabled: true,
+  });
+  const page = await browser.newPage();
+  await page.goto(`${session.checkoutUrl}?discount_code=NOPE`);
+  assert.equal(await page.locator('#discount_code').inputValue(), 'NOPE', 'the query pre-fills the field');
+  assert.equal(await page.locator('#error').innerText(), 'This discount code is invalid or has expired.');
+  assert.equal(await page.locator('#discount_code').getAttribute('aria-invalid'), 'true');
+  assert.match(await page.locator('#total').innerText(), /\$49\.00/);
+
+  await page.fill('#discount_code', 'launch');
+  await Promise.all([page.waitForURL(/discount_code=launch/), page.click('#apply')]);
+  assert.equal(await page.locator('#error').count(), 0);
+  assert.match(await page.locator('#discount').innerText(), /LAUNCH applied/);
+  assert.match(await page.locator('#total').innerText(), /\$39\.20/);
+  assert.match(await page.locator('#pay').innerText(), /\$39\.20/);
+
+  await page.fill('#email', 'bo@example.com');
+  await page.fill('#card_number', '4242 4242 4242 4242');
+  await page.fill('#expiry', '12/30');
+  await page.fill('#cvc', '123');
+  // Enter in the payment form pays (the code has its own form).
+  await Promise.all([page.waitForURL(successUrl), page.press('#cvc', 'Enter')]);
+  const orders = await api('GET', '/orders/');
+  const order = orders.results.find((o) => o.customer.customerId === 'browser-2');
+  assert.equal(order.amountDiscount, '9.80');
+  assert.equal(order.amountTotal, '39.20');
   await page.close();
 });

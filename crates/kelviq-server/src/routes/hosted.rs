@@ -90,11 +90,9 @@ pub struct PayForm {
     pub expiry: String,
     #[serde(default)]
     pub cvc: String,
+    /// The code applied (carried by the payment form).
     #[serde(default)]
     pub discount_code: String,
-    /// Set by the Apply button: show the code's price, do not pay yet.
-    #[serde(default)]
-    pub apply: String,
 }
 
 fn render(
@@ -152,16 +150,28 @@ fn render(
         form.country.clone()
     };
     let locked = if cs.lock_email && cs.customer_email.is_some() { " readonly aria-readonly=\"true\"" } else { "" };
-    let discount = match (&cs.discount, applied) {
-        (Some(held), _) => format!("<p id=\"discount\">Discount code <strong>{}</strong> applied.</p>", esc(&held.code)),
-        _ if !cs.discounts_enabled || q.free || cs.custom_amount => String::new(),
-        (None, shown) => format!(
-            "<label for=\"discount_code\">Discount code (optional)</label>\
-             <div class=\"row\"><div><input id=\"discount_code\" name=\"discount_code\" value=\"{}\" autocomplete=\"off\"{}></div>\
-             <div style=\"flex:0 0 6rem\"><button type=\"submit\" name=\"apply\" value=\"1\" formnovalidate style=\"margin-top:0;padding:.5rem\">Apply</button></div></div>{}",
-            esc(&form.discount_code),
-            if code_refused { " aria-invalid=\"true\" aria-describedby=\"error\"" } else { "" },
-            shown.map(|d| format!("<p id=\"discount\">Discount code <strong>{}</strong> applied.</p>", esc(&d.code))).unwrap_or_default()
+    // The code is applied by its own form (a GET of this page with
+    // `discount_code`), so that Enter in the payment form always pays; the
+    // payment form carries the code applied.
+    let applied_note =
+        |code: &str| format!("<p id=\"discount\">Discount code <strong>{}</strong> applied.</p>", esc(code));
+    let (discount_form, carried) = match (&cs.discount, applied) {
+        (Some(held), _) => (applied_note(&held.code), String::new()),
+        _ if !cs.discounts_enabled || q.free || cs.custom_amount => (String::new(), String::new()),
+        (None, shown) => (
+            format!(
+                "<form method=\"get\" action=\"/checkout/{id}/\" aria-label=\"Discount code\">\
+                 <label for=\"discount_code\">Discount code (optional)</label>\
+                 <div class=\"row\"><div><input id=\"discount_code\" name=\"discount_code\" value=\"{code}\" autocomplete=\"off\"{invalid}></div>\
+                 <div style=\"flex:0 0 6rem\"><button type=\"submit\" id=\"apply\" style=\"margin-top:0;padding:.5rem\">Apply</button></div></div>{note}</form>",
+                id = esc(&cs.id),
+                code = esc(&form.discount_code),
+                invalid = if code_refused { " aria-invalid=\"true\" aria-describedby=\"error\"" } else { "" },
+                note = shown.map(|d| applied_note(&d.code)).unwrap_or_default(),
+            ),
+            shown
+                .map(|d| format!("<input type=\"hidden\" name=\"discount_code\" value=\"{}\">", esc(&d.code)))
+                .unwrap_or_default(),
         ),
     };
     let card = if q.free {
@@ -194,12 +204,12 @@ fn render(
     let body = format!(
         "<h1>{plan}</h1>{error}<section class=\"summary\" aria-label=\"Order summary\"><table>{lines}</table>\
          <p><strong>Total: <span id=\"total\">{total}</span>{per}</strong></p>{tax_note}{trial}</section>\
-         <form method=\"post\" action=\"/checkout/{id}/\">\
+         {discount_form}<form method=\"post\" action=\"/checkout/{id}/\">{carried}\
          <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\"{locked}>\
          <label for=\"name\">Name</label><input id=\"name\" name=\"name\" autocomplete=\"name\" value=\"{name}\">\
          <label for=\"country\">Billing country</label><input id=\"country\" name=\"country\" autocomplete=\"country\" maxlength=\"2\" value=\"{country}\" placeholder=\"US\">\
          <label for=\"tax_id\">Tax id (businesses, optional)</label><input id=\"tax_id\" name=\"tax_id\" maxlength=\"24\" value=\"{tax_id}\" placeholder=\"DE123456789\">\
-         {discount}{card}<button type=\"submit\">{button}</button></form>{hint}",
+         {card}<button type=\"submit\" id=\"pay\">{button}</button></form>{hint}",
         hint = if env == Environment::Sandbox && !q.free {
             "<p class=\"muted\">Sandbox: pay with 4242 4242 4242 4242; 4000 0000 0000 0002 is declined.</p>"
         } else {
@@ -323,10 +333,6 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
     };
     if let Err(message) = &typed {
         return fail(message);
-    }
-    if !form.apply.is_empty() {
-        let page = render(&cs, tenant.env, SessionStatus::Open, &form, None, tax, applied.as_ref());
-        return html(StatusCode::OK, page);
     }
     let expiry = if cs.quote.free { None } else { parse_expiry(&form.expiry) };
     if !cs.quote.free && expiry.is_none() {
