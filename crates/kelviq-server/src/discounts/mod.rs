@@ -14,6 +14,7 @@ use kelviq_core::discounts::{
 use kelviq_core::money::{currency_exponent, to_minor};
 use kelviq_core::tax::parse_percentage;
 use kelviq_core::{FieldErrors, Tenant};
+use kelviq_store::Store;
 use serde_json::Value;
 
 /// The longest name.
@@ -106,6 +107,12 @@ fn text_field(value: &str, field: &str, max: usize, errors: &mut FieldErrors) ->
         return Some(v.to_string());
     }
     None
+}
+
+/// Checks the given fields into `d`, naming each bad one in `errors`
+/// (not whether the products and plans exist).
+pub fn check_fields(f: DiscountFields, d: &mut Discount, errors: &mut FieldErrors) {
+    apply(f, d, errors)
 }
 
 /// Checks the given fields into `d`, naming each bad one in `errors`.
@@ -226,14 +233,14 @@ fn apply(f: DiscountFields, d: &mut Discount, errors: &mut FieldErrors) {
 }
 
 /// Products and plans a code is scoped to must exist in the environment.
-async fn check_scope(state: &AppState, tenant: &Tenant, d: &Discount, errors: &mut FieldErrors) -> ServiceResult<()> {
+async fn check_scope(store: &Store, tenant: &Tenant, d: &Discount, errors: &mut FieldErrors) -> ServiceResult<()> {
     for p in &d.products {
-        if state.store.find_product(tenant, &p.to_string()).await?.is_none() {
+        if store.find_product(tenant, &p.to_string()).await?.is_none() {
             errors.add("products", format!("Product {p} does not exist."));
         }
     }
     for identifier in &d.plans {
-        if state.store.find_plan(tenant, identifier, None).await?.is_none() {
+        if store.find_plan(tenant, identifier, None).await?.is_none() {
             errors.add("plans", format!("Plan \"{identifier}\" does not exist."));
         }
     }
@@ -241,6 +248,17 @@ async fn check_scope(state: &AppState, tenant: &Tenant, d: &Discount, errors: &m
 }
 
 pub async fn create(state: &AppState, tenant: &Tenant, f: DiscountFields) -> ServiceResult<Discount> {
+    let now = tenant_now(state, tenant).await?;
+    create_in(&state.store, tenant, f, now).await
+}
+
+/// Makes a code in a store.
+pub async fn create_in(
+    store: &Store,
+    tenant: &Tenant,
+    f: DiscountFields,
+    now: DateTime<Utc>,
+) -> ServiceResult<Discount> {
     let mut errors = FieldErrors::new();
     if f.code.is_none() {
         errors.add("code", "This field is required.");
@@ -248,16 +266,32 @@ pub async fn create(state: &AppState, tenant: &Tenant, f: DiscountFields) -> Ser
     if f.discount_type.is_none() && f.percentage.is_none() && f.amounts.is_none() {
         errors.add("discount_type", "This field is required.");
     }
-    let now = tenant_now(state, tenant).await?;
     let mut d = Discount::new("", DiscountValue::Percentage { percentage: 0 }, now);
     apply(f, &mut d, &mut errors);
     if d.name.is_empty() {
         d.name = d.code.clone();
     }
-    check_scope(state, tenant, &d, &mut errors).await?;
+    check_scope(store, tenant, &d, &mut errors).await?;
     errors.into_result().map_err(ServiceError::Fields)?;
-    state.store.insert_discount(tenant, &d).await?;
+    store.insert_discount(tenant, &d).await?;
     crate::http::reqlog::in_span(|| tracing::info!(discount = %d.id, code = %d.code, "discount created"));
+    Ok(d)
+}
+
+/// Changes a code in a store (`d` as read); the code as changed.
+pub async fn update_in(
+    store: &Store,
+    tenant: &Tenant,
+    mut d: Discount,
+    f: DiscountFields,
+    now: DateTime<Utc>,
+) -> ServiceResult<Discount> {
+    let mut errors = FieldErrors::new();
+    apply(f, &mut d, &mut errors);
+    check_scope(store, tenant, &d, &mut errors).await?;
+    errors.into_result().map_err(ServiceError::Fields)?;
+    d.modified_at = now;
+    store.update_discount(tenant, &d).await?;
     Ok(d)
 }
 
@@ -277,14 +311,8 @@ async fn own(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> ServiceResult
 }
 
 pub async fn update(state: &AppState, tenant: &Tenant, id: uuid::Uuid, f: DiscountFields) -> ServiceResult<Discount> {
-    let mut d = own(state, tenant, id).await?;
-    let mut errors = FieldErrors::new();
-    apply(f, &mut d, &mut errors);
-    check_scope(state, tenant, &d, &mut errors).await?;
-    errors.into_result().map_err(ServiceError::Fields)?;
-    d.modified_at = tenant_now(state, tenant).await?;
-    state.store.update_discount(tenant, &d).await?;
-    Ok(d)
+    let d = own(state, tenant, id).await?;
+    update_in(&state.store, tenant, d, f, tenant_now(state, tenant).await?).await
 }
 
 pub async fn delete(state: &AppState, tenant: &Tenant, id: uuid::Uuid) -> ServiceResult<()> {

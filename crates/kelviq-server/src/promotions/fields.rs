@@ -1,7 +1,6 @@
 //! A promotion's fields as given, checked one by one.
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::state::AppState;
 use chrono::{DateTime, Utc};
 use kelviq_core::promotions::{Banner, Checks, CountryGroup, Promotion};
 use kelviq_core::tax::parse_percentage;
@@ -161,7 +160,7 @@ fn percent(v: Option<&Value>, field: &str, errors: &mut FieldErrors) -> Option<i
 
 /// Checks a new promotion's fields.
 pub async fn check_new(
-    state: &AppState,
+    store: &kelviq_store::Store,
     tenant: &Tenant,
     f: PromotionFields,
     groups: &[CountryGroup],
@@ -178,13 +177,13 @@ pub async fn check_new(
     let mut products = Vec::new();
     for p in f.products.unwrap_or_default() {
         match uuid::Uuid::parse_str(p.trim()) {
-            Ok(id) if state.store.find_product(tenant, &id.to_string()).await?.is_some() => products.push(id),
+            Ok(id) if store.find_product(tenant, &id.to_string()).await?.is_some() => products.push(id),
             _ => errors.add("products", format!("Product {p:?} does not exist.")),
         }
     }
     let mut plans = Vec::new();
     for p in f.plans.unwrap_or_default() {
-        match state.store.find_published_plan(tenant, p.trim()).await? {
+        match store.find_published_plan(tenant, p.trim()).await? {
             Some(plan) => plans.push(plan.identifier),
             None => errors.add("plans", format!("Plan {p:?} does not exist or is not published.")),
         }

@@ -4,22 +4,29 @@
 //! with a client key ([`edge`]).
 
 pub mod edge;
-mod fields;
+pub mod fields;
 
 use crate::clock::tenant_now;
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
+use chrono::{DateTime, Utc};
 use kelviq_core::discounts::{Discount, DiscountDuration, DiscountValue};
 use kelviq_core::promotions::{country_percentages, coupon_code, default_groups, CountryGroup, Promotion};
 use kelviq_core::{FieldErrors, Tenant};
-use kelviq_store::StoreError;
+use kelviq_store::{Store, StoreError};
+use std::collections::BTreeMap;
 
 pub use fields::{PromotionChange, PromotionFields, WidgetFields};
 
 /// The environment's country groups: the default table, with the groups it
 /// changed in their place.
 pub async fn groups(state: &AppState, tenant: &Tenant) -> ServiceResult<Vec<CountryGroup>> {
-    let own = state.store.country_groups(tenant).await?;
+    groups_in(&state.store, tenant).await
+}
+
+/// [`groups`] from a store.
+pub async fn groups_in(store: &Store, tenant: &Tenant) -> ServiceResult<Vec<CountryGroup>> {
+    let own = store.country_groups(tenant).await?;
     let mut groups = default_groups();
     for g in groups.iter_mut() {
         if let Some(mine) = own.iter().find(|o| o.name == g.name) {
@@ -60,31 +67,56 @@ pub async fn set_group(
 }
 
 pub async fn create(state: &AppState, tenant: &Tenant, f: PromotionFields) -> ServiceResult<Promotion> {
-    let groups = groups(state, tenant).await?;
     let now = tenant_now(state, tenant).await?;
-    let mut p = fields::check_new(state, tenant, f, &groups, now).await?;
+    let p = create_in(&state.store, tenant, f, &BTreeMap::new(), now).await?;
+    edge::forget(state, tenant, p.id);
+    Ok(p)
+}
+
+/// Makes a promotion in a store; a country's coupon is its code in `codes`
+/// (a catalog file's), else one drawn.
+pub async fn create_in(
+    store: &Store,
+    tenant: &Tenant,
+    f: PromotionFields,
+    codes: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> ServiceResult<Promotion> {
+    let groups = groups_in(store, tenant).await?;
+    let mut p = fields::check_new(store, tenant, f, &groups, now).await?;
     let percentages = country_percentages(&groups, &p.group_percentages, &p.country_overrides);
     if percentages.is_empty() {
         return Err(ServiceError::field("group_percentages", "Give at least one country a discount above 0."));
+    }
+    for (country, code) in codes {
+        if !percentages.contains_key(country) || kelviq_core::discounts::normalize_code(code).is_err() {
+            return Err(ServiceError::field(
+                "coupon_codes",
+                format!("{country}: {code:?} is not a coupon of this promotion."),
+            ));
+        }
     }
     // A coupon code drawn twice (or taken by a code made by API) draws again.
     for _ in 0..3 {
         p.countries = percentages
             .iter()
             .map(|(c, pct)| {
-                (c.clone(), kelviq_core::promotions::CountryOffer { percentage: *pct, code: coupon_code() })
+                let code = codes.get(c).map(|c| c.to_ascii_uppercase()).unwrap_or_else(coupon_code);
+                (c.clone(), kelviq_core::promotions::CountryOffer { percentage: *pct, code })
             })
             .collect();
         let coupons: Vec<Discount> = p.countries.iter().map(|(c, offer)| coupon(&p, c, offer, now)).collect();
-        match state.store.insert_promotion(tenant, &p, &coupons).await {
+        match store.insert_promotion(tenant, &p, &coupons).await {
             Ok(()) => {
                 crate::http::reqlog::in_span(
                     || tracing::info!(promotion = %p.id, countries = p.countries.len(), "promotion created"),
                 );
-                edge::forget(state, tenant, p.id);
                 return Ok(p);
             }
-            Err(StoreError::Invalid(_)) => continue,
+            Err(StoreError::Invalid(_)) if codes.is_empty() => continue,
+            Err(StoreError::Invalid(_)) => {
+                return Err(ServiceError::field("coupon_codes", "A coupon code is taken by another discount code."))
+            }
             Err(e) => return Err(e.into()),
         }
     }

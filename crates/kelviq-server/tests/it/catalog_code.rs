@@ -197,4 +197,97 @@ async fn bad_files_write_nothing(backend: Backend) {
     srv.stop().await;
 }
 
-on_both_backends!(export_apply_round_trip, bad_files_write_nothing);
+/// Discount codes and promotions travel with the catalog: the same codes
+/// (a promotion's coupons too) in production, idempotent, edits applied.
+async fn codes_and_promotions_round_trip(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let api = crate::common::api::Api::new(&srv);
+    api.ok("/api/v1/catalog/products/", json!({"name": "Suite", "identifier": "suite", "taxCode": "saas"})).await;
+    api.ok("/api/v1/catalog/plans/", json!({"name": "Pro", "identifier": "pro", "product": "suite"})).await;
+    api.ok(
+        "/api/v1/catalog/plans/pro/prices/bulk/",
+        json!({"prices": [{"priceType": "PAID", "currency": "USD", "chargeCatalogPrice": [{"charges": [
+            {"chargePeriod": "MONTHLY", "priceData": {"amount": 20}}]}],
+            "localPrices": [{"countries": ["IN"], "currency": "INR", "charges": [{"chargePeriod": "MONTHLY", "priceData": {"amount": 499}}]}]}]}),
+    )
+    .await;
+    api.ok("/api/v1/catalog/plans/pro/publish/", json!({})).await;
+    let (_, product) = api.get("/api/v1/catalog/products/suite/").await;
+    api.ok(
+        "/api/v1/discounts/",
+        json!({"code": "LAUNCH", "percentage": 12.5, "duration": "REPEATING", "durationInCycles": 3, "maxRedemptions": 50,
+            "products": [product["id"]], "expiresAt": "2027-01-01T00:00:00Z", "minimumAmount": {"currency": "USD", "amount": 10}}),
+    )
+    .await;
+    api.ok("/api/v1/discounts/", json!({"code": "FIVE", "discountType": "FIXED", "amounts": [{"currency": "USD", "amount": 5}], "plans": ["pro"]})).await;
+    let promo = api
+        .ok(
+            "/api/v1/promotions/",
+            json!({"name": "PPP", "plans": ["pro"], "groupPercentages": [{"group": "TIER_4", "percentage": 40}],
+                "countryOverrides": [{"countryCode": "BR", "percentage": 30}], "widgets": [{"backgroundColor": "#112233"}], "tor": false}),
+        )
+        .await;
+    let india = promo["couponCodes"].as_array().unwrap().iter().find(|c| c["countryCode"] == "IN").unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sandbox = export(&srv.store, &srv.tenant).await.unwrap();
+    for needle in [
+        "[[discounts]]",
+        "code = \"LAUNCH\"",
+        "products = [\"suite\"]",
+        "[[promotions]]",
+        &india,
+        "background_color = \"#112233\"",
+        "[[plans.prices.local_prices]]",
+    ] {
+        assert!(sandbox.contains(needle), "export lacks {needle}:\n{sandbox}");
+    }
+    let production = Tenant { env: Environment::Production, ..srv.tenant.clone() };
+    let now = common::start_time();
+    let planned = apply(&srv.store, &production, &sandbox, ApplyMode::DryRun, now).await.unwrap();
+    let done = apply(&srv.store, &production, &sandbox, ApplyMode::Write, now).await.unwrap();
+    assert_eq!(done, planned, "the dry run told the truth");
+    for change in ["create discount FIVE", "create discount LAUNCH", "create promotion \"PPP\""] {
+        assert!(done.contains(&change.to_string()), "{change} missing from {done:?}");
+    }
+    assert_eq!(body(&export(&srv.store, &production).await.unwrap()), body(&sandbox), "production matches the file");
+    let coupon = srv.store.find_discount_by_code(&production, &india).await.unwrap().expect("the same coupon code");
+    assert_eq!((coupon.countries.clone(), coupon.plans.clone()), (vec!["IN".to_string()], vec!["pro".to_string()]));
+    assert_eq!(apply(&srv.store, &production, &sandbox, ApplyMode::Write, now).await.unwrap(), Vec::<String>::new());
+
+    // Edits: a code's terms, a code dropped, a banner changed, then what a promotion targets.
+    let five = sandbox.find("[[discounts]]\ncode = \"FIVE\"").expect("FIVE is exported");
+    let next =
+        |from: usize| ["\n[[discounts]]\n", "\n[[promotions]]\n"].iter().filter_map(|h| sandbox[from..].find(h)).min();
+    let five_end = next(five + 1).map(|i| five + 1 + i + 1).unwrap();
+    let edited = format!("{}{}", &sandbox[..five], &sandbox[five_end..])
+        .replace("percentage = 12.5", "percentage = 15.0")
+        .replace("#112233", "#445566");
+    let done = apply(&srv.store, &production, &edited, ApplyMode::Write, now).await.unwrap();
+    assert_eq!(
+        done,
+        ["update discount LAUNCH", "delete discount FIVE", "update promotion \"PPP\""].map(String::from).to_vec()
+    );
+    assert_eq!(body(&export(&srv.store, &production).await.unwrap()), body(&edited));
+    let retargeted = edited.replace("tor = false", "tor = true");
+    let done = apply(&srv.store, &production, &retargeted, ApplyMode::Write, now).await.unwrap();
+    assert_eq!(done, ["replace promotion \"PPP\" (what it targets changed)".to_string()]);
+    let after = srv.store.find_discount_by_code(&production, &india).await.unwrap().expect("the coupon kept its code");
+    assert_ne!(after.id, coupon.id, "a new coupon");
+    assert_eq!(apply(&srv.store, &production, &retargeted, ApplyMode::Write, now).await.unwrap(), Vec::<String>::new());
+    // A bad code, or one naming a product the file lacks, is refused before anything is written.
+    let before = export(&srv.store, &production).await.unwrap();
+    for bad in [
+        "\n[[discounts]]\ncode = \"BAD\"\npercentage = 500.0\n",
+        "\n[[discounts]]\ncode = \"ELSEWHERE\"\npercentage = 5.0\nproducts = [\"nope\"]\n",
+    ] {
+        let file = format!("{}{bad}", retargeted.replace("name = \"Pro\"", "name = \"Pro Max\""));
+        let e = apply(&srv.store, &production, &file, ApplyMode::Write, now).await.unwrap_err();
+        assert!(e.to_string().starts_with("discount "), "{e}");
+        assert_eq!(export(&srv.store, &production).await.unwrap(), before, "nothing written");
+    }
+    srv.stop().await;
+}
+
+on_both_backends!(export_apply_round_trip, bad_files_write_nothing, codes_and_promotions_round_trip);

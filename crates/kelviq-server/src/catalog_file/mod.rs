@@ -1,6 +1,6 @@
 //! Catalog as code: `kelviq catalog export` writes an environment's catalog
-//! (products, features, plans with prices and entitlements) as TOML keyed by
-//! identifiers; `kelviq catalog apply` makes an environment match such a file.
+//! (products, features, plans with prices and entitlements, discount codes
+//! and promotions, see [`offers`]) as TOML keyed by identifiers; `kelviq catalog apply` makes an environment match such a file.
 //!
 //! Apply validates the whole file before it writes anything, then changes
 //! only what differs, so applying the same file twice changes nothing. Like
@@ -20,6 +20,8 @@ use kelviq_core::{FieldErrors, Tenant};
 use kelviq_store::Store;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+
+mod offers;
 
 /// Drops nulls, empty tables and empty lists: TOML has no null, and absent means default.
 fn tidy(v: Value) -> Option<Value> {
@@ -84,6 +86,13 @@ fn price_for_file(stored: &Price, idents: &HashMap<String, String>) -> Value {
             group["feature"] = json!(idents.get(id).cloned().unwrap_or_else(|| id.to_string()));
         }
     }
+    for local in v["local_prices"].as_array_mut().into_iter().flatten() {
+        for charge in local["charges"].as_array_mut().into_iter().flatten() {
+            if let Some(id) = charge["feature"].as_str() {
+                charge["feature"] = json!(idents.get(id).cloned().unwrap_or_else(|| id.to_string()));
+            }
+        }
+    }
     v
 }
 
@@ -137,7 +146,9 @@ pub async fn export(store: &Store, tenant: &Tenant) -> anyhow::Result<String> {
             "features": entitlements,
         }));
     }
-    let doc = json!({"products": products_out, "features": features_out, "plans": plans_out});
+    let (discounts_out, promotions_out) = offers::export(store, tenant, &product_idents).await?;
+    let doc = json!({"products": products_out, "features": features_out, "plans": plans_out,
+        "discounts": discounts_out, "promotions": promotions_out});
     let doc = tidy(doc).unwrap_or_else(|| json!({}));
     let body = toml::to_string_pretty(&doc).context("rendering the catalog as TOML")?;
     Ok(format!(
@@ -245,6 +256,8 @@ pub async fn apply(
             .or_insert(FeatureRef { id: uuid::Uuid::nil(), feature_type: f.feature_type });
     }
     let file_plan_idents: Vec<String> = list("plans").iter().filter_map(|p| str_field(p, "identifier")).collect();
+    let file_product_idents: Vec<String> = products.iter().map(|(n, _)| n.identifier.clone()).collect();
+    let offers = offers::check(&list("discounts"), &list("promotions"), &file_product_idents, &file_plan_idents)?;
     let mut plans = Vec::new();
     for p in list("plans") {
         let ident = str_field(&p, "identifier").ok_or_else(|| anyhow!("a plan has no identifier"))?;
@@ -391,6 +404,9 @@ pub async fn apply(
     for d in &desired {
         apply_plan(store, tenant, d, &product_ids, &feature_refs, mode, now, &mut changes).await?;
     }
+
+    // Discount codes and promotions, once the products and plans they name exist.
+    offers::apply(store, tenant, offers, mode, now, &mut changes).await?;
 
     // 5. Archive what the file does not have.
     for p in all_plans(store, tenant).await? {
