@@ -8,7 +8,7 @@ use crate::http::extract::{Body, Caller, Page, Paging, ServerCaller};
 use crate::http::paging::{map_page, paged};
 use crate::promotions::{self, PromotionChange, PromotionFields, WidgetFields};
 use crate::state::AppState;
-use crate::wire::promotions::{CountryGroupOut, PromotionEdgeOut, PromotionOut};
+use crate::wire::promotions::{CountryGroupOut, PromotionEdgeOut, PromotionOut, PromotionsAnswer};
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -137,7 +137,7 @@ pub struct PromotionQuery {
 /// key; `PromotionEdgeOut`). Without: the environment's promotions, oldest
 /// first (server key).
 #[utoipa::path(get, path = "/api/v1/promotions/", tag = "promotions", params(PromotionQuery), security(("bearer" = [])),
-    responses((status = 200, description = "The edge answer (with promotion_id), else a page of promotions", body = PromotionEdgeOut),
+    responses((status = 200, description = "The edge answer (with promotion_id), else a page of promotions", body = PromotionsAnswer),
         (status = 401), (status = 403), (status = 404)))]
 pub async fn list_or_edge(
     State(state): State<AppState>,
@@ -148,14 +148,14 @@ pub async fn list_or_edge(
 ) -> ApiResult<Response> {
     if let Some(id) = q.promotion_id.as_deref() {
         let answer = promotions::edge::answer(&state, &caller.tenant, id, &visitor).await?;
-        return Ok(Json(PromotionEdgeOut::from(&answer)).into_response());
+        return Ok(Json(PromotionsAnswer::Edge(PromotionEdgeOut::from(&answer))).into_response());
     }
     if caller.kind != KeyKind::Server {
         return Err(ApiError::Forbidden);
     }
     let page = paged(&parts, |limit, offset| state.store.list_promotions(&caller.tenant, limit, offset)).await?;
     let page: Page<PromotionOut> = map_page(page, |p| PromotionOut::from(&p));
-    Ok(Json(page).into_response())
+    Ok(Json(PromotionsAnswer::Page(page)).into_response())
 }
 
 /// Retrieve a promotion.

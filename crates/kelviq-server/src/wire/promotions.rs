@@ -192,3 +192,11 @@ impl From<&CountryGroup> for CountryGroupOut {
         CountryGroupOut { group: g.name.clone(), countries: g.countries.clone() }
     }
 }
+
+/// `GET /promotions/`: the edge answer with `promotion_id`, else a page of promotions.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PromotionsAnswer {
+    Edge(PromotionEdgeOut),
+    Page(crate::http::extract::Page<PromotionOut>),
+}
