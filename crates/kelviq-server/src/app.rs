@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })
         .layer(axum::middleware::from_fn(crate::http::reqlog::track))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(crate::http::cors::layer())
         .with_state(state)
 }
 

@@ -3,6 +3,7 @@
 //! metrics, and the checks every URL passes before routing.
 
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod input;

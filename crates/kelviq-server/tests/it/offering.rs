@@ -119,6 +119,34 @@ async fn the_offering_is_what_a_pricing_page_renders(backend: Backend) {
         (json!(false), Value::Null)
     );
 
+    // A browser on another origin may call it (and the entitlement check) with a client key.
+    for path in [path.as_str(), "/api/v1/entitlements?customer_id=cust-1"] {
+        let preflight = crate::common::http()
+            .request(reqwest::Method::OPTIONS, s.url(path))
+            .header("origin", "https://shop.example")
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status().as_u16(), 200, "{path}");
+        assert_eq!(preflight.headers()["access-control-allow-origin"], "https://shop.example");
+        assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+        let get = crate::common::http().get(s.url(path)).bearer_auth(&client).header("origin", "https://shop.example");
+        let res = get.send().await.unwrap();
+        let allowed = res.headers()["access-control-allow-origin"].to_str().unwrap().to_string();
+        assert_eq!((res.status().as_u16(), allowed.as_str()), (200, "https://shop.example"));
+    }
+    // Everything else stays same-origin.
+    let other = crate::common::http()
+        .request(reqwest::Method::OPTIONS, s.url("/api/v1/customers/"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
     // An unknown product, exactly as published.
     for missing in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".to_string()] {
         let (status, e) =
