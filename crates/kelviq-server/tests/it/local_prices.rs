@@ -30,6 +30,14 @@ fn india() -> Value {
         {"feature": "api-calls", "chargePeriod": "MONTHLY", "tiers": tiers(0.2, 0.1)}]})
 }
 
+/// TIER_2 (Poland among them) pays in EUR.
+fn tier_two() -> Value {
+    json!({"group": "TIER_2", "currency": "EUR", "charges": [
+        {"chargePeriod": "MONTHLY", "priceData": {"amount": 14}},
+        {"chargePeriod": "YEARLY", "priceData": {"amount": 140}},
+        {"feature": "api-calls", "chargePeriod": "MONTHLY", "tiers": tiers(0.008, 0.004)}]})
+}
+
 fn brazil() -> Value {
     json!({"countries": ["br"], "currency": "USD", "strictCountry": false, "charges": [
         {"chargePeriod": "MONTHLY", "priceData": {"amount": 10}},
@@ -76,6 +84,12 @@ async fn complete(api: &Api<'_>, session: &Value, country: &str) -> (u16, Value)
     .await
 }
 
+async fn header_get(s: &TestServer, key: &str, path: &str, country: &str) -> (u16, Value) {
+    let res =
+        crate::common::http().get(s.url(path)).bearer_auth(key).header("cf-ipcountry", country).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
 async fn a_buyer_pays_the_price_of_their_country(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let s = start(backend, dir.path()).await;
@@ -101,14 +115,14 @@ async fn a_buyer_pays_the_price_of_their_country(backend: Backend) {
     let (status, e) = api.post("/api/v1/catalog/plans/pro/prices/bulk/", price(json!([brazil(), brazil()]))).await;
     assert_eq!(status, 400);
     assert!(e["prices"][0].as_str().unwrap().contains("BR has two local prices"), "{e}");
-    let stored = api.ok("/api/v1/catalog/plans/pro/prices/bulk/", price(json!([india(), brazil()]))).await;
+    let stored = api.ok("/api/v1/catalog/plans/pro/prices/bulk/", price(json!([india(), tier_two(), brazil()]))).await;
     let local = &stored["prices"][0]["localPrices"];
     assert_eq!(
         (local[0]["group"].clone(), local[0]["currency"].clone(), local[0]["strictCountry"].clone()),
         (json!("TIER_4"), json!("INR"), json!(true))
     );
     assert_eq!(local[0]["charges"][0]["priceData"]["amount"], json!(499.0));
-    assert_eq!(local[1]["countries"], json!(["BR"]));
+    assert_eq!(local[2]["countries"], json!(["BR"]));
     api.ok("/api/v1/catalog/plans/pro/publish/", json!({})).await;
 
     // The offering: through the range file (server key's ip_address), through the trusted header.
@@ -141,6 +155,27 @@ async fn a_buyer_pays_the_price_of_their_country(backend: Backend) {
         .await
         .unwrap();
     assert_eq!((by_header["countryCode"].clone(), by_header["currencyCode"].clone()), (json!("IN"), json!("INR")));
+    // A TIER_2 buyer through the trusted header: the offering, then checkout (no ipAddress) and payment.
+    let (status, poland) = header_get(&s, &client, &path, "PL").await;
+    assert_eq!(status, 200);
+    assert_eq!((poland["countryCode"].clone(), poland["currencyCode"].clone()), (json!("PL"), json!("EUR")));
+    assert_eq!(poland["plans"][0]["price"]["charges"][0]["priceData"]["amount"], json!(14.0));
+    let res = crate::common::http()
+        .post(s.url("/api/v1/checkout/"))
+        .bearer_auth(&s.server_key)
+        .header("cf-ipcountry", "PL")
+        .json(&json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY", "customerId": "piotr", "successUrl": "https://x.example/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let session: Value = res.json().await.unwrap();
+    let (status, done) = complete(&api, &session, "PL").await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(
+        (done["order"]["amountTotal"].clone(), done["order"]["saleCurrency"].clone()),
+        (json!("14.00"), json!("EUR"))
+    );
     let (_, us) = api.get(&format!("{path}?ip_address=192.0.2.1")).await;
     assert_eq!((us["countryCode"].clone(), us["currencyCode"].clone()), (Value::Null, json!("USD")));
 
