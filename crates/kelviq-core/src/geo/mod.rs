@@ -123,6 +123,25 @@ impl IpCountries {
         Ok(())
     }
 
+    /// Adds one range (both ends of one kind) of a country; a range of no
+    /// country (`??`, `EU`, …) is left out.
+    pub fn push(&mut self, start: IpAddr, end: IpAddr, country: &str) -> Result<(), String> {
+        let cc = country.to_ascii_uppercase();
+        if NOT_COUNTRIES.contains(&cc.as_str()) {
+            return Ok(());
+        }
+        let code = match cc.as_bytes() {
+            [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => [*a, *b],
+            _ => return Err(format!("{country:?} is not a country code")),
+        };
+        match (key(start), key(end)) {
+            (Key::V4(a), Key::V4(b)) if a <= b => self.v4.push((a, b, code)),
+            (Key::V6(a), Key::V6(b)) if a <= b => self.v6.push((a, b, code)),
+            _ => return Err(format!("{start}–{end} is not a range")),
+        }
+        Ok(())
+    }
+
     /// Sorts the ranges for lookups; where ranges overlap, the later start wins.
     pub fn finish(&mut self) {
         fn settle<T: Ord + Copy + std::ops::Sub<Output = T> + From<u8>>(r: &mut Vec<(T, T, [u8; 2])>) {

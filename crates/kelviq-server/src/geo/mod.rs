@@ -80,7 +80,12 @@ impl Geo {
     fn read_files(&self) -> anyhow::Result<GeoData> {
         let mut data = GeoData::default();
         for (source, path) in &self.files {
-            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            if *source == Source::Countries && is_mmdb(&bytes) {
+                read_mmdb(bytes, &mut data.countries).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                continue;
+            }
+            let text = String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{}: not a text file", path.display()))?;
             let fail = |e: kelviq_core::geo::LineError| anyhow::anyhow!("{}: {e}", path.display());
             match source {
                 Source::Countries => data.countries.parse(&text).map_err(fail)?,
@@ -123,6 +128,40 @@ impl Geo {
     pub fn country_of(&self, ip: IpAddr) -> Option<String> {
         self.data().countries.country(ip).map(str::to_string)
     }
+}
+
+/// The marker before a MaxMind DB file's metadata.
+const MMDB_MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
+
+fn is_mmdb(bytes: &[u8]) -> bool {
+    bytes.windows(MMDB_MARKER.len()).rev().take(128 * 1024).any(|w| w == MMDB_MARKER)
+}
+
+/// Reads a MaxMind DB (GeoIP2/GeoLite2 Country or City, or any database
+/// whose records have `country.iso_code`, else `registered_country.iso_code`)
+/// into ranges: lookups then take the same path as the text formats.
+fn read_mmdb(bytes: Vec<u8>, into: &mut IpCountries) -> anyhow::Result<()> {
+    use maxminddb::PathElement::Key;
+    let reader = maxminddb::Reader::from_source(bytes)?;
+    for found in reader.networks(Default::default())? {
+        let found = found?;
+        let code: Option<String> = match found.decode_path(&[Key("country"), Key("iso_code")])? {
+            Some(c) => Some(c),
+            None => found.decode_path(&[Key("registered_country"), Key("iso_code")])?,
+        };
+        let Some(code) = code else { continue };
+        let net = found.network()?;
+        let (start, end) = match net {
+            ipnetwork::IpNetwork::V4(n) => (IpAddr::V4(n.network()), IpAddr::V4(n.broadcast())),
+            ipnetwork::IpNetwork::V6(n) => {
+                let host = u128::MAX.checked_shr(u32::from(n.prefix())).unwrap_or(0);
+                let first = u128::from(n.network());
+                (IpAddr::V6(first.into()), IpAddr::V6((first | host).into()))
+            }
+        };
+        into.push(start, end, &code).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(())
 }
 
 /// Checks the geo files for changes every `geo_reload_interval_ms`.

@@ -13,6 +13,7 @@ mod cli;
 mod customers;
 mod discounts;
 mod durability;
+mod geo_mmdb;
 mod hardening;
 mod integration_guide;
 mod invoices;
