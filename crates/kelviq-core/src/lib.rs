@@ -13,6 +13,7 @@ pub mod events;
 pub mod geo;
 pub mod ids;
 pub mod keys;
+pub mod licenses;
 pub mod meters;
 pub mod money;
 pub mod periods;
