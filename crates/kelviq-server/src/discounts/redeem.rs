@@ -144,9 +144,9 @@ pub async fn preview(
     tenant: &kelviq_core::Tenant,
     cs: &CheckoutSession,
     code: &str,
+    now: DateTime<Utc>,
 ) -> Result<AppliedDiscount, NotTaken> {
     session_takes_codes(cs)?;
-    let now = crate::clock::tenant_now(state, tenant).await.map_err(|_| NotTaken::Refused(UNKNOWN_CODE.into()))?;
     let mut w = state.store.begin(tenant).await?;
     let trying = Trying::of_session(cs, cs.customer_id.as_deref(), now);
     let terms = check(&mut w, code, &trying).await;

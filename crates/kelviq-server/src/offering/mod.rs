@@ -97,6 +97,13 @@ pub async fn offering(
         .next()
         .unwrap_or_else(|| "USD".into());
     let country = visitor.country.as_deref();
+    // The country groups, read once, and only when a local price may apply.
+    let groups = match country {
+        Some(_) if plans.iter().any(crate::selling::sessions::has_local_prices) => {
+            crate::promotions::groups(state, tenant).await?
+        }
+        _ => Vec::new(),
+    };
     let mut currency = base_currency.clone();
     let mut offered = Vec::with_capacity(plans.len());
     for plan in plans {
@@ -113,7 +120,7 @@ pub async fn offering(
             None => None,
         };
         let original = price_in(&plan, &base_currency);
-        let (local_plan, local) = crate::selling::sessions::localized(state, tenant, &plan, country).await?;
+        let (local_plan, local) = crate::selling::sessions::localize(&plan, country, &groups);
         let price = match local {
             Some(_) => {
                 let p = local_plan.prices.first().cloned();

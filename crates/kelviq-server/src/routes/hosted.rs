@@ -293,13 +293,15 @@ async fn typed_code(
     if code.is_empty() || cs.discount.is_some() {
         return Ok(None);
     }
-    match redeem::preview(state, tenant, cs, code).await {
+    let unchecked = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "a discount code could not be checked");
+        "The discount code could not be checked; try again.".to_string()
+    };
+    let now = tenant_now(state, tenant).await.map_err(|e| unchecked(&e))?;
+    match redeem::preview(state, tenant, cs, code, now).await {
         Ok(d) => Ok(Some(d)),
         Err(NotTaken::Refused(m)) => Err(m),
-        Err(NotTaken::Store(e)) => {
-            tracing::warn!(error = %e, "a discount code could not be checked");
-            Err("The discount code could not be checked; try again.".into())
-        }
+        Err(NotTaken::Store(e)) => Err(unchecked(&e)),
     }
 }
 

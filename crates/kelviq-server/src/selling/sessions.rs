@@ -152,13 +152,26 @@ pub async fn localized(
     plan: &kelviq_core::plans::PlanVersion,
     country: Option<&str>,
 ) -> ServiceResult<(kelviq_core::plans::PlanVersion, Option<bool>)> {
-    if country.is_none() || plan.prices.iter().all(|p| p.local_prices.is_empty()) {
+    if country.is_none() || !has_local_prices(plan) {
         return Ok((plan.clone(), None));
     }
-    let groups = crate::promotions::groups(state, tenant).await?;
+    Ok(localize(plan, country, &crate::promotions::groups(state, tenant).await?))
+}
+
+/// Whether any price of a plan has local prices.
+pub fn has_local_prices(plan: &kelviq_core::plans::PlanVersion) -> bool {
+    plan.prices.iter().any(|p| !p.local_prices.is_empty())
+}
+
+/// [`localized`] with the environment's country groups already read.
+pub fn localize(
+    plan: &kelviq_core::plans::PlanVersion,
+    country: Option<&str>,
+    groups: &[kelviq_core::promotions::CountryGroup],
+) -> (kelviq_core::plans::PlanVersion, Option<bool>) {
     let group_of = |c: &str| groups.iter().find(|g| g.countries.iter().any(|x| x == c)).map(|g| g.name.clone());
     let l = plan.localized(country, &group_of);
-    Ok((l.plan, l.local))
+    (l.plan, l.local)
 }
 
 /// Applies a code to a new session and holds one of its redemptions until
