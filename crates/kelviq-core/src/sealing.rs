@@ -50,6 +50,16 @@ impl SecretKey {
         hex::encode(self.0)
     }
 
+    /// A 32-byte key for one purpose, derived from this one (HMAC-SHA-256
+    /// of the purpose): the same on every process holding the secret key,
+    /// and useless for any other purpose.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     pub fn seal(&self, plain: &str) -> String {
         let mut nonce = [0u8; NONCE];
         rand::thread_rng().fill_bytes(&mut nonce);

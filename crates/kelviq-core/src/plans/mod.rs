@@ -188,7 +188,8 @@ pub(super) fn parse_metadata(m: Option<Value>, errors: &mut FieldErrors) -> Opti
     }
 }
 
-/// `{enabled, activationLimit ≥ 1, activationLimitEnabled, durationUnit DAY|MONTH|YEAR, durationValue ≥ 1, hasExpiry}`.
+/// `{enabled, activationLimit 1–10,000, activationLimitEnabled, durationUnit DAY|MONTH|YEAR, durationValue ≥ 1,
+/// hasExpiry}` and ours: `reuseInstanceByFingerprint`, `heartbeatTtlSeconds` (≥ 60 or null), `graceDays` (0–365).
 pub(super) fn parse_license(v: Value, errors: &mut FieldErrors) -> Option<Value> {
     let Some(o) = v.as_object() else {
         if !v.is_null() {
@@ -221,6 +222,24 @@ pub(super) fn parse_license(v: Value, errors: &mut FieldErrors) -> Option<Value>
         },
     };
     let activation_limit = positive("activation_limit", errors);
+    if activation_limit.is_some_and(|n| n > i64::from(crate::licenses::MAX_ACTIVATION_LIMIT)) {
+        errors.add("license", format!("activationLimit must be at most {}.", crate::licenses::MAX_ACTIVATION_LIMIT));
+    }
+    let reuse = flag("reuse_instance_by_fingerprint", errors);
+    let heartbeat = positive("heartbeat_ttl_seconds", errors);
+    if heartbeat.is_some_and(|t| t < i64::from(crate::licenses::MIN_HEARTBEAT_TTL_SECONDS) || t > 31_536_000) {
+        errors.add("license", "heartbeatTtlSeconds must be between 60 and 31536000 (a year), or null.");
+    }
+    let grace_days = match o.get("grace_days") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_i64().filter(|n| (0..=365).contains(n)) {
+            Some(n) => n,
+            None => {
+                errors.add("license", "graceDays must be a whole number from 0 to 365.");
+                0
+            }
+        },
+    };
     let duration_value = positive("duration_value", errors);
     let duration_unit = match o.get("duration_unit") {
         None | Some(Value::Null) => None,
@@ -243,6 +262,9 @@ pub(super) fn parse_license(v: Value, errors: &mut FieldErrors) -> Option<Value>
         "duration_unit": duration_unit,
         "duration_value": duration_value,
         "has_expiry": has_expiry,
+        "reuse_instance_by_fingerprint": reuse,
+        "heartbeat_ttl_seconds": heartbeat,
+        "grace_days": grace_days,
     }))
 }
 

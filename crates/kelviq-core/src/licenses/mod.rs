@@ -2,6 +2,8 @@
 //! format, when a license expires, whether it may take another activation,
 //! and what validating it answers (Kelviq's codes and ours).
 
+pub mod offline;
+
 use crate::periods::{boundary, Interval};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
@@ -77,6 +79,14 @@ pub fn new_license_key() -> String {
     rand::thread_rng().fill_bytes(&mut b);
     let h = hex::encode_upper(b);
     format!("LIC-{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// How a key is found without being stored in the clear: SHA-256 of the
+/// key as typed, upper-cased and trimmed (keys are 128 random bits, so a
+/// plain hash cannot be searched backwards).
+pub fn key_hash(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(key.trim().to_ascii_uppercase().as_bytes()))
 }
 
 /// What a license is now, for validation and activation.
