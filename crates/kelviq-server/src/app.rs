@@ -103,6 +103,7 @@ pub async fn serve(
     let (stop_scheduler, scheduler_stop) = tokio::sync::watch::channel(false);
     let scheduler = crate::selling::spawn_scheduler(state.clone(), scheduler_stop.clone());
     let dispatcher = crate::webhooks::dispatcher::spawn(state.clone(), scheduler_stop.clone());
+    let seen_writer = crate::licenses::spawn_seen_writer(state.clone(), scheduler_stop.clone());
     crate::geo::spawn_reloader(state.geo.clone(), state.config.geo_reload_interval_ms, scheduler_stop.clone());
     // Each connection's requests carry its peer's address (see `geo`).
     let make = tower::service_fn(move |incoming: axum::serve::IncomingStream<'_, TcpListener>| {
@@ -130,6 +131,7 @@ pub async fn serve(
     let _ = stop_scheduler.send(true);
     let _ = scheduler.await;
     let _ = dispatcher.await;
+    let _ = seen_writer.await;
     state.store.close().await;
     Ok(())
 }

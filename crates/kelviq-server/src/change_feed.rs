@@ -5,7 +5,7 @@
 use crate::state::AppState;
 use kelviq_store::{
     change_subject, usage_wake_payload, Change, ChangeListener, StoreError, TOPIC_API_KEY, TOPIC_CATALOG,
-    TOPIC_ENTITLEMENTS, TOPIC_TEST_CLOCK, TOPIC_USAGE,
+    TOPIC_ENTITLEMENTS, TOPIC_LICENSE, TOPIC_TEST_CLOCK, TOPIC_USAGE,
 };
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -53,8 +53,11 @@ impl Retention {
 fn dispatch(state: &AppState, change: &Change) {
     if change.topic == TOPIC_API_KEY {
         state.keys.evict(&change.subject);
+    } else if change.topic == TOPIC_LICENSE {
+        state.licenses.cache.evict(&change.subject);
     } else if change.topic == TOPIC_CATALOG {
         state.entitlements.clear();
+        state.licenses.cache.clear();
         crate::usage::meters::forget_all_catalogs();
     } else if change.topic == TOPIC_TEST_CLOCK {
         if let Some((org, env)) = change.subject.split_once(':') {
@@ -64,6 +67,14 @@ fn dispatch(state: &AppState, change: &Change) {
         }
     } else if change.topic == TOPIC_ENTITLEMENTS || change.topic == TOPIC_USAGE {
         if let Some(subject) = change_subject(&change.subject) {
+            // A customer's purchases changed: their licenses' state with them.
+            if change.topic == TOPIC_ENTITLEMENTS {
+                if let Ok(env) = subject.env.parse() {
+                    for c in &subject.customers {
+                        state.licenses.cache.evict_customer(subject.org, env, c);
+                    }
+                }
+            }
             // This process already applied its own usage writes in place.
             if subject.origin.as_deref() == Some(&*state.origin) {
                 return;

@@ -106,6 +106,13 @@ pub struct Config {
     pub relay_networks_file: Option<PathBuf>,
     /// How often those files are checked for changes (reloaded without a restart).
     pub geo_reload_interval_ms: u64,
+    /// Successful activations and deactivations of one license key allowed
+    /// per hour (429 beyond; refusals at the limit do not count); 0: no limit.
+    pub license_activation_attempts_per_hour: u32,
+    /// License calls made with a client key (validate, heartbeat, offline
+    /// checkout) allowed per client address per minute, per server process;
+    /// 0: no limit.
+    pub license_client_requests_per_minute: u32,
 }
 
 impl Default for Config {
@@ -152,6 +159,8 @@ impl Default for Config {
             proxy_networks_file: None,
             relay_networks_file: None,
             geo_reload_interval_ms: 30_000,
+            license_activation_attempts_per_hour: 60,
+            license_client_requests_per_minute: 120,
         }
     }
 }
@@ -318,6 +327,8 @@ impl Config {
             }
         }
         parse_env(env, "KELVIQ_GEO_RELOAD_INTERVAL_MS", &mut cfg.geo_reload_interval_ms)?;
+        parse_env(env, "KELVIQ_LICENSE_ACTIVATION_ATTEMPTS_PER_HOUR", &mut cfg.license_activation_attempts_per_hour)?;
+        parse_env(env, "KELVIQ_LICENSE_CLIENT_REQUESTS_PER_MINUTE", &mut cfg.license_client_requests_per_minute)?;
         cfg.webhook_settings()?;
         if cfg.change_feed_usage_retention_seconds < 2 {
             anyhow::bail!(

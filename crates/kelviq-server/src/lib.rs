@@ -12,6 +12,7 @@ pub mod error;
 pub mod geo;
 pub mod http;
 pub mod invoices;
+pub mod licenses;
 pub mod media;
 pub mod offering;
 pub mod openapi;

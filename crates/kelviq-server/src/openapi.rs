@@ -3,8 +3,8 @@
 //! `openapi.json`. It is assembled from the routes; no route imports it.
 
 use crate::routes::{
-    catalog, charges, checkout, customers, discounts, entitlements, health, invoices, media, money, offering, plans,
-    promotions, reporting, subscriptions, tax_rates, test_clock, webhooks,
+    catalog, charges, checkout, customers, discounts, entitlements, health, invoices, licenses, media, money, offering,
+    plans, promotions, reporting, subscriptions, tax_rates, test_clock, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -49,6 +49,9 @@ use utoipa::{Modify, OpenApi};
         promotions::update_country_group, offering::product_offering,
         invoices::list_invoices, invoices::retrieve_invoice, invoices::void_invoice, invoices::pay_invoice,
         invoices::upcoming_invoice, invoices::invoice_document,
+        licenses::activate, licenses::deactivate, licenses::validate, licenses::heartbeat, licenses::checkout,
+        licenses::public_key, licenses::list_licenses, licenses::retrieve_license, licenses::update_license,
+        licenses::regenerate_license, licenses::reset_license, licenses::revoke_instance,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
@@ -62,9 +65,10 @@ use utoipa::{Modify, OpenApi};
         webhooks::EndpointIn, webhooks::RecoverIn, webhooks::ResendIn, tax_rates::TaxRateIn, tax_rates::TaxSettingsIn,
         discounts::DiscountIn, discounts::AmountInput, promotions::PromotionIn, crate::promotions::WidgetFields,
         promotions::GroupPercentageIn, promotions::CountryOverrideIn, promotions::CountryGroupIn,
-        crate::wire::promotions::PromotionOut)),
+        crate::wire::promotions::PromotionOut, licenses::ActivateIn, licenses::InstanceIn, licenses::ValidateIn,
+        licenses::CheckoutIn, licenses::LicenseIn)),
     modifiers(&BearerAuth),
-    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "discounts"), (name = "promotions"), (name = "monetization"), (name = "invoices"), (name = "operations"))
+    tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "discounts"), (name = "promotions"), (name = "monetization"), (name = "invoices"), (name = "licenses"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

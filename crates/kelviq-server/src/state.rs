@@ -40,6 +40,8 @@ pub struct Shared {
     pub geo: Arc<crate::geo::Geo>,
     /// Promotions the edge answer read recently.
     pub promotions: crate::promotions::edge::Cache,
+    /// Licenses validated recently, instances seen, client-key call counts.
+    pub licenses: crate::licenses::Licenses,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             webhooks,
             geo,
             promotions: Default::default(),
+            licenses: Default::default(),
         }))
     }
 }

@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (17, "tax settings", include_str!("../migrations/0017_tax_settings.sql")),
     (18, "discounts", include_str!("../migrations/0018_discounts.sql")),
     (19, "promotions", include_str!("../migrations/0019_promotions.sql")),
+    (20, "licenses", include_str!("../migrations/0020_licenses.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

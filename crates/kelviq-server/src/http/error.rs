@@ -37,6 +37,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -68,6 +70,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) | ApiError::FieldConflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,9 +82,11 @@ impl ApiError {
                 let map: Map<String, Value> = errors.fields().iter().map(|(k, v)| (k.clone(), json!(v))).collect();
                 Value::Object(map)
             }
-            ApiError::BadRequest(m) | ApiError::NotFound(m) | ApiError::Conflict(m) | ApiError::Unavailable(m) => {
-                detail(m)
-            }
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::Unavailable(m)
+            | ApiError::TooManyRequests(m) => detail(m),
             ApiError::Unauthenticated(m) => detail(m),
             ApiError::Error(m) => json!({ "error": m }),
             ApiError::Forbidden => detail("You do not have permission to perform this action."),

@@ -9,6 +9,7 @@ pub mod entitlements;
 pub mod health;
 pub mod hosted;
 pub mod invoices;
+pub mod licenses;
 pub mod media;
 pub mod money;
 pub mod offering;
@@ -40,6 +41,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(tax_rates::router())
         .merge(discounts::router())
+        .merge(licenses::router())
         .merge(promotions::router())
         .merge(offering::router())
         .merge(invoices::router())

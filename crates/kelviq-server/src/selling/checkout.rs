@@ -101,6 +101,7 @@ pub async fn buy(
     let order = record_payment(state, w, &s, pm_ref, lines, due, Charged::Paid, kind, address, now).await?;
     order_events(w, &order, parties, None, OrderNews::Created).await?;
     subscription_event(w, "subscription.created", &s, parties, None, now).await?;
+    crate::licenses::issue(state, w, &purchase.plan, &s, &order.id, now).await?;
     w.entitlements_changed(&s.customer_id, now).await?;
     Ok((s, order))
 }

@@ -34,11 +34,12 @@ use kelviq_store::{StoreError, Work};
 use std::collections::HashMap;
 
 /// Commits a unit of work and forgets this process's cached entitlement
-/// state of every customer it changed (other processes learn through the
-/// change feed), so the very next check sees the change.
+/// state (and licenses) of every customer it changed (other processes learn
+/// through the change feed), so the very next check sees the change.
 pub async fn finish(state: &AppState, w: Work) -> Result<(), StoreError> {
     for (tenant, customer) in w.commit().await? {
         state.entitlements.evict(tenant.org_id, tenant.env, &customer);
+        state.licenses.cache.evict_customer(tenant.org_id, tenant.env, &customer);
     }
     Ok(())
 }

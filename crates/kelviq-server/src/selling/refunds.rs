@@ -107,6 +107,9 @@ pub async fn refund_order(
     if full {
         // A code the order redeemed can be redeemed again.
         w.release_discount_of_order(&order.id, now).await?;
+        if let Some(sub_id) = order.subscription_id {
+            crate::licenses::disable_for_refund(state, &mut w, sub_id, &order.id, now).await?;
+        }
     }
     if full && !as_credit {
         if let Some(sub_id) = order.subscription_id {

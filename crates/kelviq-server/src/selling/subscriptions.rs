@@ -112,6 +112,7 @@ pub async fn change_subscription(
             }
             s.billed_usage = billed.billed_usage;
             s.supersede(&mut next, now);
+            crate::licenses::follow_subscription(&mut w, s.id, next.id, now).await?;
             save_subscription(&mut w, &s).await?;
             save_subscription(&mut w, &next).await?;
             subscription_event(&mut w, "subscription.plan_changed", &next, &p, before.as_object().cloned(), now)

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod discounts;
 pub mod invoices;
+pub mod licenses;
 pub mod offering;
 pub mod ops;
 pub mod plans;

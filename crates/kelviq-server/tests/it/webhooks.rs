@@ -6,7 +6,7 @@
 
 use crate::common::api::Api;
 use crate::common::receiver::{Receiver, Reply};
-use crate::common::{Backend, TestServer};
+use crate::common::{second_process, Backend, TestServer};
 use chrono::{DateTime, Duration, Utc};
 use kelviq_core::webhooks::SignatureFormat;
 use kelviq_core::Clock;
@@ -526,22 +526,6 @@ async fn a_rate_limit_holds_across_processes_on_postgres() {
     assert!(gaps.iter().all(|g| *g >= 100), "gaps between deliveries (ms): {gaps:?}");
     let _ = stop.send(());
     task.await.unwrap().unwrap();
-}
-
-type Served = tokio::task::JoinHandle<anyhow::Result<()>>;
-
-/// A second server process on the same database: its own store, pool,
-/// dispatcher and lease owner, and the test's clock. Its URL, and what stops it.
-async fn second_process(s: &TestServer) -> (String, tokio::sync::oneshot::Sender<()>, Served) {
-    let store = kelviq_server::open_store(&s.config).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let second = kelviq_server::AppState::new(store, s.clock.clone(), s.config.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(kelviq_server::serve(second, listener, async move {
-        let _ = stopped.await;
-    }));
-    (url, stop, task)
 }
 
 /// A fifo endpoint gets a newer event only once the older one succeeded or

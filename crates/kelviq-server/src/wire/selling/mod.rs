@@ -47,8 +47,8 @@ pub struct ProductRef {
 
 /// Loads what rendering selling records needs, once per request.
 pub struct Renderer<'a> {
-    state: &'a AppState,
-    tenant: &'a Tenant,
+    pub state: &'a AppState,
+    pub tenant: &'a Tenant,
     pub now: DateTime<Utc>,
     features: Option<HashMap<uuid::Uuid, kelviq_core::catalog::Feature>>,
     plans: HashMap<uuid::Uuid, Option<PlanVersion>>,
@@ -69,7 +69,7 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    async fn plan(&mut self, id: uuid::Uuid) -> ServiceResult<Option<PlanVersion>> {
+    pub async fn plan(&mut self, id: uuid::Uuid) -> ServiceResult<Option<PlanVersion>> {
         if !self.plans.contains_key(&id) {
             let p = self.state.store.find_plan_version(self.tenant, id).await?;
             self.plans.insert(id, p);

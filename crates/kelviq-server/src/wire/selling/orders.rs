@@ -104,8 +104,8 @@ pub struct OrderOut {
     pub billing_type: String,
     pub is_renewal: bool,
     pub is_trial: bool,
-    #[schema(value_type = Vec<Object>)]
-    pub license: Vec<Value>,
+    /// The licenses this order issued.
+    pub license: Vec<crate::wire::licenses::SubscriptionLicenseOut>,
     pub line_items: Vec<LineOut>,
     pub subscription: Option<OrderSubscriptionOut>,
     #[schema(value_type = Object)]
@@ -250,6 +250,10 @@ impl Renderer<'_> {
             Some(id) => self.saved_method(&o.customer_id, id).await?,
             None => None,
         };
+        let license = match o.subscription_id {
+            Some(id) => crate::licenses::subscription_licenses(self, id, Some(&o.id)).await?,
+            None => Vec::new(),
+        };
         let t = |m: i64| amount_text(m, &o.currency);
         Ok(OrderOut {
             id: o.id.clone(),
@@ -284,7 +288,7 @@ impl Renderer<'_> {
             billing_type: o.billing_type.clone(),
             is_renewal: o.is_renewal,
             is_trial: o.is_trial,
-            license: Vec::new(),
+            license,
             line_items: o
                 .lines
                 .iter()

@@ -99,7 +99,7 @@ pub struct SubscriptionOut {
     #[schema(value_type = Vec<Object>)]
     pub links: Vec<Value>,
     #[schema(value_type = Vec<Object>)]
-    pub license: Vec<Value>,
+    pub license: Vec<crate::wire::licenses::SubscriptionLicenseOut>,
     pub canceled_at: Option<String>,
     pub cancellation_reason: Option<String>,
     pub cancellation_feedback: Option<String>,
@@ -185,7 +185,7 @@ impl Renderer<'_> {
                 .collect(),
             files: Vec::new(),
             links,
-            license: Vec::new(),
+            license: crate::licenses::subscription_licenses(self, s.id, None).await?,
             canceled_at: time_opt(s.canceled_at),
             cancellation_reason: s.cancellation_reason.clone(),
             cancellation_feedback: s.cancellation_feedback.clone(),

@@ -120,6 +120,22 @@ pub struct TestServer {
     pub db: TestDatabase,
 }
 
+type Served = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// A second server process on the same database: its own store, pool,
+/// dispatcher and lease owner, and the test's clock. Its URL, and what stops it.
+pub async fn second_process(s: &TestServer) -> (String, tokio::sync::oneshot::Sender<()>, Served) {
+    let store = kelviq_server::open_store(&s.config).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let second = AppState::new(store, s.clock.clone(), s.config.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(kelviq_server::serve(second, listener, async move {
+        let _ = stopped.await;
+    }));
+    (url, stop, task)
+}
+
 pub fn start_time() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-01-31T10:00:00Z").unwrap().with_timezone(&Utc)
 }
