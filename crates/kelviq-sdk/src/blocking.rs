@@ -5,6 +5,7 @@ use crate::catalog::{CreateFeature, CreateProduct, ListCatalog, UpdateFeature, U
 use crate::customers::{CreateCustomer, ListCustomers, UpdateCustomer};
 use crate::discounts::{Discount, DiscountParams};
 use crate::invoices::{Invoice, ListInvoices};
+use crate::licenses::{Activated, Deactivated, Heartbeat, License, LicenseChanges, LicenseFile, PublicKey, Validation};
 use crate::models::{ArchiveResponse, Customer, Feature, Page, Plan, PlanFeature, PlanPrice, Product, ProductSettings};
 use crate::offering::{OfferingParams, ProductOffering};
 use crate::plans::{CreatePlan, UpdatePlan};
@@ -56,6 +57,9 @@ impl Kelviq {
     }
     pub fn promotions(&self) -> Promotions<'_> {
         Promotions { client: self }
+    }
+    pub fn licenses(&self) -> Licenses<'_> {
+        Licenses { client: self }
     }
     pub fn offering(&self) -> Offering<'_> {
         Offering { client: self }
@@ -554,5 +558,60 @@ pub struct Offering<'a> {
 impl Offering<'_> {
     pub fn get(&self, product_id: &str, params: OfferingParams) -> Result<ProductOffering, Error> {
         self.client.block_on(self.client.inner.offering().get(product_id, params))
+    }
+}
+
+/// Licenses, blocking (see [`crate::licenses::Licenses`]).
+pub struct Licenses<'a> {
+    client: &'a Kelviq,
+}
+
+impl Licenses<'_> {
+    pub fn activate(
+        &self,
+        license_key: &str,
+        customer_id: Option<&str>,
+        instance_name: Option<&str>,
+        metadata: Option<Value>,
+    ) -> Result<Activated, Error> {
+        self.client.block_on(self.client.inner.licenses().activate(license_key, customer_id, instance_name, metadata))
+    }
+    pub fn deactivate(&self, license_key: &str, instance_id: &str) -> Result<Deactivated, Error> {
+        self.client.block_on(self.client.inner.licenses().deactivate(license_key, instance_id))
+    }
+    pub fn validate(&self, license_key: &str, instance_id: Option<&str>) -> Result<Validation, Error> {
+        self.client.block_on(self.client.inner.licenses().validate(license_key, instance_id))
+    }
+    pub fn heartbeat(&self, license_key: &str, instance_id: &str) -> Result<Heartbeat, Error> {
+        self.client.block_on(self.client.inner.licenses().heartbeat(license_key, instance_id))
+    }
+    pub fn checkout(
+        &self,
+        license_key: &str,
+        instance_id: &str,
+        ttl_seconds: Option<i64>,
+    ) -> Result<LicenseFile, Error> {
+        self.client.block_on(self.client.inner.licenses().checkout(license_key, instance_id, ttl_seconds))
+    }
+    pub fn public_key(&self) -> Result<PublicKey, Error> {
+        self.client.block_on(self.client.inner.licenses().public_key())
+    }
+    pub fn list(&self, customer_id: Option<&str>, page: Option<u32>) -> Result<Page<License>, Error> {
+        self.client.block_on(self.client.inner.licenses().list(customer_id, page))
+    }
+    pub fn retrieve(&self, id: &str) -> Result<License, Error> {
+        self.client.block_on(self.client.inner.licenses().retrieve(id))
+    }
+    pub fn update(&self, id: &str, changes: LicenseChanges) -> Result<License, Error> {
+        self.client.block_on(self.client.inner.licenses().update(id, changes))
+    }
+    pub fn regenerate(&self, id: &str) -> Result<License, Error> {
+        self.client.block_on(self.client.inner.licenses().regenerate(id))
+    }
+    pub fn reset(&self, id: &str) -> Result<License, Error> {
+        self.client.block_on(self.client.inner.licenses().reset(id))
+    }
+    pub fn revoke_instance(&self, id: &str, instance_id: &str) -> Result<License, Error> {
+        self.client.block_on(self.client.inner.licenses().revoke_instance(id, instance_id))
     }
 }

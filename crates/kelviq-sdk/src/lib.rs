@@ -23,6 +23,7 @@ mod environment;
 mod error;
 mod http;
 pub mod invoices;
+pub mod licenses;
 pub mod models;
 pub mod offering;
 pub mod plans;
@@ -200,6 +201,11 @@ impl Kelviq {
     /// Discount codes (a self-hosted kelviq server).
     pub fn discounts(&self) -> discounts::Discounts<'_> {
         discounts::Discounts::new(&self.http)
+    }
+
+    /// License keys: activate, validate, heartbeats, offline files, management.
+    pub fn licenses(&self) -> licenses::Licenses<'_> {
+        licenses::Licenses::new(&self.http)
     }
 
     /// Purchasing-power-parity promotions and their edge answer.
