@@ -5,6 +5,7 @@
 
 mod bench;
 mod billing;
+mod licenses;
 mod loadgen;
 mod promotions;
 mod webhooks;
@@ -49,7 +50,7 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     billing_subscriptions: u64,
     /// Runs only these measurements (comma-separated: checks, events, batches, webhooks, billing,
-    /// promotions; billing and promotions run only when named).
+    /// promotions, licenses; billing, promotions and licenses run only when named).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
