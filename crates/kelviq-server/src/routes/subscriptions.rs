@@ -324,7 +324,7 @@ pub struct CancelIn {
     pub cancellation_comment: Option<String>,
 }
 
-const FEEDBACK: &[&str] = &[
+pub const FEEDBACK: &[&str] = &[
     "TOO_EXPENSIVE",
     "MISSING_FEATURES",
     "SWITCHED_SERVICE",
@@ -372,6 +372,7 @@ pub async fn cancel_subscription(
         date,
         feedback: input.cancellation_feedback.filter(|f| !f.is_empty()),
         comment: input.cancellation_comment,
+        by: "CANCELLED_BY_MERCHANT",
     };
     selling::cancel_subscription(&state, &tenant, &id, c).await?;
     Ok(Json(MessageOut { message: "Subscription cancellation processed successfully.".into() }))

@@ -226,6 +226,8 @@ pub struct Cancellation {
     pub date: Option<chrono::NaiveDate>,
     pub feedback: Option<String>,
     pub comment: Option<String>,
+    /// CANCELLED_BY_MERCHANT (the API) or CANCELLED_BY_CUSTOMER (the portal).
+    pub by: &'static str,
 }
 
 pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c: Cancellation) -> ServiceResult<()> {
@@ -242,7 +244,7 @@ pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c:
     let p = parties(&mut w, &s.customer_id, s.product_id).await?;
     let before = events::subscription_object(&s, &p.sold(s.product_id), tenant);
     s.canceled_at = Some(now);
-    s.cancellation_reason = Some("CANCELLED_BY_MERCHANT".into());
+    s.cancellation_reason = Some(c.by.into());
     s.cancellation_feedback = c.feedback.clone();
     s.cancellation_comment = c.comment.clone();
     s.modified_at = now;
@@ -273,7 +275,7 @@ pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c:
             if !usage.is_empty() {
                 bill_final_usage(state, &mut w, &s, &p, usage, now).await?;
             }
-            s.end(now, "CANCELLED_BY_MERCHANT");
+            s.end(now, c.by);
             save_subscription(&mut w, &s).await?;
             subscription_event(&mut w, "subscription.cancelled", &s, &p, None, now).await?;
         }
@@ -285,6 +287,28 @@ pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c:
                 .await?;
         }
     }
+    w.entitlements_changed(&s.customer_id, now).await?;
+    finish(state, w).await?;
+    Ok(())
+}
+
+/// Takes back a cancellation scheduled for later (at the period end or on a
+/// date): the subscription renews again, as before it.
+pub async fn resume_subscription(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<()> {
+    let now = tenant_now(state, tenant).await?;
+    let mut w = state.store.begin(tenant).await?;
+    let mut s: Subscription = w.lock(DocTable::Subscriptions, id).await?.ok_or_else(sub_not_found)?;
+    if !s.status.grants() || s.cancel_at.is_none() {
+        return Err(ServiceError::BadRequest("This subscription is not scheduled to be cancelled.".into()));
+    }
+    let p = parties(&mut w, &s.customer_id, s.product_id).await?;
+    let before = events::subscription_object(&s, &p.sold(s.product_id), tenant);
+    (s.cancel_at, s.canceled_at, s.cancellation_reason) = (None, None, None);
+    (s.cancellation_feedback, s.cancellation_comment) = (None, None);
+    s.modified_at = now;
+    save_subscription(&mut w, &s).await?;
+    let after = events::subscription_object(&s, &p.sold(s.product_id), tenant);
+    subscription_event(&mut w, "subscription.updated", &s, &p, Some(previous_attributes(&before, &after)), now).await?;
     w.entitlements_changed(&s.customer_id, now).await?;
     finish(state, w).await?;
     Ok(())
