@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
         .merge(routes::hosted::router())
+        .merge(routes::portal::router())
         // The entitlement check, the hottest route, outside the nest: a
         // nested route's URI is rebuilt without its prefix on every request.
         .merge(routes::entitlements::router())

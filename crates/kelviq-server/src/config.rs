@@ -113,6 +113,8 @@ pub struct Config {
     /// checkout) allowed per client address per minute, per server process;
     /// 0: no limit.
     pub license_client_requests_per_minute: u32,
+    /// How long a customer portal link works.
+    pub portal_session_minutes: u32,
 }
 
 impl Default for Config {
@@ -161,6 +163,7 @@ impl Default for Config {
             geo_reload_interval_ms: 30_000,
             license_activation_attempts_per_hour: 60,
             license_client_requests_per_minute: 120,
+            portal_session_minutes: 60,
         }
     }
 }
@@ -329,6 +332,7 @@ impl Config {
         parse_env(env, "KELVIQ_GEO_RELOAD_INTERVAL_MS", &mut cfg.geo_reload_interval_ms)?;
         parse_env(env, "KELVIQ_LICENSE_ACTIVATION_ATTEMPTS_PER_HOUR", &mut cfg.license_activation_attempts_per_hour)?;
         parse_env(env, "KELVIQ_LICENSE_CLIENT_REQUESTS_PER_MINUTE", &mut cfg.license_client_requests_per_minute)?;
+        parse_env(env, "KELVIQ_PORTAL_SESSION_MINUTES", &mut cfg.portal_session_minutes)?;
         cfg.webhook_settings()?;
         if cfg.change_feed_usage_retention_seconds < 2 {
             anyhow::bail!(

@@ -16,6 +16,7 @@ pub mod licenses;
 pub mod media;
 pub mod offering;
 pub mod openapi;
+pub mod portal;
 pub mod promotions;
 pub mod routes;
 pub mod selling;

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (18, "discounts", include_str!("../migrations/0018_discounts.sql")),
     (19, "promotions", include_str!("../migrations/0019_promotions.sql")),
     (20, "licenses", include_str!("../migrations/0020_licenses.sql")),
+    (21, "portal sessions", include_str!("../migrations/0021_portal_sessions.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

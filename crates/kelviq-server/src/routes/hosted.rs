@@ -43,7 +43,7 @@ pub(crate) fn esc(s: &str) -> String {
     out
 }
 
-fn per(period: ChargePeriod) -> &'static str {
+pub(crate) fn per(period: ChargePeriod) -> &'static str {
     match period {
         ChargePeriod::OneTime => "",
         ChargePeriod::Daily => " per day",
@@ -65,7 +65,7 @@ button{margin-top:1.5rem;width:100%;padding:.8rem;font-size:1.05rem;background:#
 .summary{border:1px solid #ccc;border-radius:4px;padding:1rem}.muted{color:#555;font-size:.9rem}\
 table{width:100%;border-collapse:collapse}td{padding:.2rem 0}td:last-child{text-align:right}";
 
-fn shell(title: &str, body: &str) -> String {
+pub(crate) fn shell(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",

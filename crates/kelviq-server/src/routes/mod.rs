@@ -14,6 +14,7 @@ pub mod media;
 pub mod money;
 pub mod offering;
 pub mod plans;
+pub mod portal;
 pub mod promotions;
 pub mod reporting;
 pub mod subscriptions;
@@ -42,6 +43,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(tax_rates::router())
         .merge(discounts::router())
         .merge(licenses::router())
+        .merge(portal::api_router())
         .merge(promotions::router())
         .merge(offering::router())
         .merge(invoices::router())

@@ -24,6 +24,7 @@ mod metering;
 mod migrations;
 mod offering;
 mod plans;
+mod portal;
 mod promotions;
 mod sdk;
 mod sdk_licenses;

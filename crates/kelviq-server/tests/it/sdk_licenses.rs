@@ -1,4 +1,4 @@
-//! The Rust SDK's `licenses` module against the real server, async and
+//! The Rust SDK's `licenses` and `portal` modules against the real server, async and
 //! blocking, on SQLite and PostgreSQL: activate, validate (an unknown key is
 //! a verdict), heartbeat, an offline file verified with no network and
 //! refused once changed by one byte or expired, and the merchant's calls.
@@ -74,12 +74,16 @@ async fn sdk_licenses(backend: Backend) {
     assert_eq!(verify_file(&other, &file.certificate, now), Err(FileError::BadSignature));
     let refused = licenses.checkout(&key, &a.instance_id, Some(60)).await.unwrap_err();
     assert_eq!(refused.status(), Some(400));
+    let session = client.portal().create_session("cus_sdk_lic").await.unwrap();
+    assert!(session.link().starts_with(&s.url("/portal/demo/?token=cpt-")), "{}", session.link());
+    assert_eq!(client.portal().create_session("nobody").await.unwrap_err().status(), Some(400));
 
     // The merchant's calls, blocking.
     let (base, token, key2) = (s.base_url.clone(), s.server_key.clone(), key.clone());
     tokio::task::spawn_blocking(move || {
         let client = kelviq_sdk::Kelviq::builder().access_token(&token).base_url(&base).build_blocking().unwrap();
         let licenses = client.licenses();
+        assert_eq!(client.portal().create_session("cus_sdk_lic").unwrap().email, "cus_sdk_lic@example.com");
         let page = licenses.list(Some("cus_sdk_lic"), None).unwrap();
         assert_eq!(page.count, 1);
         let id = page.results[0].details.id.clone();

@@ -1,0 +1,194 @@
+//! The portal's page: the customer's subscriptions (live, past and
+//! cancelled), licence keys with their instances, and orders with their
+//! invoices, server-rendered in the hosted checkout's look, with no scripts
+//! and no external assets. Forms post back with the session's form token.
+
+use super::{form_token, Viewer};
+use crate::error::ServiceResult;
+use crate::licenses::{holding, key_of};
+use crate::routes::hosted::{esc, per, shell};
+use crate::state::AppState;
+use kelviq_core::billing::{amount_text, Invoice, SubStatus, Subscription};
+use kelviq_core::money::currency_symbol;
+use kelviq_core::timefmt::date;
+use kelviq_store::{DocTable, Filter};
+use std::fmt::Write;
+
+/// Cancellation reasons the portal offers (the API's feedback values).
+pub const REASONS: &[(&str, &str)] = &[
+    ("TOO_EXPENSIVE", "It is too expensive"),
+    ("MISSING_FEATURES", "It is missing features I need"),
+    ("SWITCHED_SERVICE", "I switched to another service"),
+    ("UNUSED", "I do not use it enough"),
+    ("OTHER", "Another reason"),
+];
+
+const PORTAL_STYLE: &str = "<style>main{max-width:48rem}section{margin:2rem 0}.card{border:1px solid #ccc;border-radius:6px;\
+padding:1rem;margin:.75rem 0}.card h3{margin:0 0 .4rem;font-size:1.1rem}.status{display:inline-block;padding:.1rem .5rem;\
+border-radius:999px;background:#e6ecfb;color:#1f3a8a;font-size:.85rem}form.inline{display:inline}form.inline button,\
+.card button{width:auto;margin-top:.5rem;padding:.45rem .9rem;font-size:.95rem}button.secondary{background:#fff;color:#1f4fd8;\
+border:1px solid #1f4fd8}code{word-break:break-all}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.5rem 0}\
+dt{color:#555}dd{margin:0}</style>";
+
+fn money(minor: i64, currency: &str) -> String {
+    format!("{}{} {}", currency_symbol(currency), amount_text(minor, currency), currency.to_ascii_uppercase())
+}
+
+fn day(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| date(t.date_naive())).unwrap_or_else(|| "—".into())
+}
+
+fn hidden(v: &Viewer) -> String {
+    format!("<input type=\"hidden\" name=\"form\" value=\"{}\">", form_token(&v.token))
+}
+
+fn subscription_card(out: &mut String, v: &Viewer, s: &Subscription) {
+    let base = format!("/portal/{}/subscriptions/{}", esc(&v.slug), s.id);
+    let _ = write!(
+        out,
+        "<div class=\"card\"><h3>{}</h3><span class=\"status\">{}</span><dl><dt>Price</dt><dd>{}{}</dd>",
+        esc(&s.plan_name),
+        esc(s.status.as_str()),
+        esc(&money(s.amount_minor, &s.currency)),
+        per(s.charge_period)
+    );
+    let renews = s.status.grants() && s.cancel_at.is_none() && !s.is_one_time();
+    if renews {
+        let _ = write!(out, "<dt>Next renewal</dt><dd>{}</dd>", day(s.period_end));
+    }
+    if s.status == SubStatus::Trialing {
+        let _ = write!(out, "<dt>Trial days left</dt><dd>{}</dd>", s.trial_days_remaining(v.now));
+    }
+    if let Some(end) = s.ended_at.or(s.cancel_at) {
+        let _ = write!(out, "<dt>Ends</dt><dd>{}</dd>", day(Some(end)));
+    }
+    out.push_str("</dl>");
+    if s.status.grants() && s.cancel_at.is_some() {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"{base}/resume\">{}<button type=\"submit\" class=\"secondary\">Keep my subscription</button></form>",
+            hidden(v)
+        );
+    } else if renews {
+        let id = s.id;
+        let _ = write!(
+            out,
+            "<details><summary>Cancel at the end of the period</summary><form method=\"post\" action=\"{base}/cancel\">{}\
+             <label for=\"reason-{id}\">Why are you cancelling?</label><select id=\"reason-{id}\" name=\"reason\" required>",
+            hidden(v)
+        );
+        for (value, label) in REASONS {
+            let _ = write!(out, "<option value=\"{value}\">{label}</option>");
+        }
+        let _ = write!(
+            out,
+            "</select><label for=\"comment-{id}\">Anything else? (optional)</label>\
+             <input id=\"comment-{id}\" name=\"comment\" maxlength=\"500\">\
+             <button type=\"submit\">Cancel at period end</button></form></details>"
+        );
+    }
+    out.push_str("</div>");
+}
+
+/// The portal's page for the viewer.
+pub async fn home(state: &AppState, v: &Viewer, notice: Option<&str>) -> ServiceResult<String> {
+    let tenant = &v.tenant;
+    let mine = [Filter::Eq("customer_id", v.customer_id.clone())];
+    let subs: Vec<Subscription> = state.store.list_docs(DocTable::Subscriptions, tenant, &mine, 100, 0).await?;
+    let invoices: Vec<Invoice> = state.store.list_docs(DocTable::Invoices, tenant, &mine, 200, 0).await?;
+    let (_, licenses) = state.store.list_licenses(tenant, Some(&v.customer_id), 100, 0).await?;
+    let customer = state.store.find_customer_any(tenant, &v.customer_id).await?;
+    let mut out = String::with_capacity(8192);
+    out.push_str(PORTAL_STYLE);
+    let who = customer.as_ref().and_then(|c| c.email.clone()).unwrap_or_else(|| v.customer_id.clone());
+    let _ = write!(
+        out,
+        "<p class=\"muted\">{}</p><h1>Your account</h1><p class=\"muted\">Signed in as {}</p>",
+        esc(&v.org_name),
+        esc(&who)
+    );
+    if tenant.env == kelviq_core::Environment::Sandbox {
+        out.push_str("<p><span class=\"status\">Test mode</span></p>");
+    }
+    if let Some(n) = notice {
+        let _ = write!(out, "<p role=\"status\" class=\"summary\">{}</p>", esc(n));
+    }
+    out.push_str("<section aria-labelledby=\"subs\"><h2 id=\"subs\">Subscriptions</h2>");
+    if subs.is_empty() {
+        out.push_str("<p>No subscriptions yet.</p>");
+    }
+    for s in subs.iter().filter(|s| s.status != SubStatus::Superseded) {
+        subscription_card(&mut out, v, s);
+    }
+    out.push_str("</section><section aria-labelledby=\"lic\"><h2 id=\"lic\">License keys</h2>");
+    if licenses.is_empty() {
+        out.push_str("<p>No license keys.</p>");
+    }
+    for l in &licenses {
+        let instances = state.store.license_instances(l.id, false).await?;
+        let limit = l.activation_limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+        let _ = write!(
+            out,
+            "<div class=\"card\"><h3><code>{}</code></h3><dl><dt>Activations</dt><dd>{} of {}</dd><dt>Expires</dt><dd>{}</dd>\
+             <dt>Status</dt><dd>{}</dd></dl>",
+            esc(&key_of(state, l)?),
+            holding(l, &instances, v.now),
+            limit,
+            day(l.expires_at),
+            if l.enabled { "Enabled" } else { "Disabled" }
+        );
+        if !instances.is_empty() {
+            out.push_str("<table><caption class=\"muted\">Activated devices</caption>");
+        }
+        for i in &instances {
+            let name = i.name.clone().or(i.fingerprint.clone()).unwrap_or_else(|| i.id.to_string());
+            let _ = write!(
+                out,
+                "<tr><td>{} <span class=\"muted\">since {}</span></td><td><form class=\"inline\" method=\"post\" \
+                 action=\"/portal/{}/licenses/{}/instances/{}/deactivate\">{}<button type=\"submit\" class=\"secondary\" \
+                 aria-label=\"Deactivate {}\">Deactivate</button></form></td></tr>",
+                esc(&name),
+                day(Some(i.activated_at)),
+                esc(&v.slug),
+                l.id,
+                i.id,
+                hidden(v),
+                esc(&name)
+            );
+        }
+        if !instances.is_empty() {
+            out.push_str("</table>");
+        }
+        out.push_str("</div>");
+    }
+    out.push_str("</section><section aria-labelledby=\"inv\"><h2 id=\"inv\">Invoices</h2>");
+    if invoices.is_empty() {
+        out.push_str("<p>No invoices yet.</p>");
+    } else {
+        out.push_str("<table><thead><tr><th scope=\"col\">Invoice</th><th scope=\"col\">Date</th><th scope=\"col\">Status</th><th scope=\"col\">Total</th></tr></thead><tbody>");
+        for i in &invoices {
+            let _ = write!(
+                out,
+                "<tr><td><a href=\"/portal/{}/invoices/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&v.slug),
+                esc(&i.id),
+                esc(&i.number),
+                day(Some(i.created_at)),
+                esc(i.status.as_str()),
+                esc(&money(i.totals.total_minor, &i.currency))
+            );
+        }
+        out.push_str("</tbody></table>");
+    }
+    out.push_str("</section>");
+    Ok(shell(&format!("{} account", v.org_name), &out))
+}
+
+/// The page of a link that does not work (401).
+pub fn signed_out() -> String {
+    shell(
+        "Link expired",
+        "<h1>This link has expired</h1><p>Portal links work for a limited time and only for the account they were made for. \
+         Ask for a new link from the app you bought from.</p>",
+    )
+}
