@@ -1,4 +1,4 @@
-// The official Node SDK's license module, unchanged, against our server:
+// The official Node SDK's license and portal modules, unchanged, against our server:
 // activate, validate and deactivate, and their errors (it sends snake_case).
 'use strict';
 const test = require('node:test');
@@ -50,5 +50,21 @@ for (const backend of ['sqlite', 'postgres']) {
       return true;
     });
     await assert.rejects(client.license.validate({ licenseKey: 'LIC-NOPE' }), NotFoundError);
+  });
+}
+
+for (const backend of ['sqlite', 'postgres']) {
+  test(`a portal session through the Node SDK (${backend})`, async (t) => {
+    const server = await startServer(backend);
+    t.after(() => server.stop());
+    await api(server, 'POST', '/customers/', { customerId: 'node-portal', email: 'np@example.com' });
+    const client = new Kelviq({ accessToken: server.serverKey, baseUrl: server.url, edgeApiUrl: server.url, logger: false });
+    const session = await client.portal.createSession({ customerId: 'node-portal' });
+    assert.match(session.token, /^cpt-[0-9a-f-]{36}:[0-9a-f-]{36}$/);
+    assert.equal(session.email, 'np@example.com');
+    assert.equal(session.customerPortalUrl, `${server.url}/portal/demo/`);
+    const opened = await fetch(`${session.customerPortalUrl}?token=${session.token}`, { redirect: 'manual' });
+    assert.equal(opened.status, 303);
+    assert.match(opened.headers.get('set-cookie'), /HttpOnly/);
   });
 }

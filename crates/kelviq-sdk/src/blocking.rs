@@ -61,6 +61,9 @@ impl Kelviq {
     pub fn licenses(&self) -> Licenses<'_> {
         Licenses { client: self }
     }
+    pub fn portal(&self) -> Portal<'_> {
+        Portal { client: self }
+    }
     pub fn offering(&self) -> Offering<'_> {
         Offering { client: self }
     }
@@ -613,5 +616,16 @@ impl Licenses<'_> {
     }
     pub fn revoke_instance(&self, id: &str, instance_id: &str) -> Result<License, Error> {
         self.client.block_on(self.client.inner.licenses().revoke_instance(id, instance_id))
+    }
+}
+
+/// Portal sessions, blocking (see [`crate::portal::Portal`]).
+pub struct Portal<'a> {
+    client: &'a Kelviq,
+}
+
+impl Portal<'_> {
+    pub fn create_session(&self, customer_id: &str) -> Result<crate::portal::PortalSession, Error> {
+        self.client.block_on(self.client.inner.portal().create_session(customer_id))
     }
 }

@@ -27,6 +27,7 @@ pub mod licenses;
 pub mod models;
 pub mod offering;
 pub mod plans;
+pub mod portal;
 pub mod promotions;
 pub mod reporting;
 pub mod selling;
@@ -206,6 +207,11 @@ impl Kelviq {
     /// License keys: activate, validate, heartbeats, offline files, management.
     pub fn licenses(&self) -> licenses::Licenses<'_> {
         licenses::Licenses::new(&self.http)
+    }
+
+    /// Customer portal sessions.
+    pub fn portal(&self) -> portal::Portal<'_> {
+        portal::Portal::new(&self.http)
     }
 
     /// Purchasing-power-parity promotions and their edge answer.
