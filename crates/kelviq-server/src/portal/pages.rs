@@ -28,7 +28,8 @@ padding:1rem;margin:.75rem 0}.card h3{margin:0 0 .4rem;font-size:1.1rem}.status{
 border-radius:999px;background:#e6ecfb;color:#1f3a8a;font-size:.85rem}form.inline{display:inline}form.inline button,\
 .card button{width:auto;margin-top:.5rem;padding:.45rem .9rem;font-size:.95rem}button.secondary{background:#fff;color:#1f4fd8;\
 border:1px solid #1f4fd8}code{word-break:break-all}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.5rem 0}\
-dt{color:#555}dd{margin:0}</style>";
+dt{color:#555}dd{margin:0}th,td{padding:.35rem .4rem;text-align:left;vertical-align:top}\
+td:last-child,th:last-child{text-align:right}thead th{border-bottom:1px solid #ccc}</style>";
 
 fn money(minor: i64, currency: &str) -> String {
     format!("{}{} {}", currency_symbol(currency), amount_text(minor, currency), currency.to_ascii_uppercase())
