@@ -2,7 +2,8 @@
 # The whole test suite, as the README and CI run it:
 #   formatting, clippy (warnings denied), the Rust tests on SQLite and
 #   PostgreSQL, and the official Node and Python SDKs run unchanged against
-#   the server, the hosted checkout page in headless Chromium (installed
+#   the server, the hosted checkout page and the customer portal in headless
+#   Chromium (axe-core accessibility checks; Chromium installed
 #   from Debian when missing), and a bounded schemathesis fuzz pass over the
 #   whole API (no server error, every documented response body as documented).
 # Needs PostgreSQL at $KELVIQ_TEST_POSTGRES_URL (default: the local server).
@@ -37,7 +38,7 @@ step "official Node SDK against the server (SQLite and PostgreSQL)"
 (cd compat/node && npm ci --silent --no-audit --no-fund)
 (cd compat/node && KELVIQ_BIN="$PWD/../../target/debug/kelviq" node --test)
 
-step "hosted checkout page in headless Chromium"
+step "hosted checkout page and customer portal in headless Chromium (axe-core checks)"
 if ! command -v chromium >/dev/null 2>&1; then
   echo "installing Chromium (Debian package chromium)"
   $sudo apt-get update -q >/dev/null

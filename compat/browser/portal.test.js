@@ -1,0 +1,137 @@
+// The customer portal in real headless Chromium: open the signed link, see
+// the subscription, cancel at period end and undo, deactivate a licence
+// instance, download an invoice; each change is seen through the API at
+// once. An expired link shows a clear page with a 401. axe-core finds no
+// serious or critical violation; screenshots at 375 px and 1280 px are
+// saved for review (compat/browser/screenshots/).
+'use strict';
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+const { startServer } = require('../node/server.js');
+
+const CHROMIUM = process.env.KELVIQ_CHROMIUM || '/usr/bin/chromium';
+const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const SHOTS = path.join(__dirname, 'screenshots');
+let server;
+let browser;
+
+async function api(method, p, body) {
+  const res = await fetch(`${server.url}/api/v1${p}`, {
+    method,
+    headers: { Authorization: `Bearer ${server.serverKey}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  return { status: res.status, json };
+}
+
+async function ok(method, p, body) {
+  const { status, json } = await api(method, p, body);
+  assert.ok(status < 300, `${method} ${p} → ${status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/// Runs axe-core in the page: the serious and critical violations.
+async function serious(page) {
+  await page.addScriptTag({ content: AXE });
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help}`);
+}
+
+async function shoot(page, name) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  for (const width of [375, 1280]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.screenshot({ path: path.join(SHOTS, `${name}-${width}.png`), fullPage: true });
+  }
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(CHROMIUM), `Chromium is needed at ${CHROMIUM} (apt-get install chromium)`);
+  server = await startServer('sqlite');
+  await ok('POST', '/catalog/products/', { name: 'Studio', identifier: 'studio', taxCode: 'software' });
+  await ok('POST', '/catalog/plans/', {
+    name: 'Studio Pro', identifier: 'studio-pro', product: 'studio',
+    license: { enabled: true, activationLimitEnabled: true, activationLimit: 3 },
+  });
+  await ok('POST', '/catalog/plans/studio-pro/prices/bulk/', {
+    prices: [{ priceType: 'PAID', currency: 'USD', chargeCatalogPrice: [{ charges: [{ chargePeriod: 'MONTHLY', priceData: { amount: 25 } }] }] }],
+  });
+  await ok('POST', '/catalog/plans/studio-pro/publish/', {});
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) await server.stop();
+});
+
+test('the portal: subscription, cancel and undo, a device, an invoice', async () => {
+  const session0 = await ok('POST', '/checkout/', {
+    planIdentifier: 'studio-pro', chargePeriod: 'MONTHLY', customerId: 'portal-1', successUrl: `${server.url}/healthz`,
+  });
+  await ok('POST', `/checkout/sessions/${session0.checkoutSessionId}/complete/`, { card: '4242424242424242', email: 'pat@example.com' });
+  const sub = (await ok('GET', '/subscriptions/?customer_id=portal-1')).results[0];
+  const key = sub.license[0].licenseKey;
+  const activated = await ok('POST', '/license/activate/', { licenseKey: key, instanceName: 'Studio Mac' });
+  const session = await ok('POST', '/portal/session/', { customerId: 'portal-1' });
+
+  // The pages forbid every script (CSP); axe-core is injected past it.
+  const context = await browser.newContext({ acceptDownloads: true, bypassCSP: true });
+  const page = await context.newPage();
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(`${session.customerPortalUrl}?token=${session.token}`);
+  assert.equal(new URL(page.url()).search, '', 'the token leaves the address bar');
+  assert.equal(await page.locator('h1').innerText(), 'Your account');
+  assert.match(await page.locator('#subs + .card, .card').first().innerText(), /Studio Pro/);
+  assert.ok((await page.content()).includes(key));
+  assert.ok(requests.every((u) => u.startsWith(server.url)), `no external assets: ${requests}`);
+  assert.deepEqual(await serious(page), []);
+  await shoot(page, 'portal');
+
+  // Cancel at period end with a reason, then undo.
+  await page.click('summary');
+  await page.selectOption('select[name="reason"]', 'MISSING_FEATURES');
+  await page.fill('input[name="comment"]', 'needs plugins');
+  await page.click('button:has-text("Cancel at period end")');
+  await page.waitForSelector('text=Your subscription will end at the end of the period.');
+  let s = await ok('GET', `/subscriptions/${sub.id}/`);
+  assert.equal(s.endDate, sub.billingPeriodEndTime.slice(0, 10));
+  assert.equal(s.cancellationFeedback, 'MISSING_FEATURES');
+  await page.click('button:has-text("Keep my subscription")');
+  await page.waitForSelector('text=Your subscription will renew as before.');
+  s = await ok('GET', `/subscriptions/${sub.id}/`);
+  assert.equal(s.endDate, null);
+
+  // Deactivate the device.
+  await page.click('button[aria-label="Deactivate Studio Mac"]');
+  await page.waitForSelector('text=The device was deactivated');
+  const v = await api('POST', '/license/validate/', { licenseKey: key, instanceId: activated.instanceId });
+  assert.equal(v.status, 404);
+  assert.equal(v.json.code, 'INSTANCE_NOT_FOUND');
+
+  // Download the invoice.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('a:has-text("INV-")')]);
+  const file = await download.path();
+  assert.equal(fs.readFileSync(file).subarray(0, 4).toString(), '%PDF');
+  await context.close();
+});
+
+test('an expired or unknown link shows a clear page with a 401', async () => {
+  const context = await browser.newContext({ bypassCSP: true });
+  const page = await context.newPage();
+  const res = await page.goto(`${server.url}/portal/demo/?token=cpt-00000000-0000-0000-0000-000000000000:00000000-0000-0000-0000-000000000000`);
+  assert.equal(res.status(), 401);
+  assert.equal(await page.locator('h1').innerText(), 'This link has expired');
+  assert.deepEqual(await serious(page), []);
+  await shoot(page, 'portal-expired');
+  await context.close();
+});
