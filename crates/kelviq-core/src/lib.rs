@@ -21,6 +21,7 @@ pub mod plans;
 pub mod promotions;
 pub mod sandbox_cards;
 pub mod sealing;
+pub mod signin;
 pub mod signing;
 pub mod tax;
 pub mod tax_ids;

@@ -61,10 +61,23 @@ enum Command {
     /// Manage webhook endpoints (a running server delivers to them).
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Read the mail the server sent (the outbox; with no SMTP server configured, the only copy).
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Print the effective configuration (secrets redacted).
     Config,
     /// Print this server's OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum MailCommand {
+    /// Print the newest messages, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +268,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Orgs(cmd) => run_orgs(&open_store(&cfg).await?, cmd).await,
             Command::Catalog(cmd) => run_catalog(&open_store(&cfg).await?, cmd).await,
             Command::Webhooks(cmd) => run_webhooks(cfg, cmd).await,
+            Command::Mail(MailCommand::List { limit }) => {
+                for m in open_store(&cfg).await?.list_mail(limit.clamp(1, 1000)).await? {
+                    let state = match (&m.sent_at, &m.error) {
+                        (_, Some(e)) => format!("not sent: {e}"),
+                        (Some(at), None) => format!("sent {}", kelviq_core::timefmt::iso_seconds(*at)),
+                        (None, None) => "kept (no SMTP server)".into(),
+                    };
+                    println!("#{} {} to {} ({state})", m.seq, kelviq_core::timefmt::iso_seconds(m.created_at), m.to);
+                    println!("Subject: {}\n\n{}\n", m.subject, m.body.trim_end());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Config | Command::Openapi => unreachable!("handled above"),
         }
     })

@@ -115,6 +115,13 @@ pub struct Config {
     pub license_client_requests_per_minute: u32,
     /// How long a customer portal link works.
     pub portal_session_minutes: u32,
+    /// The SMTP server mail goes to: `smtps://user:pass@host:465` (TLS),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtp://host:25`
+    /// (plain, a local relay). Unset: mail is only kept in the outbox
+    /// (`kelviq mail list`).
+    pub smtp_url: Option<String>,
+    /// The sender of the server's mail.
+    pub mail_from: String,
 }
 
 impl Default for Config {
@@ -164,6 +171,8 @@ impl Default for Config {
             license_activation_attempts_per_hour: 60,
             license_client_requests_per_minute: 120,
             portal_session_minutes: 60,
+            smtp_url: None,
+            mail_from: "kelviq <no-reply@localhost>".into(),
         }
     }
 }
@@ -333,7 +342,14 @@ impl Config {
         parse_env(env, "KELVIQ_LICENSE_ACTIVATION_ATTEMPTS_PER_HOUR", &mut cfg.license_activation_attempts_per_hour)?;
         parse_env(env, "KELVIQ_LICENSE_CLIENT_REQUESTS_PER_MINUTE", &mut cfg.license_client_requests_per_minute)?;
         parse_env(env, "KELVIQ_PORTAL_SESSION_MINUTES", &mut cfg.portal_session_minutes)?;
+        if let Some(v) = env("KELVIQ_SMTP_URL").filter(|v| !v.trim().is_empty()) {
+            cfg.smtp_url = Some(v);
+        }
+        if let Some(v) = env("KELVIQ_MAIL_FROM").filter(|v| !v.trim().is_empty()) {
+            cfg.mail_from = v;
+        }
         cfg.webhook_settings()?;
+        crate::mail::Mailer::new(&cfg)?;
         if cfg.change_feed_usage_retention_seconds < 2 {
             anyhow::bail!(
                 "change_feed_usage_retention_seconds = {}: usage rows must stay in the change feed at least 2 s",
@@ -430,6 +446,7 @@ impl Config {
             shown.secret_key = Some("***".into());
         }
         shown.database_url = Some(kelviq_store::redact_url(&self.effective_database_url()));
+        shown.smtp_url = self.smtp_url.as_deref().map(kelviq_store::redact_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}"))
     }
 }

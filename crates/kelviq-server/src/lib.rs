@@ -13,6 +13,7 @@ pub mod geo;
 pub mod http;
 pub mod invoices;
 pub mod licenses;
+pub mod mail;
 pub mod media;
 pub mod offering;
 pub mod openapi;

@@ -42,6 +42,8 @@ pub struct Shared {
     pub promotions: crate::promotions::edge::Cache,
     /// Licenses validated recently, instances seen, client-key call counts.
     pub licenses: crate::licenses::Licenses,
+    /// Sends the server's mail (and keeps it in the outbox).
+    pub mailer: crate::mail::Mailer,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             crate::webhooks::Webhooks::new(&config).unwrap_or_else(|e| panic!("webhook settings or secret key: {e:#}"));
         let keys = Arc::new(KeyCache::new(Duration::from_secs(config.key_cache_seconds)));
         let geo = Arc::new(crate::geo::Geo::load(&config).unwrap_or_else(|e| panic!("geo files: {e:#}")));
+        let mailer = crate::mail::Mailer::new(&config).unwrap_or_else(|e| panic!("mail settings: {e:#}"));
         Self(Arc::new(Shared {
             store,
             clock,
@@ -66,6 +69,7 @@ impl AppState {
             geo,
             promotions: Default::default(),
             licenses: Default::default(),
+            mailer,
         }))
     }
 }
