@@ -1,7 +1,8 @@
 // The customer portal in real headless Chromium: open the signed link, see
 // the subscription, cancel at period end and undo, deactivate a licence
 // instance, download an invoice; each change is seen through the API at
-// once. An expired link shows a clear page with a 401. axe-core finds no
+// once. Signing in by a code e-mailed to a real SMTP receiver. An
+// expired link shows a clear page with a 401. axe-core finds no
 // serious or critical violation; screenshots at 375 px and 1280 px are
 // saved for review (compat/browser/screenshots/).
 'use strict';
@@ -9,8 +10,44 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
+const net = require('node:net');
 const { chromium } = require('playwright-core');
 const { startServer } = require('../node/server.js');
+
+/// A real SMTP receiver (enough of RFC 5321 for a client to deliver to it): the messages' data.
+function smtpReceiver() {
+  const messages = [];
+  const srv = net.createServer((socket) => {
+    let buffer = '';
+    let inData = false;
+    let data = '';
+    socket.write('220 receiver.test ESMTP\r\n');
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('utf8');
+      let at;
+      while ((at = buffer.indexOf('\r\n')) >= 0) {
+        const line = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        if (inData) {
+          if (line === '.') {
+            inData = false;
+            messages.push(data);
+            data = '';
+            socket.write('250 OK: queued\r\n');
+          } else data += `${line.startsWith('.') ? line.slice(1) : line}\n`;
+          continue;
+        }
+        const verb = line.split(' ')[0].toUpperCase();
+        if (verb === 'EHLO') socket.write('250-receiver.test\r\n250 8BITMIME\r\n');
+        else if (verb === 'DATA') { inData = true; socket.write('354 End data with <CR><LF>.<CR><LF>\r\n'); }
+        else if (verb === 'QUIT') { socket.end('221 Bye\r\n'); }
+        else socket.write('250 OK\r\n');
+      }
+    });
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({ srv, messages, url: `smtp://127.0.0.1:${srv.address().port}` })));
+}
+let smtp;
 
 const CHROMIUM = process.env.KELVIQ_CHROMIUM || '/usr/bin/chromium';
 const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -51,7 +88,8 @@ async function shoot(page, name) {
 
 before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `Chromium is needed at ${CHROMIUM} (apt-get install chromium)`);
-  server = await startServer('sqlite');
+  smtp = await smtpReceiver();
+  server = await startServer('sqlite', { KELVIQ_SMTP_URL: smtp.url });
   await ok('POST', '/catalog/products/', { name: 'Studio', identifier: 'studio', taxCode: 'software' });
   await ok('POST', '/catalog/plans/', {
     name: 'Studio Pro', identifier: 'studio-pro', product: 'studio',
@@ -71,6 +109,7 @@ before(async () => {
 after(async () => {
   if (browser) await browser.close();
   if (server) await server.stop();
+  if (smtp) smtp.srv.close();
 });
 
 test('the portal: subscription, cancel and undo, a device, an invoice', async () => {
@@ -133,5 +172,29 @@ test('an expired or unknown link shows a clear page with a 401', async () => {
   assert.equal(await page.locator('h1').innerText(), 'This link has expired');
   assert.deepEqual(await serious(page), []);
   await shoot(page, 'portal-expired');
+  await context.close();
+});
+
+test('sign in by a code sent by e-mail', async () => {
+  await ok('POST', '/customers/', { customerId: 'portal-mail', email: 'mia@example.com', name: 'Mia' });
+  const context = await browser.newContext({ bypassCSP: true });
+  const page = await context.newPage();
+  await page.goto(`${server.url}/portal/demo/sign-in?mode=test`);
+  assert.deepEqual(await serious(page), []);
+  await page.fill('#email', 'mia@example.com');
+  await page.click('#send');
+  await page.waitForSelector('#code');
+  let message;
+  for (let i = 0; i < 100 && !message; i += 1) {
+    message = smtp.messages.find((m) => m.includes('mia@example.com'));
+    if (!message) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(message, 'the code arrived at the SMTP receiver');
+  const code = /Subject: (\d{6}) is your/.exec(message)[1];
+  await page.fill('#code', code);
+  await page.click('#verify');
+  await page.waitForSelector('text=Your account');
+  assert.match(await page.locator('main').innerText(), /Signed in as mia@example\.com/);
+  await shoot(page, 'portal-sign-in-done');
   await context.close();
 });

@@ -17,9 +17,9 @@ function psql(sql) {
   execFileSync('psql', [ADMIN_URL, '-v', 'ON_ERROR_STOP=1', '-qc', sql], { stdio: 'pipe' });
 }
 
-async function startServer(backend) {
+async function startServer(backend, extraEnv = {}) {
   // The webhook tests' receiver listens on this machine.
-  const env = { ...process.env, KELVIQ_LOG: 'warn', KELVIQ_WEBHOOK_ALLOW_SUBNETS: '127.0.0.0/8' };
+  const env = { ...process.env, KELVIQ_LOG: 'warn', KELVIQ_WEBHOOK_ALLOW_SUBNETS: '127.0.0.0/8', ...extraEnv };
   delete env.DATABASE_URL;
   delete env.KELVIQ_DATABASE_URL;
   delete env.KELVIQ_BIN;

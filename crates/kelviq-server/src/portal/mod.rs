@@ -7,6 +7,7 @@
 //! action checks it. Every action goes through the same services as the API.
 
 pub mod pages;
+pub mod signin;
 
 use crate::clock::tenant_now;
 use crate::error::{ServiceError, ServiceResult};
@@ -53,11 +54,22 @@ pub async fn create_session(
         .find_organization(tenant.org_id)
         .await?
         .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("organisation {} is gone", tenant.org_id)))?;
-    let token = format!("cpt-{}:{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let expires = now + Duration::minutes(i64::from(state.config.portal_session_minutes.max(1)));
-    state.store.insert_portal_session(tenant, &token_hash(&token), &customer.customer_id, expires, now).await?;
+    let token = open_session(state, tenant, &customer.customer_id, now).await?;
     let base = state.config.public_url.as_deref().unwrap_or(base).trim_end_matches('/').to_string();
     Ok(NewSession { token, email, url: format!("{base}/portal/{}/", org.slug) })
+}
+
+/// A new session for a customer: its token.
+pub async fn open_session(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+    now: DateTime<Utc>,
+) -> ServiceResult<String> {
+    let token = format!("cpt-{}:{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let expires = now + Duration::minutes(i64::from(state.config.portal_session_minutes.max(1)));
+    state.store.insert_portal_session(tenant, &token_hash(&token), customer_id, expires, now).await?;
+    Ok(token)
 }
 
 /// Whose portal a token opens.

@@ -186,10 +186,14 @@ pub async fn home(state: &AppState, v: &Viewer, notice: Option<&str>) -> Service
 }
 
 /// The page of a link that does not work (401).
-pub fn signed_out() -> String {
+pub fn signed_out(slug: &str) -> String {
     shell(
         "Link expired",
-        "<h1>This link has expired</h1><p>Portal links work for a limited time and only for the account they were made for. \
-         Ask for a new link from the app you bought from.</p>",
+        &format!(
+            "<h1>This link has expired</h1><p>Portal links work for a limited time and only for the account they were made \
+             for. Ask for a new link from the app you bought from, or <a href=\"/portal/{}/sign-in\">sign in with your \
+             email address</a>.</p>",
+            esc(slug)
+        ),
     )
 }

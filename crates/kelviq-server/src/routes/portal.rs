@@ -4,7 +4,7 @@
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, ServerCaller};
-use crate::portal::{self, pages, Denied, Viewer};
+use crate::portal::{self, pages, signin, Denied, Viewer};
 use crate::routes::hosted::html;
 use crate::selling::{self, Cancellation};
 use crate::state::AppState;
@@ -31,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .route("/portal/{slug}/subscriptions/{id}/resume", post(resume))
         .route("/portal/{slug}/licenses/{license}/instances/{instance}/deactivate", post(deactivate))
         .route("/portal/{slug}/invoices/{id}", get(invoice))
+        .route("/portal/{slug}/sign-in", get(sign_in_page).post(ask_code))
+        .route("/portal/{slug}/sign-in/code", post(type_code))
 }
 
 /// Body of `POST /portal/session/` (the Python SDK sends `customerId`, the Node SDK `customer_id`).
@@ -76,18 +78,18 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-fn denied(d: Denied) -> Response {
+fn denied(slug: &str, d: Denied) -> Response {
     match d {
         Denied::NoPortal => {
             html(StatusCode::NOT_FOUND, crate::routes::hosted::shell("Not found", "<h1>Not found</h1>"))
         }
-        Denied::SignedOut => html(StatusCode::UNAUTHORIZED, pages::signed_out()),
+        Denied::SignedOut => html(StatusCode::UNAUTHORIZED, pages::signed_out(slug)),
         Denied::Service(e) => ApiError::from(e).into_response(),
     }
 }
 
 async fn signed_in(state: &AppState, slug: &str, headers: &HeaderMap) -> Result<Viewer, Response> {
-    portal::viewer(state, slug, cookie_token(headers).as_deref()).await.map_err(denied)
+    portal::viewer(state, slug, cookie_token(headers).as_deref()).await.map_err(|d| denied(slug, d))
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,7 +109,7 @@ pub async fn home(
     if let Some(token) = q.token {
         let v = match portal::viewer(&state, &slug, Some(&token)).await {
             Ok(v) => v,
-            Err(d) => return denied(d),
+            Err(d) => return denied(&slug, d),
         };
         let max_age = (v.expires_at - v.now).num_seconds().max(1);
         let secure =
@@ -278,4 +280,132 @@ pub async fn invoice(
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
     ];
     (headers, doc.pdf()).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignInQuery {
+    mode: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    email: Option<String>,
+    code: Option<String>,
+    mode: Option<String>,
+}
+
+async fn organisation(state: &AppState, slug: &str) -> Result<kelviq_store::Organization, Response> {
+    match state.store.find_organization_by_slug(slug).await {
+        Ok(Some(o)) => Ok(o),
+        Ok(None) => Err(denied(slug, Denied::NoPortal)),
+        Err(e) => Err(ApiError::from(e).into_response()),
+    }
+}
+
+fn tenant_of(org: &kelviq_store::Organization, mode: Option<&str>) -> kelviq_core::Tenant {
+    kelviq_core::Tenant { org_id: org.id, org_seq: org.seq, env: signin::environment(mode) }
+}
+
+fn at(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%H:%M UTC").to_string()
+}
+
+/// The sign-in page: an e-mail address (`?mode=test` for the sandbox).
+pub async fn sign_in_page(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<SignInQuery>,
+) -> Response {
+    match organisation(&state, &slug).await {
+        Ok(org) => {
+            html(StatusCode::OK, signin::email_page(&org.slug, &org.name, signin::environment(q.mode.as_deref()), None))
+        }
+        Err(r) => r,
+    }
+}
+
+/// Sends a code (when the address is a customer's) and asks for it.
+pub async fn ask_code(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let org = match organisation(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let tenant = tenant_of(&org, form.mode.as_deref());
+    let Some(email) = form.email.as_deref().and_then(signin::address) else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            signin::email_page(&org.slug, &org.name, tenant.env, Some("Enter a valid email address.")),
+        );
+    };
+    let now = match crate::clock::tenant_now(&state, &tenant).await {
+        Ok(n) => n,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    match signin::ask(&state, &tenant, &email, &org.name, now).await {
+        Ok(signin::Asked::Sent) => {
+            html(StatusCode::OK, signin::code_page(&org.slug, &org.name, tenant.env, &email, None))
+        }
+        Ok(signin::Asked::Locked(until)) => {
+            let m = format!("Too many wrong codes. Try again after {}.", at(until));
+            html(StatusCode::TOO_MANY_REQUESTS, signin::email_page(&org.slug, &org.name, tenant.env, Some(&m)))
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Checks a typed code: the portal (one account) or the choice of accounts.
+pub async fn type_code(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let org = match organisation(&state, &slug).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let tenant = tenant_of(&org, form.mode.as_deref());
+    let Some(email) = form.email.as_deref().and_then(signin::address) else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            signin::email_page(&org.slug, &org.name, tenant.env, Some("Enter a valid email address.")),
+        );
+    };
+    let now = match crate::clock::tenant_now(&state, &tenant).await {
+        Ok(n) => n,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let page = |status: StatusCode, m: &str| {
+        html(status, signin::code_page(&org.slug, &org.name, tenant.env, &email, Some(m)))
+    };
+    match signin::verify(&state, &tenant, &email, form.code.as_deref().unwrap_or_default(), now).await {
+        Ok(signin::Typed::Accepted(sessions)) if sessions.len() == 1 => {
+            let to = format!("/portal/{}/?token={}", org.slug, sessions[0].2);
+            (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+        }
+        Ok(signin::Typed::Accepted(sessions)) if sessions.is_empty() => html(
+            StatusCode::UNAUTHORIZED,
+            signin::email_page(&org.slug, &org.name, tenant.env, Some("No account uses this address any more.")),
+        ),
+        Ok(signin::Typed::Accepted(sessions)) => {
+            html(StatusCode::OK, signin::choose_page(&org.slug, &org.name, &sessions))
+        }
+        Ok(signin::Typed::Wrong(left)) => page(
+            StatusCode::UNAUTHORIZED,
+            &format!("That code is not right. {left} {} left.", if left == 1 { "try" } else { "tries" }),
+        ),
+        Ok(signin::Typed::BadCode) => page(StatusCode::BAD_REQUEST, "Enter the six digits of the code."),
+        Ok(signin::Typed::Refused(Some(until))) => {
+            let m = format!("Too many wrong codes. Try again after {}.", at(until));
+            html(StatusCode::TOO_MANY_REQUESTS, signin::email_page(&org.slug, &org.name, tenant.env, Some(&m)))
+        }
+        Ok(signin::Typed::Refused(None)) => html(
+            StatusCode::UNAUTHORIZED,
+            signin::email_page(&org.slug, &org.name, tenant.env, Some("That code has expired. Ask for a new one.")),
+        ),
+        Err(e) => ApiError::from(e).into_response(),
+    }
 }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod process;
 pub mod receiver;
+pub mod smtp;
 
 use chrono::{DateTime, Utc};
 use kelviq_core::keys::{generate, KeyKind};
