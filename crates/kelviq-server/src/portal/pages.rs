@@ -121,7 +121,10 @@ pub async fn home(state: &AppState, v: &Viewer, notice: Option<&str>) -> Service
     for s in subs.iter().filter(|s| s.status != SubStatus::Superseded) {
         subscription_card(&mut out, v, s);
     }
-    out.push_str("</section><section aria-labelledby=\"lic\"><h2 id=\"lic\">License keys</h2>");
+    out.push_str("</section>");
+    usage(state, v, &mut out).await?;
+    links(state, v, &subs, &mut out).await?;
+    out.push_str("<section aria-labelledby=\"lic\"><h2 id=\"lic\">License keys</h2>");
     if licenses.is_empty() {
         out.push_str("<p>No license keys.</p>");
     }
@@ -183,6 +186,55 @@ pub async fn home(state: &AppState, v: &Viewer, notice: Option<&str>) -> Service
     }
     out.push_str("</section>");
     Ok(shell(&format!("{} account", v.org_name), &out))
+}
+
+/// Usage of each metered feature: used, limit, when it resets.
+async fn usage(state: &AppState, v: &Viewer, out: &mut String) -> ServiceResult<()> {
+    let Some(customer) = crate::usage::engine::load(state, &v.tenant, &v.customer_id).await? else { return Ok(()) };
+    let rows = customer.rows(v.now);
+    let meters: Vec<_> = rows.iter().filter(|r| r.state.current_usage.is_some()).collect();
+    if meters.is_empty() {
+        return Ok(());
+    }
+    out.push_str(
+        "<section aria-labelledby=\"use\"><h2 id=\"use\">Usage</h2><table><thead><tr><th scope=\"col\">Feature</th>\
+         <th scope=\"col\">Used</th><th scope=\"col\">Limit</th><th scope=\"col\">Resets</th></tr></thead><tbody>",
+    );
+    for r in meters {
+        let limit = r.state.usage_limit.map_or_else(|| "unlimited".to_string(), |l| l.to_string());
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{limit}</td><td>{}</td></tr>",
+            esc(&r.feature_id),
+            r.state.current_usage.unwrap_or(0),
+            day(r.reset_at)
+        );
+    }
+    out.push_str("</tbody></table></section>");
+    Ok(())
+}
+
+/// The links of the plans the customer has now.
+async fn links(state: &AppState, v: &Viewer, subs: &[Subscription], out: &mut String) -> ServiceResult<()> {
+    let mut items = String::new();
+    for s in subs.iter().filter(|s| s.status.grants()) {
+        let Some(plan) = state.store.find_plan_version(&v.tenant, s.plan_id).await? else { continue };
+        for l in &plan.fields.links {
+            let (Some(name), Some(url)) =
+                (l.get("name").and_then(|n| n.as_str()), l.get("url").and_then(|u| u.as_str()))
+            else {
+                continue;
+            };
+            if url.starts_with("https://") || url.starts_with("http://") {
+                let _ =
+                    write!(items, "<li><a href=\"{}\" rel=\"noopener noreferrer\">{}</a></li>", esc(url), esc(name));
+            }
+        }
+    }
+    if !items.is_empty() {
+        let _ = write!(out, "<section aria-labelledby=\"res\"><h2 id=\"res\">Resources</h2><ul>{items}</ul></section>");
+    }
+    Ok(())
 }
 
 /// The page of a link that does not work (401).

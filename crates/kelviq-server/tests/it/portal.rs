@@ -15,7 +15,21 @@ async fn seed(api: &Api<'_>) {
     api.ok(
         "/api/v1/catalog/plans/",
         json!({"name": "Studio Pro", "identifier": "studio-pro", "product": "studio",
-            "license": {"enabled": true, "activationLimitEnabled": true, "activationLimit": 2}}),
+            "license": {"enabled": true, "activationLimitEnabled": true, "activationLimit": 2},
+            "links": [{"name": "Download the app", "url": "https://studio.example/download"}]}),
+    )
+    .await;
+    let units = json!({"singular": "render", "plural": "renders"});
+    api.ok(
+        "/api/v1/catalog/features/",
+        json!({"name": "Renders", "identifier": "renders", "featureType": "METER",
+            "featureDetails": {"featureSubType": "PRE_AGGREGATED_USAGE", "units": units}}),
+    )
+    .await;
+    api.ok(
+        "/api/v1/catalog/plans/studio-pro/features/",
+        json!({"planEntitlements": [{"feature": "renders", "details": {"value": 100, "reset": "EVERY_MONTH",
+            "resetTime": "SUBSCRIPTION_START", "hardLimit": true}}]}),
     )
     .await;
     api.ok(
@@ -80,12 +94,17 @@ async fn portal_sessions_and_actions(backend: Backend) {
     let (status, body) = api.post("/api/v1/portal/session/", json!({"customer_id": "no_mail"})).await;
     assert_eq!((status, body), (400, json!({"customerId": ["Customer does not have an email"]})));
 
+    api.usage("cus_portal", "renders", 7, "DELTA").await;
+
     // The signed link, then the page by the cookie alone.
     assert_eq!(page(&s, None).await.0, 401);
     let cookie = sign_in(&s, &url, &token).await;
     let (status, html) = page(&s, Some(&cookie)).await;
     assert_eq!(status, 200, "{html}");
-    for shown in ["Studio Pro", key.as_str(), "Workstation", "INV-000001", "Test mode", "Next renewal"] {
+    let usage_row = "<tr><td>renders</td><td>7</td><td>100</td><td>2026-02-28</td></tr>";
+    let link = "<a href=\"https://studio.example/download\" rel=\"noopener noreferrer\">Download the app</a>";
+    for shown in ["Studio Pro", key.as_str(), "Workstation", "INV-000001", "Test mode", "Next renewal", usage_row, link]
+    {
         assert!(html.contains(shown), "{shown} on the page");
     }
     assert!(!html.contains("<script"), "no scripts");
