@@ -217,8 +217,11 @@ async fn usage(state: &AppState, v: &Viewer, out: &mut String) -> ServiceResult<
 /// The links of the plans the customer has now.
 async fn links(state: &AppState, v: &Viewer, subs: &[Subscription], out: &mut String) -> ServiceResult<()> {
     let mut items = String::new();
-    for s in subs.iter().filter(|s| s.status.grants()) {
-        let Some(plan) = state.store.find_plan_version(&v.tenant, s.plan_id).await? else { continue };
+    let mut plans: Vec<uuid::Uuid> = subs.iter().filter(|s| s.status.grants()).map(|s| s.plan_id).collect();
+    plans.sort();
+    plans.dedup();
+    for plan_id in plans {
+        let Some(plan) = state.store.find_plan_version(&v.tenant, plan_id).await? else { continue };
         for l in &plan.fields.links {
             let (Some(name), Some(url)) =
                 (l.get("name").and_then(|n| n.as_str()), l.get("url").and_then(|u| u.as_str()))
