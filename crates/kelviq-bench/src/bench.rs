@@ -239,6 +239,9 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
         let (conns, secs) = (options.connections, options.seconds);
         crate::promotions::run(addr, &client, &base, &key, &boot.client_key, conns, secs).await?;
     }
+    if options.only.iter().any(|o| o == "portal") {
+        crate::portal::run(addr, &client, &base, &key, options.seconds).await?;
+    }
     if options.only.iter().any(|o| o == "licenses") {
         crate::licenses::run(addr, &client, &base, &key, options.connections, options.seconds).await?;
     }

@@ -7,6 +7,7 @@ mod bench;
 mod billing;
 mod licenses;
 mod loadgen;
+mod portal;
 mod promotions;
 mod webhooks;
 
@@ -50,7 +51,7 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     billing_subscriptions: u64,
     /// Runs only these measurements (comma-separated: checks, events, batches, webhooks, billing,
-    /// promotions, licenses; billing, promotions and licenses run only when named).
+    /// promotions, licenses, portal; the last four run only when named).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
