@@ -306,6 +306,25 @@ fn tenant_of(org: &kelviq_store::Organization, mode: Option<&str>) -> kelviq_cor
     kelviq_core::Tenant { org_id: org.id, org_seq: org.seq, env: signin::environment(mode) }
 }
 
+/// A sign-in form's organisation, tenant (from `mode`), address and clock.
+struct SignIn {
+    org: kelviq_store::Organization,
+    tenant: kelviq_core::Tenant,
+    email: String,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+async fn signing_in(state: &AppState, slug: &str, form: &SignInForm) -> Result<SignIn, Response> {
+    let org = organisation(state, slug).await?;
+    let tenant = tenant_of(&org, form.mode.as_deref());
+    let Some(email) = form.email.as_deref().and_then(signin::address) else {
+        let page = signin::email_page(&org.slug, &org.name, tenant.env, Some("Enter a valid email address."));
+        return Err(html(StatusCode::BAD_REQUEST, page));
+    };
+    let now = crate::clock::tenant_now(state, &tenant).await.map_err(|e| ApiError::from(e).into_response())?;
+    Ok(SignIn { org, tenant, email, now })
+}
+
 fn at(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%H:%M UTC").to_string()
 }
@@ -330,20 +349,9 @@ pub async fn ask_code(
     Path(slug): Path<String>,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let org = match organisation(&state, &slug).await {
-        Ok(o) => o,
+    let SignIn { org, tenant, email, now } = match signing_in(&state, &slug, &form).await {
+        Ok(s) => s,
         Err(r) => return r,
-    };
-    let tenant = tenant_of(&org, form.mode.as_deref());
-    let Some(email) = form.email.as_deref().and_then(signin::address) else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            signin::email_page(&org.slug, &org.name, tenant.env, Some("Enter a valid email address.")),
-        );
-    };
-    let now = match crate::clock::tenant_now(&state, &tenant).await {
-        Ok(n) => n,
-        Err(e) => return ApiError::from(e).into_response(),
     };
     match signin::ask(&state, &tenant, &email, &org.name, now).await {
         Ok(signin::Asked::Sent) => {
@@ -363,20 +371,9 @@ pub async fn type_code(
     Path(slug): Path<String>,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let org = match organisation(&state, &slug).await {
-        Ok(o) => o,
+    let SignIn { org, tenant, email, now } = match signing_in(&state, &slug, &form).await {
+        Ok(s) => s,
         Err(r) => return r,
-    };
-    let tenant = tenant_of(&org, form.mode.as_deref());
-    let Some(email) = form.email.as_deref().and_then(signin::address) else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            signin::email_page(&org.slug, &org.name, tenant.env, Some("Enter a valid email address.")),
-        );
-    };
-    let now = match crate::clock::tenant_now(&state, &tenant).await {
-        Ok(n) => n,
-        Err(e) => return ApiError::from(e).into_response(),
     };
     let page = |status: StatusCode, m: &str| {
         html(status, signin::code_page(&org.slug, &org.name, tenant.env, &email, Some(m)))
