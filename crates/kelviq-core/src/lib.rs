@@ -23,6 +23,7 @@ pub mod sandbox_cards;
 pub mod sealing;
 pub mod signin;
 pub mod signing;
+pub mod storefront;
 pub mod tax;
 pub mod tax_ids;
 pub mod timefmt;
