@@ -22,6 +22,7 @@ pub mod promotions;
 pub mod routes;
 pub mod selling;
 pub mod state;
+pub mod storefront;
 pub mod tax;
 pub mod usage;
 pub mod webhooks;

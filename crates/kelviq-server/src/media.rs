@@ -82,7 +82,7 @@ pub async fn check_uploads(
             continue;
         }
         match state.store.find_attachable_upload(tenant, key).await? {
-            Some(mut u) if owner == MediaOwner::ProductImage => {
+            Some(mut u) if matches!(owner, MediaOwner::ProductImage | MediaOwner::BrandLogo) => {
                 let head = file_head(&tmp_path(&state.config.media_dir(), &u.file_key))
                     .await
                     .map_err(ServiceError::from_io)?;

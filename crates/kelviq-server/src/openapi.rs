@@ -4,7 +4,7 @@
 
 use crate::routes::{
     catalog, charges, checkout, customers, discounts, entitlements, health, invoices, licenses, media, money, offering,
-    plans, portal, promotions, reporting, subscriptions, tax_rates, test_clock, webhooks,
+    plans, portal, promotions, reporting, storefront, subscriptions, tax_rates, test_clock, webhooks,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -52,7 +52,7 @@ use utoipa::{Modify, OpenApi};
         licenses::activate, licenses::deactivate, licenses::validate, licenses::heartbeat, licenses::checkout,
         licenses::public_key, licenses::list_licenses, licenses::retrieve_license, licenses::update_license,
         licenses::regenerate_license, licenses::reset_license, licenses::revoke_instance,
-        portal::create_session,
+        portal::create_session, storefront::retrieve_storefront_settings, storefront::update_storefront_settings,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,
@@ -67,7 +67,7 @@ use utoipa::{Modify, OpenApi};
         discounts::DiscountIn, discounts::AmountInput, promotions::PromotionIn, crate::promotions::WidgetFields,
         promotions::GroupPercentageIn, promotions::CountryOverrideIn, promotions::CountryGroupIn,
         crate::wire::promotions::PromotionOut, licenses::ActivateIn, licenses::InstanceIn, licenses::ValidateIn,
-        licenses::CheckoutIn, licenses::LicenseIn, portal::PortalSessionIn)),
+        licenses::CheckoutIn, licenses::LicenseIn, portal::PortalSessionIn, storefront::StorefrontSettingsIn)),
     modifiers(&BearerAuth),
     tags((name = "customers"), (name = "catalog"), (name = "plans"), (name = "media"), (name = "checkout"), (name = "entitlements"), (name = "reporting"), (name = "subscriptions"), (name = "money"), (name = "webhooks"), (name = "tax"), (name = "discounts"), (name = "promotions"), (name = "monetization"), (name = "invoices"), (name = "licenses"), (name = "portal"), (name = "operations"))
 )]

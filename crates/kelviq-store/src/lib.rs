@@ -35,6 +35,7 @@ mod plans;
 mod portal;
 mod promotions;
 mod selling;
+mod storefront;
 mod tax_rates;
 mod usage;
 mod webhooks;

@@ -30,6 +30,8 @@ pub enum MediaOwner {
     ProductFile,
     /// A downloadable file of a plan (owner id: the plan identifier).
     PlanFile,
+    /// The seller's logo on the hosted pages (owner id: `logo`).
+    BrandLogo,
 }
 
 impl MediaOwner {
@@ -38,6 +40,7 @@ impl MediaOwner {
             MediaOwner::ProductImage => "product_image",
             MediaOwner::ProductFile => "product_file",
             MediaOwner::PlanFile => "plan_file",
+            MediaOwner::BrandLogo => "brand_logo",
         }
     }
 }

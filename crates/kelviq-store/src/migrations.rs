@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (20, "licenses", include_str!("../migrations/0020_licenses.sql")),
     (21, "portal sessions", include_str!("../migrations/0021_portal_sessions.sql")),
     (22, "mail", include_str!("../migrations/0022_mail.sql")),
+    (23, "storefront", include_str!("../migrations/0023_storefront.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

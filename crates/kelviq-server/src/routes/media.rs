@@ -203,7 +203,7 @@ pub struct SignedQuery {
     pub signature: Option<String>,
 }
 
-async fn serve_file(state: &AppState, file: &MediaFile, disposition: Disposition) -> ApiResult<Response> {
+pub(crate) async fn serve_file(state: &AppState, file: &MediaFile, disposition: Disposition) -> ApiResult<Response> {
     let path = state.config.media_dir().join(&file.storage_path);
     let handle = tokio::fs::File::open(&path).await.map_err(|_| ApiError::not_found())?;
     let len = handle.metadata().await.map_err(ApiError::from_io)?.len();
@@ -233,7 +233,7 @@ async fn serve_file(state: &AppState, file: &MediaFile, disposition: Disposition
 
 /// How a file is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Disposition {
+pub(crate) enum Disposition {
     /// Shown in the page if it is an image (product images).
     InlineImage,
     /// Always downloaded.
@@ -274,7 +274,7 @@ pub async fn download(
     serve_file(&state, &file.ok_or_else(ApiError::not_found)?, Disposition::Attachment).await
 }
 
-/// A product image (public, like a CDN asset) while it is enabled.
+/// A product image or the seller's logo (public, like a CDN asset) while it is enabled.
 #[utoipa::path(get, path = "/api/v1/media/public/{id}/{name}", tag = "media",
     params(("id" = String, Path), ("name" = String, Path)),
     responses((status = 200, description = "The image", content_type = "application/octet-stream", body = [u8]), (status = 404)))]
@@ -282,7 +282,10 @@ pub async fn public_image(
     State(state): State<AppState>,
     Path((id, _name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let file = state.store.find_media_by_id(&id, MediaOwner::ProductImage).await?;
+    let file = match state.store.find_media_by_id(&id, MediaOwner::ProductImage).await? {
+        Some(f) => Some(f),
+        None => state.store.find_media_by_id(&id, MediaOwner::BrandLogo).await?,
+    };
     let file = file.filter(|f| f.enabled).ok_or_else(ApiError::not_found)?;
     serve_file(&state, &file, Disposition::InlineImage).await
 }

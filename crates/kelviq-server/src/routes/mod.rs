@@ -17,6 +17,7 @@ pub mod plans;
 pub mod portal;
 pub mod promotions;
 pub mod reporting;
+pub mod storefront;
 pub mod subscriptions;
 pub mod tax_rates;
 pub mod test_clock;
@@ -44,6 +45,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(discounts::router())
         .merge(licenses::router())
         .merge(portal::api_router())
+        .merge(storefront::router())
         .merge(promotions::router())
         .merge(offering::router())
         .merge(invoices::router())

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod plans;
 pub mod promotions;
 pub mod selling;
+pub mod storefront;
 pub mod tax;
 pub mod usage;
 pub mod webhooks;
