@@ -424,6 +424,18 @@ pub struct PlanVersion {
 }
 
 impl PlanVersion {
+    /// Whether the plan sells a feature per unit (seats) for `period` in
+    /// `currency`: a quantity the buyer chooses, billed in advance.
+    pub fn sells_per_unit(&self, period: ChargePeriod, currency: &str) -> bool {
+        self.prices.iter().filter(|p| p.enabled && p.is_paid() && p.currency.eq_ignore_ascii_case(currency)).any(|p| {
+            p.charge_catalog_price.iter().any(|g| {
+                g.feature.is_some()
+                    && g.payment_type.as_deref() != Some("PAY_AS_YOU_GO")
+                    && g.charge_for(period.as_str()).is_some()
+            })
+        })
+    }
+
     /// Currencies with a PAID price, upper case, sorted.
     pub fn paid_currencies(&self) -> Vec<String> {
         let mut c: Vec<String> = self.prices.iter().filter(|p| p.is_paid()).map(|p| p.currency.clone()).collect();

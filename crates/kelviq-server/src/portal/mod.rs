@@ -6,6 +6,8 @@
 //! into an HttpOnly cookie scoped to the portal's path, and every page and
 //! action checks it. Every action goes through the same services as the API.
 
+pub mod change_page;
+pub mod changes;
 pub mod pages;
 pub mod signin;
 
@@ -82,6 +84,8 @@ pub struct Viewer {
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
+    /// The environment's storefront settings.
+    pub settings: kelviq_core::storefront::StorefrontSettings,
 }
 
 /// Why a portal page is refused.
@@ -116,6 +120,7 @@ pub async fn viewer(state: &AppState, slug: &str, token: Option<&str>) -> Result
     if now >= session.expires_at {
         return Err(Denied::SignedOut);
     }
+    let settings = crate::storefront::get(state, &tenant).await?;
     Ok(Viewer {
         tenant,
         customer_id: session.customer_id,
@@ -124,5 +129,6 @@ pub async fn viewer(state: &AppState, slug: &str, token: Option<&str>) -> Result
         token: token.to_string(),
         expires_at: session.expires_at,
         now,
+        settings,
     })
 }

@@ -10,6 +10,7 @@ use crate::routes::hosted::{esc, per, shell};
 use crate::state::AppState;
 use kelviq_core::billing::{amount_text, Invoice, SubStatus, Subscription};
 use kelviq_core::money::currency_symbol;
+use kelviq_core::storefront::CancellationMode;
 use kelviq_core::timefmt::date;
 use kelviq_store::{DocTable, Filter};
 use std::fmt::Write;
@@ -31,19 +32,19 @@ border:1px solid #1f4fd8}code{word-break:break-all}dl{display:grid;grid-template
 dt{color:#555}dd{margin:0}th,td{padding:.35rem .4rem;text-align:left;vertical-align:top}\
 td:last-child,th:last-child{text-align:right}thead th{border-bottom:1px solid #ccc}</style>";
 
-fn money(minor: i64, currency: &str) -> String {
+pub(crate) fn money(minor: i64, currency: &str) -> String {
     format!("{}{} {}", currency_symbol(currency), amount_text(minor, currency), currency.to_ascii_uppercase())
 }
 
-fn day(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+pub(crate) fn day(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
     t.map(|t| date(t.date_naive())).unwrap_or_else(|| "—".into())
 }
 
-fn hidden(v: &Viewer) -> String {
+pub(crate) fn hidden(v: &Viewer) -> String {
     format!("<input type=\"hidden\" name=\"form\" value=\"{}\">", form_token(&v.token))
 }
 
-fn subscription_card(out: &mut String, v: &Viewer, s: &Subscription) {
+fn subscription_card(out: &mut String, v: &Viewer, s: &Subscription, plans: &Plans) {
     let base = format!("/portal/{}/subscriptions/{}", esc(&v.slug), s.id);
     let _ = write!(
         out,
@@ -64,17 +65,33 @@ fn subscription_card(out: &mut String, v: &Viewer, s: &Subscription) {
         let _ = write!(out, "<dt>Ends</dt><dd>{}</dd>", day(Some(end)));
     }
     out.push_str("</dl>");
+    let settings = &v.settings;
+    let seats = plans.get(&s.plan_id).is_some_and(|p| p.sells_per_unit(s.charge_period, &s.currency));
+    let changes = settings.allow_plan_changes || (settings.allow_quantity_changes && seats);
+    if renews && changes {
+        let _ = write!(out, "<p><a class=\"button\" href=\"{base}/change\">Change plan</a></p>");
+    }
+    let mode = settings.cancellation_mode;
     if s.status.grants() && s.cancel_at.is_some() {
         let _ = write!(
             out,
             "<form method=\"post\" action=\"{base}/resume\">{}<button type=\"submit\" class=\"secondary\">Keep my subscription</button></form>",
             hidden(v)
         );
+    } else if renews && mode == CancellationMode::Disabled {
+        if let Some(email) = &settings.support_email {
+            let _ =
+                write!(out, "<p class=\"muted\">To cancel, write to <a href=\"mailto:{0}\">{0}</a>.</p>", esc(email));
+        }
     } else if renews {
         let id = s.id;
+        let (summary, button) = match mode {
+            CancellationMode::Immediately => ("Cancel now", "Cancel now"),
+            _ => ("Cancel at the end of the period", "Cancel at period end"),
+        };
         let _ = write!(
             out,
-            "<details><summary>Cancel at the end of the period</summary><form method=\"post\" action=\"{base}/cancel\">{}\
+            "<details><summary>{summary}</summary><form method=\"post\" action=\"{base}/cancel\">{}\
              <label for=\"reason-{id}\">Why are you cancelling?</label><select id=\"reason-{id}\" name=\"reason\" required>",
             hidden(v)
         );
@@ -85,7 +102,7 @@ fn subscription_card(out: &mut String, v: &Viewer, s: &Subscription) {
             out,
             "</select><label for=\"comment-{id}\">Anything else? (optional)</label>\
              <input id=\"comment-{id}\" name=\"comment\" maxlength=\"500\">\
-             <button type=\"submit\">Cancel at period end</button></form></details>"
+             <button type=\"submit\">{button}</button></form></details>"
         );
     }
     out.push_str("</div>");
@@ -114,16 +131,19 @@ pub async fn home(state: &AppState, v: &Viewer, notice: Option<&str>) -> Service
     if let Some(n) = notice {
         let _ = write!(out, "<p role=\"status\" class=\"summary\">{}</p>", esc(n));
     }
+    let plans = current_plans(state, v, &subs).await?;
     out.push_str("<section aria-labelledby=\"subs\"><h2 id=\"subs\">Subscriptions</h2>");
     if subs.is_empty() {
         out.push_str("<p>No subscriptions yet.</p>");
     }
     for s in subs.iter().filter(|s| s.status != SubStatus::Superseded) {
-        subscription_card(&mut out, v, s);
+        subscription_card(&mut out, v, s, &plans);
     }
     out.push_str("</section>");
-    usage(state, v, &mut out).await?;
-    links(state, v, &subs, &mut out).await?;
+    if v.settings.show_usage {
+        usage(state, v, &mut out).await?;
+    }
+    resources(state, v, &plans, &mut out).await?;
     out.push_str("<section aria-labelledby=\"lic\"><h2 id=\"lic\">License keys</h2>");
     if licenses.is_empty() {
         out.push_str("<p>No license keys.</p>");
@@ -214,14 +234,41 @@ async fn usage(state: &AppState, v: &Viewer, out: &mut String) -> ServiceResult<
     Ok(())
 }
 
-/// The links of the plans the customer has now.
-async fn links(state: &AppState, v: &Viewer, subs: &[Subscription], out: &mut String) -> ServiceResult<()> {
+/// The plans of the customer's subscriptions that grant access now.
+pub(crate) type Plans = std::collections::HashMap<uuid::Uuid, kelviq_core::plans::PlanVersion>;
+
+pub(crate) async fn current_plans(state: &AppState, v: &Viewer, subs: &[Subscription]) -> ServiceResult<Plans> {
+    let mut plans = Plans::new();
+    for s in subs.iter().filter(|s| s.status.grants()) {
+        if let std::collections::hash_map::Entry::Vacant(e) = plans.entry(s.plan_id) {
+            if let Some(plan) = state.store.find_plan_version(&v.tenant, s.plan_id).await? {
+                e.insert(plan);
+            }
+        }
+    }
+    Ok(plans)
+}
+
+/// A file of a plan the customer has now, or none.
+pub async fn plan_file(state: &AppState, v: &Viewer, id: &str) -> ServiceResult<Option<kelviq_store::MediaFile>> {
+    let mine = [Filter::Eq("customer_id", v.customer_id.clone())];
+    let subs: Vec<Subscription> = state.store.list_docs(DocTable::Subscriptions, &v.tenant, &mine, 100, 0).await?;
+    for plan in current_plans(state, v, &subs).await?.values() {
+        let file = state.store.find_media(&v.tenant, kelviq_store::MediaOwner::PlanFile, &plan.identifier, id).await?;
+        if let Some(f) = file.filter(|f| f.enabled) {
+            return Ok(Some(f));
+        }
+    }
+    Ok(None)
+}
+
+/// The links and downloadable files of the plans the customer has now.
+async fn resources(state: &AppState, v: &Viewer, plans: &Plans, out: &mut String) -> ServiceResult<()> {
     let mut items = String::new();
-    let mut plans: Vec<uuid::Uuid> = subs.iter().filter(|s| s.status.grants()).map(|s| s.plan_id).collect();
-    plans.sort();
-    plans.dedup();
-    for plan_id in plans {
-        let Some(plan) = state.store.find_plan_version(&v.tenant, plan_id).await? else { continue };
+    let mut sorted: Vec<_> = plans.values().collect();
+    sorted.sort_by(|a, b| a.identifier.cmp(&b.identifier));
+    sorted.dedup_by(|a, b| a.identifier == b.identifier);
+    for plan in sorted {
         for l in &plan.fields.links {
             let (Some(name), Some(url)) =
                 (l.get("name").and_then(|n| n.as_str()), l.get("url").and_then(|u| u.as_str()))
@@ -233,11 +280,33 @@ async fn links(state: &AppState, v: &Viewer, subs: &[Subscription], out: &mut St
                     write!(items, "<li><a href=\"{}\" rel=\"noopener noreferrer\">{}</a></li>", esc(url), esc(name));
             }
         }
+        let files = state.store.list_media(&v.tenant, kelviq_store::MediaOwner::PlanFile, &plan.identifier).await?;
+        for f in files.iter().filter(|f| f.enabled) {
+            let _ = write!(
+                items,
+                "<li><a href=\"/portal/{}/files/{}\" download>{}</a> <span class=\"muted\">{}</span></li>",
+                esc(&v.slug),
+                f.id,
+                esc(&f.name),
+                size_text(f.size)
+            );
+        }
     }
     if !items.is_empty() {
-        let _ = write!(out, "<section aria-labelledby=\"res\"><h2 id=\"res\">Resources</h2><ul>{items}</ul></section>");
+        let _ = write!(
+            out,
+            "<section aria-labelledby=\"res\"><h2 id=\"res\">Downloads and links</h2><ul>{items}</ul></section>"
+        );
     }
     Ok(())
+}
+
+fn size_text(bytes: i64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{} KB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// The page of a link that does not work (401).

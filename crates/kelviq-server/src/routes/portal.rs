@@ -4,7 +4,8 @@
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, ServerCaller};
-use crate::portal::{self, pages, signin, Denied, Viewer};
+use crate::portal::changes::{self, Asked};
+use crate::portal::{self, change_page, pages, signin, Denied, Viewer};
 use crate::routes::hosted::html;
 use crate::selling::{self, Cancellation};
 use crate::state::AppState;
@@ -29,8 +30,10 @@ pub fn router() -> Router<AppState> {
         .route("/portal/{slug}", get(home))
         .route("/portal/{slug}/subscriptions/{id}/cancel", post(cancel))
         .route("/portal/{slug}/subscriptions/{id}/resume", post(resume))
+        .route("/portal/{slug}/subscriptions/{id}/change", get(change_page).post(change))
         .route("/portal/{slug}/licenses/{license}/instances/{instance}/deactivate", post(deactivate))
         .route("/portal/{slug}/invoices/{id}", get(invoice))
+        .route("/portal/{slug}/files/{id}", get(file))
         .route("/portal/{slug}/sign-in", get(sign_in_page).post(ask_code))
         .route("/portal/{slug}/sign-in/code", post(type_code))
 }
@@ -128,6 +131,7 @@ pub async fn home(
     let notice = match q.done.as_deref() {
         Some("cancelled") => Some("Your subscription will end at the end of the period."),
         Some("resumed") => Some("Your subscription will renew as before."),
+        Some("changed") => Some("Your plan was changed."),
         Some("deactivated") => Some("The device was deactivated; its activation is free again."),
         _ => None,
     };
@@ -200,13 +204,16 @@ pub async fn cancel(
         .comment
         .map(|c| c.chars().filter(|c| !c.is_control()).take(500).collect::<String>())
         .filter(|c| !c.is_empty());
-    let c = Cancellation {
-        kind: "CURRENT_PERIOD_ENDS".into(),
-        date: None,
-        feedback: reason,
-        comment,
-        by: "CANCELLED_BY_CUSTOMER",
+    let Some(kind) = v.settings.cancellation_mode.cancellation_type() else {
+        return html(
+            StatusCode::FORBIDDEN,
+            crate::routes::hosted::shell(
+                "Refused",
+                "<h1>Cancellation is not offered here</h1><p>Contact the seller.</p>",
+            ),
+        );
     };
+    let c = Cancellation { kind: kind.into(), date: None, feedback: reason, comment, by: "CANCELLED_BY_CUSTOMER" };
     match selling::cancel_subscription(&state, &v.tenant, &id, c).await {
         Ok(()) => back(&v, "cancelled"),
         Err(e) => ApiError::from(e).into_response(),
@@ -280,6 +287,121 @@ pub async fn invoice(
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
     ];
     (headers, doc.pdf()).into_response()
+}
+
+fn change_response(status: StatusCode, v: &Viewer, c: &change_page::ChangeView<'_>) -> Response {
+    let title = format!("Change {}", c.sub.plan_name);
+    let mut r = html(status, crate::routes::hosted::shell(&title, &change_page::render(v, c)));
+    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Renders the change page for `asked`, with its preview when it is valid.
+async fn change_view(state: &AppState, v: &Viewer, id: &str, asked: &Asked, error: Option<String>) -> Response {
+    let s = match changes::changeable(state, v, id).await {
+        Ok(s) => s,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let choices = match changes::choices(state, v, &v.settings, &s).await {
+        Ok(c) => c,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let quantities = if v.settings.allow_quantity_changes {
+        match changes::quantities(state, v, &s).await {
+            Ok(q) => q,
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    } else {
+        Vec::new()
+    };
+    let wants = asked.choice.is_some() || !asked.quantities.is_empty();
+    let (preview, error) = match (wants, error) {
+        (_, Some(e)) => (None, Some(e)),
+        (false, None) => (None, None),
+        (true, None) => match changes::request(state, v, &v.settings, &s, asked).await {
+            Ok(req) => (Some(changes::preview(&s, &req, v)), None),
+            Err(e) => match changes::message(&e) {
+                Some(m) => (None, Some(m)),
+                None => return ApiError::from(e).into_response(),
+            },
+        },
+    };
+    let view = change_page::ChangeView {
+        sub: &s,
+        choices: &choices,
+        quantities: &quantities,
+        asked,
+        preview: preview.as_ref(),
+        error: error.as_deref(),
+    };
+    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    change_response(status, v, &view)
+}
+
+/// The plan change page: choices, and with `?choice=` a preview.
+pub async fn change_page(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    let v = match signed_in(&state, &slug, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match Asked::parse(&pairs) {
+        Ok(asked) => change_view(&state, &v, &id, &asked, None).await,
+        Err(m) => change_view(&state, &v, &id, &Asked::default(), Some(m)).await,
+    }
+}
+
+/// Confirms a previewed change.
+pub async fn change(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let form = ActionForm {
+        form: pairs.iter().find(|(k, _)| k == "form").map(|(_, v)| v.clone()),
+        reason: None,
+        comment: None,
+    };
+    let v = match acting(&state, &slug, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let asked = match Asked::parse(&pairs) {
+        Ok(a) => a,
+        Err(m) => return change_view(&state, &v, &id, &Asked::default(), Some(m)).await,
+    };
+    match changes::apply(&state, &v, &v.settings, &id, &asked).await {
+        Ok(()) => back(&v, "changed"),
+        Err(e) => match changes::message(&e) {
+            Some(m) => change_view(&state, &v, &id, &asked, Some(m)).await,
+            None => ApiError::from(e).into_response(),
+        },
+    }
+}
+
+/// A downloadable file of a plan the customer has now.
+pub async fn file(
+    State(state): State<AppState>,
+    Path((slug, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let v = match signed_in(&state, &slug, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let file = match pages::plan_file(&state, &v, &id).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return ApiError::not_found().into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    crate::routes::media::serve_file(&state, &file, crate::routes::media::Disposition::Attachment)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 #[derive(Debug, Deserialize)]

@@ -250,10 +250,8 @@ async fn parse_change(
             "A subscription cannot change to ONE_TIME; sell it with a charge.",
         ));
     }
-    let plan = selling::published_plan(state, tenant, &plan_identifier).await?;
-    let identifiers = selling::feature_identifiers(state, tenant).await?;
-    let quote = selling::quote_plan(&plan, period, Some(&s.currency), &features, &identifiers)?;
-    Ok(ChangeRequest { plan, period, features, quote, proration, trial_end, activate_on_payment })
+    let req = selling::plan_change_request(state, tenant, s, &plan_identifier, period, features).await?;
+    Ok(ChangeRequest { proration, trial_end, activate_on_payment, ..req })
 }
 
 /// Change a subscription's plan, charge period, quantities or trial.

@@ -38,6 +38,22 @@ impl ChangeRequest {
     }
 }
 
+/// The request to move `s` to a published plan, period and quantities,
+/// priced in the subscription's currency; the API's defaults otherwise.
+pub async fn plan_change_request(
+    state: &AppState,
+    tenant: &Tenant,
+    s: &Subscription,
+    identifier: &str,
+    period: ChargePeriod,
+    features: Vec<FeatureQuantity>,
+) -> ServiceResult<ChangeRequest> {
+    let plan = super::published_plan(state, tenant, identifier).await?;
+    let identifiers = super::feature_identifiers(state, tenant).await?;
+    let quote = super::quote_plan(&plan, period, Some(&s.currency), &features, &identifiers)?;
+    Ok(ChangeRequest { plan, period, features, quote, proration: None, trial_end: None, activate_on_payment: false })
+}
+
 /// Whether a subscription can be changed through `update/`.
 pub fn check_changeable(s: &Subscription) -> ServiceResult<()> {
     if s.is_one_time() {

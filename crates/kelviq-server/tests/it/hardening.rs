@@ -311,9 +311,9 @@ async fn control_characters_are_refused_before_the_store(backend: Backend) {
     assert!(e["detail"].is_string(), "{e}");
 }
 
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+pub(crate) const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
-async fn upload(api: &Api<'_>, name: &str, mime: &str, bytes: &[u8]) -> String {
+pub(crate) async fn upload(api: &Api<'_>, name: &str, mime: &str, bytes: &[u8]) -> String {
     let form = api.ok("/api/v1/media/", json!({"fileName": name, "fileType": mime})).await;
     let mut multipart = reqwest::multipart::Form::new();
     for (k, v) in form["fields"].as_object().unwrap() {

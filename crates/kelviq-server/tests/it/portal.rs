@@ -42,7 +42,7 @@ async fn seed(api: &Api<'_>) {
 }
 
 /// Opens the signed link: the cookie it sets.
-async fn sign_in(s: &TestServer, url: &str, token: &str) -> String {
+pub(crate) async fn sign_in(s: &TestServer, url: &str, token: &str) -> String {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let res = http.get(format!("{url}?token={token}")).send().await.unwrap();
     assert_eq!(res.status(), 303);
@@ -53,7 +53,7 @@ async fn sign_in(s: &TestServer, url: &str, token: &str) -> String {
     cookie.split(';').next().unwrap().to_string()
 }
 
-async fn page(s: &TestServer, cookie: Option<&str>) -> (u16, String) {
+pub(crate) async fn page(s: &TestServer, cookie: Option<&str>) -> (u16, String) {
     let mut req = reqwest::Client::new().get(s.url("/portal/demo/"));
     if let Some(c) = cookie {
         req = req.header(COOKIE, c);
@@ -62,12 +62,17 @@ async fn page(s: &TestServer, cookie: Option<&str>) -> (u16, String) {
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
-fn form_token(html: &str) -> String {
+/// A portal address with a session's cookie.
+pub(crate) async fn fetch(s: &TestServer, cookie: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::new().get(s.url(path)).header(COOKIE, cookie).send().await.unwrap()
+}
+
+pub(crate) fn form_token(html: &str) -> String {
     let at = html.find("name=\"form\" value=\"").expect("a form") + "name=\"form\" value=\"".len();
     html[at..at + 32].to_string()
 }
 
-async fn post_form(s: &TestServer, cookie: &str, path: &str, form: &[(&str, &str)]) -> u16 {
+pub(crate) async fn post_form(s: &TestServer, cookie: &str, path: &str, form: &[(&str, &str)]) -> u16 {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     http.post(s.url(path)).header(COOKIE, cookie).form(form).send().await.unwrap().status().as_u16()
 }
@@ -148,15 +153,24 @@ async fn portal_sessions_and_actions(backend: Backend) {
     let (status, v) = api.post("/api/v1/license/validate/", json!({"licenseKey": key, "instanceId": instance})).await;
     assert_eq!((status, v["code"].clone()), (404, json!("INSTANCE_NOT_FOUND")));
 
+    // The plan's downloadable files, for a customer who has the plan now.
+    let manual = crate::hardening::upload(&api, "manual.pdf", "application/pdf", b"%PDF-manual").await;
+    let (status, plan) = api
+        .send(reqwest::Method::PATCH, "/api/v1/catalog/plans/studio-pro/", Some(json!({"fileKeys": [manual]})))
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let file_id = plan["files"][0]["id"].as_str().unwrap().to_string();
+    let (_, html) = page(&s, Some(&cookie)).await;
+    assert!(html.contains(&format!("<a href=\"/portal/demo/files/{file_id}\" download>manual.pdf</a>")), "{html}");
+    let res = fetch(&s, &cookie, &format!("/portal/demo/files/{file_id}")).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"%PDF-manual");
+
     // The invoice, as PDF.
     let invoice =
         api.get("/api/v1/invoices/?customer_id=cus_portal").await.1["results"][0]["id"].as_str().unwrap().to_string();
-    let res = reqwest::Client::new()
-        .get(s.url(&format!("/portal/demo/invoices/{invoice}")))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = fetch(&s, &cookie, &format!("/portal/demo/invoices/{invoice}")).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/pdf");
     assert!(res.bytes().await.unwrap().starts_with(b"%PDF"));
@@ -174,14 +188,15 @@ async fn portal_sessions_and_actions(backend: Backend) {
     )
     .await;
     assert_eq!(status, 404);
-    let res = reqwest::Client::new()
-        .get(s.url(&format!("/portal/demo/invoices/{invoice}")))
-        .header(COOKIE, &other_cookie)
-        .send()
-        .await
-        .unwrap();
+    let res = fetch(&s, &other_cookie, &format!("/portal/demo/invoices/{invoice}")).await;
     assert_eq!(res.status(), 404);
     assert_eq!(api.sub(&sub).await["endDate"], json!(null));
+    // A customer without the plan cannot download its files.
+    api.ok("/api/v1/customers/", json!({"customerId": "cus_none", "email": "none@example.com"})).await;
+    let none = api.ok("/api/v1/portal/session/", json!({"customerId": "cus_none"})).await;
+    let none_cookie = sign_in(&s, &url, none["token"].as_str().unwrap()).await;
+    let res = fetch(&s, &none_cookie, &format!("/portal/demo/files/{file_id}")).await;
+    assert_eq!(res.status(), 404);
 
     // After an hour the link and its cookie stop working, with a clear page.
     api.advance_to("2026-01-31T11:00:01Z").await;
