@@ -52,7 +52,7 @@ use utoipa::{Modify, OpenApi};
         licenses::activate, licenses::deactivate, licenses::validate, licenses::heartbeat, licenses::checkout,
         licenses::public_key, licenses::list_licenses, licenses::retrieve_license, licenses::update_license,
         licenses::regenerate_license, licenses::reset_license, licenses::revoke_instance,
-        portal::create_session, storefront::retrieve_storefront_settings, storefront::update_storefront_settings,
+        portal::create_session, money::default_payment_method, money::delete_payment_method, storefront::retrieve_storefront_settings, storefront::update_storefront_settings,
     ),
     components(schemas(customers::CustomerIn, customers::CustomerPatch, customers::CustomerOut, customers::BillingAddressWire,
         catalog::ProductIn, catalog::ProductPatch, catalog::ProductOut, catalog::ProductImageOut, catalog::ProductSettingsOut,

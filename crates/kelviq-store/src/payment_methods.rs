@@ -169,6 +169,25 @@ impl Work {
         Ok(out)
     }
 
+    /// Makes `id` the customer's only default method.
+    pub async fn set_default_payment_method(&mut self, customer_id: &str, id: i64) -> Result<()> {
+        self.flush().await?;
+        if let Some(known) = self.payment_methods.as_mut() {
+            known.remove(customer_id);
+        }
+        let (org, env) = tenant_binds(&self.tenant);
+        sqlx::query(
+            "UPDATE payment_methods SET is_default = (id = $1) WHERE org_id = $2 AND environment = $3 AND customer_id = $4",
+        )
+        .bind(id)
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
     pub async fn save_payment_method<T: Serialize>(&mut self, id: i64, doc: &T) -> Result<()> {
         let text = to_doc(doc);
         if let Some(known) = self.payment_methods.as_mut() {

@@ -29,6 +29,37 @@ pub fn router() -> Router<AppState> {
         .route("/refunds", get(list_refunds).post(create_refund))
         .route("/refunds/{id}", get(retrieve_refund))
         .route("/payment-methods", get(list_payment_methods))
+        .route("/payment-methods/{id}", axum::routing::delete(delete_payment_method))
+        .route("/payment-methods/{id}/default", axum::routing::post(default_payment_method))
+}
+
+fn method_id(id: &str) -> ApiResult<i64> {
+    id.trim().parse::<i64>().ok().filter(|i| *i > 0).ok_or_else(ApiError::not_found)
+}
+
+/// Make a payment method its customer's default (the one renewals charge).
+#[utoipa::path(post, path = "/api/v1/payment-methods/{id}/default/", tag = "money", params(("id" = i64, Path)),
+    security(("bearer" = [])), responses((status = 204, description = "It is the default"), (status = 401), (status = 404)))]
+pub async fn default_payment_method(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    crate::selling::methods::make_default(&state, &tenant, method_id(&id)?, None).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Remove a payment method that is not its customer's default.
+#[utoipa::path(delete, path = "/api/v1/payment-methods/{id}/", tag = "money", params(("id" = i64, Path)),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Removed"), (status = 400, description = "It is the default"), (status = 401), (status = 404)))]
+pub async fn delete_payment_method(
+    State(state): State<AppState>,
+    ServerCaller(tenant): ServerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    crate::selling::methods::detach(&state, &tenant, method_id(&id)?, None).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

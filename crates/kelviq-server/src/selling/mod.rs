@@ -5,6 +5,7 @@
 
 pub mod arrears;
 mod checkout;
+pub mod methods;
 pub mod payments;
 mod publish;
 mod records;

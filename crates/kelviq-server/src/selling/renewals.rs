@@ -21,7 +21,11 @@ pub(super) async fn billing_method(w: &mut Work, s: &Subscription) -> ServiceRes
         return Ok(Some((m.id, m.doc)));
     }
     Ok(match s.payment_method_id {
-        Some(id) => w.lock_payment_method::<PaymentMethod>(id).await?.map(|m| (id, m.doc)),
+        Some(id) => w
+            .lock_payment_method::<PaymentMethod>(id)
+            .await?
+            .filter(|m| m.doc.status != super::methods::DETACHED)
+            .map(|m| (id, m.doc)),
         None => None,
     })
 }
