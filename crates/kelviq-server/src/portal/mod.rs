@@ -6,6 +6,7 @@
 //! into an HttpOnly cookie scoped to the portal's path, and every page and
 //! action checks it. Every action goes through the same services as the API.
 
+pub mod account;
 pub mod change_page;
 pub mod changes;
 pub mod pages;

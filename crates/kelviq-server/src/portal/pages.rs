@@ -8,7 +8,7 @@ use crate::error::ServiceResult;
 use crate::licenses::{holding, key_of};
 use crate::routes::hosted::{esc, per, shell};
 use crate::state::AppState;
-use kelviq_core::billing::{amount_text, Invoice, SubStatus, Subscription};
+use kelviq_core::billing::{amount_text, SubStatus, Subscription};
 use kelviq_core::money::currency_symbol;
 use kelviq_core::storefront::CancellationMode;
 use kelviq_core::timefmt::date;
@@ -113,7 +113,6 @@ pub async fn home(state: &AppState, v: &Viewer, notice: Option<&str>) -> Service
     let tenant = &v.tenant;
     let mine = [Filter::Eq("customer_id", v.customer_id.clone())];
     let subs: Vec<Subscription> = state.store.list_docs(DocTable::Subscriptions, tenant, &mine, 100, 0).await?;
-    let invoices: Vec<Invoice> = state.store.list_docs(DocTable::Invoices, tenant, &mine, 200, 0).await?;
     let (_, licenses) = state.store.list_licenses(tenant, Some(&v.customer_id), 100, 0).await?;
     let customer = state.store.find_customer_any(tenant, &v.customer_id).await?;
     let mut out = String::with_capacity(8192);
@@ -185,26 +184,10 @@ pub async fn home(state: &AppState, v: &Viewer, notice: Option<&str>) -> Service
         }
         out.push_str("</div>");
     }
-    out.push_str("</section><section aria-labelledby=\"inv\"><h2 id=\"inv\">Invoices</h2>");
-    if invoices.is_empty() {
-        out.push_str("<p>No invoices yet.</p>");
-    } else {
-        out.push_str("<table><thead><tr><th scope=\"col\">Invoice</th><th scope=\"col\">Date</th><th scope=\"col\">Status</th><th scope=\"col\">Total</th></tr></thead><tbody>");
-        for i in &invoices {
-            let _ = write!(
-                out,
-                "<tr><td><a href=\"/portal/{}/invoices/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&v.slug),
-                esc(&i.id),
-                esc(&i.number),
-                day(Some(i.created_at)),
-                esc(i.status.as_str()),
-                esc(&money(i.totals.total_minor, &i.currency))
-            );
-        }
-        out.push_str("</tbody></table>");
-    }
     out.push_str("</section>");
+    super::account::orders(state, v, &mut out).await?;
+    super::account::payment_methods(state, v, &mut out).await?;
+    super::account::address(v, customer.as_ref(), &mut out);
     Ok(shell(&format!("{} account", v.org_name), &out))
 }
 

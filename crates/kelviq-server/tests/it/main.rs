@@ -25,6 +25,7 @@ mod migrations;
 mod offering;
 mod plans;
 mod portal;
+mod portal_account;
 mod portal_changes;
 mod portal_signin;
 mod promotions;

@@ -4,8 +4,7 @@
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{BaseUrl, Body, ServerCaller};
-use crate::portal::changes::{self, Asked};
-use crate::portal::{self, change_page, pages, signin, Denied, Viewer};
+use crate::portal::{self, pages, signin, Denied, Viewer};
 use crate::routes::hosted::html;
 use crate::selling::{self, Cancellation};
 use crate::state::AppState;
@@ -16,6 +15,9 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+mod account;
+mod changes;
 
 const COOKIE: &str = "kq_portal";
 
@@ -30,10 +32,14 @@ pub fn router() -> Router<AppState> {
         .route("/portal/{slug}", get(home))
         .route("/portal/{slug}/subscriptions/{id}/cancel", post(cancel))
         .route("/portal/{slug}/subscriptions/{id}/resume", post(resume))
-        .route("/portal/{slug}/subscriptions/{id}/change", get(change_page).post(change))
+        .route("/portal/{slug}/subscriptions/{id}/change", get(changes::change_page).post(changes::change))
+        .route("/portal/{slug}/payment-methods", post(account::add_card))
+        .route("/portal/{slug}/payment-methods/{id}/default", post(account::make_default))
+        .route("/portal/{slug}/payment-methods/{id}/remove", post(account::remove_method))
+        .route("/portal/{slug}/billing-address", post(account::save_address))
         .route("/portal/{slug}/licenses/{license}/instances/{instance}/deactivate", post(deactivate))
         .route("/portal/{slug}/invoices/{id}", get(invoice))
-        .route("/portal/{slug}/files/{id}", get(file))
+        .route("/portal/{slug}/files/{id}", get(account::file))
         .route("/portal/{slug}/sign-in", get(sign_in_page).post(ask_code))
         .route("/portal/{slug}/sign-in/code", post(type_code))
 }
@@ -91,7 +97,7 @@ fn denied(slug: &str, d: Denied) -> Response {
     }
 }
 
-async fn signed_in(state: &AppState, slug: &str, headers: &HeaderMap) -> Result<Viewer, Response> {
+pub(super) async fn signed_in(state: &AppState, slug: &str, headers: &HeaderMap) -> Result<Viewer, Response> {
     portal::viewer(state, slug, cookie_token(headers).as_deref()).await.map_err(|d| denied(slug, d))
 }
 
@@ -132,6 +138,10 @@ pub async fn home(
         Some("cancelled") => Some("Your subscription will end at the end of the period."),
         Some("resumed") => Some("Your subscription will renew as before."),
         Some("changed") => Some("Your plan was changed."),
+        Some("card-added") => Some("Your card was saved."),
+        Some("default") => Some("That payment method will be used for future payments."),
+        Some("removed") => Some("The payment method was removed."),
+        Some("address") => Some("Your billing address was saved."),
         Some("deactivated") => Some("The device was deactivated; its activation is free again."),
         _ => None,
     };
@@ -147,13 +157,29 @@ pub async fn home(
 
 #[derive(Debug, Deserialize)]
 pub struct ActionForm {
-    form: Option<String>,
+    pub(super) form: Option<String>,
     reason: Option<String>,
     comment: Option<String>,
 }
 
+impl ActionForm {
+    /// The form token of posted pairs.
+    pub(super) fn of(pairs: &[(String, String)]) -> ActionForm {
+        ActionForm {
+            form: pairs.iter().find(|(k, _)| k == "form").map(|(_, v)| v.clone()),
+            reason: None,
+            comment: None,
+        }
+    }
+}
+
 /// The viewer of a posted form, its form token checked.
-async fn acting(state: &AppState, slug: &str, headers: &HeaderMap, form: &ActionForm) -> Result<Viewer, Response> {
+pub(super) async fn acting(
+    state: &AppState,
+    slug: &str,
+    headers: &HeaderMap,
+    form: &ActionForm,
+) -> Result<Viewer, Response> {
     let v = signed_in(state, slug, headers).await?;
     let expected = portal::form_token(&v.token);
     let given = form.form.as_deref().unwrap_or_default();
@@ -169,7 +195,7 @@ async fn acting(state: &AppState, slug: &str, headers: &HeaderMap, form: &Action
     Ok(v)
 }
 
-fn back(v: &Viewer, done: &str) -> Response {
+pub(super) fn back(v: &Viewer, done: &str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/portal/{}/?done={done}", v.slug))]).into_response()
 }
 
@@ -287,121 +313,6 @@ pub async fn invoice(
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
     ];
     (headers, doc.pdf()).into_response()
-}
-
-fn change_response(status: StatusCode, v: &Viewer, c: &change_page::ChangeView<'_>) -> Response {
-    let title = format!("Change {}", c.sub.plan_name);
-    let mut r = html(status, crate::routes::hosted::shell(&title, &change_page::render(v, c)));
-    r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    r
-}
-
-/// Renders the change page for `asked`, with its preview when it is valid.
-async fn change_view(state: &AppState, v: &Viewer, id: &str, asked: &Asked, error: Option<String>) -> Response {
-    let s = match changes::changeable(state, v, id).await {
-        Ok(s) => s,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let choices = match changes::choices(state, v, &v.settings, &s).await {
-        Ok(c) => c,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let quantities = if v.settings.allow_quantity_changes {
-        match changes::quantities(state, v, &s).await {
-            Ok(q) => q,
-            Err(e) => return ApiError::from(e).into_response(),
-        }
-    } else {
-        Vec::new()
-    };
-    let wants = asked.choice.is_some() || !asked.quantities.is_empty();
-    let (preview, error) = match (wants, error) {
-        (_, Some(e)) => (None, Some(e)),
-        (false, None) => (None, None),
-        (true, None) => match changes::request(state, v, &v.settings, &s, asked).await {
-            Ok(req) => (Some(changes::preview(&s, &req, v)), None),
-            Err(e) => match changes::message(&e) {
-                Some(m) => (None, Some(m)),
-                None => return ApiError::from(e).into_response(),
-            },
-        },
-    };
-    let view = change_page::ChangeView {
-        sub: &s,
-        choices: &choices,
-        quantities: &quantities,
-        asked,
-        preview: preview.as_ref(),
-        error: error.as_deref(),
-    };
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    change_response(status, v, &view)
-}
-
-/// The plan change page: choices, and with `?choice=` a preview.
-pub async fn change_page(
-    State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Response {
-    let v = match signed_in(&state, &slug, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match Asked::parse(&pairs) {
-        Ok(asked) => change_view(&state, &v, &id, &asked, None).await,
-        Err(m) => change_view(&state, &v, &id, &Asked::default(), Some(m)).await,
-    }
-}
-
-/// Confirms a previewed change.
-pub async fn change(
-    State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Response {
-    let form = ActionForm {
-        form: pairs.iter().find(|(k, _)| k == "form").map(|(_, v)| v.clone()),
-        reason: None,
-        comment: None,
-    };
-    let v = match acting(&state, &slug, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let asked = match Asked::parse(&pairs) {
-        Ok(a) => a,
-        Err(m) => return change_view(&state, &v, &id, &Asked::default(), Some(m)).await,
-    };
-    match changes::apply(&state, &v, &v.settings, &id, &asked).await {
-        Ok(()) => back(&v, "changed"),
-        Err(e) => match changes::message(&e) {
-            Some(m) => change_view(&state, &v, &id, &asked, Some(m)).await,
-            None => ApiError::from(e).into_response(),
-        },
-    }
-}
-
-/// A downloadable file of a plan the customer has now.
-pub async fn file(
-    State(state): State<AppState>,
-    Path((slug, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    let v = match signed_in(&state, &slug, &headers).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let file = match pages::plan_file(&state, &v, &id).await {
-        Ok(Some(f)) => f,
-        Ok(None) => return ApiError::not_found().into_response(),
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    crate::routes::media::serve_file(&state, &file, crate::routes::media::Disposition::Attachment)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
 }
 
 #[derive(Debug, Deserialize)]
