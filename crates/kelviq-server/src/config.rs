@@ -223,6 +223,11 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_PROXY_NETWORKS_FILE",
     "KELVIQ_RELAY_NETWORKS_FILE",
     "KELVIQ_GEO_RELOAD_INTERVAL_MS",
+    "KELVIQ_LICENSE_ACTIVATION_ATTEMPTS_PER_HOUR",
+    "KELVIQ_LICENSE_CLIENT_REQUESTS_PER_MINUTE",
+    "KELVIQ_PORTAL_SESSION_MINUTES",
+    "KELVIQ_SMTP_URL",
+    "KELVIQ_MAIL_FROM",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -493,6 +498,26 @@ where
 
 #[cfg(test)]
 mod tests {
+
+    /// Every variable the loader reads is known, so none is warned about.
+    #[test]
+    fn every_variable_read_is_known() {
+        let source = include_str!("config.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap()];
+        let mut rest = code;
+        while let Some(at) = rest.find("\"KELVIQ_") {
+            let name: String = rest[at + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit())
+                .collect();
+            assert!(
+                KNOWN_ENV.contains(&name.as_str()) || name == "KELVIQ_TEST_" || name == "KELVIQ_",
+                "{name} is read but not in KNOWN_ENV"
+            );
+            rest = &rest[at + 1 + name.len()..];
+        }
+    }
+
     use super::*;
     use std::collections::HashMap;
 
