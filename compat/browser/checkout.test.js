@@ -1,13 +1,19 @@
 // The hosted checkout page in real headless Chromium: fill it, see a declined
 // card's message, pay, land on successUrl; the subscription exists. A
 // discount code: a bad one says so, a good one shows the discounted total and
-// is what is paid. axe-core finds no serious or critical violation.
+// is what is paid. axe-core finds no serious or critical violation. The
+// page shows the seller's name, logo and test-mode badge, the order summary
+// beside the form, the way back to cancelUrl, and fits from 360 px wide;
+// screenshots at 375 px and 1280 px go to compat/browser/screenshots/.
 'use strict';
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const { chromium } = require('playwright-core');
 const { startServer } = require('../node/server.js');
+const { brand, shoot } = require('./brand.js');
+
+
 
 const CHROMIUM = process.env.KELVIQ_CHROMIUM || '/usr/bin/chromium';
 let server;
@@ -35,6 +41,7 @@ before(async () => {
   });
   await api('POST', '/catalog/plans/pro/features/', { planEntitlements: [{ feature: 'sso', details: { value: true } }] });
   await api('POST', '/catalog/plans/pro/publish/', {});
+  await brand(server);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -52,6 +59,7 @@ test('pay on the hosted page and land on successUrl', async () => {
   const session = await api('POST', '/checkout/', {
     planIdentifier: 'pro', chargePeriod: 'MONTHLY', customerId: 'browser-1', successUrl,
     email: 'ann@example.com', lockEmail: true, defaultBillingCountry: 'NL', discountsEnabled: true,
+    cancelUrl: `${server.url}/healthz?cancelled=yes`,
   });
   // The page forbids every script (CSP); axe-core is injected past it.
   const page = await (await browser.newContext({ bypassCSP: true })).newPage();
@@ -68,6 +76,21 @@ test('pay on the hosted page and land on successUrl', async () => {
   assert.equal(await page.locator('#email').getAttribute('readonly'), '', 'the email is locked');
   assert.equal(await page.locator('#country').inputValue(), 'NL');
   assert.equal(await page.locator('#discount_code').count(), 1, 'discount field shown when enabled');
+  // The seller, the summary beside the form, the way back.
+  assert.equal(await page.locator('.seller').innerText(), 'Northwind Studio');
+  assert.equal(await page.locator('.top img').getAttribute('alt'), 'Northwind Studio logo');
+  assert.ok(await page.locator('.top img').evaluate((i) => i.complete && i.naturalWidth === 48), 'the logo loads');
+  assert.equal(await page.locator('.badge').innerText(), 'TEST MODE');
+  assert.match(await page.locator('ul.features').innerText(), /SSO/);
+  assert.equal(await page.locator('a.back').getAttribute('href'), `${server.url}/healthz?cancelled=yes`);
+  assert.match(await page.locator('footer').innerText(), /help@northwind\.example/);
+  const [summaryBox, formBox] = [await page.locator('.pane-summary').boundingBox(), await page.locator('#pay').boundingBox()];
+  assert.ok(formBox.x > summaryBox.x + summaryBox.width - 1, 'on a wide screen the summary sits beside the form');
+  await shoot(page, 'checkout');
+  await page.setViewportSize({ width: 375, height: 900 });
+  const [narrowSummary, narrowPay] = [await page.locator('.pane-summary').boundingBox(), await page.locator('#pay').boundingBox()];
+  assert.ok(narrowPay.y > narrowSummary.y + narrowSummary.height - 1, 'on a phone the form follows the summary');
+  await page.setViewportSize({ width: 1280, height: 900 });
   // Every field has a label.
   const unlabeled = await page.$$eval('input', (inputs) =>
     inputs.filter((i) => i.type !== 'hidden' && !document.querySelector(`label[for="${i.id}"]`)).map((i) => i.name));

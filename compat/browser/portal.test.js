@@ -2,17 +2,19 @@
 // the subscription, cancel at period end and undo, deactivate a licence
 // instance, download an invoice; each change is seen through the API at
 // once. Signing in by a code e-mailed to a real SMTP receiver. An
-// expired link shows a clear page with a 401. axe-core finds no
+// expired link shows a clear page with a 401. A plan change previewed
+// with the exact amounts of update/preview/, then confirmed. Pages carry
+// the seller's look and fit from 360 px wide. axe-core finds no
 // serious or critical violation; screenshots at 375 px and 1280 px are
 // saved for review (compat/browser/screenshots/).
 'use strict';
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const path = require('node:path');
 const net = require('node:net');
 const { chromium } = require('playwright-core');
 const { startServer } = require('../node/server.js');
+const { brand, shoot } = require('./brand.js');
 
 /// A real SMTP receiver (enough of RFC 5321 for a client to deliver to it): the messages' data.
 function smtpReceiver() {
@@ -51,7 +53,6 @@ let smtp;
 
 const CHROMIUM = process.env.KELVIQ_CHROMIUM || '/usr/bin/chromium';
 const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const SHOTS = path.join(__dirname, 'screenshots');
 let server;
 let browser;
 
@@ -78,13 +79,6 @@ async function serious(page) {
   return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.help}`);
 }
 
-async function shoot(page, name) {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  for (const width of [375, 1280]) {
-    await page.setViewportSize({ width, height: 900 });
-    await page.screenshot({ path: path.join(SHOTS, `${name}-${width}.png`), fullPage: true });
-  }
-}
 
 before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `Chromium is needed at ${CHROMIUM} (apt-get install chromium)`);
@@ -99,6 +93,12 @@ before(async () => {
     prices: [{ priceType: 'PAID', currency: 'USD', chargeCatalogPrice: [{ charges: [{ chargePeriod: 'MONTHLY', priceData: { amount: 25 } }] }] }],
   });
   await ok('POST', '/catalog/plans/studio-pro/publish/', {});
+  await ok('POST', '/catalog/plans/', { name: 'Studio Max', identifier: 'studio-max', product: 'studio' });
+  await ok('POST', '/catalog/plans/studio-max/prices/bulk/', {
+    prices: [{ priceType: 'PAID', currency: 'USD', chargeCatalogPrice: [{ charges: [{ chargePeriod: 'MONTHLY', priceData: { amount: 60 } }] }] }],
+  });
+  await ok('POST', '/catalog/plans/studio-max/publish/', {});
+  await brand(server);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -196,5 +196,36 @@ test('sign in by a code sent by e-mail', async () => {
   await page.waitForSelector('text=Your account');
   assert.match(await page.locator('main').innerText(), /Signed in as mia@example\.com/);
   await shoot(page, 'portal-sign-in-done');
+  await context.close();
+});
+
+test('change plan: the preview shows the API\'s amounts, then the change is made', async () => {
+  const started = await ok('POST', '/checkout/', {
+    planIdentifier: 'studio-pro', chargePeriod: 'MONTHLY', customerId: 'portal-change', successUrl: `${server.url}/healthz`,
+  });
+  await ok('POST', `/checkout/sessions/${started.checkoutSessionId}/complete/`, { card: '4242424242424242', email: 'cy@example.com' });
+  const sub = (await ok('GET', '/subscriptions/?customer_id=portal-change')).results[0];
+  const session = await ok('POST', '/portal/session/', { customerId: 'portal-change' });
+  const context = await browser.newContext({ bypassCSP: true });
+  const page = await context.newPage();
+  await page.goto(`${session.customerPortalUrl}?token=${session.token}`);
+  assert.equal(await page.locator('.seller').innerText(), 'Northwind Studio');
+  await page.click('a:has-text("Change plan")');
+  await page.waitForSelector('legend:has-text("Plan")');
+  await page.check('label:has-text("Studio Max")');
+  await page.click('button:has-text("Preview the change")');
+  await page.waitForSelector('#charge-now');
+  const preview = await ok('POST', `/subscriptions/${sub.id}/update/preview/`, { planIdentifier: 'studio-max', chargePeriod: 'MONTHLY' });
+  const dollars = (units) => `$${Math.floor(units / 100)}.${String(units % 100).padStart(2, '0')} USD`;
+  assert.equal(await page.locator('#charge-now').innerText(), dollars(preview.amountChargedImmediatelyUnits));
+  assert.equal(await page.locator('#recurring').innerText(), dollars(preview.recurringAmountUnits));
+  assert.deepEqual(await serious(page), []);
+  await shoot(page, 'portal-change');
+  await page.click('button:has-text("Confirm the change")');
+  await page.waitForSelector('text=Your plan was changed.');
+  const after = await ok('GET', `/subscriptions/${sub.id}/`);
+  assert.equal(after.plan.identifier, 'studio-max');
+  const orders = (await ok('GET', '/orders/?page_size=100')).results.filter((o) => o.customer.customerId === 'portal-change');
+  assert.ok(orders.some((o) => o.amountTotalUnits === preview.amountChargedImmediatelyUnits), 'the previewed amount was charged');
   await context.close();
 });

@@ -167,3 +167,108 @@ pub fn parse_alerts(a: &Value, unlimited: bool) -> Result<Option<Value>, String>
     sorted.dedup();
     Ok(Some(json!({"enabled": true, "thresholds": sorted, "threshold_type": kind})))
 }
+
+/// How a plan's entitlement reads to a buyer ("SSO", "1,000 calls a month",
+/// "Unlimited seats", "Projects: 10"); `None` for a feature the plan turns
+/// off.
+pub fn entitlement_phrase(feature: &crate::catalog::Feature, details: &EntitlementDetails) -> Option<String> {
+    use crate::catalog::FeatureType;
+    let units = |n: i64| {
+        let u = feature.feature_details.get("units");
+        let key = if n == 1 { "singular" } else { "plural" };
+        u.and_then(|u| u.get(key)).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| feature.name.clone())
+    };
+    let every = match details.reset.as_deref() {
+        Some("EVERY_DAY") => " a day",
+        Some("EVERY_WEEK") => " a week",
+        Some("EVERY_28_DAYS") => " every 28 days",
+        Some("EVERY_MONTH") => " a month",
+        Some("EVERY_QUARTER") => " a quarter",
+        Some("EVERY_YEAR") => " a year",
+        _ => "",
+    };
+    match feature.feature_type {
+        FeatureType::Boolean => (details.value == Value::Bool(true)).then(|| feature.name.clone()),
+        FeatureType::Meter if details.has_unlimited_usage || details.value.is_null() => {
+            Some(format!("Unlimited {}", units(2)))
+        }
+        FeatureType::Meter => {
+            let n = details.value.as_i64()?;
+            Some(format!("{} {}{every}", grouped(n), units(n)))
+        }
+        FeatureType::Customizable if details.has_unlimited_usage => Some(format!("{}: unlimited", feature.name)),
+        FeatureType::Customizable => Some(format!("{}: {}", feature.name, grouped(details.value.as_i64()?))),
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod phrase_tests {
+    use super::*;
+    use crate::catalog::{Feature, FeatureType};
+    use serde_json::json;
+
+    fn feature(ty: FeatureType, units: Value) -> Feature {
+        let t = chrono::DateTime::UNIX_EPOCH;
+        Feature {
+            id: uuid::Uuid::nil(),
+            identifier: "f".into(),
+            name: "API calls".into(),
+            description: String::new(),
+            feature_type: ty,
+            feature_details: json!({ "units": units }),
+            meter: None,
+            metadata: json!({}),
+            created_at: t,
+            modified_at: t,
+            archived_at: None,
+        }
+    }
+
+    fn details(value: Value, unlimited: bool, reset: Option<&str>) -> EntitlementDetails {
+        EntitlementDetails {
+            value,
+            has_unlimited_usage: unlimited,
+            reset: reset.map(str::to_string),
+            reset_time: None,
+            hard_limit: true,
+            rollover: None,
+            usage_alerts: None,
+        }
+    }
+
+    #[test]
+    fn phrases() {
+        let calls = feature(FeatureType::Meter, json!({"singular": "call", "plural": "calls"}));
+        let p = |d| entitlement_phrase(&calls, &d);
+        assert_eq!(p(details(json!(10000), false, Some("EVERY_MONTH"))).as_deref(), Some("10,000 calls a month"));
+        assert_eq!(p(details(json!(1), false, Some("NEVER"))).as_deref(), Some("1 call"));
+        assert_eq!(p(details(json!(null), true, None)).as_deref(), Some("Unlimited calls"));
+        let sso = feature(FeatureType::Boolean, json!(null));
+        assert_eq!(entitlement_phrase(&sso, &details(json!(true), false, None)).as_deref(), Some("API calls"));
+        assert_eq!(entitlement_phrase(&sso, &details(json!(false), false, None)), None);
+        let projects = feature(FeatureType::Customizable, json!(null));
+        assert_eq!(
+            entitlement_phrase(&projects, &details(json!(1234567), false, None)).as_deref(),
+            Some("API calls: 1,234,567")
+        );
+        assert_eq!(grouped(-1000), "-1,000");
+        assert_eq!(grouped(999), "999");
+    }
+}

@@ -87,10 +87,11 @@ pub fn render(v: &Viewer, c: &ChangeView<'_>) -> String {
         let _ = write!(
             out,
             "<section aria-labelledby=\"preview\" class=\"card\"><h2 id=\"preview\">What you will pay</h2><dl>\
-             <dt>Charged now</dt><dd id=\"charge-now\">{}</dd><dt>New price</dt><dd id=\"recurring\">{}</dd>\
+             <dt>Charged now</dt><dd id=\"charge-now\">{}</dd><dt>New price</dt><dd><span id=\"recurring\">{}</span>{}</dd>\
              <dt>Next invoice</dt><dd id=\"next-invoice\">{} on {}</dd></dl>",
             esc(&money(p.charge_now_minor, cur)),
             esc(&money(p.recurring_minor, cur)),
+            per(c.asked.choice.as_ref().map_or(s.charge_period, |c| c.1)),
             esc(&money(p.next_invoice_minor, cur)),
             day(p.next_at)
         );

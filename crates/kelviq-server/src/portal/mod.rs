@@ -89,6 +89,18 @@ pub struct Viewer {
     pub settings: kelviq_core::storefront::StorefrontSettings,
 }
 
+impl Viewer {
+    /// The seller's look.
+    pub fn brand(&self) -> crate::storefront::look::Brand {
+        crate::storefront::look::Brand::of(&self.org_name, &self.settings, self.tenant.env)
+    }
+
+    /// A portal page in the seller's look.
+    pub fn page(&self, title: &str, body: &str) -> String {
+        crate::storefront::look::page(title, Some(&self.brand()), crate::storefront::look::Layout::Narrow, body)
+    }
+}
+
 /// Why a portal page is refused.
 #[derive(Debug)]
 pub enum Denied {

@@ -24,16 +24,14 @@ pub const REASONS: &[(&str, &str)] = &[
     ("OTHER", "Another reason"),
 ];
 
-const PORTAL_STYLE: &str = "<style>main{max-width:48rem}section{margin:2rem 0}.card{border:1px solid #ccc;border-radius:6px;\
-padding:1rem;margin:.75rem 0}.card h3{margin:0 0 .4rem;font-size:1.1rem}.status{display:inline-block;padding:.1rem .5rem;\
-border-radius:999px;background:#e6ecfb;color:#1f3a8a;font-size:.85rem}form.inline{display:inline}form.inline button,\
-.card button{width:auto;margin-top:.5rem;padding:.45rem .9rem;font-size:.95rem}button.secondary{background:#fff;color:#1f4fd8;\
-border:1px solid #1f4fd8}code{word-break:break-all}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.5rem 0}\
-dt{color:#555}dd{margin:0}th,td{padding:.35rem .4rem;text-align:left;vertical-align:top}\
-td:last-child,th:last-child{text-align:right}thead th{border-bottom:1px solid #ccc}</style>";
-
 pub(crate) fn money(minor: i64, currency: &str) -> String {
-    format!("{}{} {}", currency_symbol(currency), amount_text(minor, currency), currency.to_ascii_uppercase())
+    let sign = if minor < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}{} {}",
+        currency_symbol(currency),
+        amount_text(minor.abs(), currency),
+        currency.to_ascii_uppercase()
+    )
 }
 
 pub(crate) fn day(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
@@ -69,7 +67,7 @@ fn subscription_card(out: &mut String, v: &Viewer, s: &Subscription, plans: &Pla
     let seats = plans.get(&s.plan_id).is_some_and(|p| p.sells_per_unit(s.charge_period, &s.currency));
     let changes = settings.allow_plan_changes || (settings.allow_quantity_changes && seats);
     if renews && changes {
-        let _ = write!(out, "<p><a class=\"button\" href=\"{base}/change\">Change plan</a></p>");
+        let _ = write!(out, "<p><a class=\"button secondary\" href=\"{base}/change\">Change plan</a></p>");
     }
     let mode = settings.cancellation_mode;
     if s.status.grants() && s.cancel_at.is_some() {
@@ -116,19 +114,10 @@ pub async fn home(state: &AppState, v: &Viewer, notice: Option<&str>) -> Service
     let (_, licenses) = state.store.list_licenses(tenant, Some(&v.customer_id), 100, 0).await?;
     let customer = state.store.find_customer_any(tenant, &v.customer_id).await?;
     let mut out = String::with_capacity(8192);
-    out.push_str(PORTAL_STYLE);
     let who = customer.as_ref().and_then(|c| c.email.clone()).unwrap_or_else(|| v.customer_id.clone());
-    let _ = write!(
-        out,
-        "<p class=\"muted\">{}</p><h1>Your account</h1><p class=\"muted\">Signed in as {}</p>",
-        esc(&v.org_name),
-        esc(&who)
-    );
-    if tenant.env == kelviq_core::Environment::Sandbox {
-        out.push_str("<p><span class=\"status\">Test mode</span></p>");
-    }
+    let _ = write!(out, "<h1>Your account</h1><p class=\"muted\">Signed in as {}</p>", esc(&who));
     if let Some(n) = notice {
-        let _ = write!(out, "<p role=\"status\" class=\"summary\">{}</p>", esc(n));
+        let _ = write!(out, "<p role=\"status\" class=\"notice\">{}</p>", esc(n));
     }
     let plans = current_plans(state, v, &subs).await?;
     out.push_str("<section aria-labelledby=\"subs\"><h2 id=\"subs\">Subscriptions</h2>");
@@ -188,7 +177,7 @@ pub async fn home(state: &AppState, v: &Viewer, notice: Option<&str>) -> Service
     super::account::orders(state, v, &mut out).await?;
     super::account::payment_methods(state, v, &mut out).await?;
     super::account::address(v, customer.as_ref(), &mut out);
-    Ok(shell(&format!("{} account", v.org_name), &out))
+    Ok(v.page(&format!("{} account", v.brand().seller), &out))
 }
 
 /// Usage of each metered feature: used, limit, when it resets.

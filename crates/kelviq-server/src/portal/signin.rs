@@ -6,8 +6,9 @@
 
 use super::open_session;
 use crate::error::ServiceResult;
-use crate::routes::hosted::{esc, shell};
+use crate::routes::hosted::esc;
 use crate::state::AppState;
+use crate::storefront::look::{page, Brand, Layout};
 use chrono::{DateTime, Utc};
 use kelviq_core::signin::{new_code, normalize, PendingCode, LOCK_MINUTES, MAX_TRIES};
 use kelviq_core::{Environment, Tenant};
@@ -121,17 +122,18 @@ fn mode_field(env: Environment) -> &'static str {
 }
 
 /// The page asking for an address (with a message, e.g. a lock).
-pub fn email_page(slug: &str, org_name: &str, env: Environment, error: Option<&str>) -> String {
+pub fn email_page(slug: &str, brand: &Brand, env: Environment, error: Option<&str>) -> String {
     let error =
         error.map(|e| format!("<p id=\"error\" class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
-    shell(
-        &format!("Sign in to {org_name}"),
+    page(
+        &format!("Sign in to {}", brand.seller),
+        Some(brand),
+        Layout::Narrow,
         &format!(
-            "<p class=\"muted\">{}</p><h1>Sign in</h1>{error}<p>We will e-mail you a code to sign in to your account.</p>\
+            "<h1>Sign in</h1>{error}<p>We will e-mail you a code to sign in to your account.</p>\
              <form method=\"post\" action=\"/portal/{}/sign-in\">{}<label for=\"email\">Email address</label>\
              <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required>\
              <button type=\"submit\" id=\"send\">Send me a code</button></form>",
-            esc(org_name),
             esc(slug),
             mode_field(env)
         ),
@@ -139,18 +141,19 @@ pub fn email_page(slug: &str, org_name: &str, env: Environment, error: Option<&s
 }
 
 /// The page asking for the code sent to `email`.
-pub fn code_page(slug: &str, org_name: &str, env: Environment, email: &str, error: Option<&str>) -> String {
+pub fn code_page(slug: &str, brand: &Brand, env: Environment, email: &str, error: Option<&str>) -> String {
     let error =
         error.map(|e| format!("<p id=\"error\" class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
-    shell(
-        &format!("Sign in to {org_name}"),
+    page(
+        &format!("Sign in to {}", brand.seller),
+        Some(brand),
+        Layout::Narrow,
         &format!(
-            "<p class=\"muted\">{}</p><h1>Check your email</h1>{error}<p>If {} belongs to an account, we sent it a \
+            "<h1>Check your email</h1>{error}<p>If {} belongs to an account, we sent it a \
              six-digit code. It works for 10 minutes.</p><form method=\"post\" action=\"/portal/{}/sign-in/code\">{}\
              <input type=\"hidden\" name=\"email\" value=\"{}\"><label for=\"code\">Code</label>\
              <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"9\" required>\
              <button type=\"submit\" id=\"verify\">Sign in</button></form>",
-            esc(org_name),
             esc(email),
             esc(slug),
             mode_field(env),
@@ -160,7 +163,7 @@ pub fn code_page(slug: &str, org_name: &str, env: Environment, email: &str, erro
 }
 
 /// The page where customers sharing an address choose one.
-pub fn choose_page(slug: &str, org_name: &str, sessions: &[(String, Option<String>, String)]) -> String {
+pub fn choose_page(slug: &str, brand: &Brand, sessions: &[(String, Option<String>, String)]) -> String {
     let mut items = String::new();
     for (id, name, token) in sessions {
         let label = name.clone().map(|n| format!("{n} ({id})")).unwrap_or_else(|| id.clone());
@@ -171,8 +174,10 @@ pub fn choose_page(slug: &str, org_name: &str, sessions: &[(String, Option<Strin
             esc(&label)
         ));
     }
-    shell(
-        &format!("Choose an account at {org_name}"),
+    page(
+        &format!("Choose an account at {}", brand.seller),
+        Some(brand),
+        Layout::Narrow,
         &format!("<h1>Choose an account</h1><p>This address belongs to several accounts.</p><ul>{items}</ul>"),
     )
 }

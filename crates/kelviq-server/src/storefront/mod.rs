@@ -2,6 +2,8 @@
 //! in the portal and how the hosted checkout and portal look. The logo is an
 //! image uploaded through `/media/` and attached here.
 
+pub mod look;
+
 use crate::error::{ServiceError, ServiceResult};
 use crate::media;
 use crate::state::AppState;

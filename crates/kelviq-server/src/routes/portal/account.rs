@@ -5,7 +5,7 @@
 use super::{acting, back, signed_in, ActionForm};
 use crate::http::error::ApiError;
 use crate::portal::{account, pages, Viewer};
-use crate::routes::hosted::{html, shell};
+use crate::routes::hosted::html;
 use crate::selling::methods;
 use crate::selling::payments::CardInput;
 use crate::state::AppState;
@@ -28,7 +28,7 @@ fn refused(v: &Viewer, message: &str) -> Response {
         crate::routes::hosted::esc(message),
         crate::routes::hosted::esc(&v.slug)
     );
-    html(StatusCode::BAD_REQUEST, shell("Not saved", &body))
+    html(StatusCode::BAD_REQUEST, v.page("Not saved", &body))
 }
 
 fn outcome(v: &Viewer, done: &str, result: crate::error::ServiceResult<()>) -> Response {

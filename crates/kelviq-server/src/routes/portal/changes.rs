@@ -14,7 +14,7 @@ use axum::Form;
 
 fn change_response(status: StatusCode, v: &Viewer, c: &change_page::ChangeView<'_>) -> Response {
     let title = format!("Change {}", c.sub.plan_name);
-    let mut r = html(status, crate::routes::hosted::shell(&title, &change_page::render(v, c)));
+    let mut r = html(status, v.page(&title, &change_page::render(v, c)));
     r.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     r
 }

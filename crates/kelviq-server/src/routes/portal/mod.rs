@@ -8,6 +8,7 @@ use crate::portal::{self, pages, signin, Denied, Viewer};
 use crate::routes::hosted::html;
 use crate::selling::{self, Cancellation};
 use crate::state::AppState;
+use crate::storefront::look::Brand;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -342,6 +343,7 @@ fn tenant_of(org: &kelviq_store::Organization, mode: Option<&str>) -> kelviq_cor
 /// A sign-in form's organisation, tenant (from `mode`), address and clock.
 struct SignIn {
     org: kelviq_store::Organization,
+    brand: Brand,
     tenant: kelviq_core::Tenant,
     email: String,
     now: chrono::DateTime<chrono::Utc>,
@@ -350,12 +352,22 @@ struct SignIn {
 async fn signing_in(state: &AppState, slug: &str, form: &SignInForm) -> Result<SignIn, Response> {
     let org = organisation(state, slug).await?;
     let tenant = tenant_of(&org, form.mode.as_deref());
+    let brand = brand_of(state, &org, &tenant).await?;
     let Some(email) = form.email.as_deref().and_then(signin::address) else {
-        let page = signin::email_page(&org.slug, &org.name, tenant.env, Some("Enter a valid email address."));
+        let page = signin::email_page(&org.slug, &brand, tenant.env, Some("Enter a valid email address."));
         return Err(html(StatusCode::BAD_REQUEST, page));
     };
     let now = crate::clock::tenant_now(state, &tenant).await.map_err(|e| ApiError::from(e).into_response())?;
-    Ok(SignIn { org, tenant, email, now })
+    Ok(SignIn { org, brand, tenant, email, now })
+}
+
+async fn brand_of(
+    state: &AppState,
+    org: &kelviq_store::Organization,
+    tenant: &kelviq_core::Tenant,
+) -> Result<Brand, Response> {
+    let settings = crate::storefront::get(state, tenant).await.map_err(|e| ApiError::from(e).into_response())?;
+    Ok(Brand::of(&org.name, &settings, tenant.env))
 }
 
 fn at(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -368,10 +380,13 @@ pub async fn sign_in_page(
     Path(slug): Path<String>,
     Query(q): Query<SignInQuery>,
 ) -> Response {
-    match organisation(&state, &slug).await {
-        Ok(org) => {
-            html(StatusCode::OK, signin::email_page(&org.slug, &org.name, signin::environment(q.mode.as_deref()), None))
-        }
+    let org = match organisation(&state, &slug).await {
+        Ok(org) => org,
+        Err(r) => return r,
+    };
+    let tenant = tenant_of(&org, q.mode.as_deref());
+    match brand_of(&state, &org, &tenant).await {
+        Ok(brand) => html(StatusCode::OK, signin::email_page(&org.slug, &brand, tenant.env, None)),
         Err(r) => r,
     }
 }
@@ -382,17 +397,15 @@ pub async fn ask_code(
     Path(slug): Path<String>,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let SignIn { org, tenant, email, now } = match signing_in(&state, &slug, &form).await {
+    let SignIn { org, brand, tenant, email, now } = match signing_in(&state, &slug, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     match signin::ask(&state, &tenant, &email, &org.name, now).await {
-        Ok(signin::Asked::Sent) => {
-            html(StatusCode::OK, signin::code_page(&org.slug, &org.name, tenant.env, &email, None))
-        }
+        Ok(signin::Asked::Sent) => html(StatusCode::OK, signin::code_page(&org.slug, &brand, tenant.env, &email, None)),
         Ok(signin::Asked::Locked(until)) => {
             let m = format!("Too many wrong codes. Try again after {}.", at(until));
-            html(StatusCode::TOO_MANY_REQUESTS, signin::email_page(&org.slug, &org.name, tenant.env, Some(&m)))
+            html(StatusCode::TOO_MANY_REQUESTS, signin::email_page(&org.slug, &brand, tenant.env, Some(&m)))
         }
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -404,13 +417,12 @@ pub async fn type_code(
     Path(slug): Path<String>,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let SignIn { org, tenant, email, now } = match signing_in(&state, &slug, &form).await {
+    let SignIn { org, brand, tenant, email, now } = match signing_in(&state, &slug, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let page = |status: StatusCode, m: &str| {
-        html(status, signin::code_page(&org.slug, &org.name, tenant.env, &email, Some(m)))
-    };
+    let page =
+        |status: StatusCode, m: &str| html(status, signin::code_page(&org.slug, &brand, tenant.env, &email, Some(m)));
     match signin::verify(&state, &tenant, &email, form.code.as_deref().unwrap_or_default(), now).await {
         Ok(signin::Typed::Accepted(sessions)) if sessions.len() == 1 => {
             let to = format!("/portal/{}/?token={}", org.slug, sessions[0].2);
@@ -418,10 +430,10 @@ pub async fn type_code(
         }
         Ok(signin::Typed::Accepted(sessions)) if sessions.is_empty() => html(
             StatusCode::UNAUTHORIZED,
-            signin::email_page(&org.slug, &org.name, tenant.env, Some("No account uses this address any more.")),
+            signin::email_page(&org.slug, &brand, tenant.env, Some("No account uses this address any more.")),
         ),
         Ok(signin::Typed::Accepted(sessions)) => {
-            html(StatusCode::OK, signin::choose_page(&org.slug, &org.name, &sessions))
+            html(StatusCode::OK, signin::choose_page(&org.slug, &brand, &sessions))
         }
         Ok(signin::Typed::Wrong(left)) => page(
             StatusCode::UNAUTHORIZED,
@@ -430,11 +442,11 @@ pub async fn type_code(
         Ok(signin::Typed::BadCode) => page(StatusCode::BAD_REQUEST, "Enter the six digits of the code."),
         Ok(signin::Typed::Refused(Some(until))) => {
             let m = format!("Too many wrong codes. Try again after {}.", at(until));
-            html(StatusCode::TOO_MANY_REQUESTS, signin::email_page(&org.slug, &org.name, tenant.env, Some(&m)))
+            html(StatusCode::TOO_MANY_REQUESTS, signin::email_page(&org.slug, &brand, tenant.env, Some(&m)))
         }
         Ok(signin::Typed::Refused(None)) => html(
             StatusCode::UNAUTHORIZED,
-            signin::email_page(&org.slug, &org.name, tenant.env, Some("That code has expired. Ask for a new one.")),
+            signin::email_page(&org.slug, &brand, tenant.env, Some("That code has expired. Ask for a new one.")),
         ),
         Err(e) => ApiError::from(e).into_response(),
     }
