@@ -6,7 +6,7 @@
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::Page;
-use crate::http::extract::{Body, ServerCaller};
+use crate::http::extract::{BaseUrl, Body, ServerCaller};
 use crate::http::input::{self, required, FeatureQuantityIn};
 use crate::selling::{self, Cancellation, ChangeRequest, Purchase};
 use crate::state::AppState;
@@ -54,6 +54,7 @@ pub struct SubscriptionListQuery {
 pub async fn list_subscriptions(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Query(q): Query<SubscriptionListQuery>,
     parts: Parts,
 ) -> ApiResult<Json<Page<SubscriptionOut>>> {
@@ -100,7 +101,7 @@ pub async fn list_subscriptions(
     let (paging, total, subs) =
         input::page_of::<Subscription>(&state, &tenant, DocTable::Subscriptions, &filters, &parts).await?;
     let now = tenant_now(&state, &tenant).await?;
-    let mut r = Renderer::new(&state, &tenant, now);
+    let mut r = Renderer::new(&state, &tenant, now).with_base(&base);
     let mut results = Vec::new();
     for s in &subs {
         results.push(r.subscription(s).await?);
@@ -118,11 +119,12 @@ async fn find_subscription(state: &AppState, tenant: &Tenant, id: &str) -> ApiRe
 pub async fn retrieve_subscription(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SubscriptionOut>> {
     let s = find_subscription(&state, &tenant, &id).await?;
     let now = tenant_now(&state, &tenant).await?;
-    Ok(Json(Renderer::new(&state, &tenant, now).subscription(&s).await?))
+    Ok(Json(Renderer::new(&state, &tenant, now).with_base(&base).subscription(&s).await?))
 }
 
 /// Body of `POST /subscriptions/create/`.
@@ -143,6 +145,7 @@ pub struct CreateSubscriptionIn {
 pub async fn create_subscription(
     State(state): State<AppState>,
     ServerCaller(tenant): ServerCaller,
+    BaseUrl(base): BaseUrl,
     Body(input): Body<CreateSubscriptionIn>,
 ) -> ApiResult<(StatusCode, Json<SubscriptionOut>)> {
     let mut errors = FieldErrors::new();
@@ -160,7 +163,7 @@ pub async fn create_subscription(
     let purchase = Purchase { plan, period, quote, features, trial_days, checkout_session: None, discount: None };
     let sub = selling::buy_with_saved_method(&state, &tenant, &customer_id, purchase).await?;
     let now = tenant_now(&state, &tenant).await?;
-    Ok((StatusCode::CREATED, Json(Renderer::new(&state, &tenant, now).subscription(&sub).await?)))
+    Ok((StatusCode::CREATED, Json(Renderer::new(&state, &tenant, now).with_base(&base).subscription(&sub).await?)))
 }
 
 /// Body of `POST /subscriptions/{id}/update/` and its preview.

@@ -166,6 +166,12 @@ async fn portal_sessions_and_actions(backend: Backend) {
     assert_eq!(res.status(), 200);
     assert!(res.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
     assert_eq!(res.bytes().await.unwrap().as_ref(), b"%PDF-manual");
+    // The API lists them on the subscription, with a signed download link.
+    let files = api.sub(&sub).await["files"].clone();
+    assert_eq!((files[0]["id"].as_str(), files[0]["name"].as_str()), (Some(file_id.as_str()), Some("manual.pdf")));
+    let signed = files[0]["downloadUrl"].as_str().unwrap();
+    assert!(signed.starts_with(&s.url("/api/v1/media/files/")) && signed.contains("signature="), "{signed}");
+    assert_eq!(reqwest::get(signed).await.unwrap().bytes().await.unwrap().as_ref(), b"%PDF-manual");
 
     // The invoice, as PDF.
     let invoice =

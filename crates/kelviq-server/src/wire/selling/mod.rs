@@ -54,9 +54,17 @@ pub struct Renderer<'a> {
     plans: HashMap<uuid::Uuid, Option<PlanVersion>>,
     products: HashMap<uuid::Uuid, ProductRef>,
     customers: HashMap<String, Option<Customer>>,
+    /// The server's address for links (signed file downloads).
+    base: String,
 }
 
 impl<'a> Renderer<'a> {
+    /// Links in what is rendered start with `base` (the request's address).
+    pub fn with_base(mut self, base: &str) -> Self {
+        self.base = base.trim_end_matches('/').to_string();
+        self
+    }
+
     pub fn new(state: &'a AppState, tenant: &'a Tenant, now: DateTime<Utc>) -> Self {
         Renderer {
             state,
@@ -66,6 +74,7 @@ impl<'a> Renderer<'a> {
             plans: HashMap::new(),
             products: HashMap::new(),
             customers: HashMap::new(),
+            base: state.config.public_url.clone().unwrap_or_default().trim_end_matches('/').to_string(),
         }
     }
 

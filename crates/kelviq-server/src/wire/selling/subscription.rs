@@ -94,8 +94,8 @@ pub struct SubscriptionOut {
     pub plan: PlanRefOut,
     pub features: Vec<PlanFeatureOut>,
     pub quantities: Vec<QuantityOut>,
-    #[schema(value_type = Vec<Object>)]
-    pub files: Vec<Value>,
+    /// The plan's downloadable files while the subscription grants access; each `downloadUrl` is signed and works for 5 minutes.
+    pub files: Vec<crate::wire::plans::PlanFileOut>,
     #[schema(value_type = Vec<Object>)]
     pub links: Vec<Value>,
     #[schema(value_type = Vec<Object>)]
@@ -135,6 +135,28 @@ impl Renderer<'_> {
                 })
             })
             .collect())
+    }
+
+    /// The plan's enabled files, with signed download links, while `s` grants access.
+    async fn subscription_files(&mut self, s: &Subscription) -> ServiceResult<Vec<crate::wire::plans::PlanFileOut>> {
+        if !s.status.grants() {
+            return Ok(Vec::new());
+        }
+        let files =
+            self.state.store.list_media(self.tenant, kelviq_store::MediaOwner::PlanFile, &s.plan_identifier).await?;
+        let mut out = Vec::new();
+        for f in files.into_iter().filter(|f| f.enabled) {
+            let url = crate::media::signed_file_url(self.state, &self.base, &f).await?;
+            out.push(crate::wire::plans::PlanFileOut {
+                id: f.id.to_string(),
+                name: f.name,
+                file: url.clone(),
+                ordering: f.ordering,
+                enabled: f.enabled,
+                download_url: url,
+            });
+        }
+        Ok(out)
     }
 
     /// A subscription in the shape of `GET /subscriptions/{id}/`.
@@ -183,7 +205,7 @@ impl Renderer<'_> {
                 .iter()
                 .map(|f| QuantityOut { identifier: f.identifier.clone(), quantity: f.quantity })
                 .collect(),
-            files: Vec::new(),
+            files: self.subscription_files(s).await?,
             links,
             license: crate::licenses::subscription_licenses(self, s.id, None).await?,
             canceled_at: time_opt(s.canceled_at),
