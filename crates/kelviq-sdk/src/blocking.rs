@@ -328,6 +328,14 @@ impl PaymentMethods<'_> {
     ) -> Result<Page<PaymentMethod>, Error> {
         self.client.block_on(self.client.inner.payment_methods().list(customer_id, customer_email, page_size, page))
     }
+
+    pub fn set_default(&self, id: i64) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.payment_methods().set_default(id))
+    }
+
+    pub fn remove(&self, id: i64) -> Result<(), Error> {
+        self.client.block_on(self.client.inner.payment_methods().remove(id))
+    }
 }
 
 pub struct Entitlements<'a> {
@@ -625,6 +633,17 @@ pub struct Portal<'a> {
 }
 
 impl Portal<'_> {
+    pub fn settings(&self) -> Result<crate::portal::StorefrontSettings, Error> {
+        self.client.block_on(self.client.inner.portal().settings())
+    }
+
+    pub fn update_settings(
+        &self,
+        changes: crate::portal::StorefrontSettingsParams,
+    ) -> Result<crate::portal::StorefrontSettings, Error> {
+        self.client.block_on(self.client.inner.portal().update_settings(changes))
+    }
+
     pub fn create_session(&self, customer_id: &str) -> Result<crate::portal::PortalSession, Error> {
         self.client.block_on(self.client.inner.portal().create_session(customer_id))
     }

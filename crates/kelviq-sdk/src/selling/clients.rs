@@ -276,4 +276,19 @@ impl<'a> PaymentMethods<'a> {
         let url = self.http.url(Host::Core, &["payment-methods"], true);
         decode(self.http.request(Method::GET, url, &q, None).await?)
     }
+
+    /// Makes a method its customer's default: the one renewals charge.
+    pub async fn set_default(&self, id: i64) -> Result<(), Error> {
+        let url = self.http.url(Host::Core, &["payment-methods", &id.to_string(), "default"], true);
+        self.http.request(Method::POST, url, &[], None).await?;
+        Ok(())
+    }
+
+    /// Removes a method that is not its customer's default (the default
+    /// answers 400: make another one the default first).
+    pub async fn remove(&self, id: i64) -> Result<(), Error> {
+        let url = self.http.url(Host::Core, &["payment-methods", &id.to_string()], true);
+        self.http.request(Method::DELETE, url, &[], None).await?;
+        Ok(())
+    }
 }

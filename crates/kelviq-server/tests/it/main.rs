@@ -33,6 +33,7 @@ mod sdk;
 mod sdk_licenses;
 mod sdk_metering;
 mod sdk_offers;
+mod sdk_portal;
 mod sdk_selling;
 mod selling;
 mod shutdown;
