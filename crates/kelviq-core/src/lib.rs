@@ -24,6 +24,7 @@ pub mod sealing;
 pub mod signin;
 pub mod signing;
 pub mod storefront;
+pub mod stripe;
 pub mod tax;
 pub mod tax_ids;
 pub mod timefmt;
