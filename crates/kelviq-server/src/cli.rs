@@ -61,6 +61,9 @@ enum Command {
     /// Manage webhook endpoints (a running server delivers to them).
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Set, show or remove an environment's payment provider (Stripe).
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
     /// Read the mail the server sent (the outbox; with no SMTP server configured, the only copy).
     #[command(subcommand)]
     Mail(MailCommand),
@@ -68,6 +71,41 @@ enum Command {
     Config,
     /// Print this server's OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ProviderName {
+    Stripe,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProvidersCommand {
+    /// Charge an environment through Stripe: a test key (sk_test_…) for the sandbox, a live key for production.
+    Set {
+        provider: ProviderName,
+        #[arg(long)]
+        env: Environment,
+        /// A file holding the Stripe secret key (never given on the command line).
+        #[arg(long)]
+        secret_key_file: PathBuf,
+        /// A file holding the webhook endpoint's signing secret (whsec_…).
+        #[arg(long)]
+        webhook_secret_file: PathBuf,
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Print the providers of the organisation's environments (key hints only).
+    Show {
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Remove an environment's provider.
+    Remove {
+        #[arg(long)]
+        env: Environment,
+        #[arg(long)]
+        org: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,6 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Orgs(cmd) => run_orgs(&open_store(&cfg).await?, cmd).await,
             Command::Catalog(cmd) => run_catalog(&open_store(&cfg).await?, cmd).await,
             Command::Webhooks(cmd) => run_webhooks(cfg, cmd).await,
+            Command::Providers(cmd) => run_providers(cfg, cmd).await,
             Command::Mail(MailCommand::List { limit }) => {
                 for m in open_store(&cfg).await?.list_mail(limit.clamp(1, 1000)).await? {
                     let state = match (&m.sent_at, &m.error) {
@@ -418,6 +457,64 @@ async fn run_catalog(store: &Store, cmd: CatalogCommand) -> anyhow::Result<ExitC
             if changes.is_empty() {
                 println!("no changes: {} {env} already matches {}", org.slug, file.display());
             }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_secret(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    Ok(text.trim().to_string())
+}
+
+async fn run_providers(cfg: Config, cmd: ProvidersCommand) -> anyhow::Result<ExitCode> {
+    cfg.secret_key()?; // read (or made) before anything, so a bad key is an error, not a panic
+    let store = open_store(&cfg).await?;
+    let state = AppState::new(store.clone(), Arc::new(SystemClock), cfg);
+    let tenant = |org: &kelviq_store::Organization, env: Environment| kelviq_core::Tenant {
+        org_id: org.id,
+        org_seq: org.seq,
+        env,
+    };
+    let failed = |e: crate::error::ServiceError| match e {
+        crate::error::ServiceError::Fields(f) => anyhow::anyhow!("{f}"),
+        other => anyhow::anyhow!("{other}"),
+    };
+    match cmd {
+        ProvidersCommand::Set { provider: ProviderName::Stripe, env, secret_key_file, webhook_secret_file, org } => {
+            let org = pick_org(&store, org.as_deref()).await?;
+            let (key, hook) = (read_secret(&secret_key_file)?, read_secret(&webhook_secret_file)?);
+            let info = crate::providers::set_stripe(&state, &tenant(&org, env), &key, &hook).await.map_err(failed)?;
+            println!("{} {}: stripe ({})", org.slug, env.as_str(), info.key_hint);
+        }
+        ProvidersCommand::Show { org } => {
+            let org = pick_org(&store, org.as_deref()).await?;
+            for env in [Environment::Sandbox, Environment::Production] {
+                match crate::providers::show(&state, &tenant(&org, env)).await.map_err(failed)? {
+                    Some(p) => println!(
+                        "{} {}: {} ({}), set {}",
+                        org.slug,
+                        env.as_str(),
+                        p.provider,
+                        p.key_hint,
+                        kelviq_core::timefmt::iso_seconds(p.modified_at)
+                    ),
+                    None if env == Environment::Sandbox => {
+                        println!("{} sandbox: the sandbox provider (test cards)", org.slug)
+                    }
+                    None => println!("{} production: none (payments are refused)", org.slug),
+                }
+            }
+        }
+        ProvidersCommand::Remove { env, org } => {
+            let org = pick_org(&store, org.as_deref()).await?;
+            let removed = crate::providers::remove(&state, &tenant(&org, env)).await.map_err(failed)?;
+            println!(
+                "{} {}: {}",
+                org.slug,
+                env.as_str(),
+                if removed { "provider removed" } else { "no provider was set" }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -19,6 +19,7 @@ pub mod offering;
 pub mod openapi;
 pub mod portal;
 pub mod promotions;
+pub mod providers;
 pub mod routes;
 pub mod selling;
 pub mod state;

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (21, "portal sessions", include_str!("../migrations/0021_portal_sessions.sql")),
     (22, "mail", include_str!("../migrations/0022_mail.sql")),
     (23, "storefront", include_str!("../migrations/0023_storefront.sql")),
+    (24, "payment providers", include_str!("../migrations/0024_payment_providers.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

@@ -676,6 +676,83 @@ fn config_reports_redacted_effective_settings() {
     assert!(!ok && err.contains("unsupported scheme"), "{err}");
 }
 
+/// Issue 27's configuration: a Stripe key per environment, its mode
+/// checked against the environment, both secrets sealed (the database file
+/// holds neither), shown only as a hint, removable.
+#[test]
+fn payment_providers_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [("KELVIQ_DATA_DIR", data.to_str().unwrap())];
+    let (ok, _, err) = run(&env, &["migrate"]);
+    assert!(ok, "{err}");
+    let (test_key, live_key, hook) =
+        ("sk_test_51SecretTestKey0000abcd", "sk_live_51SecretLiveKey0000wxyz", "whsec_SigningSecret0000");
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("{text}\n")).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (test, live, hook_file) = (file("test.key", test_key), file("live.key", live_key), file("hook", hook));
+    let set = |env_name: &str, key: &str| {
+        run(
+            &env,
+            &[
+                "providers",
+                "set",
+                "stripe",
+                "--env",
+                env_name,
+                "--secret-key-file",
+                key,
+                "--webhook-secret-file",
+                &hook_file,
+            ],
+        )
+    };
+    let (ok, _, err) = set("sandbox", &live);
+    assert!(!ok && err.contains("a live key (sk_live_…) cannot serve the sandbox"), "{err}");
+    let (ok, _, err) = set("production", &test);
+    assert!(!ok && err.contains("cannot serve production"), "{err}");
+    let bad_hook = file("bad", "not-a-secret");
+    let (ok, _, err) = run(
+        &env,
+        &[
+            "providers",
+            "set",
+            "stripe",
+            "--env",
+            "sandbox",
+            "--secret-key-file",
+            &test,
+            "--webhook-secret-file",
+            &bad_hook,
+        ],
+    );
+    assert!(!ok && err.contains("whsec_"), "{err}");
+    let (ok, out, err) = set("sandbox", &test);
+    assert!(ok, "{err}");
+    assert!(out.contains("sandbox: stripe (sk_test_…abcd)"), "{out}");
+    let (ok, out, err) = set("production", &live);
+    assert!(ok, "{err}");
+    let (ok, shown, _) = run(&env, &["providers", "show"]);
+    assert!(
+        ok && shown.contains("production: stripe (sk_live_…wxyz)") && shown.contains("sandbox: stripe (sk_test_…abcd)"),
+        "{shown}"
+    );
+    for secret in [test_key, live_key, hook] {
+        assert!(!shown.contains(secret) && !out.contains(secret), "secrets are never printed");
+        for entry in std::fs::read_dir(&data).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+            assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} is sealed at rest");
+        }
+    }
+    let (ok, out, _) = run(&env, &["providers", "remove", "--env", "production"]);
+    assert!(ok && out.contains("provider removed"), "{out}");
+    let (ok, shown, _) = run(&env, &["providers", "show"]);
+    assert!(ok && shown.contains("production: none (payments are refused)"), "{shown}");
+}
+
 #[test]
 fn catalog_apply_and_export_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,76 @@
+//! The payment provider of an environment (migration 0024): its secrets
+//! stay sealed here; the server opens them.
+
+use crate::{tenant_binds, Result, Store};
+use chrono::{DateTime, Utc};
+use kelviq_core::timefmt::{from_micros, to_micros};
+use kelviq_core::Tenant;
+use sqlx::Row;
+
+/// A configured provider, its secrets sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRow {
+    pub provider: String,
+    pub secret_key_sealed: String,
+    pub webhook_secret_sealed: String,
+    pub key_hint: String,
+    pub created_at: DateTime<Utc>,
+    pub modified_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "provider, secret_key, webhook_secret, key_hint, created_at, modified_at";
+
+impl Store {
+    pub async fn payment_provider(&self, tenant: &Tenant) -> Result<Option<ProviderRow>> {
+        let (org, env) = tenant_binds(tenant);
+        let row =
+            sqlx::query(&format!("SELECT {COLUMNS} FROM payment_providers WHERE org_id = $1 AND environment = $2"))
+                .bind(org)
+                .bind(env)
+                .fetch_optional(self.read_pool())
+                .await?;
+        row.map(|r| {
+            Ok(ProviderRow {
+                provider: r.try_get("provider")?,
+                secret_key_sealed: r.try_get("secret_key")?,
+                webhook_secret_sealed: r.try_get("webhook_secret")?,
+                key_hint: r.try_get("key_hint")?,
+                created_at: from_micros(r.try_get("created_at")?),
+                modified_at: from_micros(r.try_get("modified_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    /// Sets (or replaces) the environment's provider.
+    pub async fn put_payment_provider(&self, tenant: &Tenant, p: &ProviderRow) -> Result<()> {
+        let (org, env) = tenant_binds(tenant);
+        sqlx::query(
+            "INSERT INTO payment_providers (org_id, environment, provider, secret_key, webhook_secret, key_hint, \
+             created_at, modified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (org_id, environment) \
+             DO UPDATE SET provider = $3, secret_key = $4, webhook_secret = $5, key_hint = $6, modified_at = $8",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(&p.provider)
+        .bind(&p.secret_key_sealed)
+        .bind(&p.webhook_secret_sealed)
+        .bind(&p.key_hint)
+        .bind(to_micros(p.created_at))
+        .bind(to_micros(p.modified_at))
+        .execute(self.write_pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the environment's provider; whether there was one.
+    pub async fn remove_payment_provider(&self, tenant: &Tenant) -> Result<bool> {
+        let (org, env) = tenant_binds(tenant);
+        let done = sqlx::query("DELETE FROM payment_providers WHERE org_id = $1 AND environment = $2")
+            .bind(org)
+            .bind(env)
+            .execute(self.write_pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
