@@ -5,6 +5,8 @@
 //! both sealed at rest under the server's secret key, never logged and
 //! never returned by the API.
 
+pub mod stripe;
+
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use kelviq_core::stripe::keys::check_key_for;

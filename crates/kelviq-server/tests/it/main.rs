@@ -37,6 +37,7 @@ mod sdk_portal;
 mod sdk_selling;
 mod selling;
 mod shutdown;
+mod stripe_client;
 mod tax_rates;
 mod usage_billing;
 mod webhook_events;

@@ -1,0 +1,6 @@
+//! Stripe as a payment provider: the typed client and the objects it reads.
+
+pub mod client;
+pub mod objects;
+
+pub use client::{StripeClient, StripeError, STRIPE_API};
