@@ -304,6 +304,10 @@ fn authorised(headers: &HeaderMap) -> bool {
         .is_some_and(|k| kelviq_core::stripe::key_mode(k) == Some(kelviq_core::stripe::KeyMode::Test))
 }
 
+fn unauthorised() -> (StatusCode, Value) {
+    error(StatusCode::UNAUTHORIZED, "invalid_request_error", None, "Invalid API Key provided.", json!({}))
+}
+
 fn reply((status, body): (StatusCode, Value)) -> Response {
     (status, Json(body)).into_response()
 }
@@ -317,13 +321,7 @@ async fn write(
     body: Bytes,
 ) -> Response {
     if !authorised(&headers) {
-        return reply(error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided.",
-            json!({}),
-        ));
+        return reply(unauthorised());
     }
     let text = String::from_utf8_lossy(&body).into_owned();
     let params = form_decode(&text);
@@ -379,13 +377,7 @@ async fn read(
     headers: HeaderMap,
 ) -> Response {
     if !authorised(&headers) {
-        return reply(error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            None,
-            "Invalid API Key provided.",
-            json!({}),
-        ));
+        return reply(unauthorised());
     }
     let ledger = fake.ledger.lock().expect("ledger");
     let segments: Vec<&str> = path.split('/').collect();
