@@ -29,267 +29,17 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// What the fake remembers.
-#[derive(Default)]
-pub struct Ledger {
-    pub customers: HashMap<String, Value>,
-    pub payment_methods: HashMap<String, Value>,
-    /// The card number behind each payment method.
-    numbers: HashMap<String, String>,
-    pub payment_intents: HashMap<String, Value>,
-    pub refunds: HashMap<String, Value>,
-    /// Every charge attempted, succeeded or not (a retry replayed from an
-    /// idempotency key is not one).
-    pub charges_attempted: u64,
-    idempotency: HashMap<String, (String, u16, Value)>,
-}
+pub mod checkout;
+mod ledger;
+
+pub use ledger::Ledger;
+use ledger::{error, missing};
 
 #[derive(Clone, Default)]
 pub struct FakeStripe {
     pub ledger: Arc<Mutex<Ledger>>,
-}
-
-fn id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
-}
-
-fn error(status: StatusCode, kind: &str, code: Option<&str>, message: &str, extra: Value) -> (StatusCode, Value) {
-    let mut e = json!({"type": kind, "message": message});
-    if let Some(c) = code {
-        e["code"] = json!(c);
-    }
-    if let Value::Object(m) = extra {
-        for (k, v) in m {
-            e[k] = v;
-        }
-    }
-    (status, json!({ "error": e }))
-}
-
-fn invalid(message: &str, param: &str) -> (StatusCode, Value) {
-    error(StatusCode::BAD_REQUEST, "invalid_request_error", None, message, json!({"param": param}))
-}
-
-fn missing(what: &str, id: &str) -> (StatusCode, Value) {
-    error(
-        StatusCode::NOT_FOUND,
-        "invalid_request_error",
-        Some("resource_missing"),
-        &format!("No such {what}: '{id}'"),
-        json!({}),
-    )
-}
-
-fn str_of<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
-    p.get(k).and_then(Value::as_str).filter(|s| !s.is_empty())
-}
-
-fn luhn(digits: &str) -> bool {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
-impl Ledger {
-    fn create_customer(&mut self, p: &Value, now: i64) -> (StatusCode, Value) {
-        let c = json!({"id": id("cus"), "object": "customer", "email": p.get("email"), "name": p.get("name"),
-            "metadata": p.get("metadata").cloned().unwrap_or(json!({})), "created": now,
-            "invoice_settings": {"default_payment_method": null}});
-        self.customers.insert(c["id"].as_str().unwrap_or_default().to_string(), c.clone());
-        (StatusCode::OK, c)
-    }
-
-    fn update_customer(&mut self, cid: &str, p: &Value) -> (StatusCode, Value) {
-        let Some(c) = self.customers.get_mut(cid) else { return missing("customer", cid) };
-        if let Some(pm) = p.pointer("/invoice_settings/default_payment_method").and_then(Value::as_str) {
-            c["invoice_settings"]["default_payment_method"] = json!(pm);
-        }
-        for k in ["email", "name"] {
-            if let Some(v) = str_of(p, k) {
-                c[k] = json!(v);
-            }
-        }
-        (StatusCode::OK, c.clone())
-    }
-
-    fn create_payment_method(&mut self, p: &Value, now: i64) -> (StatusCode, Value) {
-        if str_of(p, "type") != Some("card") {
-            return invalid("Only card payment methods are supported here.", "type");
-        }
-        let number: String =
-            str_of(&p["card"], "number").unwrap_or_default().chars().filter(char::is_ascii_digit).collect();
-        if !(12..=19).contains(&number.len()) || !(luhn(&number) || number == "4000000000003155") {
-            return error(
-                StatusCode::PAYMENT_REQUIRED,
-                "card_error",
-                Some("incorrect_number"),
-                "Your card number is incorrect.",
-                json!({"param": "card[number]"}),
-            );
-        }
-        let exp_month: u32 = str_of(&p["card"], "exp_month").and_then(|m| m.parse().ok()).unwrap_or(0);
-        let exp_year: i32 = str_of(&p["card"], "exp_year").and_then(|y| y.parse().ok()).unwrap_or(0);
-        if !(1..=12).contains(&exp_month) || exp_year < 2000 {
-            return error(
-                StatusCode::PAYMENT_REQUIRED,
-                "card_error",
-                Some("invalid_expiry_month"),
-                "Your card's expiration date is invalid.",
-                json!({"param": "card[exp_month]"}),
-            );
-        }
-        let brand = match number.as_bytes()[0] {
-            b'4' => "visa",
-            b'5' => "mastercard",
-            b'3' => "amex",
-            _ => "unknown",
-        };
-        let pm = json!({"id": id("pm"), "object": "payment_method", "type": "card", "customer": null, "created": now,
-            "card": {"brand": brand, "last4": &number[number.len() - 4..], "exp_month": exp_month, "exp_year": exp_year,
-                "funding": "credit", "country": "US"}});
-        let pid = pm["id"].as_str().unwrap_or_default().to_string();
-        self.numbers.insert(pid.clone(), number);
-        self.payment_methods.insert(pid, pm.clone());
-        (StatusCode::OK, pm)
-    }
-
-    fn attach(&mut self, pid: &str, p: &Value) -> (StatusCode, Value) {
-        let Some(cid) = str_of(p, "customer") else { return invalid("Missing required param: customer.", "customer") };
-        if !self.customers.contains_key(cid) {
-            return missing("customer", cid);
-        }
-        let number = self.numbers.get(pid).cloned().unwrap_or_default();
-        let Some(pm) = self.payment_methods.get_mut(pid) else { return missing("payment_method", pid) };
-        if number == "4000000000000002" {
-            return error(
-                StatusCode::PAYMENT_REQUIRED,
-                "card_error",
-                Some("card_declined"),
-                "Your card was declined.",
-                json!({"decline_code": "generic_decline"}),
-            );
-        }
-        pm["customer"] = json!(cid);
-        (StatusCode::OK, pm.clone())
-    }
-
-    fn detach(&mut self, pid: &str) -> (StatusCode, Value) {
-        let Some(pm) = self.payment_methods.get_mut(pid) else { return missing("payment_method", pid) };
-        pm["customer"] = Value::Null;
-        (StatusCode::OK, pm.clone())
-    }
-
-    fn create_payment_intent(&mut self, p: &Value, now: i64) -> (StatusCode, Value) {
-        let Some(amount) = str_of(p, "amount").and_then(|a| a.parse::<i64>().ok()).filter(|a| *a > 0) else {
-            return invalid("Missing required param: amount.", "amount");
-        };
-        let Some(currency) = str_of(p, "currency") else {
-            return invalid("Missing required param: currency.", "currency");
-        };
-        let customer = str_of(p, "customer").map(str::to_string);
-        let pm = str_of(p, "payment_method").map(str::to_string);
-        let mut pi = json!({"id": id("pi"), "object": "payment_intent", "amount": amount, "currency": currency,
-            "customer": customer, "payment_method": pm, "status": "requires_payment_method", "created": now,
-            "latest_charge": null, "last_payment_error": null, "amount_received": 0, "amount_refunded": 0,
-            "metadata": p.get("metadata").cloned().unwrap_or(json!({}))});
-        let pid = pi["id"].as_str().unwrap_or_default().to_string();
-        if str_of(p, "confirm") == Some("true") {
-            let Some(pm) = pm else { return invalid("A payment method is required to confirm.", "payment_method") };
-            let Some(number) = self.numbers.get(&pm).cloned() else { return missing("payment_method", &pm) };
-            let owner = self.payment_methods[&pm]["customer"].as_str().map(str::to_string);
-            if owner.is_some() && owner != customer {
-                return invalid("The payment method belongs to another customer.", "payment_method");
-            }
-            self.charges_attempted += 1;
-            let off_session = str_of(p, "off_session") == Some("true");
-            let failure = match number.as_str() {
-                "4000000000000002" | "4000000000000341" => {
-                    Some(("card_declined", Some("generic_decline"), "Your card was declined."))
-                }
-                "4000000000003155" | "4000002500003155" if off_session => Some((
-                    "authentication_required",
-                    Some("authentication_required"),
-                    "This payment requires authentication by the customer.",
-                )),
-                "4000000000003155" | "4000002500003155" => {
-                    pi["status"] = json!("requires_action");
-                    None
-                }
-                _ => None,
-            };
-            match failure {
-                Some((code, decline, message)) => {
-                    let e = json!({"type": "card_error", "code": code, "decline_code": decline, "message": message});
-                    pi["last_payment_error"] = e;
-                    self.payment_intents.insert(pid.clone(), pi.clone());
-                    return error(
-                        StatusCode::PAYMENT_REQUIRED,
-                        "card_error",
-                        Some(code),
-                        message,
-                        json!({"decline_code": decline, "payment_intent": pi}),
-                    );
-                }
-                None if pi["status"] == "requires_action" => {}
-                None => {
-                    pi["status"] = json!("succeeded");
-                    pi["amount_received"] = json!(amount);
-                    pi["latest_charge"] = json!(id("ch"));
-                }
-            }
-        }
-        self.payment_intents.insert(pid, pi.clone());
-        (StatusCode::OK, pi)
-    }
-
-    fn refund(&mut self, p: &Value, now: i64) -> (StatusCode, Value) {
-        let Some(piid) = str_of(p, "payment_intent") else {
-            return invalid("Missing required param: payment_intent.", "payment_intent");
-        };
-        let Some(pi) = self.payment_intents.get_mut(piid) else { return missing("payment_intent", piid) };
-        if pi["status"] != "succeeded" {
-            return invalid("This PaymentIntent does not have a successful charge to refund.", "payment_intent");
-        }
-        let received = pi["amount_received"].as_i64().unwrap_or(0);
-        let refunded = pi["amount_refunded"].as_i64().unwrap_or(0);
-        let amount = match str_of(p, "amount") {
-            Some(a) => match a.parse::<i64>() {
-                Ok(a) if a > 0 => a,
-                _ => return invalid("Invalid positive integer", "amount"),
-            },
-            None => received - refunded,
-        };
-        if amount > received - refunded {
-            return invalid(
-                &format!(
-                    "Refund amount ({amount}) is greater than unrefunded amount on charge ({}).",
-                    received - refunded
-                ),
-                "amount",
-            );
-        }
-        pi["amount_refunded"] = json!(refunded + amount);
-        let r = json!({"id": id("re"), "object": "refund", "amount": amount, "currency": pi["currency"],
-            "payment_intent": piid, "status": "succeeded", "created": now});
-        self.refunds.insert(r["id"].as_str().unwrap_or_default().to_string(), r.clone());
-        (StatusCode::OK, r)
-    }
+    /// Where events go, and the secret they are signed with.
+    webhook: Arc<Mutex<Option<(String, String)>>>,
 }
 
 fn now() -> i64 {
@@ -354,13 +104,8 @@ async fn write(
         ["payment_methods", id, "detach"] => ledger.detach(id),
         ["payment_intents"] => ledger.create_payment_intent(&params, t),
         ["refunds"] => ledger.refund(&params, t),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            None,
-            &format!("Unrecognized request URL (POST: /v1/{path})."),
-            json!({}),
-        ),
+        ["checkout", "sessions"] => ledger.create_checkout_session(&params, t),
+        _ => checkout::unknown("POST", &path),
     };
     if let Some(k) = key {
         if answer.0 != StatusCode::UNAUTHORIZED && !answer.0.is_server_error() {
@@ -390,6 +135,12 @@ async fn read(
         ["payment_intents", id] => found(&ledger.payment_intents, "payment_intent", id),
         ["refunds", id] => found(&ledger.refunds, "refund", id),
         ["payment_methods", id] => found(&ledger.payment_methods, "payment_method", id),
+        ["checkout", "sessions", id] => found(&ledger.checkout_sessions, "checkout.session", id),
+        ["setup_intents", id] => found(&ledger.setup_intents, "setup_intent", id),
+        ["events", id] => match ledger.events.iter().find(|e| e["id"] == *id) {
+            Some(e) => (StatusCode::OK, e.clone()),
+            None => missing("event", id),
+        },
         ["payment_methods"] => {
             let customer = q.get("customer").cloned().unwrap_or_default();
             let mut data: Vec<Value> =
@@ -397,25 +148,88 @@ async fn read(
             data.sort_by_key(|m| std::cmp::Reverse(m["created"].as_i64()));
             (StatusCode::OK, json!({"object": "list", "data": data, "has_more": false, "url": "/v1/payment_methods"}))
         }
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            None,
-            &format!("Unrecognized request URL (GET: /v1/{path})."),
-            json!({}),
-        ),
+        _ => checkout::unknown("GET", &path),
     })
+}
+
+async fn page(State(fake): State<FakeStripe>, Path(sid): Path<String>) -> Response {
+    let outcome = fake.ledger.lock().expect("ledger").page(&sid, None);
+    fake.answer_page(outcome, Vec::new())
+}
+
+async fn submit(State(fake): State<FakeStripe>, Path(sid): Path<String>, body: Bytes) -> Response {
+    let form = form_decode(&String::from_utf8_lossy(&body));
+    let (outcome, events) = fake.ledger.lock().expect("ledger").submit_page(&sid, &form, now());
+    fake.answer_page(outcome, events)
+}
+
+async fn authenticate(State(fake): State<FakeStripe>, Path(sid): Path<String>, body: Bytes) -> Response {
+    let form = form_decode(&String::from_utf8_lossy(&body));
+    let approve = form["result"] == "approve";
+    let (outcome, events) = fake.ledger.lock().expect("ledger").authenticate(&sid, approve, now());
+    fake.answer_page(outcome, events)
 }
 
 impl FakeStripe {
     pub fn router(&self) -> Router {
-        Router::new().route("/v1/{*path}", post(write).get(read)).with_state(self.clone())
+        Router::new()
+            .route("/v1/{*path}", post(write).get(read))
+            .route("/pay/{id}", axum::routing::get(page).post(submit))
+            .route("/pay/{id}/authenticate", post(authenticate))
+            .with_state(self.clone())
+    }
+
+    fn answer_page(&self, outcome: checkout::PageOutcome, events: Vec<Value>) -> Response {
+        for e in events {
+            self.send(&e);
+        }
+        match outcome {
+            checkout::PageOutcome::Page(status, html) => (status, axum::response::Html(html)).into_response(),
+            checkout::PageOutcome::Redirect(to) => {
+                (StatusCode::SEE_OTHER, [(axum::http::header::LOCATION, to)]).into_response()
+            }
+        }
+    }
+
+    /// Sends events, signed with `secret`, to `url` (Stripe's webhook endpoint).
+    pub fn send_events_to(&self, url: &str, secret: &str) {
+        *self.webhook.lock().expect("webhook") = Some((url.to_string(), secret.to_string()));
+    }
+
+    /// Sends an event to the endpoint now, signed as Stripe signs (also to
+    /// send one again); the endpoint's status, or None when none answered.
+    pub async fn deliver(&self, event: &Value) -> Option<u16> {
+        let (url, secret) = self.webhook.lock().expect("webhook").clone()?;
+        let body = serde_json::to_vec(event).expect("an event serialises");
+        let header = kelviq_core::stripe::sign_header(&secret, now(), &body);
+        let res = reqwest::Client::new()
+            .post(&url)
+            .header("Stripe-Signature", header)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .ok()?;
+        Some(res.status().as_u16())
+    }
+
+    fn send(&self, event: &Value) {
+        let (me, event) = (self.clone(), event.clone());
+        tokio::spawn(async move {
+            me.deliver(&event).await;
+        });
+    }
+
+    /// Every event so far, oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        self.ledger.lock().expect("ledger").events.clone()
     }
 
     /// Serves on a free local port; the base URL to give the client.
     pub async fn start(&self) -> std::io::Result<String> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        self.ledger.lock().expect("ledger").base = format!("http://{addr}");
         let app = self.router();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -440,7 +254,7 @@ mod tests {
     #[test]
     fn test_cards_pass_luhn() {
         for n in ["4242424242424242", "4000000000000002", "4000002500003155", "4000000000000341"] {
-            assert!(luhn(n), "{n}");
+            assert!(ledger::luhn(n), "{n}");
         }
         let mut l = Ledger::default();
         let p =

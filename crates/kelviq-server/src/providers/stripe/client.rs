@@ -171,6 +171,49 @@ impl StripeClient {
         self.post(&format!("/v1/payment_methods/{payment_method}/detach"), json!({}), key).await
     }
 
+    /// A Checkout Session for `customer`: `Some(amount)` charges it now and
+    /// saves the card for later charges off session (`payment` mode);
+    /// `None` only saves the card (`setup` mode).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_checkout_session(
+        &self,
+        customer: &str,
+        charge: Option<(i64, &str, &str)>,
+        success_url: &str,
+        cancel_url: Option<&str>,
+        metadata: Value,
+        key: &str,
+    ) -> Result<CheckoutSession, StripeError> {
+        let mut params = json!({"customer": customer, "success_url": success_url, "cancel_url": cancel_url,
+            "metadata": metadata, "payment_method_types": ["card"]});
+        match charge {
+            Some((amount, currency, name)) => {
+                params["mode"] = json!("payment");
+                params["line_items"] = json!([{"quantity": 1, "price_data": {"currency": currency.to_ascii_lowercase(),
+                    "unit_amount": amount, "product_data": {"name": name}}}]);
+                params["payment_intent_data"] = json!({"setup_future_usage": "off_session"});
+            }
+            None => {
+                params["mode"] = json!("setup");
+                params["currency"] = json!("usd");
+            }
+        }
+        self.post("/v1/checkout/sessions", strip_nulls(params), key).await
+    }
+
+    pub async fn checkout_session(&self, id: &str) -> Result<CheckoutSession, StripeError> {
+        self.get(&format!("/v1/checkout/sessions/{id}"), &[]).await
+    }
+
+    pub async fn setup_intent(&self, id: &str) -> Result<SetupIntent, StripeError> {
+        self.get(&format!("/v1/setup_intents/{id}"), &[]).await
+    }
+
+    /// An event as Stripe has it now (to read one again, or check one).
+    pub async fn event(&self, id: &str) -> Result<Event, StripeError> {
+        self.get(&format!("/v1/events/{id}"), &[]).await
+    }
+
     /// Makes a method the customer's default for invoices (Stripe's side of our default).
     pub async fn set_default(&self, customer: &str, payment_method: &str, key: &str) -> Result<Customer, StripeError> {
         let params = json!({"invoice_settings": {"default_payment_method": payment_method}});

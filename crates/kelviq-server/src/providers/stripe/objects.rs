@@ -83,3 +83,50 @@ pub struct List<T> {
     #[serde(default)]
     pub has_more: bool,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CheckoutSession {
+    pub id: String,
+    /// `payment` or `setup`.
+    pub mode: String,
+    /// `open`, `complete` or `expired`.
+    pub status: String,
+    /// `paid`, `unpaid` or `no_payment_required`.
+    pub payment_status: String,
+    /// The hosted page to send the buyer to (while open).
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub customer: Option<String>,
+    #[serde(default)]
+    pub payment_intent: Option<String>,
+    #[serde(default)]
+    pub setup_intent: Option<String>,
+    #[serde(default)]
+    pub amount_total: Option<i64>,
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SetupIntent {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub payment_method: Option<String>,
+}
+
+/// A webhook event; its object is read by type.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Event {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created: i64,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct EventData {
+    pub object: serde_json::Value,
+}
