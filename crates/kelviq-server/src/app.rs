@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::hosted::router())
         .merge(routes::portal::router())
+        .merge(routes::stripe::router())
         // The entitlement check, the hottest route, outside the nest: a
         // nested route's URI is rebuilt without its prefix on every request.
         .merge(routes::entitlements::router())

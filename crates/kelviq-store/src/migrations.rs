@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (22, "mail", include_str!("../migrations/0022_mail.sql")),
     (23, "storefront", include_str!("../migrations/0023_storefront.sql")),
     (24, "payment providers", include_str!("../migrations/0024_payment_providers.sql")),
+    (25, "stripe events", include_str!("../migrations/0025_stripe_events.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

@@ -74,3 +74,66 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 }
+
+impl Store {
+    /// The organisations with a provider in `env`: their tenants and rows
+    /// (an inbound webhook finds its organisation by whose secret signed it).
+    pub async fn payment_providers_in(&self, env: kelviq_core::Environment) -> Result<Vec<(Tenant, ProviderRow)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT p.org_id, o.seq, {} FROM payment_providers p JOIN organizations o ON o.id = p.org_id \
+             WHERE p.environment = $1 ORDER BY o.seq",
+            COLUMNS.split(", ").map(|c| format!("p.{c}")).collect::<Vec<_>>().join(", ")
+        ))
+        .bind(env.as_str())
+        .fetch_all(self.read_pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let org: String = r.try_get("org_id")?;
+                let org_id =
+                    uuid::Uuid::parse_str(&org).map_err(|e| crate::StoreError::Corrupt(format!("org id: {e}")))?;
+                let tenant = Tenant { org_id, org_seq: r.try_get("seq")?, env };
+                Ok((
+                    tenant,
+                    ProviderRow {
+                        provider: r.try_get("provider")?,
+                        secret_key_sealed: r.try_get("secret_key")?,
+                        webhook_secret_sealed: r.try_get("webhook_secret")?,
+                        key_hint: r.try_get("key_hint")?,
+                        created_at: from_micros(r.try_get("created_at")?),
+                        modified_at: from_micros(r.try_get("modified_at")?),
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+impl crate::Work {
+    /// Takes a Stripe event id for this work's tenant: true the first time,
+    /// false when it was taken before (a repeated delivery).
+    pub async fn take_stripe_event(
+        &mut self,
+        id: &str,
+        kind: &str,
+        handled: bool,
+        created: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (org, env) = tenant_binds(self.tenant());
+        let done = sqlx::query(
+            "INSERT INTO stripe_events (org_id, environment, event_id, event_type, handled, created, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id, environment, event_id) DO NOTHING",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(id)
+        .bind(kind)
+        .bind(i64::from(handled))
+        .bind(created)
+        .bind(to_micros(now))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

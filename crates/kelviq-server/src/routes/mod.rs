@@ -18,6 +18,7 @@ pub mod portal;
 pub mod promotions;
 pub mod reporting;
 pub mod storefront;
+pub mod stripe;
 pub mod subscriptions;
 pub mod tax_rates;
 pub mod test_clock;

@@ -38,6 +38,7 @@ mod sdk_selling;
 mod selling;
 mod shutdown;
 mod stripe_client;
+mod stripe_webhooks;
 mod tax_rates;
 mod usage_billing;
 mod webhook_events;

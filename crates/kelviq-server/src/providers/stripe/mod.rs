@@ -2,5 +2,6 @@
 
 pub mod client;
 pub mod objects;
+pub mod webhook;
 
 pub use client::{StripeClient, StripeError, STRIPE_API};

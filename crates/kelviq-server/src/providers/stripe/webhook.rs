@@ -1,0 +1,85 @@
+//! Stripe's webhooks, received at `/stripe/webhook/{environment}`: the
+//! `Stripe-Signature` is checked against the webhook secret of each
+//! organisation whose provider in that environment is Stripe (the one that
+//! verifies is the sender's), within 300 s of the wall clock (Stripe's
+//! timestamp is real time; a sandbox's test clock does not move it); then
+//! the event id is taken once, in the transaction that applies the event,
+//! so a 2xx answer means committed and a repeated delivery changes nothing.
+//! Types this server does not act on are recorded and answered 2xx.
+
+use crate::error::ServiceError;
+use crate::state::AppState;
+use kelviq_core::stripe::{verify_header, SignatureError, TOLERANCE_SECONDS};
+use kelviq_core::Environment;
+
+/// How a delivery was received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub event_id: String,
+    /// False when this event id was received before.
+    pub first: bool,
+}
+
+/// Why a delivery is refused with 400 (Stripe retries it).
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("{0}")]
+    Signature(SignatureError),
+    #[error("no organisation's Stripe webhook secret verifies this signature")]
+    NoSecret,
+    #[error("the body is not a Stripe event: {0}")]
+    NotAnEvent(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+#[derive(serde::Deserialize)]
+struct EventHead {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    created: i64,
+}
+
+fn wall_clock_seconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Receives one delivery.
+pub async fn receive(state: &AppState, env: Environment, signature: &str, body: &[u8]) -> Result<Received, Refused> {
+    let now = wall_clock_seconds();
+    let mut stale = None;
+    let mut sender = None;
+    for (tenant, row) in state.store.payment_providers_in(env).await.map_err(ServiceError::from)? {
+        let secret =
+            state.webhooks.key.open(&row.webhook_secret_sealed).map_err(|e| ServiceError::Internal(e.into()))?;
+        match verify_header(signature, body, &[secret.as_str()], now, TOLERANCE_SECONDS) {
+            Ok(_) => {
+                sender = Some(tenant);
+                break;
+            }
+            Err(SignatureError::Malformed) => return Err(Refused::Signature(SignatureError::Malformed)),
+            Err(SignatureError::Stale(s)) => stale = Some(s),
+            Err(SignatureError::Mismatch) => {}
+        }
+    }
+    let Some(tenant) = sender else {
+        return Err(stale.map_or(Refused::NoSecret, |s| Refused::Signature(SignatureError::Stale(s))));
+    };
+    let head: EventHead = serde_json::from_slice(body).map_err(|e| Refused::NotAnEvent(e.to_string()))?;
+    if head.id.is_empty() || head.id.len() > 255 || head.kind.len() > 255 {
+        return Err(Refused::NotAnEvent("an event id and type are required".into()));
+    }
+    let received_at = state.clock.now();
+    let mut w = state.store.begin(&tenant).await.map_err(ServiceError::from)?;
+    let first = w
+        .take_stripe_event(&head.id, &head.kind, false, head.created, received_at)
+        .await
+        .map_err(ServiceError::from)?;
+    w.commit().await.map_err(ServiceError::from)?;
+    if first {
+        tracing::info!(org = tenant.org_id.to_string(), env = env.as_str(), event = %head.id, kind = %head.kind, "stripe event received");
+    }
+    Ok(Received { event_id: head.id, first })
+}
