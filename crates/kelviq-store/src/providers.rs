@@ -20,6 +20,17 @@ pub struct ProviderRow {
 
 const COLUMNS: &str = "provider, secret_key, webhook_secret, key_hint, created_at, modified_at";
 
+fn provider_from(r: &sqlx::any::AnyRow) -> Result<ProviderRow> {
+    Ok(ProviderRow {
+        provider: r.try_get("provider")?,
+        secret_key_sealed: r.try_get("secret_key")?,
+        webhook_secret_sealed: r.try_get("webhook_secret")?,
+        key_hint: r.try_get("key_hint")?,
+        created_at: from_micros(r.try_get("created_at")?),
+        modified_at: from_micros(r.try_get("modified_at")?),
+    })
+}
+
 impl Store {
     pub async fn payment_provider(&self, tenant: &Tenant) -> Result<Option<ProviderRow>> {
         let (org, env) = tenant_binds(tenant);
@@ -29,17 +40,7 @@ impl Store {
                 .bind(env)
                 .fetch_optional(self.read_pool())
                 .await?;
-        row.map(|r| {
-            Ok(ProviderRow {
-                provider: r.try_get("provider")?,
-                secret_key_sealed: r.try_get("secret_key")?,
-                webhook_secret_sealed: r.try_get("webhook_secret")?,
-                key_hint: r.try_get("key_hint")?,
-                created_at: from_micros(r.try_get("created_at")?),
-                modified_at: from_micros(r.try_get("modified_at")?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(provider_from).transpose()
     }
 
     /// Sets (or replaces) the environment's provider.
@@ -93,17 +94,7 @@ impl Store {
                 let org_id =
                     uuid::Uuid::parse_str(&org).map_err(|e| crate::StoreError::Corrupt(format!("org id: {e}")))?;
                 let tenant = Tenant { org_id, org_seq: r.try_get("seq")?, env };
-                Ok((
-                    tenant,
-                    ProviderRow {
-                        provider: r.try_get("provider")?,
-                        secret_key_sealed: r.try_get("secret_key")?,
-                        webhook_secret_sealed: r.try_get("webhook_secret")?,
-                        key_hint: r.try_get("key_hint")?,
-                        created_at: from_micros(r.try_get("created_at")?),
-                        modified_at: from_micros(r.try_get("modified_at")?),
-                    },
-                ))
+                Ok((tenant, provider_from(r)?))
             })
             .collect()
     }
