@@ -40,6 +40,8 @@ pub struct FakeStripe {
     pub ledger: Arc<Mutex<Ledger>>,
     /// Where events go, and the secret they are signed with.
     webhook: Arc<Mutex<Option<(String, String)>>>,
+    /// Whether the next charge is left unanswered.
+    hold: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn now() -> i64 {
@@ -63,6 +65,8 @@ fn reply((status, body): (StatusCode, Value)) -> Response {
 }
 
 /// Every POST: authorisation, the idempotency replay, then the handler.
+/// A charge made while [`FakeStripe::hold_next_charge`] is set is made
+/// and recorded (a replay of its key answers it), but never answered.
 async fn write(
     State(fake): State<FakeStripe>,
     method: Method,
@@ -70,10 +74,19 @@ async fn write(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorised(&headers) {
+    let answer = write_now(&fake, method, &path, &headers, &body);
+    let replayed = answer.headers().contains_key("idempotent-replayed");
+    if path == "payment_intents" && !replayed && fake.hold.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+    answer
+}
+
+fn write_now(fake: &FakeStripe, method: Method, path: &str, headers: &HeaderMap, body: &Bytes) -> Response {
+    if !authorised(headers) {
         return reply(unauthorised());
     }
-    let text = String::from_utf8_lossy(&body).into_owned();
+    let text = String::from_utf8_lossy(body).into_owned();
     let params = form_decode(&text);
     let mut ledger = fake.ledger.lock().expect("ledger");
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -105,7 +118,7 @@ async fn write(
         ["payment_intents"] => ledger.create_payment_intent(&params, t),
         ["refunds"] => ledger.refund(&params, t),
         ["checkout", "sessions"] => ledger.create_checkout_session(&params, t),
-        _ => checkout::unknown("POST", &path),
+        _ => checkout::unknown("POST", path),
     };
     if let Some(k) = key {
         if answer.0 != StatusCode::UNAUTHORIZED && !answer.0.is_server_error() {
@@ -240,6 +253,12 @@ impl FakeStripe {
     /// A copy of a stored object, for assertions.
     pub fn payment_intent(&self, id: &str) -> Option<Value> {
         self.ledger.lock().expect("ledger").payment_intents.get(id).cloned()
+    }
+
+    /// Makes the next charge (`POST /v1/payment_intents`) and never answers
+    /// it, as when the caller dies between Stripe's answer and its commit.
+    pub fn hold_next_charge(&self) {
+        self.hold.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn charges_attempted(&self) -> u64 {

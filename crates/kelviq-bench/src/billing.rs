@@ -129,6 +129,7 @@ async fn load(
                 status: "active".into(),
                 created_at: start,
                 modified_at: start,
+                provider: None,
             };
             let card_id = w.insert_payment_method(&c.customer_id, &card, true, start).await?;
             let mut sub =

@@ -122,6 +122,8 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The sender of the server's mail.
     pub mail_from: String,
+    /// Stripe's API (a stand-in such as the repository's fake Stripe in tests).
+    pub stripe_api_base: String,
 }
 
 impl Default for Config {
@@ -173,6 +175,7 @@ impl Default for Config {
             portal_session_minutes: 60,
             smtp_url: None,
             mail_from: "kelviq <no-reply@localhost>".into(),
+            stripe_api_base: crate::providers::stripe::STRIPE_API.into(),
         }
     }
 }
@@ -228,6 +231,7 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_PORTAL_SESSION_MINUTES",
     "KELVIQ_SMTP_URL",
     "KELVIQ_MAIL_FROM",
+    "KELVIQ_STRIPE_API_BASE",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -352,6 +356,12 @@ impl Config {
         }
         if let Some(v) = env("KELVIQ_MAIL_FROM").filter(|v| !v.trim().is_empty()) {
             cfg.mail_from = v;
+        }
+        if let Some(v) = env("KELVIQ_STRIPE_API_BASE").filter(|v| !v.trim().is_empty()) {
+            cfg.stripe_api_base = v.trim().to_string();
+        }
+        if !(cfg.stripe_api_base.starts_with("https://") || cfg.stripe_api_base.starts_with("http://")) {
+            anyhow::bail!("stripe_api_base = {}: an http(s) URL", cfg.stripe_api_base);
         }
         cfg.webhook_settings()?;
         crate::mail::Mailer::new(&cfg)?;

@@ -29,6 +29,7 @@ mod mail;
 mod media;
 mod migrations;
 mod orgs;
+mod payment_attempts;
 mod payment_methods;
 mod pending;
 mod plans;
@@ -52,6 +53,7 @@ pub use licenses::{InstanceRow, LicenseRow, TOPIC_LICENSE};
 pub use mail::Mail;
 pub use media::{MediaChanges, MediaFile, MediaOwner, Upload};
 pub use orgs::Organization;
+pub use payment_attempts::PaymentAttempt;
 pub use payment_methods::StoredPaymentMethod;
 pub use portal::PortalSession;
 pub use providers::ProviderRow;
@@ -92,6 +94,10 @@ pub enum StoreError {
     /// (see [`Work::fence_usage`]); nothing was written.
     #[error("usage counters were taken over by another process")]
     Fenced,
+    /// The work ran on a payment whose outcome is not known yet (see
+    /// [`Work::hold_commit`]); nothing was written.
+    #[error("held for a payment still to be made")]
+    Held,
     /// From the usage journal's own SQLite connection.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (23, "storefront", include_str!("../migrations/0023_storefront.sql")),
     (24, "payment providers", include_str!("../migrations/0024_payment_providers.sql")),
     (25, "stripe events", include_str!("../migrations/0025_stripe_events.sql")),
+    (26, "payment attempts", include_str!("../migrations/0026_payment_attempts.sql")),
 ];
 
 const SQLITE_SERIAL: &str = "INTEGER PRIMARY KEY AUTOINCREMENT";

@@ -100,6 +100,21 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether a Stripe event id was taken for the tenant.
+    pub async fn stripe_event_taken(&self, tenant: &Tenant, id: &str) -> Result<bool> {
+        let (org, env) = tenant_binds(tenant);
+        let row =
+            sqlx::query("SELECT 1 AS one FROM stripe_events WHERE org_id = $1 AND environment = $2 AND event_id = $3")
+                .bind(org)
+                .bind(env)
+                .bind(id)
+                .fetch_optional(self.read_pool())
+                .await?;
+        Ok(row.is_some())
+    }
+}
+
 impl crate::Work {
     /// Takes a Stripe event id for this work's tenant: true the first time,
     /// false when it was taken before (a repeated delivery).

@@ -27,6 +27,7 @@ impl Store {
             payment_methods: None,
             free_order_ids: Vec::new(),
             tax: None,
+            held_for_payment: false,
         })
     }
 }
@@ -65,6 +66,8 @@ pub struct Work {
     /// The tax settings and each country's rates, read once per work (a
     /// billing run's batch taxes many invoices), for the tenant named.
     pub(crate) tax: Option<crate::tax_rates::TaxRead>,
+    /// Set by [`Work::hold_commit`]: the commit rolls back.
+    pub(crate) held_for_payment: bool,
 }
 
 impl Work {
@@ -110,6 +113,9 @@ impl Work {
     /// Commits; returns the customers whose entitlements changed, so that
     /// this process can forget what it cached about them at once.
     pub async fn commit(mut self) -> Result<Vec<(Tenant, String)>> {
+        if self.held_for_payment {
+            return Err(StoreError::Held);
+        }
         self.flush().await?;
         self.tx.commit().await?;
         if let Some(origin) = &self.wake {

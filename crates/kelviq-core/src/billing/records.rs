@@ -46,6 +46,19 @@ pub enum OrderKind {
     FinalUsage,
 }
 
+impl OrderKind {
+    /// A short name (what a payment attempt is for).
+    pub fn name(self) -> &'static str {
+        match self {
+            OrderKind::Purchase => "purchase",
+            OrderKind::TrialStart => "trial_start",
+            OrderKind::Renewal => "renewal",
+            OrderKind::Change => "change",
+            OrderKind::FinalUsage => "final_usage",
+        }
+    }
+}
+
 /// What a fee is taken on: subscriptions carry a surcharge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sale {
@@ -129,6 +142,19 @@ pub struct PaymentMethod {
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub modified_at: DateTime<Utc>,
+    /// A networked provider's customer and payment method (Stripe's
+    /// `cus_…` and `pm_…`); `None` for a sandbox card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderMethod>,
+}
+
+/// Where a payment method lives at its provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderMethod {
+    /// `stripe`.
+    pub name: String,
+    pub customer: String,
+    pub method: String,
 }
 
 /// An entry of a checkout session's or an order's event log.
@@ -190,6 +216,10 @@ pub struct CheckoutSession {
     pub subscription_id: Option<uuid::Uuid>,
     pub payment_method_id: Option<i64>,
     pub log: Vec<LogEntry>,
+    /// While the payer is on a provider's own payment page (Stripe
+    /// Checkout): that page's session and what the payer typed here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_off: Option<HandedOff>,
 }
 
 impl CheckoutSession {
@@ -214,6 +244,24 @@ impl CheckoutSession {
             metadata: Value::Object(Default::default()),
         });
     }
+}
+
+/// A checkout handed to a provider's payment page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandedOff {
+    /// `stripe`.
+    pub provider: String,
+    /// The provider's session (`cs_…`) and customer (`cus_…`).
+    pub session: String,
+    pub customer: String,
+    /// Charged on the provider's page: the first invoice's total; 0 when the
+    /// page only saves the card (a trial, a free first period).
+    pub amount_minor: i64,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub billing_country: Option<String>,
+    pub tax_id: Option<String>,
+    pub discount_code: Option<String>,
 }
 
 /// An order and its invoice (one each per payment).
@@ -248,6 +296,10 @@ pub struct Order {
     pub payment_method_id: Option<i64>,
     pub features: Vec<FeatureQuantity>,
     pub log: Vec<LogEntry>,
+    /// The provider's payment that paid the order (a Stripe PaymentIntent),
+    /// refunded through the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_payment: Option<String>,
 }
 
 /// A money movement: a charge or a refund, with the platform's fee.

@@ -146,6 +146,11 @@ pub async fn void(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<
 /// Tries now to collect an invoice whose payment failed, with the
 /// customer's billing method (as a scheduled retry would).
 pub async fn pay(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<Invoice> {
+    let op = selling::payments::Op::request();
+    selling::payments::charging(state, tenant, op, move || Box::pin(pay_now(state, tenant, id))).await
+}
+
+async fn pay_now(state: &AppState, tenant: &Tenant, id: &str) -> ServiceResult<Invoice> {
     let now = crate::clock::tenant_now(state, tenant).await?;
     let mut w = state.store.begin(tenant).await?;
     let invoice = lock(&mut w, id).await?;

@@ -70,6 +70,24 @@ pub async fn show(state: &AppState, tenant: &Tenant) -> ServiceResult<Option<Pro
     }))
 }
 
+/// The HTTP client every Stripe call shares (one connection pool).
+fn stripe_http() -> reqwest::Client {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    HTTP.get_or_init(stripe::StripeClient::http).clone()
+}
+
+/// The environment's Stripe account, when Stripe is its provider.
+pub async fn stripe_client(state: &AppState, tenant: &Tenant) -> ServiceResult<Option<stripe::StripeClient>> {
+    let Some(row) = state.store.payment_provider(tenant).await?.filter(|p| p.provider == "stripe") else {
+        return Ok(None);
+    };
+    let key =
+        state.webhooks.key.open(&row.secret_key_sealed).map_err(|_| {
+            ServiceError::Internal(anyhow::anyhow!("the Stripe key does not open with this secret key"))
+        })?;
+    Ok(Some(stripe::StripeClient::new(stripe_http(), &state.config.stripe_api_base, &key)))
+}
+
 /// Removes the environment's provider (the sandbox provider serves the
 /// sandbox again; production refuses payments). Whether one was set.
 pub async fn remove(state: &AppState, tenant: &Tenant) -> ServiceResult<bool> {

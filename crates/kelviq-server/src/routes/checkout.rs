@@ -296,6 +296,7 @@ pub async fn complete_session(
         ));
     }
     let form = CheckoutForm {
+        payment: Default::default(),
         card: input.card.map(|number| CardInput { number, exp_month: input.exp_month, exp_year: input.exp_year }),
         email: input.email,
         name: input.name,

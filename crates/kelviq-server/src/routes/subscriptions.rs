@@ -160,7 +160,16 @@ pub async fn create_subscription(
     let identifiers = selling::feature_identifiers(&state, &tenant).await?;
     let quote = selling::quote_plan(&plan, period, None, &features, &identifiers)?;
     let trial_days = quote.trial_days;
-    let purchase = Purchase { plan, period, quote, features, trial_days, checkout_session: None, discount: None };
+    let purchase = Purchase {
+        plan,
+        period,
+        quote,
+        features,
+        trial_days,
+        checkout_session: None,
+        discount: None,
+        first_payment: Default::default(),
+    };
     let sub = selling::buy_with_saved_method(&state, &tenant, &customer_id, purchase).await?;
     let now = tenant_now(&state, &tenant).await?;
     Ok((StatusCode::CREATED, Json(Renderer::new(&state, &tenant, now).with_base(&base).subscription(&sub).await?)))

@@ -1,6 +1,6 @@
 //! Buying: with a saved method, or by completing a checkout session.
 
-use super::payments::{provider_for, CardInput, PayError};
+use super::payments::{self, card_taker, CardInput, PayError};
 use crate::clock::tenant_now;
 use crate::discounts::redeem::{self, NotTaken, Trying};
 use crate::error::{ServiceError, ServiceResult};
@@ -31,6 +31,19 @@ pub struct Purchase {
     /// A redeemed code's terms: the first invoice that bills a period is
     /// its first cycle.
     pub discount: Option<AppliedDiscount>,
+    pub first_payment: FirstPayment,
+}
+
+/// How the first invoice is paid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum FirstPayment {
+    /// Charged here, to the saved method.
+    #[default]
+    Charge,
+    /// Not at all: the purchase is rehearsed for its first invoice's total.
+    Rehearse,
+    /// Already, on a provider's payment page: this much, as this payment.
+    Made { amount_minor: i64, payment_ref: Option<String> },
 }
 
 /// Buys `purchase` for `customer` with a saved method: charges the first
@@ -45,7 +58,6 @@ pub async fn buy(
     pm: Option<(i64, &mut PaymentMethod)>,
     now: DateTime<Utc>,
 ) -> ServiceResult<(Subscription, Order)> {
-    let provider = provider_for(w.tenant().env);
     let trial = purchase.trial_days > 0 && purchase.period.is_recurring();
     let mut lines = purchase.quote.lines.clone();
     let mut discount = purchase.discount.clone();
@@ -65,11 +77,28 @@ pub async fn buy(
         net + crate::tax::tax_invoice(state, w, address, behavior, &mut lines).await?
     };
     let mut pm = pm;
-    if due > 0 {
+    let mut paid_by = None;
+    match &purchase.first_payment {
+        FirstPayment::Charge => {}
+        FirstPayment::Rehearse => {}
+        FirstPayment::Made { amount_minor, payment_ref } if *amount_minor == due.max(0) => {
+            paid_by = payment_ref.clone();
+        }
+        FirstPayment::Made { .. } => {
+            return Err(ServiceError::BadRequest(
+                "The amount to pay changed while the payment page was open; start the checkout again.".into(),
+            ))
+        }
+    }
+    if due > 0 && purchase.first_payment == FirstPayment::Charge {
         let Some((_, method)) = pm.as_mut() else {
             return Err(ServiceError::BadRequest("A payment method is required to complete this payment.".into()));
         };
-        provider.charge(method, due, &purchase.quote.currency).map_err(pay_error)?;
+        let purpose = format!("purchase:{}", purchase.plan.id);
+        paid_by = payments::charge(state, w, method, due, &purchase.quote.currency, &purpose)
+            .await?
+            .map_err(pay_error)?
+            .payment_ref;
     }
     if let Some((id, method)) = pm.as_ref() {
         w.save_payment_method(*id, &**method).await?;
@@ -98,7 +127,7 @@ pub async fn buy(
     let pm_ref = pm.as_ref().map(|(id, m)| (*id, &**m));
     let kind = if trial { OrderKind::TrialStart } else { OrderKind::Purchase };
     let address = parties.customer.billing_address.as_ref();
-    let order = record_payment(state, w, &s, pm_ref, lines, due, Charged::Paid, kind, address, now).await?;
+    let order = record_payment(state, w, &s, pm_ref, lines, due, Charged::Paid, kind, address, paid_by, now).await?;
     order_events(w, &order, parties, None, OrderNews::Created).await?;
     subscription_event(w, "subscription.created", &s, parties, None, now).await?;
     crate::licenses::issue(state, w, &purchase.plan, &s, &order.id, now).await?;
@@ -106,14 +135,21 @@ pub async fn buy(
     Ok((s, order))
 }
 
+/// A payment's refusal as the request's: a rehearsal's pending charge
+/// stays the server's (see `payments::scope`), so nothing reports it as
+/// a decline.
 pub fn pay_error(e: PayError) -> ServiceError {
-    ServiceError::BadRequest(e.to_string())
+    match e {
+        PayError::Pending => ServiceError::Internal(StoreError::Held.into()),
+        e => ServiceError::BadRequest(e.to_string()),
+    }
 }
 
 /// The sandbox card form of a hosted checkout (or its API twin).
 #[derive(Debug, Clone, Default)]
 pub struct CheckoutForm {
     pub card: Option<CardInput>,
+    pub payment: CheckoutPayment,
     pub email: Option<String>,
     pub name: Option<String>,
     pub billing_country: Option<String>,
@@ -121,6 +157,30 @@ pub struct CheckoutForm {
     pub tax_id: Option<String>,
     /// A code typed on the page (a session that holds one keeps it).
     pub discount_code: Option<String>,
+}
+
+/// How a checkout pays.
+#[derive(Debug, Clone, Default)]
+pub enum CheckoutPayment {
+    /// With the form's card, through the sandbox provider.
+    #[default]
+    Card,
+    /// Not yet: the checkout runs without committing, for the first
+    /// invoice's total, before the payer goes to a provider's page.
+    Rehearse,
+    /// On a provider's page: the card saved there, and what was paid.
+    Provider { method: Box<PaymentMethod>, amount_minor: i64, payment_ref: Option<String> },
+}
+
+/// What running a checkout gave.
+#[derive(Debug)]
+pub enum Ran {
+    Completed(Box<CheckoutSession>),
+    /// A rehearsal: the first invoice's total and currency.
+    Rehearsed {
+        due_minor: i64,
+        currency: String,
+    },
 }
 
 /// Why a checkout could not complete.
@@ -152,6 +212,32 @@ pub async fn complete_checkout(
     session_id: &str,
     form: CheckoutForm,
 ) -> Result<CheckoutSession, CheckoutError> {
+    match run_checkout(state, tenant, session_id, form).await? {
+        Ran::Completed(cs) => Ok(*cs),
+        Ran::Rehearsed { .. } => Err(CheckoutError::Api(ServiceError::Internal(anyhow::anyhow!("a rehearsal")))),
+    }
+}
+
+/// Runs a checkout for the first invoice's total, changing nothing.
+pub async fn rehearse_checkout(
+    state: &AppState,
+    tenant: &Tenant,
+    session_id: &str,
+    form: CheckoutForm,
+) -> Result<(i64, String), CheckoutError> {
+    let form = CheckoutForm { payment: CheckoutPayment::Rehearse, card: None, ..form };
+    match run_checkout(state, tenant, session_id, form).await? {
+        Ran::Rehearsed { due_minor, currency } => Ok((due_minor, currency)),
+        Ran::Completed(_) => Err(CheckoutError::Api(ServiceError::Internal(anyhow::anyhow!("a rehearsal committed")))),
+    }
+}
+
+async fn run_checkout(
+    state: &AppState,
+    tenant: &Tenant,
+    session_id: &str,
+    form: CheckoutForm,
+) -> Result<Ran, CheckoutError> {
     let now = tenant_now(state, tenant).await?;
     let mut cs: CheckoutSession = state
         .store
@@ -204,9 +290,9 @@ pub async fn complete_checkout(
             ));
         }
     }
-    let provider = provider_for(tenant.env);
+    let taker = card_taker(state, tenant).await?;
     let needs_card = !cs.quote.free;
-    if needs_card && form.card.is_none() {
+    if needs_card && form.card.is_none() && matches!(form.payment, CheckoutPayment::Card) {
         return Err(CheckoutError::Payer("card", "Enter your card details.".into()));
     }
     let mut w = state.store.begin(tenant).await?;
@@ -257,8 +343,20 @@ pub async fn complete_checkout(
     let parties = Parties { customer, product_name: product_name.unwrap_or_default() };
     // The card, saved as the customer's default method.
     let mut pm = None;
-    if let Some(card) = form.card.as_ref().filter(|_| needs_card) {
-        let method = match provider.attach(card, &parties.customer, now) {
+    if let CheckoutPayment::Provider { method, .. } = &form.payment {
+        let method = PaymentMethod {
+            customer_uuid: parties.customer.id,
+            customer_id: customer_id.clone(),
+            ..(**method).clone()
+        };
+        let id = w.insert_payment_method(&customer_id, &method, true, now).await?;
+        let object = events::payment_method_object(id, &method, true, &parties.customer, tenant);
+        w.event(&OutboxEvent::new("payment_method.created", object, None, now)).await?;
+        pm = Some((id, method));
+    } else if let Some(card) =
+        form.card.as_ref().filter(|_| needs_card && matches!(form.payment, CheckoutPayment::Card))
+    {
+        let method = match taker.attach(card, &parties.customer, now) {
             Ok(m) => m,
             Err(e) => {
                 drop(w);
@@ -289,6 +387,13 @@ pub async fn complete_checkout(
         trial_days: cs.trial_days,
         checkout_session: Some(cs.id.clone()),
         discount: discount.clone(),
+        first_payment: match &form.payment {
+            CheckoutPayment::Card => FirstPayment::Charge,
+            CheckoutPayment::Rehearse => FirstPayment::Rehearse,
+            CheckoutPayment::Provider { amount_minor, payment_ref, .. } => {
+                FirstPayment::Made { amount_minor: *amount_minor, payment_ref: payment_ref.clone() }
+            }
+        },
     };
     let bought = buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|(id, m)| (*id, m)), now).await;
     let (sub, order) = match bought {
@@ -300,6 +405,11 @@ pub async fn complete_checkout(
         }
         Err(e) => return Err(e.into()),
     };
+    if matches!(form.payment, CheckoutPayment::Rehearse) {
+        // Rolled back: nothing of the rehearsal is kept.
+        drop(w);
+        return Ok(Ran::Rehearsed { due_minor: order.total_minor, currency: order.currency });
+    }
     if let Some(d) = &discount {
         w.redeem_discount(d.discount_id, &customer_id, &cs.id, &order.id, now).await?;
         cs.discount_code = Some(d.code.clone());
@@ -328,7 +438,7 @@ pub async fn complete_checkout(
     crate::http::reqlog::in_span(
         || tracing::info!(session = %cs.id, order = %order.id, subscription = %sub.id, "checkout completed"),
     );
-    Ok(cs)
+    Ok(Ran::Completed(Box::new(cs)))
 }
 
 /// A strict local price shown to a buyer billed elsewhere: the session is
@@ -421,6 +531,17 @@ pub async fn buy_with_saved_method(
     customer_id: &str,
     purchase: Purchase,
 ) -> ServiceResult<Subscription> {
+    let op = payments::Op::request();
+    let purchase = &purchase;
+    payments::charging(state, tenant, op, move || Box::pin(buy_saved_now(state, tenant, customer_id, purchase))).await
+}
+
+async fn buy_saved_now(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+    purchase: &Purchase,
+) -> ServiceResult<Subscription> {
     let now = tenant_now(state, tenant).await?;
     let mut w = state.store.begin(tenant).await?;
     let customer = w
@@ -433,7 +554,7 @@ pub async fn buy_with_saved_method(
     }
     let product_name = w.find_product_any(&purchase.plan.product_id.to_string()).await?.map(|p| p.name);
     let parties = Parties { customer, product_name: product_name.unwrap_or_default() };
-    let (sub, _) = buy(state, &mut w, &parties, &purchase, pm.as_mut().map(|m| (m.id, &mut m.doc)), now).await?;
+    let (sub, _) = buy(state, &mut w, &parties, purchase, pm.as_mut().map(|m| (m.id, &mut m.doc)), now).await?;
     finish(state, w).await?;
     Ok(sub)
 }
@@ -478,6 +599,7 @@ pub async fn charge_once(state: &AppState, tenant: &Tenant, charge: NewCharge) -
         trial_days: 0,
         checkout_session: None,
         discount: None,
+        first_payment: FirstPayment::Charge,
     };
     buy_with_saved_method(state, tenant, &customer_id, purchase).await
 }

@@ -3,7 +3,7 @@
 //! default. Removed methods stay on record (orders and refunds name them)
 //! with the status `detached`, and no longer list or pay.
 
-use super::payments::{provider_for, CardInput};
+use super::payments::{card_taker, CardInput};
 use crate::clock::tenant_now;
 use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
@@ -25,12 +25,11 @@ pub async fn add_card(
     make_default: bool,
 ) -> ServiceResult<i64> {
     let now = tenant_now(state, tenant).await?;
+    let taker = card_taker(state, tenant).await?;
     let mut w = state.store.begin(tenant).await?;
     let customer =
         w.lock_customer(customer_id).await?.ok_or_else(|| ServiceError::field("customer_id", "Invalid customer id"))?;
-    let method = provider_for(tenant.env)
-        .attach(card, &customer, now)
-        .map_err(|e| ServiceError::field("card", e.to_string()))?;
+    let method = taker.attach(card, &customer, now).map_err(|e| ServiceError::field("card", e.to_string()))?;
     let is_default = make_default || w.default_payment_method::<PaymentMethod>(customer_id).await?.is_none();
     let id = w.insert_payment_method(customer_id, &method, is_default, now).await?;
     let object = events::payment_method_object(id, &method, is_default, &customer, tenant);

@@ -110,6 +110,7 @@ pub(super) async fn record_payment(
     charged: Charged,
     kind: OrderKind,
     address: Option<&BillingAddress>,
+    provider_payment: Option<String>,
     at: DateTime<Utc>,
 ) -> ServiceResult<Order> {
     let paid = charged.paid();
@@ -155,6 +156,7 @@ pub(super) async fn record_payment(
         payment_method_id: pm.map(|p| p.0),
         features: s.features.clone(),
         log: Vec::new(),
+        provider_payment,
     };
     w.insert_doc(DocTable::Orders, &order.id, &order, &order_columns(&order)).await?;
     let period = s.period_start.zip(s.period_end);

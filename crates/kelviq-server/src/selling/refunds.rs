@@ -1,7 +1,7 @@
 //! Refunds.
 
 use super::checkout::*;
-use super::payments::provider_for;
+use super::payments;
 use super::records::*;
 use super::*;
 use crate::clock::tenant_now;
@@ -25,6 +25,18 @@ pub struct RefundTo {
 /// order bought; a refund as credit leaves the subscription as it is and
 /// takes the amount off its next invoices.
 pub async fn refund_order(
+    state: &AppState,
+    tenant: &Tenant,
+    order_id: &str,
+    amount: Option<i64>,
+    how: RefundTo,
+) -> ServiceResult<Refund> {
+    let op = payments::Op::request();
+    payments::charging(state, tenant, op, move || Box::pin(refund_now(state, tenant, order_id, amount, how.clone())))
+        .await
+}
+
+async fn refund_now(
     state: &AppState,
     tenant: &Tenant,
     order_id: &str,
@@ -70,7 +82,8 @@ pub async fn refund_order(
             }
         }
     } else {
-        provider_for(tenant.env).refund(method.as_ref(), amount, &order.currency).map_err(pay_error)?;
+        let purpose = format!("refund:{}:{}", order.id, order.refunded_minor);
+        payments::refund(state, &mut w, &order, method.as_ref(), amount, &purpose).await?.map_err(pay_error)?;
     }
     let refund = Refund {
         id: uuid::Uuid::new_v4(),

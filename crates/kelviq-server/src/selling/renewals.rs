@@ -2,7 +2,7 @@
 //! items of a subscription, run at their due time.
 
 use super::arrears::Metered;
-use super::payments::{provider_for, PaymentProvider};
+use super::payments::{self, PayError};
 use super::records::*;
 use super::*;
 use crate::error::{ServiceError, ServiceResult};
@@ -43,25 +43,25 @@ pub(super) async fn charge_subscription(
     kind: OrderKind,
     at: DateTime<Utc>,
 ) -> ServiceResult<Order> {
-    let provider: &dyn PaymentProvider = provider_for(w.tenant().env);
     // The customer was read (and locked) with the parties already.
     let address = p.customer.billing_address.clone();
     let mut lines = lines;
     let total =
         total + crate::tax::tax_invoice(state, w, address.as_ref(), s.tax_behavior.as_deref(), &mut lines).await?;
-    let method = billing_method(w, s).await?;
-    let mut method = method;
-    let paid = match method.as_mut() {
-        _ if total <= 0 => true,
-        Some((_, m)) => provider.charge(m, total, &s.currency).is_ok(),
-        None => false,
+    let mut method = billing_method(w, s).await?;
+    let purpose = format!("{}:{}:{}", kind.name(), s.id, at.timestamp_micros());
+    let outcome = match method.as_mut() {
+        _ if total <= 0 => Ok(payments::Paid::default()),
+        Some((_, m)) => payments::charge(state, w, m, total, &s.currency, &purpose).await?,
+        None => Err(PayError::Declined("There is no payment method to charge.".into())),
     };
-    let charged = if paid { Charged::Paid } else { Charged::Declined };
+    let charged = if outcome.is_ok() { Charged::Paid } else { Charged::Declined };
     if let Some((id, m)) = &method {
         w.save_payment_method(*id, m).await?;
     }
     let pm = method.as_ref().map(|(i, m)| (*i, m));
-    record_payment(state, w, s, pm, lines, total, charged, kind, address.as_ref(), at).await
+    let paid_by = outcome.ok().and_then(|p| p.payment_ref);
+    record_payment(state, w, s, pm, lines, total, charged, kind, address.as_ref(), paid_by, at).await
 }
 
 /// A period's invoice lines: the plan, a proration owed, the usage, the
@@ -231,16 +231,17 @@ async fn charge_unpaid(
     p: &Parties,
     at: DateTime<Utc>,
 ) -> ServiceResult<bool> {
-    let provider = provider_for(w.tenant().env);
-    let mut paid = false;
+    let mut paid = None;
     if let Some((id, mut m)) = billing_method(w, s).await? {
-        paid = provider.charge(&mut m, order.total_minor, &order.currency).is_ok();
+        let purpose = format!("retry:{}:{}", order.id, at.timestamp_micros());
+        paid = payments::charge(state, w, &mut m, order.total_minor, &order.currency, &purpose).await?.ok();
         w.save_payment_method(id, &m).await?;
         s.payment_method_id = Some(id);
     }
-    if !paid {
+    let Some(paid) = paid else {
         return Ok(false);
-    }
+    };
+    order.provider_payment = paid.payment_ref;
     order.status = OrderStatus::Complete;
     order.invoice_status = InvoiceStatus::Paid;
     order.paid_at = Some(at);
@@ -335,7 +336,10 @@ pub async fn run_due(state: &AppState, tenant: &Tenant, until: DateTime<Utc>, li
         position = Some(*next);
         let subs: Vec<Subscription> = peeked.into_iter().map(|p| p.1).collect();
         let metered = super::arrears::metered_many(state, tenant, &subs).await?;
-        let batch = run_batch(state, tenant, &subs, &metered, until).await?;
+        let batch = payments::charging(state, tenant, payments::Op::Due, || {
+            Box::pin(run_batch(state, tenant, &subs, &metered, until))
+        })
+        .await?;
         ran += batch.ran;
         last = batch.stopped_at.or(last);
         if batch.ran == 0 {

@@ -123,6 +123,7 @@ pub async fn open_session(state: &AppState, tenant: &Tenant, new: NewCheckout) -
         subscription_id: None,
         payment_method_id: None,
         log: Vec::new(),
+        handed_off: None,
     };
     session.log("checkout_session.created", "Checkout session created", "success", now);
     let mut w = state.store.begin(tenant).await?;

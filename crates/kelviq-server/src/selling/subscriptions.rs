@@ -1,5 +1,6 @@
 //! Changing and cancelling subscriptions.
 
+use super::payments::{charging, Op};
 use super::records::*;
 use super::renewals::*;
 use super::*;
@@ -75,6 +76,10 @@ pub async fn change_subscription(
     id: &str,
     req: ChangeRequest,
 ) -> ServiceResult<uuid::Uuid> {
+    charging(state, tenant, Op::request(), move || Box::pin(change_now(state, tenant, id, req.clone()))).await
+}
+
+async fn change_now(state: &AppState, tenant: &Tenant, id: &str, req: ChangeRequest) -> ServiceResult<uuid::Uuid> {
     let now = tenant_now(state, tenant).await?;
     let metered = super::arrears::metered_of(state, tenant, id).await?;
     let mut w = state.store.begin(tenant).await?;
@@ -247,6 +252,11 @@ pub struct Cancellation {
 }
 
 pub async fn cancel_subscription(state: &AppState, tenant: &Tenant, id: &str, c: Cancellation) -> ServiceResult<()> {
+    // Cancelling now bills the period's usage.
+    charging(state, tenant, Op::request(), move || Box::pin(cancel_now(state, tenant, id, c.clone()))).await
+}
+
+async fn cancel_now(state: &AppState, tenant: &Tenant, id: &str, c: Cancellation) -> ServiceResult<()> {
     let now = tenant_now(state, tenant).await?;
     let metered = super::arrears::metered_of(state, tenant, id).await?;
     let mut w = state.store.begin(tenant).await?;

@@ -38,6 +38,8 @@ mod sdk_selling;
 mod selling;
 mod shutdown;
 mod stripe_client;
+mod stripe_kill;
+mod stripe_selling;
 mod stripe_webhooks;
 mod tax_rates;
 mod usage_billing;

@@ -201,6 +201,10 @@ impl StripeClient {
         self.post("/v1/checkout/sessions", strip_nulls(params), key).await
     }
 
+    pub async fn payment_method(&self, id: &str) -> Result<PaymentMethod, StripeError> {
+        self.get(&format!("/v1/payment_methods/{id}"), &[]).await
+    }
+
     pub async fn checkout_session(&self, id: &str) -> Result<CheckoutSession, StripeError> {
         self.get(&format!("/v1/checkout/sessions/{id}"), &[]).await
     }

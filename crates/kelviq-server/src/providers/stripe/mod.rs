@@ -1,5 +1,7 @@
 //! Stripe as a payment provider: the typed client and the objects it reads.
 
+pub mod charges;
+pub mod checkout;
 pub mod client;
 pub mod objects;
 pub mod webhook;

@@ -8,9 +8,10 @@
 //! Types this server does not act on are recorded and answered 2xx.
 
 use crate::error::ServiceError;
+use crate::selling::CheckoutError;
 use crate::state::AppState;
 use kelviq_core::stripe::{verify_header, SignatureError, TOLERANCE_SECONDS};
-use kelviq_core::Environment;
+use kelviq_core::{Environment, Tenant};
 
 /// How a delivery was received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,41 @@ fn wall_clock_seconds() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Acts on an event of a type this server handles; whether it did.
+async fn handle(state: &AppState, tenant: &Tenant, kind: &str, body: &[u8]) -> Result<bool, Refused> {
+    match kind {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            #[derive(serde::Deserialize)]
+            struct Session {
+                id: String,
+                #[serde(default)]
+                metadata: std::collections::BTreeMap<String, String>,
+            }
+            #[derive(serde::Deserialize)]
+            struct Data {
+                object: Session,
+            }
+            #[derive(serde::Deserialize)]
+            struct Event {
+                data: Data,
+            }
+            let event: Event = serde_json::from_slice(body).map_err(|e| Refused::NotAnEvent(e.to_string()))?;
+            let Some(ours) = event.data.object.metadata.get("kelviq_checkout") else { return Ok(false) };
+            let Some(stripe) = crate::providers::stripe_client(state, tenant).await? else { return Ok(false) };
+            match super::checkout::complete(state, tenant, &stripe, ours, &event.data.object.id).await {
+                Ok(_) => Ok(true),
+                Err(CheckoutError::Api(ServiceError::NotFound(_))) => Ok(false),
+                Err(CheckoutError::Payer(field, message)) => {
+                    tracing::warn!(checkout = %ours, field, message, "stripe: a completed session did not complete its checkout");
+                    Ok(false)
+                }
+                Err(CheckoutError::Api(e)) => Err(Refused::Service(e)),
+            }
+        }
+        _ => Ok(false),
+    }
+}
+
 /// Receives one delivery.
 pub async fn receive(state: &AppState, env: Environment, signature: &str, body: &[u8]) -> Result<Received, Refused> {
     let now = wall_clock_seconds();
@@ -71,10 +107,17 @@ pub async fn receive(state: &AppState, env: Environment, signature: &str, body: 
     if head.id.is_empty() || head.id.len() > 255 || head.kind.len() > 255 {
         return Err(Refused::NotAnEvent("an event id and type are required".into()));
     }
+    if state.store.stripe_event_taken(&tenant, &head.id).await.map_err(ServiceError::from)? {
+        return Ok(Received { event_id: head.id, first: false });
+    }
+    // Handlers are idempotent (a delivery repeated while this one runs
+    // finds their work done), and read the objects again from Stripe, so
+    // events that arrive out of order act on the object as it is now.
+    let handled = handle(state, &tenant, &head.kind, body).await?;
     let received_at = state.clock.now();
     let mut w = state.store.begin(&tenant).await.map_err(ServiceError::from)?;
     let first = w
-        .take_stripe_event(&head.id, &head.kind, false, head.created, received_at)
+        .take_stripe_event(&head.id, &head.kind, handled, head.created, received_at)
         .await
         .map_err(ServiceError::from)?;
     w.commit().await.map_err(ServiceError::from)?;

@@ -23,6 +23,8 @@ pub struct Look {
     pub product: String,
     pub image: Option<String>,
     pub features: Vec<String>,
+    /// Stripe takes the card on its own page: this one asks for none.
+    pub card_elsewhere: bool,
 }
 
 impl Look {
@@ -46,7 +48,9 @@ impl Look {
                 .take(FEATURES_SHOWN)
                 .collect();
         }
-        Ok(Look { brand, product, image, features })
+        let card_elsewhere =
+            crate::selling::payments::card_taker(state, tenant).await? == crate::selling::payments::CardTaker::Stripe;
+        Ok(Look { brand, product, image, features, card_elsewhere })
     }
 }
 
@@ -191,7 +195,7 @@ fn payment(
                 .unwrap_or_default(),
         ),
     };
-    let card = if q.free {
+    let card = if q.free || look.card_elsewhere {
         String::new()
     } else {
         format!(
@@ -203,7 +207,9 @@ fn payment(
             esc(&form.expiry)
         )
     };
-    let button = if cs.trial_days > 0 {
+    let button = if look.card_elsewhere && !q.free {
+        "Continue to payment".to_string()
+    } else if cs.trial_days > 0 {
         "Start trial".to_string()
     } else if q.free {
         "Get it free".to_string()
@@ -212,7 +218,9 @@ fn payment(
     } else {
         format!("Pay {total}")
     };
-    let hint = if look.brand.test_mode && !q.free {
+    let hint = if look.card_elsewhere && !q.free {
+        "<p class=\"muted\">You enter your card on Stripe's secure page next.</p>"
+    } else if look.brand.test_mode && !q.free {
         "<p class=\"muted\">Test mode: pay with 4242 4242 4242 4242; 4000 0000 0000 0002 is declined.</p>"
     } else {
         ""

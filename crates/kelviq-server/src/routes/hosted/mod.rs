@@ -6,6 +6,7 @@ use crate::clock::tenant_now;
 use crate::discounts::redeem::{self, NotTaken};
 use crate::error::ServiceError;
 use crate::http::error::ApiError;
+use crate::http::extract::BaseUrl;
 use crate::selling::payments::CardInput;
 use crate::selling::{complete_checkout, CheckoutError, CheckoutForm};
 use crate::state::AppState;
@@ -26,8 +27,12 @@ mod checkout_view;
 
 use checkout_view::{render, Look};
 
+mod stripe_pages;
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/checkout/{id}", get(page).post(submit))
+    Router::new()
+        .route("/checkout/{id}", get(page).post(submit))
+        .route("/checkout/{id}/return", get(stripe_pages::returned))
 }
 
 pub(crate) fn esc(s: &str) -> String {
@@ -180,7 +185,12 @@ fn parse_expiry(s: &str) -> Option<(u32, i32)> {
     Some((m.trim().parse().ok()?, y.trim().parse().ok()?))
 }
 
-async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form): Form<PayForm>) -> Response {
+async fn submit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    BaseUrl(base): BaseUrl,
+    Form(form): Form<PayForm>,
+) -> Response {
     let (tenant, cs) = match state.store.find_checkout_session_anywhere::<CheckoutSession>(&id).await {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(),
@@ -200,15 +210,17 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
     if let Err(message) = &typed {
         return fail(message);
     }
-    let expiry = if cs.quote.free { None } else { parse_expiry(&form.expiry) };
-    if !cs.quote.free && expiry.is_none() {
+    let card_here = !cs.quote.free && !look.card_elsewhere;
+    let expiry = if card_here { parse_expiry(&form.expiry) } else { None };
+    if card_here && expiry.is_none() {
         return fail("Enter the card's expiry as MM/YY.");
     }
-    if !cs.quote.free && !(3..=4).contains(&form.cvc.trim().len()) {
+    if card_here && !(3..=4).contains(&form.cvc.trim().len()) {
         return fail("Enter the card's security code (CVC).");
     }
     let checkout = CheckoutForm {
-        card: (!cs.quote.free).then(|| CardInput {
+        payment: Default::default(),
+        card: card_here.then(|| CardInput {
             number: form.card_number.clone(),
             exp_month: expiry.map(|e| e.0),
             exp_year: expiry.map(|e| e.1),
@@ -219,8 +231,13 @@ async fn submit(State(state): State<AppState>, Path(id): Path<String>, Form(form
         tax_id: Some(form.tax_id.clone()).filter(|t| !t.trim().is_empty()),
         discount_code: applied.as_ref().map(|d| d.code.clone()),
     };
-    match complete_checkout(&state, &tenant, &id, checkout).await {
-        Ok(done) => (StatusCode::SEE_OTHER, [(header::LOCATION, done.success_url)]).into_response(),
+    let done = if look.card_elsewhere && !cs.quote.free {
+        stripe_pages::hand_off(&state, &tenant, &cs, checkout, &base).await
+    } else {
+        complete_checkout(&state, &tenant, &id, checkout).await.map(|done| done.success_url)
+    };
+    match done {
+        Ok(to) => (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response(),
         Err(CheckoutError::Payer("billing_country", message)) => {
             // Priced again (a local price for another country): show the new price.
             let cs = match state.store.find_checkout_session_anywhere::<CheckoutSession>(&id).await {

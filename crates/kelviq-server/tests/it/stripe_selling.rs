@@ -1,0 +1,160 @@
+//! Issue 27: selling through Stripe, against the fake Stripe, through the
+//! real server on SQLite and PostgreSQL. The hosted checkout hands the
+//! payer to Stripe's page and completes on the return and on Stripe's
+//! webhook (racing, once); renewals are charged off session with the
+//! saved card; a declined renewal goes past due as the sandbox's does.
+
+use crate::common::api::Api;
+use crate::common::{Backend, TestServer};
+use fake_stripe::FakeStripe;
+use serde_json::{json, Value};
+
+pub(crate) const SECRET: &str = "whsec_kelviq_tests_0001";
+
+/// A server whose sandbox sells through the fake Stripe (which sends its
+/// events to the server's webhook endpoint).
+pub(crate) async fn stripe_server(backend: Backend) -> (TestServer, FakeStripe) {
+    let fake = FakeStripe::default();
+    let base = fake.start().await.unwrap();
+    let s = TestServer::start_with(backend, |c| c.stripe_api_base = base).await;
+    kelviq_server::providers::set_stripe(&s.state, &s.tenant, "sk_test_51KelviqTests0001", SECRET).await.unwrap();
+    fake.send_events_to(&s.url("/stripe/webhook/sandbox"), SECRET);
+    (s, fake)
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()[reqwest::header::LOCATION].to_str().unwrap().to_string()
+}
+
+/// What the payer met at the end.
+pub(crate) struct Bought {
+    pub session: String,
+    /// Where the return sent the payer (the seller's success URL).
+    pub landed: String,
+}
+
+/// Buys through the hosted checkout and the fake Stripe's card page with
+/// `card` (a 3-D Secure card is approved on its page).
+pub(crate) async fn buy_on_stripe(s: &TestServer, api: &Api<'_>, plan: &str, customer: &str, card: &str) -> Bought {
+    let session = api
+        .ok(
+            "/api/v1/checkout/",
+            json!({"planIdentifier": plan, "chargePeriod": "MONTHLY", "customerId": customer,
+                "successUrl": "https://app.example.com/welcome"}),
+        )
+        .await;
+    let id = session["checkoutSessionId"].as_str().unwrap().to_string();
+    let landed = pay_on_stripe(&s.url(""), &id, customer, card).await;
+    Bought { session: id, landed }
+}
+
+/// Pays checkout `id` of the server at `base` on the fake Stripe's page;
+/// where the payer lands in the end.
+pub(crate) async fn pay_on_stripe(base: &str, id: &str, customer: &str, card: &str) -> String {
+    let b = browser();
+    let page = b.get(format!("{base}/checkout/{id}")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Continue to payment") && !page.contains("card_number"), "no card field here: {page}");
+    let email = format!("{customer}@example.com");
+    let res = b
+        .post(format!("{base}/checkout/{id}/"))
+        .form(&[("email", email.as_str()), ("name", "Pat Payer"), ("country", "US")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let stripe_page = location(&res);
+    assert!(stripe_page.contains("/pay/cs_test"), "{stripe_page}");
+    let html = b.get(&stripe_page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Fake Stripe Checkout"), "{html}");
+    let mut res =
+        b.post(&stripe_page).form(&[("card_number", card), ("expiry", "12/30"), ("cvc", "123")]).send().await.unwrap();
+    if res.status() == 200 {
+        let html = res.text().await.unwrap();
+        assert!(html.contains("Authenticate"), "{html}");
+        res = b.post(format!("{stripe_page}/authenticate")).form(&[("result", "approve")]).send().await.unwrap();
+    }
+    assert_eq!(res.status(), 303);
+    let back = location(&res);
+    assert!(back.contains(&format!("/checkout/{id}/return?session_id=cs_test")), "{back}");
+    let res = b.get(&back).send().await.unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    location(&res)
+}
+
+async fn the_one_subscription(api: &Api<'_>, customer: &str) -> Value {
+    let (status, page) = api.get(&format!("/api/v1/subscriptions/?customer_id={customer}")).await;
+    assert_eq!(status, 200, "{page}");
+    let subs = page["results"].as_array().unwrap();
+    assert_eq!(subs.len(), 1, "one subscription: {page}");
+    subs[0].clone()
+}
+
+async fn checkout_and_renewals_through_stripe(backend: Backend) {
+    let (s, fake) = stripe_server(backend).await;
+    let api = Api::new(&s);
+    crate::selling::seed(&api).await;
+
+    let bought = buy_on_stripe(&s, &api, "basic", "ann", "4242424242424242").await;
+    assert_eq!(bought.landed, "https://app.example.com/welcome");
+    // The webhook raced the return: one purchase either way.
+    let (_, cs) = api.get(&format!("/api/v1/checkout/sessions/{}/", bought.session)).await;
+    assert_eq!(cs["status"], "success", "{cs}");
+    let sub = the_one_subscription(&api, "ann").await;
+    assert_eq!(sub["status"], "active");
+    let orders = api.orders("ann").await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!((orders[0]["status"].clone(), orders[0]["amountTotal"].clone()), (json!("COMPLETE"), json!("10.00")));
+    assert_eq!(fake.charges_attempted(), 1, "paid on Stripe's page only");
+    let (_, methods) = api.get("/api/v1/payment-methods/?customer_id=ann").await;
+    let card = &methods["results"][0];
+    assert_eq!((card["methodData"]["last4"].clone(), card["isDefault"].clone()), (json!("4242"), json!(true)));
+    // Stripe's delivery of the completion (received once, whatever came first).
+    for _ in 0..50 {
+        if fake.events().iter().any(|e| e["type"] == "checkout.session.completed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let completed = fake.events().into_iter().find(|e| e["type"] == "checkout.session.completed").unwrap();
+    assert_eq!(fake.deliver(&completed).await, Some(200), "a repeated delivery is answered 2xx");
+    assert_eq!(api.orders("ann").await.len(), 1, "and changes nothing");
+
+    // The renewal: charged off session with the saved card.
+    let due = sub["billingPeriodEndTime"].as_str().unwrap().to_string();
+    api.advance_to(&due).await;
+    let orders = api.orders("ann").await;
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    assert_eq!((orders[1]["isRenewal"].clone(), orders[1]["status"].clone()), (json!(true), json!("COMPLETE")));
+    assert_eq!(fake.charges_attempted(), 2);
+    let intents: Vec<Value> = {
+        let ledger = fake.ledger.lock().unwrap();
+        ledger.payment_intents.values().cloned().collect()
+    };
+    let renewal = intents
+        .iter()
+        .find(|pi| pi["metadata"]["kelviq_purpose"].as_str().is_some_and(|p| p.starts_with("renewal:")))
+        .expect("a renewal intent");
+    assert_eq!((renewal["status"].clone(), renewal["amount"].clone()), (json!("succeeded"), json!(1000)));
+    assert_eq!(the_one_subscription(&api, "ann").await["status"], "active");
+
+    // A trial saves the card without charging; a card that attaches and then
+    // fails makes the first renewal fail: past due, as in the sandbox.
+    let bought = buy_on_stripe(&s, &api, "trial", "bob", "4000000000000341").await;
+    assert_eq!(bought.landed, "https://app.example.com/welcome");
+    let sub = the_one_subscription(&api, "bob").await;
+    assert_eq!(sub["status"], "trialing");
+    let charged = fake.charges_attempted();
+    let trial_end = sub["trialEnd"].as_str().or(sub["billingPeriodEndTime"].as_str()).unwrap().to_string();
+    api.advance_to(&trial_end).await;
+    let sub = the_one_subscription(&api, "bob").await;
+    assert_eq!(sub["status"], "past_due", "{sub}");
+    assert_eq!(fake.charges_attempted(), charged + 1, "one off-session charge, declined");
+    let failed = api.orders("bob").await.last().unwrap().clone();
+    assert_eq!((failed["status"].clone(), failed["invoiceStatus"].clone()), (json!("FAILED"), json!("PAYMENT_FAILED")));
+}
+
+on_both_backends!(checkout_and_renewals_through_stripe);

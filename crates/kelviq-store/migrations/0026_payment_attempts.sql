@@ -1,0 +1,30 @@
+-- Charges made through a payment provider that answers over the network
+-- (Stripe). An attempt is written, and committed, before the provider is
+-- called with the attempt's key as its Idempotency-Key; the answer is
+-- committed in its own transaction; the work that needed the charge then
+-- runs again and reads the outcome here. A process that dies between the
+-- provider's answer and that commit leaves the attempt pending: the next
+-- run calls again with the same key and the provider replays its answer,
+-- so a charge is made at most once.
+
+CREATE TABLE payment_attempts (
+    org_id          TEXT NOT NULL REFERENCES organizations (id),
+    environment     TEXT NOT NULL,
+    attempt_key     TEXT NOT NULL,
+    provider        TEXT NOT NULL,
+    purpose         TEXT NOT NULL,
+    customer_ref    TEXT NOT NULL,
+    method_ref      TEXT NOT NULL,
+    amount_minor    BIGINT NOT NULL,
+    currency        TEXT NOT NULL,
+    -- pending, succeeded, declined, requires_action
+    status          TEXT NOT NULL,
+    payment_ref     TEXT,
+    error_code      TEXT,
+    message         TEXT,
+    created_at      BIGINT NOT NULL,
+    resolved_at     BIGINT,
+    PRIMARY KEY (org_id, environment, attempt_key)
+);
+
+CREATE INDEX payment_attempts_pending ON payment_attempts (status, created_at);

@@ -1,0 +1,144 @@
+//! Charges made through a networked payment provider (migration 0026):
+//! written before the call, resolved after it, each in its own
+//! transaction, and read by the work that needed the charge.
+
+use crate::{tenant_binds, Result, Store};
+use chrono::{DateTime, Utc};
+use kelviq_core::timefmt::{from_micros, to_micros};
+use kelviq_core::Tenant;
+use sqlx::Row;
+
+/// One charge through a provider, as asked and as answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentAttempt {
+    /// Ours, and the provider's `Idempotency-Key`.
+    pub key: String,
+    pub provider: String,
+    /// What the charge is for (`renewal:<subscription>:<due>`, …).
+    pub purpose: String,
+    /// The provider's customer and payment method.
+    pub customer_ref: String,
+    pub method_ref: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// `pending` (asked, no answer committed), `succeeded`, `declined` or
+    /// `requires_action` (the customer must authenticate).
+    pub status: String,
+    /// The provider's payment (a PaymentIntent id).
+    pub payment_ref: Option<String>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl PaymentAttempt {
+    pub fn is_pending(&self) -> bool {
+        self.status == "pending"
+    }
+}
+
+const COLUMNS: &str = "attempt_key, provider, purpose, customer_ref, method_ref, amount_minor, currency, status, \
+                       payment_ref, error_code, message, created_at, resolved_at";
+
+fn attempt_from(r: &sqlx::any::AnyRow) -> Result<PaymentAttempt> {
+    Ok(PaymentAttempt {
+        key: r.try_get("attempt_key")?,
+        provider: r.try_get("provider")?,
+        purpose: r.try_get("purpose")?,
+        customer_ref: r.try_get("customer_ref")?,
+        method_ref: r.try_get("method_ref")?,
+        amount_minor: r.try_get("amount_minor")?,
+        currency: r.try_get("currency")?,
+        status: r.try_get("status")?,
+        payment_ref: r.try_get("payment_ref")?,
+        error_code: r.try_get("error_code")?,
+        message: r.try_get("message")?,
+        created_at: from_micros(r.try_get("created_at")?),
+        resolved_at: r.try_get::<Option<i64>, _>("resolved_at")?.map(from_micros),
+    })
+}
+
+impl Store {
+    /// Records an attempt before its call; an attempt already recorded
+    /// under the key (a call made before, maybe by a process that died) is
+    /// kept as it is. Returns the attempt as stored.
+    pub async fn begin_payment_attempt(&self, tenant: &Tenant, a: &PaymentAttempt) -> Result<PaymentAttempt> {
+        let (org, env) = tenant_binds(tenant);
+        sqlx::query(
+            "INSERT INTO payment_attempts (org_id, environment, attempt_key, provider, purpose, customer_ref, \
+             method_ref, amount_minor, currency, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10) \
+             ON CONFLICT (org_id, environment, attempt_key) DO NOTHING",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(&a.key)
+        .bind(&a.provider)
+        .bind(&a.purpose)
+        .bind(&a.customer_ref)
+        .bind(&a.method_ref)
+        .bind(a.amount_minor)
+        .bind(&a.currency)
+        .bind(to_micros(a.created_at))
+        .execute(self.write_pool())
+        .await?;
+        self.payment_attempt(tenant, &a.key).await?.ok_or(crate::StoreError::NotFound)
+    }
+
+    /// Records a provider's answer to a pending attempt.
+    pub async fn resolve_payment_attempt(&self, tenant: &Tenant, a: &PaymentAttempt) -> Result<()> {
+        let (org, env) = tenant_binds(tenant);
+        sqlx::query(
+            "UPDATE payment_attempts SET status = $4, payment_ref = $5, error_code = $6, message = $7, \
+             resolved_at = $8 WHERE org_id = $1 AND environment = $2 AND attempt_key = $3",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(&a.key)
+        .bind(&a.status)
+        .bind(&a.payment_ref)
+        .bind(&a.error_code)
+        .bind(&a.message)
+        .bind(a.resolved_at.map(to_micros))
+        .execute(self.write_pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn payment_attempt(&self, tenant: &Tenant, key: &str) -> Result<Option<PaymentAttempt>> {
+        let (org, env) = tenant_binds(tenant);
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payment_attempts WHERE org_id = $1 AND environment = $2 AND attempt_key = $3"
+        ))
+        .bind(org)
+        .bind(env)
+        .bind(key)
+        .fetch_optional(self.read_pool())
+        .await?;
+        row.as_ref().map(attempt_from).transpose()
+    }
+}
+
+impl crate::Work {
+    /// An attempt as this work's transaction sees it.
+    pub async fn payment_attempt(&mut self, key: &str) -> Result<Option<PaymentAttempt>> {
+        let (org, env) = tenant_binds(self.tenant());
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payment_attempts WHERE org_id = $1 AND environment = $2 AND attempt_key = $3"
+        ))
+        .bind(org)
+        .bind(env)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(attempt_from).transpose()
+    }
+
+    /// Keeps this work from committing: it ran on a charge whose outcome is
+    /// not known yet, so what it wrote is only a rehearsal. `commit` then
+    /// rolls back and answers [`crate::StoreError::Held`].
+    pub fn hold_commit(&mut self) {
+        self.held_for_payment = true;
+    }
+}
