@@ -19,6 +19,7 @@ pub struct Ledger {
     pub(crate) idempotency: HashMap<String, (String, u16, Value)>,
     pub checkout_sessions: HashMap<String, Value>,
     pub setup_intents: HashMap<String, Value>,
+    pub disputes: HashMap<String, Value>,
     pub events: Vec<Value>,
     /// The fake's own address (for the hosted page's URL).
     pub(crate) base: String,

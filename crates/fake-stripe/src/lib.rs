@@ -150,6 +150,7 @@ async fn read(
         ["payment_methods", id] => found(&ledger.payment_methods, "payment_method", id),
         ["checkout", "sessions", id] => found(&ledger.checkout_sessions, "checkout.session", id),
         ["setup_intents", id] => found(&ledger.setup_intents, "setup_intent", id),
+        ["disputes", id] => found(&ledger.disputes, "dispute", id),
         ["events", id] => match ledger.events.iter().find(|e| e["id"] == *id) {
             Some(e) => (StatusCode::OK, e.clone()),
             None => missing("event", id),
@@ -253,6 +254,26 @@ impl FakeStripe {
     /// A copy of a stored object, for assertions.
     pub fn payment_intent(&self, id: &str) -> Option<Value> {
         self.ledger.lock().expect("ledger").payment_intents.get(id).cloned()
+    }
+
+    /// The cardholder disputes a succeeded payment (as Stripe's dispute test
+    /// cards do): a dispute of its whole amount, `needs_response`, and its
+    /// `charge.dispute.created` event, sent to the endpoint. Returns the event.
+    pub fn dispute(&self, payment_intent: &str, reason: &str) -> Option<Value> {
+        let event = {
+            let mut ledger = self.ledger.lock().expect("ledger");
+            let pi = ledger.payment_intents.get(payment_intent)?.clone();
+            if pi["status"] != "succeeded" {
+                return None;
+            }
+            let d = json!({"id": ledger::id("dp"), "object": "dispute", "amount": pi["amount"], "currency": pi["currency"],
+                "charge": pi["latest_charge"], "payment_intent": payment_intent, "reason": reason,
+                "status": "needs_response", "created": now()});
+            ledger.disputes.insert(d["id"].as_str().unwrap_or_default().to_string(), d.clone());
+            ledger.event("charge.dispute.created", d, now())
+        };
+        self.send(&event);
+        Some(event)
     }
 
     /// Makes the next charge (`POST /v1/payment_intents`) and never answers

@@ -28,3 +28,13 @@ CREATE TABLE payment_attempts (
 );
 
 CREATE INDEX payment_attempts_pending ON payment_attempts (status, created_at);
+
+-- Which order a provider's payment paid (a Stripe PaymentIntent), for
+-- what the provider reports about it later (a dispute).
+CREATE TABLE provider_payments (
+    org_id       TEXT NOT NULL REFERENCES organizations (id),
+    environment  TEXT NOT NULL,
+    payment_ref  TEXT NOT NULL,
+    order_id     TEXT NOT NULL,
+    PRIMARY KEY (org_id, environment, payment_ref)
+);

@@ -120,6 +120,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The order a provider's payment paid.
+    pub async fn order_of_provider_payment(&self, tenant: &Tenant, payment_ref: &str) -> Result<Option<String>> {
+        let (org, env) = tenant_binds(tenant);
+        let row = sqlx::query(
+            "SELECT order_id FROM provider_payments WHERE org_id = $1 AND environment = $2 AND payment_ref = $3",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(payment_ref)
+        .fetch_optional(self.read_pool())
+        .await?;
+        Ok(row.map(|r| r.try_get("order_id")).transpose()?)
+    }
+}
+
 impl crate::Work {
     /// An attempt as this work's transaction sees it.
     pub async fn payment_attempt(&mut self, key: &str) -> Result<Option<PaymentAttempt>> {
@@ -133,6 +149,22 @@ impl crate::Work {
         .fetch_optional(&mut *self.tx)
         .await?;
         row.as_ref().map(attempt_from).transpose()
+    }
+
+    /// Records that the provider's payment `payment_ref` paid `order_id`.
+    pub async fn link_provider_payment(&mut self, payment_ref: &str, order_id: &str) -> Result<()> {
+        let (org, env) = tenant_binds(self.tenant());
+        sqlx::query(
+            "INSERT INTO provider_payments (org_id, environment, payment_ref, order_id) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (org_id, environment, payment_ref) DO NOTHING",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(payment_ref)
+        .bind(order_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
     }
 
     /// Keeps this work from committing: it ran on a charge whose outcome is

@@ -246,6 +246,19 @@ impl CheckoutSession {
     }
 }
 
+/// A payment disputed by the cardholder (a chargeback).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDispute {
+    /// The provider's dispute (`dp_…`).
+    pub id: String,
+    pub amount_minor: i64,
+    /// `fraudulent`, `product_not_received`, `duplicate`, …
+    pub reason: String,
+    /// `needs_response`, `under_review`, `won`, `lost`, …
+    pub status: String,
+    pub opened_at: DateTime<Utc>,
+}
+
 /// A checkout handed to a provider's payment page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandedOff {
@@ -300,6 +313,9 @@ pub struct Order {
     /// refunded through the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_payment: Option<String>,
+    /// The cardholder's dispute of the payment, as the provider reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispute: Option<OrderDispute>,
 }
 
 /// A money movement: a charge or a refund, with the platform's fee.

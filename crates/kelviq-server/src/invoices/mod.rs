@@ -2,6 +2,7 @@
 //! environment, with its lines and totals; listed, voided and paid.
 
 pub mod document;
+pub mod pay_link;
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::selling::{self, finish};

@@ -37,7 +37,8 @@ pub async fn orders(state: &AppState, v: &Viewer, out: &mut String) -> ServiceRe
         };
         let status = match (o.invoice_status, invoice) {
             (InvoiceStatus::PaymentFailed, Some(i)) => {
-                format!("Payment failed <a href=\"/invoices/{}/pay/\">Pay now</a>", esc(&i.id))
+                let link = crate::invoices::pay_link::query(state, &v.tenant, &i.id);
+                format!("Payment failed <a href=\"/invoices/{}/pay/?{}\">Pay now</a>", esc(&i.id), esc(&link))
             }
             _ => esc(&o.status.as_str().replace('_', " ").to_lowercase()),
         };

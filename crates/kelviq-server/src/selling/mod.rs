@@ -5,6 +5,7 @@
 
 pub mod arrears;
 mod checkout;
+mod disputes;
 pub mod methods;
 pub mod payments;
 mod publish;
@@ -17,6 +18,7 @@ mod subscriptions;
 pub mod test_clock;
 
 pub use self::checkout::*;
+pub use self::disputes::*;
 pub use self::publish::*;
 pub use self::records::*;
 pub use self::refunds::*;

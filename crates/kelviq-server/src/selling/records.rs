@@ -157,8 +157,12 @@ pub(super) async fn record_payment(
         features: s.features.clone(),
         log: Vec::new(),
         provider_payment,
+        dispute: None,
     };
     w.insert_doc(DocTable::Orders, &order.id, &order, &order_columns(&order)).await?;
+    if let Some(payment) = &order.provider_payment {
+        w.link_provider_payment(payment, &order.id).await?;
+    }
     let period = s.period_start.zip(s.period_end);
     crate::invoices::issue(w, &order, period, address).await?;
     if total > 0 {

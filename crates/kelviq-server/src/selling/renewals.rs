@@ -118,7 +118,8 @@ pub(super) async fn collect_period(
         }
     }
     s.modified_at = at;
-    order_events(w, &order, p, Some(pay_link(state, &order)), OrderNews::Created).await?;
+    let link = pay_link(state, w.tenant(), &order);
+    order_events(w, &order, p, Some(link), OrderNews::Created).await?;
     if s.status != before || order.status != OrderStatus::Complete {
         subscription_event(w, "subscription.updated", s, p, None, at).await?;
     }
@@ -128,9 +129,8 @@ pub(super) async fn collect_period(
     Ok(())
 }
 
-pub(super) fn pay_link(state: &AppState, o: &Order) -> String {
-    let base = state.config.public_url.clone().unwrap_or_default();
-    format!("{}/invoices/{}/pay/", base.trim_end_matches('/'), o.invoice_id)
+pub(super) fn pay_link(state: &AppState, tenant: &Tenant, o: &Order) -> String {
+    crate::invoices::pay_link::url(state, tenant, &o.invoice_id)
 }
 
 /// Runs one due item of a locked subscription at its due time.
@@ -241,7 +241,25 @@ async fn charge_unpaid(
     let Some(paid) = paid else {
         return Ok(false);
     };
-    order.provider_payment = paid.payment_ref;
+    settle(state, w, s, order, p, paid.payment_ref, at).await?;
+    Ok(true)
+}
+
+/// Settles an unpaid order paid with `payment_ref`: the order, its invoice,
+/// its transaction and the subscription it kept waiting (not saved here).
+async fn settle(
+    state: &AppState,
+    w: &mut Work,
+    s: &mut Subscription,
+    order: &mut Order,
+    p: &Parties,
+    payment_ref: Option<String>,
+    at: DateTime<Utc>,
+) -> ServiceResult<()> {
+    if let Some(payment) = &payment_ref {
+        w.link_provider_payment(payment, &order.id).await?;
+    }
+    order.provider_payment = payment_ref;
     order.status = OrderStatus::Complete;
     order.invoice_status = InvoiceStatus::Paid;
     order.paid_at = Some(at);
@@ -262,24 +280,56 @@ async fn charge_unpaid(
         s.modified_at = at;
         subscription_event(w, "subscription.updated", s, p, None, at).await?;
     }
-    Ok(true)
+    Ok(())
+}
+
+/// The subscription an unpaid order bills, locked, and its parties.
+async fn paying_subscription(w: &mut Work, order: &Order) -> ServiceResult<(Subscription, Parties)> {
+    let Some(sub_id) = order.subscription_id else {
+        return Err(ServiceError::BadRequest("Only a subscription's invoice can be paid again.".into()));
+    };
+    let s = w
+        .lock::<Subscription>(DocTable::Subscriptions, &sub_id.to_string())
+        .await?
+        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("subscription {sub_id} is gone")))?;
+    let p = parties(w, &s.customer_id, s.product_id).await?;
+    Ok((s, p))
 }
 
 /// Tries now to collect an unpaid order of a subscription (an invoice paid
 /// on demand). Returns whether it was paid; a decline changes nothing else.
 pub async fn collect_unpaid(state: &AppState, w: &mut Work, order_id: &str, at: DateTime<Utc>) -> ServiceResult<bool> {
     let mut order = lock_order(w, order_id).await?;
-    let Some(sub_id) = order.subscription_id else {
-        return Err(ServiceError::BadRequest("Only a subscription's invoice can be paid again.".into()));
-    };
-    let mut s = w
-        .lock::<Subscription>(DocTable::Subscriptions, &sub_id.to_string())
-        .await?
-        .ok_or_else(|| ServiceError::Internal(anyhow::anyhow!("subscription {sub_id} is gone")))?;
-    let p = parties(w, &s.customer_id, s.product_id).await?;
+    let (mut s, p) = paying_subscription(w, &order).await?;
     if !charge_unpaid(state, w, &mut s, &mut order, &p, at).await? {
         return Ok(false);
     }
+    save_subscription(w, &s).await?;
+    w.entitlements_changed(&s.customer_id, at).await?;
+    Ok(true)
+}
+
+/// Settles an unpaid order the customer paid on a provider's page (its
+/// payment link) with `payment_method` (made the subscription's method).
+/// Returns false when the order was no longer unpaid (paid meanwhile).
+pub async fn collect_paid(
+    state: &AppState,
+    w: &mut Work,
+    order_id: &str,
+    payment_ref: Option<String>,
+    payment_method: Option<i64>,
+    at: DateTime<Utc>,
+) -> ServiceResult<bool> {
+    let mut order = lock_order(w, order_id).await?;
+    if !matches!(order.invoice_status, InvoiceStatus::PaymentFailed | InvoiceStatus::Open) {
+        return Ok(false);
+    }
+    let (mut s, p) = paying_subscription(w, &order).await?;
+    if payment_method.is_some() {
+        s.payment_method_id = payment_method;
+        order.payment_method_id = payment_method;
+    }
+    settle(state, w, &mut s, &mut order, &p, payment_ref, at).await?;
     save_subscription(w, &s).await?;
     w.entitlements_changed(&s.customer_id, at).await?;
     Ok(true)
@@ -307,7 +357,8 @@ pub(super) async fn bill_final_usage(
 ) -> ServiceResult<()> {
     let total = usage.iter().map(|l| l.amount_minor).sum();
     let order = charge_subscription(state, w, s, p, usage, total, OrderKind::FinalUsage, at).await?;
-    order_events(w, &order, p, Some(pay_link(state, &order)), OrderNews::Created).await?;
+    let link = pay_link(state, w.tenant(), &order);
+    order_events(w, &order, p, Some(link), OrderNews::Created).await?;
     Ok(())
 }
 

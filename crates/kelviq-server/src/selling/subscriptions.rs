@@ -126,7 +126,7 @@ async fn change_now(state: &AppState, tenant: &Tenant, id: &str, req: ChangeRequ
             now,
         )
         .await?;
-        order_events(&mut w, &order, &p, Some(pay_link(state, &order)), OrderNews::Created).await?;
+        order_events(&mut w, &order, &p, Some(pay_link(state, tenant, &order)), OrderNews::Created).await?;
         if order.status == OrderStatus::Complete {
             if !usage.is_empty() {
                 bill_final_usage(state, &mut w, &billed, &p, usage, now).await?;
@@ -166,7 +166,7 @@ async fn change_now(state: &AppState, tenant: &Tenant, id: &str, req: ChangeRequ
                 charge_subscription(state, &mut w, &s, &p, lines, req.quote.total_minor, OrderKind::Change, now)
                     .await?;
             settle_immediate(state, &mut s, &order, now);
-            order_events(&mut w, &order, &p, Some(pay_link(state, &order)), OrderNews::Created).await?;
+            order_events(&mut w, &order, &p, Some(pay_link(state, tenant, &order)), OrderNews::Created).await?;
             None
         } else {
             Some(plan_change(&s, req.quote.total_minor, req.period, req.proration, now))
@@ -198,7 +198,7 @@ async fn change_now(state: &AppState, tenant: &Tenant, id: &str, req: ChangeRequ
                     )
                     .await?;
                     settle_immediate(state, &mut s, &order, now);
-                    order_events(&mut w, &order, &p, Some(pay_link(state, &order)), OrderNews::Created).await?;
+                    order_events(&mut w, &order, &p, Some(pay_link(state, tenant, &order)), OrderNews::Created).await?;
                 }
             } else {
                 s.pending_change = Some(kelviq_core::billing::PendingChange {

@@ -23,6 +23,7 @@ mod media;
 mod metering;
 mod migrations;
 mod offering;
+mod pay_links;
 mod plans;
 mod portal;
 mod portal_account;

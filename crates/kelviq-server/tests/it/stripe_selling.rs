@@ -141,6 +141,27 @@ async fn checkout_and_renewals_through_stripe(backend: Backend) {
     assert_eq!((renewal["status"].clone(), renewal["amount"].clone()), (json!("succeeded"), json!(1000)));
     assert_eq!(the_one_subscription(&api, "ann").await["status"], "active");
 
+    // The cardholder disputes the renewal: recorded on its order, sent as an event.
+    let renewal_id = renewal["id"].as_str().unwrap().to_string();
+    fake.dispute(&renewal_id, "fraudulent").expect("a succeeded payment to dispute");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let disputed = loop {
+        assert!(std::time::Instant::now() < deadline, "no order.disputed");
+        let events = s.store.list_events(&s.tenant, 0, 10_000).await.unwrap();
+        if let Some((_, e)) = events.iter().find(|(_, e)| e.event_type == "order.disputed") {
+            break e.payload["data"]["object"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        (disputed["dispute"]["reason"].clone(), disputed["dispute"]["amountUnits"].clone()),
+        (json!("fraudulent"), json!(1000))
+    );
+    let renewal_order = api.orders("ann").await.into_iter().find(|o| o["isRenewal"] == json!(true)).unwrap();
+    let order_id = renewal_order["id"].as_str().unwrap();
+    let (_, log) = api.get(&format!("/api/v1/orders/{order_id}/events/")).await;
+    assert!(log.to_string().contains("order.disputed"), "{log}");
+
     // A trial saves the card without charging; a card that attaches and then
     // fails makes the first renewal fail: past due, as in the sandbox.
     let bought = buy_on_stripe(&s, &api, "trial", "bob", "4000000000000341").await;
@@ -157,4 +178,71 @@ async fn checkout_and_renewals_through_stripe(backend: Backend) {
     assert_eq!((failed["status"].clone(), failed["invoiceStatus"].clone()), (json!("FAILED"), json!("PAYMENT_FAILED")));
 }
 
-on_both_backends!(checkout_and_renewals_through_stripe);
+/// The payment link of the customer's last failed invoice, from its
+/// `invoice.payment_failed` event.
+pub(crate) async fn payment_link(s: &TestServer, invoice_id: &str) -> String {
+    let events = s.store.list_events(&s.tenant, 0, 10_000).await.unwrap();
+    let failed = events
+        .iter()
+        .rev()
+        .find(|(_, e)| e.event_type == "invoice.payment_failed" && e.payload["data"]["object"]["id"] == invoice_id)
+        .unwrap_or_else(|| panic!("no invoice.payment_failed for {invoice_id}"));
+    failed.1.payload["data"]["object"]["payment_link"].as_str().expect("a payment link").to_string()
+}
+
+async fn authentication_refunds_through_stripe(backend: Backend) {
+    let (s, fake) = stripe_server(backend).await;
+    let api = Api::new(&s);
+    crate::selling::seed(&api).await;
+    // A 3-D Secure card: approved on Stripe's page at checkout.
+    let bought = buy_on_stripe(&s, &api, "basic", "cat", "4000002500003155").await;
+    assert_eq!(bought.landed, "https://app.example.com/welcome");
+    let sub = the_one_subscription(&api, "cat").await;
+    assert_eq!(sub["status"], "active");
+
+    // Off session the bank asks for authentication: the invoice waits on its link.
+    api.advance_to(sub["billingPeriodEndTime"].as_str().unwrap()).await;
+    assert_eq!(the_one_subscription(&api, "cat").await["status"], "past_due");
+    let failed = api.orders("cat").await.last().unwrap().clone();
+    assert_eq!((failed["status"].clone(), failed["invoiceStatus"].clone()), (json!("FAILED"), json!("PAYMENT_FAILED")));
+    let (_, invoices) = api.get("/api/v1/invoices/?customer_id=cat&status=PAYMENT_FAILED").await;
+    let invoice = invoices["results"][0]["id"].as_str().expect("the failed invoice").to_string();
+    let link = payment_link(&s, &invoice).await;
+    let b = browser();
+    // A changed token opens nothing.
+    let forged = link.replace("token=", "token=0");
+    assert_eq!(b.get(s.url(&forged)).send().await.unwrap().status(), 404);
+    let page = b.get(s.url(&link)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("10.00") && page.contains("Stripe"), "{page}");
+    let res = b.post(s.url(&link)).form(&[("go", "1")]).send().await.unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let stripe_page = location(&res);
+    let res = b
+        .post(&stripe_page)
+        .form(&[("card_number", "4000002500003155"), ("expiry", "12/30"), ("cvc", "123")])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.text().await.unwrap().contains("Authenticate"), "3-D Secure on Stripe's page");
+    let res = b.post(format!("{stripe_page}/authenticate")).form(&[("result", "approve")]).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let back = location(&res);
+    let page = b.get(&back).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("This invoice is paid"), "{page}");
+    assert_eq!(the_one_subscription(&api, "cat").await["status"], "active", "active again");
+    let (_, paid) = api.get(&format!("/api/v1/invoices/{invoice}/")).await;
+    assert_eq!(paid["status"], "PAID", "{paid}");
+
+    // Refunds through Stripe: part, then the rest (which ends the subscription).
+    let first = api.orders("cat").await[0].clone();
+    let order = first["orderId"].as_str().or(first["id"].as_str()).unwrap().to_string();
+    api.ok("/api/v1/refunds/", json!({"orderId": order, "amountUnits": 400, "reason": "OTHER"})).await;
+    api.ok("/api/v1/refunds/", json!({"orderId": order})).await;
+    let refunds: Vec<Value> = fake.ledger.lock().unwrap().refunds.values().cloned().collect();
+    let mut amounts: Vec<i64> = refunds.iter().map(|r| r["amount"].as_i64().unwrap()).collect();
+    amounts.sort();
+    assert_eq!(amounts, vec![400, 600], "{refunds:?}");
+    assert!(refunds.iter().all(|r| r["status"] == "succeeded"));
+}
+
+on_both_backends!(checkout_and_renewals_through_stripe, authentication_refunds_through_stripe);

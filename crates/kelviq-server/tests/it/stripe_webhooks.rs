@@ -27,8 +27,8 @@ async fn deliver(s: &TestServer, env: &str, header: Option<String>, body: &[u8])
 }
 
 fn event(id: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({"id": id, "object": "event", "type": "charge.dispute.created", "created": wall(),
-        "data": {"object": {"id": "dp_1", "payment_intent": "pi_1"}}}))
+    serde_json::to_vec(&json!({"id": id, "object": "event", "type": "customer.updated", "created": wall(),
+        "data": {"object": {"id": "cus_1", "email": "a@example.com"}}}))
     .unwrap()
 }
 

@@ -17,7 +17,7 @@ use kelviq_core::Tenant;
 use kelviq_store::{DocColumns, DocTable};
 use serde_json::json;
 
-fn api(e: impl std::fmt::Display) -> CheckoutError {
+pub(super) fn api(e: impl std::fmt::Display) -> CheckoutError {
     tracing::warn!(error = %e, "stripe: a checkout call failed");
     CheckoutError::Api(ServiceError::Unavailable("The payment provider did not answer; try again shortly.".into()))
 }
@@ -83,7 +83,7 @@ pub async fn hand_off(
 }
 
 /// The card a completed Stripe session saved, as our payment method.
-async fn saved_method(
+pub(super) async fn saved_method(
     stripe: &StripeClient,
     session: &objects::CheckoutSession,
 ) -> Result<(PaymentMethod, Option<String>), CheckoutError> {

@@ -205,6 +205,10 @@ impl StripeClient {
         self.get(&format!("/v1/payment_methods/{id}"), &[]).await
     }
 
+    pub async fn dispute(&self, id: &str) -> Result<Dispute, StripeError> {
+        self.get(&format!("/v1/disputes/{id}"), &[]).await
+    }
+
     pub async fn checkout_session(&self, id: &str) -> Result<CheckoutSession, StripeError> {
         self.get(&format!("/v1/checkout/sessions/{id}"), &[]).await
     }

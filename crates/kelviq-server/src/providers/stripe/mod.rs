@@ -3,6 +3,7 @@
 pub mod charges;
 pub mod checkout;
 pub mod client;
+pub mod invoice;
 pub mod objects;
 pub mod webhook;
 

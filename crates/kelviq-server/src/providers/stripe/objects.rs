@@ -116,6 +116,18 @@ pub struct SetupIntent {
     pub payment_method: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Dispute {
+    pub id: String,
+    pub amount: i64,
+    pub currency: String,
+    #[serde(default)]
+    pub payment_intent: Option<String>,
+    #[serde(default)]
+    pub reason: String,
+    pub status: String,
+}
+
 /// A webhook event; its object is read by type.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Event {

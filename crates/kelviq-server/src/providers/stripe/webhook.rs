@@ -66,10 +66,18 @@ async fn handle(state: &AppState, tenant: &Tenant, kind: &str, body: &[u8]) -> R
                 data: Data,
             }
             let event: Event = serde_json::from_slice(body).map_err(|e| Refused::NotAnEvent(e.to_string()))?;
-            let Some(ours) = event.data.object.metadata.get("kelviq_checkout") else { return Ok(false) };
             let Some(stripe) = crate::providers::stripe_client(state, tenant).await? else { return Ok(false) };
-            match super::checkout::complete(state, tenant, &stripe, ours, &event.data.object.id).await {
-                Ok(_) => Ok(true),
+            let (metadata, session) = (&event.data.object.metadata, &event.data.object.id);
+            let done = match (metadata.get("kelviq_checkout"), metadata.get("kelviq_invoice")) {
+                (Some(ours), _) => super::checkout::complete(state, tenant, &stripe, ours, session).await.map(|_| ()),
+                (None, Some(invoice)) => {
+                    super::invoice::complete(state, tenant, &stripe, invoice, session).await.map(|_| ())
+                }
+                (None, None) => return Ok(false),
+            };
+            let ours = metadata.get("kelviq_checkout").or(metadata.get("kelviq_invoice")).cloned().unwrap_or_default();
+            match done {
+                Ok(()) => Ok(true),
                 Err(CheckoutError::Api(ServiceError::NotFound(_))) => Ok(false),
                 Err(CheckoutError::Payer(field, message)) => {
                     tracing::warn!(checkout = %ours, field, message, "stripe: a completed session did not complete its checkout");
@@ -77,6 +85,40 @@ async fn handle(state: &AppState, tenant: &Tenant, kind: &str, body: &[u8]) -> R
                 }
                 Err(CheckoutError::Api(e)) => Err(Refused::Service(e)),
             }
+        }
+        "charge.dispute.created" | "charge.dispute.updated" | "charge.dispute.closed" => {
+            #[derive(serde::Deserialize)]
+            struct Object {
+                id: String,
+            }
+            #[derive(serde::Deserialize)]
+            struct Data {
+                object: Object,
+            }
+            #[derive(serde::Deserialize)]
+            struct Event {
+                data: Data,
+            }
+            let event: Event = serde_json::from_slice(body).map_err(|e| Refused::NotAnEvent(e.to_string()))?;
+            let Some(stripe) = crate::providers::stripe_client(state, tenant).await? else { return Ok(false) };
+            // The dispute as it is now (a late `created` after an `updated` changes nothing).
+            let d = match stripe.dispute(&event.data.object.id).await {
+                Ok(d) => d,
+                // Not a dispute of this account: nothing to act on.
+                Err(super::StripeError::Api { status: 404, .. }) => return Ok(false),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stripe: a dispute could not be read");
+                    return Err(Refused::Service(ServiceError::Unavailable("Stripe did not answer.".into())));
+                }
+            };
+            let Some(payment) = d.payment_intent.as_deref() else { return Ok(false) };
+            let Some(order) =
+                state.store.order_of_provider_payment(tenant, payment).await.map_err(ServiceError::from)?
+            else {
+                return Ok(false);
+            };
+            crate::selling::record_dispute(state, tenant, &order, &d.id, d.amount, &d.reason, &d.status).await?;
+            Ok(true)
         }
         _ => Ok(false),
     }

@@ -27,12 +27,14 @@ mod checkout_view;
 
 use checkout_view::{render, Look};
 
+mod invoice_pay;
 mod stripe_pages;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/checkout/{id}", get(page).post(submit))
         .route("/checkout/{id}/return", get(stripe_pages::returned))
+        .route("/invoices/{id}/pay", get(invoice_pay::show).post(invoice_pay::pay))
 }
 
 pub(crate) fn esc(s: &str) -> String {
