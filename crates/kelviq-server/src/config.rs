@@ -124,6 +124,9 @@ pub struct Config {
     pub mail_from: String,
     /// Stripe's API (a stand-in such as the repository's fake Stripe in tests).
     pub stripe_api_base: String,
+    /// A charge made at the provider that no committed work used after
+    /// this long (its request died) is refunded.
+    pub payment_orphan_after_seconds: u64,
 }
 
 impl Default for Config {
@@ -176,6 +179,7 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "kelviq <no-reply@localhost>".into(),
             stripe_api_base: crate::providers::stripe::STRIPE_API.into(),
+            payment_orphan_after_seconds: 600,
         }
     }
 }
@@ -232,6 +236,7 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_SMTP_URL",
     "KELVIQ_MAIL_FROM",
     "KELVIQ_STRIPE_API_BASE",
+    "KELVIQ_PAYMENT_ORPHAN_AFTER_SECONDS",
     // Read by the SDKs, not by the server; not a typo.
     "KELVIQ_ENV",
 ];
@@ -360,6 +365,7 @@ impl Config {
         if let Some(v) = env("KELVIQ_STRIPE_API_BASE").filter(|v| !v.trim().is_empty()) {
             cfg.stripe_api_base = v.trim().to_string();
         }
+        parse_env(env, "KELVIQ_PAYMENT_ORPHAN_AFTER_SECONDS", &mut cfg.payment_orphan_after_seconds)?;
         if !(cfg.stripe_api_base.starts_with("https://") || cfg.stripe_api_base.starts_with("http://")) {
             anyhow::bail!("stripe_api_base = {}: an http(s) URL", cfg.stripe_api_base);
         }

@@ -136,7 +136,74 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Attempts no committed work used, made before `before`: charges (not
+    /// refunds) pending, succeeded or orphaned, oldest first.
+    pub async fn unused_payment_attempts(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(Tenant, PaymentAttempt)>> {
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("a.{}", c.trim())).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT a.org_id, a.environment, o.seq, {} FROM payment_attempts a JOIN organizations o ON o.id = a.org_id \
+             WHERE a.used = 0 AND a.created_at < $1 AND a.status IN ('pending', 'succeeded', 'orphaned') \
+             AND a.purpose NOT LIKE 'refund:%' ORDER BY a.created_at LIMIT $2",
+            columns.join(", ")
+        ))
+        .bind(to_micros(before))
+        .bind(limit)
+        .fetch_all(self.read_pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let org: String = r.try_get("org_id")?;
+                let env: String = r.try_get("environment")?;
+                let org_id =
+                    uuid::Uuid::parse_str(&org).map_err(|e| crate::StoreError::Corrupt(format!("org id: {e}")))?;
+                let env = env.parse().map_err(|_| crate::StoreError::Corrupt(format!("environment {env}")))?;
+                Ok((Tenant { org_id, org_seq: r.try_get("seq")?, env }, attempt_from(r)?))
+            })
+            .collect()
+    }
+
+    /// Moves an unused attempt from `from` to `to` (`succeeded` →
+    /// `orphaned` claims it for a refund, so no work uses it meanwhile);
+    /// whether it moved.
+    pub async fn move_unused_payment_attempt(&self, tenant: &Tenant, key: &str, from: &str, to: &str) -> Result<bool> {
+        let (org, env) = tenant_binds(tenant);
+        let done = sqlx::query(
+            "UPDATE payment_attempts SET status = $5 WHERE org_id = $1 AND environment = $2 AND attempt_key = $3 \
+             AND status = $4 AND used = 0",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(key)
+        .bind(from)
+        .bind(to)
+        .execute(self.write_pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
 impl crate::Work {
+    /// Uses a succeeded attempt's payment for this work (committed with
+    /// it); false when it is not there to use (claimed as an orphan).
+    pub async fn use_payment_attempt(&mut self, key: &str) -> Result<bool> {
+        let (org, env) = tenant_binds(self.tenant());
+        let done = sqlx::query(
+            "UPDATE payment_attempts SET used = 1 WHERE org_id = $1 AND environment = $2 AND attempt_key = $3 \
+             AND status = 'succeeded'",
+        )
+        .bind(org)
+        .bind(env)
+        .bind(key)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// An attempt as this work's transaction sees it.
     pub async fn payment_attempt(&mut self, key: &str) -> Result<Option<PaymentAttempt>> {
         let (org, env) = tenant_binds(self.tenant());

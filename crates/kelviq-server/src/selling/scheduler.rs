@@ -6,6 +6,9 @@ use crate::state::AppState;
 use chrono::Duration;
 use kelviq_core::{Environment, Tenant};
 
+/// How often the scheduler looks for charges no work used.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How many due items one scheduler pass runs for a tenant.
 pub(super) const SCHEDULER_ITEMS_PER_TICK: u64 = 100_000;
 
@@ -13,6 +16,7 @@ pub(super) const SCHEDULER_ITEMS_PER_TICK: u64 = 100_000;
 pub fn spawn_scheduler(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let every = std::time::Duration::from_millis(state.config.scheduler_interval_ms.max(10));
+        let mut swept = std::time::Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -20,6 +24,12 @@ pub fn spawn_scheduler(state: AppState, mut stop: tokio::sync::watch::Receiver<b
             }
             if let Err(e) = run_once(&state).await {
                 tracing::warn!(error = %e, "scheduler tick failed");
+            }
+            if swept.elapsed() >= SWEEP_EVERY {
+                swept = std::time::Instant::now();
+                if let Err(e) = super::payments::sweep::sweep(&state).await {
+                    tracing::warn!(error = %e, "payments sweep failed");
+                }
             }
         }
     })

@@ -7,6 +7,7 @@
 
 mod sandbox;
 pub mod scope;
+pub mod sweep;
 
 use crate::error::ServiceResult;
 use crate::state::AppState;

@@ -142,6 +142,9 @@ pub(super) async fn charge_at_provider(
     let tenant = w.tenant().clone();
     let key = attempt_key(&tenant, &scope.op, purpose, at, amount_minor, currency);
     if let Some(done) = w.payment_attempt(&key).await?.filter(|a| !a.is_pending()) {
+        if done.status == "succeeded" && !w.use_payment_attempt(&key).await? {
+            return Ok(Err(PayError::Declined("The payment could not be used; it was refunded.".into())));
+        }
         return Ok(outcome(&done));
     }
     let attempt = PaymentAttempt {
@@ -194,16 +197,26 @@ fn outcome(a: &PaymentAttempt) -> Result<Paid, PayError> {
 /// answer after. An attempt answered before (by another pass or process)
 /// is not asked again.
 async fn ask(state: &AppState, tenant: &Tenant, call: Call) -> ServiceResult<()> {
-    let mut attempt = state.store.begin_payment_attempt(tenant, &call.attempt).await?;
+    resolve(state, tenant, &call.attempt).await.map(|_| ())
+}
+
+/// Records `attempt` if new and, while it is pending, asks the provider
+/// and commits the answer. Returns the attempt as it stands.
+pub(super) async fn resolve(
+    state: &AppState,
+    tenant: &Tenant,
+    attempt: &PaymentAttempt,
+) -> ServiceResult<PaymentAttempt> {
+    let mut attempt = state.store.begin_payment_attempt(tenant, attempt).await?;
     if !attempt.is_pending() {
-        return Ok(());
+        return Ok(attempt);
     }
     let Some(stripe) = crate::providers::stripe_client(state, tenant).await? else {
         attempt.status = "declined".into();
         attempt.message = Some(PayError::NotConfigured.to_string());
         attempt.resolved_at = Some(state.clock.now());
         state.store.resolve_payment_attempt(tenant, &attempt).await?;
-        return Ok(());
+        return Ok(attempt);
     };
     let answer = if attempt.purpose.starts_with(REFUND) {
         crate::providers::stripe::charges::refund(&stripe, &attempt).await
@@ -220,5 +233,5 @@ async fn ask(state: &AppState, tenant: &Tenant, call: Call) -> ServiceResult<()>
     attempt.message = answered.message;
     attempt.resolved_at = Some(state.clock.now());
     state.store.resolve_payment_attempt(tenant, &attempt).await?;
-    Ok(())
+    Ok(attempt)
 }
