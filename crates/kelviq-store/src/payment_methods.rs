@@ -55,6 +55,25 @@ impl Store {
 }
 
 impl Work {
+    /// A customer's payment methods as this work sees them (after locking
+    /// the customer: what a concurrent work saved for them is committed).
+    pub async fn payment_methods_of<T: DeserializeOwned>(
+        &mut self,
+        customer_id: &str,
+    ) -> Result<Vec<StoredPaymentMethod<T>>> {
+        let (org, env) = tenant_binds(self.tenant());
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM payment_methods WHERE org_id = $1 AND environment = $2 AND customer_id = $3 \
+             ORDER BY created_at DESC, id DESC"
+        ))
+        .bind(org)
+        .bind(env)
+        .bind(customer_id)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter().map(payment_method_from_row).collect()
+    }
+
     /// Saves a payment method; a default one makes the customer's others non-default.
     pub async fn insert_payment_method<T: Serialize>(
         &mut self,

@@ -95,6 +95,16 @@ pub async fn payment_methods(state: &AppState, v: &Viewer, out: &mut String) -> 
         }
         out.push_str("</div>");
     }
+    if crate::selling::payments::card_taker(state, &v.tenant).await? == crate::selling::payments::CardTaker::Stripe {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"{base}\">{}<label class=\"check\"><input type=\"checkbox\" \
+             name=\"make_default\" value=\"yes\" checked> Use it for future payments</label>\
+             <button type=\"submit\" id=\"add-card\">Add a card on Stripe's secure page</button></form></section>",
+            hidden(v)
+        );
+        return Ok(());
+    }
     let _ = write!(
         out,
         "<details><summary>Add a card</summary><form method=\"post\" action=\"{base}\">{}\

@@ -30,9 +30,46 @@ pub async fn add_card(
     let customer =
         w.lock_customer(customer_id).await?.ok_or_else(|| ServiceError::field("customer_id", "Invalid customer id"))?;
     let method = taker.attach(card, &customer, now).map_err(|e| ServiceError::field("card", e.to_string()))?;
+    save(w, &customer, method, make_default, now).await
+}
+
+/// Saves a card the customer entered on a provider's page (its
+/// `provider` set); a card saved before (the same provider method) is not
+/// saved twice. Returns its id, or None when it was saved before.
+pub async fn add_provider_card(
+    state: &AppState,
+    tenant: &Tenant,
+    customer_id: &str,
+    method: PaymentMethod,
+    make_default: bool,
+) -> ServiceResult<Option<i64>> {
+    let now = tenant_now(state, tenant).await?;
+    let mut w = state.store.begin(tenant).await?;
+    let customer =
+        w.lock_customer(customer_id).await?.ok_or_else(|| ServiceError::field("customer_id", "Invalid customer id"))?;
+    // Under the customer's lock: a return and a webhook racing save it once.
+    let known = w.payment_methods_of::<PaymentMethod>(customer_id).await?;
+    if known.iter().any(|m| m.doc.provider.is_some() && m.doc.provider == method.provider) {
+        return Ok(None);
+    }
+    let method = PaymentMethod { customer_uuid: customer.id, customer_id: customer.customer_id.clone(), ..method };
+    save(w, &customer, method, make_default, now).await.map(Some)
+}
+
+/// Saves `method` for `customer` in `w` and commits; the default when
+/// asked or when the customer has none.
+async fn save(
+    mut w: Work,
+    customer: &kelviq_core::customer::Customer,
+    method: PaymentMethod,
+    make_default: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ServiceResult<i64> {
+    let tenant = w.tenant().clone();
+    let customer_id = customer.customer_id.as_str();
     let is_default = make_default || w.default_payment_method::<PaymentMethod>(customer_id).await?.is_none();
     let id = w.insert_payment_method(customer_id, &method, is_default, now).await?;
-    let object = events::payment_method_object(id, &method, is_default, &customer, tenant);
+    let object = events::payment_method_object(id, &method, is_default, customer, &tenant);
     w.event(&OutboxEvent::new("payment_method.created", object, None, now)).await?;
     w.commit().await?;
     Ok(id)
@@ -72,6 +109,9 @@ pub async fn make_default(state: &AppState, tenant: &Tenant, id: i64, customer: 
     w.save_payment_method(id, &m).await?;
     announce(&mut w, "payment_method.updated", id, &m, true).await?;
     w.commit().await?;
+    if let Some(at) = &m.provider {
+        crate::providers::stripe::methods::mirror_default(state, tenant, at).await;
+    }
     Ok(())
 }
 
@@ -90,5 +130,8 @@ pub async fn detach(state: &AppState, tenant: &Tenant, id: i64, customer: Option
     w.save_payment_method(id, &m).await?;
     announce(&mut w, "payment_method.deleted", id, &m, false).await?;
     w.commit().await?;
+    if let Some(at) = &m.provider {
+        crate::providers::stripe::methods::mirror_detach(state, tenant, at).await;
+    }
     Ok(())
 }

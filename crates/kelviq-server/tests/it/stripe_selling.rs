@@ -245,4 +245,85 @@ async fn authentication_refunds_through_stripe(backend: Backend) {
     assert!(refunds.iter().all(|r| r["status"] == "succeeded"));
 }
 
-on_both_backends!(checkout_and_renewals_through_stripe, authentication_refunds_through_stripe);
+/// Cards in the portal with Stripe: added on Stripe's page (setup mode),
+/// made the default (here and at Stripe), and removed (detached at Stripe).
+async fn portal_cards_through_stripe(backend: Backend) {
+    use crate::portal::{form_token, page, sign_in};
+    let (s, fake) = stripe_server(backend).await;
+    let api = Api::new(&s);
+    crate::selling::seed(&api).await;
+    buy_on_stripe(&s, &api, "basic", "eve", "4242424242424242").await;
+    let session = api.ok("/api/v1/portal/session/", json!({"customerId": "eve"})).await;
+    let url = session["customerPortalUrl"].as_str().unwrap().to_string();
+    let cookie = sign_in(&s, &url, session["token"].as_str().unwrap()).await;
+    let (_, html) = page(&s, Some(&cookie)).await;
+    assert!(html.contains("Add a card on Stripe") && !html.contains("card-number"), "{html}");
+    let form = form_token(&html);
+
+    let b = browser();
+    let cookie_header = (reqwest::header::COOKIE, cookie.clone());
+    let res = b
+        .post(s.url("/portal/demo/payment-methods"))
+        .header(cookie_header.0.clone(), &cookie_header.1)
+        .form(&[("form", form.as_str()), ("make_default", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    let stripe_page = location(&res);
+    assert!(b.get(&stripe_page).send().await.unwrap().text().await.unwrap().contains("Save card"));
+    let res = b
+        .post(&stripe_page)
+        .form(&[("card_number", "4000000000000341"), ("expiry", "12/30"), ("cvc", "123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let back = location(&res);
+    assert!(back.contains("/portal/demo/payment-methods/stripe-return?session_id=cs_test"), "{back}");
+    let res = b.get(&back).header(cookie_header.0.clone(), &cookie_header.1).send().await.unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    // Once, however the return and the webhook raced.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (_, methods) = api.get("/api/v1/payment-methods/?customer_id=eve").await;
+    let methods = methods["results"].as_array().unwrap().clone();
+    assert_eq!(methods.len(), 2, "{methods:?}");
+    let new = methods.iter().find(|m| m["methodData"]["last4"] == "0341").expect("the new card");
+    assert_eq!(new["isDefault"], true);
+    let old = methods.iter().find(|m| m["methodData"]["last4"] == "4242").unwrap();
+    let stripe_default = |fake: &FakeStripe| {
+        let ledger = fake.ledger.lock().unwrap();
+        let customer =
+            ledger.customers.values().find(|c| c["metadata"]["kelviq_customer_id"] == "eve").unwrap().clone();
+        customer["invoice_settings"]["default_payment_method"].as_str().map(str::to_string)
+    };
+    let pm_0341 = {
+        let ledger = fake.ledger.lock().unwrap();
+        let pm = ledger.payment_methods.values().find(|m| m["card"]["last4"] == "0341").unwrap().clone();
+        pm["id"].as_str().unwrap().to_string()
+    };
+    assert_eq!(stripe_default(&fake).as_deref(), Some(pm_0341.as_str()), "the default at Stripe too");
+
+    // The renewal charges the new default, which fails off session.
+    let sub = api.get("/api/v1/subscriptions/?customer_id=eve").await.1["results"][0].clone();
+    api.advance_to(sub["billingPeriodEndTime"].as_str().unwrap()).await;
+    assert_eq!(api.get("/api/v1/subscriptions/?customer_id=eve").await.1["results"][0]["status"], "past_due");
+
+    // The old card the default again, the new one removed: detached at Stripe.
+    let old_id = old["id"].as_i64().unwrap();
+    let new_id = new["id"].as_i64().unwrap();
+    assert_eq!(
+        api.send(reqwest::Method::POST, &format!("/api/v1/payment-methods/{old_id}/default/"), None).await.0,
+        204
+    );
+    assert_eq!(api.send(reqwest::Method::DELETE, &format!("/api/v1/payment-methods/{new_id}/"), None).await.0, 204);
+    let detached = fake.ledger.lock().unwrap().payment_methods[&pm_0341].clone();
+    assert!(detached["customer"].is_null(), "{detached}");
+    assert_ne!(stripe_default(&fake).as_deref(), Some(pm_0341.as_str()));
+}
+
+on_both_backends!(
+    checkout_and_renewals_through_stripe,
+    authentication_refunds_through_stripe,
+    portal_cards_through_stripe
+);

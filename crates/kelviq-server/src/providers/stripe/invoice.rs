@@ -14,30 +14,6 @@ use kelviq_core::events::{self, OutboxEvent};
 use kelviq_core::Tenant;
 use serde_json::json;
 
-/// The customer's Stripe customer: the one their saved Stripe cards belong
-/// to, else a new one.
-async fn stripe_customer(
-    state: &AppState,
-    tenant: &Tenant,
-    stripe: &StripeClient,
-    customer_id: &str,
-) -> Result<String, CheckoutError> {
-    let mut w = state.store.begin(tenant).await?;
-    let known = w.default_payment_method::<PaymentMethod>(customer_id).await?;
-    let customer = w.find_customer_any(customer_id).await?;
-    drop(w);
-    if let Some(at) = known.and_then(|m| m.doc.provider) {
-        return Ok(at.customer);
-    }
-    let customer = customer.ok_or_else(|| CheckoutError::Api(ServiceError::not_found()))?;
-    let key = format!("kelviq-customer-{}", customer.id);
-    Ok(stripe
-        .create_customer(customer.email.as_deref(), customer.name.as_deref(), customer_id, &key)
-        .await
-        .map_err(api)?
-        .id)
-}
-
 /// Sends the payer of `invoice` to Stripe's page; the URL to go to.
 /// `back` is the page's own address (with its query), returned to.
 pub async fn hand_off(
@@ -51,7 +27,9 @@ pub async fn hand_off(
     if due <= 0 {
         return Err(CheckoutError::Payer("invoice", "Nothing is due on this invoice.".into()));
     }
-    let customer = stripe_customer(state, tenant, stripe, &invoice.customer_id).await?;
+    let customer = super::methods::stripe_customer(state, tenant, stripe, &invoice.customer_id)
+        .await
+        .map_err(CheckoutError::Api)?;
     let success = format!("{back}&session_id={{CHECKOUT_SESSION_ID}}");
     let name = format!("Invoice {}", invoice.number);
     let metadata = json!({"kelviq_invoice": invoice.id});

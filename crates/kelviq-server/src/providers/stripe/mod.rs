@@ -4,6 +4,7 @@ pub mod charges;
 pub mod checkout;
 pub mod client;
 pub mod invoice;
+pub mod methods;
 pub mod objects;
 pub mod webhook;
 

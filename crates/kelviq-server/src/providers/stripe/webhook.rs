@@ -73,6 +73,12 @@ async fn handle(state: &AppState, tenant: &Tenant, kind: &str, body: &[u8]) -> R
                 (None, Some(invoice)) => {
                     super::invoice::complete(state, tenant, &stripe, invoice, session).await.map(|_| ())
                 }
+                (None, None) if metadata.contains_key("kelviq_customer") => {
+                    super::methods::complete(state, tenant, &stripe, None, session)
+                        .await
+                        .map_err(CheckoutError::Api)
+                        .map(|_| ())
+                }
                 (None, None) => return Ok(false),
             };
             let ours = metadata.get("kelviq_checkout").or(metadata.get("kelviq_invoice")).cloned().unwrap_or_default();

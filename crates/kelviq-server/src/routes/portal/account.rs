@@ -4,13 +4,15 @@
 
 use super::{acting, back, signed_in, ActionForm};
 use crate::http::error::ApiError;
+use crate::http::extract::BaseUrl;
 use crate::portal::{account, pages, Viewer};
+use crate::providers::stripe::methods as stripe_methods;
 use crate::routes::hosted::html;
 use crate::selling::methods;
 use crate::selling::payments::CardInput;
 use crate::state::AppState;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use kelviq_core::customer::CustomerChanges;
@@ -69,17 +71,63 @@ fn expiry(s: &str) -> (Option<u32>, Option<i32>) {
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+pub struct StripeReturn {
+    #[serde(default)]
+    session_id: String,
+}
+
+/// Back from adding a card on Stripe's page: the card is saved (or was,
+/// by Stripe's webhook) and the customer sees their account.
+pub async fn stripe_card_added(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(q): Query<StripeReturn>,
+    headers: HeaderMap,
+) -> Response {
+    let v = match signed_in(&state, &slug, &headers).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let stripe = match crate::providers::stripe_client(&state, &v.tenant).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return ApiError::not_found().into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if q.session_id.is_empty() || q.session_id.len() > 255 {
+        return ApiError::not_found().into_response();
+    }
+    let saved = stripe_methods::complete(&state, &v.tenant, &stripe, Some(&v.customer_id), &q.session_id).await;
+    outcome(&v, "card-added", saved.map(|_| ()))
+}
+
 /// Saves a card through the environment's payment provider.
 pub async fn add_card(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     headers: HeaderMap,
+    BaseUrl(base): BaseUrl,
     Form(pairs): Form<Pairs>,
 ) -> Response {
     let v = match acting(&state, &slug, &headers, &ActionForm::of(&pairs)).await {
         Ok(v) => v,
         Err(r) => return r,
     };
+    let make_default = value(&pairs, "make_default").is_some();
+    match crate::providers::stripe_client(&state, &v.tenant).await {
+        Ok(Some(stripe)) => {
+            // The card is typed on Stripe's page, and saved when the customer comes back.
+            let portal = format!("{base}/portal/{}", v.slug);
+            let back = format!("{portal}/payment-methods/stripe-return?session_id={{CHECKOUT_SESSION_ID}}");
+            let to = stripe_methods::hand_off(&state, &v.tenant, &stripe, &v.customer_id, make_default, &back, &portal);
+            return match to.await {
+                Ok(to) => (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response(),
+                Err(e) => outcome(&v, "card-added", Err(e)),
+            };
+        }
+        Ok(None) => {}
+        Err(e) => return ApiError::from(e).into_response(),
+    }
     let number: String =
         value(&pairs, "card_number").unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
     if number.is_empty() || number.len() > 19 || !number.chars().all(|c| c.is_ascii_digit()) {
@@ -87,7 +135,6 @@ pub async fn add_card(
     }
     let (exp_month, exp_year) = expiry(value(&pairs, "expiry").unwrap_or_default());
     let card = CardInput { number, exp_month, exp_year };
-    let make_default = value(&pairs, "make_default").is_some();
     let added = methods::add_card(&state, &v.tenant, &v.customer_id, &card, make_default).await.map(|_| ());
     outcome(&v, "card-added", added)
 }

@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/portal/{slug}/subscriptions/{id}/resume", post(resume))
         .route("/portal/{slug}/subscriptions/{id}/change", get(changes::change_page).post(changes::change))
         .route("/portal/{slug}/payment-methods", post(account::add_card))
+        .route("/portal/{slug}/payment-methods/stripe-return", get(account::stripe_card_added))
         .route("/portal/{slug}/payment-methods/{id}/default", post(account::make_default))
         .route("/portal/{slug}/payment-methods/{id}/remove", post(account::remove_method))
         .route("/portal/{slug}/billing-address", post(account::save_address))
