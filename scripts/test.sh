@@ -33,6 +33,8 @@ cargo test --workspace --locked
 # `cargo test` above built target/debug/kelviq with the workspace's features;
 # building it again with `-p` would recompile dependencies for nothing.
 test -x target/debug/kelviq
+# The fake Stripe on its own, for the browser tests (a link, its deps are built).
+cargo build --locked -q -p fake-stripe --bin fake-stripe
 
 step "official Node SDK against the server (SQLite and PostgreSQL)"
 (cd compat/node && npm ci --silent --no-audit --no-fund)
@@ -45,14 +47,16 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >/dev/null
 fi
 (cd compat/browser && npm ci --silent --no-audit --no-fund)
-(cd compat/browser && KELVIQ_BIN="$PWD/../../target/debug/kelviq" KELVIQ_CHROMIUM="$(command -v chromium)" node --test)
+(cd compat/browser && KELVIQ_BIN="$PWD/../../target/debug/kelviq" FAKE_STRIPE_BIN="$PWD/../../target/debug/fake-stripe" \
+  KELVIQ_CHROMIUM="$(command -v chromium)" node --test)
 
 step "official Python SDK against the server (SQLite and PostgreSQL)"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r compat/python/requirements.txt
-KELVIQ_BIN="$PWD/target/debug/kelviq" .venv/bin/python -m pytest -q -p no:cacheprovider compat/python
+KELVIQ_BIN="$PWD/target/debug/kelviq" FAKE_STRIPE_BIN="$PWD/target/debug/fake-stripe" \
+  .venv/bin/python -m pytest -q -p no:cacheprovider compat/python
 
 step "API fuzz pass: schemathesis against openapi.json (SQLite and PostgreSQL)"
 .venv/bin/pip install --quiet --disable-pip-version-check -r compat/fuzz/requirements.txt

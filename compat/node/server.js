@@ -38,7 +38,7 @@ async function startServer(backend, extraEnv = {}) {
     cleanup = () => psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   }
   const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const server = { child, serverKey: null, clientKey: null, url: null };
+  const server = { child, serverKey: null, clientKey: null, url: null, env };
   const lines = readline.createInterface({ input: child.stdout });
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('kelviq serve did not start')), 30000);

@@ -29,6 +29,7 @@ class Server:
         full_env.setdefault("KELVIQ_LOG", "warn")
         # The webhook tests' receiver listens on this machine.
         full_env.setdefault("KELVIQ_WEBHOOK_ALLOW_SUBNETS", "127.0.0.0/8")
+        self.env = full_env
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", "127.0.0.1:0"], env=full_env, stdout=subprocess.PIPE, text=True
         )

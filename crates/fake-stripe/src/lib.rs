@@ -184,12 +184,25 @@ async fn authenticate(State(fake): State<FakeStripe>, Path(sid): Path<String>, b
     fake.answer_page(outcome, events)
 }
 
+/// The fake's own control (not Stripe's API): `{"url": …, "secret": …}`
+/// says where events go, as an account's webhook endpoint would.
+async fn set_webhook(State(fake): State<FakeStripe>, Json(to): Json<Value>) -> Response {
+    match (to["url"].as_str(), to["secret"].as_str()) {
+        (Some(url), Some(secret)) => {
+            fake.send_events_to(url, secret);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => reply(error(StatusCode::BAD_REQUEST, "invalid_request_error", None, "url and secret", json!({}))),
+    }
+}
+
 impl FakeStripe {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/{*path}", post(write).get(read))
             .route("/pay/{id}", axum::routing::get(page).post(submit))
             .route("/pay/{id}/authenticate", post(authenticate))
+            .route("/_fake/webhook", post(set_webhook))
             .with_state(self.clone())
     }
 
@@ -241,7 +254,12 @@ impl FakeStripe {
 
     /// Serves on a free local port; the base URL to give the client.
     pub async fn start(&self) -> std::io::Result<String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        self.start_on("127.0.0.1:0").await
+    }
+
+    /// Serves on `addr`; the base URL to give the client.
+    pub async fn start_on(&self, addr: &str) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         self.ledger.lock().expect("ledger").base = format!("http://{addr}");
         let app = self.router();
