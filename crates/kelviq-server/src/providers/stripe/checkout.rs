@@ -60,6 +60,7 @@ pub async fn hand_off(
         tax_id: form.tax_id,
         discount_code: form.discount_code,
     };
+    let now = crate::clock::tenant_now(state, tenant).await?;
     let mut w = state.store.begin(tenant).await?;
     let Some(mut cs) = w.lock::<CheckoutSession>(DocTable::CheckoutSessions, &cs.id).await? else {
         return Err(CheckoutError::Api(ServiceError::NotFound("Checkout session not found.".into())));
@@ -67,7 +68,6 @@ pub async fn hand_off(
     if cs.status != SessionStatus::Open {
         return Err(CheckoutError::Api(ServiceError::BadRequest("This checkout session is already complete.".into())));
     }
-    let now = crate::clock::tenant_now(state, tenant).await?;
     cs.log("checkout_session.handed_off", "The payer went to Stripe's payment page", "open", now);
     cs.handed_off = Some(handed);
     cs.modified_at = now;
@@ -152,6 +152,7 @@ pub async fn complete(
     };
     let (method, payment_ref) = saved_method(stripe, &session).await?;
     let paid = if session.mode == "payment" { session.amount_total.unwrap_or(0) } else { 0 };
+    let refund_to = payment_ref.clone();
     let form = CheckoutForm {
         card: None,
         payment: CheckoutPayment::Provider { method: Box::new(method), amount_minor: paid, payment_ref },
@@ -167,7 +168,17 @@ pub async fn complete(
             // The other of the return and the webhook may have completed it meanwhile.
             match state.store.find_doc::<CheckoutSession>(DocTable::CheckoutSessions, tenant, id).await? {
                 Some(cs) if cs.status == SessionStatus::Success => Ok(cs),
-                _ => Err(e),
+                _ => match (e, refund_to) {
+                    // Refused for good (the amount changed while the payer was on
+                    // Stripe's page, …): nothing was bought, so the payment goes back.
+                    (CheckoutError::Payer(field, message), Some(payment)) => {
+                        let key = format!("kelviq-refund-unbought-{payment}");
+                        stripe.refund(&payment, None, &key).await.map_err(api)?;
+                        tracing::warn!(checkout = %id, payment, "stripe: a payment that bought nothing was refunded");
+                        Err(CheckoutError::Payer(field, format!("{message} Your payment was refunded.")))
+                    }
+                    (e, _) => Err(e),
+                },
             }
         }
     }
