@@ -120,7 +120,9 @@ async fn checkout_and_renewals_through_stripe(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let completed = fake.events().into_iter().find(|e| e["type"] == "checkout.session.completed").unwrap();
-    assert_eq!(fake.deliver(&completed).await, Some(200), "a repeated delivery is answered 2xx");
+    for _ in 0..3 {
+        assert_eq!(fake.deliver(&completed).await, Some(200), "a repeated delivery is answered 2xx");
+    }
     assert_eq!(api.orders("ann").await.len(), 1, "and changes nothing");
 
     // The renewal: charged off session with the saved card.
@@ -162,6 +164,40 @@ async fn checkout_and_renewals_through_stripe(backend: Backend) {
     let (_, log) = api.get(&format!("/api/v1/orders/{order_id}/events/")).await;
     assert!(log.to_string().contains("order.disputed"), "{log}");
 
+    // A plan change charged now, and a one-time charge: off session at Stripe.
+    let sub_id = sub["id"].as_str().unwrap();
+    let change = json!({"planIdentifier": "pro", "chargePeriod": "MONTHLY", "prorationBehavior": "IMMEDIATE_CHARGE"});
+    api.ok(&format!("/api/v1/subscriptions/{sub_id}/update/"), change).await;
+    api.ok("/api/v1/charges/", json!({"planIdentifier": "lifetime", "chargePeriod": "ONE_TIME", "customerId": "ann"}))
+        .await;
+    let orders = api.orders("ann").await;
+    assert_eq!(orders.len(), 4, "{orders:?}");
+    assert!(orders.iter().all(|o| o["status"] == "COMPLETE"), "{orders:?}");
+    let purposes: Vec<(String, i64)> = {
+        let ledger = fake.ledger.lock().unwrap();
+        let mut p: Vec<(String, i64)> = ledger
+            .payment_intents
+            .values()
+            .filter(|pi| pi["status"] == "succeeded")
+            .filter_map(|pi| {
+                Some((
+                    pi["metadata"]["kelviq_purpose"].as_str()?.split(':').next()?.to_string(),
+                    pi["amount"].as_i64()?,
+                ))
+            })
+            .collect();
+        p.sort();
+        p
+    };
+    let change_charge =
+        orders.iter().find(|o| o["amountTotalUnits"] != json!(1000) && o["amountTotalUnits"] != json!(9900));
+    let change_units = change_charge.expect("the change's order")["amountTotalUnits"].as_i64().unwrap();
+    assert_eq!(
+        purposes,
+        vec![("change".to_string(), change_units), ("purchase".to_string(), 9900), ("renewal".to_string(), 1000)],
+        "each charge once, with its purpose"
+    );
+
     // A trial saves the card without charging; a card that attaches and then
     // fails makes the first renewal fail: past due, as in the sandbox.
     let bought = buy_on_stripe(&s, &api, "trial", "bob", "4000000000000341").await;
@@ -176,6 +212,15 @@ async fn checkout_and_renewals_through_stripe(backend: Backend) {
     assert_eq!(fake.charges_attempted(), charged + 1, "one off-session charge, declined");
     let failed = api.orders("bob").await.last().unwrap().clone();
     assert_eq!((failed["status"].clone(), failed["invoiceStatus"].clone()), (json!("FAILED"), json!("PAYMENT_FAILED")));
+    // The retries fail too; after the grace period the subscription ends.
+    let ended = (chrono::DateTime::parse_from_rfc3339(&trial_end).unwrap() + chrono::Duration::days(15)).to_rfc3339();
+    api.advance_to(&ended).await;
+    let sub = api.sub(sub["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (sub["status"].clone(), sub["cancellationReason"].clone()),
+        (json!("canceled"), json!("CANCELLED_BY_PROVIDER"))
+    );
+    assert!(fake.charges_attempted() > charged + 2, "the retries were charged off session");
 }
 
 /// The payment link of the customer's last failed invoice, from its
@@ -322,8 +367,52 @@ async fn portal_cards_through_stripe(backend: Backend) {
     assert_ne!(stripe_default(&fake).as_deref(), Some(pm_0341.as_str()));
 }
 
+/// The price changed while the payer was on Stripe's page (a tax rate
+/// came in): nothing is bought, and the payment made there is refunded.
+async fn a_payment_that_buys_nothing_is_refunded(backend: Backend) {
+    let (s, fake) = stripe_server(backend).await;
+    let api = Api::new(&s);
+    crate::selling::seed(&api).await;
+    let session = api
+        .ok(
+            "/api/v1/checkout/",
+            json!({"planIdentifier": "basic", "chargePeriod": "MONTHLY", "customerId": "dan",
+                "successUrl": "https://app.example.com/welcome"}),
+        )
+        .await;
+    let id = session["checkoutSessionId"].as_str().unwrap();
+    let b = browser();
+    let res = b
+        .post(s.url(&format!("/checkout/{id}/")))
+        .form(&[("email", "dan@example.com"), ("country", "US")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let stripe_page = location(&res);
+    api.ok("/api/v1/tax-rates/", json!({"name": "US sales tax", "country": "US", "percentage": 10})).await;
+    let res = b
+        .post(&stripe_page)
+        .form(&[("card_number", "4242424242424242"), ("expiry", "12/30"), ("cvc", "123")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let res = b.get(location(&res)).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("Your payment was refunded"), "{page}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let refunds: Vec<Value> = fake.ledger.lock().unwrap().refunds.values().cloned().collect();
+    assert_eq!(refunds.len(), 1, "refunded once, whatever the webhook did: {refunds:?}");
+    assert_eq!(refunds[0]["amount"], 1000);
+    let (_, subs) = api.get("/api/v1/subscriptions/?customer_id=dan").await;
+    assert_eq!(subs["count"], 0, "nothing was bought");
+}
+
 on_both_backends!(
     checkout_and_renewals_through_stripe,
     authentication_refunds_through_stripe,
-    portal_cards_through_stripe
+    portal_cards_through_stripe,
+    a_payment_that_buys_nothing_is_refunded
 );
