@@ -14,7 +14,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const { spawn, execFileSync } = require('node:child_process');
 const { chromium } = require('playwright-core');
-const { startServer } = require('../node/server.js');
+const { startServer, api: call } = require('../node/server.js');
 const { shoot } = require('./brand.js');
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -27,16 +27,7 @@ let fakeUrl;
 let server;
 let browser;
 
-async function api(method, p, body) {
-  const res = await fetch(`${server.url}/api/v1${p}`, {
-    method,
-    headers: { Authorization: `Bearer ${server.serverKey}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json();
-  assert.ok(res.status < 300, `${method} ${p} → ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
+const api = (method, p, body) => call(server, method, p, body);
 
 before(async () => {
   assert.ok(fs.existsSync(CHROMIUM), `Chromium is needed at ${CHROMIUM} (apt-get install chromium)`);

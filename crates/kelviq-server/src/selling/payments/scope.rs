@@ -22,7 +22,7 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::state::AppState;
 use kelviq_core::billing::ProviderMethod;
 use kelviq_core::Tenant;
-use kelviq_store::{PaymentAttempt, StoreError, Work};
+use kelviq_store::{PaymentAttempt, Work};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
 
@@ -95,21 +95,13 @@ pub async fn charging<'a, T>(
         if calls.is_empty() {
             return out;
         }
-        if let Err(e) = &out {
-            if !matches!(e, ServiceError::Internal(_)) && !is_held(e) {
-                // A rehearsal's answer is not the operation's: the pass on the outcomes decides.
-                tracing::debug!(error = %e, "rehearsal ended early");
-            }
-        }
+        // A rehearsal's answer (`out`) is not the operation's: the pass on the outcomes decides.
+        drop(out);
         for call in calls {
             ask(state, tenant, call).await?;
         }
     }
     Err(ServiceError::Internal(anyhow::anyhow!("payments: an operation met new charges on every pass")))
-}
-
-fn is_held(e: &ServiceError) -> bool {
-    matches!(e, ServiceError::Internal(inner) if matches!(inner.downcast_ref::<StoreError>(), Some(StoreError::Held)))
 }
 
 /// The attempt key: ours and the provider's `Idempotency-Key`.
