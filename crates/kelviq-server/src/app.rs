@@ -38,9 +38,11 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::hosted::router())
         .merge(routes::portal::router())
         .merge(routes::stripe::router())
-        // The entitlement check, the hottest route, outside the nest: a
-        // nested route's URI is rebuilt without its prefix on every request.
+        // The hot routes (the entitlement check, license validation) outside
+        // the nest: a nested route's URI is rebuilt without its prefix on
+        // every request.
         .merge(routes::entitlements::router())
+        .merge(routes::licenses::edge_router())
         .nest("/api/v1", routes::api_router().merge(crate::openapi::router()))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|req: Request| async move { ApiError::MethodNotAllowed(req.method().to_string()) })

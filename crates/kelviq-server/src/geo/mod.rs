@@ -199,6 +199,13 @@ fn real_country(code: &str) -> Option<String> {
     kelviq_core::geo::country_name(&c).map(|_| c)
 }
 
+/// The client's address of a request whose peer was `peer` (the last hop
+/// before the trusted proxies, which `X-Forwarded-For` lists).
+pub fn address(geo: &Geo, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    client_address(peer, forwarded, &geo.trusted)
+}
+
 impl Visitor {
     /// The visitor of a request whose peer was `peer`.
     pub fn of(geo: &Geo, peer: Option<IpAddr>, headers: &axum::http::HeaderMap) -> Visitor {
@@ -206,8 +213,7 @@ impl Visitor {
         let user_agent = text(&axum::http::header::USER_AGENT).map(str::to_string);
         let Some(peer) = peer else { return Visitor { user_agent, ..Default::default() } };
         let trusted = geo.trusted.contains(peer);
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let ip = client_address(peer, forwarded, &geo.trusted);
+        let ip = address(geo, peer, headers);
         let from_header =
             if trusted { geo.country_header.as_ref().and_then(text).and_then(real_country) } else { None };
         let country = from_header.or_else(|| geo.country_of(ip));

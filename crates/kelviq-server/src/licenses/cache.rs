@@ -11,15 +11,17 @@
 use super::{access_ended_at, holding, instance_state, state_of};
 use crate::error::ServiceResult;
 use crate::state::AppState;
-use crate::wire::licenses::ValidateOut;
 use crate::wire::selling::Renderer;
 use chrono::{DateTime, Utc};
 use kelviq_core::billing::Subscription;
 use kelviq_core::licenses::{key_hash, Validity};
 use kelviq_core::Tenant;
 use kelviq_store::{DocTable, InstanceRow, LicenseRow};
+use serde::Serialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -37,13 +39,6 @@ pub struct Entry {
     /// `LicenseDetails` as JSON, around its `activationUsage` number.
     before_usage: String,
     after_usage: String,
-}
-
-impl Entry {
-    fn license_json(&self, now: DateTime<Utc>) -> String {
-        let usage = holding(&self.row, &self.instances, now);
-        format!("{}{usage}{}", self.before_usage, self.after_usage)
-    }
 }
 
 type CustomerKey = (uuid::Uuid, kelviq_core::Environment, String);
@@ -169,7 +164,7 @@ pub struct Answer {
     pub entry: Option<Arc<Entry>>,
 }
 
-fn detail(v: Validity, with_instance: bool, e: &Entry) -> String {
+fn detail(v: Validity, with_instance: bool, e: &Entry) -> Cow<'static, str> {
     match v {
         Validity::Valid if with_instance => "Instance ID valid for this license.".into(),
         Validity::Valid => "License key is valid.".into(),
@@ -179,6 +174,7 @@ fn detail(v: Validity, with_instance: bool, e: &Entry) -> String {
                 "This license has expired; it stays valid in its grace period until {}.",
                 until.map(kelviq_core::timefmt::iso_seconds).unwrap_or_default()
             )
+            .into()
         }
         Validity::Expired { in_grace: false } => "This license has expired.".into(),
         Validity::Disabled => "This license has been disabled.".into(),
@@ -189,19 +185,31 @@ fn detail(v: Validity, with_instance: bool, e: &Entry) -> String {
     }
 }
 
-fn body(v: Validity, detail: String, metadata: &Value, license: Option<String>) -> String {
-    let head = serde_json::to_string(&ValidateOut {
-        valid: v.valid(),
-        code: v.code().into(),
-        detail,
-        metadata: metadata.clone(),
-        license: None,
-    })
-    .unwrap_or_default();
-    match license {
-        Some(l) => format!("{},\"license\":{l}}}", &head[..head.len() - 1]),
-        None => head,
-    }
+/// [`ValidateOut`] without its license, borrowed: the answer is written
+/// without copying what it says.
+#[derive(Serialize)]
+struct Head<'a> {
+    valid: bool,
+    code: &'a str,
+    detail: &'a str,
+    metadata: &'a Value,
+}
+
+/// The answer's JSON: the head, then the license's cached JSON around its
+/// activation count as of `now`, in one buffer of the right size.
+fn body(v: Validity, detail: &str, metadata: &Value, license: Option<(&Entry, DateTime<Utc>)>) -> String {
+    let head = Head { valid: v.valid(), code: v.code(), detail, metadata };
+    let head = serde_json::to_string(&head).unwrap_or_default();
+    let Some((e, now)) = license else { return head };
+    let usage = holding(&e.row, &e.instances, now);
+    let mut out = String::with_capacity(head.len() + e.before_usage.len() + e.after_usage.len() + 40);
+    out.push_str(&head[..head.len() - 1]);
+    out.push_str(",\"license\":");
+    out.push_str(&e.before_usage);
+    let _ = write!(out, "{usage}");
+    out.push_str(&e.after_usage);
+    out.push('}');
+    out
 }
 
 /// Validates a key, and an instance of it when one is named.
@@ -215,7 +223,7 @@ pub async fn validate(
     let empty = Value::Object(Default::default());
     let Some(e) = license(state, tenant, key, now).await? else {
         let v = Validity::InvalidKey;
-        let body = body(v, "License key not found.".into(), &empty, None);
+        let body = body(v, "License key not found.", &empty, None);
         return Ok(Answer { found: false, body, validity: v, entry: None });
     };
     let instance = instance_id
@@ -235,7 +243,28 @@ pub async fn validate(
         None => (state_of(&e.row, e.access_ended_at).validate(None, now), &empty),
     };
     let found = verdict != Validity::InstanceNotFound;
-    let license = found.then(|| e.license_json(now));
     let text = detail(verdict, instance.is_some(), &e);
-    Ok(Answer { found, body: body(verdict, text, metadata, license), validity: verdict, entry: Some(e) })
+    let body = body(verdict, &text, metadata, found.then_some((&*e, now)));
+    Ok(Answer { found, body, validity: verdict, entry: Some(e) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::licenses::ValidateOut;
+
+    #[test]
+    fn the_head_is_a_validate_out_without_its_license() {
+        let metadata = serde_json::json!({"fingerprint": "m1"});
+        for v in [Validity::Valid, Validity::HeartbeatDead, Validity::Expired { in_grace: true }] {
+            let out = ValidateOut {
+                valid: v.valid(),
+                code: v.code().into(),
+                detail: "A \"detail\".".into(),
+                metadata: metadata.clone(),
+                license: None,
+            };
+            assert_eq!(body(v, "A \"detail\".", &metadata, None), serde_json::to_string(&out).unwrap());
+        }
+    }
 }

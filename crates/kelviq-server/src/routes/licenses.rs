@@ -8,7 +8,7 @@
 
 use crate::clock::tenant_now;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{Body, Caller, Page, ServerCaller};
+use crate::http::extract::{AliasedBody, Body, Caller, Page, ServerCaller};
 use crate::http::paging::paged;
 use crate::licenses::activation::{self, Activation, Failure, Refusal};
 use crate::licenses::admin::{self, LicenseChanges};
@@ -19,7 +19,7 @@ use crate::wire::licenses::{
     ActivateOut, DeactivateOut, HeartbeatOut, LicenseFileOut, LicenseOut, PublicKeyOut, ValidateOut,
 };
 use crate::wire::selling::Renderer;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,11 +33,16 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use utoipa::{IntoParams, ToSchema};
 
+/// Validation, a hot route, outside the `/api/v1` nest (as the entitlement
+/// check: a nested route's URI is rebuilt without its prefix on every request).
+pub fn edge_router() -> Router<AppState> {
+    Router::new().route("/api/v1/license/validate", post(validate))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/license/activate", post(activate))
         .route("/license/deactivate", post(deactivate))
-        .route("/license/validate", post(validate))
         .route("/license/heartbeat", post(heartbeat))
         .route("/license/checkout", post(checkout))
         .route("/license/public-key", get(public_key))
@@ -59,17 +64,27 @@ fn refused(f: Failure) -> ApiResult<Response> {
 }
 
 /// A client-key call from an address over its minute's allowance: 429.
-async fn client_allowed(state: &AppState, caller: &Caller, parts: &Parts) -> ApiResult<()> {
-    if caller.kind == KeyKind::Server {
-        return Ok(());
-    }
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let ip = crate::geo::Visitor::of(&state.geo, peer, &parts.headers).ip;
-    let now = tenant_now(state, &caller.tenant).await?;
-    if state.licenses.client_call_allowed(ip, state.config.license_client_requests_per_minute, now) {
-        Ok(())
-    } else {
-        Err(ApiError::TooManyRequests("Too many license requests from this address; try again in a minute.".into()))
+/// The caller of a license call a desktop app makes: a server key, or a
+/// client key within its address's limit per minute. Read from the request
+/// in place (no copy of its headers), as validation is a hot path.
+pub struct LicenseCaller(pub Caller);
+
+impl FromRequestParts<AppState> for LicenseCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if caller.kind == KeyKind::Server {
+            return Ok(LicenseCaller(caller));
+        }
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let ip = peer.map(|peer| crate::geo::address(&state.geo, peer, &parts.headers));
+        let now = tenant_now(state, &caller.tenant).await?;
+        if state.licenses.client_call_allowed(ip, state.config.license_client_requests_per_minute, now) {
+            Ok(LicenseCaller(caller))
+        } else {
+            Err(ApiError::TooManyRequests("Too many license requests from this address; try again in a minute.".into()))
+        }
     }
 }
 
@@ -171,7 +186,9 @@ pub async fn deactivate(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValidateIn {
+    #[serde(alias = "licenseKey")]
     pub license_key: Option<String>,
+    #[serde(alias = "instanceId")]
     pub instance_id: Option<String>,
 }
 
@@ -182,11 +199,9 @@ pub struct ValidateIn {
         (status = 400), (status = 401), (status = 404, description = "INVALID_KEY or INSTANCE_NOT_FOUND, in the same shape", body = ValidateOut), (status = 429)))]
 pub async fn validate(
     State(state): State<AppState>,
-    caller: Caller,
-    parts: Parts,
-    Body(input): Body<ValidateIn>,
+    LicenseCaller(caller): LicenseCaller,
+    AliasedBody(input): AliasedBody<ValidateIn>,
 ) -> ApiResult<Response> {
-    client_allowed(&state, &caller, &parts).await?;
     let mut errors = FieldErrors::new();
     let key = activation::required_key(input.license_key, &mut errors);
     if input.instance_id.as_ref().is_some_and(|i| i.len() > 64) {
@@ -206,11 +221,9 @@ pub async fn validate(
         (status = 404, description = "Unknown, ended, or past its heartbeat (then released: activate again)"), (status = 429)))]
 pub async fn heartbeat(
     State(state): State<AppState>,
-    caller: Caller,
-    parts: Parts,
+    LicenseCaller(caller): LicenseCaller,
     Body(input): Body<InstanceIn>,
 ) -> ApiResult<Response> {
-    client_allowed(&state, &caller, &parts).await?;
     let (key, instance) = input.checked()?;
     match activation::heartbeat(&state, &caller.tenant, &key, &instance).await {
         Ok(b) => Ok(Json(HeartbeatOut {
@@ -241,11 +254,9 @@ pub struct CheckoutIn {
         (status = 403, description = "The license does not validate"), (status = 404), (status = 429)))]
 pub async fn checkout(
     State(state): State<AppState>,
-    caller: Caller,
-    parts: Parts,
+    LicenseCaller(caller): LicenseCaller,
     Body(input): Body<CheckoutIn>,
 ) -> ApiResult<Response> {
-    client_allowed(&state, &caller, &parts).await?;
     let ttl = kelviq_core::licenses::offline::ttl(input.ttl).map_err(|m| ApiError::field("ttl", m));
     let checked = InstanceIn { license_key: input.license_key, instance_id: input.instance_id }.checked();
     let ((key, instance), ttl) = match (checked, ttl) {
