@@ -196,21 +196,24 @@ impl Store {
         rows.iter().map(instance_from_row).collect()
     }
 
-    /// Writes when instances were last seen validating (a batch).
+    /// Writes when instances were last seen validating (a batch): one
+    /// statement per few hundred instances, so a second's validations cost
+    /// the database a few round trips, not one per instance.
     pub async fn touch_instances(&self, seen: &[(uuid::Uuid, DateTime<Utc>)]) -> Result<()> {
         if seen.is_empty() {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        for (id, at) in seen {
-            sqlx::query(
-                "UPDATE license_instances SET last_seen_at = $1 WHERE id = $2 \
-                 AND (last_seen_at IS NULL OR last_seen_at < $1)",
-            )
-            .bind(to_micros(*at))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        for chunk in seen.chunks(crate::pending::max_binds(self.backend) / 2) {
+            // VALUES names its columns column1, column2 on both databases.
+            let sql = format!(
+                "UPDATE license_instances SET last_seen_at = v.column2 FROM (VALUES {}) AS v \
+                 WHERE license_instances.id = v.column1 \
+                 AND (license_instances.last_seen_at IS NULL OR license_instances.last_seen_at < v.column2)",
+                crate::pending::placeholders(chunk.len(), 2, 1)
+            );
+            let q = chunk.iter().fold(sqlx::query(&sql), |q, (id, at)| q.bind(id.to_string()).bind(to_micros(*at)));
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

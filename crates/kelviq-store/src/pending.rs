@@ -101,7 +101,7 @@ impl Pending {
 /// (`sqlite3_bind_parameter_name` walks the statement's list of names), so a
 /// statement's binding costs the square of its values: 13 % of a billing
 /// run's time at 1,200 values a statement.
-fn max_binds(backend: Backend) -> usize {
+pub(crate) fn max_binds(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 256,
         Backend::Postgres => 30_000,

@@ -160,18 +160,24 @@ async fn keys_activate_validate_and_deactivate(backend: Backend) {
     assert_eq!(status, 201, "{c}");
     let ic = c["instanceId"].as_str().unwrap().to_string();
 
-    // The merchant's view; validation is recorded as last seen (within a second or so).
-    let mut seen = Value::Null;
+    // The merchant's view; validation is recorded as last seen (within a
+    // second or so), several instances in one write.
+    assert_eq!(validate(&api, &key, Some(&ia)).await.0, 200);
+    assert_eq!(validate(&api, &key, Some(&ic)).await.0, 200);
+    let mut seen = Vec::new();
     for _ in 0..40 {
         let l = admin(&api, "cus_lic").await;
-        let a = l["instances"].as_array().unwrap().iter().find(|i| i["id"] == ia.as_str()).unwrap().clone();
-        seen = a["lastSeenAt"].clone();
-        if !seen.is_null() {
+        let instances = l["instances"].as_array().unwrap();
+        seen = [&ia, &ic]
+            .iter()
+            .map(|id| instances.iter().find(|i| i["id"] == id.as_str()).unwrap()["lastSeenAt"].clone())
+            .collect();
+        if seen.iter().all(|s| !s.is_null()) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(seen, "2026-01-31T10:00:00Z");
+    assert_eq!(seen, ["2026-01-31T10:00:00Z", "2026-01-31T10:00:00Z"]);
     let l = admin(&api, "cus_lic").await;
     let by: Vec<(Value, Value)> =
         l["instances"].as_array().unwrap().iter().map(|i| (i["deactivatedBy"].clone(), i["active"].clone())).collect();
