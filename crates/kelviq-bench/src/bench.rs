@@ -124,8 +124,11 @@ async fn run_on(options: &BenchOptions, dir: &std::path::Path, database_url: Opt
     let key = boot.server_key.clone();
 
     println!(
-        "kelviq bench on {backend}: {} customers, {} s per run, {} connections",
-        options.customers, options.seconds, options.connections
+        "kelviq bench on {backend}: {} customers, {} s per run, {} connections{}",
+        options.customers,
+        options.seconds,
+        options.connections,
+        if options.config.pin_workers { ", workers pinned to CPUs" } else { "" }
     );
     seed_catalog(&client, &base, &key).await?;
     let plan = store.find_published_plan(&tenant, "bench").await?.ok_or_else(|| anyhow::anyhow!("bench plan"))?;

@@ -91,5 +91,5 @@ fn run(args: Args) -> anyhow::Result<()> {
         database_url: config.database_url.clone(),
         config,
     };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bench::run(options))
+    kelviq_server::runtime::build(&options.config)?.block_on(bench::run(options))
 }

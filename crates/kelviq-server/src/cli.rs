@@ -293,7 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = crate::runtime::build(&cfg)?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { .. } => run_serve(cfg).await,

@@ -30,6 +30,12 @@ pub struct Config {
     /// Largest accepted request body; larger ones get 413.
     pub body_limit_bytes: usize,
     pub db_max_connections: u32,
+    /// Binds each of the server's worker threads to its own CPU (of those
+    /// the process may run on). For a machine or a container's CPU set given
+    /// to kelviq: the kernel then cannot stack two busy workers on one CPU
+    /// while another runs something else. Off by default: leave it off where
+    /// the CPUs are shared with other busy processes or limited by a quota.
+    pub pin_workers: bool,
     /// How long a SIGTERM waits for in-flight requests.
     pub shutdown_grace_seconds: u64,
     /// Largest file accepted by the media upload endpoint.
@@ -140,6 +146,7 @@ impl Default for Config {
             log_level: "info".into(),
             body_limit_bytes: 1024 * 1024,
             db_max_connections: 8,
+            pin_workers: false,
             shutdown_grace_seconds: 30,
             key_cache_seconds: 60,
             media_max_bytes: 50 * 1024 * 1024,
@@ -232,6 +239,7 @@ const KNOWN_ENV: &[&str] = &[
     "KELVIQ_GEO_RELOAD_INTERVAL_MS",
     "KELVIQ_LICENSE_ACTIVATION_ATTEMPTS_PER_HOUR",
     "KELVIQ_LICENSE_CLIENT_REQUESTS_PER_MINUTE",
+    "KELVIQ_PIN_WORKERS",
     "KELVIQ_PORTAL_SESSION_MINUTES",
     "KELVIQ_SMTP_URL",
     "KELVIQ_MAIL_FROM",
@@ -293,6 +301,7 @@ impl Config {
         }
         parse_env(env, "KELVIQ_BODY_LIMIT_BYTES", &mut cfg.body_limit_bytes)?;
         parse_env(env, "KELVIQ_DB_MAX_CONNECTIONS", &mut cfg.db_max_connections)?;
+        parse_env(env, "KELVIQ_PIN_WORKERS", &mut cfg.pin_workers)?;
         parse_env(env, "KELVIQ_SHUTDOWN_GRACE_SECONDS", &mut cfg.shutdown_grace_seconds)?;
         parse_env(env, "KELVIQ_KEY_CACHE_SECONDS", &mut cfg.key_cache_seconds)?;
         parse_env(env, "KELVIQ_MEDIA_MAX_BYTES", &mut cfg.media_max_bytes)?;

@@ -21,6 +21,7 @@ pub mod portal;
 pub mod promotions;
 pub mod providers;
 pub mod routes;
+pub mod runtime;
 pub mod selling;
 pub mod state;
 pub mod storefront;

@@ -30,6 +30,7 @@ mod portal_account;
 mod portal_changes;
 mod portal_signin;
 mod promotions;
+mod runtime;
 mod sdk;
 mod sdk_licenses;
 mod sdk_metering;
