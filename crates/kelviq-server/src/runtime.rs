@@ -17,6 +17,9 @@ pub fn build(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     let cpus = if config.pin_workers { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    if config.pin_workers && cpus.is_empty() {
+        tracing::warn!("pin_workers: the CPUs this process may use could not be read; the workers are not bound");
+    }
     if !cpus.is_empty() {
         let workers = std::thread::available_parallelism().map_or(cpus.len(), |n| n.get()).min(cpus.len());
         builder.worker_threads(workers);
