@@ -63,9 +63,8 @@ fn refused(f: Failure) -> ApiResult<Response> {
     Ok((status, Json(json!({ "error": message }))).into_response())
 }
 
-/// A client-key call from an address over its minute's allowance: 429.
 /// The caller of a license call a desktop app makes: a server key, or a
-/// client key within its address's limit per minute. Read from the request
+/// client key within its address's limit per minute (429 beyond). Read from the request
 /// in place (no copy of its headers), as validation is a hot path.
 pub struct LicenseCaller(pub Caller);
 
